@@ -1,0 +1,34 @@
+# lifecert: one set-up command, one main job, one test command (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+APT_PACKAGES := mosquitto mosquitto-clients openssl systemd pcscd vsmartcard-vpcd libpcsclite-dev swig espeak-ng chromium
+EXTRAS := edge,central,camera,pcsc,build,dev
+
+.PHONY: setup apt pip models test lint demo
+
+setup: apt pip models  ## everything a fresh machine needs
+
+apt:
+	@if command -v apt-get >/dev/null; then \
+	  missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  fi; \
+	fi
+
+pip:
+	$(PYTHON) -m pip install -q -e '.[$(EXTRAS)]'
+
+models:
+	@echo "model bundle: built by 'lifecert-models build' once the models issue lands"
+
+test:
+	$(PYTHON) -m pytest -q
+
+lint:
+	ruff check .
+	ruff format --check .
+	mypy
+
+demo:
+	lifecert demo

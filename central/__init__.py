@@ -1,0 +1,1 @@
+"""The central service: ingest, eligibility, holds, registries, bank files, console."""

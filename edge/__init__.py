@@ -1,0 +1,1 @@
+"""The terminal service: session, outbox, template cache, MQTT client, kiosk UI."""

@@ -1,0 +1,1 @@
+"""Hardware abstraction: camera, card readers, vein sensor, speaker; real and emulated backends."""

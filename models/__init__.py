@@ -1,0 +1,1 @@
+"""Model bundles, the TFLite runtime, face pipeline, liveness measures and vein matching."""

@@ -1,0 +1,1 @@
+"""Fleet provisioning: CA, device enrolment bundles, broker config, revocation, signing."""
