@@ -1,6 +1,7 @@
 """Schemas, topics and ID numbers of the wire contract."""
 
 import datetime as dt
+import json
 import uuid
 
 import pytest
@@ -54,10 +55,7 @@ def test_encode_is_canonical() -> None:
     ],
 )
 def test_invalid_results_name_the_field(over: dict[str, object], field: str) -> None:
-    good = messages.encode(assisted()).decode()
-    import json
-
-    data = json.loads(good)
+    data = json.loads(messages.encode(assisted()))
     for key, value in over.items():
         data[key] = value.isoformat() if isinstance(value, dt.datetime) else value
     with pytest.raises(MessageError, match=field):
@@ -75,7 +73,7 @@ def test_template_only_with_pass() -> None:
 
 
 def test_unknown_field_refused() -> None:
-    with pytest.raises(MessageError, match="(?i)extra"):
+    with pytest.raises(MessageError, match=r"(?i)extra"):
         messages.decode(messages.Result, messages.encode(assisted())[:-1] + b',"x":1}')
 
 
