@@ -1,0 +1,83 @@
+"""The unit files pass `systemd-analyze verify` and carry the settings operations rely on."""
+
+import configparser
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+UNITS = Path(__file__).resolve().parents[2] / "systemd"
+SERVICES = sorted(UNITS.glob("*.service"))
+
+
+def _parse(unit: Path) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser(strict=False, delimiters=("=",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(unit.read_text())
+    return parser
+
+
+@pytest.fixture(scope="module")
+def verify_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Copies of the units whose executables point at this machine's installed commands."""
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze not installed: `apt-get install systemd` (make setup does)")
+    out = tmp_path_factory.mktemp("units")
+    bindir = Path(sys.executable).parent
+    for unit in SERVICES:
+        text = unit.read_text()
+        for command in ("lifecert-edge", "lifecert-central", "lifecert-kiosk"):
+            found = shutil.which(command) or str(bindir / command)
+            text = text.replace(f"/usr/local/bin/{command}", found)
+        (out / unit.name).write_text(text)
+    return out
+
+
+def test_units_exist() -> None:
+    names = {u.name for u in SERVICES}
+    assert {"lifecert-edge.service", "lifecert-central.service"} <= names
+
+
+@pytest.mark.parametrize("unit", SERVICES, ids=lambda u: u.name)
+def test_systemd_analyze_verify_is_silent(verify_dir: Path, unit: Path) -> None:
+    name = unit.name.replace("@.service", "@1.service")
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", str(verify_dir / name)],
+        capture_output=True,
+        text=True,
+        cwd=verify_dir,
+        timeout=60,
+        check=False,
+    )
+    ours = [line for line in proc.stderr.splitlines() if "lifecert" in line]
+    assert proc.returncode == 0 and not ours, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "unit", [u for u in SERVICES if "kiosk" not in u.name], ids=lambda u: u.name
+)
+def test_services_are_notify_with_watchdog_restart_and_hardening(unit: Path) -> None:
+    service = _parse(unit)["Service"]
+    assert service["Type"] == "notify"
+    assert int(service["WatchdogSec"]) > 0
+    assert service["Restart"] == "on-failure"
+    assert service["ProtectSystem"] == "strict"
+    assert service["NoNewPrivileges"] == "yes"
+    assert service["User"] != "root"
+    assert "--validate-config" in service["ExecStartPre"]
+
+
+def test_bad_unit_is_caught(verify_dir: Path) -> None:
+    """The verify check can fail: a broken copy is reported."""
+    bad = verify_dir / "lifecert-broken.service"
+    bad.write_text((verify_dir / "lifecert-edge.service").read_text().replace("notify", "notfy"))
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "notfy" in proc.stderr
