@@ -1,0 +1,1 @@
+"""Build-time tools: weight readers, the TFLite writer, bundle builder and evaluation."""

@@ -1,0 +1,183 @@
+"""A small TFLite flatbuffer writer: float32 graphs of the few built-in ops we need.
+
+It fills the object API of the TFLite schema that ``ai-edge-litert`` ships
+(``schema_py_generated``) and packs it with ``flatbuffers``; no TensorFlow.
+"""
+
+from typing import Any
+
+import flatbuffers
+import numpy as np
+from ai_edge_litert import schema_py_generated as fb
+
+RELU = fb.ActivationFunctionType.RELU
+NONE = fb.ActivationFunctionType.NONE
+
+
+class GraphWriter:
+    """Builds one subgraph op by op; tensors are referred to by index."""
+
+    def __init__(self, description: str) -> None:
+        self._description = description
+        self._tensors: list[Any] = []
+        self._buffers: list[Any] = [fb.BufferT()]  # buffer 0: the empty sentinel
+        self._ops: list[Any] = []
+        self._codes: list[int] = []
+        self.shapes: list[tuple[int, ...]] = []
+
+    def _tensor(self, name: str, shape: tuple[int, ...], data: np.ndarray | None = None) -> int:
+        tensor = fb.TensorT()
+        tensor.name = name
+        tensor.shape = list(shape)
+        tensor.type = fb.TensorType.INT32 if data is not None and data.dtype == np.int32 else 0
+        if data is not None:
+            buffer = fb.BufferT()
+            buffer.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
+            self._buffers.append(buffer)
+            tensor.buffer = len(self._buffers) - 1
+        else:
+            tensor.buffer = 0
+        self._tensors.append(tensor)
+        self.shapes.append(tuple(shape))
+        return len(self._tensors) - 1
+
+    def input(self, name: str, shape: tuple[int, ...]) -> int:
+        """A graph input (float32)."""
+        self._inputs = [self._tensor(name, shape)]
+        return self._inputs[0]
+
+    def const(self, name: str, value: np.ndarray) -> int:
+        """A constant tensor (float32 or int32)."""
+        value = value.astype(np.int32 if value.dtype.kind in "iu" else np.float32)
+        return self._tensor(name, value.shape, value)
+
+    def _op(
+        self,
+        code: int,
+        inputs: list[int],
+        out_shape: tuple[int, ...],
+        name: str,
+        options_type: int = 0,
+        options: Any = None,
+    ) -> int:
+        if code not in self._codes:
+            self._codes.append(code)
+        out = self._tensor(name, out_shape)
+        op = fb.OperatorT()
+        op.opcodeIndex = self._codes.index(code)
+        op.inputs, op.outputs = inputs, [out]
+        op.builtinOptionsType, op.builtinOptions = options_type, options
+        self._ops.append(op)
+        return out
+
+    def conv2d(
+        self,
+        x: int,
+        weights: np.ndarray,
+        bias: np.ndarray,
+        stride: int,
+        same: bool,
+        relu: bool,
+        name: str,
+    ) -> int:
+        """``weights`` in TFLite order [out, h, w, in]."""
+        n, h, w, _ = self.shapes[x]
+        out_c, kh, kw, _ = weights.shape
+        oh, ow = _out_size(h, kh, stride, same), _out_size(w, kw, stride, same)
+        opts = fb.Conv2DOptionsT()
+        opts.padding = fb.Padding.SAME if same else fb.Padding.VALID
+        opts.strideH = opts.strideW = stride
+        opts.dilationHFactor = opts.dilationWFactor = 1
+        opts.fusedActivationFunction = RELU if relu else NONE
+        wt = self.const(f"{name}/weights", weights)
+        bt = self.const(f"{name}/bias", bias)
+        return self._op(
+            fb.BuiltinOperator.CONV_2D,
+            [x, wt, bt],
+            (n, oh, ow, out_c),
+            name,
+            fb.BuiltinOptions.Conv2DOptions,
+            opts,
+        )
+
+    def pool(self, x: int, size: int, stride: int, average: bool, name: str) -> int:
+        """Max or average pooling, VALID padding."""
+        n, h, w, c = self.shapes[x]
+        opts = fb.Pool2DOptionsT()
+        opts.padding = fb.Padding.VALID
+        opts.strideH = opts.strideW = stride
+        opts.filterHeight = opts.filterWidth = size
+        opts.fusedActivationFunction = NONE
+        code = fb.BuiltinOperator.AVERAGE_POOL_2D if average else fb.BuiltinOperator.MAX_POOL_2D
+        shape = (n, _out_size(h, size, stride, False), _out_size(w, size, stride, False), c)
+        return self._op(code, [x], shape, name, fb.BuiltinOptions.Pool2DOptions, opts)
+
+    def pad(self, x: int, paddings: list[tuple[int, int]], name: str) -> int:
+        """Zero padding, ``paddings`` per dimension (before, after)."""
+        shape = tuple(d + a + b for d, (a, b) in zip(self.shapes[x], paddings, strict=True))
+        pt = self.const(f"{name}/paddings", np.array(paddings, dtype=np.int32))
+        return self._op(
+            fb.BuiltinOperator.PAD,
+            [x, pt],
+            shape,
+            name,
+            fb.BuiltinOptions.PadOptions,
+            fb.PadOptionsT(),
+        )
+
+    def add(self, a: int, b: int, relu: bool, name: str) -> int:
+        """Element-wise sum of two tensors of one shape."""
+        opts = fb.AddOptionsT()
+        opts.fusedActivationFunction = RELU if relu else NONE
+        return self._op(
+            fb.BuiltinOperator.ADD, [a, b], self.shapes[a], name, fb.BuiltinOptions.AddOptions, opts
+        )
+
+    def spatial_mean(self, x: int, name: str) -> int:
+        """Global average over height and width: [n, h, w, c] -> [n, c]."""
+        n, _, _, c = self.shapes[x]
+        axes = self.const(f"{name}/axes", np.array([1, 2], dtype=np.int32))
+        opts = fb.ReducerOptionsT()
+        opts.keepDims = False
+        return self._op(
+            fb.BuiltinOperator.MEAN, [x, axes], (n, c), name, fb.BuiltinOptions.ReducerOptions, opts
+        )
+
+    def dense(self, x: int, weights: np.ndarray, name: str) -> int:
+        """Fully connected without bias; ``weights`` [out, in]."""
+        n = self.shapes[x][0]
+        wt = self.const(f"{name}/weights", weights)
+        opts = fb.FullyConnectedOptionsT()
+        opts.fusedActivationFunction = NONE
+        return self._op(
+            fb.BuiltinOperator.FULLY_CONNECTED,
+            [x, wt, -1],
+            (n, weights.shape[0]),
+            name,
+            fb.BuiltinOptions.FullyConnectedOptions,
+            opts,
+        )
+
+    def finish(self, outputs: list[int]) -> bytes:
+        """The serialised model with ``outputs`` as graph outputs."""
+        graph = fb.SubGraphT()
+        graph.tensors, graph.operators = self._tensors, self._ops
+        graph.inputs, graph.outputs = self._inputs, outputs
+        graph.name = "main"
+        model = fb.ModelT()
+        model.version = 3
+        model.description = self._description
+        model.buffers, model.subgraphs = self._buffers, [graph]
+        model.operatorCodes = []
+        for code in self._codes:
+            oc = fb.OperatorCodeT()
+            oc.builtinCode = oc.deprecatedBuiltinCode = code
+            oc.version = 1
+            model.operatorCodes.append(oc)
+        builder = flatbuffers.Builder(32 * 1024 * 1024)
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        return bytes(builder.Output())
+
+
+def _out_size(size: int, kernel: int, stride: int, same: bool) -> int:
+    return -(-size // stride) if same else (size - kernel) // stride + 1
