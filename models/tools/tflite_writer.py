@@ -52,13 +52,7 @@ class GraphWriter:
         return self._tensor(name, value.shape, value)
 
     def _op(
-        self,
-        code: int,
-        inputs: list[int],
-        out_shape: tuple[int, ...],
-        name: str,
-        options_type: int = 0,
-        options: Any = None,
+        self, code: int, inputs: list[int], out_shape: tuple[int, ...], name: str, options: Any
     ) -> int:
         if code not in self._codes:
             self._codes.append(code)
@@ -66,7 +60,9 @@ class GraphWriter:
         op = fb.OperatorT()
         op.opcodeIndex = self._codes.index(code)
         op.inputs, op.outputs = inputs, [out]
-        op.builtinOptionsType, op.builtinOptions = options_type, options
+        # ``Conv2DOptionsT`` -> ``BuiltinOptions.Conv2DOptions``
+        op.builtinOptionsType = getattr(fb.BuiltinOptions, type(options).__name__[:-1])
+        op.builtinOptions = options
         self._ops.append(op)
         return out
 
@@ -75,6 +71,7 @@ class GraphWriter:
         x: int,
         weights: np.ndarray,
         bias: np.ndarray,
+        *,
         stride: int,
         same: bool,
         relu: bool,
@@ -96,7 +93,6 @@ class GraphWriter:
             [x, wt, bt],
             (n, oh, ow, out_c),
             name,
-            fb.BuiltinOptions.Conv2DOptions,
             opts,
         )
 
@@ -110,7 +106,7 @@ class GraphWriter:
         opts.fusedActivationFunction = NONE
         code = fb.BuiltinOperator.AVERAGE_POOL_2D if average else fb.BuiltinOperator.MAX_POOL_2D
         shape = (n, _out_size(h, size, stride, False), _out_size(w, size, stride, False), c)
-        return self._op(code, [x], shape, name, fb.BuiltinOptions.Pool2DOptions, opts)
+        return self._op(code, [x], shape, name, opts)
 
     def pad(self, x: int, paddings: list[tuple[int, int]], name: str) -> int:
         """Zero padding, ``paddings`` per dimension (before, after)."""
@@ -121,7 +117,6 @@ class GraphWriter:
             [x, pt],
             shape,
             name,
-            fb.BuiltinOptions.PadOptions,
             fb.PadOptionsT(),
         )
 
@@ -129,9 +124,7 @@ class GraphWriter:
         """Element-wise sum of two tensors of one shape."""
         opts = fb.AddOptionsT()
         opts.fusedActivationFunction = RELU if relu else NONE
-        return self._op(
-            fb.BuiltinOperator.ADD, [a, b], self.shapes[a], name, fb.BuiltinOptions.AddOptions, opts
-        )
+        return self._op(fb.BuiltinOperator.ADD, [a, b], self.shapes[a], name, opts)
 
     def spatial_mean(self, x: int, name: str) -> int:
         """Global average over height and width: [n, h, w, c] -> [n, c]."""
@@ -139,9 +132,7 @@ class GraphWriter:
         axes = self.const(f"{name}/axes", np.array([1, 2], dtype=np.int32))
         opts = fb.ReducerOptionsT()
         opts.keepDims = False
-        return self._op(
-            fb.BuiltinOperator.MEAN, [x, axes], (n, c), name, fb.BuiltinOptions.ReducerOptions, opts
-        )
+        return self._op(fb.BuiltinOperator.MEAN, [x, axes], (n, c), name, opts)
 
     def dense(self, x: int, weights: np.ndarray, name: str) -> int:
         """Fully connected without bias; ``weights`` [out, in]."""
@@ -154,7 +145,6 @@ class GraphWriter:
             [x, wt, -1],
             (n, weights.shape[0]),
             name,
-            fb.BuiltinOptions.FullyConnectedOptions,
             opts,
         )
 
