@@ -1,0 +1,5 @@
+"""``python -m edge`` = ``lifecert-edge``."""
+
+from edge.cli import main
+
+main()

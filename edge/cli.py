@@ -1,0 +1,178 @@
+"""``lifecert-edge``: the terminal's command line, a thin layer over the edge API."""
+
+import datetime as dt
+import json
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, cast
+
+import click
+
+from edge import config as edge_config
+from edge import keys as edge_keys
+from edge.config import EdgeConfig
+from edge.outbox import Row, Status
+from edge.results import Document, Recorder, assisted
+from edge.service import EdgeService, open_outbox
+from protocol import idnumber, logs
+from protocol.cli import friendly_errors
+
+
+@dataclass
+class _State:
+    path: Path
+    cfg: EdgeConfig | None = None
+
+    def config(self) -> EdgeConfig:
+        if self.cfg is None:
+            self.cfg = edge_config.load(self.path)
+        return self.cfg
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="LIFECERT_EDGE_CONFIG",
+    default=edge_config.DEFAULT_PATH,
+    show_default=True,
+    help="edge.toml (or $LIFECERT_EDGE_CONFIG)",
+)
+@click.option("--validate-config", is_flag=True, help="Check the config file, print OK, exit.")
+@click.pass_context
+@friendly_errors
+def main(ctx: click.Context, config_path: Path, validate_config: bool) -> None:
+    """The lifecert terminal: deliver signed results, record desk certifications.
+
+    \b
+    Example:
+      lifecert-edge --config /etc/lifecert/edge.toml --validate-config
+      lifecert-edge --config bundle/edge.toml run
+    """
+    state = _State(config_path)
+    ctx.obj = state
+    if validate_config:
+        cfg = state.config()
+        edge_keys.load(cfg)
+        click.echo(f"OK: {config_path} (device {cfg.device_id})")
+        ctx.exit(0)
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+@main.command()
+@click.pass_obj
+@friendly_errors
+def run(state: _State) -> None:
+    """Deliver the outbox to central until SIGTERM or Ctrl-C.
+
+    Works offline: results wait in the outbox until the broker is reachable and
+    central acks them.
+
+    \b
+    Example:
+      lifecert-edge --config /etc/lifecert/edge.toml run
+    """
+    cfg = state.config()
+    logs.setup(cfg.log_level, json=cfg.log_json, service="lifecert-edge")
+    service = EdgeService(cfg)
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        service.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    service.run()
+
+
+def _id_number(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return idnumber.validate(value)
+    except idnumber.IdNumberError as exc:
+        raise click.BadParameter(f"{value!r} is not a valid ID number: {exc}") from None
+
+
+@main.command("certify-assisted")
+@click.option(
+    "--retiree", required=True, callback=_id_number, help="Retiree's 18-character ID number."
+)
+@click.option("--staff", required=True, help="Id of the staff member who saw the retiree.")
+@click.option(
+    "--document",
+    type=click.Choice(["id_card", "ss_card", "other"]),
+    default="id_card",
+    show_default=True,
+    help="Document the staff member checked.",
+)
+@click.option("--note", default="", help="Free-text note (at most 500 characters).")
+@click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON.")
+@click.pass_obj
+@friendly_errors
+def certify_assisted(
+    state: _State, *, retiree: str, staff: str, document: str, note: str, as_json: bool
+) -> None:
+    """Record a desk certification (staff saw the retiree in person).
+
+    The signed result is on disk when the receipt (result id and seq) prints;
+    the running service delivers it.
+
+    \b
+    Example:
+      lifecert-edge certify-assisted --retiree 11010519491231002X --staff desk-07
+    """
+    cfg = state.config()
+    keys = edge_keys.load(cfg)
+    with open_outbox(cfg) as outbox:
+        receipt = Recorder(outbox, keys).record(
+            assisted(retiree, staff, cast(Document, document), note)
+        )
+    if as_json:
+        click.echo(json.dumps(receipt.as_dict()))
+    else:
+        click.echo(f"stored result {receipt.result_id} seq {receipt.seq}: pending delivery")
+
+
+def _when(ts: float | None) -> str:
+    return (
+        "-" if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+    )
+
+
+def _row_json(row: Row) -> dict[str, Any]:
+    data = row.as_dict()
+    data["ack"] = json.loads(row.ack) if row.ack else None
+    return data
+
+
+@main.command("outbox")
+@click.option(
+    "--status", type=click.Choice([s.value for s in Status]), help="Only rows with this status."
+)
+@click.option("--limit", type=click.IntRange(0, None), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print counts and rows as JSON.")
+@click.pass_obj
+@friendly_errors
+def outbox_cmd(state: _State, status: str | None, limit: int, as_json: bool) -> None:
+    """Show the outbox: counts per status and the newest rows (never the signed bodies).
+
+    \b
+    Example:
+      lifecert-edge outbox --status pending --limit 50
+    """
+    cfg = state.config()
+    with open_outbox(cfg) as outbox:
+        counts = outbox.counts()
+        rows = outbox.rows(Status(status) if status else None, limit=limit)
+    if as_json:
+        click.echo(json.dumps({"counts": counts, "rows": [_row_json(r) for r in rows]}))
+        return
+    click.echo("  ".join(f"{k}: {v}" for k, v in counts.items()))
+    for row in rows:
+        click.echo(
+            f"{row.seq:>6}  {row.status.value:<9}  {row.result_id}  {row.method:<8} "
+            f"{row.decision:<5} {row.retiree_id}  created {_when(row.created_at)}  "
+            f"sent {row.attempts}x, last {_when(row.last_sent_at)}"
+        )

@@ -1,0 +1,142 @@
+"""The terminal's configuration (``edge.toml``), validated at start-up.
+
+The keys written by provisioning (``device_id``, ``data_dir``, ``log_level``,
+``[mqtt]``, ``[central]``) are required or defaulted exactly as in
+docs/design.md; the sections this module adds (``[outbox]``, ``[link]``) all
+have defaults, so every enrolment bundle stays valid.
+"""
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from protocol import config as _config
+from protocol import topics
+from protocol.config import ConfigPath, Section
+from protocol.settings import CentralKeys, MqttSettings
+
+ENV_PREFIX = "LIFECERT_EDGE"
+DEFAULT_PATH = Path("/etc/lifecert/edge.toml")
+DB_NAME = "edge.sqlite"
+
+DeviceId = Annotated[str, AfterValidator(topics.check_device_id)]
+
+
+class OutboxSettings(Section):
+    """How long to wait for central's ack and how results are re-sent."""
+
+    ack_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        title="ack timeout",
+        description="seconds to wait for central's ack before re-sending a result, e.g. 30",
+    )
+    backoff_max_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=86400,
+        title="maximum back-off",
+        description="cap in seconds on the doubling wait between re-sends, e.g. 600",
+    )
+    max_inflight: int = Field(
+        default=200,
+        ge=1,
+        le=10000,
+        title="in-flight window",
+        description="results published and not yet acked at most at once, e.g. 200",
+    )
+    poll_interval_s: float = Field(
+        default=0.2,
+        gt=0,
+        le=60,
+        title="poll interval",
+        description="seconds between looks for results written by other processes, e.g. 0.2",
+    )
+    busy_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        title="busy timeout",
+        description="seconds to wait for another process's write lock on the outbox, e.g. 10",
+    )
+
+    @model_validator(mode="after")
+    def _backoff_covers_timeout(self) -> "OutboxSettings":
+        if self.backoff_max_s < self.ack_timeout_s:
+            raise ValueError("backoff_max_s must be at least ack_timeout_s")
+        return self
+
+
+class LinkSettings(Section):
+    """The MQTT session: how long the broker keeps it, how fast to reconnect."""
+
+    session_expiry_s: int = Field(
+        default=7 * 86400,
+        ge=0,
+        le=0xFFFFFFFF,
+        title="session expiry",
+        description="seconds the broker keeps this terminal's session while it is away",
+    )
+    reconnect_min_s: int = Field(
+        default=1, ge=1, le=600, title="first reconnect delay", description="seconds, e.g. 1"
+    )
+    reconnect_max_s: int = Field(
+        default=60, ge=1, le=3600, title="longest reconnect delay", description="seconds, e.g. 60"
+    )
+    telemetry_interval_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=86400,
+        title="telemetry interval",
+        description="seconds between outbox health messages on the telemetry topic; 0 = off",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "LinkSettings":
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_min_s")
+        return self
+
+
+class EdgeConfig(Section):
+    """Everything the terminal service needs (``edge.toml``)."""
+
+    device_id: DeviceId = Field(
+        title="device id",
+        description="this terminal's id, the CN of its certificate, e.g. term-0001",
+    )
+    data_dir: ConfigPath = Field(
+        default=Path("var"),
+        title="data folder",
+        description="folder for the outbox database; relative = next to the config file",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", title="log level", description="one of DEBUG, INFO, WARNING, ERROR"
+    )
+    log_json: bool = Field(
+        default=True, title="JSON logs", description="true: one JSON object per log line"
+    )
+    mqtt: MqttSettings = Field(
+        title="broker", description="broker address and mutual TLS files (an [mqtt] table)"
+    )
+    central: CentralKeys = Field(
+        title="central's keys", description="central's public keys (a [central] table)"
+    )
+    outbox: OutboxSettings = Field(
+        default_factory=OutboxSettings, title="outbox", description="an [outbox] table"
+    )
+    link: LinkSettings = Field(
+        default_factory=LinkSettings, title="MQTT session", description="a [link] table"
+    )
+
+    @property
+    def db_path(self) -> Path:
+        """The outbox database file."""
+        return self.data_dir / DB_NAME
+
+
+def load(path: Path | None) -> EdgeConfig:
+    """Load and validate ``path`` with ``LIFECERT_EDGE__SECTION__FIELD`` overrides."""
+    return _config.load(EdgeConfig, path, env_prefix=ENV_PREFIX)

@@ -1,0 +1,187 @@
+"""The terminal's MQTT 5 link: mutual TLS, a persistent session, status and acks.
+
+``client_id`` is the device id; the session survives disconnects
+(``clean_start=False`` with a session expiry) so acks central sends while the
+terminal is away wait at the broker. The status topic carries a retained
+``online`` on every connect, ``offline`` as the last will and ``stopped`` on
+a clean stop. paho's network thread reconnects with back-off; callbacks hand
+acks and connection events to the service, which does the work on its own
+thread.
+"""
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Self
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.config import EdgeConfig
+from protocol import topics
+from protocol.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+OnConnect = Callable[[bool], None]
+OnAck = Callable[[bytes], None]
+
+
+def tls_context(cfg: EdgeConfig, key_file: Path) -> ssl.SSLContext:
+    """Client TLS context: verify the broker against the fleet CA, present the device cert."""
+    tls = cfg.mqtt.tls
+    try:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"mqtt.tls.ca_file: cannot load {tls.ca_file}: {exc}") from None
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(str(tls.cert_file), str(key_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"mqtt.tls.cert_file / key_file: cannot load {tls.cert_file} with {key_file}: {exc}"
+        ) from None
+    return ctx
+
+
+class MqttLink:
+    """One device's connection to the broker; a context manager."""
+
+    def __init__(
+        self,
+        cfg: EdgeConfig,
+        key_file: Path,
+        on_ack: OnAck,
+        on_connect: OnConnect | None = None,
+    ) -> None:
+        self._cfg = cfg
+        self._on_ack = on_ack
+        self._on_connect_cb = on_connect
+        root = cfg.mqtt.root
+        self.result_topic = topics.device_topic(cfg.device_id, "result", root)
+        self.ack_topic = topics.device_topic(cfg.device_id, "ack", root)
+        self.status_topic = topics.device_topic(cfg.device_id, "status", root)
+        self.telemetry_topic = topics.device_topic(cfg.device_id, "telemetry", root)
+        self._connected = threading.Event()
+        self._started = False
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=cfg.device_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        client.tls_set_context(tls_context(cfg, key_file))
+        client.will_set(self.status_topic, topics.STATUS_OFFLINE, qos=1, retain=True)
+        client.reconnect_delay_set(cfg.link.reconnect_min_s, cfg.link.reconnect_max_s)
+        client.max_inflight_messages_set(cfg.outbox.max_inflight)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_connect_fail = self._handle_connect_fail
+        client.on_message = self._handle_message
+        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+        self._client = client
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker has accepted the connection."""
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected or ``timeout`` seconds pass."""
+        return self._connected.wait(timeout)
+
+    def start(self) -> None:
+        """Start connecting in the background; works offline and keeps retrying."""
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self._cfg.link.session_expiry_s
+        self._client.connect_async(
+            self._cfg.mqtt.host,
+            self._cfg.mqtt.port,
+            keepalive=self._cfg.mqtt.keepalive,
+            clean_start=False,
+            properties=props,
+        )
+        self._client.loop_start()
+        self._started = True
+        log.info("connecting to %s:%d", self._cfg.mqtt.host, self._cfg.mqtt.port)
+
+    def publish_result(self, jws: str) -> bool:
+        """Publish a signed result (QoS 1); False when not connected (nothing queued)."""
+        if not self.connected:
+            return False
+        info = self._client.publish(self.result_topic, jws.encode("ascii"), qos=1)
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def publish_telemetry(self, payload: bytes) -> None:
+        """Publish health metrics (QoS 0, best effort)."""
+        if self.connected:
+            self._client.publish(self.telemetry_topic, payload, qos=0)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Publish a retained ``stopped``, disconnect cleanly (no last will) and stop."""
+        if not self._started:
+            return
+        self._started = False
+        if self.connected:
+            info = self._client.publish(
+                self.status_topic, topics.STATUS_STOPPED, qos=1, retain=True
+            )
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError) as exc:
+                log.warning("could not publish the stopped status: %s", exc)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _handle_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.warning("broker refused the connection: %s", reason)
+            return
+        client.subscribe(self.ack_topic, qos=1)
+        client.publish(self.status_topic, topics.STATUS_ONLINE, qos=1, retain=True)
+        self._connected.set()
+        log.info("connected (session present: %s)", flags.session_present)
+        if self._on_connect_cb is not None:
+            self._on_connect_cb(flags.session_present)
+
+    def _handle_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        log.warning(
+            "cannot reach the broker at %s:%d; retrying", self._cfg.mqtt.host, self._cfg.mqtt.port
+        )
+
+    def _handle_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._connected.clear()
+        if self._started:
+            log.warning("disconnected from the broker: %s; reconnecting", reason)
+
+    def _handle_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        if msg.topic == self.ack_topic:
+            self._on_ack(bytes(msg.payload))
+        else:
+            log.debug("ignoring a message on %s", msg.topic)

@@ -1,0 +1,134 @@
+"""Record a certification outcome: build the signed ``Result`` and store it durably.
+
+:meth:`Recorder.record` is the one call a certification flow (the assisted
+desk now, the face/vein session later) makes: it seals any new template to
+central, signs the result with the next ``seq`` and returns a
+:class:`~edge.outbox.Receipt` only after the outbox has committed it.
+"""
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import ValidationError
+
+from edge.keys import Keys
+from edge.outbox import Entry, Outbox, Receipt
+from protocol import messages, sealing
+from protocol.errors import MessageError
+from protocol.limits import MAX_RESULT_BYTES
+from protocol.messages import (
+    AssistedEvidence,
+    Channel,
+    Decision,
+    LivenessEvidence,
+    MatchEvidence,
+    Method,
+    Result,
+)
+
+Now = Callable[[], dt.datetime]
+Document = Literal["id_card", "ss_card", "other"]
+
+
+def utc_now() -> dt.datetime:
+    """The device's current time in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A certification outcome before it gets its id, ``seq``, time and signature.
+
+    ``template`` is the new biometric template in clear; it is sealed to
+    central before anything is stored.
+    """
+
+    retiree_id: str
+    method: Method
+    decision: Decision
+    channel: Channel = Channel.KIOSK
+    match: MatchEvidence | None = None
+    liveness: LivenessEvidence | None = None
+    assisted: AssistedEvidence | None = None
+    template: bytes | None = None
+
+
+def assisted(
+    retiree_id: str, staff_id: str, document: Document = "id_card", note: str = ""
+) -> Draft:
+    """A desk certification: a staff member saw the retiree in person."""
+    try:
+        evidence = AssistedEvidence(staff_id=staff_id, document=document, note=note)
+    except ValidationError as exc:
+        raise MessageError(_describe(exc)) from None
+    return Draft(
+        retiree_id=retiree_id,
+        method=Method.ASSISTED,
+        decision=Decision.PASS,
+        channel=Channel.DESK,
+        assisted=evidence,
+    )
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<result>'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+class Recorder:
+    """Signs drafts with the device key and stores them in the outbox."""
+
+    def __init__(self, outbox: Outbox, keys: Keys, now: Now = utc_now) -> None:
+        self._outbox = outbox
+        self._keys = keys
+        self._now = now
+
+    def record(self, draft: Draft) -> Receipt:
+        """Store one outcome durably; the receipt means it is on disk."""
+        return self.record_many([draft])[0]
+
+    def record_many(self, drafts: Sequence[Draft]) -> list[Receipt]:
+        """Store several outcomes in one transaction (consecutive ``seq``)."""
+        return self._outbox.enqueue_many([self._builder(d) for d in drafts])
+
+    def _builder(self, draft: Draft) -> Callable[[int], Entry]:
+        sealed = (
+            sealing.seal(draft.template, self._keys.seal_pub, kid=self._keys.seal_kid)
+            if draft.template is not None
+            else None
+        )
+
+        def build(seq: int) -> Entry:
+            try:
+                result = Result(
+                    result_id=uuid.uuid4(),
+                    device_id=self._outbox.device_id,
+                    seq=seq,
+                    device_time=self._now(),
+                    retiree_id=draft.retiree_id,
+                    method=draft.method,
+                    decision=draft.decision,
+                    channel=draft.channel,
+                    match=draft.match,
+                    liveness=draft.liveness,
+                    assisted=draft.assisted,
+                    template=sealed,
+                )
+            except ValidationError as exc:
+                raise MessageError(f"invalid result: {_describe(exc)}") from None
+            jws = self._keys.signer.sign(messages.encode(result))
+            if len(jws) > MAX_RESULT_BYTES:
+                raise MessageError(f"signed result is {len(jws)} bytes, over {MAX_RESULT_BYTES}")
+            return Entry(
+                result_id=str(result.result_id),
+                jws=jws,
+                retiree_id=result.retiree_id,
+                method=result.method.value,
+                decision=result.decision.value,
+            )
+
+        return build

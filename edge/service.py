@@ -1,0 +1,135 @@
+"""``lifecert-edge run``: deliver the outbox to central until told to stop.
+
+Start order: keys (fail fast on a bad bundle), outbox, MQTT link, then READY —
+the terminal works offline, so READY means "the outbox is open and the loop
+runs", not "connected". The loop wakes on every ack or connect and at least
+every ``outbox.poll_interval_s`` to pick up results other processes stored,
+pings the systemd watchdog and publishes telemetry. Stop (SIGTERM/SIGINT set
+one event) runs the steps in reverse: STOPPING, ``stopped`` status, close.
+"""
+
+import json
+import logging
+import queue
+import threading
+import time
+from typing import TypeVar
+
+from edge import keys as edge_keys
+from edge.config import EdgeConfig
+from edge.mqtt import MqttLink
+from edge.outbox import Clock, Outbox
+from edge.publisher import Publisher
+from protocol import sdnotify
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _drain(q: "queue.SimpleQueue[T]") -> list[T]:
+    items = []
+    while True:
+        try:
+            items.append(q.get_nowait())
+        except queue.Empty:
+            return items
+
+
+def open_outbox(cfg: EdgeConfig, clock: Clock = time.time) -> Outbox:
+    """The outbox named by ``cfg`` (``<data_dir>/edge.sqlite``)."""
+    return Outbox(
+        cfg.db_path,
+        cfg.device_id,
+        ack_timeout_s=cfg.outbox.ack_timeout_s,
+        backoff_max_s=cfg.outbox.backoff_max_s,
+        busy_timeout_s=cfg.outbox.busy_timeout_s,
+        clock=clock,
+    )
+
+
+class EdgeService:
+    """The terminal's delivery service: outbox → broker → central's acks → outbox."""
+
+    def __init__(self, cfg: EdgeConfig, stop: threading.Event | None = None) -> None:
+        self.cfg = cfg
+        self.stop_event = stop or threading.Event()
+        self._wake = threading.Event()
+        self._acks: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self._connects: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        self._keys = edge_keys.load(cfg)
+
+    def stop(self) -> None:
+        """Ask the loop to finish (thread- and signal-safe)."""
+        self.stop_event.set()
+        self._wake.set()
+
+    def _on_ack(self, payload: bytes) -> None:
+        self._acks.put(payload)
+        self._wake.set()
+
+    def _on_connect(self, session_present: bool) -> None:
+        self._connects.put(session_present)
+        self._wake.set()
+
+    def run(self) -> None:
+        """Run until the stop event is set."""
+        with open_outbox(self.cfg) as outbox:
+            link = MqttLink(
+                self.cfg,
+                edge_keys.device_key_path(self.cfg),
+                on_ack=self._on_ack,
+                on_connect=self._on_connect,
+            )
+            publisher = Publisher(
+                outbox,
+                self._keys.central_verifier,
+                link.publish_result,
+                max_inflight=self.cfg.outbox.max_inflight,
+            )
+            with link:
+                link.start()
+                counts = outbox.counts()
+                sdnotify.notify("READY=1", f"STATUS=outbox: {counts['pending']} pending")
+                log.info(
+                    "edge service %s started, outbox %s: %s",
+                    self.cfg.device_id,
+                    outbox.path,
+                    counts,
+                )
+                self._loop(outbox, link, publisher)
+                sdnotify.notify("STOPPING=1")
+                log.info("stopping")
+        log.info("stopped")
+
+    def _loop(self, outbox: Outbox, link: MqttLink, publisher: Publisher) -> None:
+        poll = self.cfg.outbox.poll_interval_s
+        watchdog = sdnotify.watchdog_interval()
+        telemetry = self.cfg.link.telemetry_interval_s
+        last_ping = last_telemetry = 0.0
+        while not self.stop_event.is_set():
+            for session_present in _drain(self._connects):
+                publisher.connected(session_present)
+            if payloads := _drain(self._acks):
+                publisher.apply_acks(payloads)
+            if link.connected:
+                publisher.publish_due()
+            now = time.monotonic()
+            if watchdog and now - last_ping >= watchdog:
+                sdnotify.notify("WATCHDOG=1")
+                last_ping = now
+            if telemetry and link.connected and now - last_telemetry >= telemetry:
+                link.publish_telemetry(self._health(outbox, publisher))
+                last_telemetry = now
+            self._wake.wait(poll)
+            self._wake.clear()
+
+    @staticmethod
+    def _health(outbox: Outbox, publisher: Publisher) -> bytes:
+        age = outbox.oldest_pending_age()
+        return json.dumps(
+            {
+                **outbox.counts(),
+                "inflight": publisher.inflight,
+                "oldest_pending_s": None if age is None else round(age, 1),
+            }
+        ).encode()
