@@ -1,0 +1,231 @@
+"""Central's configuration (``central.toml``), validated at start-up.
+
+Relative paths, including the path of a ``sqlite:///`` database URL, are taken
+from the config file's folder. ``LIFECERT_CENTRAL__SECTION__FIELD`` variables
+override single fields.
+"""
+
+import zoneinfo
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from protocol import config, topics
+from protocol.config import ConfigPath, Section
+from protocol.errors import ConfigError
+from protocol.settings import MqttSettings
+
+ENV_PREFIX = "LIFECERT_CENTRAL"
+DEFAULT_PATH = Path("/etc/lifecert/central.toml")
+
+
+class DatabaseSettings(Section):
+    """Where central keeps its state: SQLite (embedded default) or PostgreSQL."""
+
+    url: str = Field(
+        default="sqlite:///central.sqlite",
+        title="database URL",
+        description="SQLAlchemy URL: sqlite:///central.sqlite (relative to this file) "
+        "or postgresql+psycopg://user@host/dbname",
+    )
+    busy_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        title="busy timeout",
+        description="seconds a writer waits for a lock held by another process (SQLite)",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _resolve_sqlite_path(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL: use sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
+            ) from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"backend {url.get_backend_name()!r} unsupported: use sqlite or postgresql"
+            )
+        if url.get_backend_name() == "postgresql" and url.get_driver_name() != "psycopg":
+            url = url.set(drivername="postgresql+psycopg")
+        base = (info.context or {}).get("base_dir")
+        database = url.database
+        if url.get_backend_name() == "sqlite" and database and database != ":memory:":
+            path = Path(database).expanduser()
+            if not path.is_absolute() and base is not None:
+                url = url.set(database=str(Path(base) / path))
+        return url.render_as_string(hide_password=False)
+
+
+class CentralMqtt(MqttSettings):
+    """The broker connection, with central's client certificate and session settings."""
+
+    client_id: str = Field(
+        default="lifecert-central",
+        min_length=1,
+        max_length=64,
+        title="client id",
+        description="MQTT client id; give each consumer process its own (persistent session)",
+    )
+    share_group: str = Field(
+        default=topics.SHARE_GROUP,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        title="share group",
+        description="shared-subscription group that consumer processes split results in",
+    )
+    session_expiry_s: int = Field(
+        default=86_400,
+        ge=0,
+        title="session expiry",
+        description="seconds the broker keeps central's session (and queued results) offline",
+    )
+
+
+class FleetFiles(Section):
+    """The fleet's trust anchors as provisioning writes them."""
+
+    ca_file: ConfigPath = Field(
+        default=Path("../ca/ca.pem"),
+        title="fleet CA",
+        description="PEM certificate of the fleet CA",
+    )
+    crl_file: ConfigPath = Field(
+        default=Path("../ca/crl.pem"),
+        title="fleet CRL",
+        description="PEM CRL signed by the fleet CA; re-read when it changes",
+    )
+    devices_dir: ConfigPath = Field(
+        default=Path("../devices"),
+        title="device certificates",
+        description="folder of <device_id>.pem certificates of enrolled devices",
+    )
+
+
+class KeyFiles(Section):
+    """Central's own private keys."""
+
+    sign_key: ConfigPath = Field(
+        default=Path("sign.key"),
+        title="signing key",
+        description="PEM P-256 key acks are signed with",
+    )
+    seal_key: ConfigPath = Field(
+        default=Path("seal.key"),
+        title="sealing key",
+        description="PEM P-256 key that opens templates sealed by terminals",
+    )
+
+
+class Policy(Section):
+    """Rules a result must meet to count."""
+
+    validity_months: int = Field(
+        default=12,
+        ge=1,
+        le=60,
+        title="validity",
+        description="months a passed certification is valid, counted from the device's date",
+    )
+    max_future_skew_s: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        title="future skew",
+        description="seconds a device clock may run ahead of central's",
+    )
+    max_result_age_days: int = Field(
+        default=60,
+        ge=1,
+        le=3650,
+        title="maximum age",
+        description="days after which a result is too old to apply",
+    )
+    timezone: str = Field(
+        default="UTC",
+        title="time zone",
+        description="IANA zone whose calendar date certifies, e.g. Asia/Shanghai",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name like UTC") from None
+        return value
+
+
+class IngestSettings(Section):
+    """How the consumer batches results into transactions."""
+
+    batch_size: int = Field(
+        default=200, ge=1, le=5000, title="batch size", description="results per DB transaction"
+    )
+    max_wait_ms: int = Field(
+        default=50,
+        ge=0,
+        le=10_000,
+        title="batch wait",
+        description="milliseconds to wait for a batch to fill before applying it",
+    )
+
+
+class CentralConfig(Section):
+    """The whole ``central.toml``."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", title="log level", description="DEBUG, INFO, WARNING or ERROR"
+    )
+    log_json: bool = Field(
+        default=True, title="JSON logs", description="JSON lines on stdout (false: plain text)"
+    )
+    database: DatabaseSettings = Field(
+        default_factory=DatabaseSettings, title="database", description="a [database] table"
+    )
+    mqtt: CentralMqtt | None = Field(
+        default=None, title="broker", description="a [mqtt] table with [mqtt.tls]; needed by run"
+    )
+    fleet: FleetFiles = Field(
+        default_factory=FleetFiles, title="fleet", description="a [fleet] table"
+    )
+    keys: KeyFiles = Field(default_factory=KeyFiles, title="keys", description="a [keys] table")
+    policy: Policy = Field(default_factory=Policy, title="policy", description="a [policy] table")
+    ingest: IngestSettings = Field(
+        default_factory=IngestSettings, title="ingest", description="an [ingest] table"
+    )
+
+    def require_mqtt(self) -> CentralMqtt:
+        """The [mqtt] section, or a ``ConfigError`` saying to add it."""
+        if self.mqtt is None:
+            raise ConfigError("the config has no [mqtt] section: add one with [mqtt.tls] files")
+        return self.mqtt
+
+    def missing_files(self) -> list[str]:
+        """Files the consumer needs that do not exist, as ``field: path`` lines."""
+        wanted: dict[str, Path] = {
+            "fleet.ca_file": self.fleet.ca_file,
+            "fleet.devices_dir": self.fleet.devices_dir,
+            "keys.sign_key": self.keys.sign_key,
+            "keys.seal_key": self.keys.seal_key,
+        }
+        if self.mqtt is not None:
+            wanted |= {
+                "mqtt.tls.ca_file": self.mqtt.tls.ca_file,
+                "mqtt.tls.cert_file": self.mqtt.tls.cert_file,
+                "mqtt.tls.key_file": self.mqtt.tls.key_file,
+            }
+        return [
+            f"{name}: {path} does not exist" for name, path in wanted.items() if not path.exists()
+        ]
+
+
+def load(path: Path | None, environ: dict[str, str] | None = None) -> CentralConfig:
+    """Load and validate ``central.toml`` (``ConfigError`` naming each bad field)."""
+    return config.load(CentralConfig, path, ENV_PREFIX, environ)

@@ -1,0 +1,429 @@
+"""The ingest core: verify a signed result and apply it exactly once.
+
+Pure of MQTT: it takes ``(topic, payload, received_at)`` and a database engine,
+and returns what happened plus the ack (if any) to send. A batch runs in one
+transaction with a SAVEPOINT per message, so one bad message never aborts the
+others. Every refused message lands in ``quarantine`` with a reason code.
+
+Which refusals are acked (docs/design.md): a result whose signature verified
+but that breaks a rule gets a ``rejected`` ack so the terminal stops re-sending;
+a message we cannot attribute to a device (bad signature, unknown key, revoked
+or mismatched identity, malformed) gets none.
+"""
+
+import calendar
+import datetime as dt
+import hashlib
+import json
+import logging
+import uuid
+import zoneinfo
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from central import schema
+from central.config import Policy
+from central.db import StoreBusyError, StoreError, is_transient
+from central.devices import DeviceTrust, Standing
+from protocol import messages, signing, topics
+from protocol.errors import MessageError, SignatureError
+from protocol.limits import MAX_RESULT_BYTES
+from protocol.messages import Ack, AckStatus, Decision, Result
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_HEAD_BYTES: Final = 2048
+"""How much of a refused payload is kept (a sealed template stays sealed: we never open it)."""
+
+
+class Reason(StrEnum):
+    """Why a message was refused (the ``quarantine.reason`` codes)."""
+
+    OVERSIZE = "oversize"
+    BAD_TOPIC = "bad_topic"
+    MALFORMED = "malformed"
+    UNKNOWN_DEVICE = "unknown_device"
+    UNKNOWN_KID = "unknown_kid"
+    REVOKED_DEVICE = "revoked_device"
+    EXPIRED_DEVICE = "expired_device"
+    IDENTITY_MISMATCH = "identity_mismatch"
+    BAD_SIGNATURE = "bad_signature"
+    SCHEMA = "schema"
+    RESULT_ID_CONFLICT = "result_id_conflict"
+    SEQ_REUSED = "seq_reused"
+    FUTURE_TIME = "future_time"
+    TOO_OLD = "too_old"
+    UNKNOWN_RETIREE = "unknown_retiree"
+    INTERNAL_ERROR = "internal_error"
+
+
+class Status(StrEnum):
+    """What happened to one message."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    QUARANTINED = "quarantined"
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message as received from the broker."""
+
+    topic: str
+    payload: bytes
+    received_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of ingesting one message; ``ack`` is what to send to ``ack.device_id``."""
+
+    status: Status
+    reason: Reason | None = None
+    detail: str = ""
+    ack: Ack | None = None
+
+
+@dataclass(frozen=True)
+class _Verified:
+    msg: Inbound
+    result: Result
+    kid: str
+
+
+@dataclass(frozen=True)
+class _Refused:
+    msg: Inbound
+    reason: Reason
+    detail: str
+    device_id: str | None = None
+    kid: str | None = None
+    result_id: uuid.UUID | None = None
+    ack_to: str | None = None
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """``day`` plus ``months`` calendar months, clamped to the month's end (Feb 29 -> Feb 28)."""
+    year, month0 = divmod(day.month - 1 + months, 12)
+    year += day.year
+    return day.replace(
+        year=year, month=month0 + 1, day=min(day.day, calendar.monthrange(year, month0 + 1)[1])
+    )
+
+
+def _loose_result_id(body: bytes) -> uuid.UUID | None:
+    """The ``result_id`` of a verified but invalid payload, if one can be read, to ack it."""
+    try:
+        data = json.loads(body)
+        return uuid.UUID(str(data["result_id"])) if isinstance(data, dict) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class Ingestor:
+    """Verifies results against the fleet's devices and applies them to the store."""
+
+    def __init__(
+        self, engine: Engine, trust: DeviceTrust, policy: Policy, root: str = topics.ROOT
+    ) -> None:
+        self.engine = engine
+        self.trust = trust
+        self.policy = policy
+        self.root = root
+        self._zone = zoneinfo.ZoneInfo(policy.timezone)
+
+    # -- verification (no database) -------------------------------------------------------
+
+    def verify(self, msg: Inbound) -> _Verified | _Refused:
+        """Check size, topic, header, device, signature, schema and identities."""
+        if len(msg.payload) > MAX_RESULT_BYTES:
+            return _Refused(msg, Reason.OVERSIZE, f"{len(msg.payload)} bytes > {MAX_RESULT_BYTES}")
+        try:
+            topic_device, kind = topics.parse(msg.topic, self.root)
+        except ValueError as exc:
+            return _Refused(msg, Reason.BAD_TOPIC, str(exc))
+        if kind != "result":
+            return _Refused(msg, Reason.BAD_TOPIC, f"not a result topic: {kind}", topic_device)
+        try:
+            kid = str(signing.unverified_header(msg.payload)["kid"])
+        except SignatureError as exc:
+            return _Refused(msg, Reason.MALFORMED, str(exc), topic_device)
+        device = self.trust.by_kid(kid)
+        if device is None:
+            if self.trust.is_enrolled(topic_device):
+                return _Refused(
+                    msg, Reason.UNKNOWN_KID, "no enrolled certificate", topic_device, kid
+                )
+            return _Refused(msg, Reason.UNKNOWN_DEVICE, "device not enrolled", topic_device, kid)
+        if device.device_id != topic_device:
+            return _Refused(
+                msg,
+                Reason.IDENTITY_MISMATCH,
+                f"signed by {device.device_id}, published on {topic_device}'s topic",
+                topic_device,
+                kid,
+            )
+        standing = device.standing(self.trust.revoked, msg.received_at)
+        if standing is Standing.REVOKED:
+            return _Refused(msg, Reason.REVOKED_DEVICE, "certificate revoked", topic_device, kid)
+        if standing is Standing.EXPIRED:
+            return _Refused(msg, Reason.EXPIRED_DEVICE, "certificate expired", topic_device, kid)
+        try:
+            body = device.verifier.verify(msg.payload)
+        except SignatureError as exc:
+            return _Refused(msg, Reason.BAD_SIGNATURE, str(exc), topic_device, kid)
+        try:
+            result = messages.decode(Result, body)
+        except MessageError as exc:
+            rid = _loose_result_id(body)
+            return _Refused(
+                msg, Reason.SCHEMA, str(exc), topic_device, kid, rid, topic_device if rid else None
+            )
+        if result.device_id != device.device_id:
+            return _Refused(
+                msg,
+                Reason.IDENTITY_MISMATCH,
+                f"payload names {result.device_id}, certificate is {device.device_id}",
+                topic_device,
+                kid,
+                result.result_id,
+            )
+        return _Verified(msg, result, kid)
+
+    # -- application (one transaction) ----------------------------------------------------
+
+    def apply(self, msg: Inbound) -> Outcome:
+        """Ingest one message in its own transaction."""
+        return self.apply_batch([msg])[0]
+
+    def apply_batch(self, batch: Sequence[Inbound]) -> list[Outcome]:
+        """Ingest ``batch`` in one transaction, a SAVEPOINT per message; outcomes in order.
+
+        Raises ``StoreBusyError`` (nothing committed; retry the batch) on a transient
+        database problem and ``StoreError`` when the database is unusable.
+        """
+        checked = [self.verify(m) for m in batch]
+        # A stable lock order (retiree, result) keeps concurrent consumers from deadlocking.
+        order = sorted(
+            range(len(checked)),
+            key=lambda i: (
+                (0, checked[i].result.retiree_id, str(checked[i].result.result_id))  # type: ignore[union-attr]
+                if isinstance(checked[i], _Verified)
+                else (1, "", "")
+            ),
+        )
+        outcomes: list[Outcome | None] = [None] * len(checked)
+        try:
+            with self.engine.begin() as conn:
+                for i in order:
+                    outcomes[i] = self._one(conn, checked[i])
+        except DBAPIError as exc:
+            if is_transient(exc):
+                raise StoreBusyError(f"database busy, batch not applied: {exc.orig}") from None
+            raise StoreError(f"database error, batch not applied: {exc.orig}") from None
+        return [o for o in outcomes if o is not None]
+
+    def _one(self, conn: Connection, item: _Verified | _Refused) -> Outcome:
+        for attempt in range(2):
+            try:
+                with conn.begin_nested():
+                    if isinstance(item, _Refused):
+                        return self._quarantine(conn, item)
+                    return self._apply(conn, item)
+            except IntegrityError:
+                if attempt:  # a concurrent consumer raced us twice: treat as a bug
+                    raise
+                continue  # another consumer committed the same result meanwhile: re-check
+            except DBAPIError:
+                raise
+            except Exception as exc:  # a bug must not kill the batch or the consumer
+                log.exception("internal error ingesting a message from %s", item.msg.topic)
+                refused = _Refused(item.msg, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+                with conn.begin_nested():
+                    return self._quarantine(conn, refused)
+        raise AssertionError("unreachable")
+
+    def _apply(self, conn: Connection, item: _Verified) -> Outcome:
+        r, msg = item.result, item.msg
+        res, ret = schema.results, schema.retirees
+        clash = conn.execute(
+            sa.select(res.c.result_id, res.c.device_id).where(
+                sa.or_(
+                    res.c.result_id == r.result_id,
+                    sa.and_(res.c.device_id == r.device_id, res.c.seq == r.seq),
+                )
+            )
+        ).all()
+        for row in clash:
+            if row.result_id == r.result_id and row.device_id == r.device_id:
+                until = conn.scalar(
+                    sa.select(ret.c.certified_until).where(ret.c.id_number == r.retiree_id)
+                )
+                return Outcome(
+                    Status.DUPLICATE,
+                    ack=Ack(
+                        result_id=r.result_id,
+                        device_id=r.device_id,
+                        status=AckStatus.DUPLICATE,
+                        certified_until=until,
+                    ),
+                )
+        for row in clash:
+            if row.result_id == r.result_id:
+                return self._reject(
+                    conn, item, Reason.RESULT_ID_CONFLICT, "result_id used by another device"
+                )
+            return self._reject(
+                conn, item, Reason.SEQ_REUSED, f"seq {r.seq} already used by {row.result_id}"
+            )
+        skew = (r.device_time - msg.received_at).total_seconds()
+        if skew > self.policy.max_future_skew_s:
+            return self._reject(conn, item, Reason.FUTURE_TIME, f"device clock {skew:.0f} s ahead")
+        if -skew > self.policy.max_result_age_days * 86_400:
+            return self._reject(
+                conn, item, Reason.TOO_OLD, f"result is {-skew / 86_400:.1f} days old"
+            )
+        retiree = conn.execute(
+            sa.select(ret.c.certified_until)
+            .where(ret.c.id_number == r.retiree_id)
+            .with_for_update()
+        ).first()
+        if retiree is None:
+            return self._reject(conn, item, Reason.UNKNOWN_RETIREE, "retiree not on the roster")
+        old: dt.date | None = retiree.certified_until
+        new = old
+        if r.decision is Decision.PASS:
+            candidate = add_months(
+                r.device_time.astimezone(self._zone).date(), self.policy.validity_months
+            )
+            if old is None or candidate > old:
+                new = candidate
+                conn.execute(
+                    ret.update()
+                    .where(ret.c.id_number == r.retiree_id)
+                    .values(certified_until=new, updated_at=msg.received_at)
+                )
+        conn.execute(
+            res.insert().values(
+                result_id=r.result_id,
+                device_id=r.device_id,
+                seq=r.seq,
+                kid=item.kid,
+                retiree_id=r.retiree_id,
+                method=r.method.value,
+                decision=r.decision.value,
+                channel=r.channel.value,
+                device_time=r.device_time,
+                received_at=msg.received_at,
+                applied=r.decision is Decision.PASS,
+                evidence=r.model_dump(
+                    mode="json", include={"match", "liveness", "assisted"}, exclude_none=True
+                ),
+                template_sealed=r.template,
+            )
+        )
+        events: list[dict[str, Any]] = [
+            self._event(
+                item,
+                f"certification_{r.decision.value}",
+                {
+                    "method": r.method.value,
+                    "channel": r.channel.value,
+                    "certified_until": [_iso(old), _iso(new)],
+                },
+            )
+        ]
+        if r.decision is Decision.PASS:
+            released = conn.execute(
+                schema.holds.update()
+                .where(
+                    schema.holds.c.retiree_id == r.retiree_id,
+                    schema.holds.c.released_at.is_(None),
+                    schema.holds.c.reason.in_(schema.CERTIFICATION_HOLDS),
+                )
+                .values(released_at=msg.received_at, released_by_result=r.result_id)
+                .returning(schema.holds.c.id, schema.holds.c.reason)
+            ).all()
+            events += [
+                self._event(item, "hold_released", {"hold_id": h.id, "reason": h.reason})
+                for h in released
+            ]
+        conn.execute(schema.events.insert(), events)
+        return Outcome(
+            Status.APPLIED,
+            ack=Ack(
+                result_id=r.result_id,
+                device_id=r.device_id,
+                status=AckStatus.APPLIED,
+                certified_until=new,
+            ),
+        )
+
+    @staticmethod
+    def _event(item: _Verified, kind: str, detail: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "at": item.msg.received_at,
+            "kind": kind,
+            "retiree_id": item.result.retiree_id,
+            "result_id": item.result.result_id,
+            "device_id": item.result.device_id,
+            "actor": f"device:{item.result.device_id}",
+            "detail": detail,
+        }
+
+    def _reject(self, conn: Connection, item: _Verified, reason: Reason, detail: str) -> Outcome:
+        r = item.result
+        refused = _Refused(
+            item.msg, reason, detail, r.device_id, item.kid, r.result_id, r.device_id
+        )
+        return self._quarantine(conn, refused)
+
+    def _quarantine(self, conn: Connection, item: _Refused) -> Outcome:
+        q = schema.quarantine
+        seen = item.result_id is not None and conn.scalar(
+            sa.select(q.c.id)
+            .where(q.c.result_id == item.result_id, q.c.reason == item.reason.value)
+            .limit(1)
+        )
+        if not seen:  # a terminal re-sending a rejected result adds no new row
+            conn.execute(
+                q.insert().values(
+                    received_at=item.msg.received_at,
+                    topic=item.msg.topic[:256],
+                    device_id=item.device_id,
+                    kid=(item.kid or "")[:64] or None,
+                    result_id=item.result_id,
+                    reason=item.reason.value,
+                    detail=item.detail[:500],
+                    acked=item.ack_to is not None,
+                    payload_size=len(item.msg.payload),
+                    payload_sha256=hashlib.sha256(item.msg.payload).hexdigest(),
+                    payload_head=item.msg.payload[:QUARANTINE_HEAD_BYTES],
+                )
+            )
+        log.warning(
+            "quarantined message on %s: %s (%s)",
+            item.msg.topic[:256],
+            item.reason.value,
+            item.detail[:200],
+        )
+        if item.ack_to is None or item.result_id is None:
+            return Outcome(Status.QUARANTINED, item.reason, item.detail)
+        ack = Ack(
+            result_id=item.result_id,
+            device_id=item.ack_to,
+            status=AckStatus.REJECTED,
+            reason=item.reason.value,
+        )
+        return Outcome(Status.REJECTED, item.reason, item.detail, ack)
+
+
+def _iso(day: dt.date | None) -> str | None:
+    return day.isoformat() if day else None
