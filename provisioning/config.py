@@ -1,0 +1,99 @@
+"""``fleet.toml``: the fleet's name, where its broker is, how long certificates live.
+
+Loaded with :func:`protocol.config.load` (env prefix ``LIFECERT_FLEET``), so
+``LIFECERT_FLEET__BROKER__RELOAD_COMMAND=...`` overrides one field.
+"""
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from protocol import topics
+from protocol.config import ConfigPath, Section, load
+
+ENV_PREFIX = "LIFECERT_FLEET"
+
+
+class BrokerSettings(Section):
+    """The fleet's MQTT broker, as devices and central reach it."""
+
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        title="broker host",
+        description="host name or IP devices and central connect to (goes into the server cert)",
+    )
+    port: int = Field(
+        default=8883, ge=1, le=65535, title="broker port", description="broker TLS port, 1-65535"
+    )
+    extra_hosts: tuple[str, ...] = Field(
+        default=(),
+        title="extra server names",
+        description="more DNS names or IPs for the broker certificate's SAN",
+    )
+    pid_file: ConfigPath | None = Field(
+        default=Path("broker/mosquitto.pid"),
+        title="broker pid file",
+        description="pid file of the running Mosquitto; revoke sends it SIGHUP to re-read CRL/ACL",
+    )
+    reload_command: str = Field(
+        default="",
+        title="broker reload command",
+        description="command run after a revoke instead of the pid file, "
+        "e.g. 'systemctl reload mosquitto'",
+    )
+
+
+class PkiSettings(Section):
+    """Validity periods, in days."""
+
+    ca_days: int = Field(default=3650, ge=30, title="CA validity", description="days, >= 30")
+    device_days: int = Field(
+        default=1095, ge=1, title="device cert validity", description="days a device cert lives"
+    )
+    service_days: int = Field(
+        default=825,
+        ge=1,
+        title="service cert validity",
+        description="days the broker and central certificates live",
+    )
+    crl_days: int = Field(
+        default=90,
+        ge=1,
+        title="CRL validity",
+        description="days until the CRL's nextUpdate; re-issue before (lifecert fleet crl)",
+    )
+
+
+class FleetSettings(Section):
+    """The whole of ``fleet.toml``."""
+
+    name: str = Field(
+        min_length=1, max_length=64, title="fleet name", description="shown in the CA's name"
+    )
+    root: str = Field(
+        default=topics.ROOT, title="topic root", description="MQTT topic prefix, e.g. lifecert/v1"
+    )
+    broker: BrokerSettings = Field(
+        default_factory=BrokerSettings, title="broker", description="a [broker] table"
+    )
+    pki: PkiSettings = Field(
+        default_factory=PkiSettings, title="PKI", description="a [pki] table of validity periods"
+    )
+
+    @field_validator("root")
+    @classmethod
+    def _plain_root(cls, value: str) -> str:
+        if (
+            not value
+            or any(c in value for c in "+#$")
+            or value.startswith("/")
+            or value.endswith("/")
+        ):
+            raise ValueError("a plain topic prefix without wildcards or '$', e.g. lifecert/v1")
+        return value
+
+
+def load_settings(path: Path) -> FleetSettings:
+    """Read and validate ``fleet.toml``; ``ConfigError`` names any bad field."""
+    return load(FleetSettings, path, ENV_PREFIX)

@@ -1,0 +1,487 @@
+"""The fleet directory and the operator's operations on it (Python API; the CLI wraps it).
+
+Layout (docs/design.md)::
+
+    fleet.toml registry.json
+    ca/ca.pem ca.key crl.pem
+    devices/<id>.pem
+    central/{sign,seal}.key {sign,seal}.pub.pem client.pem client.key central.toml
+    models/sign.key sign.pub.pem
+    broker/server.pem server.key mosquitto.conf acl
+    bundles/<id>/edge.toml device.pem device.key ca.pem central-{sign,seal}.pub.pem
+                 models-sign.pub.pem
+"""
+
+import datetime as dt
+import getpass
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from cryptography import x509
+from pydantic import ValidationError
+
+from protocol import topics
+from protocol.config import format_errors
+from protocol.errors import ConfigError
+from protocol.settings import CentralKeys, MqttSettings, TlsFiles
+from protocol.signing import cert_fingerprint
+from provisioning import brokerconf, pki, registry
+from provisioning.config import FleetSettings, load_settings
+from provisioning.errors import ProvisioningError
+from provisioning.registry import DeviceRecord
+
+log = logging.getLogger(__name__)
+
+RESERVED_PREFIX = "lifecert-"
+CENTRAL_CN = brokerconf.CENTRAL_USER
+
+
+@dataclass(frozen=True)
+class FleetPaths:
+    """Where every file of a fleet directory lives."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        """``fleet.toml``."""
+        return self.root / "fleet.toml"
+
+    @property
+    def registry(self) -> Path:
+        """``registry.json``."""
+        return self.root / "registry.json"
+
+    @property
+    def ca_cert(self) -> Path:
+        """The CA certificate."""
+        return self.root / "ca" / "ca.pem"
+
+    @property
+    def ca_key(self) -> Path:
+        """The CA private key."""
+        return self.root / "ca" / "ca.key"
+
+    @property
+    def crl(self) -> Path:
+        """The current CRL."""
+        return self.root / "ca" / "crl.pem"
+
+    @property
+    def devices(self) -> Path:
+        """Folder of every enrolled device certificate."""
+        return self.root / "devices"
+
+    @property
+    def central(self) -> Path:
+        """Central's keys, client certificate and config."""
+        return self.root / "central"
+
+    @property
+    def models(self) -> Path:
+        """The model-bundle signing key."""
+        return self.root / "models"
+
+    @property
+    def broker(self) -> Path:
+        """Broker certificate and generated config."""
+        return self.root / "broker"
+
+    @property
+    def bundles(self) -> Path:
+        """Enrolment bundles, one folder per device."""
+        return self.root / "bundles"
+
+    def bundle(self, device_id: str) -> Path:
+        """The enrolment bundle folder of ``device_id``."""
+        return self.bundles / device_id
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What ``enrol`` produced."""
+
+    record: DeviceRecord
+    bundle: Path
+
+
+def _check_new_id(device_id: str) -> str:
+    try:
+        topics.check_device_id(device_id)
+    except ValueError as exc:
+        raise ProvisioningError(str(exc)) from None
+    if device_id.startswith(RESERVED_PREFIX):
+        raise ProvisioningError(
+            f"invalid device_id {device_id!r}: ids starting {RESERVED_PREFIX!r} are reserved "
+            "for services; choose another, e.g. term-0001"
+        )
+    return device_id
+
+
+def _validate(model: Any, data: dict[str, Any], base: Path, source: str) -> None:
+    try:
+        model.model_validate(data, context={"base_dir": base})
+    except ValidationError as exc:
+        raise ConfigError(format_errors(model, exc, source)) from None
+
+
+class Fleet:
+    """A fleet directory: open an existing one with :meth:`open`, make one with :meth:`create`."""
+
+    def __init__(self, directory: Path, settings: FleetSettings) -> None:
+        self.paths = FleetPaths(directory)
+        self.settings = settings
+
+    @property
+    def directory(self) -> Path:
+        """The fleet directory."""
+        return self.paths.root
+
+    # -- creation ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        directory: Path,
+        name: str,
+        *,
+        broker_host: str = "127.0.0.1",
+        broker_port: int = 8883,
+        extra_hosts: tuple[str, ...] = (),
+        root: str = topics.ROOT,
+    ) -> "Fleet":
+        """Make a new fleet: CA, empty CRL, central's and the broker's keys, broker config."""
+        directory = directory.resolve()
+        paths = FleetPaths(directory)
+        if paths.config.exists():
+            raise ProvisioningError(
+                f"{directory} already holds a fleet (fleet.toml exists): use another --dir"
+            )
+        if directory.exists() and not directory.is_dir():
+            raise ProvisioningError(f"{directory} exists and is not a folder: use another --dir")
+        data = {
+            "name": name,
+            "root": root,
+            "broker": {"host": broker_host, "port": broker_port, "extra_hosts": list(extra_hosts)},
+        }
+        try:
+            FleetSettings.model_validate(data, context={"base_dir": directory})
+        except ValidationError as exc:
+            raise ConfigError(format_errors(FleetSettings, exc, "fleet init")) from None
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
+        paths.config.write_text(
+            "# lifecert fleet (lifecert fleet init); see README 'provisioning'.\n"
+            + tomli_w.dumps(data),
+            encoding="utf-8",
+        )
+        fleet = cls.open(directory)
+        fleet._create_material()
+        log.info("created fleet %s in %s", name, directory)
+        return fleet
+
+    def _create_material(self) -> None:
+        p, pki_cfg = self.paths, self.settings.pki
+        ca = pki.Authority.create(self.settings.name, pki_cfg.ca_days)
+        pki.write_private_key(p.ca_key, ca.key)
+        pki.write_cert(p.ca_cert, ca.cert)
+        pki.write_crl(p.crl, ca.crl([], pki_cfg.crl_days))
+        p.devices.mkdir(parents=True, exist_ok=True)
+        p.bundles.mkdir(parents=True, exist_ok=True)
+        registry.write(p.registry, registry.Registry())
+        for folder, stem in ((p.central, "sign"), (p.central, "seal"), (p.models, "sign")):
+            key = pki.new_key()
+            pki.write_private_key(folder / f"{stem}.key", key)
+            pki.write_public_key(folder / f"{stem}.pub.pem", key.public_key())
+        key = pki.new_key()
+        pki.write_private_key(p.central / "client.key", key)
+        pki.write_cert(
+            p.central / "client.pem", ca.issue(CENTRAL_CN, key.public_key(), pki_cfg.service_days)
+        )
+        self._write_central_config()
+        key = pki.new_key()
+        broker = self.settings.broker
+        names = (broker.host, *broker.extra_hosts, "localhost", "127.0.0.1")
+        pki.write_private_key(p.broker / "server.key", key)
+        server = ca.issue(
+            broker.host, key.public_key(), pki_cfg.service_days, server_names=names, client=False
+        )
+        pki.write_cert(p.broker / "server.pem", server)
+        self.write_broker_config(brokerconf.BrokerOptions(port=broker.port))
+
+    def _write_central_config(self) -> None:
+        broker = self.settings.broker
+        mqtt = {
+            "host": broker.host,
+            "port": broker.port,
+            "root": self.settings.root,
+            "tls": {"ca_file": "../ca/ca.pem", "cert_file": "client.pem", "key_file": "client.key"},
+        }
+        _validate(MqttSettings, mqtt, self.paths.central, "central.toml [mqtt]")
+        data = {
+            "log_level": "INFO",
+            "database": {"url": "sqlite:///central.sqlite"},
+            "mqtt": mqtt,
+            "fleet": {
+                "ca_file": "../ca/ca.pem",
+                "crl_file": "../ca/crl.pem",
+                "devices_dir": "../devices",
+            },
+            "keys": {"sign_key": "sign.key", "seal_key": "seal.key"},
+            "policy": {"validity_months": 12, "max_future_skew_s": 300, "max_result_age_days": 60},
+        }
+        (self.paths.central / "central.toml").write_text(
+            "# central's config for this fleet (written by lifecert fleet init).\n"
+            + tomli_w.dumps(data),
+            encoding="utf-8",
+        )
+
+    @classmethod
+    def open(cls, directory: Path) -> "Fleet":
+        """Open an existing fleet directory; ``ProvisioningError`` if there is none."""
+        directory = directory.resolve()
+        config = directory / "fleet.toml"
+        if not config.is_file():
+            raise ProvisioningError(
+                f"no fleet at {directory} (no fleet.toml): create one with "
+                f"`lifecert fleet init --dir {directory} --name NAME` or pass the right --dir"
+            )
+        return cls(directory, load_settings(config))
+
+    # -- material -------------------------------------------------------------------------------
+
+    def authority(self) -> pki.Authority:
+        """The fleet CA (certificate and key)."""
+        return pki.Authority.load(self.paths.ca_cert, self.paths.ca_key)
+
+    def central_tls(self) -> TlsFiles:
+        """Central's MQTT client TLS files."""
+        c = self.paths.central
+        return TlsFiles(
+            ca_file=self.paths.ca_cert, cert_file=c / "client.pem", key_file=c / "client.key"
+        )
+
+    def devices(self) -> list[DeviceRecord]:
+        """Every enrolled device, sorted by id."""
+        return registry.read(self.paths.registry).devices
+
+    # -- enrolment -------------------------------------------------------------------------------
+
+    def enrol(self, device_id: str) -> Enrolment:
+        """Generate a key and certificate for ``device_id`` and write its bundle."""
+        _check_new_id(device_id)
+        with registry.locked(self.paths.registry) as reg:
+            known = reg.get(device_id)
+            if known is not None:
+                what = (
+                    "revoked; revoked ids are not reused"
+                    if known.status == "revoked"
+                    else ("already enrolled")
+                )
+                raise ProvisioningError(
+                    f"device {device_id!r} is {what}: choose a new id, or copy the existing "
+                    f"bundle from {self.paths.bundle(device_id)}"
+                )
+            ca = self.authority()
+            key = pki.new_key()
+            cert = ca.issue(device_id, key.public_key(), self.settings.pki.device_days)
+            bundle = self._write_bundle(device_id, key, cert)
+            pki.write_cert(self.paths.devices / f"{device_id}.pem", cert)
+            record = DeviceRecord(
+                id=device_id,
+                serial=format(cert.serial_number, "x"),
+                fingerprint=cert_fingerprint(cert),
+                enrolled_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+                not_after=cert.not_valid_after_utc,
+            )
+            reg.devices.append(record)
+        log.info("enrolled %s (serial %s)", device_id, record.serial)
+        return Enrolment(record, bundle)
+
+    def _write_bundle(self, device_id: str, key: pki.Key, cert: x509.Certificate) -> Path:
+        bundle = self.paths.bundle(device_id)
+        if bundle.exists():
+            shutil.rmtree(bundle)
+        bundle.mkdir(parents=True, mode=0o700)
+        pki.write_private_key(bundle / "device.key", key)
+        pki.write_cert(bundle / "device.pem", cert)
+        shutil.copyfile(self.paths.ca_cert, bundle / "ca.pem")
+        shutil.copyfile(self.paths.central / "sign.pub.pem", bundle / "central-sign.pub.pem")
+        shutil.copyfile(self.paths.central / "seal.pub.pem", bundle / "central-seal.pub.pem")
+        shutil.copyfile(self.paths.models / "sign.pub.pem", bundle / "models-sign.pub.pem")
+        broker = self.settings.broker
+        mqtt = {
+            "host": broker.host,
+            "port": broker.port,
+            "root": self.settings.root,
+            "tls": {"ca_file": "ca.pem", "cert_file": "device.pem", "key_file": "device.key"},
+        }
+        central = {
+            "sign_pub": "central-sign.pub.pem",
+            "seal_pub": "central-seal.pub.pem",
+            "model_sign_pub": "models-sign.pub.pem",
+        }
+        _validate(MqttSettings, mqtt, bundle, "edge.toml [mqtt]")
+        _validate(CentralKeys, central, bundle, "edge.toml [central]")
+        data = {
+            "device_id": device_id,
+            "data_dir": "var",
+            "log_level": "INFO",
+            "mqtt": mqtt,
+            "central": central,
+        }
+        (bundle / "edge.toml").write_text(
+            f"# enrolment bundle of {device_id} (lifecert fleet enrol); copy this folder as-is.\n"
+            + tomli_w.dumps(data),
+            encoding="utf-8",
+        )
+        return bundle
+
+    def archive(self, device_id: str, dest: Path | None = None) -> Path:
+        """A ``.tar.gz`` of the bundle (members ``<id>/...``, modes kept, owner root)."""
+        bundle = self.paths.bundle(device_id)
+        if not bundle.is_dir():
+            raise ProvisioningError(
+                f"no bundle for {device_id!r} in {self.paths.bundles}: enrol it first"
+            )
+        dest = dest or self.paths.bundles / f"{device_id}.tar.gz"
+
+        def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            return info
+
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+            tar.add(bundle, arcname=device_id, filter=_anonymous)
+        return dest
+
+    # -- revocation ------------------------------------------------------------------------------
+
+    def revoke(self, device_id: str, reason: str = "") -> DeviceRecord:
+        """Mark ``device_id`` revoked, re-issue the CRL and the broker ACL."""
+        with registry.locked(self.paths.registry) as reg:
+            record = reg.get(device_id)
+            if record is None:
+                raise ProvisioningError(
+                    f"device {device_id!r} is not enrolled in this fleet: "
+                    "check the id with `lifecert fleet list`"
+                )
+            if record.status == "revoked":
+                raise ProvisioningError(f"device {device_id!r} is already revoked")
+            record.status = "revoked"
+            record.revoked_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+            record.reason = reason or None
+            self._write_crl(reg)
+        self._write_acl()
+        log.info("revoked %s (serial %s)", device_id, record.serial)
+        return record
+
+    def refresh_crl(self) -> x509.CertificateRevocationList:
+        """Re-issue the CRL with a fresh nextUpdate (run well before the old one passes)."""
+        return self._write_crl(registry.read(self.paths.registry))
+
+    def _write_crl(self, reg: registry.Registry) -> x509.CertificateRevocationList:
+        previous = pki.crl_number(pki.load_crl(self.paths.crl)) if self.paths.crl.exists() else 0
+        crl = self.authority().crl(
+            [(int(d.serial, 16), d.revoked_at or dt.datetime.now(dt.UTC)) for d in reg.revoked()],
+            self.settings.pki.crl_days,
+            number=previous + 1,
+        )
+        pki.write_crl(self.paths.crl, crl)
+        return crl
+
+    # -- broker ----------------------------------------------------------------------------------
+
+    def broker_files(self) -> brokerconf.BrokerFiles:
+        """The files the broker listener uses."""
+        b = self.paths.broker
+        return brokerconf.BrokerFiles(
+            ca_file=self.paths.ca_cert,
+            cert_file=b / "server.pem",
+            key_file=b / "server.key",
+            crl_file=self.paths.crl,
+            acl_file=b / "acl",
+        )
+
+    def write_broker_config(self, options: brokerconf.BrokerOptions) -> Path:
+        """Write ``broker/mosquitto.conf`` and ``broker/acl``; return the config's path.
+
+        Unset ``persistence_dir`` / ``user`` / ``pid_file`` default to ``broker/data``,
+        the current user (who owns the key files) and the fleet's ``broker.pid_file``.
+        """
+        b = self.paths.broker
+        b.mkdir(parents=True, exist_ok=True)
+        persistence = options.persistence_dir or b / "data"
+        persistence.mkdir(parents=True, exist_ok=True)
+        options = brokerconf.BrokerOptions(
+            **{
+                **options.__dict__,
+                "persistence_dir": persistence.resolve(),
+                "user": options.user or getpass.getuser(),
+                "pid_file": options.pid_file or self.settings.broker.pid_file,
+            }
+        )
+        self._write_acl()
+        conf = b / "mosquitto.conf"
+        conf.write_text(brokerconf.mosquitto_conf(self.broker_files(), options), encoding="utf-8")
+        return conf
+
+    def _write_acl(self) -> None:
+        revoked = [d.id for d in registry.read(self.paths.registry).revoked()]
+        path = self.paths.broker / "acl"
+        tmp = path.with_name("acl.tmp")
+        tmp.write_text(brokerconf.acl(self.settings.root, revoked), encoding="utf-8")
+        tmp.replace(path)
+
+    def reload_broker(self) -> str:
+        """Make the running broker re-read CRL and ACL; return what was done.
+
+        Runs ``broker.reload_command`` if set, else sends SIGHUP to the pid in
+        ``broker.pid_file`` (only if that process is a mosquitto).
+        """
+        broker = self.settings.broker
+        if broker.reload_command:
+            argv = shlex.split(broker.reload_command)
+            try:
+                done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+            except OSError as exc:
+                raise ProvisioningError(
+                    f"broker.reload_command {broker.reload_command!r} failed: {exc}"
+                ) from None
+            if done.returncode != 0:
+                raise ProvisioningError(
+                    f"broker.reload_command {broker.reload_command!r} exited "
+                    f"{done.returncode}: {done.stderr.strip() or done.stdout.strip()}"
+                )
+            return f"ran {broker.reload_command!r}"
+        pid = _mosquitto_pid(broker.pid_file)
+        if pid is None:
+            return (
+                f"no running broker found (pid file {broker.pid_file}): reload yours so it "
+                "re-reads the CRL and ACL (e.g. systemctl reload mosquitto), or set "
+                "broker.reload_command in fleet.toml"
+            )
+        os.kill(pid, signal.SIGHUP)
+        return f"sent SIGHUP to mosquitto (pid {pid}): it re-reads the CRL and ACL"
+
+
+def _mosquitto_pid(pid_file: Path | None) -> int | None:
+    """The pid in ``pid_file`` if that process exists and is a mosquitto."""
+    if pid_file is None:
+        return None
+    try:
+        pid = int(pid_file.read_text().strip())
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except (OSError, ValueError):
+        return None
+    return pid if comm == "mosquitto" else None

@@ -1,0 +1,74 @@
+"""``registry.json``: every device the fleet ever enrolled, and whether it is revoked."""
+
+import datetime as dt
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["active", "revoked"]
+
+
+class DeviceRecord(BaseModel):
+    """One enrolled device."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    serial: str = Field(description="certificate serial number, lower-case hex")
+    fingerprint: str = Field(description="SHA-256 of the certificate DER (the device's kid)")
+    status: Status = "active"
+    enrolled_at: dt.datetime
+    not_after: dt.datetime
+    revoked_at: dt.datetime | None = None
+    reason: str | None = None
+
+
+class Registry(BaseModel):
+    """The whole registry file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    devices: list[DeviceRecord] = Field(default_factory=list)
+
+    def get(self, device_id: str) -> DeviceRecord | None:
+        """The record for ``device_id``, if enrolled."""
+        return next((d for d in self.devices if d.id == device_id), None)
+
+    def revoked(self) -> list[DeviceRecord]:
+        """Records of revoked devices."""
+        return [d for d in self.devices if d.status == "revoked"]
+
+
+def read(path: Path) -> Registry:
+    """Load the registry (an empty one if the file does not exist yet)."""
+    if not path.exists():
+        return Registry()
+    return Registry.model_validate_json(path.read_bytes())
+
+
+def write(path: Path, registry: Registry) -> None:
+    """Replace the registry file atomically."""
+    registry.devices.sort(key=lambda d: d.id)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(registry.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[Registry]:
+    """Read the registry under an exclusive lock, yield it, write it back on success."""
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        registry = read(path)
+        yield registry
+        write(path, registry)
+    finally:
+        os.close(fd)
