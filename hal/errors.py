@@ -37,3 +37,7 @@ class VeinSensorError(HalError, OSError):
 
 class SpeakerError(HalError, OSError):
     """A voice prompt could not be played."""
+
+
+class NoFingerError(VeinSensorError, TimeoutError):
+    """No usable finger was presented before the capture timed out."""

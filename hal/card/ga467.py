@@ -13,7 +13,7 @@ from hal.errors import BackendUnavailableError, CardReadError, FrameError
 log = logging.getLogger(__name__)
 
 
-class _Retry(Exception):
+class _RetryError(Exception):
     """One exchange failed in a way that a retry may fix."""
 
 
@@ -23,6 +23,7 @@ class GA467CardReader(CardReader):
     def __init__(
         self,
         port: str,
+        *,
         baudrate: int = 115200,
         timeout: float = 1.0,
         retries: int = 3,
@@ -59,7 +60,7 @@ class GA467CardReader(CardReader):
         self._serial.close()
 
     def _exchange(self, cmd: Command, data: bytes = b"") -> Reply:
-        """Send one command and return the first well-formed reply; ``_Retry`` otherwise."""
+        """Send one command and return the first well-formed reply; ``_RetryError`` otherwise."""
         self._serial.reset_input_buffer()
         self._parser.clear()
         self._serial.write(command(cmd, data))
@@ -68,12 +69,12 @@ class GA467CardReader(CardReader):
             chunk = self._serial.read(max(1, self._serial.in_waiting))
             for item in self._parser.feed(chunk):
                 if isinstance(item, FrameError):
-                    raise _Retry(str(item))
+                    raise _RetryError(str(item))
                 reply = Reply.from_body(item)
                 if reply.status in (Status.CHECKSUM_ERROR, Status.LENGTH_ERROR):
-                    raise _Retry(f"reader reports status {reply.status:#04x} for our command")
+                    raise _RetryError(f"reader reports status {reply.status:#04x} for our command")
                 return reply
-        raise _Retry(f"no reply to {cmd.name} within {self.timeout:.1f} s")
+        raise _RetryError(f"no reply to {cmd.name} within {self.timeout:.1f} s")
 
     def _call(self, cmd: Command) -> Reply:
         """``_exchange`` with retries; ``CardReadError`` when they are used up."""
@@ -81,7 +82,7 @@ class GA467CardReader(CardReader):
         for attempt in range(1, self.retries + 1):
             try:
                 return self._exchange(cmd)
-            except _Retry as exc:
+            except _RetryError as exc:
                 last = str(exc)
                 log.info("%s attempt %d/%d failed: %s", cmd.name, attempt, self.retries, last)
             except OSError as exc:

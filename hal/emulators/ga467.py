@@ -1,19 +1,20 @@
 """GA/T 467 resident-ID reader emulator: serves a card (or none) over a pty.
 
 Faults are injected from the device's side, like a person fiddling with the
-card: ``remove()``, ``insert(card)``, and ``inject(...)`` for checksum errors,
-garbage before replies, slow replies, silent drops, failed select/read.
+card: ``remove()``, ``insert(card)``, and ``faults.inject(...)`` for checksum
+errors, garbage before replies, slow replies, silent drops, failed select/read.
 """
 
 import datetime as dt
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from hal.card.ga467_frames import Command, FrameParser, Status, response
 from hal.card.identity import CardText, build_text
+from hal.emulators.faults import Faults
 from hal.emulators.pty import PtyPeer
 from hal.errors import FrameError
 from protocol import idnumber
@@ -53,19 +54,6 @@ class ResidentCard:
         return cls(text, path.read_bytes())
 
 
-@dataclass
-class Faults:
-    """Counts of faults still to inject, and a per-reply delay."""
-
-    checksum: int = 0
-    garbage: int = 0
-    silent: int = 0
-    select_fail: int = 0
-    read_fail: int = 0
-    delay: float = 0.0
-    history: list[str] = field(default_factory=list)
-
-
 class GA467Emulator(PtyPeer):
     """A GA/T 467 reader on a pty."""
 
@@ -73,7 +61,7 @@ class GA467Emulator(PtyPeer):
         super().__init__(pace_baud)
         self.card = card
         self.selected = False
-        self.faults = Faults()
+        self.faults = Faults("checksum", "garbage", "silent", "select_fail", "read_fail")
         self.commands: list[str] = []
         self._parser = FrameParser(min_length=3)
 
@@ -86,14 +74,6 @@ class GA467Emulator(PtyPeer):
         """Take the card away."""
         with self._lock:
             self.card, self.selected = None, False
-
-    def inject(self, **faults: float) -> None:
-        """Add faults, e.g. ``inject(checksum=2, delay=0.5)``."""
-        with self._lock:
-            for name, value in faults.items():
-                if not hasattr(self.faults, name) or name == "history":
-                    raise ValueError(f"unknown fault {name!r}")
-                setattr(self.faults, name, value)
 
     def handle(self, data: bytes) -> None:
         for item in self._parser.feed(data):
@@ -115,33 +95,25 @@ class GA467Emulator(PtyPeer):
         elif cmd is Command.FIND:
             self._reply(response(Status.CARD_FOUND, bytes(4)))
         elif cmd is Command.SELECT:
-            if self._take("select_fail"):
+            if self.faults.take("select_fail"):
                 self._reply(response(Status.SELECT_FAILED))
             else:
                 self.selected = True
                 self._reply(response(Status.OK, bytes(8)))
-        elif not self.selected or self._take("read_fail"):
+        elif not self.selected or self.faults.take("read_fail"):
             self._reply(response(Status.READ_FAILED))
         else:
             text = build_text(card.text)
             lengths = len(text).to_bytes(2, "big") + len(card.photo).to_bytes(2, "big")
             self._reply(response(Status.OK, lengths + text + card.photo))
 
-    def _take(self, fault: str) -> bool:
-        left = getattr(self.faults, fault)
-        if left > 0:
-            setattr(self.faults, fault, left - 1)
-            self.faults.history.append(fault)
-            return True
-        return False
-
     def _reply(self, frame: bytes) -> None:
         if self.faults.delay:
             time.sleep(self.faults.delay)
-        if self._take("silent"):
+        if self.faults.take("silent"):
             return
-        if self._take("checksum"):
+        if self.faults.take("checksum"):
             frame = frame[:-1] + bytes([frame[-1] ^ 0xFF])
-        if self._take("garbage"):
+        if self.faults.take("garbage"):
             frame = os.urandom(17) + frame
         self.send(frame)

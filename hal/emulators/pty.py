@@ -1,5 +1,6 @@
 """A serial peer on the master side of a pseudo-terminal."""
 
+import contextlib
 import logging
 import os
 import select
@@ -76,10 +77,8 @@ class PtyPeer:
         if self._thread is not None:
             self._thread.join(timeout=2)
         for fd in (self._master, self._slave):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     def __enter__(self) -> Self:
         return self.start()

@@ -71,8 +71,7 @@ def maximum_curvature(image: np.ndarray, mask: np.ndarray, sigma: float = 3.0) -
     kappas = _curvatures(img, sigma)
     v = np.zeros_like(img)
     for kappa, direction in zip(kappas, _DIRECTIONS, strict=True):
-        kappa = np.where(mask, kappa, 0.0)
-        v += _run_scores(kappa, direction)
+        v += _run_scores(np.where(mask, kappa, 0.0), direction)
     connected = np.zeros_like(v)
     for dy, dx in _DIRECTIONS:
         ahead = np.maximum(_shift(v, dy, dx), _shift(v, 2 * dy, 2 * dx))

@@ -18,7 +18,7 @@ def finger_mask(image: np.ndarray, search: float = 0.3, smooth: int = 9) -> np.n
     looked for; ``smooth`` the median window (rows) applied to the edge lines.
     """
     img = ndimage.gaussian_filter(image.astype(np.float32), 1.5)
-    height, width = img.shape
+    width = img.shape[1]
     band = max(2, int(width * search))
     grad = ndimage.sobel(img, axis=1)
     # left edge: dark outside -> bright finger (positive step); right edge: the opposite.
