@@ -1,0 +1,214 @@
+"""``lifecert-edge run`` against a real Mosquitto with the fleet's TLS + ACL config.
+
+Central's side is played by a test client with central's certificate and
+signing key, so these tests exercise only the terminal: publish, re-send,
+ack verification, status and last will.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from edge import config as edge_config
+from edge import keys as edge_keys
+from edge.outbox import Status
+from edge.results import Recorder, assisted
+from edge.service import open_outbox
+from protocol import messages, signing, topics
+from protocol.messages import Ack, Result
+from tests.fixtures.broker import FleetBroker, MqttPeer, enrol_bundle
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+RETIREE = "11010519491231002X"
+TIMEOUT = 10.0
+
+
+class EdgeProcess:
+    """``python -m edge --config BUNDLE/edge.toml run`` as a child process."""
+
+    def __init__(self, bundle: Path, **env: str) -> None:
+        self.bundle = bundle
+        self.log_path = bundle / "edge.log"
+        self.env = {**os.environ, "PYTHONPATH": str(REPO), **env}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "edge", "--config", str(self.bundle / "edge.toml"), "run"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=REPO,
+            )
+
+    def signal(self, signum: int) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+        return self.proc.wait(TIMEOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(TIMEOUT)
+
+
+class Central:
+    """Central's MQTT identity: sees results and status, sends signed acks."""
+
+    def __init__(self, broker: FleetBroker, device_id: str) -> None:
+        self.device_id = device_id
+        self.peer = MqttPeer(broker.fleet.central_tls(), broker.port)
+        self.key = signing.load_private_key(broker.fleet_dir / "central" / "sign.key")
+        self.result_topic = topics.device_topic(device_id, "result")
+        self.status_topic = topics.device_topic(device_id, "status")
+        self.ack_topic = topics.device_topic(device_id, "ack")
+        self._seen: defaultdict[str, deque[bytes]] = defaultdict(deque)
+
+    def __enter__(self) -> "Central":
+        self.peer.connect()
+        for topic in (self.result_topic, self.status_topic):
+            assert not self.peer.subscribe(topic).is_failure
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.peer.close()
+
+    def next_on(self, topic: str, timeout: float = TIMEOUT) -> bytes:
+        """The payload of the next message on ``topic`` (others wait for their turn)."""
+        deadline = time.monotonic() + timeout
+        while not self._seen[topic]:
+            left = deadline - time.monotonic()
+            msg = self.peer.expect(left) if left > 0 else None
+            if msg is None:
+                raise AssertionError(f"nothing on {topic} within {timeout}s")
+            self._seen[msg.topic].append(bytes(msg.payload))
+        return self._seen[topic].popleft()
+
+    def ack(self, result_id: str, key: ec.EllipticCurvePrivateKey | None = None) -> None:
+        key = key or self.key
+        body = Ack(result_id=uuid.UUID(result_id), device_id=self.device_id, status="applied")
+        token = signing.Signer(key, signing.key_fingerprint(key.public_key())).sign(
+            messages.encode(body)
+        )
+        assert not self.peer.publish(self.ack_topic, token).is_failure
+
+
+def wait_until(check: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def bundle(session_broker: FleetBroker) -> Path:
+    return enrol_bundle(session_broker.fleet)
+
+
+@pytest.fixture
+def edge(bundle: Path) -> Iterator[Callable[..., EdgeProcess]]:
+    started: list[EdgeProcess] = []
+
+    def start(**env: str) -> EdgeProcess:
+        process = EdgeProcess(bundle, **env)
+        process.start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.close()
+
+
+def record(bundle: Path) -> str:
+    cfg = edge_config.load(bundle / "edge.toml")
+    with open_outbox(cfg) as outbox:
+        return Recorder(outbox, edge_keys.load(cfg)).record(assisted(RETIREE, "desk-07")).result_id
+
+
+def status_of(bundle: Path, result_id: str) -> tuple[Status, int]:
+    with open_outbox(edge_config.load(bundle / "edge.toml")) as outbox:
+        row = outbox.get(result_id)
+    assert row is not None
+    return row.status, row.attempts
+
+
+def stored_jws(bundle: Path, result_id: str) -> str:
+    cfg = edge_config.load(bundle / "edge.toml")
+    with open_outbox(cfg) as outbox:
+        return next(p.jws for p in outbox.due(1000) if p.result_id == result_id)
+
+
+def test_publishes_outbox_and_marks_delivered_on_central_ack(
+    session_broker: FleetBroker, bundle: Path, edge: Callable[..., EdgeProcess]
+) -> None:
+    device_id = bundle.name
+    first = record(bundle)
+    expected = stored_jws(bundle, first)
+    with Central(session_broker, device_id) as central:
+        service = edge()
+        assert central.next_on(central.status_topic) == b"online"
+        payload = central.next_on(central.result_topic)
+        assert payload.decode() == expected
+        verifier = signing.Verifier(signing.load_public_key(bundle / "device.pem"))
+        result = messages.decode(Result, verifier.verify(payload))
+        assert (str(result.result_id), result.device_id, result.seq) == (first, device_id, 1)
+
+        central.ack(first)
+        wait_until(lambda: status_of(bundle, first)[0] is Status.DELIVERED)
+
+        cli = subprocess.run(
+            [
+                *(sys.executable, "-m", "edge", "--config", str(bundle / "edge.toml")),
+                *("certify-assisted", "--retiree", RETIREE, "--staff", "desk-07", "--json"),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
+        assert '"seq": 2' in cli.stdout
+        second = messages.decode(Result, verifier.verify(central.next_on(central.result_topic)))
+        assert second.seq == 2
+
+        service.proc.kill()  # type: ignore[union-attr]
+        assert central.next_on(central.status_topic) == b"offline"
+    assert "eyJ" not in service.log()
+
+
+def test_resends_until_a_genuine_ack_and_stops_cleanly(
+    session_broker: FleetBroker, bundle: Path, edge: Callable[..., EdgeProcess]
+) -> None:
+    result_id = record(bundle)
+    with Central(session_broker, bundle.name) as central:
+        service = edge(LIFECERT_EDGE__OUTBOX__ACK_TIMEOUT_S="0.5", LIFECERT_EDGE__LOG_JSON="false")
+        first = central.next_on(central.result_topic)
+        again = central.next_on(central.result_topic, timeout=3)
+        assert again == first
+        central.ack(result_id, key=ec.generate_private_key(ec.SECP256R1()))
+        wait_until(lambda: "ack refused" in service.log())
+        assert status_of(bundle, result_id)[0] is Status.PENDING
+        central.ack(result_id)
+        wait_until(lambda: status_of(bundle, result_id)[0] is Status.DELIVERED)
+        attempts = status_of(bundle, result_id)[1]
+        assert attempts >= 2
+        assert service.signal(signal.SIGTERM) == 0
+        assert central.next_on(central.status_topic) == b"online"
+        assert central.next_on(central.status_topic) == b"stopped"
+    assert status_of(bundle, result_id)[1] == attempts
