@@ -7,6 +7,7 @@ ack verification, status and last will.
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from edge.service import open_outbox
 from protocol import messages, signing, topics
 from protocol.messages import Ack, Result
 from tests.fixtures.broker import FleetBroker, MqttPeer, enrol_bundle
+from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -212,3 +214,24 @@ def test_resends_until_a_genuine_ack_and_stops_cleanly(
         assert central.next_on(central.status_topic) == b"online"
         assert central.next_on(central.status_topic) == b"stopped"
     assert status_of(bundle, result_id)[1] == attempts
+
+
+def test_ready_watchdog_and_stopping_even_offline(
+    tmp_path: Path, bundle: Path, edge: Callable[..., EdgeProcess]
+) -> None:
+    notify_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(notify_path))
+        sock.settimeout(TIMEOUT)
+        service = edge(
+            NOTIFY_SOCKET=str(notify_path),
+            WATCHDOG_USEC="200000",
+            LIFECERT_EDGE__MQTT__PORT=str(free_port()),
+        )
+        assert sock.recv(4096).decode().splitlines()[0] == "READY=1"
+        assert [sock.recv(4096) for _ in range(3)] == [b"WATCHDOG=1"] * 3
+        assert service.signal(signal.SIGTERM) == 0
+        rest = []
+        while b"STOPPING=1" not in rest:
+            rest.append(sock.recv(4096))
+    assert "cannot reach the broker" in service.log()
