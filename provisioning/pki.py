@@ -21,6 +21,8 @@ from provisioning.errors import ProvisioningError
 
 Key = ec.EllipticCurvePrivateKey
 
+URN_PREFIX = "urn:lifecert:"
+
 
 def new_key() -> Key:
     """A fresh P-256 private key."""
@@ -107,7 +109,11 @@ class Authority:
         server_names: Iterable[str] = (),
         client: bool = True,
     ) -> x509.Certificate:
-        """A leaf certificate: clientAuth (devices, central) or serverAuth with SANs (broker)."""
+        """A leaf certificate: clientAuth (devices, central) or serverAuth with SANs (broker).
+
+        A client certificate also names itself in a SAN URI ``urn:lifecert:<CN>``
+        (RFC 5280 path validators such as cryptography's want a SAN).
+        """
         now = _now()
         names = list(dict.fromkeys(server_names))
         usages = [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
@@ -130,10 +136,10 @@ class Authority:
                 critical=False,
             )
         )
-        if names:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False
-            )
+        alt: list[x509.GeneralName] = [_general_name(n) for n in names] or [
+            x509.UniformResourceIdentifier(f"{URN_PREFIX}{common_name}")
+        ]
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
         return builder.sign(self.key, hashes.SHA256())
 
     def crl(
