@@ -47,7 +47,8 @@ class EspeakSpeaker(Speaker):
         self._aplay = shutil.which("aplay") if device else None
         if device and self._aplay is None:
             raise BackendUnavailableError(
-                f"speaker backend 'espeak' with device {device!r} needs aplay (apt install alsa-utils)"
+                f"speaker backend 'espeak' with device {device!r} needs aplay "
+                "(apt install alsa-utils)"
             )
         self.rate, self.volume, self.device = rate, volume, device
 
