@@ -278,27 +278,23 @@ class Outbox:
         return [Pending(*r) for r in cursor.fetchall()]
 
     def mark_sent(self, result_ids: Iterable[str]) -> None:
-        """Count a send for each result and schedule its re-send if no ack comes."""
+        """Count a send for each result and schedule its re-send if no ack comes.
+
+        The wait is :func:`backoff` of the new attempt count, computed in SQL.
+        """
         ids = list(result_ids)
         if not ids:
             return
         now = self.clock()
         with self._write() as conn:
-            updates = []
-            for result_id in ids:
-                row = conn.execute(
-                    "SELECT attempts FROM outbox WHERE result_id = ? AND status = ?",
-                    (result_id, Status.PENDING.value),
-                ).fetchone()
-                if row is None:
-                    continue
-                attempts = row[0] + 1
-                wait = backoff(attempts, self.ack_timeout_s, self.backoff_max_s)
-                updates.append((attempts, now, now + wait, result_id))
             conn.executemany(
-                "UPDATE outbox SET attempts = ?, last_sent_at = ?, next_send_at = ? "
-                "WHERE result_id = ?",
-                updates,
+                "UPDATE outbox SET attempts = attempts + 1, last_sent_at = ?, "
+                "next_send_at = ? + min(? * (1 << min(attempts, 40)), ?) "
+                "WHERE result_id = ? AND status = ?",
+                [
+                    (now, now, self.ack_timeout_s, self.backoff_max_s, rid, Status.PENDING.value)
+                    for rid in ids
+                ],
             )
 
     def mark_acked(self, ack: Ack) -> AckOutcome:
@@ -318,22 +314,26 @@ class Outbox:
         with self._write() as conn:
             for ack in acks:
                 result_id = str(ack.result_id)
-                row = conn.execute(
-                    "SELECT status FROM outbox WHERE result_id = ? AND device_id = ?",
+                status = Status.REJECTED if ack.status is AckStatus.REJECTED else Status.DELIVERED
+                updated = conn.execute(
+                    "UPDATE outbox SET status = ?, ack = ? "
+                    "WHERE result_id = ? AND device_id = ? AND status = ?",
+                    (
+                        status.value,
+                        messages.encode(ack).decode(),
+                        result_id,
+                        ack.device_id,
+                        Status.PENDING.value,
+                    ),
+                ).rowcount
+                if updated:
+                    outcomes.append(AckOutcome.MARKED)
+                    continue
+                known = conn.execute(
+                    "SELECT 1 FROM outbox WHERE result_id = ? AND device_id = ?",
                     (result_id, ack.device_id),
                 ).fetchone()
-                if row is None:
-                    outcomes.append(AckOutcome.UNKNOWN)
-                    continue
-                if row[0] != Status.PENDING.value:
-                    outcomes.append(AckOutcome.ALREADY)
-                    continue
-                status = Status.REJECTED if ack.status is AckStatus.REJECTED else Status.DELIVERED
-                conn.execute(
-                    "UPDATE outbox SET status = ?, ack = ? WHERE result_id = ?",
-                    (status.value, messages.encode(ack).decode(), result_id),
-                )
-                outcomes.append(AckOutcome.MARKED)
+                outcomes.append(AckOutcome.ALREADY if known else AckOutcome.UNKNOWN)
         return outcomes
 
     def retry_now(self) -> int:
