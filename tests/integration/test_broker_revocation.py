@@ -1,0 +1,100 @@
+"""Revocation against a running broker, and sessions/queues that lose nothing.
+
+Measured on Mosquitto 2.0.11 (Debian): SIGHUP makes it re-read the CRL file
+and the ACL file, so ``lifecert fleet revoke`` (which SIGHUPs the broker named
+by ``broker.pid_file``, or runs ``broker.reload_command``) refuses the device's
+next TLS handshake without a restart. A connection that is already open stays
+open, but the ACL's ``deny`` for the revoked id stops all its publishes.
+"""
+
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from protocol import topics
+from provisioning.cli import main
+from tests.fixtures.broker import FleetBroker, MqttPeer, enrol_bundle, tls_refusal
+
+pytestmark = pytest.mark.integration
+
+A, B = "term-aaaa", "term-bbbb"
+
+
+def _refused_within(port: int, bundle: Path, seconds: float = 5.0) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        refusal = tls_refusal(port, bundle)
+        if refusal is not None:
+            return refusal
+        time.sleep(0.05)
+    raise AssertionError(f"still accepted {seconds}s after revoke")
+
+
+def test_revoke_cli_makes_the_running_broker_refuse_the_device(broker: FleetBroker) -> None:
+    keep = enrol_bundle(broker.fleet, A)
+    gone = enrol_bundle(broker.fleet, B)
+    assert tls_refusal(broker.port, gone) is None
+    with MqttPeer(gone, broker.port) as still_open:
+        result = CliRunner().invoke(
+            main, ["fleet", "revoke", B, "--dir", str(broker.fleet_dir), "--reason", "stolen"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "sent SIGHUP to mosquitto" in result.output
+        refusal = _refused_within(broker.port, gone)
+        assert "certificate revoked" in refusal.lower()
+        assert tls_refusal(broker.port, keep) is None
+        denied = still_open.publish(topics.device_topic(B, "result"), b"after revoke")
+        assert denied.getName() == "Not authorized"
+    broker.restart()
+    assert "certificate revoked" in (tls_refusal(broker.port, gone) or "").lower()
+    with MqttPeer(keep, broker.port) as peer:
+        assert not peer.publish(topics.device_topic(A, "result"), b"still fine").is_failure
+
+
+def test_reload_command_is_used_when_configured(
+    broker: FleetBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = enrol_bundle(broker.fleet, B)
+    assert broker.process.pid is not None
+    monkeypatch.setenv("LIFECERT_FLEET__BROKER__RELOAD_COMMAND", f"kill -HUP {broker.process.pid}")
+    result = CliRunner().invoke(main, ["fleet", "revoke", B, "--dir", str(broker.fleet_dir)])
+    assert result.exit_code == 0, result.output
+    assert "ran 'kill -HUP" in result.output
+    assert "certificate revoked" in _refused_within(broker.port, gone).lower()
+
+
+def test_failing_reload_command_is_reported(
+    broker: FleetBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enrol_bundle(broker.fleet, B)
+    monkeypatch.setenv("LIFECERT_FLEET__BROKER__RELOAD_COMMAND", "false")
+    result = CliRunner().invoke(main, ["fleet", "revoke", B, "--dir", str(broker.fleet_dir)])
+    assert result.exit_code == 1
+    assert "broker.reload_command 'false' exited 1" in result.output
+
+
+def test_offline_central_loses_nothing_beyond_the_default_queue_or_a_restart(
+    broker: FleetBroker,
+) -> None:
+    """1,500 QoS 1 results while central is away (default max_queued_messages is 1,000)."""
+    n = 1500
+    bundle = enrol_bundle(broker.fleet, A)
+    central = broker.fleet.central_tls()
+    with MqttPeer(central, broker.port, client_id="central-1", session_expiry=3600) as c:
+        assert c.subscribe(topics.shared_results()).value == 1
+    with MqttPeer(bundle, broker.port) as a:
+        infos = [
+            a.client.publish(topics.device_topic(A, "result"), f"r{i}".encode(), qos=1)
+            for i in range(n)
+        ]
+        for info in infos:
+            info.wait_for_publish(10)
+    broker.restart()
+    got: set[bytes] = set()
+    with MqttPeer(central, broker.port, client_id="central-1", session_expiry=3600) as c:
+        while (msg := c.expect(2.0)) is not None:
+            got.add(msg.payload)
+    assert len(got) == n
+    assert "dropped" not in broker.log_path.read_text()
