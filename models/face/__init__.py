@@ -1,0 +1,1 @@
+"""The face pipeline: detection, landmarks, alignment, embedding, comparison, quality."""

@@ -1,0 +1,105 @@
+"""BlazeFace (MediaPipe short-range face detector): anchors, decoding, weighted NMS.
+
+The model sees a 128x128 letterboxed RGB image in [-1, 1] and returns, for each
+of 896 anchors, 16 regressors (box centre, size, six key points) and a score
+logit. Anchors follow MediaPipe's SSD anchor options for this model: strides
+8, 16, 16, 16 (layers of one stride share a grid), two anchors per layer and
+cell, fixed size 1.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+INPUT_SIZE = 128
+STRIDES = (8, 16, 16, 16)
+ANCHORS_PER_LAYER = 2
+
+#: key point order of BlazeFace (the subject's right eye is on the image's left).
+KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "left_ear")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face: box (x0, y0, x1, y1) and six key points in image pixels, score 0..1."""
+
+    box: tuple[float, float, float, float]
+    keypoints: np.ndarray  # [6, 2]
+    score: float
+
+    @property
+    def width(self) -> float:
+        """Box width in pixels."""
+        return self.box[2] - self.box[0]
+
+
+def anchors(input_size: int = INPUT_SIZE, strides: tuple[int, ...] = STRIDES) -> np.ndarray:
+    """Anchor centres [N, 2] (x, y) in 0..1, in the model's output order."""
+    out: list[tuple[float, float]] = []
+    layer = 0
+    while layer < len(strides):
+        stride, repeats = strides[layer], 0
+        while layer < len(strides) and strides[layer] == stride:
+            repeats += ANCHORS_PER_LAYER
+            layer += 1
+        cells = -(-input_size // stride)
+        for y in range(cells):
+            for x in range(cells):
+                out.extend([((x + 0.5) / cells, (y + 0.5) / cells)] * repeats)
+    return np.array(out, dtype=np.float64)
+
+
+def decode(
+    regressors: np.ndarray, logits: np.ndarray, anchor_xy: np.ndarray, min_score: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes [K, 4] (x0, y0, x1, y1), key points [K, 6, 2] and scores [K] in 0..1 model
+    coordinates for the anchors scoring at least ``min_score``."""
+    scores = 1.0 / (1.0 + np.exp(-np.clip(logits.reshape(-1), -100.0, 100.0)))
+    keep = scores >= min_score
+    raw = regressors.reshape(-1, 16)[keep].astype(np.float64) / INPUT_SIZE
+    centre = anchor_xy[keep]
+    cx, cy = raw[:, 0] + centre[:, 0], raw[:, 1] + centre[:, 1]
+    half_w, half_h = raw[:, 2] / 2, raw[:, 3] / 2
+    boxes = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1)
+    points = raw[:, 4:].reshape(-1, 6, 2) + centre[:, None, :]
+    return boxes, points, scores[keep]
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one box with each of ``boxes`` (x0, y0, x1, y1)."""
+    x0 = np.maximum(box[0], boxes[:, 0])
+    y0 = np.maximum(box[1], boxes[:, 1])
+    x1 = np.minimum(box[2], boxes[:, 2])
+    y1 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-12)
+
+
+def weighted_nms(
+    boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, iou_threshold: float
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """MediaPipe's weighted NMS: each cluster (IoU above the threshold with its best box)
+    becomes the score-weighted mean of its boxes and key points, with the best score."""
+    order = np.argsort(-scores, kind="stable")
+    boxes, points, scores = boxes[order], points[order], scores[order]
+    alive = np.ones(len(scores), dtype=bool)
+    out = []
+    for i in range(len(scores)):
+        if not alive[i]:
+            continue
+        members = alive & (iou(boxes[i], boxes) > iou_threshold)
+        members[i] = True
+        weights = scores[members] / scores[members].sum()
+        box = (boxes[members] * weights[:, None]).sum(0)
+        pts = (points[members] * weights[:, None, None]).sum(0)
+        out.append((box, pts, float(scores[i])))
+        alive &= ~members
+    return out
+
+
+def letterbox(width: int, height: int, size: int = INPUT_SIZE) -> tuple[float, float, float]:
+    """Scale and (x, y) padding that fit a ``width`` x ``height`` image into ``size``^2."""
+    scale = size / max(width, height)
+    return scale, (size - width * scale) / 2, (size - height * scale) / 2

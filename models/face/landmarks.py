@@ -1,0 +1,81 @@
+"""MediaPipe's face mesh landmark model (468 points) as a plugin.
+
+The crop follows MediaPipe's detection-to-ROI rule: centred on the detection
+box, rotated so the eyes are level, a square 1.5 times the box's longer side,
+resized to 192x192, RGB in [0, 1].
+"""
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from models.face.detect import Detection
+from models.face.geometry import apply_affine, warp
+from models.plugins import register
+from models.runtime import TFLiteModel
+
+if TYPE_CHECKING:
+    from models.bundle import ModelSpec
+
+INPUT_SIZE = 192
+ROI_SCALE = 1.5
+
+#: mesh indices giving dlib's five points: (outer, inner) corner of the eye on the image's
+#: right, then of the eye on the image's left, then the bottom of the nose.
+DLIB5_FROM_MESH = ((263,), (362,), (33,), (133,), (2,))
+
+
+@dataclass(frozen=True)
+class FaceLandmarks:
+    """468 points [468, 3] (x, y in image pixels, z in the same scale) and presence 0..1."""
+
+    points: np.ndarray
+    presence: float
+
+    def five_points(self) -> np.ndarray:
+        """dlib's five alignment points [5, 2] taken from the mesh."""
+        return np.array([self.points[list(ix), :2].mean(0) for ix in DLIB5_FROM_MESH])
+
+
+def roi_transform(detection: Detection, size: int = INPUT_SIZE) -> np.ndarray:
+    """2x3 matrix mapping crop coordinates (0..size) to image coordinates."""
+    eye_r, eye_l = detection.keypoints[0], detection.keypoints[1]
+    axis = eye_l - eye_r
+    norm = float(np.hypot(*axis))
+    ex = axis / norm if norm > 0 else np.array([1.0, 0.0])
+    ey = np.array([-ex[1], ex[0]])
+    x0, y0, x1, y1 = detection.box
+    side = max(x1 - x0, y1 - y0) * ROI_SCALE
+    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    k = side / size
+    rot = np.stack([ex * k, ey * k], axis=1)
+    return np.hstack([rot, (centre - rot @ [size / 2, size / 2])[:, None]])
+
+
+@register("landmarks", "face_mesh")
+class FaceMeshLandmarker:
+    """468 landmarks of a detected face; ``None`` when the model says there is no face."""
+
+    def __init__(self, content: bytes, spec: "ModelSpec", threads: int = 1) -> None:
+        self.model = TFLiteModel(content, spec.file, threads)
+        self.min_presence = float(spec.options.get("min_presence", 0.5))
+
+    def prepare(self, image: Image.Image, detection: Detection) -> tuple[np.ndarray, np.ndarray]:
+        """Model input and the crop-to-image transform."""
+        m = roi_transform(detection)
+        crop = warp(image, m, (INPUT_SIZE, INPUT_SIZE))
+        return (crop.astype(np.float32) * (1.0 / 255.0))[None], m
+
+    def landmarks(self, image: Image.Image, detection: Detection) -> FaceLandmarks | None:
+        """Landmarks in image coordinates, or ``None`` below ``min_presence``."""
+        tensor, m = self.prepare(image, detection)
+        raw, presence_logit = self.model.run(tensor)
+        presence = float(1.0 / (1.0 + np.exp(-float(presence_logit.reshape(-1)[0]))))
+        if presence < self.min_presence:
+            return None
+        pts = raw.reshape(-1, 3).astype(np.float64)
+        xy = apply_affine(m, pts[:, :2])
+        z = pts[:, 2] * float(np.hypot(m[0, 0], m[1, 0]))
+        return FaceLandmarks(np.column_stack([xy, z]), presence)

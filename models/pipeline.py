@@ -1,0 +1,130 @@
+"""The face pipeline on the terminal: a verified bundle, loaded once, used per frame.
+
+Example::
+
+    with FacePipeline.open(Path("var/models"), Path("models-sign.pub.pem")) as faces:
+        face = faces.analyse(image)            # detection, landmarks, chip, template, quality
+        match = faces.compare(face.template, reference, mode="card_photo")
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+
+from models import plugins
+from models.bundle import Manifest, load_bundle
+from models.errors import ModelError
+from models.face.align import align
+from models.face.compare import Match, compare
+from models.face.detect import Detection
+from models.face.landmarks import FaceLandmarks
+from models.face.quality import Quality, measure
+
+Mode = Literal["live", "card_photo"]
+
+
+@dataclass(frozen=True)
+class Face:
+    """Everything the terminal learns about the main face of one image."""
+
+    detection: Detection
+    landmarks: FaceLandmarks
+    chip: np.ndarray
+    template: np.ndarray
+    quality: Quality
+
+
+def as_image(image: Image.Image | np.ndarray) -> Image.Image:
+    """A Pillow RGB image from Pillow or an HxWx3 uint8 array."""
+    if isinstance(image, Image.Image):
+        return image if image.mode == "RGB" else image.convert("RGB")
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+        raise ModelError(f"expected an HxWx3 uint8 RGB image, got {array.shape} {array.dtype}")
+    return Image.fromarray(array)
+
+
+class FacePipeline:
+    """Detector, landmarker, embedder (and optional PAD model) chosen by the manifest."""
+
+    def __init__(self, manifest: Manifest, contents: dict[str, bytes], threads: int = 1) -> None:
+        self.manifest = manifest
+        models = manifest.models
+        for role in ("detector", "landmarks", "embedder"):
+            if role not in models:
+                raise ModelError(f"bundle {manifest.name} has no {role} model")
+        self.detector = plugins.create(
+            "detector", contents["detector"], models["detector"], threads
+        )
+        self.landmarker = plugins.create(
+            "landmarks", contents["landmarks"], models["landmarks"], threads
+        )
+        self.embedder = plugins.create(
+            "embedder", contents["embedder"], models["embedder"], threads
+        )
+        self.pad: Any = (
+            plugins.create("pad", contents["pad"], models["pad"], threads)
+            if "pad" in models
+            else None
+        )
+
+    @classmethod
+    def open(cls, bundle_dir: Path, public_key: Path, threads: int = 1) -> "FacePipeline":
+        """Verify the bundle at ``bundle_dir`` with ``public_key`` and load its models."""
+        manifest, contents = load_bundle(bundle_dir, public_key)
+        return cls(manifest, contents, threads)
+
+    def __enter__(self) -> "FacePipeline":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Drop the interpreters."""
+        self.detector = self.landmarker = self.embedder = self.pad = None
+
+    def detect(self, image: Image.Image | np.ndarray) -> list[Detection]:
+        """Every face in the image, best first."""
+        return self.detector.detect(as_image(image))
+
+    def landmarks(
+        self, image: Image.Image | np.ndarray, detection: Detection
+    ) -> FaceLandmarks | None:
+        """468 landmarks of one detected face (``None`` if the model sees no face there)."""
+        return self.landmarker.landmarks(as_image(image), detection)
+
+    def align(self, image: Image.Image | np.ndarray, landmarks: FaceLandmarks) -> np.ndarray:
+        """The dlib-style face chip of a face."""
+        e = self.embedder
+        return align(as_image(image), landmarks.five_points(), e.chip_size, e.padding)
+
+    def embed(self, chip: np.ndarray) -> np.ndarray:
+        """The template of a face chip."""
+        return self.embedder.embed(chip)
+
+    def analyse(self, image: Image.Image | np.ndarray) -> Face | None:
+        """The largest face: landmarks, chip, template and quality; ``None`` without a face."""
+        img = as_image(image)
+        detections = self.detector.detect(img)
+        for det in sorted(detections, key=lambda d: -d.width):
+            marks = self.landmarker.landmarks(img, det)
+            if marks is None:
+                continue
+            chip = self.align(img, marks)
+            quality = measure(chip, marks, det.width, len(detections))
+            return Face(det, marks, chip, self.embed(chip), quality)
+        return None
+
+    def compare(self, probe: np.ndarray, reference: np.ndarray, mode: Mode = "live") -> Match:
+        """Distance and decision with the manifest's threshold for ``mode``."""
+        try:
+            threshold = self.manifest.thresholds[mode]
+        except KeyError:
+            raise ModelError(
+                f"bundle {self.manifest.name} has no threshold for mode {mode}"
+            ) from None
+        return compare(probe, reference, threshold, mode)

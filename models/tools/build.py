@@ -1,0 +1,107 @@
+"""Build a signed model bundle from the packages that ship the weights."""
+
+import hashlib
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+from models.bundle import (
+    InputSpec,
+    Manifest,
+    ModelSpec,
+    SourceSpec,
+    TensorSpec,
+    Threshold,
+    write_manifest,
+)
+from models.tools.convert import build_tflite
+from models.tools.dlib_reader import read_resnet
+from models.tools.sources import dlib_resnet_path, fetch_mediapipe_wheel, mediapipe_models
+
+log = logging.getLogger(__name__)
+
+MEDIAPIPE_USE = (
+    "face detection, cropping, alignment and tracking only; the model card forbids identity "
+    "recognition"
+)
+#: dlib's own threshold (its loss_metric layer) until `lifecert-models evaluate` calibrates.
+DLIB_THRESHOLD = 0.6
+
+
+def _spec(data: bytes, **fields: object) -> ModelSpec:
+    return ModelSpec.model_validate(
+        {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), **fields}
+    )
+
+
+def build_bundle(
+    out: Path, signing_key: Path, wheel_cache: Path, wheel: Path | None = None
+) -> Manifest:
+    """Write the TFLite files and the signed manifest into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    det_src, lm_src = mediapipe_models(wheel or fetch_mediapipe_wheel(wheel_cache))
+    dat, frm_version = dlib_resnet_path()
+    log.info("converting %s", dat.name)
+    resnet = build_tflite(read_resnet(dat))
+    files = {
+        "face_detection_short_range.tflite": det_src.data,
+        "face_landmark.tflite": lm_src.data,
+        "dlib_face_recognition_resnet_v1.tflite": resnet,
+    }
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    models = {
+        "detector": _spec(
+            det_src.data,
+            type="blazeface_short_range",
+            file="face_detection_short_range.tflite",
+            input=InputSpec(name="input", shape=[1, 128, 128, 3], layout="NHWC RGB, letterboxed",
+                            normalisation="v / 127.5 - 1"),
+            outputs=[TensorSpec(name="regressors", shape=[1, 896, 16]),
+                     TensorSpec(name="classificators", shape=[1, 896, 1])],
+            source=SourceSpec(package="mediapipe", version=det_src.version, path=det_src.path),
+            licence="Apache-2.0",
+            use=MEDIAPIPE_USE,
+            options={"min_score": 0.5, "nms_iou": 0.3},
+        ),
+        "landmarks": _spec(
+            lm_src.data,
+            type="face_mesh",
+            file="face_landmark.tflite",
+            input=InputSpec(name="input_1", shape=[1, 192, 192, 3],
+                            layout="NHWC RGB, eye-levelled square crop 1.5x the box",
+                            normalisation="v / 255"),
+            outputs=[TensorSpec(name="conv2d_21", shape=[1, 1, 1, 1404]),
+                     TensorSpec(name="conv2d_31", shape=[1, 1, 1, 1])],
+            source=SourceSpec(package="mediapipe", version=lm_src.version, path=lm_src.path),
+            licence="Apache-2.0",
+            use=MEDIAPIPE_USE,
+            options={"min_presence": 0.5},
+        ),
+        "embedder": _spec(
+            resnet,
+            type="dlib_resnet_v1",
+            file="dlib_face_recognition_resnet_v1.tflite",
+            input=InputSpec(name="chip_rgb", shape=[1, 150, 150, 3],
+                            layout="NHWC RGB, dlib face chip (5 points, padding 0.25)",
+                            normalisation="none: 0..255 floats (dlib's mean/256 is folded in)"),
+            outputs=[TensorSpec(name="embedding", shape=[1, 128])],
+            source=SourceSpec(package="face-recognition-models", version=frm_version,
+                              path=f"face_recognition_models/models/{dat.name}",
+                              converted_by="models.tools.convert (lifecert)"),
+            licence="public domain (dlib model by Davis King)",
+            use="face verification templates, Euclidean distance",
+            options={"chip_size": 150, "padding": 0.25},
+        ),
+    }  # fmt: skip
+    default = Threshold(distance=DLIB_THRESHOLD, calibrated_on="model default (dlib loss_metric)")
+    manifest = Manifest(
+        name="lifecert-face",
+        version=hashlib.sha256(b"".join(files.values())).hexdigest()[:12],
+        created=datetime.now(UTC).replace(microsecond=0).isoformat(),
+        models=models,
+        thresholds={"live": default, "card_photo": default},
+    )
+    write_manifest(out, manifest, signing_key)
+    log.info("bundle %s written to %s", manifest.version, out)
+    return manifest
