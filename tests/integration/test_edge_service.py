@@ -5,6 +5,7 @@ signing key, so these tests exercise only the terminal: publish, re-send,
 ack verification, status and last will.
 """
 
+import json
 import os
 import signal
 import socket
@@ -79,11 +80,12 @@ class Central:
         self.result_topic = topics.device_topic(device_id, "result")
         self.status_topic = topics.device_topic(device_id, "status")
         self.ack_topic = topics.device_topic(device_id, "ack")
+        self.telemetry_topic = topics.device_topic(device_id, "telemetry")
         self._seen: defaultdict[str, deque[bytes]] = defaultdict(deque)
 
     def __enter__(self) -> "Central":
         self.peer.connect()
-        for topic in (self.result_topic, self.status_topic):
+        for topic in (self.result_topic, self.status_topic, self.telemetry_topic):
             assert not self.peer.subscribe(topic).is_failure
         return self
 
@@ -164,7 +166,7 @@ def test_publishes_outbox_and_marks_delivered_on_central_ack(
     first = record(bundle)
     expected = stored_jws(bundle, first)
     with Central(session_broker, device_id) as central:
-        service = edge()
+        service = edge(LIFECERT_EDGE__LINK__TELEMETRY_INTERVAL_S="0.1")
         assert central.next_on(central.status_topic) == b"online"
         payload = central.next_on(central.result_topic)
         assert payload.decode() == expected
@@ -174,6 +176,16 @@ def test_publishes_outbox_and_marks_delivered_on_central_ack(
 
         central.ack(first)
         wait_until(lambda: status_of(bundle, first)[0] is Status.DELIVERED)
+        health = json.loads(central.next_on(central.telemetry_topic))
+        while health["delivered"] == 0:
+            health = json.loads(central.next_on(central.telemetry_topic))
+        assert health == {
+            "pending": 0,
+            "delivered": 1,
+            "rejected": 0,
+            "inflight": 0,
+            "oldest_pending_s": None,
+        }
 
         cli = subprocess.run(
             [
