@@ -26,6 +26,8 @@ from protocol.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+_MISS_INTERVAL_S = 0.2
+
 
 class Standing(StrEnum):
     """Whether a known device may sign results right now."""
@@ -89,7 +91,7 @@ class DeviceTrust:
         self._devices_dir = devices_dir
         self._interval = check_interval_s
         self._clock = clock
-        self._next_check = 0.0
+        self._last_check = -float("inf")
         self._crl_stamp: tuple[int, int] | None = None
         self._dir_stamp: frozenset[tuple[str, int, int]] = frozenset()
         self._by_kid: dict[str, Device] = {}
@@ -97,12 +99,16 @@ class DeviceTrust:
         self.revoked: frozenset[int] = frozenset()
         self.refresh(force=True)
 
-    def refresh(self, force: bool = False) -> None:
-        """Re-read the CRL and the folder if they changed (or ``force``)."""
+    def refresh(self, force: bool = False, min_interval_s: float | None = None) -> None:
+        """Re-read the CRL and the folder if they changed (or ``force``).
+
+        Checks at most once per ``check_interval_s``, or per ``min_interval_s`` if given.
+        """
         now = self._clock()
-        if not force and now < self._next_check:
+        interval = self._interval if min_interval_s is None else min_interval_s
+        if not force and now < self._last_check + interval:
             return
-        self._next_check = now + self._interval
+        self._last_check = now
         self._refresh_crl(force)
         self._refresh_devices(force)
 
@@ -176,8 +182,13 @@ class DeviceTrust:
         )
 
     def by_kid(self, kid: str) -> Device | None:
-        """The device whose certificate has this fingerprint (refreshing first if due)."""
+        """The device whose certificate has this fingerprint (refreshing first if due).
+
+        A miss re-checks the folder sooner (a device enrolled a moment ago).
+        """
         self.refresh()
+        if kid not in self._by_kid:
+            self.refresh(min_interval_s=_MISS_INTERVAL_S)
         return self._by_kid.get(kid)
 
     def is_enrolled(self, device_id: str) -> bool:

@@ -1,0 +1,204 @@
+"""The MQTT consumer: shared subscription in, batched DB transactions, signed acks out.
+
+paho-mqtt 2.x, MQTT 5, mutual TLS, a persistent session (``clean_start`` off,
+session expiry) and QoS 1 with manual acks: a result's PUBACK goes to the
+broker only after the transaction that applied it has committed, so a crash
+at any point makes the broker redeliver, and ``result_id`` makes that
+harmless. After each commit central publishes a signed ``Ack`` to every
+device concerned. One stop event ends the loop: the batch in hand is finished,
+then the client disconnects cleanly.
+"""
+
+import datetime as dt
+import logging
+import queue
+import ssl
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from central.config import CentralMqtt, IngestSettings
+from central.db import StoreBusyError, StoreError
+from central.ingest import Inbound, Ingestor, Outcome
+from protocol import messages, sdnotify, signing, topics
+from protocol.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.25
+_RETRY_MAX_S = 5.0
+
+
+@dataclass(frozen=True)
+class _Received:
+    generation: int
+    mid: int
+    inbound: Inbound
+
+
+class Consumer:
+    """Consumes results from the broker and applies them through an ``Ingestor``."""
+
+    def __init__(
+        self,
+        settings: CentralMqtt,
+        ingest: IngestSettings,
+        ingestor: Ingestor,
+        signer: signing.Signer,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.batching = ingest
+        self.ingestor = ingestor
+        self.signer = signer
+        self.stop = stop or threading.Event()
+        self.ready = threading.Event()
+        self.counts: Counter[str] = Counter()
+        self._inbox: queue.Queue[_Received] = queue.Queue()
+        self._generation = 0
+        self._client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=s.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        try:
+            client.tls_set(
+                ca_certs=str(s.tls.ca_file),
+                certfile=str(s.tls.cert_file),
+                keyfile=str(s.tls.key_file),
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"mqtt.tls: cannot load the TLS files: {exc}") from None
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    # -- paho callbacks (network thread) --------------------------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, _u: Any, flags: Any, rc: ReasonCode, _p: Any
+    ) -> None:
+        if rc.is_failure:
+            log.error("broker refused the connection: %s", rc)
+            return
+        self._generation += 1
+        log.info(
+            "connected to %s:%d (session present: %s)",
+            self.settings.host,
+            self.settings.port,
+            flags.session_present,
+        )
+        topic = topics.shared_results(self.settings.share_group, self.settings.root)
+        client.subscribe(topic, options=SubscribeOptions(qos=1))
+
+    def _on_subscribe(self, _c: Any, _u: Any, _mid: int, codes: list[ReasonCode], _p: Any) -> None:
+        if any(c.is_failure for c in codes):
+            log.error("subscription refused: %s", codes)
+            return
+        log.info("subscribed to results (%s)", self.settings.share_group)
+        if not self.ready.is_set():
+            self.ready.set()
+            sdnotify.notify("READY=1", "STATUS=consuming results")
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
+        log.warning("disconnected from the broker: %s", rc)
+
+    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+        received = Inbound(message.topic, bytes(message.payload), dt.datetime.now(dt.UTC))
+        self._inbox.put(_Received(self._generation, message.mid, received))
+
+    # -- main loop ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Connect, consume until ``stop`` is set, then disconnect cleanly."""
+        s = self.settings
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = s.session_expiry_s
+        props.ReceiveMaximum = min(65_535, max(100, 2 * self.batching.batch_size))
+        self._client.connect_async(
+            s.host, s.port, keepalive=s.keepalive, clean_start=False, properties=props
+        )
+        self._client.loop_start()
+        watchdog = sdnotify.watchdog_interval()
+        last_ping = 0.0
+        try:
+            while not self.stop.is_set():
+                if watchdog and time.monotonic() - last_ping >= watchdog:
+                    sdnotify.notify("WATCHDOG=1")
+                    last_ping = time.monotonic()
+                batch = self._collect()
+                if batch and not self._process(batch):
+                    break
+        finally:
+            sdnotify.notify("STOPPING=1")
+            log.info("stopping: %s", dict(self.counts))
+            self._client.disconnect()
+            self._client.loop_stop()
+
+    def _collect(self) -> list[_Received]:
+        """Up to ``batch_size`` messages, waiting at most ``max_wait_ms`` after the first."""
+        try:
+            batch = [self._inbox.get(timeout=_POLL_S)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.batching.max_wait_ms / 1000
+        while len(batch) < self.batching.batch_size:
+            try:
+                remaining = deadline - time.monotonic()
+                batch.append(
+                    self._inbox.get(timeout=remaining)
+                    if remaining > 0
+                    else self._inbox.get_nowait()
+                )
+            except queue.Empty:
+                break
+        return batch
+
+    def _process(self, batch: list[_Received]) -> bool:
+        """Apply, ack to devices, PUBACK to the broker; False if stopped before the DB came back."""
+        delay = 0.1
+        while True:
+            try:
+                outcomes = self.ingestor.apply_batch([r.inbound for r in batch])
+                break
+            except StoreError as exc:
+                level = logging.WARNING if isinstance(exc, StoreBusyError) else logging.ERROR
+                log.log(
+                    level, "batch of %d not applied, retrying in %.1fs: %s", len(batch), delay, exc
+                )
+                if self.stop.wait(delay):
+                    return False  # not PUBACKed: the broker redelivers them
+                delay = min(delay * 2, _RETRY_MAX_S)
+        self._send_acks(outcomes)
+        current = self._generation
+        for received in batch:
+            if received.generation == current:  # older ones the broker will redeliver
+                self._client.ack(received.mid, 1)
+        self.counts.update(o.status.value for o in outcomes)
+        self.counts["batches"] += 1
+        return True
+
+    def _send_acks(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            if outcome.ack is None:
+                continue
+            token = self.signer.sign(messages.encode(outcome.ack))
+            topic = topics.device_topic(outcome.ack.device_id, "ack", self.settings.root)
+            self._client.publish(topic, token, qos=1)

@@ -1,0 +1,68 @@
+"""Wiring: build central's parts from its config, in order, and run the consumer."""
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from sqlalchemy.engine import Engine
+
+from central import db
+from central.config import CentralConfig
+from central.consumer import Consumer
+from central.devices import DeviceTrust
+from central.ingest import Ingestor
+from protocol import signing, topics
+from protocol.config import secret_path
+from protocol.errors import ConfigError, SignatureError
+
+log = logging.getLogger(__name__)
+
+
+def engine_for(cfg: CentralConfig) -> Engine:
+    """The database engine the config names."""
+    return db.create_engine(cfg.database.url, cfg.database.busy_timeout_s)
+
+
+def ingestor_for(cfg: CentralConfig, engine: Engine) -> Ingestor:
+    """An ``Ingestor`` trusting the fleet's devices under the config's policy."""
+    root = cfg.mqtt.root if cfg.mqtt else topics.ROOT
+    trust = DeviceTrust(cfg.fleet.ca_file, cfg.fleet.crl_file, cfg.fleet.devices_dir)
+    return Ingestor(engine, trust, cfg.policy, root)
+
+
+def signer_for(cfg: CentralConfig) -> signing.Signer:
+    """Central's ack signer (``kid`` = fingerprint of its public key)."""
+    path = secret_path("sign.key", cfg.keys.sign_key)
+    try:
+        key = signing.load_private_key(path)
+    except (OSError, ValueError, SignatureError) as exc:
+        raise ConfigError(f"keys.sign_key: cannot load {path}: {exc}") from None
+    return signing.Signer(key, signing.key_fingerprint(key.public_key()))
+
+
+def consumer_for(
+    cfg: CentralConfig, stop: threading.Event, client_id: str | None = None
+) -> Consumer:
+    """Migrate the database, then build a ready-to-run consumer."""
+    mqtt = cfg.require_mqtt()
+    if client_id:
+        mqtt = mqtt.model_copy(update={"client_id": client_id})
+    engine = engine_for(cfg)
+    revision = db.upgrade(engine)
+    log.info("database %s at revision %s", engine.url.render_as_string(), revision)
+    return Consumer(mqtt, cfg.ingest, ingestor_for(cfg, engine), signer_for(cfg), stop)
+
+
+def run(cfg: CentralConfig, client_id: str | None = None) -> None:
+    """Run the consumer until SIGTERM or SIGINT."""
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: finishing the batch in hand", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    consumer = consumer_for(cfg, stop, client_id)
+    consumer.run()

@@ -1,0 +1,236 @@
+"""Central's consumer against a real Mosquitto (the fleet's generated TLS + ACL config).
+
+A device publishes a signed result; central applies it and a signed ack that
+verifies with central's public key arrives on the device's ack topic.
+"""
+
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from cryptography import x509
+
+from central import config, roster, schema, service
+from protocol import idnumber, messages, signing
+from protocol.messages import Ack, AckStatus
+from provisioning.fleet import Fleet
+from tests.fixtures.broker import FleetBroker, MqttPeer, enrol_bundle
+
+pytestmark = pytest.mark.integration
+
+RETIREE = idnumber.make("110105", dt.date(1950, 3, 7), 124)
+
+
+def _central_config(fleet: Fleet, db_url: str, **extra: str) -> config.CentralConfig:
+    env = {"LIFECERT_CENTRAL__DATABASE__URL": db_url} | extra
+    return config.load(fleet.directory / "central" / "central.toml", environ=env)
+
+
+def _result(device_id: str, seq: int, **overrides: Any) -> messages.Result:
+    values: dict[str, Any] = {
+        "result_id": uuid.uuid4(),
+        "device_id": device_id,
+        "seq": seq,
+        "device_time": dt.datetime.now(dt.UTC),
+        "retiree_id": RETIREE,
+        "method": "assisted",
+        "decision": "pass",
+        "channel": "desk",
+        "assisted": {"staff_id": "desk-1"},
+    } | overrides
+    return messages.Result.model_validate(values)
+
+
+class Device:
+    """A test terminal: its bundle's key signs results; a peer publishes and reads acks."""
+
+    def __init__(self, bundle: Path, port: int, fleet: Fleet) -> None:
+        self.id = bundle.name
+        cert = x509.load_pem_x509_certificate((bundle / "device.pem").read_bytes())
+        self.signer = signing.Signer(
+            signing.load_private_key(bundle / "device.key"), signing.cert_fingerprint(cert)
+        )
+        self.central = signing.Verifier(
+            signing.load_public_key(fleet.directory / "central" / "sign.pub.pem")
+        )
+        self.peer = MqttPeer(bundle, port).connect()
+        assert not self.peer.subscribe(f"lifecert/v1/dev/{self.id}/ack").is_failure
+
+    def send(self, result: messages.Result | bytes) -> bytes:
+        payload = (
+            result
+            if isinstance(result, bytes)
+            else self.signer.sign(messages.encode(result)).encode()
+        )
+        assert not self.peer.publish(f"lifecert/v1/dev/{self.id}/result", payload).is_failure
+        return payload
+
+    def ack(self, timeout: float = 10.0) -> Ack | None:
+        msg = self.peer.expect(timeout)
+        if msg is None:
+            return None
+        return messages.decode(Ack, self.central.verify(msg.payload))
+
+
+@pytest.fixture
+def running(broker: FleetBroker, db_url: str) -> Iterator[dict[str, Any]]:
+    """Central's consumer running in a thread against the fleet's broker and ``db_url``."""
+    bundles = [enrol_bundle(broker.fleet, f"term-000{i}") for i in (1, 2)]
+    cfg = _central_config(broker.fleet, db_url)
+    stop = threading.Event()
+    consumer = service.consumer_for(cfg, stop)
+    engine = consumer.ingestor.engine
+    roster.upsert(
+        engine,
+        [
+            {
+                "id_number": RETIREE,
+                "name": "Wang Fang",
+                "sex": "F",
+                "birth_date": dt.date(1950, 3, 7),
+            }
+        ],
+        "test",
+        dt.datetime.now(dt.UTC),
+    )
+    thread = threading.Thread(target=consumer.run, name="central", daemon=True)
+    thread.start()
+    assert consumer.ready.wait(10), "consumer did not connect and subscribe"
+    devices = [Device(b, broker.port, broker.fleet) for b in bundles]
+    yield {"consumer": consumer, "engine": engine, "broker": broker, "devices": devices}
+    for device in devices:
+        device.peer.close()
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def _count(engine: Any, table: sa.Table) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(sa.select(sa.func.count()).select_from(table)) or 0)
+
+
+def test_result_applied_and_signed_ack_arrives(running: dict[str, Any]) -> None:
+    engine, device = running["engine"], running["devices"][0]
+    result = _result(device.id, 1)
+    payload = device.send(result)
+    ack = device.ack()
+    assert ack is not None and ack.status is AckStatus.APPLIED
+    assert ack.result_id == result.result_id and ack.device_id == device.id
+    assert (
+        ack.certified_until is not None and ack.certified_until.year == result.device_time.year + 1
+    )
+    with engine.connect() as conn:
+        until = conn.scalar(sa.select(schema.retirees.c.certified_until))
+    assert until == ack.certified_until
+
+    device.send(payload)  # the terminal re-sends (ack lost): no second effect
+    again = device.ack()
+    assert again is not None and again.status is AckStatus.DUPLICATE
+    assert _count(engine, schema.results) == 1
+
+
+def test_bad_messages_are_quarantined_and_consumer_lives(running: dict[str, Any]) -> None:
+    engine, consumer = running["engine"], running["consumer"]
+    device = running["devices"][1]
+    good = device.signer.sign(messages.encode(_result(device.id, 1)))
+    head, body, sig = good.split(".")
+    device.send(b"not a jws at all")
+    device.send(f"{head}.{body}.{sig[:-4]}AAAA".encode())  # forged signature
+    assert device.ack(timeout=1.5) is None  # nobody to trust: no ack
+    device.send(_result(device.id, 2, retiree_id=idnumber.make("440106", dt.date(1952, 1, 1), 55)))
+    rejected = device.ack()
+    assert rejected is not None and rejected.status is AckStatus.REJECTED
+    assert rejected.reason == "unknown_retiree"
+    device.send(_result(device.id, 3))
+    applied = device.ack()
+    assert applied is not None and applied.status is AckStatus.APPLIED
+    with engine.connect() as conn:
+        reasons = sorted(conn.scalars(sa.select(schema.quarantine.c.reason)))
+    assert reasons == ["bad_signature", "malformed", "unknown_retiree"]
+    assert consumer.counts["quarantined"] == 2 and consumer.counts["applied"] == 1
+
+
+def test_revoked_device_refused_by_running_central(running: dict[str, Any]) -> None:
+    broker, engine = running["broker"], running["engine"]
+    device = running["devices"][0]
+    device.send(_result(device.id, 1))
+    assert device.ack() is not None
+    broker.fleet.revoke(device.id)  # the broker keeps the open connection until reloaded
+    time.sleep(1.2)  # central re-reads the CRL at most once a second
+    device.send(_result(device.id, 2))
+    assert device.ack(timeout=1.5) is None
+    with engine.connect() as conn:
+        assert conn.scalars(sa.select(schema.quarantine.c.reason)).all() == ["revoked_device"]
+    assert _count(engine, schema.results) == 1
+
+
+def _notify_socket(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(15)
+    return sock
+
+
+def _wait_for(sock: socket.socket, word: str) -> list[str]:
+    seen: list[str] = []
+    while word not in seen:
+        seen += sock.recv(4096).decode().splitlines()
+    return seen
+
+
+def test_cli_run_notifies_systemd_and_stops_on_sigterm(
+    broker: FleetBroker, db_url: str, tmp_path: Path
+) -> None:
+    cfg_path = broker.fleet.directory / "central" / "central.toml"
+    env = os.environ | {
+        "LIFECERT_CENTRAL__DATABASE__URL": db_url,
+        "NOTIFY_SOCKET": str(tmp_path / "notify"),
+        "WATCHDOG_USEC": "400000",
+    }
+    bundle = enrol_bundle(broker.fleet, "term-0004")
+    sock = _notify_socket(tmp_path / "notify")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "central", "--config", str(cfg_path), "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        env["WATCHDOG_PID"] = str(proc.pid)
+        assert "READY=1" in _wait_for(sock, "READY=1")
+        assert "WATCHDOG=1" in _wait_for(sock, "WATCHDOG=1")
+        engine = service.engine_for(_central_config(broker.fleet, db_url))
+        roster.upsert(
+            engine,
+            [{"id_number": RETIREE, "name": "W", "sex": "F", "birth_date": dt.date(1950, 3, 7)}],
+            "test",
+            dt.datetime.now(dt.UTC),
+        )
+        device = Device(bundle, broker.port, broker.fleet)
+        device.send(_result(device.id, 1))
+        ack = device.ack()
+        assert ack is not None and ack.status is AckStatus.APPLIED
+        device.peer.close()
+        proc.send_signal(signal.SIGTERM)
+        assert "STOPPING=1" in _wait_for(sock, "STOPPING=1")
+        out, _ = proc.communicate(timeout=15)
+        assert proc.returncode == 0, out.decode()
+        assert b'"level": "INFO"' in out and b"Traceback" not in out
+        engine.dispose()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        sock.close()
