@@ -33,11 +33,12 @@ def _fit(template: np.ndarray, width: int) -> np.ndarray:
     return np.pad(template, ((0, 0), (left, width - have - left)))
 
 
-def extract(image: np.ndarray, params: VeinParams = VeinParams()) -> np.ndarray:
+def extract(image: np.ndarray, params: VeinParams | None = None) -> np.ndarray:
     """Binary vein template (bool, ``params.height`` x ``params.width``) of a 2-D uint8 image.
 
     The finger must lie along the rows (fingertip up or down).
     """
+    params = params or VeinParams()
     if image.ndim != 2 or min(image.shape) < 16:
         raise ValueError(f"expected a 2-D grey finger image, got shape {image.shape}")
     if image.shape[0] != params.height:
