@@ -73,9 +73,10 @@ class Publisher:
     def publish_due(self) -> int:
         """Publish results that are due while the window has room; how many were sent."""
         if self._resend:
+            count = self._outbox.retry_now()
             self._resend = False
             self._inflight.clear()
-            if count := self._outbox.retry_now():
+            if count:
                 log.info("re-sending %d unacked result(s)", count)
         now = self._outbox.clock()
         for result_id in [r for r, deadline in self._inflight.items() if deadline <= now]:

@@ -18,7 +18,7 @@ from typing import TypeVar
 from edge import keys as edge_keys
 from edge.config import EdgeConfig
 from edge.mqtt import MqttLink
-from edge.outbox import Clock, Outbox
+from edge.outbox import Clock, Outbox, OutboxError
 from edge.publisher import Publisher
 from protocol import sdnotify
 
@@ -107,12 +107,11 @@ class EdgeService:
         telemetry = self.cfg.link.telemetry_interval_s
         last_ping = last_telemetry = 0.0
         while not self.stop_event.is_set():
-            for session_present in _drain(self._connects):
-                publisher.connected(session_present)
-            if payloads := _drain(self._acks):
-                publisher.apply_acks(payloads)
-            if link.connected:
-                publisher.publish_due()
+            self._wake.clear()
+            try:
+                self._step(link, publisher)
+            except OutboxError as exc:
+                log.error("outbox unavailable, will retry: %s", exc)
             now = time.monotonic()
             if watchdog and now - last_ping >= watchdog:
                 sdnotify.notify("WATCHDOG=1")
@@ -121,7 +120,19 @@ class EdgeService:
                 link.publish_telemetry(self._health(outbox, publisher))
                 last_telemetry = now
             self._wake.wait(poll)
-            self._wake.clear()
+
+    def _step(self, link: MqttLink, publisher: Publisher) -> None:
+        for session_present in _drain(self._connects):
+            publisher.connected(session_present)
+        if payloads := _drain(self._acks):
+            try:
+                publisher.apply_acks(payloads)
+            except OutboxError:
+                for payload in payloads:
+                    self._acks.put(payload)
+                raise
+        if link.connected:
+            publisher.publish_due()
 
     @staticmethod
     def _health(outbox: Outbox, publisher: Publisher) -> bytes:

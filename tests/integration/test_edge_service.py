@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -247,3 +248,22 @@ def test_ready_watchdog_and_stopping_even_offline(
         while b"STOPPING=1" not in rest:
             rest.append(sock.recv(4096))
     assert "cannot reach the broker" in service.log()
+
+
+def test_outbox_locked_by_another_process_delays_but_loses_no_ack(
+    session_broker: FleetBroker, bundle: Path, edge: Callable[..., EdgeProcess]
+) -> None:
+    result_id = record(bundle)
+    with Central(session_broker, bundle.name) as central:
+        service = edge(LIFECERT_EDGE__OUTBOX__BUSY_TIMEOUT_S="0.2")
+        central.next_on(central.result_topic)
+        holder = sqlite3.connect(bundle / "var" / "edge.sqlite", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            central.ack(result_id)
+            wait_until(lambda: "outbox unavailable" in service.log())
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        wait_until(lambda: status_of(bundle, result_id)[0] is Status.DELIVERED)
+        assert service.proc is not None and service.proc.poll() is None
