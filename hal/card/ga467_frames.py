@@ -98,23 +98,46 @@ class FrameParser:
                 del self._buf[: max(0, len(self._buf) - keep)]
                 return out
             del self._buf[:start]
-            if len(self._buf) < len(HEADER) + 2:
-                return out
-            length = int.from_bytes(self._buf[5:7], "big")
-            if length < self._min:
-                out.append(FrameError(f"frame length {length} is too short"))
+            item = self._frame_at(0)
+            if item is None:
+                # incomplete: a bogus header in garbage may claim a long length; if a
+                # later header already holds a complete valid frame, that one is real
+                later = self._valid_frame_after(1)
+                if later < 0:
+                    return out
+                out.append(FrameError("garbage before a frame: skipped"))
+                del self._buf[:later]
+                continue
+            if isinstance(item, FrameError):
+                out.append(item)
                 del self._buf[:1]
                 continue
-            end = len(HEADER) + 2 + length
-            if len(self._buf) < end:
-                return out
-            frame = bytes(self._buf[:end])
-            if _xor(frame[5:-1]) != frame[-1]:
-                out.append(FrameError("frame checksum mismatch"))
-                del self._buf[:1]
-                continue
+            body, end = item
             del self._buf[:end]
-            out.append(frame[7:-1])
+            out.append(body)
+
+    def _frame_at(self, pos: int) -> tuple[bytes, int] | FrameError | None:
+        """The frame starting at ``pos``: (body, end), an error, or None if incomplete."""
+        if len(self._buf) < pos + len(HEADER) + 2:
+            return None
+        length = int.from_bytes(self._buf[pos + 5 : pos + 7], "big")
+        if length < self._min:
+            return FrameError(f"frame length {length} is too short")
+        end = pos + len(HEADER) + 2 + length
+        if len(self._buf) < end:
+            return None
+        frame = bytes(self._buf[pos:end])
+        if _xor(frame[5:-1]) != frame[-1]:
+            return FrameError("frame checksum mismatch")
+        return frame[7:-1], end
+
+    def _valid_frame_after(self, pos: int) -> int:
+        """Start of the first complete, valid frame at or after ``pos`` (-1: none)."""
+        while (pos := self._buf.find(HEADER, pos)) >= 0:
+            if isinstance(self._frame_at(pos), tuple):
+                return pos
+            pos += 1
+        return -1
 
     def clear(self) -> None:
         """Forget buffered bytes (before a new command)."""
