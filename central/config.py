@@ -52,7 +52,7 @@ class DatabaseSettings(Section):
             raise ValueError(
                 f"backend {url.get_backend_name()!r} unsupported: use sqlite or postgresql"
             )
-        if url.get_backend_name() == "postgresql" and url.get_driver_name() != "psycopg":
+        if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
         base = (info.context or {}).get("base_dir")
         database = url.database
@@ -187,19 +187,15 @@ class CentralConfig(Section):
         default=True, title="JSON logs", description="JSON lines on stdout (false: plain text)"
     )
     database: DatabaseSettings = Field(
-        default_factory=DatabaseSettings, title="database", description="a [database] table"
+        default={}, title="database", description="a [database] table"
     )
     mqtt: CentralMqtt | None = Field(
         default=None, title="broker", description="a [mqtt] table with [mqtt.tls]; needed by run"
     )
-    fleet: FleetFiles = Field(
-        default_factory=FleetFiles, title="fleet", description="a [fleet] table"
-    )
-    keys: KeyFiles = Field(default_factory=KeyFiles, title="keys", description="a [keys] table")
-    policy: Policy = Field(default_factory=Policy, title="policy", description="a [policy] table")
-    ingest: IngestSettings = Field(
-        default_factory=IngestSettings, title="ingest", description="an [ingest] table"
-    )
+    fleet: FleetFiles = Field(default={}, title="fleet", description="a [fleet] table")
+    keys: KeyFiles = Field(default={}, title="keys", description="a [keys] table")
+    policy: Policy = Field(default={}, title="policy", description="a [policy] table")
+    ingest: IngestSettings = Field(default={}, title="ingest", description="an [ingest] table")
 
     def require_mqtt(self) -> CentralMqtt:
         """The [mqtt] section, or a ``ConfigError`` saying to add it."""
