@@ -127,6 +127,14 @@ def _check_new_id(device_id: str) -> str:
     return device_id
 
 
+def _no_spaces(path: Path) -> None:
+    if any(c.isspace() for c in str(path)):
+        raise ProvisioningError(
+            f"{path}: Mosquitto cannot read paths with spaces in its config; "
+            "use a fleet directory and persistence folder without spaces"
+        )
+
+
 def _validate(model: Any, data: dict[str, Any], base: Path, source: str) -> None:
     try:
         model.model_validate(data, context={"base_dir": base})
@@ -162,6 +170,7 @@ class Fleet:
         """Make a new fleet: CA, empty CRL, central's and the broker's keys, broker config."""
         directory = directory.resolve()
         paths = FleetPaths(directory)
+        _no_spaces(directory)
         if paths.config.exists():
             raise ProvisioningError(
                 f"{directory} already holds a fleet (fleet.toml exists): use another --dir"
@@ -420,8 +429,10 @@ class Fleet:
         the current user (who owns the key files) and the fleet's ``broker.pid_file``.
         """
         b = self.paths.broker
-        b.mkdir(parents=True, exist_ok=True)
         persistence = options.persistence_dir or b / "data"
+        _no_spaces(self.directory)
+        _no_spaces(persistence)
+        b.mkdir(parents=True, exist_ok=True)
         persistence.mkdir(parents=True, exist_ok=True)
         options = brokerconf.BrokerOptions(
             **{
