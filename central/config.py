@@ -7,7 +7,7 @@ override single fields.
 
 import zoneinfo
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 from sqlalchemy.engine import make_url
@@ -20,6 +20,7 @@ from protocol.settings import MqttSettings
 
 ENV_PREFIX = "LIFECERT_CENTRAL"
 DEFAULT_PATH = Path("/etc/lifecert/central.toml")
+_EMPTY: Any = {}  # a missing section is validated from {} so its paths resolve like given ones
 
 
 class DatabaseSettings(Section):
@@ -187,15 +188,15 @@ class CentralConfig(Section):
         default=True, title="JSON logs", description="JSON lines on stdout (false: plain text)"
     )
     database: DatabaseSettings = Field(
-        default={}, title="database", description="a [database] table"
+        default=_EMPTY, title="database", description="a [database] table"
     )
     mqtt: CentralMqtt | None = Field(
         default=None, title="broker", description="a [mqtt] table with [mqtt.tls]; needed by run"
     )
-    fleet: FleetFiles = Field(default={}, title="fleet", description="a [fleet] table")
-    keys: KeyFiles = Field(default={}, title="keys", description="a [keys] table")
-    policy: Policy = Field(default={}, title="policy", description="a [policy] table")
-    ingest: IngestSettings = Field(default={}, title="ingest", description="an [ingest] table")
+    fleet: FleetFiles = Field(default=_EMPTY, title="fleet", description="a [fleet] table")
+    keys: KeyFiles = Field(default=_EMPTY, title="keys", description="a [keys] table")
+    policy: Policy = Field(default=_EMPTY, title="policy", description="a [policy] table")
+    ingest: IngestSettings = Field(default=_EMPTY, title="ingest", description="an [ingest] table")
 
     def require_mqtt(self) -> CentralMqtt:
         """The [mqtt] section, or a ``ConfigError`` saying to add it."""

@@ -129,7 +129,7 @@ class Consumer:
     def run(self) -> None:
         """Connect, consume until ``stop`` is set, then disconnect cleanly."""
         s = self.settings
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = s.session_expiry_s
         props.ReceiveMaximum = min(65_535, max(100, 2 * self.batching.batch_size))
         self._client.connect_async(

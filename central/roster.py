@@ -117,10 +117,10 @@ def _parse_row(line: int, raw: dict[str, str]) -> tuple[dict[str, Any], list[Row
                 f"{id_number!r} is not a valid ID number: {exc}",
                 "correct the ID number",
             )
-    if name := row.get("name"):
-        if len(name) > 100:
-            bad("name", f"{len(name)} characters, at most 100", "shorten the name")
-        out["name"] = name
+    if full_name := row.get("name"):
+        if len(full_name) > 100:
+            bad("name", f"{len(full_name)} characters, at most 100", "shorten the name")
+        out["name"] = full_name
     if sex := row.get("sex"):
         if sex.upper() not in ("M", "F"):
             bad("sex", f"{sex!r} is not M or F", "write M or F")
