@@ -4,6 +4,7 @@ Fleet commands live under ``lifecert fleet``; ``lifecert demo`` joins the same
 top-level group.
 """
 
+import datetime as dt
 import functools
 import json
 import logging
@@ -24,6 +25,7 @@ from provisioning.fleet import Fleet
 F = TypeVar("F", bound=Callable[..., Any])
 
 DIR_HELP = "fleet directory (env LIFECERT_FLEET_DIR)"
+CRL_WARNING = dt.timedelta(days=14)
 
 
 def _fleet_dir(func: F) -> F:
@@ -225,6 +227,12 @@ def list_cmd(directory: Path, as_json: bool) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     crl = pki.load_crl(target.paths.crl)
     click.echo(f"{len(devices)} device(s); CRL next update {crl.next_update_utc:%Y-%m-%d} UTC")
+    if crl.next_update_utc and crl.next_update_utc - dt.datetime.now(dt.UTC) < CRL_WARNING:
+        click.echo(
+            "warning: the CRL expires soon and then the broker refuses every terminal: "
+            f"run `lifecert fleet crl --dir {target.directory}`",
+            err=True,
+        )
 
 
 @_command(fleet, "broker-config")

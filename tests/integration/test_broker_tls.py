@@ -57,3 +57,10 @@ def test_a_largest_result_passes_and_an_oversized_packet_does_not(broker: FleetB
         with pytest.raises(TimeoutError):
             peer.publish(topics.device_topic(device, "result"), b"x" * 200_000, timeout=2)
         assert central.expect(0.5) is None
+
+
+def test_session_broker_serves_freshly_enrolled_devices(session_broker: FleetBroker) -> None:
+    bundle = enrol_bundle(session_broker.fleet)
+    device = bundle.name
+    with MqttPeer(bundle, session_broker.port) as peer:
+        assert not peer.publish(topics.device_topic(device, "telemetry"), b"{}").is_failure

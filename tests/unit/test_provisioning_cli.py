@@ -126,3 +126,13 @@ def test_readme_commands_exist() -> None:
     for name, option in re.findall(r"lifecert fleet ([a-z-]+)[^\n`]*?(--[a-z-]+)", section):
         opts = {o for p in known[name].params for o in (*p.opts, *p.secondary_opts)}
         assert option in opts | {"--help"}, f"README: `lifecert fleet {name} {option}` unknown"
+
+
+def test_list_warns_before_the_crl_expires(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = str(tmp_path / "fleet")
+    monkeypatch.setenv("LIFECERT_FLEET__PKI__CRL_DAYS", "3")
+    assert _run("fleet", "init", "--dir", d, "--name", "x").exit_code == 0
+    assert "CRL expires soon" in _run("fleet", "list", "--dir", d).output
+    monkeypatch.setenv("LIFECERT_FLEET__PKI__CRL_DAYS", "90")
+    assert _run("fleet", "crl", "--dir", d, "--no-reload").exit_code == 0
+    assert "CRL expires soon" not in _run("fleet", "list", "--dir", d).output
