@@ -106,8 +106,8 @@ def test_tar_archive_keeps_the_key_private(fleet: Fleet, tmp_path: Path) -> None
     with tarfile.open(archive) as tar:
         members = {m.name: m for m in tar.getmembers()}
         assert {f"term-0001/{n}" for n in BUNDLE_FILES} <= set(members)
-        key = members["term-0001/device.key"]
-        assert stat.S_IMODE(key.mode) == 0o600 and key.uid == 0
+        member = members["term-0001/device.key"]
+        assert stat.S_IMODE(member.mode) == 0o600 and member.uid == 0
         tar.extractall(tmp_path / "out", filter="data")
     key = signing.load_private_key(tmp_path / "out" / "term-0001" / "device.key")
     assert key.public_key() == signing.load_public_key(
