@@ -13,6 +13,14 @@ from hal.errors import BackendUnavailableError, CardReadError, FrameError
 log = logging.getLogger(__name__)
 
 
+# statuses each command can answer with; anything else is a late reply to an earlier command
+_EXPECTED = {
+    Command.FIND: {Status.CARD_FOUND, Status.NO_CARD},
+    Command.SELECT: {Status.OK, Status.SELECT_FAILED, Status.NO_CARD},
+    Command.READ_BASE: {Status.OK, Status.READ_FAILED, Status.NO_CARD},
+}
+
+
 class _RetryError(Exception):
     """One exchange failed in a way that a retry may fix."""
 
@@ -73,6 +81,8 @@ class GA467CardReader(CardReader):
                 reply = Reply.from_body(item)
                 if reply.status in (Status.CHECKSUM_ERROR, Status.LENGTH_ERROR):
                     raise _RetryError(f"reader reports status {reply.status:#04x} for our command")
+                if reply.status not in _EXPECTED[cmd]:
+                    raise _RetryError(f"unexpected status {reply.status:#04x} (a late reply?)")
                 return reply
         raise _RetryError(f"no reply to {cmd.name} within {self.timeout:.1f} s")
 
