@@ -107,3 +107,88 @@ def verify(bundle: Path, public_key: Path) -> None:
         click.echo(f"  {role:9} {spec.type:22} {spec.file} ({spec.licence})")
     for mode, t in manifest.thresholds.items():
         click.echo(f"  threshold {mode}: {t.distance:.4f} ({t.calibrated_on})")
+
+
+@main.command()
+@click.option(
+    "--bundle",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="The bundle to evaluate; its thresholds are calibrated and re-signed.",
+)
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="A labelled face set in LFW's layout (images/<Name>/..., pairs.txt).",
+)
+@click.option(
+    "--signing-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Model-signing key to re-sign the manifest with the calibrated thresholds.",
+)
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Model-signing public key to verify the bundle before evaluating it.",
+)
+@click.option(
+    "--report",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("docs/models"),
+    show_default=True,
+    help="Folder for lfw-report.md, roc.png and det.png.",
+)
+@click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/cache/eval"),
+    show_default=True,
+    help="Where templates are cached so re-runs are cheap.",
+)
+@click.option("--threads", default=1, show_default=True, help="TFLite threads.")
+@click.option("--no-dlib", is_flag=True, help="Skip dlib's own pipeline (the slow baseline).")
+@click.option("--live-fmr", default=1e-4, show_default=True, help="Target FMR, live vs live.")
+@click.option("--card-fmr", default=1e-3, show_default=True, help="Target FMR, card photo.")
+@friendly_errors
+def evaluate(
+    *,
+    bundle: Path,
+    data: Path,
+    signing_key: Path | None,
+    public_key: Path,
+    report: Path,
+    cache: Path,
+    threads: int,
+    no_dlib: bool,
+    live_fmr: float,
+    card_fmr: float,
+) -> None:
+    """Evaluate a bundle on a labelled face set, write the report, calibrate thresholds.
+
+    Example: lifecert-models evaluate --bundle var/models --data ../shared/data/faces/lfw
+    --public-key var/models-dev/sign.pub.pem --signing-key var/models-dev/sign.key
+    """
+    import shlex
+    import sys
+
+    from models.pipeline import FacePipeline
+    from models.tools.evaluate import calibrate
+    from models.tools.evaluate import evaluate as run
+    from models.tools.report import write_report
+
+    with FacePipeline.open(bundle, public_key, threads) as pipe:
+        ev = run(data, pipe, cache, with_dlib=not no_dlib, live_fmr=live_fmr, card_fmr=card_fmr)
+        version = pipe.manifest.version
+    command = "lifecert-models " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    path = write_report(ev, report, version, command)
+    click.echo(f"report written to {path}")
+    for mode, t in ev.thresholds.items():
+        click.echo(
+            f"  {mode}: distance <= {t.distance:.4f} "
+            f"(FNMR {t.fnmr_at_target:.2%} at FMR {t.target_fmr:.0e})"
+        )
+    if signing_key is not None:
+        calibrate(bundle, signing_key, public_key, ev.thresholds)
+        click.echo(f"thresholds written into {bundle} and the manifest re-signed")

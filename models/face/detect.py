@@ -54,7 +54,7 @@ def decode(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes [K, 4] (x0, y0, x1, y1), key points [K, 6, 2] and scores [K] in 0..1 model
     coordinates for the anchors scoring at least ``min_score``."""
-    scores = 1.0 / (1.0 + np.exp(-np.clip(logits.reshape(-1), -100.0, 100.0)))
+    scores = 1.0 / (1.0 + np.exp(-np.clip(logits.reshape(-1).astype(np.float64), -100, 100)))
     keep = scores >= min_score
     raw = regressors.reshape(-1, 16)[keep].astype(np.float64) / INPUT_SIZE
     centre = anchor_xy[keep]

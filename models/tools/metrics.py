@@ -1,0 +1,140 @@
+"""Verification metrics on distances (smaller = more alike)."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def kfold_accuracy(
+    dist: np.ndarray, same: np.ndarray, folds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-fold accuracy and threshold, each threshold chosen on the other folds."""
+    accs, thresholds = [], []
+    for k in np.unique(folds):
+        train = folds != k
+        t = best_threshold(dist[train], same[train])
+        test = ~train
+        accs.append(float(((dist[test] <= t) == same[test]).mean()))
+        thresholds.append(t)
+    return np.array(accs), np.array(thresholds)
+
+
+def best_threshold(dist: np.ndarray, same: np.ndarray) -> float:
+    """Threshold with the best accuracy (midpoint between neighbouring distances)."""
+    order = np.argsort(dist, kind="stable")
+    d, s = dist[order], same[order]
+    # accepting the first i pairs: correct = genuines among them + impostors after them
+    correct = np.concatenate([[0], np.cumsum(s)]) + np.concatenate(
+        [[(~s).sum()], (~s).sum() - np.cumsum(~s)]
+    )
+    i = int(np.argmax(correct))
+    if i == 0:
+        return float(d[0] - 1e-6)
+    if i == len(d):
+        return float(d[-1] + 1e-6)
+    return float((d[i - 1] + d[i]) / 2)
+
+
+@dataclass(frozen=True)
+class ErrorCurve:
+    """FMR and FNMR against a grid of thresholds, from exact genuine distances and a
+    fine histogram of (possibly millions of) impostor distances."""
+
+    thresholds: np.ndarray
+    fmr: np.ndarray
+    fnmr: np.ndarray
+    impostors: int
+    genuines: int
+
+    def at_fmr(self, target: float) -> tuple[float, float]:
+        """(threshold, FNMR) at the largest threshold whose FMR does not exceed ``target``."""
+        ok = np.nonzero(self.fmr <= target)[0]
+        i = int(ok[-1]) if len(ok) else 0
+        return float(self.thresholds[i]), float(self.fnmr[i])
+
+    def fmr_at(self, threshold: float) -> float:
+        """FMR at a threshold (grid resolution)."""
+        i = int(np.searchsorted(self.thresholds, threshold, side="right")) - 1
+        return float(self.fmr[max(i, 0)])
+
+    def eer(self) -> tuple[float, float]:
+        """(EER, threshold) where FMR and FNMR cross."""
+        i = int(np.argmin(np.abs(self.fmr - self.fnmr)))
+        return float((self.fmr[i] + self.fnmr[i]) / 2), float(self.thresholds[i])
+
+
+class ImpostorHistogram:
+    """Accumulates impostor distances chunk by chunk into fine bins."""
+
+    def __init__(self, upper: float = 2.0, bins: int = 200_000) -> None:
+        self.edges = np.linspace(0.0, upper, bins + 1)
+        self.counts = np.zeros(bins, dtype=np.int64)
+
+    def add(self, dist: np.ndarray) -> None:
+        """Count more impostor distances."""
+        idx = np.clip(
+            np.searchsorted(self.edges, dist.ravel(), side="right") - 1, 0, len(self.counts) - 1
+        )
+        self.counts += np.bincount(idx, minlength=len(self.counts))
+
+    def curve(self, genuine: np.ndarray) -> ErrorCurve:
+        """FMR/FNMR at every bin's upper edge (accept when distance <= edge)."""
+        thresholds = self.edges[1:]
+        total = int(self.counts.sum())
+        fmr = np.cumsum(self.counts) / max(total, 1)
+        g = np.sort(genuine)
+        fnmr = 1.0 - np.searchsorted(g, thresholds, side="right") / max(len(g), 1)
+        return ErrorCurve(thresholds, fmr, fnmr, total, len(g))
+
+
+def all_pairs_curve(
+    templates: np.ndarray, labels: np.ndarray, valid: np.ndarray, chunk: int = 512
+) -> tuple[ErrorCurve, np.ndarray]:
+    """Every same-identity pair is genuine, every cross-identity pair an impostor
+    (each unordered pair once). Returns the curve and the genuine distances."""
+    t = templates[valid].astype(np.float64)
+    lab = labels[valid]
+    sq = (t**2).sum(1)
+    hist = ImpostorHistogram()
+    genuine = []
+    for start in range(0, len(t), chunk):
+        block = t[start : start + chunk]
+        d2 = sq[start : start + chunk, None] + sq[None, :] - 2 * block @ t.T
+        dist = np.sqrt(np.clip(d2, 0, None))
+        rows = np.arange(start, start + len(block))[:, None]
+        upper = np.arange(len(t))[None, :] > rows
+        same = lab[start : start + chunk, None] == lab[None, :]
+        genuine.append(dist[upper & same])
+        hist.add(dist[upper & ~same])
+    g = np.concatenate(genuine)
+    return hist.curve(g), g
+
+
+def cross_curve(
+    probes: np.ndarray,
+    probe_labels: np.ndarray,
+    refs: np.ndarray,
+    ref_labels: np.ndarray,
+    *,
+    exclude: np.ndarray | None = None,
+    chunk: int = 512,
+) -> ErrorCurve:
+    """References against probes: same label genuine, other labels impostor.
+    ``exclude`` [n_refs] is the probe index of each reference's own source image."""
+    p = probes.astype(np.float64)
+    sq = (p**2).sum(1)
+    hist = ImpostorHistogram()
+    genuine = []
+    for start in range(0, len(refs), chunk):
+        r = refs[start : start + chunk].astype(np.float64)
+        dist = np.sqrt(np.clip((r**2).sum(1)[:, None] + sq[None, :] - 2 * r @ p.T, 0, None))
+        same = ref_labels[start : start + chunk, None] == probe_labels[None, :]
+        if exclude is not None:
+            own = np.zeros_like(same)
+            own[np.arange(len(r)), exclude[start : start + chunk]] = True
+            same_ok = same & ~own
+        else:
+            same_ok = same
+        genuine.append(dist[same_ok])
+        hist.add(dist[~same])
+    return hist.curve(np.concatenate(genuine))
