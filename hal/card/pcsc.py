@@ -13,6 +13,8 @@ from protocol import idnumber
 log = logging.getLogger(__name__)
 
 NO_PHOTO = "social-security cards carry no photo readable without the issuer's keys"
+# PC/SC codes meaning "no card ready right now" (removed, or inserted but not powered yet)
+_NOT_READY = {0x8010000C, 0x80100067, 0x80100069}
 
 
 class PcscCardReader(CardReader):
@@ -61,8 +63,12 @@ class PcscCardReader(CardReader):
         try:
             conn.connect()
         except no_card:
+            conn.release()
             return None
         except failed as exc:
+            conn.release()
+            if getattr(exc, "hresult", None) in _NOT_READY:
+                return None
             raise CardReadError(f"{self.name}: cannot talk to the card: {exc}") from None
         try:
             return self._read(conn)
@@ -71,6 +77,7 @@ class PcscCardReader(CardReader):
         finally:
             try:
                 conn.disconnect()
+                conn.release()
             except failed:
                 log.debug("disconnect after read failed", exc_info=True)
 
