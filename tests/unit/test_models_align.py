@@ -1,0 +1,57 @@
+"""Similarity fits and dlib's face-chip geometry."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.face.align import MEAN_FACE_5, align, chip_points, chip_transform
+from models.face.geometry import apply_affine, fit_similarity
+
+
+def _similarity(scale: float, angle: float, shift: tuple[float, float]) -> np.ndarray:
+    c, s = np.cos(angle) * scale, np.sin(angle) * scale
+    return np.array([[c, -s, shift[0]], [s, c, shift[1]]])
+
+
+def test_fit_similarity_recovers_an_exact_transform() -> None:
+    m = _similarity(1.7, 0.3, (12.0, -4.0))
+    src = np.random.default_rng(1).uniform(0, 100, (7, 2))
+    assert fit_similarity(src, apply_affine(m, src)) == pytest.approx(m)
+
+
+def test_chip_points_follow_dlibs_padding_rule() -> None:
+    pts = chip_points(150, 0.25)
+    assert pts == pytest.approx((0.25 + MEAN_FACE_5) / 1.5 * 150)
+    # without padding the mean face spans the chip
+    assert chip_points(100, 0.0) == pytest.approx(MEAN_FACE_5 * 100)
+
+
+def test_aligned_chip_puts_the_five_points_on_the_mean_face() -> None:
+    """Paint dots at five transformed template points; alignment brings them back home."""
+    m = _similarity(1.6, -0.4, (60.0, 40.0))
+    points = apply_affine(m, chip_points())
+    canvas = np.zeros((400, 400, 3), np.uint8)
+    for k, (x, y) in enumerate(points):
+        xi, yi = int(x), int(y)
+        canvas[yi - 2 : yi + 3, xi - 2 : xi + 3] = (50 * (k + 1), 255, 0)
+    chip = align(Image.fromarray(canvas), points)
+    assert chip.shape == (150, 150, 3) and chip.dtype == np.uint8
+    for k, (x, y) in enumerate(chip_points()):
+        patch = chip[int(y) - 2 : int(y) + 3, int(x) - 2 : int(x) + 3, 0]
+        assert abs(float(patch.max()) - 50 * (k + 1)) < 40
+    assert chip_transform(points) == pytest.approx(m, abs=1e-9)
+
+
+def test_alignment_matches_dlib_get_face_chip() -> None:
+    dlib = pytest.importorskip("dlib", reason="dlib-bin (dev extra) not installed")
+    rng = np.random.default_rng(7)
+    texture = rng.integers(0, 256, (60, 60, 3), dtype=np.uint8)
+    img = np.asarray(Image.fromarray(texture).resize((300, 300), Image.Resampling.BILINEAR))
+    jitter = np.array([3.0, -2.0])  # not an exact similarity image of the template
+    pts = np.round(apply_affine(_similarity(1.3, 0.2, (50.0, 45.0)), chip_points()) + jitter)
+    shape = dlib.full_object_detection(
+        dlib.rectangle(0, 0, 299, 299), [dlib.point(int(x), int(y)) for x, y in pts]
+    )
+    ref = dlib.get_face_chip(img, shape, size=150, padding=0.25).astype(float)
+    ours = align(Image.fromarray(img), pts + 0.5).astype(float)  # dlib: pixel indices
+    assert np.abs(ref - ours)[4:-4, 4:-4].mean() < 2.0
