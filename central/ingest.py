@@ -42,6 +42,43 @@ QUARANTINE_HEAD_BYTES: Final = 2048
 """How much of a refused payload is kept (a sealed template stays sealed: we never open it)."""
 
 
+# Statements built once (compiled once per engine): this is the hot path.
+_res, _ret, _holds, _q = schema.results, schema.retirees, schema.holds, schema.quarantine
+_CLASH = sa.select(_res.c.result_id, _res.c.device_id).where(
+    sa.or_(
+        _res.c.result_id == sa.bindparam("b_result"),
+        sa.and_(_res.c.device_id == sa.bindparam("b_device"), _res.c.seq == sa.bindparam("b_seq")),
+    )
+)
+_CERTIFIED_UNTIL = sa.select(_ret.c.certified_until).where(
+    _ret.c.id_number == sa.bindparam("b_retiree")
+)
+_LOCK_RETIREE = _CERTIFIED_UNTIL.with_for_update()
+_EXTEND = (
+    _ret.update()
+    .where(_ret.c.id_number == sa.bindparam("b_retiree"))
+    .values(certified_until=sa.bindparam("b_until"), updated_at=sa.bindparam("b_at"))
+)
+_RELEASE_HOLDS = (
+    _holds.update()
+    .where(
+        _holds.c.retiree_id == sa.bindparam("b_retiree"),
+        _holds.c.released_at.is_(None),
+        _holds.c.reason.in_(schema.CERTIFICATION_HOLDS),
+    )
+    .values(released_at=sa.bindparam("b_at"), released_by_result=sa.bindparam("b_result"))
+    .returning(_holds.c.id, _holds.c.reason)
+)
+_INSERT_RESULT = _res.insert()
+_INSERT_EVENT = schema.events.insert()
+_INSERT_QUARANTINE = _q.insert()
+_QUARANTINED = (
+    sa.select(_q.c.id)
+    .where(_q.c.result_id == sa.bindparam("b_result"), _q.c.reason == sa.bindparam("b_reason"))
+    .limit(1)
+)
+
+
 class Reason(StrEnum):
     """Why a message was refused (the ``quarantine.reason`` codes)."""
 
@@ -252,20 +289,12 @@ class Ingestor:
 
     def _apply(self, conn: Connection, item: _Verified) -> Outcome:
         r, msg = item.result, item.msg
-        res, ret = schema.results, schema.retirees
         clash = conn.execute(
-            sa.select(res.c.result_id, res.c.device_id).where(
-                sa.or_(
-                    res.c.result_id == r.result_id,
-                    sa.and_(res.c.device_id == r.device_id, res.c.seq == r.seq),
-                )
-            )
+            _CLASH, {"b_result": r.result_id, "b_device": r.device_id, "b_seq": r.seq}
         ).all()
         for row in clash:
             if row.result_id == r.result_id and row.device_id == r.device_id:
-                until = conn.scalar(
-                    sa.select(ret.c.certified_until).where(ret.c.id_number == r.retiree_id)
-                )
+                until = conn.scalar(_CERTIFIED_UNTIL, {"b_retiree": r.retiree_id})
                 return Outcome(
                     Status.DUPLICATE,
                     ack=Ack(
@@ -290,11 +319,7 @@ class Ingestor:
             return self._reject(
                 conn, item, Reason.TOO_OLD, f"result is {-skew / 86_400:.1f} days old"
             )
-        retiree = conn.execute(
-            sa.select(ret.c.certified_until)
-            .where(ret.c.id_number == r.retiree_id)
-            .with_for_update()
-        ).first()
+        retiree = conn.execute(_LOCK_RETIREE, {"b_retiree": r.retiree_id}).first()
         if retiree is None:
             return self._reject(conn, item, Reason.UNKNOWN_RETIREE, "retiree not on the roster")
         old: dt.date | None = retiree.certified_until
@@ -306,28 +331,27 @@ class Ingestor:
             if old is None or candidate > old:
                 new = candidate
                 conn.execute(
-                    ret.update()
-                    .where(ret.c.id_number == r.retiree_id)
-                    .values(certified_until=new, updated_at=msg.received_at)
+                    _EXTEND, {"b_retiree": r.retiree_id, "b_until": new, "b_at": msg.received_at}
                 )
         conn.execute(
-            res.insert().values(
-                result_id=r.result_id,
-                device_id=r.device_id,
-                seq=r.seq,
-                kid=item.kid,
-                retiree_id=r.retiree_id,
-                method=r.method.value,
-                decision=r.decision.value,
-                channel=r.channel.value,
-                device_time=r.device_time,
-                received_at=msg.received_at,
-                applied=r.decision is Decision.PASS,
-                evidence=r.model_dump(
+            _INSERT_RESULT,
+            {
+                "result_id": r.result_id,
+                "device_id": r.device_id,
+                "seq": r.seq,
+                "kid": item.kid,
+                "retiree_id": r.retiree_id,
+                "method": r.method.value,
+                "decision": r.decision.value,
+                "channel": r.channel.value,
+                "device_time": r.device_time,
+                "received_at": msg.received_at,
+                "applied": r.decision is Decision.PASS,
+                "evidence": r.model_dump(
                     mode="json", include={"match", "liveness", "assisted"}, exclude_none=True
                 ),
-                template_sealed=r.template,
-            )
+                "template_sealed": r.template,
+            },
         )
         events: list[dict[str, Any]] = [
             self._event(
@@ -342,20 +366,14 @@ class Ingestor:
         ]
         if r.decision is Decision.PASS:
             released = conn.execute(
-                schema.holds.update()
-                .where(
-                    schema.holds.c.retiree_id == r.retiree_id,
-                    schema.holds.c.released_at.is_(None),
-                    schema.holds.c.reason.in_(schema.CERTIFICATION_HOLDS),
-                )
-                .values(released_at=msg.received_at, released_by_result=r.result_id)
-                .returning(schema.holds.c.id, schema.holds.c.reason)
+                _RELEASE_HOLDS,
+                {"b_retiree": r.retiree_id, "b_at": msg.received_at, "b_result": r.result_id},
             ).all()
             events += [
                 self._event(item, "hold_released", {"hold_id": h.id, "reason": h.reason})
                 for h in released
             ]
-        conn.execute(schema.events.insert(), events)
+        conn.execute(_INSERT_EVENT, events)
         return Outcome(
             Status.APPLIED,
             ack=Ack(
@@ -386,27 +404,25 @@ class Ingestor:
         return self._quarantine(conn, refused)
 
     def _quarantine(self, conn: Connection, item: _Refused) -> Outcome:
-        q = schema.quarantine
         seen = item.result_id is not None and conn.scalar(
-            sa.select(q.c.id)
-            .where(q.c.result_id == item.result_id, q.c.reason == item.reason.value)
-            .limit(1)
+            _QUARANTINED, {"b_result": item.result_id, "b_reason": item.reason.value}
         )
         if not seen:  # a terminal re-sending a rejected result adds no new row
             conn.execute(
-                q.insert().values(
-                    received_at=item.msg.received_at,
-                    topic=item.msg.topic[:256],
-                    device_id=item.device_id,
-                    kid=(item.kid or "")[:64] or None,
-                    result_id=item.result_id,
-                    reason=item.reason.value,
-                    detail=item.detail[:500],
-                    acked=item.ack_to is not None,
-                    payload_size=len(item.msg.payload),
-                    payload_sha256=hashlib.sha256(item.msg.payload).hexdigest(),
-                    payload_head=item.msg.payload[:QUARANTINE_HEAD_BYTES],
-                )
+                _INSERT_QUARANTINE,
+                {
+                    "received_at": item.msg.received_at,
+                    "topic": item.msg.topic[:256],
+                    "device_id": item.device_id,
+                    "kid": (item.kid or "")[:64] or None,
+                    "result_id": item.result_id,
+                    "reason": item.reason.value,
+                    "detail": item.detail[:500],
+                    "acked": item.ack_to is not None,
+                    "payload_size": len(item.msg.payload),
+                    "payload_sha256": hashlib.sha256(item.msg.payload).hexdigest(),
+                    "payload_head": item.msg.payload[:QUARANTINE_HEAD_BYTES],
+                },
             )
         log.warning(
             "quarantined message on %s: %s (%s)",
