@@ -3,6 +3,7 @@
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ class ReplayCamera(Camera):
             raise CameraError(f"replay source {source} does not exist")
         self.source, self.fps, self.loop = source, fps, loop
         self._files: list[Path] = []
-        self._video = None
+        self._video: Any = None
         if source.is_dir():
             self._files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not self._files:
@@ -42,7 +43,7 @@ class ReplayCamera(Camera):
         self._next_due: float | None = None
 
     @staticmethod
-    def _open_video(path: Path):  # type: ignore[no-untyped-def]
+    def _open_video(path: Path) -> Any:
         try:
             import cv2
         except ImportError:
