@@ -9,15 +9,22 @@ import socket
 
 
 def notify(*lines: str) -> bool:
-    """Send ``KEY=value`` lines to systemd; True if a socket was there to send to."""
+    """Send ``KEY=value`` lines to systemd; True if they were sent.
+
+    Like sd_notify(3), a failure (no listener, full queue) is reported, never raised,
+    and never blocks the caller.
+    """
     address = os.environ.get("NOTIFY_SOCKET")
     if not address:
         return False
     if address.startswith("@"):
         address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.connect(address)
-        sock.sendall("\n".join(lines).encode())
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.send("\n".join(lines).encode(), socket.MSG_DONTWAIT)
+    except OSError:
+        return False
     return True
 
 

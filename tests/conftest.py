@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.fixtures.ports",
     "tests.fixtures.broker",
     "tests.fixtures.database",
+    "tests.fixtures.stack",
 ]
 
 SHARED_DATA = Path(
