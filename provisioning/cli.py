@@ -19,6 +19,7 @@ from protocol.cli import friendly_errors
 from provisioning import pki
 from provisioning.brokerconf import BrokerOptions
 from provisioning.config import BrokerSettings
+from provisioning.demo import demo
 from provisioning.errors import ProvisioningError
 from provisioning.fleet import Fleet
 
@@ -278,3 +279,6 @@ def broker_config_cmd(
     )
     conf = target.write_broker_config(options)
     click.echo(f"wrote {conf} and {target.paths.broker / 'acl'}")
+
+
+main.add_command(demo)

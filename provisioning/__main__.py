@@ -1,0 +1,5 @@
+"""`python -m provisioning` = `lifecert`."""
+
+from provisioning.cli import main
+
+main()
