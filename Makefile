@@ -19,8 +19,10 @@ apt:
 pip:
 	$(PYTHON) -m pip install -q -e '.[$(EXTRAS)]'
 
-models:
-	@echo "model bundle: built by 'lifecert-models build' once the models issue lands"
+# The fleet's model-signing key when a fleet exists, else a development key (created, and said so).
+MODEL_SIGNING_KEY ?= $(if $(wildcard fleet/models/sign.key),fleet/models/sign.key,var/models-dev/sign.key)
+models:  ## signed face model bundle in var/models, built from the packages that ship the weights
+	$(PYTHON) -m models build --out var/models --signing-key $(MODEL_SIGNING_KEY) --create-key
 
 test:
 	$(PYTHON) -m pytest -q
