@@ -149,6 +149,11 @@ def verify(bundle: Path, public_key: Path) -> None:
 )
 @click.option("--threads", default=1, show_default=True, help="TFLite threads.")
 @click.option("--no-dlib", is_flag=True, help="Skip dlib's own pipeline (the slow baseline).")
+@click.option(
+    "--save-thresholds",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the thresholds here (models/thresholds.toml feeds every later build).",
+)
 @click.option("--live-fmr", default=1e-4, show_default=True, help="Target FMR, live vs live.")
 @click.option("--card-fmr", default=1e-3, show_default=True, help="Target FMR, card photo.")
 @friendly_errors
@@ -162,6 +167,7 @@ def evaluate(
     cache: Path,
     threads: int,
     no_dlib: bool,
+    save_thresholds: Path | None,
     live_fmr: float,
     card_fmr: float,
 ) -> None:
@@ -181,6 +187,7 @@ def evaluate(
     with FacePipeline.open(bundle, public_key, threads) as pipe:
         ev = run(data, pipe, cache, with_dlib=not no_dlib, live_fmr=live_fmr, card_fmr=card_fmr)
         version = pipe.manifest.version
+        embedder_sha = pipe.manifest.models["embedder"].sha256
     command = "lifecert-models " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     path = write_report(ev, report, version, command)
     click.echo(f"report written to {path}")
@@ -189,6 +196,11 @@ def evaluate(
             f"  {mode}: distance <= {t.distance:.4f} "
             f"(FNMR {t.fnmr_at_target:.2%} at FMR {t.target_fmr:.0e})"
         )
+    if save_thresholds is not None:
+        from models import thresholds
+
+        thresholds.save(save_thresholds, embedder_sha, ev.thresholds)
+        click.echo(f"thresholds saved to {save_thresholds}")
     if signing_key is not None:
         calibrate(bundle, signing_key, public_key, ev.thresholds)
         click.echo(f"thresholds written into {bundle} and the manifest re-signed")

@@ -5,6 +5,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+from models import thresholds as saved_thresholds
 from models.bundle import (
     InputSpec,
     Manifest,
@@ -35,7 +36,11 @@ def _spec(data: bytes, **fields: object) -> ModelSpec:
 
 
 def build_bundle(
-    out: Path, signing_key: Path, wheel_cache: Path, wheel: Path | None = None
+    out: Path,
+    signing_key: Path,
+    wheel_cache: Path,
+    wheel: Path | None = None,
+    thresholds_file: Path = saved_thresholds.DEFAULT_PATH,
 ) -> Manifest:
     """Write the TFLite files and the signed manifest into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -95,12 +100,13 @@ def build_bundle(
         ),
     }  # fmt: skip
     default = Threshold(distance=DLIB_THRESHOLD, calibrated_on="model default (dlib loss_metric)")
+    calibrated = saved_thresholds.load(thresholds_file, models["embedder"].sha256)
     manifest = Manifest(
         name="lifecert-face",
         version=hashlib.sha256(b"".join(files.values())).hexdigest()[:12],
         created=datetime.now(UTC).replace(microsecond=0).isoformat(),
         models=models,
-        thresholds={"live": default, "card_photo": default},
+        thresholds={"live": default, "card_photo": default, **calibrated},
     )
     write_manifest(out, manifest, signing_key)
     log.info("bundle %s written to %s", manifest.version, out)

@@ -1,0 +1,5 @@
+"""``python -m models``: the ``lifecert-models`` CLI."""
+
+from models.cli import main
+
+main()

@@ -1,0 +1,37 @@
+"""Calibrated thresholds kept in the repository (``models/thresholds.toml``).
+
+``lifecert-models evaluate`` writes them; ``lifecert-models build`` puts them into the
+manifest of every bundle whose embedder has the same SHA-256, so a fresh machine
+builds a calibrated bundle without the evaluation data.
+"""
+
+import logging
+import tomllib
+from pathlib import Path
+
+import tomli_w
+
+from models.bundle import Threshold
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATH = Path(__file__).with_name("thresholds.toml")
+HEADER = "# Written by `lifecert-models evaluate`; read by `lifecert-models build`.\n"
+
+
+def save(path: Path, embedder_sha256: str, thresholds: dict[str, Threshold]) -> None:
+    """Write the thresholds calibrated for the embedder with ``embedder_sha256``."""
+    doc = {"embedder_sha256": embedder_sha256}
+    doc.update({mode: t.model_dump(exclude_none=True) for mode, t in thresholds.items()})
+    path.write_text(HEADER + tomli_w.dumps(doc))
+
+
+def load(path: Path, embedder_sha256: str) -> dict[str, Threshold]:
+    """Thresholds for this embedder, or ``{}`` when the file is absent or for another model."""
+    if not path.is_file():
+        return {}
+    doc = tomllib.loads(path.read_text())
+    if doc.pop("embedder_sha256", None) != embedder_sha256:
+        log.warning("%s was calibrated for another embedder: using default thresholds", path)
+        return {}
+    return {mode: Threshold.model_validate(values) for mode, values in doc.items()}
