@@ -44,16 +44,12 @@ QUARANTINE_HEAD_BYTES: Final = 2048
 
 # Statements built once (compiled once per engine): this is the hot path.
 _res, _ret, _holds, _q = schema.results, schema.retirees, schema.holds, schema.quarantine
-_CLASH = sa.select(_res.c.result_id, _res.c.device_id).where(
+_CLASH = sa.select(_res.c.result_id, _res.c.device_id, _res.c.seq).where(
     sa.or_(
         _res.c.result_id == sa.bindparam("b_result"),
         sa.and_(_res.c.device_id == sa.bindparam("b_device"), _res.c.seq == sa.bindparam("b_seq")),
     )
 )
-_CERTIFIED_UNTIL = sa.select(_ret.c.certified_until).where(
-    _ret.c.id_number == sa.bindparam("b_retiree")
-)
-_LOCK_RETIREE = _CERTIFIED_UNTIL.with_for_update()
 _EXTEND = (
     _ret.update()
     .where(_ret.c.id_number == sa.bindparam("b_retiree"))
@@ -68,6 +64,18 @@ _RELEASE_HOLDS = (
     )
     .values(released_at=sa.bindparam("b_at"), released_by_result=sa.bindparam("b_result"))
     .returning(_holds.c.id, _holds.c.reason)
+)
+_BATCH_RESULTS = sa.select(_res.c.result_id, _res.c.device_id, _res.c.seq).where(
+    sa.or_(
+        _res.c.result_id.in_(sa.bindparam("b_results", expanding=True)),
+        sa.tuple_(_res.c.device_id, _res.c.seq).in_(sa.bindparam("b_pairs", expanding=True)),
+    )
+)
+_BATCH_RETIREES = (
+    sa.select(_ret.c.id_number, _ret.c.certified_until)
+    .where(_ret.c.id_number.in_(sa.bindparam("b_retirees", expanding=True)))
+    .order_by(_ret.c.id_number)
+    .with_for_update()
 )
 _INSERT_RESULT = _res.insert()
 _INSERT_EVENT = schema.events.insert()
@@ -144,6 +152,44 @@ class _Refused:
     kid: str | None = None
     result_id: uuid.UUID | None = None
     ack_to: str | None = None
+
+
+@dataclass
+class _Snapshot:
+    """What a batch's transaction knows of the results and retirees it touches.
+
+    Read once per batch (retiree rows locked, in ID order) and kept current as the
+    batch applies results, so each message needs no lookups of its own.
+    """
+
+    results: dict[uuid.UUID, str]
+    seqs: dict[tuple[str, int], uuid.UUID]
+    retirees: dict[str, dt.date | None]
+
+    @classmethod
+    def read(cls, conn: Connection, items: Sequence["_Verified"]) -> "_Snapshot":
+        snap = cls({}, {}, {})
+        if not items:
+            return snap
+        rows = conn.execute(
+            _BATCH_RESULTS,
+            {
+                "b_results": sorted({i.result.result_id for i in items}),
+                "b_pairs": sorted({(i.result.device_id, i.result.seq) for i in items}),
+            },
+        )
+        for row in rows:
+            snap.note(row.result_id, row.device_id, row.seq)
+        ids = sorted({i.result.retiree_id for i in items})
+        snap.retirees = {
+            row.id_number: row.certified_until
+            for row in conn.execute(_BATCH_RETIREES, {"b_retirees": ids})
+        }
+        return snap
+
+    def note(self, result_id: uuid.UUID, device_id: str, seq: int) -> None:
+        self.results[result_id] = device_id
+        self.seqs[(device_id, seq)] = result_id
 
 
 def add_months(day: dt.date, months: int) -> dt.date:
@@ -259,21 +305,24 @@ class Ingestor:
         outcomes: list[Outcome | None] = [None] * len(checked)
         try:
             with self.engine.begin() as conn:
+                snap = _Snapshot.read(conn, [c for c in checked if isinstance(c, _Verified)])
                 for i in order:
-                    outcomes[i] = self._one(conn, checked[i])
+                    outcomes[i] = self._one(conn, checked[i], snap)
         except DBAPIError as exc:
             if is_transient(exc):
                 raise StoreBusyError(f"database busy, batch not applied: {exc.orig}") from None
             raise StoreError(f"database error, batch not applied: {exc.orig}") from None
         return [o for o in outcomes if o is not None]
 
-    def _one(self, conn: Connection, item: _Verified | _Refused) -> Outcome:
+    def _one(self, conn: Connection, item: _Verified | _Refused, snap: _Snapshot) -> Outcome:
         for attempt in range(2):
             try:
                 with conn.begin_nested():
                     if isinstance(item, _Refused):
                         return self._quarantine(conn, item)
-                    return self._apply(conn, item)
+                    if attempt:
+                        self._reread(conn, item.result, snap)
+                    return self._apply(conn, item, snap)
             except IntegrityError:
                 if attempt:  # a concurrent consumer raced us twice: treat as a bug
                     raise
@@ -287,30 +336,33 @@ class Ingestor:
                     return self._quarantine(conn, refused)
         raise AssertionError("unreachable")
 
-    def _apply(self, conn: Connection, item: _Verified) -> Outcome:
+    @staticmethod
+    def _reread(conn: Connection, r: Result, snap: _Snapshot) -> None:
+        """Refresh ``snap`` for one result after a concurrent consumer's commit got in first."""
+        params = {"b_result": r.result_id, "b_device": r.device_id, "b_seq": r.seq}
+        for row in conn.execute(_CLASH, params):
+            snap.note(row.result_id, row.device_id, row.seq)
+
+    def _apply(self, conn: Connection, item: _Verified, snap: _Snapshot) -> Outcome:
         r, msg = item.result, item.msg
-        clash = conn.execute(
-            _CLASH, {"b_result": r.result_id, "b_device": r.device_id, "b_seq": r.seq}
-        ).all()
-        for row in clash:
-            if row.result_id == r.result_id and row.device_id == r.device_id:
-                until = conn.scalar(_CERTIFIED_UNTIL, {"b_retiree": r.retiree_id})
+        owner = snap.results.get(r.result_id)
+        if owner is not None:
+            if owner == r.device_id:
                 return Outcome(
                     Status.DUPLICATE,
                     ack=Ack(
                         result_id=r.result_id,
                         device_id=r.device_id,
                         status=AckStatus.DUPLICATE,
-                        certified_until=until,
+                        certified_until=snap.retirees.get(r.retiree_id),
                     ),
                 )
-        for row in clash:
-            if row.result_id == r.result_id:
-                return self._reject(
-                    conn, item, Reason.RESULT_ID_CONFLICT, "result_id used by another device"
-                )
             return self._reject(
-                conn, item, Reason.SEQ_REUSED, f"seq {r.seq} already used by {row.result_id}"
+                conn, item, Reason.RESULT_ID_CONFLICT, "result_id used by another device"
+            )
+        if (other := snap.seqs.get((r.device_id, r.seq))) is not None:
+            return self._reject(
+                conn, item, Reason.SEQ_REUSED, f"seq {r.seq} already used by {other}"
             )
         skew = (r.device_time - msg.received_at).total_seconds()
         if skew > self.policy.max_future_skew_s:
@@ -319,11 +371,9 @@ class Ingestor:
             return self._reject(
                 conn, item, Reason.TOO_OLD, f"result is {-skew / 86_400:.1f} days old"
             )
-        retiree = conn.execute(_LOCK_RETIREE, {"b_retiree": r.retiree_id}).first()
-        if retiree is None:
+        if r.retiree_id not in snap.retirees:
             return self._reject(conn, item, Reason.UNKNOWN_RETIREE, "retiree not on the roster")
-        old: dt.date | None = retiree.certified_until
-        new = old
+        old = new = snap.retirees[r.retiree_id]
         if r.decision is Decision.PASS:
             candidate = add_months(
                 r.device_time.astimezone(self._zone).date(), self.policy.validity_months
@@ -374,6 +424,8 @@ class Ingestor:
                 for h in released
             ]
         conn.execute(_INSERT_EVENT, events)
+        snap.note(r.result_id, r.device_id, r.seq)
+        snap.retirees[r.retiree_id] = new
         return Outcome(
             Status.APPLIED,
             ack=Ack(
