@@ -8,7 +8,8 @@ from hal.card import CardReader
 from hal.card.ga467_frames import Command, FrameParser, Reply, Status, command
 from hal.card.identity import TEXT_BYTES, Identity, parse_text
 from hal.card.photo import WltLibrary, decode_photo
-from hal.errors import BackendUnavailableError, CardReadError, FrameError
+from hal.errors import BackendUnavailableError, CardReadError
+from hal.serialline import drain
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +20,16 @@ _EXPECTED = {
     Command.SELECT: {Status.OK, Status.SELECT_FAILED, Status.NO_CARD},
     Command.READ_BASE: {Status.OK, Status.READ_FAILED, Status.NO_CARD},
 }
+
+
+def _complete(reply: Reply) -> bool:
+    """Whether a basic-info reply holds a text block and the photo its header announces."""
+    data = reply.data
+    if len(data) < 4:
+        return False
+    text_len = int.from_bytes(data[0:2], "big")
+    photo_len = int.from_bytes(data[2:4], "big")
+    return text_len == TEXT_BYTES and len(data) == 4 + text_len + photo_len
 
 
 class _RetryError(Exception):
@@ -57,7 +68,8 @@ class GA467CardReader(CardReader):
             )
         except (serial.SerialException, OSError) as exc:
             raise BackendUnavailableError(
-                f"card backend 'ga467': cannot open {port}: {exc}"
+                f"card backend 'ga467': cannot open {port}: {exc} "
+                "(is the service user in the 'dialout' group?)"
             ) from None
         self.port = port
         self.timeout = timeout
@@ -75,14 +87,20 @@ class GA467CardReader(CardReader):
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             chunk = self._serial.read(max(1, self._serial.in_waiting))
-            for item in self._parser.feed(chunk):
-                if isinstance(item, FrameError):
-                    raise _RetryError(str(item))
+            items = self._parser.feed(chunk)
+            bodies = [item for item in items if isinstance(item, bytes)]
+            if not bodies:
+                if items:  # only broken frames: our reply was damaged
+                    raise _RetryError(str(items[0]))
+                continue
+            for item in bodies:
                 reply = Reply.from_body(item)
                 if reply.status in (Status.CHECKSUM_ERROR, Status.LENGTH_ERROR):
                     raise _RetryError(f"reader reports status {reply.status:#04x} for our command")
                 if reply.status not in _EXPECTED[cmd]:
                     raise _RetryError(f"unexpected status {reply.status:#04x} (a late reply?)")
+                if cmd is Command.READ_BASE and reply.status == Status.OK and not _complete(reply):
+                    raise _RetryError("basic-info reply is inconsistent (a late reply?)")
                 return reply
         raise _RetryError(f"no reply to {cmd.name} within {self.timeout:.1f} s")
 
@@ -91,6 +109,8 @@ class GA467CardReader(CardReader):
         last = ""
         for attempt in range(1, self.retries + 1):
             try:
+                if attempt > 1:
+                    drain(self._serial)
                 return self._exchange(cmd)
             except _RetryError as exc:
                 last = str(exc)
@@ -125,17 +145,8 @@ class GA467CardReader(CardReader):
         )
 
     def _identity(self, data: bytes) -> Identity:
-        if len(data) < 4:
-            raise CardReadError("basic-info reply is too short")
-        text_len = int.from_bytes(data[0:2], "big")
-        photo_len = int.from_bytes(data[2:4], "big")
-        if text_len != TEXT_BYTES or len(data) != 4 + text_len + photo_len:
-            raise CardReadError(
-                f"basic-info reply has text {text_len} / photo {photo_len} bytes "
-                f"in {len(data)} bytes of data"
-            )
-        text = parse_text(data[4 : 4 + text_len])
-        photo, reason = decode_photo(data[4 + text_len :], self._wlt)
+        text = parse_text(data[4 : 4 + TEXT_BYTES])
+        photo, reason = decode_photo(data[4 + TEXT_BYTES :], self._wlt)
         return Identity(
             id_number=text.id_number,
             name=text.name,

@@ -8,7 +8,6 @@ errors, garbage before replies, slow replies, silent drops, failed select/read.
 import datetime as dt
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,8 +107,8 @@ class GA467Emulator(PtyPeer):
             self._reply(response(Status.OK, lengths + text + card.photo))
 
     def _reply(self, frame: bytes) -> None:
-        if self.faults.delay:
-            time.sleep(self.faults.delay)
+        if self.faults.delay and self.stopped.wait(self.faults.delay):
+            return
         if self.faults.take("silent"):
             return
         if self.faults.take("checksum"):

@@ -26,7 +26,7 @@ class PtyPeer:
         tty.setraw(self._slave)
         self.path = os.ttyname(self._slave)
         self.pace_baud = pace_baud
-        self._stop = threading.Event()
+        self.stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -42,12 +42,12 @@ class PtyPeer:
         if self.pace_baud:
             time.sleep(self._wire_time(len(data)))
         view = memoryview(data)
-        while view:
+        while view and not self.stopped.is_set():
             written = os.write(self._master, view)
             view = view[written:]
 
     def _serve(self) -> None:
-        while not self._stop.is_set():
+        while not self.stopped.is_set():
             ready, _, _ = select.select([self._master], [], [], 0.05)
             if not ready:
                 continue
@@ -68,12 +68,12 @@ class PtyPeer:
 
     def serve_forever(self, stop: threading.Event) -> None:
         """Serve in this thread until ``stop`` is set."""
-        self._stop = stop
+        self.stopped = stop
         self._serve()
 
     def close(self) -> None:
         """Stop serving and close both ends of the pty."""
-        self._stop.set()
+        self.stopped.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
         for fd in (self._master, self._slave):

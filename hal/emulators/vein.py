@@ -7,7 +7,6 @@ drops and (``delay=``) slow replies.
 
 import logging
 import os
-import time
 
 import numpy as np
 
@@ -111,8 +110,8 @@ class VeinModuleEmulator(PtyPeer):
             self._send(reply(Cmd.READ_IMAGE, Result.OK) + part)
 
     def _send(self, data: bytes) -> None:
-        if self.faults.delay:
-            time.sleep(self.faults.delay)
+        if self.faults.delay and self.stopped.wait(self.faults.delay):
+            return
         if self.faults.take("silent"):
             return
         if self.faults.take("checksum"):

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from hal.errors import BackendUnavailableError, FrameError, VeinSensorError
+from hal.serialline import drain
 from hal.vein import Prompt, VeinSensor
 from hal.vein.protocol import MAX_CHUNK, MODULE, Chunk, Cmd, Packet, PacketParser, Result, request
 
@@ -45,7 +46,8 @@ class SerialVeinSensor(VeinSensor):
             self._serial = serial.serial_for_url(port, baudrate=baudrate, timeout=0.02)
         except (serial.SerialException, OSError) as exc:
             raise BackendUnavailableError(
-                f"vein backend 'serial': cannot open {port}: {exc}"
+                f"vein backend 'serial': cannot open {port}: {exc} "
+                "(is the service user in the 'dialout' group?)"
             ) from None
         self.port = port
         self.timeout = timeout
@@ -78,10 +80,11 @@ class SerialVeinSensor(VeinSensor):
             if time.monotonic() > deadline:
                 raise _RetryError(f"no reply within {self.timeout:.1f} s")
             chunk = self._serial.read(max(1, self._serial.in_waiting))
-            for item in self._parser.feed(chunk):
-                if isinstance(item, FrameError):
-                    raise _RetryError(str(item))
-                items.append(item)
+            parsed = self._parser.feed(chunk)
+            good = [item for item in parsed if not isinstance(item, FrameError)]
+            if parsed and not good:  # only broken packets: the reply was damaged
+                raise _RetryError(str(parsed[0]))
+            items += good
         return items
 
     def _exchange(self, cmd: Cmd, data: bytes, with_chunk: bool) -> list[Packet | Chunk]:
@@ -105,6 +108,8 @@ class SerialVeinSensor(VeinSensor):
         for attempt in range(1, self.retries + 1):
             self.attempts = attempt
             try:
+                if attempt > 1:
+                    drain(self._serial)
                 items = self._exchange(cmd, data, with_chunk)
             except _RetryError as exc:
                 last = str(exc)
