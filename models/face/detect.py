@@ -54,15 +54,16 @@ def decode(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes [K, 4] (x0, y0, x1, y1), key points [K, 6, 2] and scores [K] in 0..1 model
     coordinates for the anchors scoring at least ``min_score``."""
-    scores = 1.0 / (1.0 + np.exp(-np.clip(logits.reshape(-1).astype(np.float64), -100, 100)))
-    keep = scores >= min_score
+    raw_logits = logits.reshape(-1)
+    keep = raw_logits >= np.log(min_score / (1.0 - min_score))  # sigmoid only the survivors
+    scores = 1.0 / (1.0 + np.exp(-np.clip(raw_logits[keep].astype(np.float64), -100, 100)))
     raw = regressors.reshape(-1, 16)[keep].astype(np.float64) / INPUT_SIZE
     centre = anchor_xy[keep]
     cx, cy = raw[:, 0] + centre[:, 0], raw[:, 1] + centre[:, 1]
     half_w, half_h = raw[:, 2] / 2, raw[:, 3] / 2
     boxes = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1)
     points = raw[:, 4:].reshape(-1, 6, 2) + centre[:, None, :]
-    return boxes, points, scores[keep]
+    return boxes, points, scores
 
 
 def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -25,14 +25,16 @@ class BlazeFaceDetector:
 
     def prepare(self, image: Image.Image) -> tuple[np.ndarray, tuple[float, float, float]]:
         """The model input and the letterbox (scale, pad x, pad y)."""
-        box = letterbox(*image.size)
-        scale, px, py = box
+        scale, px, py = letterbox(*image.size)
         w, h = round(image.width * scale), round(image.height * scale)
-        small = image.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        canvas = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.float32)
+        factor = int(1 / scale)
+        small = image.reduce(factor) if factor >= 2 else image  # box filter, fast
+        if small.size != (w, h):
+            small = small.resize((w, h), Image.Resampling.BILINEAR)
+        canvas = np.full((INPUT_SIZE, INPUT_SIZE, 3), -1.0, np.float32)
         x0, y0 = int(px), int(py)
-        canvas[y0 : y0 + h, x0 : x0 + w] = np.asarray(small, np.float32)
-        return (canvas * (1.0 / 127.5) - 1.0)[None], (w / image.width, float(x0), float(y0))
+        canvas[y0 : y0 + h, x0 : x0 + w] = np.asarray(small, np.float32) * (1.0 / 127.5) - 1.0
+        return canvas[None], (w / image.width, float(x0), float(y0))
 
     def detect(self, image: Image.Image) -> list[Detection]:
         """Every face scoring at least ``min_score``, best first, in image coordinates."""

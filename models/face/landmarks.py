@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from models.face.detect import Detection
-from models.face.geometry import apply_affine, warp
+from models.face.geometry import apply_affine, warp_fast
 from models.plugins import register
 from models.runtime import TFLiteModel
 
@@ -65,8 +65,9 @@ class FaceMeshLandmarker:
     def prepare(self, image: Image.Image, detection: Detection) -> tuple[np.ndarray, np.ndarray]:
         """Model input and the crop-to-image transform."""
         m = roi_transform(detection)
-        crop = warp(image, m, (INPUT_SIZE, INPUT_SIZE))
-        return (crop.astype(np.float32) * (1.0 / 255.0))[None], m
+        crop = np.asarray(warp_fast(image, m, (INPUT_SIZE, INPUT_SIZE)), np.float32)
+        crop *= 1.0 / 255.0
+        return crop[None], m
 
     def landmarks(self, image: Image.Image, detection: Detection) -> FaceLandmarks | None:
         """Landmarks in image coordinates, or ``None`` below ``min_presence``."""
