@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _POLL_S = 0.25
 _RETRY_MAX_S = 5.0
+_LULL_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -153,19 +154,19 @@ class Consumer:
             self._client.loop_stop()
 
     def _collect(self) -> list[_Received]:
-        """Up to ``batch_size`` messages, waiting at most ``max_wait_ms`` after the first."""
+        """Up to ``batch_size`` messages, for at most ``max_wait_ms`` after the first."""
         try:
             batch = [self._inbox.get(timeout=_POLL_S)]
         except queue.Empty:
             return []
         deadline = time.monotonic() + self.batching.max_wait_ms / 1000
         while len(batch) < self.batching.batch_size:
+            # A lull ends the batch early: the broker may be holding messages back until
+            # it gets PUBACKs (its in-flight window), which we only send after the commit.
+            wait = min(deadline - time.monotonic(), _LULL_S)
             try:
-                remaining = deadline - time.monotonic()
                 batch.append(
-                    self._inbox.get(timeout=remaining)
-                    if remaining > 0
-                    else self._inbox.get_nowait()
+                    self._inbox.get(timeout=wait) if wait > 0 else self._inbox.get_nowait()
                 )
             except queue.Empty:
                 break
