@@ -29,7 +29,7 @@ class ResidentCard:
     photo: bytes = b""
 
     @classmethod
-    def demo(cls, photo: bytes = b"", serial: int = 1) -> "ResidentCard":
+    def demo(cls, photo: bytes = b"", serial: int = 2) -> "ResidentCard":
         """A valid card for a retiree born in 1950 (fields are made up)."""
         born = dt.date(1950, 3, 14)
         return cls(
