@@ -8,6 +8,7 @@ import datetime as dt
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from cryptography import x509
 
-from central import config, roster, schema, service
+from central import config, db, roster, schema, service
 from protocol import idnumber, messages, signing
 from protocol.messages import Ack, AckStatus
 from provisioning.fleet import Fleet
@@ -234,3 +235,50 @@ def test_cli_run_notifies_systemd_and_stops_on_sigterm(
             proc.kill()
             proc.wait()
         sock.close()
+
+
+def test_no_puback_before_commit_broker_redelivers(broker: FleetBroker, tmp_path: Path) -> None:
+    """A batch that cannot commit is not PUBACKed: after a restart the broker redelivers it."""
+    url = f"sqlite:///{tmp_path / 'central.sqlite'}"
+    bundle = enrol_bundle(broker.fleet, "term-0005")
+    cfg = _central_config(broker.fleet, url, LIFECERT_CENTRAL__DATABASE__BUSY_TIMEOUT_S="0.2")
+    engine = service.engine_for(cfg)
+    db.upgrade(engine)
+    roster.upsert(
+        engine,
+        [{"id_number": RETIREE, "name": "W", "sex": "F", "birth_date": dt.date(1950, 3, 7)}],
+        "test",
+        dt.datetime.now(dt.UTC),
+    )
+
+    def start() -> tuple[threading.Event, threading.Thread, Any]:
+        stop = threading.Event()
+        consumer = service.consumer_for(cfg, stop)
+        thread = threading.Thread(target=consumer.run, daemon=True)
+        thread.start()
+        assert consumer.ready.wait(10)
+        return stop, thread, consumer
+
+    device = Device(bundle, broker.port, broker.fleet)
+    stop, thread, first = start()
+    blocker = sqlite3.connect(tmp_path / "central.sqlite", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the database
+    result = _result(device.id, 1)
+    device.send(result)
+    assert device.ack(timeout=2.0) is None  # central cannot commit, so it does not ack
+    stop.set()
+    thread.join(10)
+    assert first.counts["batches"] == 0 and not thread.is_alive()
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert _count(engine, schema.results) == 0
+
+    stop, thread, _ = start()  # same client id: the broker kept the session
+    ack = device.ack()
+    assert ack is not None and ack.status is AckStatus.APPLIED
+    assert ack.result_id == result.result_id
+    assert _count(engine, schema.results) == 1
+    stop.set()
+    thread.join(10)
+    device.peer.close()
+    engine.dispose()
