@@ -25,3 +25,8 @@ def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["evaluate", str(tmp_path)])
     assert result.exit_code == 2
     assert "no FXXYY.bmp images" in result.output
+
+
+def test_every_command_has_an_example() -> None:
+    for name, cmd in main.commands.items():
+        assert "Example: python -m models.vein " + name in (cmd.help or ""), name
