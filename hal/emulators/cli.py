@@ -100,25 +100,38 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--card", "card_file", type=click.Path(path_type=Path), help="card TOML file")
+@click.option(
+    "--card",
+    "card_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="card TOML file (repeat for several cards; the first is on the reader)",
+)
 @click.option("--photo", type=click.Path(exists=True, path_type=Path), help="photo block file")
 @click.option("--no-card", is_flag=True, help="start with the reader empty")
 @click.option("--pace", type=int, default=None, help="emulate wire time at this baud rate")
 @friendly_errors
-def ga467(card_file: Path | None, photo: Path | None, no_card: bool, pace: int | None) -> None:
+def ga467(
+    *, card_files: tuple[Path, ...], photo: Path | None, no_card: bool, pace: int | None
+) -> None:
     """A GA/T 467 resident-ID reader on a pty.
 
-    Stdin commands: insert | remove | checksum N | garbage N | silent N |
-    select_fail N | read_fail N | delay SECONDS | quit.
+    Stdin commands: insert [N] (card N of --card, from 1) | remove | checksum N |
+    garbage N | silent N | select_fail N | read_fail N | delay SECONDS | quit.
 
     Example: lifecert-emulator ga467 --photo face.jpg
     """
-    card = _load_card(card_file, photo)
-    with GA467Emulator(None if no_card else card, pace_baud=pace) as emu:
+    cards = [_load_card(f, photo) for f in card_files] or [_load_card(None, photo)]
+
+    def insert(args: list[str]) -> None:
+        number = int(args[0]) if args else 1
+        if not 1 <= number <= len(cards):
+            raise ValueError(f"card {number} does not exist: 1..{len(cards)}")
+        emu.insert(cards[number - 1])
+
+    with GA467Emulator(None if no_card else cards[0], pace_baud=pace) as emu:
         click.echo(f"GA/T 467 reader emulator on {emu.path}")
-        _control(
-            {"insert": lambda _: emu.insert(card), "remove": lambda _: emu.remove()}, emu.faults
-        )
+        _control({"insert": insert, "remove": lambda _: emu.remove()}, emu.faults)
 
 
 @main.command()

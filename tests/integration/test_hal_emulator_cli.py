@@ -58,7 +58,12 @@ def test_ga467_tool_serves_a_card_file_and_takes_commands(
         f'birth_date = 1949-12-31\nphoto = "{face}"\n',
         encoding="utf-8",
     )
-    proc, path = spawn("ga467", "--card", str(card))
+    second = tmp_path / "second.toml"
+    second.write_text(
+        'id_number = "110105194803150012"\nname = "孙德明"\nsex = "M"\nbirth_date = 1948-03-15\n',
+        encoding="utf-8",
+    )
+    proc, path = spawn("ga467", "--card", str(card), "--card", str(second))
     with GA467CardReader(path, timeout=0.5) as reader:
         identity = reader.poll()
         assert identity is not None and identity.name == "赵淑珍"
@@ -67,6 +72,9 @@ def test_ga467_tool_serves_a_card_file_and_takes_commands(
         assert reader.poll() is not None
         command(proc, "remove")
         assert reader.poll() is None
+        command(proc, "insert 2")
+        other = reader.poll()
+        assert other is not None and other.name == "孙德明" and other.photo is None
     proc.communicate("quit\n", timeout=5)
     assert proc.returncode == 0
 
