@@ -14,7 +14,7 @@ before anything is handed to the TFLite runtime. Any mismatch is a ``BundleError
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,9 +22,13 @@ from models.errors import BundleError
 from protocol.errors import SignatureError
 from protocol.signing import Signer, Verifier, key_fingerprint, load_private_key, load_public_key
 
-FORMAT = "lifecert-model-bundle/1"
+FORMAT: Final = "lifecert-model-bundle/1"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.jws"
+
+
+Role = Literal["detector", "landmarks", "embedder", "pad"]
+Mode = Literal["live", "card_photo"]
 
 
 class _Strict(BaseModel):
@@ -87,8 +91,8 @@ class Manifest(_Strict):
     name: str
     version: str
     created: str
-    models: dict[Literal["detector", "landmarks", "embedder", "pad"], ModelSpec]
-    thresholds: dict[Literal["live", "card_photo"], Threshold]
+    models: dict[Role, ModelSpec]
+    thresholds: dict[Mode, Threshold]
     notes: list[str] = Field(default_factory=list)
 
 

@@ -8,10 +8,11 @@ builds a calibrated bundle without the evaluation data.
 import logging
 import tomllib
 from pathlib import Path
+from typing import Any, get_args
 
 import tomli_w
 
-from models.bundle import Threshold
+from models.bundle import Mode, Threshold
 
 log = logging.getLogger(__name__)
 
@@ -19,14 +20,14 @@ DEFAULT_PATH = Path(__file__).with_name("thresholds.toml")
 HEADER = "# Written by `lifecert-models evaluate`; read by `lifecert-models build`.\n"
 
 
-def save(path: Path, embedder_sha256: str, thresholds: dict[str, Threshold]) -> None:
+def save(path: Path, embedder_sha256: str, thresholds: dict[Mode, Threshold]) -> None:
     """Write the thresholds calibrated for the embedder with ``embedder_sha256``."""
-    doc = {"embedder_sha256": embedder_sha256}
+    doc: dict[str, Any] = {"embedder_sha256": embedder_sha256}
     doc.update({mode: t.model_dump(exclude_none=True) for mode, t in thresholds.items()})
     path.write_text(HEADER + tomli_w.dumps(doc))
 
 
-def load(path: Path, embedder_sha256: str) -> dict[str, Threshold]:
+def load(path: Path, embedder_sha256: str) -> dict[Mode, Threshold]:
     """Thresholds for this embedder, or ``{}`` when the file is absent or for another model."""
     if not path.is_file():
         return {}
@@ -34,4 +35,4 @@ def load(path: Path, embedder_sha256: str) -> dict[str, Threshold]:
     if doc.pop("embedder_sha256", None) != embedder_sha256:
         log.warning("%s was calibrated for another embedder: using default thresholds", path)
         return {}
-    return {mode: Threshold.model_validate(values) for mode, values in doc.items()}
+    return {mode: Threshold.model_validate(doc[mode]) for mode in get_args(Mode) if mode in doc}

@@ -10,6 +10,7 @@ from models.bundle import (
     InputSpec,
     Manifest,
     ModelSpec,
+    Role,
     SourceSpec,
     TensorSpec,
     Threshold,
@@ -55,7 +56,7 @@ def build_bundle(
     }
     for name, data in files.items():
         (out / name).write_bytes(data)
-    models = {
+    models: dict[Role, ModelSpec] = {
         "detector": _spec(
             det_src.data,
             type="blazeface_short_range",

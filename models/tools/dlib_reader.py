@@ -47,7 +47,7 @@ class _Stream:
         self.data = data
         self.pos = 0
 
-    def int(self) -> int:
+    def integer(self) -> int:
         head = self.data[self.pos]
         size, negative = head & 0x0F, bool(head & 0x80)
         if size > 8:
@@ -58,9 +58,9 @@ class _Stream:
         return -value if negative else value
 
     def tensor(self) -> np.ndarray:
-        if self.int() != 2:
+        if self.integer() != 2:
             raise ModelBuildError(f"unknown tensor version at byte {self.pos}")
-        shape = [self.int() for _ in range(4)]
+        shape = [self.integer() for _ in range(4)]
         count = int(np.prod(shape))
         end = self.pos + 4 * count
         values = np.frombuffer(self.data[self.pos : end], dtype="<f4").reshape(shape)
@@ -108,8 +108,8 @@ def read_resnet(path: Path) -> DlibResNet:
 
 def _read_con(stream: _Stream) -> Conv:
     params = stream.tensor().ravel()
-    filters, nr, nc = stream.int(), stream.int(), stream.int()
-    stride_y, stride_x, pad_y, pad_x = (stream.int() for _ in range(4))
+    filters, nr, nc = stream.integer(), stream.integer(), stream.integer()
+    stride_y, stride_x, pad_y, pad_x = (stream.integer() for _ in range(4))
     if (stride_y, pad_y) != (stride_x, pad_x) or nr != nc:
         raise ModelBuildError("only square kernels with equal strides/padding are expected")
     in_ch = (params.size - filters) // (filters * nr * nc)
@@ -129,7 +129,7 @@ def _read_affine(stream: _Stream, channels: int) -> Affine:
 
 
 def _read_fc(stream: _Stream) -> np.ndarray:
-    outputs, inputs = stream.int(), stream.int()
+    outputs, inputs = stream.integer(), stream.integer()
     params = stream.tensor().ravel()
     if params.size != outputs * inputs:
         raise ModelBuildError(f"fc_ has {params.size} values, want {inputs} x {outputs}")

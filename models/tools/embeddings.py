@@ -23,7 +23,7 @@ def _cached(path: Path, compute: Callable[[], dict[str, np.ndarray]]) -> dict[st
             return dict(data)
     result = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **result)
+    np.savez(path, **result)  # type: ignore[arg-type]
     return result
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.bundle import Manifest, Threshold, read_manifest, write_manifest
+from models.bundle import Manifest, Mode, Threshold, read_manifest, write_manifest
 from models.pipeline import FacePipeline
 from models.tools import embeddings, lfw
 from models.tools.metrics import ErrorCurve, all_pairs_curve, cross_curve, kfold_accuracy
@@ -39,7 +39,7 @@ class Evaluation:
     card_missed: int
     parity: np.ndarray | None
     subgroups: list[dict[str, object]] = field(default_factory=list)
-    thresholds: dict[str, Threshold] = field(default_factory=dict)
+    thresholds: dict[Mode, Threshold] = field(default_factory=dict)
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -131,7 +131,7 @@ def evaluate(
     t_live, fnmr_live = live_curve.at_fmr(live_fmr)
     t_card, fnmr_card = card_curve.at_fmr(card_fmr)
     source = f"{root.name}: {len(faces.paths)} images, all pairs"
-    thresholds = {
+    thresholds: dict[Mode, Threshold] = {
         "live": Threshold(distance=round(t_live, 4), target_fmr=live_fmr,
                           fnmr_at_target=round(fnmr_live, 4),
                           calibrated_on=f"{source} (live vs live)"),
@@ -156,7 +156,7 @@ def evaluate(
 
 
 def calibrate(
-    bundle: Path, signing_key: Path, public_key: Path, thresholds: dict[str, Threshold]
+    bundle: Path, signing_key: Path, public_key: Path, thresholds: dict[Mode, Threshold]
 ) -> Manifest:
     """Write ``thresholds`` into the bundle's manifest and sign it again."""
     manifest = read_manifest(bundle, public_key)

@@ -80,11 +80,11 @@ def test_dlib_integer_and_tensor_encoding() -> None:
         + values.tobytes()
     )
     s = _Stream(data)
-    assert (s.int(), s.int(), s.int()) == (7, -256, 0)
+    assert (s.integer(), s.integer(), s.integer()) == (7, -256, 0)
     assert s.tensor().ravel() == pytest.approx(values)
     assert s.pos == len(data)
 
 
 def test_dlib_stream_refuses_a_bad_integer_header() -> None:
     with pytest.raises(ModelBuildError, match="bad integer header"):
-        _Stream(bytes([0x0F, 0])).int()
+        _Stream(bytes([0x0F, 0])).integer()
