@@ -153,8 +153,7 @@ def lifecert_rate(
             stack.start_central(f"central-{c + 1}")
         url = database_url or f"sqlite:///{stack.fleet.paths.central / 'central.sqlite'}"
         start = time.perf_counter()
-        for device_id in ids:
-            stack.start_edge(device_id)
+        stack.start_edges(ids)
         stack.wait_until(lambda: applied(url) >= total, 600, "all results applied", poll=0.05)
         t_applied = time.perf_counter() - start
         stack.wait_delivered(ids, timeout=300)

@@ -128,7 +128,8 @@ class Stack:
     ) -> None:
         """Start one consumer process (distinct MQTT client id per name); wait for READY."""
         argv = [*_command("lifecert-central"), "--config", str(self.central_config), "run"]
-        self._spawn(name, [*argv, "--client-id", f"lifecert-{name}"], extra_env, ready_timeout)
+        argv += ["--client-id", f"lifecert-{name}"]
+        self._start({name: argv}, extra_env, ready_timeout)
 
     def start_edge(
         self,
@@ -137,43 +138,65 @@ class Stack:
         ready_timeout: float = 60,
     ) -> None:
         """Start a terminal's service; wait for READY."""
-        argv = [*_command("lifecert-edge"), "--config", str(self.edge_config(device_id)), "run"]
-        self._spawn(device_id, argv, extra_env, ready_timeout)
+        self.start_edges([device_id], extra_env, ready_timeout)
 
-    def _spawn(
+    def start_edges(
         self,
-        name: str,
-        argv: list[str],
+        device_ids: Iterable[str],
+        extra_env: Mapping[str, str] | None = None,
+        ready_timeout: float = 60,
+    ) -> None:
+        """Start several terminals at once; wait until every one reported READY."""
+        argvs = {
+            d: [*_command("lifecert-edge"), "--config", str(self.edge_config(d)), "run"]
+            for d in device_ids
+        }
+        self._start(argvs, extra_env, ready_timeout)
+
+    def _start(
+        self,
+        argvs: Mapping[str, list[str]],
         extra_env: Mapping[str, str] | None,
         ready_timeout: float,
     ) -> None:
-        """Start ``argv`` with a systemd-style notify socket and wait for its READY=1."""
-        if self.running(name):
-            return
-        address = f"lifecert-stack-{uuid.uuid4().hex}"
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-            notify.bind("\0" + address)
-            out = (self.logs / f"{name}.log").open("ab")
-            self._files[name] = out
-            env = {**(extra_env or {}), "NOTIFY_SOCKET": "@" + address}
-            self._procs[name] = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self._env(env),
-            )
+        """Start processes, each with a systemd-style notify socket; wait for every READY=1."""
+        sockets: dict[str, socket.socket] = {}
+        try:
+            for name, argv in argvs.items():
+                if self.running(name):
+                    continue
+                address = f"lifecert-stack-{uuid.uuid4().hex}"
+                sockets[name] = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                sockets[name].bind("\0" + address)
+                sockets[name].settimeout(0.05)
+                out = (self.logs / f"{name}.log").open("ab")
+                self._files[name] = out
+                env = {**(extra_env or {}), "NOTIFY_SOCKET": "@" + address}
+                self._procs[name] = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=self._env(env),
+                )
+            waiting = set(sockets)
             deadline = time.monotonic() + ready_timeout
-            while time.monotonic() < deadline:
-                notify.settimeout(0.2)
-                try:
-                    if b"READY=1" in notify.recv(4096).split(b"\n"):
-                        return
-                except TimeoutError:
-                    if self._procs[name].poll() is not None:
-                        break
-        self.kill(name)
-        raise StackError(f"{name} did not report READY=1:\n{self.log_tail(name)}")
+            while waiting and time.monotonic() < deadline:
+                for name in list(waiting):
+                    try:
+                        if b"READY=1" in sockets[name].recv(4096).split(b"\n"):
+                            waiting.discard(name)
+                    except TimeoutError:
+                        if self._procs[name].poll() is not None:
+                            deadline = 0
+            if waiting:
+                for name in waiting:
+                    self.kill(name)
+                name = sorted(waiting)[0]
+                raise StackError(f"{name} did not report READY=1:\n{self.log_tail(name)}")
+        finally:
+            for sock in sockets.values():
+                sock.close()
 
     def running(self, name: str) -> bool:
         """True while process ``name`` is alive."""
