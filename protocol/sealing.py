@@ -23,7 +23,7 @@ def seal(plaintext: bytes, recipient: ec.EllipticCurvePublicKey, kid: str | None
     header = {"alg": ALGORITHM, "enc": ENCRYPTION}
     if kid:
         header["kid"] = kid
-    token = jwe.encrypt_compact(header, plaintext, ECKey.import_key(recipient))  # type: ignore[arg-type]
+    token = jwe.encrypt_compact(header, plaintext, ECKey.import_key(recipient))
     if len(token) > MAX_TEMPLATE_BYTES:
         raise SealError(f"sealed template is {len(token)} bytes, over {MAX_TEMPLATE_BYTES}")
     return token
@@ -38,7 +38,7 @@ def unseal(token: str, key: ec.EllipticCurvePrivateKey) -> bytes:
             jwe.decrypt_compact(
                 token,
                 ECKey.import_key(key),
-                algorithms=[ALGORITHM, ENCRYPTION],  # type: ignore[arg-type]
+                algorithms=[ALGORITHM, ENCRYPTION],
             ).plaintext
             or b""
         )

@@ -44,6 +44,7 @@ def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
 def load_public_key(path: Path) -> ec.EllipticCurvePublicKey:
     """Load a P-256 public key (PEM public key or certificate)."""
     data = path.read_bytes()
+    key: object
     if b"BEGIN CERTIFICATE" in data:
         key = x509.load_pem_x509_certificate(data).public_key()
     else:
@@ -54,7 +55,7 @@ def load_public_key(path: Path) -> ec.EllipticCurvePublicKey:
 
 
 def _jwk(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) -> ECKey:
-    return ECKey.import_key(key)  # type: ignore[arg-type]
+    return ECKey.import_key(key)
 
 
 class Signer:
