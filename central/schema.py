@@ -140,3 +140,110 @@ quarantine = sa.Table(
     sa.Column("payload_sha256", sa.String(64), nullable=False),
     sa.Column("payload_head", sa.LargeBinary, nullable=False),
 )
+
+# -- payments, registries, bank files, biometric duplicates (issue 5) --------------------
+
+
+class RegistryKind(StrEnum):
+    """Which external registry a record comes from."""
+
+    DEATH = "death"
+    PRISON = "prison"
+
+
+registry_records = sa.Table(
+    "registry_records",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("id_number", sa.String(18), nullable=False),
+    sa.Column("birth_date", sa.Date, nullable=False),
+    sa.Column("name", sa.String(100)),
+    sa.Column("start_date", sa.Date, nullable=False),  # death date / imprisonment start
+    sa.Column("end_date", sa.Date),  # release date (prison); first day of freedom
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("imported_at", UtcDateTime, nullable=False),
+    sa.Column("retiree_id", sa.String(18), index=True),  # matched on ID number AND birth date
+    sa.UniqueConstraint("kind", "id_number", "start_date"),
+)
+
+payment_runs = sa.Table(
+    "payment_runs",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("period", sa.String(7), nullable=False, unique=True),  # YYYY-MM
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("policy", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),  # computed / sent / reconciled
+    sa.Column("summary", sa.JSON, nullable=False),
+    sa.Column("file_sha256", sa.String(64)),
+)
+
+payment_lines = sa.Table(
+    "payment_lines",
+    metadata,
+    sa.Column(
+        "run_id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        sa.ForeignKey("payment_runs.id"),
+        primary_key=True,
+    ),
+    sa.Column("retiree_id", sa.String(18), primary_key=True),
+    sa.Column("decision", sa.String(8), nullable=False),  # pay / resume / hold / stop
+    sa.Column("reason", sa.String(24)),
+    sa.Column("amount_cents", sa.BigInteger, nullable=False),
+    sa.Column("arrears_cents", sa.BigInteger, nullable=False),
+    sa.Column("payable_cents", sa.BigInteger, nullable=False),
+    sa.Column("basis_date", sa.Date),
+)
+
+arrears = sa.Table(
+    "arrears",
+    metadata,
+    sa.Column("retiree_id", sa.String(18), primary_key=True),
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("amount_cents", sa.BigInteger, nullable=False),
+    sa.Column("held_in_run", sa.BigInteger, nullable=False),
+    sa.Column("settled_in_run", sa.BigInteger, index=True),
+)
+
+bank_returns = sa.Table(
+    "bank_returns",
+    metadata,
+    sa.Column("run_id", sa.BigInteger, primary_key=True),
+    sa.Column("line", sa.Integer, primary_key=True),
+    sa.Column("retiree_id", sa.String(18), nullable=False),
+    sa.Column("bank_account", sa.String(34), nullable=False),
+    sa.Column("amount_cents", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),  # paid / failed
+    sa.Column("note", sa.String(200)),
+    sa.Column("imported_at", UtcDateTime, nullable=False),
+)
+
+face_templates = sa.Table(
+    "face_templates",
+    metadata,
+    sa.Column("result_id", sa.Uuid, primary_key=True),
+    sa.Column("retiree_id", sa.String(18), nullable=False, index=True),
+    sa.Column("model", sa.String(64)),
+    sa.Column("vector", sa.LargeBinary),  # AES-256-GCM(nonce || ciphertext) of float32[dim]
+    sa.Column("problem", sa.String(200)),  # why a sealed template could not be indexed
+    sa.Column("indexed_at", UtcDateTime, nullable=False),
+)
+
+fraud_flags = sa.Table(
+    "fraud_flags",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False, index=True),
+    sa.Column("retiree_id", sa.String(18), nullable=False),
+    sa.Column("other_retiree_id", sa.String(18)),
+    sa.Column("result_id", sa.Uuid),
+    sa.Column("other_result_id", sa.Uuid),
+    sa.Column("score", sa.Float),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),  # open / cleared / confirmed
+    sa.UniqueConstraint("kind", "retiree_id", "other_retiree_id", "result_id"),
+)
