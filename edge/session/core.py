@@ -1,0 +1,414 @@
+"""One certification, step by step, against the ports (no I/O of its own).
+
+card → identity checks → reference → up to ``attempts`` face attempts (capture
+with quality gates, two random challenges, match) → vein fallback or staff →
+signed result stored durably → only then the "done" screen with a receipt.
+"""
+
+import logging
+import random
+import threading
+from dataclasses import replace
+
+import numpy as np
+
+from edge.results import Draft
+from edge.session import liveness, prompts
+from edge.session.model import (
+    Attempt,
+    Challenge,
+    Comparison,
+    Measures,
+    Observation,
+    Outcome,
+    Probe,
+    Reference,
+    Screen,
+)
+from edge.session.ports import Ports, UnknownRetireeError
+from edge.session.settings import SessionSettings
+from hal.camera import Frame
+from hal.card.identity import Identity
+from hal.errors import CardReadError, NoFingerError
+from hal.vein import Prompt
+from protocol.messages import Channel, Decision, LivenessEvidence, MatchEvidence, Method
+
+log = logging.getLogger(__name__)
+
+_VEIN_PROMPTS = {
+    Prompt.PLACE_FINGER: "vein_place",
+    Prompt.RELEASE_FINGER: "vein_release",
+    Prompt.NO_VEIN: "vein_no_vein",
+}
+
+
+def mask(id_number: str) -> str:
+    """An ID number as shown on screen: region and last four only."""
+    return id_number[:4] + "*" * (len(id_number) - 8) + id_number[-4:]
+
+
+def receipt_number(device_id: str, seq: int) -> str:
+    """The short number the retiree can quote: device and sequence."""
+    return f"{device_id.upper()}-{seq:06d}"
+
+
+def template_bytes(template: np.ndarray) -> bytes:
+    """A face template as it is sealed and cached: little-endian float32."""
+    return np.asarray(template, "<f4").tobytes()
+
+
+class Session:
+    """Runs certifications one after the other; ``language`` follows the kiosk's switch."""
+
+    def __init__(
+        self,
+        ports: Ports,
+        settings: SessionSettings,
+        device_id: str,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.ports = ports
+        self.settings = settings
+        self.device_id = device_id
+        self.rng = rng or random.SystemRandom()
+        self.language = "zh"
+        self.limits = liveness.Limits(
+            settings.turn_deg, settings.nod_deg, settings.blink_ratio, settings.mouth_open
+        )
+        self._screen = Screen(step="idle", prompt="idle")
+        self._spoken: str | None = None
+
+    # -- screen and voice -----------------------------------------------------------------
+
+    @property
+    def screen(self) -> Screen:
+        """What is on screen now."""
+        return self._screen
+
+    def show(self, step: str, prompt: str, speak: bool = True, **details: object) -> None:
+        """Put a step on screen and say its prompt once (not again while it stays the same)."""
+        self._screen = Screen(step=step, prompt=prompt, language=self.language, **details)  # type: ignore[arg-type]
+        self.ports.display.show(self._screen)
+        if speak and prompt != self._spoken:
+            self._spoken = prompt
+            self.ports.voice.say(prompts.text(prompt, self.language), self.language)
+
+    def set_language(self, language: str) -> None:
+        """Switch the language of text and voice (``zh`` or ``en``)."""
+        if language not in prompts.LANGUAGES:
+            raise ValueError(f"unknown language {language!r}: one of {prompts.LANGUAGES}")
+        self.language = language
+        self._spoken = None
+        self._screen = replace(self._screen, language=language)
+        self.ports.display.show(self._screen)
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def wait_card(self, stop: threading.Event) -> Identity | None:
+        """Show the idle screen until a readable card is on the reader (``None`` on stop)."""
+        self._spoken = None
+        self.show("idle", "idle", speak=False)
+        while not stop.is_set():
+            try:
+                card = self.ports.cards.poll()
+            except CardReadError as exc:
+                log.info("card unreadable: %s", exc)
+                self.show("card", "card_unreadable")
+                self.ports.clock.sleep(self.settings.card_poll_s * 5)
+                continue
+            if card is not None:
+                return card
+            self.ports.clock.sleep(self.settings.card_poll_s)
+        return None
+
+    def wait_removed(self, stop: threading.Event, card: Identity) -> None:
+        """Keep the result on screen until the card is taken or ``result_screen_s`` passes."""
+        until = self.ports.clock.now() + self.settings.result_screen_s
+        while not stop.is_set() and self.ports.clock.now() < until:
+            try:
+                now = self.ports.cards.poll()
+            except CardReadError:
+                now = card
+            if now is None or now.id_number != card.id_number:
+                return
+            self.ports.clock.sleep(self.settings.card_poll_s)
+
+    def serve(self, stop: threading.Event) -> None:
+        """Certify whoever comes, until ``stop`` is set."""
+        while not stop.is_set():
+            card = self.wait_card(stop)
+            if card is None:
+                return
+            self.certify(card)
+            self.wait_removed(stop, card)
+
+    # -- one certification ----------------------------------------------------------------
+
+    def certify(
+        self, card: Identity, channel: Channel = Channel.KIOSK, staff_id: str | None = None
+    ) -> Outcome:
+        """Certify the holder of ``card``; the outcome is durable before "done" is shown."""
+        self._spoken = None
+        retiree = card.id_number
+        self.show("card", "reading", retiree=mask(retiree))
+        expiry = card.valid_until
+        if expiry is not None and expiry < self.ports.clock.today():
+            self.show("card", "card_expired", retiree=mask(retiree))
+            return Outcome("none", "card_expired", retiree)
+        try:
+            reference = self._reference(card)
+        except UnknownRetireeError:
+            self.show("card", "card_unknown", retiree=mask(retiree))
+            return Outcome("none", "card_unknown", retiree)
+        attempts: list[Attempt] = []
+        if reference is not None:
+            for n in range(1, self.settings.attempts + 1):
+                attempt, probe = self._attempt(n, reference)
+                attempts.append(attempt)
+                if probe is not None:
+                    return self._finish_face(card, channel, reference, attempts, probe)
+                if n < self.settings.attempts:
+                    self.show("capture", "try_again", attempt=n + 1)
+        return self._fallback(card, channel, reference, attempts)
+
+    def _reference(self, card: Identity) -> Reference | None:
+        cached = self.ports.references.face(card.id_number)
+        if cached is not None:
+            return Reference(cached, "template")
+        if card.photo is not None:
+            template = self.ports.faces.photo_template(card.photo)
+            if template is not None:
+                return Reference(template, "card_photo")
+        log.info("no face reference: %s", card.photo_reason or "no face on the card photo")
+        return None
+
+    def _mode(self, reference: Reference) -> str:
+        return "live" if reference.kind == "template" else "card_photo"
+
+    def _gate(self, obs: Observation) -> str | None:
+        s = self.settings
+        if obs.faces == 0 or obs.measures is None:
+            return "look"
+        if obs.faces > 1:
+            return "one_person"
+        if obs.face_width < s.min_face_px:
+            return "closer"
+        if obs.brightness < s.min_brightness:
+            return "light"
+        if abs(obs.measures.yaw) > s.max_pose_deg or abs(obs.measures.pitch) > s.max_pose_deg:
+            return "look"
+        if obs.sharpness < s.min_sharpness:
+            return "hold_still"
+        return None
+
+    def _capture(self, attempt: int) -> tuple[Frame, list[Measures]] | None:
+        """Frames until ``steady_frames`` good ones in a row; ``None`` after ``capture_s``."""
+        start: float | None = None
+        steady: list[Measures] = []
+        self.show("capture", "look", attempt=attempt)
+        while True:
+            frame = self.ports.camera.read()
+            start = frame.timestamp if start is None else start
+            if frame.timestamp - start > self.settings.capture_s:
+                return None
+            obs = self.ports.faces.observe(frame)
+            self.ports.display.preview(frame, obs)
+            problem = self._gate(obs)
+            if problem is not None:
+                steady.clear()
+                self.show("capture", problem, attempt=attempt)
+                continue
+            assert obs.measures is not None
+            steady.append(obs.measures)
+            if len(steady) >= self.settings.steady_frames:
+                return frame, steady
+
+    def _challenge(self, challenge: Challenge, base: Measures, attempt: int) -> bool:
+        limit = self.settings.challenge_s
+        prompt = f"challenge_{challenge.value}"
+        start: float | None = None
+        series: list[Measures] = []
+        shown = -1
+        while True:
+            frame = self.ports.camera.read()
+            start = frame.timestamp if start is None else start
+            left = limit - (frame.timestamp - start)
+            if left < 0:
+                return False
+            if int(left) != shown:
+                shown = int(left)
+                self.show(
+                    "challenge",
+                    prompt,
+                    attempt=attempt,
+                    challenge=challenge.value,
+                    seconds_left=float(shown + 1),
+                )
+            obs = self.ports.faces.observe(frame)
+            self.ports.display.preview(frame, obs)
+            if obs.faces != 1 or obs.measures is None:
+                continue
+            series.append(obs.measures)
+            if liveness.done(challenge, base, series, self.limits):
+                self.show("challenge", "good", attempt=attempt, challenge=challenge.value)
+                return True
+
+    def _attempt(self, n: int, reference: Reference) -> tuple[Attempt, Probe | None]:
+        """One face attempt; the probe to certify with when it passed, else ``None``."""
+        faces = self.ports.faces
+        captured = self._capture(n)
+        first = faces.probe(captured[0]) if captured else None
+        if captured is None or first is None:
+            return Attempt(captured=False, reason="no face captured in time"), None
+        base = liveness.baseline(captured[1])
+        pad_ok = first.pad_score is None or first.pad_score >= self.settings.pad_threshold
+        asked = liveness.pick(self.rng, self.settings.challenges)
+        done: list[str] = []
+        if pad_ok:
+            for challenge in asked:
+                if not self._challenge(challenge, base, n):
+                    break
+                done.append(challenge.value)
+        names = tuple(c.value for c in asked)
+        live = pad_ok and len(done) == len(asked)
+        mode = self._mode(reference)
+        if not live:
+            reason = "passive liveness check failed" if not pad_ok else "challenge not done"
+            comparison = faces.compare(first.template, reference.template, mode)
+            return Attempt(True, names, False, first.pad_score, comparison, reason), None
+        again = self._capture(n)
+        final = faces.probe(again[0]) if again else None
+        if final is None:
+            return Attempt(True, names, False, first.pad_score, None, "face lost"), None
+        if not faces.compare(final.template, first.template, "live").matched:
+            comparison = faces.compare(final.template, reference.template, mode)
+            return Attempt(True, names, False, first.pad_score, comparison, "face changed"), None
+        self.show("matching", "matching", attempt=n)
+        comparison = faces.compare(final.template, reference.template, mode)
+        attempt = Attempt(True, names, True, first.pad_score, comparison)
+        if not comparison.matched:
+            return replace(attempt, reason="face does not match the reference"), None
+        return attempt, final
+
+    # -- endings --------------------------------------------------------------------------
+
+    def _face_evidence(
+        self, reference: Reference | None, attempts: list[Attempt], chosen: Attempt
+    ) -> tuple[MatchEvidence, LivenessEvidence]:
+        assert chosen.comparison is not None
+        match = MatchEvidence(
+            modality="face",
+            reference="template" if reference and reference.kind == "template" else "card_photo",
+            score=round(chosen.comparison.score, 6),
+            threshold=chosen.comparison.threshold,
+            model=self.ports.faces.model[:128],
+            attempts=len(attempts),
+        )
+        live = LivenessEvidence(
+            passed=chosen.live,
+            challenges=chosen.challenges,
+            pad_score=None if chosen.pad_score is None else round(chosen.pad_score, 4),
+        )
+        return match, live
+
+    def _finish_face(
+        self,
+        card: Identity,
+        channel: Channel,
+        reference: Reference,
+        attempts: list[Attempt],
+        probe: Probe,
+    ) -> Outcome:
+        match, live = self._face_evidence(reference, attempts, attempts[-1])
+        draft = Draft(
+            retiree_id=card.id_number,
+            method=Method.FACE,
+            decision=Decision.PASS,
+            channel=channel,
+            match=match,
+            liveness=live,
+            template=template_bytes(probe.template),
+        )
+        outcome = self._store(draft, attempts)
+        self.ports.references.remember_face(card.id_number, probe.template)
+        return outcome
+
+    def _fallback(
+        self, card: Identity, channel: Channel, reference: Reference | None, attempts: list[Attempt]
+    ) -> Outcome:
+        retiree = card.id_number
+        compared = [a for a in attempts if a.comparison is not None]
+        best = min(compared, key=lambda a: a.comparison.score) if compared else None  # type: ignore[union-attr]
+        face = self._face_evidence(reference, attempts, best) if best else None
+        vein_ref = self.ports.references.vein(retiree) if self.ports.veins else None
+        if self.ports.veins is not None and vein_ref is not None:
+            comparison = self._vein(vein_ref)
+            if comparison is not None:
+                draft = Draft(
+                    retiree_id=retiree,
+                    method=Method.VEIN,
+                    decision=Decision.PASS if comparison.matched else Decision.FAIL,
+                    channel=channel,
+                    match=MatchEvidence(
+                        modality="vein",
+                        reference="enrolled_vein",
+                        score=round(comparison.score, 6),
+                        threshold=comparison.threshold,
+                        model=self.ports.veins.model[:128],
+                        attempts=1,
+                    ),
+                    liveness=face[1] if face else None,
+                )
+                return self._store(draft, attempts)
+        if face is None:
+            log.warning("session for %s ended without any biometric evidence", mask(retiree))
+            self.show("staff", "staff" if reference else "no_reference", retiree=mask(retiree))
+            return Outcome("none", "staff", retiree, attempts=tuple(attempts))
+        draft = Draft(
+            retiree_id=retiree,
+            method=Method.FACE,
+            decision=Decision.REFER,
+            channel=channel,
+            match=face[0],
+            liveness=face[1],
+        )
+        return self._store(draft, attempts)
+
+    def _vein(self, reference: bytes) -> Comparison | None:
+        veins = self.ports.veins
+        assert veins is not None
+        self.show("vein", "vein_place")
+        try:
+            probe = veins.capture(
+                self.settings.vein_timeout_s,
+                lambda p: self.show("vein", _VEIN_PROMPTS[p]),
+            )
+        except NoFingerError:
+            return None
+        self.show("matching", "matching")
+        return veins.compare(reference, probe)
+
+    def _store(self, draft: Draft, attempts: list[Attempt]) -> Outcome:
+        """Record the result; the done screen appears only after the outbox commit."""
+        self.show("matching", "matching", speak=False)
+        receipt = self.ports.recorder.record(draft)
+        number = receipt_number(self.device_id, receipt.seq)
+        decision = draft.decision.value
+        prompt = {"pass": "done_pass", "fail": "done_fail", "refer": "staff"}[decision]
+        log.info(
+            "certification stored: %s %s %s receipt %s",
+            draft.method.value,
+            decision,
+            mask(draft.retiree_id),
+            number,
+        )
+        self.show("done", prompt, receipt=number, decision=decision, retiree=mask(draft.retiree_id))
+        return Outcome(
+            decision,
+            prompt,
+            draft.retiree_id,
+            draft.method.value,
+            number,
+            receipt.result_id,
+            tuple(attempts),
+        )

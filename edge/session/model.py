@@ -1,0 +1,104 @@
+"""Frozen values the session works with: measures, observations, screens, outcomes."""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+
+class Challenge(StrEnum):
+    """An action the retiree is asked to do in front of the camera."""
+
+    BLINK = "blink"
+    OPEN_MOUTH = "open_mouth"
+    TURN_LEFT = "turn_left"
+    TURN_RIGHT = "turn_right"
+    NOD = "nod"
+
+
+@dataclass(frozen=True)
+class Measures:
+    """Landmark measures of one face: eye and mouth openness, yaw and pitch in degrees."""
+
+    eye: float
+    mouth: float
+    yaw: float
+    pitch: float
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one frame shows: how many faces and, for the main face, its measures and quality."""
+
+    timestamp: float
+    faces: int
+    measures: Measures | None = None
+    face_width: float = 0.0
+    brightness: float = 0.0
+    sharpness: float = 0.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A live face template (float32[128]) and the passive liveness score when there is a model."""
+
+    template: np.ndarray = field(repr=False)
+    pad_score: float | None = None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One face or vein comparison: score, threshold, decision."""
+
+    score: float
+    threshold: float
+    matched: bool
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The template the live face is compared with and where it came from."""
+
+    template: np.ndarray = field(repr=False)
+    kind: str  # "template" (last certified) or "card_photo"
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What the kiosk shows (and the speaker says): a step, a prompt and its details."""
+
+    step: str  # idle, card, capture, challenge, matching, vein, done, staff
+    prompt: str  # key into edge.session.prompts.TEXTS
+    attempt: int = 0
+    challenge: str | None = None
+    deadline: float | None = None  # clock time the current step times out
+    seconds_left: float | None = None
+    receipt: str | None = None
+    decision: str | None = None
+    retiree: str | None = None  # masked ID number
+    language: str = "zh"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One face attempt: what liveness and the match said."""
+
+    captured: bool
+    challenges: tuple[str, ...] = ()
+    live: bool = False
+    pad_score: float | None = None
+    comparison: Comparison | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a session ended: the decision, the prompt shown, the receipt if one was stored."""
+
+    decision: str  # pass, fail, refer, none (nothing recorded)
+    prompt: str
+    retiree_id: str | None = None
+    method: str | None = None
+    receipt: str | None = None
+    result_id: str | None = None
+    attempts: tuple[Attempt, ...] = ()
