@@ -9,7 +9,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -152,6 +152,33 @@ class Policy(Section):
         title="time zone",
         description="IANA zone whose calendar date certifies, e.g. Asia/Shanghai",
     )
+    birthday_anchored: bool = Field(
+        default=False,
+        title="birthday-anchored",
+        description="a pass certifies until a birthday (the first one after the reminder "
+        "window, plus validity_months - 12) instead of device date + validity_months",
+    )
+    reminder_days: int = Field(
+        default=30,
+        ge=0,
+        le=366,
+        title="reminder window",
+        description="days before certified_until in which a retiree is 'due' (reminders, "
+        "coverage report)",
+    )
+    grace_days: int = Field(
+        default=0,
+        ge=0,
+        le=366,
+        title="grace",
+        description="days after certified_until before a payment run holds payment",
+    )
+
+    @model_validator(mode="after")
+    def _anchor_needs_whole_years(self) -> "Policy":
+        if self.birthday_anchored and self.validity_months % 12:
+            raise ValueError("birthday_anchored needs validity_months in whole years (12, 24, ...)")
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -178,6 +205,79 @@ class IngestSettings(Section):
     )
 
 
+class SftpSettings(Section):
+    """The bank's SFTP drop: host key pinned, key-based login."""
+
+    host: str = Field(default="127.0.0.1", title="SFTP host", description="the bank's SFTP host")
+    port: int = Field(default=22, ge=1, le=65535, title="SFTP port", description="1-65535")
+    username: str = Field(default="lifecert", title="user", description="SFTP login name")
+    key_file: ConfigPath = Field(
+        default=Path("bank/sftp.key"),
+        title="client key",
+        description="OpenSSH private key central logs in with",
+    )
+    host_key: ConfigPath = Field(
+        default=Path("bank/host_key.pub"),
+        title="pinned host key",
+        description="the bank server's public host key (one OpenSSH line, e.g. "
+        "'ssh-ed25519 AAAA...'); any other key is refused",
+    )
+    remote_dir: str = Field(
+        default="incoming",
+        title="remote folder",
+        description="folder on the server that payment files are uploaded to",
+    )
+    timeout_s: float = Field(
+        default=20.0, gt=0, le=600, title="timeout", description="seconds to connect"
+    )
+
+
+class BankSettings(Section):
+    """Bank payment files: who pays, whose key they are encrypted for, where they go."""
+
+    payer: str = Field(
+        default="LIFECERT",
+        pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        title="payer code",
+        description="our code in the bank file header (letters, digits, _ -)",
+    )
+    encrypt_pub: ConfigPath = Field(
+        default=Path("bank/bank-encrypt.pub.pem"),
+        title="bank encryption key",
+        description="the bank's PEM public key files are encrypted for (P-256 or RSA >= 2048)",
+    )
+    return_sign_pub: ConfigPath = Field(
+        default=Path("bank/bank-sign.pub.pem"),
+        title="bank signing key",
+        description="the bank's PEM public key its signed return files are verified with",
+    )
+    out_dir: ConfigPath = Field(
+        default=Path("bank/out"),
+        title="output folder",
+        description="where sealed payment files are written before delivery",
+    )
+    sftp: SftpSettings = Field(default=_EMPTY, title="SFTP", description="a [bank.sftp] table")
+
+
+class DuplicateSettings(Section):
+    """1:N face search over stored templates."""
+
+    key_file: ConfigPath = Field(
+        default=Path("templates.key"),
+        title="template key",
+        description="32-byte AES-256-GCM key (raw or hex) that encrypts templates at rest; "
+        "`lifecert-central duplicates init-key` writes one",
+    )
+    distance: float = Field(
+        default=0.4,
+        gt=0,
+        le=2,
+        title="duplicate distance",
+        description="Euclidean distance at or under which two templates are the same face; "
+        "stricter than the 1:1 threshold (0.6) because one query meets N people",
+    )
+
+
 class CentralConfig(Section):
     """The whole ``central.toml``."""
 
@@ -197,6 +297,10 @@ class CentralConfig(Section):
     keys: KeyFiles = Field(default=_EMPTY, title="keys", description="a [keys] table")
     policy: Policy = Field(default=_EMPTY, title="policy", description="a [policy] table")
     ingest: IngestSettings = Field(default=_EMPTY, title="ingest", description="an [ingest] table")
+    bank: BankSettings = Field(default=_EMPTY, title="bank", description="a [bank] table")
+    duplicates: DuplicateSettings = Field(
+        default=_EMPTY, title="duplicates", description="a [duplicates] table"
+    )
 
     def require_mqtt(self) -> CentralMqtt:
         """The [mqtt] section, or a ``ConfigError`` saying to add it."""

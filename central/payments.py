@@ -1,0 +1,491 @@
+"""The monthly payment run: pay, hold, stop or resume (with arrears) every retiree.
+
+One set-based ``INSERT ... SELECT`` decides every retiree of a period from the
+roster, the registries, open manual holds and unpaid arrears; the same statements
+run on SQLite and PostgreSQL. Decisions, first matching rule wins:
+
+1. died before the period (death registry)          -> stop ``deceased``
+2. roster status ``deceased`` (no registry date)     -> stop ``deceased_roster``
+3. roster status ``terminated``                      -> stop ``terminated``
+4. retires after the period                          -> stop ``not_retired``
+5. in prison on the period's first day               -> hold ``imprisoned``
+6. roster status ``suspended``                       -> hold ``suspended``
+7. an open manual hold                               -> hold ``manual``
+8. no monthly amount or bank account                 -> hold ``incomplete``
+9. certification not valid on the first day (grace)  -> hold ``certification_overdue``
+10. otherwise pay; with unpaid arrears               -> ``resume`` (amount + arrears)
+
+Only months held for rule 9 become arrears, back-paid by the first later run that
+pays the retiree. A run is stored per period; running a period again (until its
+bank file is made) recomputes it from the same data and gives the same lines.
+"""
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from central import schema
+from central.config import Policy
+from central.policy import Period, overdue_cutoff
+from protocol.errors import LifecertError
+
+_r, _reg, _h, _a = schema.retirees, schema.registry_records, schema.holds, schema.arrears
+_runs, _lines = schema.payment_runs, schema.payment_lines
+
+
+class Decision(StrEnum):
+    """What a run does for one retiree."""
+
+    PAY = "pay"
+    RESUME = "resume"
+    HOLD = "hold"
+    STOP = "stop"
+
+
+class Reason(StrEnum):
+    """Why a retiree is not simply paid (``payment_lines.reason``)."""
+
+    DECEASED = "deceased"
+    DECEASED_ROSTER = "deceased_roster"
+    TERMINATED = "terminated"
+    NOT_RETIRED = "not_retired"
+    IMPRISONED = "imprisoned"
+    SUSPENDED = "suspended"
+    MANUAL = "manual"
+    INCOMPLETE = "incomplete"
+    CERTIFICATION_OVERDUE = "certification_overdue"
+
+
+STOPS = (Reason.DECEASED, Reason.DECEASED_ROSTER, Reason.TERMINATED, Reason.NOT_RETIRED)
+
+
+class RunError(LifecertError, ValueError):
+    """A run cannot be made or changed; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Counts and totals of one run."""
+
+    run_id: int
+    period: str
+    decisions: dict[str, int]
+    reasons: dict[str, int]
+    payable_cents: int
+    arrears_cents: int
+    recomputed: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "decisions": self.decisions,
+            "reasons": self.reasons,
+            "payable_cents": self.payable_cents,
+            "arrears_cents": self.arrears_cents,
+        }
+
+
+@dataclass(frozen=True)
+class Diff:
+    """How a run differs from the previous month's."""
+
+    period: str
+    previous: str | None
+    transitions: dict[str, int]
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _decisions_select(period: Period, policy: Policy) -> sa.Select[Any]:
+    """retiree, decision, reason, amount, arrears, payable, basis_date for ``period``."""
+    p0, p1 = period.first_day, period.last_day
+    died = (
+        sa.select(_reg.c.retiree_id, sa.func.min(_reg.c.start_date).label("died"))
+        .where(_reg.c.kind == schema.RegistryKind.DEATH.value, _reg.c.retiree_id.is_not(None))
+        .group_by(_reg.c.retiree_id)
+        .subquery("died")
+    )
+    jailed = (
+        sa.select(_reg.c.retiree_id, sa.func.min(_reg.c.start_date).label("jailed"))
+        .where(
+            _reg.c.kind == schema.RegistryKind.PRISON.value,
+            _reg.c.retiree_id.is_not(None),
+            _reg.c.start_date <= p0,
+            sa.or_(_reg.c.end_date.is_(None), _reg.c.end_date > p0),
+        )
+        .group_by(_reg.c.retiree_id)
+        .subquery("jailed")
+    )
+    manual = (
+        sa.select(_h.c.retiree_id, sa.func.count().label("manual"))
+        .where(_h.c.reason == schema.HoldReason.MANUAL.value, _h.c.released_at.is_(None))
+        .group_by(_h.c.retiree_id)
+        .subquery("manual")
+    )
+    owed = (
+        sa.select(_a.c.retiree_id, sa.func.sum(_a.c.amount_cents).label("owed"))
+        .where(_a.c.settled_in_run.is_(None))
+        .group_by(_a.c.retiree_id)
+        .subquery("owed")
+    )
+    reason = sa.case(
+        (died.c.died < p0, Reason.DECEASED.value),
+        (
+            sa.and_(died.c.died.is_(None), _r.c.status == schema.RetireeStatus.DECEASED.value),
+            Reason.DECEASED_ROSTER.value,
+        ),
+        (_r.c.status == schema.RetireeStatus.TERMINATED.value, Reason.TERMINATED.value),
+        (_r.c.retirement_date > p1, Reason.NOT_RETIRED.value),
+        (jailed.c.jailed.is_not(None), Reason.IMPRISONED.value),
+        (_r.c.status == schema.RetireeStatus.SUSPENDED.value, Reason.SUSPENDED.value),
+        (manual.c.manual.is_not(None), Reason.MANUAL.value),
+        (
+            sa.or_(_r.c.monthly_amount_cents.is_(None), _r.c.bank_account.is_(None)),
+            Reason.INCOMPLETE.value,
+        ),
+        (
+            sa.or_(
+                _r.c.certified_until.is_(None),
+                _r.c.certified_until < overdue_cutoff(period, policy),
+            ),
+            Reason.CERTIFICATION_OVERDUE.value,
+        ),
+        else_=sa.null(),
+    )
+    owed_cents = sa.func.coalesce(owed.c.owed, 0)
+    amount = sa.func.coalesce(_r.c.monthly_amount_cents, 0)
+    stops = [s.value for s in STOPS]
+    decision = sa.case(
+        (reason.in_(stops), Decision.STOP.value),
+        (reason.is_not(None), Decision.HOLD.value),
+        (owed_cents > 0, Decision.RESUME.value),
+        else_=Decision.PAY.value,
+    )
+    paid = reason.is_(None)
+    basis = sa.case(
+        (reason == Reason.DECEASED.value, died.c.died),
+        (reason == Reason.IMPRISONED.value, jailed.c.jailed),
+        (reason == Reason.NOT_RETIRED.value, _r.c.retirement_date),
+        else_=_r.c.certified_until,
+    )
+    return sa.select(
+        _r.c.id_number,
+        decision,
+        reason,
+        amount,
+        sa.case((paid, owed_cents), else_=0),
+        sa.case((paid, amount + owed_cents), else_=0),
+        basis,
+    ).select_from(
+        _r.outerjoin(died, died.c.retiree_id == _r.c.id_number)
+        .outerjoin(jailed, jailed.c.retiree_id == _r.c.id_number)
+        .outerjoin(manual, manual.c.retiree_id == _r.c.id_number)
+        .outerjoin(owed, owed.c.retiree_id == _r.c.id_number)
+    )
+
+
+def _check_order(conn: Connection, period: Period) -> int | None:
+    """The id of an existing, still changeable run of ``period`` (None: a new one)."""
+    rows = conn.execute(
+        sa.select(_runs.c.id, _runs.c.period, _runs.c.status).order_by(_runs.c.period.desc())
+    ).all()
+    if not rows:
+        return None
+    latest = rows[0]
+    mine = next((row for row in rows if row.period == str(period)), None)
+    if mine is not None:
+        if mine.id != latest.id:
+            raise RunError(
+                f"{period} is not the latest run ({latest.period}): earlier runs cannot change"
+            )
+        if mine.status != "computed":
+            raise RunError(
+                f"the run for {period} is {mine.status} (its bank file exists): it cannot change"
+            )
+        return int(mine.id)
+    expected = Period.parse(latest.period).shift(1)
+    if period != expected:
+        raise RunError(f"the next run is {expected} (latest is {latest.period}), not {period}")
+    return None
+
+
+def _discard(conn: Connection, run_id: int) -> None:
+    """Undo a computed run: its lines, the arrears it opened, the arrears it settled."""
+    conn.execute(_a.delete().where(_a.c.held_in_run == run_id))
+    conn.execute(_a.update().where(_a.c.settled_in_run == run_id).values(settled_in_run=None))
+    conn.execute(_lines.delete().where(_lines.c.run_id == run_id))
+    conn.execute(_runs.delete().where(_runs.c.id == run_id))
+
+
+def _open_certification_holds(
+    conn: Connection, run_id: int, period: Period, at: dt.datetime
+) -> None:
+    """A ``certification_overdue`` hold (and its event) for each newly held retiree.
+
+    Ingest releases these when a pass arrives, like any certification hold.
+    """
+    held = sa.select(_lines.c.retiree_id).where(
+        _lines.c.run_id == run_id, _lines.c.reason == Reason.CERTIFICATION_OVERDUE.value
+    )
+    no_open = ~sa.exists().where(
+        _h.c.retiree_id == _lines.c.retiree_id,
+        _h.c.released_at.is_(None),
+        _h.c.reason.in_(schema.CERTIFICATION_HOLDS),
+    )
+    reason = schema.HoldReason.CERTIFICATION_OVERDUE.value
+    conn.execute(
+        schema.events.insert().from_select(
+            ["at", "kind", "retiree_id", "actor", "detail"],
+            held.where(no_open).with_only_columns(
+                sa.literal(at, schema.UtcDateTime),
+                sa.literal("hold_placed"),
+                _lines.c.retiree_id,
+                sa.literal(f"payment-run:{period}"),
+                sa.literal({"reason": reason, "period": str(period)}, sa.JSON),
+            ),
+        )
+    )
+    conn.execute(
+        _h.insert().from_select(
+            ["retiree_id", "reason", "since"],
+            held.where(no_open).with_only_columns(
+                _lines.c.retiree_id, sa.literal(reason), sa.literal(at, schema.UtcDateTime)
+            ),
+        )
+    )
+
+
+def summarise(conn: Connection, run_id: int, period: str) -> RunSummary:
+    """Counts per decision and reason, and totals, of one run."""
+    rows = conn.execute(
+        sa.select(
+            _lines.c.decision,
+            _lines.c.reason,
+            sa.func.count(),
+            sa.func.sum(_lines.c.payable_cents),
+            sa.func.sum(_lines.c.arrears_cents),
+        )
+        .where(_lines.c.run_id == run_id)
+        .group_by(_lines.c.decision, _lines.c.reason)
+    ).all()
+    decisions: dict[str, int] = {}
+    reasons: dict[str, int] = {}
+    payable = arrears = 0
+    for decision, reason, n, pay, back in rows:
+        decisions[decision] = decisions.get(decision, 0) + n
+        if reason:
+            reasons[reason] = n
+        payable += int(pay or 0)
+        arrears += int(back or 0)
+    return RunSummary(run_id, period, decisions, reasons, payable, arrears)
+
+
+def run(
+    engine: Engine,
+    period: Period,
+    policy: Policy,
+    *,
+    actor: str = "payment-run",
+    now: dt.datetime | None = None,
+) -> RunSummary:
+    """Compute (or recompute) the run of ``period`` in one transaction and store it."""
+    now = now or dt.datetime.now(dt.UTC)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # ingest waits for us: no pass slips between
+            conn.exec_driver_sql("LOCK TABLE retirees IN SHARE MODE")
+        old = _check_order(conn, period)
+        if old is not None:
+            _discard(conn, old)
+        run_id = conn.execute(
+            _runs.insert()
+            .values(
+                period=str(period),
+                created_at=now,
+                actor=actor,
+                policy=policy.model_dump(mode="json"),
+                status="computed",
+                summary={},
+            )
+            .returning(_runs.c.id)
+        ).scalar_one()
+        columns = [
+            "retiree_id",
+            "decision",
+            "reason",
+            "amount_cents",
+            "arrears_cents",
+            "payable_cents",
+            "basis_date",
+        ]
+        select = _decisions_select(period, policy)
+        conn.execute(
+            _lines.insert().from_select(
+                ["run_id", *columns],
+                select.with_only_columns(sa.literal(run_id, sa.Integer), *select.selected_columns),
+            )
+        )
+        resumed = sa.select(_lines.c.retiree_id).where(
+            _lines.c.run_id == run_id, _lines.c.decision == Decision.RESUME.value
+        )
+        conn.execute(
+            _a.update()
+            .where(_a.c.settled_in_run.is_(None), _a.c.retiree_id.in_(resumed))
+            .values(settled_in_run=run_id)
+        )
+        conn.execute(
+            _a.insert().from_select(
+                ["retiree_id", "period", "amount_cents", "held_in_run"],
+                sa.select(
+                    _lines.c.retiree_id,
+                    sa.literal(str(period)),
+                    _lines.c.amount_cents,
+                    sa.literal(run_id, sa.BigInteger),
+                ).where(
+                    _lines.c.run_id == run_id,
+                    _lines.c.reason == Reason.CERTIFICATION_OVERDUE.value,
+                ),
+            )
+        )
+        _open_certification_holds(conn, run_id, period, now)
+        summary = summarise(conn, run_id, str(period))
+        conn.execute(_runs.update().where(_runs.c.id == run_id).values(summary=summary.as_json()))
+    return RunSummary(**{**summary.__dict__, "recomputed": old is not None})
+
+
+def get_run(conn: Connection, period: Period) -> Any:
+    """The ``payment_runs`` row of ``period``; ``RunError`` when there is none."""
+    row = conn.execute(sa.select(_runs).where(_runs.c.period == str(period))).first()
+    if row is None:
+        raise RunError(f"no payment run for {period}: run `lifecert-central payments run {period}`")
+    return row
+
+
+def lines(engine: Engine, period: Period, *, decision: str | None = None) -> Iterator[Any]:
+    """The lines of a run in ID order (streamed)."""
+    with engine.connect() as conn:
+        run_id = get_run(conn, period).id
+        query = sa.select(_lines).where(_lines.c.run_id == run_id).order_by(_lines.c.retiree_id)
+        if decision:
+            query = query.where(_lines.c.decision == decision)
+        yield from conn.execution_options(yield_per=10_000).execute(query)
+
+
+def diff(engine: Engine, period: Period, *, limit: int = 100) -> Diff:
+    """Transitions (``old -> new`` decision/reason) from the previous month's run."""
+    previous = period.shift(-1)
+    with engine.connect() as conn:
+        now_id = get_run(conn, period).id
+        prev = conn.execute(sa.select(_runs.c.id).where(_runs.c.period == str(previous))).first()
+        if prev is None:
+            return Diff(str(period), None, {})
+        new, old = _lines.alias("new"), _lines.alias("old")
+        label_new = new.c.decision + sa.func.coalesce(sa.literal(":") + new.c.reason, "")
+        label_old = old.c.decision + sa.func.coalesce(sa.literal(":") + old.c.reason, "")
+        joined = new.outerjoin(
+            old, sa.and_(old.c.retiree_id == new.c.retiree_id, old.c.run_id == prev.id)
+        )
+        changed = sa.or_(
+            old.c.retiree_id.is_(None),
+            label_old != label_new,
+            old.c.payable_cents != new.c.payable_cents,
+        )
+        base = (
+            sa.select(
+                new.c.retiree_id,
+                sa.func.coalesce(label_old, "(none)").label("old"),
+                label_new.label("new"),
+                old.c.payable_cents.label("old_payable_cents"),
+                new.c.payable_cents.label("new_payable_cents"),
+            )
+            .select_from(joined)
+            .where(new.c.run_id == now_id, changed)
+        )
+        counts = base.subquery()
+        transitions = {
+            f"{o} -> {n}": int(c)
+            for o, n, c in conn.execute(
+                sa.select(counts.c.old, counts.c.new, sa.func.count()).group_by(
+                    counts.c.old, counts.c.new
+                )
+            )
+        }
+        gone = conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(old)
+            .where(
+                old.c.run_id == prev.id,
+                ~sa.exists().where(
+                    _lines.c.run_id == now_id, _lines.c.retiree_id == old.c.retiree_id
+                ),
+            )
+        )
+        if gone:
+            transitions["(left the roster)"] = int(gone)
+        changes = [
+            dict(row._mapping) for row in conn.execute(base.order_by(new.c.retiree_id).limit(limit))
+        ]
+    return Diff(str(period), str(previous), transitions, changes)
+
+
+def _money(cents: int) -> str:
+    return f"{cents / 100:,.2f}"
+
+
+def explain(engine: Engine, period: Period, retiree_id: str, policy: Policy) -> str:
+    """One sentence saying what the run of ``period`` decided for a retiree, and why."""
+    with engine.connect() as conn:
+        run_id = get_run(conn, period).id
+        line = conn.execute(
+            sa.select(_lines).where(_lines.c.run_id == run_id, _lines.c.retiree_id == retiree_id)
+        ).first()
+        if line is None:
+            raise RunError(f"{retiree_id} is not in the run for {period} (not on the roster then)")
+        settled = (
+            conn.execute(
+                sa.select(_a.c.period)
+                .where(_a.c.retiree_id == retiree_id, _a.c.settled_in_run == run_id)
+                .order_by(_a.c.period)
+            )
+            .scalars()
+            .all()
+        )
+    basis = line.basis_date
+    head = f"{period} {retiree_id}: {line.decision}"
+    match line.reason:
+        case None if line.decision == Decision.RESUME.value:
+            return (
+                f"{head} {_money(line.payable_cents)} = {_money(line.amount_cents)} for {period}"
+                f" + arrears {_money(line.arrears_cents)} for {len(settled)} month(s) held only"
+                f" for a missed certification ({', '.join(settled)}); certified until {basis}"
+            )
+        case None:
+            return f"{head} {_money(line.payable_cents)}; certified until {basis}"
+        case Reason.CERTIFICATION_OVERDUE:
+            grace = f" + {policy.grace_days} day(s) grace" if policy.grace_days else ""
+            was = f"expired after {basis}" if basis else "never recorded"
+            return (
+                f"{head} ({line.reason}): certification {was}{grace}, not valid on "
+                f"{period.first_day}; {_money(line.amount_cents)} becomes arrears, back-paid "
+                "once certified"
+            )
+        case Reason.DECEASED:
+            return (
+                f"{head} ({line.reason}): died on {basis} (death registry); {Period.of(basis)} "
+                "was the last month payable"
+            )
+        case Reason.IMPRISONED:
+            return (
+                f"{head} ({line.reason}): in prison on {period.first_day} (since {basis}, prison "
+                "registry); payment resumes from the first month started in freedom, no back-pay"
+            )
+        case Reason.NOT_RETIRED:
+            return f"{head} ({line.reason}): retires on {basis}"
+        case Reason.MANUAL:
+            return f"{head} ({line.reason}): a manual hold is open; release it to pay"
+        case Reason.INCOMPLETE:
+            return f"{head} ({line.reason}): no monthly amount or bank account on the roster"
+        case _:
+            return f"{head} ({line.reason}): roster status is {line.reason.split('_')[0]}"
