@@ -19,7 +19,7 @@ import logging
 import uuid
 import zoneinfo
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
@@ -76,6 +76,15 @@ _BATCH_RETIREES = (
     .where(_ret.c.id_number.in_(sa.bindparam("b_retirees", expanding=True)))
     .order_by(_ret.c.id_number)
     .with_for_update()
+)
+_BATCH_HELD = (
+    sa.select(_holds.c.retiree_id)
+    .distinct()
+    .where(
+        _holds.c.retiree_id.in_(sa.bindparam("b_retirees", expanding=True)),
+        _holds.c.released_at.is_(None),
+        _holds.c.reason.in_(schema.CERTIFICATION_HOLDS),
+    )
 )
 _INSERT_RESULT = _res.insert()
 _INSERT_EVENT = schema.events.insert()
@@ -165,6 +174,7 @@ class _Snapshot:
     results: dict[uuid.UUID, str]
     seqs: dict[tuple[str, int], uuid.UUID]
     retirees: dict[str, dt.date | None]
+    held: set[str] = field(default_factory=set)
 
     @classmethod
     def read(cls, conn: Connection, items: Sequence["_Verified"]) -> "_Snapshot":
@@ -185,11 +195,48 @@ class _Snapshot:
             row.id_number: row.certified_until
             for row in conn.execute(_BATCH_RETIREES, {"b_retirees": ids})
         }
+        snap.held = {row.retiree_id for row in conn.execute(_BATCH_HELD, {"b_retirees": ids})}
         return snap
 
     def note(self, result_id: uuid.UUID, device_id: str, seq: int) -> None:
         self.results[result_id] = device_id
         self.seqs[(device_id, seq)] = result_id
+
+
+class _Writes:
+    """A batch's writes: executed at once (careful) or gathered for one flush (fast)."""
+
+    def __init__(self, conn: Connection, deferred: bool) -> None:
+        self.conn = conn
+        self.deferred = deferred
+        self.results: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.extends: dict[str, dict[str, Any]] = {}
+
+    def apply(
+        self, until: dict[str, Any] | None, result: dict[str, Any], events: list[dict[str, Any]]
+    ) -> None:
+        """Extend a retiree's certification (if ``until``), store the result and its events."""
+        if not self.deferred:
+            if until is not None:
+                self.conn.execute(_EXTEND, until)
+            self.conn.execute(_INSERT_RESULT, result)
+            self.conn.execute(_INSERT_EVENT, events)
+            return
+        if until is not None:
+            self.extends[until["b_retiree"]] = until  # the batch's last value wins
+        self.results.append(result)
+        self.events += events
+
+    def flush(self) -> None:
+        """Execute what was gathered: one statement per table for the whole batch."""
+        if self.extends:
+            self.conn.execute(_EXTEND, list(self.extends.values()))
+        if self.results:
+            self.conn.execute(_INSERT_RESULT, self.results)
+        if self.events:
+            self.conn.execute(_INSERT_EVENT, self.events)
+        self.results, self.events, self.extends = [], [], {}
 
 
 def add_months(day: dt.date, months: int) -> dt.date:
@@ -287,7 +334,11 @@ class Ingestor:
         return self.apply_batch([msg])[0]
 
     def apply_batch(self, batch: Sequence[Inbound]) -> list[Outcome]:
-        """Ingest ``batch`` in one transaction, a SAVEPOINT per message; outcomes in order.
+        """Ingest ``batch`` in one transaction; outcomes in order.
+
+        First the fast way (writes gathered, one statement per table); if anything goes
+        wrong (a race with another consumer, a bug) the transaction is rolled back and
+        the batch is applied again with a SAVEPOINT per message.
 
         Raises ``StoreBusyError`` (nothing committed; retry the batch) on a transient
         database problem and ``StoreError`` when the database is unusable.
@@ -302,19 +353,43 @@ class Ingestor:
                 else (1, "", "")
             ),
         )
-        outcomes: list[Outcome | None] = [None] * len(checked)
         try:
-            with self.engine.begin() as conn:
-                snap = _Snapshot.read(conn, [c for c in checked if isinstance(c, _Verified)])
-                for i in order:
-                    outcomes[i] = self._one(conn, checked[i], snap)
+            return self._run_batch(checked, order, careful=False)
+        except DBAPIError as exc:
+            if not isinstance(exc, IntegrityError) and not is_transient(exc):
+                raise StoreError(f"database error, batch not applied: {exc.orig}") from None
+        except Exception:  # a bug or a race: redo the batch one message at a time
+            log.debug("fast path failed; applying the batch message by message", exc_info=True)
+        try:
+            return self._run_batch(checked, order, careful=True)
         except DBAPIError as exc:
             if is_transient(exc):
                 raise StoreBusyError(f"database busy, batch not applied: {exc.orig}") from None
             raise StoreError(f"database error, batch not applied: {exc.orig}") from None
+
+    def _run_batch(
+        self, checked: list["_Verified | _Refused"], order: list[int], careful: bool
+    ) -> list[Outcome]:
+        """One transaction. Fast: writes gathered and flushed once, any error aborts it all.
+        Careful: a SAVEPOINT per message, so one bad message never aborts the others."""
+        outcomes: list[Outcome | None] = [None] * len(checked)
+        with self.engine.begin() as conn:
+            snap = _Snapshot.read(conn, [c for c in checked if isinstance(c, _Verified)])
+            writes = _Writes(conn, deferred=not careful)
+            for i in order:
+                item = checked[i]
+                if careful:
+                    outcomes[i] = self._one(conn, item, snap, writes)
+                elif isinstance(item, _Refused):
+                    outcomes[i] = self._quarantine(conn, item)
+                else:
+                    outcomes[i] = self._apply(conn, item, snap, writes)
+            writes.flush()
         return [o for o in outcomes if o is not None]
 
-    def _one(self, conn: Connection, item: _Verified | _Refused, snap: _Snapshot) -> Outcome:
+    def _one(
+        self, conn: Connection, item: _Verified | _Refused, snap: _Snapshot, writes: "_Writes"
+    ) -> Outcome:
         for attempt in range(2):
             try:
                 with conn.begin_nested():
@@ -322,7 +397,7 @@ class Ingestor:
                         return self._quarantine(conn, item)
                     if attempt:
                         self._reread(conn, item.result, snap)
-                    return self._apply(conn, item, snap)
+                    return self._apply(conn, item, snap, writes)
             except IntegrityError:
                 if attempt:  # a concurrent consumer raced us twice: treat as a bug
                     raise
@@ -343,7 +418,9 @@ class Ingestor:
         for row in conn.execute(_CLASH, params):
             snap.note(row.result_id, row.device_id, row.seq)
 
-    def _apply(self, conn: Connection, item: _Verified, snap: _Snapshot) -> Outcome:
+    def _apply(
+        self, conn: Connection, item: _Verified, snap: _Snapshot, writes: "_Writes"
+    ) -> Outcome:
         r, msg = item.result, item.msg
         owner = snap.results.get(r.result_id)
         if owner is not None:
@@ -374,17 +451,16 @@ class Ingestor:
         if r.retiree_id not in snap.retirees:
             return self._reject(conn, item, Reason.UNKNOWN_RETIREE, "retiree not on the roster")
         old = new = snap.retirees[r.retiree_id]
+        until = None
         if r.decision is Decision.PASS:
             candidate = add_months(
                 r.device_time.astimezone(self._zone).date(), self.policy.validity_months
             )
             if old is None or candidate > old:
                 new = candidate
-                conn.execute(
-                    _EXTEND, {"b_retiree": r.retiree_id, "b_until": new, "b_at": msg.received_at}
-                )
-        conn.execute(
-            _INSERT_RESULT,
+                until = {"b_retiree": r.retiree_id, "b_until": new, "b_at": msg.received_at}
+        writes.apply(
+            until,
             {
                 "result_id": r.result_id,
                 "device_id": r.device_id,
@@ -402,28 +478,33 @@ class Ingestor:
                 ),
                 "template_sealed": r.template,
             },
+            [
+                self._event(
+                    item,
+                    f"certification_{r.decision.value}",
+                    {
+                        "method": r.method.value,
+                        "channel": r.channel.value,
+                        "certified_until": [_iso(old), _iso(new)],
+                    },
+                )
+            ],
         )
-        events: list[dict[str, Any]] = [
-            self._event(
-                item,
-                f"certification_{r.decision.value}",
-                {
-                    "method": r.method.value,
-                    "channel": r.channel.value,
-                    "certified_until": [_iso(old), _iso(new)],
-                },
-            )
-        ]
-        if r.decision is Decision.PASS:
+        if r.decision is Decision.PASS and r.retiree_id in snap.held:
+            writes.flush()  # the result row first: the hold names it
             released = conn.execute(
                 _RELEASE_HOLDS,
                 {"b_retiree": r.retiree_id, "b_at": msg.received_at, "b_result": r.result_id},
             ).all()
-            events += [
-                self._event(item, "hold_released", {"hold_id": h.id, "reason": h.reason})
-                for h in released
-            ]
-        conn.execute(_INSERT_EVENT, events)
+            if released:
+                conn.execute(
+                    _INSERT_EVENT,
+                    [
+                        self._event(item, "hold_released", {"hold_id": h.id, "reason": h.reason})
+                        for h in released
+                    ],
+                )
+            snap.held.discard(r.retiree_id)
         snap.note(r.result_id, r.device_id, r.seq)
         snap.retirees[r.retiree_id] = new
         return Outcome(
