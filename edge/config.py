@@ -2,8 +2,8 @@
 
 The keys written by provisioning (``device_id``, ``data_dir``, ``log_level``,
 ``[mqtt]``, ``[central]``) are required or defaulted exactly as in
-docs/design.md; the sections this module adds (``[outbox]``, ``[link]``) all
-have defaults, so every enrolment bundle stays valid.
+docs/design.md; the sections added later (``[outbox]``, ``[link]``, ``[hal.*]``,
+``[models]``, ``[session]``, ``[kiosk]``) all have defaults, so every enrolment bundle stays valid.
 """
 
 from pathlib import Path
@@ -11,6 +11,10 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from edge.kiosk.settings import KioskSettings
+from edge.session.settings import SessionSettings
+from hal.config import HalSettings
+from models.config import ModelsSettings
 from protocol import config as _config
 from protocol import topics
 from protocol.config import ConfigPath, Section
@@ -129,6 +133,18 @@ class EdgeConfig(Section):
     )
     link: LinkSettings = Field(
         default_factory=LinkSettings, title="MQTT session", description="a [link] table"
+    )
+    hal: HalSettings = Field(
+        default_factory=HalSettings, title="hardware", description="[hal.*] tables, see docs/hal.md"
+    )
+    models: ModelsSettings = Field(
+        default_factory=ModelsSettings, title="face models", description="a [models] table"
+    )
+    session: SessionSettings = Field(
+        default_factory=SessionSettings, title="session", description="a [session] table"
+    )
+    kiosk: KioskSettings = Field(
+        default_factory=KioskSettings, title="kiosk", description="a [kiosk] table"
     )
 
     @property

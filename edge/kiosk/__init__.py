@@ -1,0 +1,1 @@
+"""The kiosk: a local web app (Starlette) showing the session's screens to the retiree."""
