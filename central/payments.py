@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from central import schema
+from central import registries, schema
 from central.config import Policy
 from central.policy import Period, overdue_cutoff
 from protocol.errors import LifecertError
@@ -297,6 +297,7 @@ def run(
         if conn.dialect.name == "postgresql":  # ingest waits for us: no pass slips between
             conn.exec_driver_sql("LOCK TABLE retirees IN SHARE MODE")
         old = _check_order(conn, period)
+        registries.match(conn, now)  # retirees added since the registries were imported
         if old is not None:
             _discard(conn, old)
         run_id = conn.execute(
