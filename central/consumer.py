@@ -30,6 +30,7 @@ from central.db import StoreBusyError, StoreError
 from central.ingest import Inbound, Ingestor, Outcome
 from protocol import messages, sdnotify, signing, topics
 from protocol.errors import ConfigError
+from protocol.limits import MAX_ACKS_PER_MESSAGE
 
 log = logging.getLogger(__name__)
 
@@ -197,9 +198,14 @@ class Consumer:
         return True
 
     def _send_acks(self, outcomes: list[Outcome]) -> None:
+        """One signed ``AckBatch`` per device (chunked), not one signature per result."""
+        per_device: dict[str, list[messages.Ack]] = {}
         for outcome in outcomes:
-            if outcome.ack is None:
-                continue
-            token = self.signer.sign(messages.encode(outcome.ack))
-            topic = topics.device_topic(outcome.ack.device_id, "ack", self.settings.root)
-            self._client.publish(topic, token, qos=1)
+            if outcome.ack is not None:
+                per_device.setdefault(outcome.ack.device_id, []).append(outcome.ack)
+        for device_id, acks in per_device.items():
+            topic = topics.device_topic(device_id, "ack", self.settings.root)
+            for start in range(0, len(acks), MAX_ACKS_PER_MESSAGE):
+                chunk = tuple(acks[start : start + MAX_ACKS_PER_MESSAGE])
+                batch = messages.AckBatch(device_id=device_id, acks=chunk)
+                self._client.publish(topic, self.signer.sign(messages.encode(batch)), qos=1)

@@ -54,7 +54,7 @@ class Publisher:
         verified: list[Ack] = []
         for payload in payloads:
             try:
-                verified.append(acks.verify(payload, self._verifier, self._outbox.device_id))
+                verified.extend(acks.verify(payload, self._verifier, self._outbox.device_id))
             except (SignatureError, MessageError, acks.ForeignAckError) as exc:
                 tally[REFUSED] += 1
                 log.warning("ack refused: %s", exc)

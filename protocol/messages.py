@@ -22,6 +22,7 @@ from pydantic import (
 
 from protocol import idnumber, topics
 from protocol.errors import MessageError
+from protocol.limits import MAX_ACKS_PER_MESSAGE
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -152,6 +153,20 @@ class Ack(_Strict):
     status: AckStatus
     reason: str | None = Field(default=None, max_length=200)
     certified_until: dt.date | None = None
+
+
+class AckBatch(_Strict):
+    """Central's acks for one device, several results at once, signed once by central."""
+
+    schema_version: Literal[1] = 1
+    device_id: DeviceId
+    acks: tuple[Ack, ...] = Field(min_length=1, max_length=MAX_ACKS_PER_MESSAGE)
+
+    @model_validator(mode="after")
+    def _one_device(self) -> Self:
+        if any(a.device_id != self.device_id for a in self.acks):
+            raise ValueError("every ack in a batch must name the batch's device_id")
+        return self
 
 
 class Reply(_Strict):

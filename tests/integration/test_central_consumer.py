@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from cryptography import x509
 
 from central import config, db, roster, schema, service
 from protocol import idnumber, messages, signing
-from protocol.messages import Ack, AckStatus
+from protocol.messages import Ack, AckBatch, AckStatus
 from provisioning.fleet import Fleet
 from tests.fixtures.broker import FleetBroker, MqttPeer, enrol_bundle
 
@@ -66,6 +67,7 @@ class Device:
             signing.load_public_key(fleet.directory / "central" / "sign.pub.pem")
         )
         self.peer = MqttPeer(bundle, port).connect()
+        self._acks: deque[Ack] = deque()
         assert not self.peer.subscribe(f"lifecert/v1/dev/{self.id}/ack").is_failure
 
     def send(self, result: messages.Result | bytes) -> bytes:
@@ -78,10 +80,15 @@ class Device:
         return payload
 
     def ack(self, timeout: float = 10.0) -> Ack | None:
-        msg = self.peer.expect(timeout)
-        if msg is None:
-            return None
-        return messages.decode(Ack, self.central.verify(msg.payload))
+        """The next ack, from the signed batches central sends."""
+        if not self._acks:
+            msg = self.peer.expect(timeout)
+            if msg is None:
+                return None
+            batch = messages.decode(AckBatch, self.central.verify(msg.payload))
+            assert batch.device_id == self.id
+            self._acks.extend(batch.acks)
+        return self._acks.popleft()
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from edge.outbox import Status
 from edge.results import Recorder, assisted
 from edge.service import open_outbox
 from protocol import messages, signing, topics
-from protocol.messages import Ack, Result
+from protocol.messages import Ack, AckBatch, Result
 from tests.fixtures.broker import FleetBroker, MqttPeer, enrol_bundle
 from tests.fixtures.ports import free_port
 
@@ -106,7 +106,8 @@ class Central:
 
     def ack(self, result_id: str, key: ec.EllipticCurvePrivateKey | None = None) -> None:
         key = key or self.key
-        body = Ack(result_id=uuid.UUID(result_id), device_id=self.device_id, status="applied")
+        ack = Ack(result_id=uuid.UUID(result_id), device_id=self.device_id, status="applied")
+        body = AckBatch(device_id=self.device_id, acks=(ack,))
         token = signing.Signer(key, signing.key_fingerprint(key.public_key())).sign(
             messages.encode(body)
         )

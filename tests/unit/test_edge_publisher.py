@@ -15,7 +15,7 @@ from edge.publisher import REFUSED, Publisher
 from edge.results import Draft, Recorder, assisted
 from protocol import messages, sealing, signing
 from protocol.errors import MessageError
-from protocol.messages import Ack, AckStatus, Decision, Method, Result
+from protocol.messages import Ack, AckBatch, AckStatus, Decision, Method, Result
 from tests.unit.test_edge_keys import Bundle, edge_bundle  # noqa: F401
 from tests.unit.test_edge_outbox import RETIREE, FakeClock
 
@@ -60,7 +60,8 @@ def central_ack(
     device: str = DEVICE,
 ) -> bytes:
     """An ack signed the way central signs it."""
-    body = messages.encode(Ack(result_id=uuid.UUID(result_id), device_id=device, status=status))
+    ack = Ack(result_id=uuid.UUID(result_id), device_id=device, status=status)
+    body = messages.encode(AckBatch(device_id=device, acks=(ack,)))
     kid = signing.key_fingerprint(key.public_key())
     return signing.Signer(key, kid).sign(body).encode()
 
