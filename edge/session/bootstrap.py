@@ -1,0 +1,102 @@
+"""Wire a ``Session`` from ``edge.toml``: HAL devices, the verified bundle, cache, recorder.
+
+Devices come from ``[hal.*]`` (or ``LIFECERT_HAL_<KIND>``, see hal.factory);
+a terminal needs a camera and at least one card reader, the vein sensor and
+the speaker are optional (no speaker section: silent, logged).
+"""
+
+import logging
+import os
+import random
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+from edge import keys as edge_keys
+from edge.cache import TemplateCache, cache_key
+from edge.config import EdgeConfig
+from edge.outbox import Outbox
+from edge.results import Recorder
+from edge.session.adapters import PipelineFaces, QueuedVoice, SensorVeins, SystemClock
+from edge.session.core import Session
+from edge.session.ports import Display, Ports
+from edge.templates import Fetch, References
+from hal import factory
+from hal.card import CardReader
+from hal.card.identity import Identity
+from hal.speaker import SilentSpeaker
+from models.pipeline import FacePipeline
+from protocol import signing
+
+log = logging.getLogger(__name__)
+
+VEIN_THRESHOLD = 0.1704
+"""Miura score at FMR 1e-3 on campus64 (docs/design.md); a match when score >= this."""
+
+
+class CardSlots:
+    """Several readers (resident-ID, social-security) seen as one: the first card found."""
+
+    def __init__(self, readers: list[CardReader]) -> None:
+        self.readers = readers
+
+    def poll(self) -> Identity | None:
+        for reader in self.readers:
+            card = reader.poll()
+            if card is not None:
+                return card
+        return None
+
+
+def _configured(section: object, kind: str) -> bool:
+    return section is not None or bool(os.environ.get(f"LIFECERT_HAL_{kind.upper()}"))
+
+
+@contextmanager
+def open_session(
+    cfg: EdgeConfig,
+    outbox: Outbox,
+    display: Display,
+    fetch: Fetch | None = None,
+    rng: random.Random | None = None,
+) -> Iterator[Session]:
+    """A session over the devices and bundle ``cfg`` names; closes them on exit."""
+    keys = edge_keys.load(cfg)
+    device_key = signing.load_private_key(edge_keys.device_key_path(cfg))
+    hal = cfg.hal
+    with ExitStack() as stack:
+        pipeline = stack.enter_context(
+            FacePipeline.open(cfg.models.bundle, cfg.central.model_sign_pub, cfg.models.threads)
+        )
+        camera = stack.enter_context(factory.open_camera(hal.camera))
+        readers = [
+            stack.enter_context(factory.open_card_reader(section, kind))
+            for kind, section in (("id_card", hal.id_card), ("ss_card", hal.ss_card))
+            if _configured(section, kind)
+        ] or [stack.enter_context(factory.open_card_reader(None, "id_card"))]
+        veins = (
+            SensorVeins(stack.enter_context(factory.open_vein_sensor(hal.vein)), VEIN_THRESHOLD)
+            if _configured(hal.vein, "vein")
+            else None
+        )
+        if _configured(hal.speaker, "speaker"):
+            speaker = stack.enter_context(factory.open_speaker(hal.speaker))
+        else:
+            log.info("no [hal.speaker]: voice prompts are off")
+            speaker = SilentSpeaker()
+        voice = QueuedVoice(speaker)
+        stack.callback(voice.close)
+        cache = stack.enter_context(
+            TemplateCache(cfg.db_path, cache_key(device_key), cfg.outbox.busy_timeout_s)
+        )
+        ports = Ports(
+            cards=CardSlots(readers),
+            camera=camera,
+            faces=PipelineFaces(pipeline),
+            references=References(cache, fetch),
+            recorder=Recorder(outbox, keys),
+            voice=voice,
+            display=display,
+            clock=SystemClock(),
+            veins=veins,
+        )
+        yield Session(ports, cfg.session, cfg.device_id, rng)
