@@ -17,6 +17,7 @@ import datetime as dt
 import itertools
 import json
 import multiprocessing as mp
+import os
 import platform
 import socket
 import statistics
@@ -122,6 +123,27 @@ def prefill(stack: Stack, devices: list[str], retirees: list[str], per_device: i
     return int(statistics.mean(sizes))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def first_received(url: str) -> float:
+    """When central received its first result (epoch seconds)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            first = conn.execute(sa.text("SELECT min(received_at) FROM results")).scalar_one()
+    finally:
+        engine.dispose()
+    if isinstance(first, str):
+        first = dt.datetime.fromisoformat(first)
+    if first.tzinfo is None:
+        first = first.replace(tzinfo=dt.UTC)
+    return float(first.timestamp())
+
+
 def applied(url: str) -> int:
     engine = sa.create_engine(url)
     try:
@@ -152,12 +174,25 @@ def lifecert_rate(
         for c in range(consumers):
             stack.start_central(f"central-{c + 1}")
         url = database_url or f"sqlite:///{stack.fleet.paths.central / 'central.sqlite'}"
-        start = time.perf_counter()
         stack.start_edges(ids)
-        stack.wait_until(lambda: applied(url) >= total, 600, "all results applied", poll=0.05)
-        t_applied = time.perf_counter() - start
-        stack.wait_delivered(ids, timeout=300)
-        t_acked = time.perf_counter() - start
+        pids = {name: proc.pid for name, proc in stack._procs.items()}
+        pids["mosquitto"] = stack.broker.pid or 0
+        cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        stack.wait_until(lambda: applied(url) >= total, 600, "all results applied", poll=0.02)
+        t_applied = time.time() - first_received(url)
+        outboxes = [open_outbox(load_edge_config(stack.edge_config(d))) for d in ids]
+        stack.wait_until(
+            lambda: all(o.counts()["pending"] == 0 for o in outboxes), 300, "acks", poll=0.02
+        )
+        t_acked = time.time() - first_received(url)
+        for outbox in outboxes:
+            outbox.close()
+        cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
+    per_1000 = {
+        "central_cpu_s": sum(v for k, v in cpu.items() if k.startswith("central")),
+        "edges_cpu_s": sum(v for k, v in cpu.items() if k.startswith("term")),
+        "broker_cpu_s": cpu["mosquitto"],
+    }
     return {
         "consumers": consumers,
         "devices": devices,
@@ -167,6 +202,8 @@ def lifecert_rate(
         "applied_per_s": round(total / t_applied),
         "applied_and_acked_per_s": round(total / t_acked),
         "ratio_to_bare": round((total / t_applied) / bare, 3),
+        "cpu_s_per_1000_results": {k: round(v * 1000 / total, 3) for k, v in per_1000.items()},
+        "load_avg_1m": os.getloadavg()[0],
     }
 
 
