@@ -11,7 +11,6 @@ a message we cannot attribute to a device (bad signature, unknown key, revoked
 or mismatched identity, malformed) gets none.
 """
 
-import calendar
 import datetime as dt
 import hashlib
 import json
@@ -31,6 +30,7 @@ from central import schema
 from central.config import Policy
 from central.db import StoreBusyError, StoreError, is_transient
 from central.devices import DeviceTrust, Standing
+from central.policy import add_months, certified_until  # noqa: F401 (add_months re-exported)
 from protocol import messages, signing, topics
 from protocol.errors import MessageError, SignatureError
 from protocol.limits import MAX_RESULT_BYTES
@@ -72,7 +72,7 @@ _BATCH_RESULTS = sa.select(_res.c.result_id, _res.c.device_id, _res.c.seq).where
     )
 )
 _BATCH_RETIREES = (
-    sa.select(_ret.c.id_number, _ret.c.certified_until)
+    sa.select(_ret.c.id_number, _ret.c.certified_until, _ret.c.birth_date, _ret.c.status)
     .where(_ret.c.id_number.in_(sa.bindparam("b_retirees", expanding=True)))
     .order_by(_ret.c.id_number)
     .with_for_update()
@@ -87,6 +87,12 @@ _BATCH_HELD = (
     )
 )
 _INSERT_RESULT = _res.insert()
+_INSERT_FLAG = schema.fraud_flags.insert()
+_FLAGGED = sa.select(schema.fraud_flags.c.id).where(
+    schema.fraud_flags.c.result_id == sa.bindparam("b_result")
+)
+INACTIVE: Final = (schema.RetireeStatus.DECEASED.value, schema.RetireeStatus.TERMINATED.value)
+"""A pass for a retiree in one of these statuses certifies nothing (refused, and flagged)."""
 _INSERT_EVENT = schema.events.insert()
 _INSERT_QUARANTINE = _q.insert()
 _QUARANTINED = (
@@ -114,6 +120,7 @@ class Reason(StrEnum):
     FUTURE_TIME = "future_time"
     TOO_OLD = "too_old"
     UNKNOWN_RETIREE = "unknown_retiree"
+    RETIREE_INACTIVE = "retiree_inactive"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -175,6 +182,7 @@ class _Snapshot:
     seqs: dict[tuple[str, int], uuid.UUID]
     retirees: dict[str, dt.date | None]
     held: set[str] = field(default_factory=set)
+    people: dict[str, tuple[dt.date, str]] = field(default_factory=dict)  # birth date, status
 
     @classmethod
     def read(cls, conn: Connection, items: Sequence["_Verified"]) -> "_Snapshot":
@@ -191,10 +199,9 @@ class _Snapshot:
         for row in rows:
             snap.note(row.result_id, row.device_id, row.seq)
         ids = sorted({i.result.retiree_id for i in items})
-        snap.retirees = {
-            row.id_number: row.certified_until
-            for row in conn.execute(_BATCH_RETIREES, {"b_retirees": ids})
-        }
+        for row in conn.execute(_BATCH_RETIREES, {"b_retirees": ids}):
+            snap.retirees[row.id_number] = row.certified_until
+            snap.people[row.id_number] = (row.birth_date, row.status)
         snap.held = {row.retiree_id for row in conn.execute(_BATCH_HELD, {"b_retirees": ids})}
         return snap
 
@@ -237,15 +244,6 @@ class _Writes:
         if self.events:
             self.conn.execute(_INSERT_EVENT, self.events)
         self.results, self.events, self.extends = [], [], {}
-
-
-def add_months(day: dt.date, months: int) -> dt.date:
-    """``day`` plus ``months`` calendar months, clamped to the month's end (Feb 29 -> Feb 28)."""
-    year, month0 = divmod(day.month - 1 + months, 12)
-    year += day.year
-    return day.replace(
-        year=year, month=month0 + 1, day=min(day.day, calendar.monthrange(year, month0 + 1)[1])
-    )
 
 
 def _loose_result_id(body: bytes) -> uuid.UUID | None:
@@ -450,11 +448,20 @@ class Ingestor:
             )
         if r.retiree_id not in snap.retirees:
             return self._reject(conn, item, Reason.UNKNOWN_RETIREE, "retiree not on the roster")
+        born, status = snap.people[r.retiree_id]
+        if r.decision is Decision.PASS and status in INACTIVE:
+            self._flag_inactive(conn, item, status)
+            return self._reject(
+                conn,
+                item,
+                Reason.RETIREE_INACTIVE,
+                f"retiree is {status}: a pass certifies nothing",
+            )
         old = new = snap.retirees[r.retiree_id]
         until = None
         if r.decision is Decision.PASS:
-            candidate = add_months(
-                r.device_time.astimezone(self._zone).date(), self.policy.validity_months
+            candidate = certified_until(
+                r.device_time.astimezone(self._zone).date(), born, self.policy
             )
             if old is None or candidate > old:
                 new = candidate
@@ -528,6 +535,26 @@ class Ingestor:
             "actor": f"device:{item.result.device_id}",
             "detail": detail,
         }
+
+    def _flag_inactive(self, conn: Connection, item: _Verified, status: str) -> None:
+        """A pass for a deceased or terminated retiree: a fraud flag (once) and its event."""
+        r = item.result
+        if conn.scalar(_FLAGGED, {"b_result": r.result_id}) is not None:
+            return
+        kind = f"pass_while_{status}"
+        detail = {"device_time": r.device_time.isoformat(), "method": r.method.value}
+        conn.execute(
+            _INSERT_FLAG,
+            {
+                "kind": kind,
+                "retiree_id": r.retiree_id,
+                "result_id": r.result_id,
+                "detail": detail,
+                "created_at": item.msg.received_at,
+                "status": "open",
+            },
+        )
+        conn.execute(_INSERT_EVENT, [self._event(item, "fraud_flag", {"kind": kind} | detail)])
 
     def _reject(self, conn: Connection, item: _Verified, reason: Reason, detail: str) -> Outcome:
         r = item.result

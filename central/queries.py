@@ -7,6 +7,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from central import schema
+from protocol.errors import LifecertError
+
+
+class UnknownRetireeError(LifecertError, LookupError):
+    """No retiree has this ID number."""
 
 
 def _rows(result: sa.CursorResult[Any]) -> list[dict[str, Any]]:
@@ -143,8 +148,20 @@ def count_by_reason(engine: Engine) -> dict[str, int]:
 
 
 def place_hold(engine: Engine, retiree_id: str, reason: str, since: dt.datetime, actor: str) -> int:
-    """Open a payment hold (with its event); returns the hold's id."""
+    """Open a payment hold (with its event); returns the hold's id.
+
+    The retiree's row is locked first, like ingest does before releasing holds, so a
+    hold never lands between a concurrent pass's read and its release of holds.
+    """
+    r = schema.retirees
     with engine.begin() as conn:
+        locked = conn.execute(
+            sa.select(r.c.id_number).where(r.c.id_number == retiree_id).with_for_update()
+        ).first()
+        if locked is None:
+            raise UnknownRetireeError(
+                f"no retiree {retiree_id}: check the number or import the roster"
+            )
         hold_id = conn.execute(
             schema.holds.insert()
             .values(retiree_id=retiree_id, reason=reason, since=since)

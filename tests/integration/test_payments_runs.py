@@ -270,3 +270,50 @@ def test_pass_releases_the_hold_a_run_placed(central_engine: Any, central_pki: A
             sa.select(schema.holds.c.released_at).where(schema.holds.c.retiree_id == late)
         ).scalar_one()
     assert released is not None
+
+
+def test_a_pass_for_a_deceased_retiree_is_refused_and_flagged(
+    central_engine: Any, central_pki: Any
+) -> None:
+    (dead,) = enrol(central_engine, person(status="deceased", certified_until=dt.date(2026, 1, 1)))
+    term = central_pki.terminal("term-0002")
+    ingestor = Ingestor(
+        central_engine,
+        DeviceTrust(central_pki.ca_file, central_pki.crl_file, central_pki.devices_dir),
+        Policy(),
+    )
+    payload = term.sign(term.result(dead))
+    for _ in range(2):  # the terminal re-sends: still one flag
+        outcome = ingestor.apply(Inbound(term.topic(), payload, dt.datetime.now(dt.UTC)))
+        assert (outcome.status.value, outcome.reason.value) == ("rejected", "retiree_inactive")
+    with central_engine.connect() as conn:
+        flags = conn.execute(sa.select(schema.fraud_flags)).all()
+        until = conn.scalar(
+            sa.select(schema.retirees.c.certified_until).where(schema.retirees.c.id_number == dead)
+        )
+    assert [(f.kind, f.retiree_id) for f in flags] == [("pass_while_deceased", dead)]
+    assert until == dt.date(2026, 1, 1)
+
+
+def test_birthday_anchored_pass_through_ingest(central_engine: Any, central_pki: Any) -> None:
+    (leap,) = enrol(central_engine, person(born=dt.date(1952, 2, 29), certified_until=None))
+    term = central_pki.terminal("term-0003")
+    policy = Policy(birthday_anchored=True, reminder_days=30)
+    ingestor = Ingestor(
+        central_engine,
+        DeviceTrust(central_pki.ca_file, central_pki.crl_file, central_pki.devices_dir),
+        policy,
+    )
+    now = dt.datetime.now(dt.UTC)
+    outcome = ingestor.apply(Inbound(term.topic(), term.sign(term.result(leap)), now))
+    floor = now.date() + dt.timedelta(days=30)
+    assert outcome.ack is not None and outcome.ack.certified_until is not None
+    assert outcome.ack.certified_until.month == 2 and outcome.ack.certified_until > floor
+    assert outcome.ack.certified_until <= floor.replace(year=floor.year + 1)
+
+
+def test_manual_hold_on_unknown_retiree_is_refused(central_engine: Any) -> None:
+    with pytest.raises(queries.UnknownRetireeError):
+        queries.place_hold(
+            central_engine, idnumber.make("110105", dt.date(1950, 1, 1), 1), "manual", NOW, "x"
+        )
