@@ -8,6 +8,7 @@ pings the systemd watchdog and publishes telemetry. Stop (SIGTERM/SIGINT set
 one event) runs the steps in reverse: STOPPING, ``stopped`` status, close.
 """
 
+import contextlib
 import json
 import logging
 import queue
@@ -86,8 +87,12 @@ class EdgeService:
                 link.publish_result,
                 max_inflight=self.cfg.outbox.max_inflight,
             )
-            with link:
+            with link, contextlib.ExitStack() as kiosk:
                 link.start()
+                if self.cfg.kiosk.enabled:  # the session and its page (issue 6)
+                    from edge.kiosk.runner import Kiosk
+
+                    kiosk.enter_context(Kiosk(self.cfg, self.stop_event)).start()
                 counts = outbox.counts()
                 sdnotify.notify("READY=1", f"STATUS=outbox: {counts['pending']} pending")
                 log.info(

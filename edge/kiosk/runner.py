@@ -1,0 +1,81 @@
+"""Run the certification session and the kiosk web server beside the delivery loop.
+
+Two threads: the session (its own outbox connection; results are durable
+before "done" and the service's loop delivers them) and uvicorn serving the
+page. Both stop with the service's stop event.
+"""
+
+import logging
+import threading
+from typing import Self
+
+import uvicorn
+
+from edge.config import EdgeConfig
+from edge.kiosk.app import KioskDisplay, create_app
+from edge.service import open_outbox
+from edge.session.bootstrap import open_session
+from edge.session.core import Session
+
+log = logging.getLogger(__name__)
+
+
+class Kiosk:
+    """The session thread and the web server; a context manager."""
+
+    def __init__(self, cfg: EdgeConfig, stop: threading.Event) -> None:
+        self.cfg, self.stop = cfg, stop
+        self.display = KioskDisplay()
+        self.session: Session | None = None
+        self.ready = threading.Event()
+        self.failed: BaseException | None = None
+        app = create_app(self.display, self._set_language)
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host=cfg.kiosk.host, port=cfg.kiosk.port, log_config=None)
+        )
+        self._threads = [
+            threading.Thread(target=self._run_session, name="session", daemon=True),
+            threading.Thread(target=self.server.run, name="kiosk-http", daemon=True),
+        ]
+
+    def _set_language(self, language: str) -> None:
+        if self.session is not None:
+            self.session.set_language(language)
+
+    def _run_session(self) -> None:
+        try:
+            with (
+                open_outbox(self.cfg) as outbox,
+                open_session(self.cfg, outbox, self.display) as session,
+            ):
+                self.session = session
+                self.ready.set()
+                session.serve(self.stop)
+        except BaseException as exc:
+            self.failed = exc
+            self.ready.set()
+            log.exception("the certification session stopped")
+            self.stop.set()
+
+    def start(self, timeout: float = 120) -> None:
+        """Open the devices and models, then serve; raise what kept the session from starting."""
+        self._threads[0].start()
+        self.ready.wait(timeout)
+        if self.failed is not None:
+            raise self.failed
+        self._threads[1].start()
+        log.info("kiosk on http://%s:%d/", self.cfg.kiosk.host, self.cfg.kiosk.port)
+
+    def close(self) -> None:
+        """Stop serving and wait for the session to finish its step."""
+        self.stop.set()
+        self.server.should_exit = True
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=30)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,60 @@
+// Kiosk page: long-poll the session state, render it, refresh the preview while the camera runs.
+"use strict";
+const $ = (id) => document.getElementById(id);
+let state = { version: -1, language: "zh" };
+let previewTimer = null;
+
+function localise(lang) {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  for (const el of document.querySelectorAll("[data-zh]")) el.textContent = el.dataset[lang];
+  $("title").textContent = lang === "zh" ? "养老金资格认证" : "Pension certification";
+  $("lang").textContent = lang === "zh" ? "English" : "中文";
+}
+
+function render(s) {
+  const lang = s.language;
+  localise(lang);
+  const camera = s.step === "capture" || s.step === "challenge";
+  const result = s.step === "done";
+  $("idle").hidden = s.step !== "idle";
+  $("camera").hidden = !camera;
+  $("result").hidden = !result;
+  document.body.dataset.step = s.step;
+  $("prompt").textContent = s.text[lang];
+  $("attempt").textContent = s.attempt > 1 && camera
+    ? (lang === "zh" ? `第 ${s.attempt} 次尝试（共 3 次）` : `Try ${s.attempt} of 3`) : "";
+  $("countdown").hidden = s.seconds_left == null || s.step !== "challenge";
+  if (s.seconds_left != null) $("seconds").textContent = Math.ceil(s.seconds_left);
+  if (result) {
+    const ok = s.decision === "pass";
+    $("mark").textContent = ok ? "✓" : "!";
+    $("mark").className = "mark " + (ok ? "pass" : "other");
+    $("receipt").textContent = s.receipt;
+    $("next").textContent = s.next ? s.next[lang] : "";
+  }
+  if (camera && !previewTimer) {
+    previewTimer = setInterval(() => { $("preview").src = "/api/preview.jpg?t=" + Date.now(); }, 250);
+  } else if (!camera && previewTimer) {
+    clearInterval(previewTimer);
+    previewTimer = null;
+  }
+}
+
+async function poll() {
+  for (;;) {
+    try {
+      const r = await fetch(`/api/state?after=${state.version}`, { cache: "no-store" });
+      state = await r.json();
+      render(state);
+    } catch (e) {
+      await new Promise((ok) => setTimeout(ok, 1000));
+    }
+  }
+}
+
+$("lang").addEventListener("click", () => {
+  const language = state.language === "zh" ? "en" : "zh";
+  fetch("/api/language", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ language }) });
+});
+poll();
