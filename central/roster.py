@@ -316,6 +316,13 @@ def import_csv(
     except (OSError, UnicodeDecodeError) as exc:
         raise RosterFileError(f"cannot read {path}: {exc} (save it as UTF-8 CSV)") from None
     good, errors = read(text)
+    if not any(e.line == 1 for e in errors):
+        from central.rules import legality  # rules builds on this module's RowError
+
+        if illegal := legality(engine, good):
+            bad = {e.line for e in illegal}
+            good = [(line, values) for line, values in good if line not in bad]
+            errors = sorted(errors + illegal, key=lambda e: e.line)
     if errors and (not partial or any(e.line == 1 for e in errors)):
         raise RosterError(errors)
     report = upsert(engine, (values for _, values in good), actor, now or dt.datetime.now(dt.UTC))
