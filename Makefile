@@ -1,7 +1,7 @@
 # lifecert: one set-up command, one main job, one test command (see README.md).
 SHELL := /bin/bash
 PYTHON ?= python3
-APT_PACKAGES := mosquitto mosquitto-clients openssl systemd pcscd vsmartcard-vpcd libpcsclite-dev swig espeak-ng chromium openssh-server
+APT_PACKAGES := mosquitto mosquitto-clients openssl systemd pcscd vsmartcard-vpcd libpcsclite-dev swig espeak-ng chromium fonts-wqy-microhei openssh-server
 EXTRAS := edge,central,camera,pcsc,build,dev
 
 .PHONY: setup apt pip models test lint demo
