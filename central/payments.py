@@ -371,7 +371,7 @@ def lines(engine: Engine, period: Period, *, decision: str | None = None) -> Ite
         query = sa.select(_lines).where(_lines.c.run_id == run_id).order_by(_lines.c.retiree_id)
         if decision:
             query = query.where(_lines.c.decision == decision)
-        yield from conn.execution_options(yield_per=10_000).execute(query)
+        yield from conn.execute(query, execution_options={"yield_per": 10_000})
 
 
 def diff(engine: Engine, period: Period, *, limit: int = 100) -> Diff:

@@ -32,8 +32,9 @@ def _stored(engine: Engine) -> list[Any]:
     r = schema.retirees
     with engine.connect() as conn:
         return list(
-            conn.execution_options(yield_per=50_000).execute(
-                sa.select(r.c.id_number, r.c.name, r.c.bank_account, r.c.status)
+            conn.execute(
+                sa.select(r.c.id_number, r.c.name, r.c.bank_account, r.c.status),
+                execution_options={"yield_per": 50_000},
             )
         )
 
