@@ -135,7 +135,9 @@ class EdgeConfig(Section):
         default_factory=LinkSettings, title="MQTT session", description="a [link] table"
     )
     hal: HalSettings = Field(
-        default_factory=HalSettings, title="hardware", description="[hal.*] tables, see docs/hal.md"
+        default=HalSettings.model_validate({}),
+        title="hardware",
+        description="[hal.*] tables, see docs/hal.md",
     )
     models: ModelsSettings = Field(
         default_factory=ModelsSettings, title="face models", description="a [models] table"

@@ -26,6 +26,7 @@ from hal.card.identity import Identity
 from hal.speaker import SilentSpeaker
 from models.pipeline import FacePipeline
 from protocol import signing
+from protocol.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ def open_session(
     keys = edge_keys.load(cfg)
     device_key = signing.load_private_key(edge_keys.device_key_path(cfg))
     hal = cfg.hal
+    if cfg.central.model_sign_pub is None:
+        raise ConfigError("central.model_sign_pub: the session needs the model-signing key")
     with ExitStack() as stack:
         pipeline = stack.enter_context(
             FacePipeline.open(cfg.models.bundle, cfg.central.model_sign_pub, cfg.models.threads)
