@@ -269,12 +269,12 @@ class DuplicateSettings(Section):
         "`lifecert-central duplicates init-key` writes one",
     )
     distance: float = Field(
-        default=0.4,
+        default=0.5,
         gt=0,
         le=2,
         title="duplicate distance",
-        description="Euclidean distance at or under which two templates are the same face; "
-        "stricter than the 1:1 threshold (0.6) because one query meets N people",
+        description="Euclidean distance at or under which two templates are flagged as one "
+        "face; stricter than the 1:1 threshold (0.6) because one query meets N people",
     )
 
 

@@ -1,0 +1,303 @@
+"""Biometric duplicate detection: one face certified under two identities (1:N search).
+
+Each new face template that arrives sealed in a result (``results.template_sealed``)
+is opened with central's sealing key, searched against every stored template of
+the same model (a float32 matrix in memory, Euclidean distance), then stored
+encrypted at rest (AES-256-GCM, key from ``[duplicates] key_file``, the result id as
+associated data). A hit within ``distance`` of another retiree's template raises a
+``duplicate_face`` fraud flag and a ``fraud_flag`` event on both retirees.
+"""
+
+import datetime as dt
+import logging
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy.engine import Connection, Engine
+
+from central import schema
+from protocol import sealing, templates
+from protocol.errors import ConfigError, LifecertError, MessageError, SealError
+
+log = logging.getLogger(__name__)
+
+_t, _res, _flags = schema.face_templates, schema.results, schema.fraud_flags
+_NONCE = 12
+_BATCH = 500
+
+
+class TemplateStoreError(LifecertError, ValueError):
+    """A stored template cannot be decrypted (wrong key or tampered row)."""
+
+
+def write_key(path: Path) -> Path:
+    """Create a new random 32-byte template key (hex, mode 0600); refuses to overwrite."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_hex(32) + "\n")
+    return path
+
+
+class TemplateCipher:
+    """AES-256-GCM for templates at rest; the result id is bound as associated data."""
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    @classmethod
+    def from_file(cls, path: Path) -> "TemplateCipher":
+        try:
+            raw = path.read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"duplicates.key_file: cannot read {path}: {exc} "
+                "(create one: lifecert-central duplicates init-key)"
+            ) from None
+        try:
+            key = bytes.fromhex(raw.decode()) if len(raw) == 64 else raw
+        except (UnicodeDecodeError, ValueError):
+            key = raw
+        if len(key) != 32:
+            raise ConfigError(f"duplicates.key_file: {path} must hold 32 bytes (or 64 hex digits)")
+        return cls(key)
+
+    def encrypt(self, vector: np.ndarray, result_id: uuid.UUID) -> bytes:
+        nonce = secrets.token_bytes(_NONCE)
+        data = vector.astype("<f4").tobytes()
+        return nonce + self._aead.encrypt(nonce, data, result_id.bytes)
+
+    def decrypt(self, blob: bytes, result_id: uuid.UUID) -> np.ndarray:
+        try:
+            data = self._aead.decrypt(blob[:_NONCE], blob[_NONCE:], result_id.bytes)
+        except InvalidTag:
+            raise TemplateStoreError(
+                f"stored template of result {result_id} does not decrypt: wrong key or tampered"
+            ) from None
+        return np.frombuffer(data, dtype="<f4")
+
+
+class _Matrix:
+    """Growable float32 rows with their owners (retiree index) and result ids."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.size = 0
+        self.rows = np.empty((1024, dim), dtype=np.float32)
+        self.sq = np.empty(1024, dtype=np.float32)
+        self.owners = np.empty(1024, dtype=np.int64)
+        self.results: list[uuid.UUID] = []
+
+    def add(self, vector: np.ndarray, owner: int, result_id: uuid.UUID) -> None:
+        if self.size == len(self.rows):
+            grow = len(self.rows)
+            self.rows = np.concatenate([self.rows, np.empty((grow, self.dim), np.float32)])
+            self.sq = np.concatenate([self.sq, np.empty(grow, np.float32)])
+            self.owners = np.concatenate([self.owners, np.empty(grow, np.int64)])
+        self.rows[self.size] = vector
+        self.sq[self.size] = float(vector @ vector)
+        self.owners[self.size] = owner
+        self.results.append(result_id)
+        self.size += 1
+
+
+@dataclass(frozen=True)
+class Hit:
+    """Another retiree's template close to the probe."""
+
+    retiree_id: str
+    result_id: uuid.UUID
+    distance: float
+
+
+@dataclass
+class FaceIndex:
+    """Every stored face template per model, searchable 1:N."""
+
+    models: dict[tuple[str, int], _Matrix] = field(default_factory=dict)
+    retirees: list[str] = field(default_factory=list)
+    codes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, model: str, vector: np.ndarray, retiree_id: str, result_id: uuid.UUID) -> None:
+        key = (model, len(vector))
+        if key not in self.models:
+            self.models[key] = _Matrix(len(vector))
+        code = self.codes.setdefault(retiree_id, len(self.retirees))
+        if code == len(self.retirees):
+            self.retirees.append(retiree_id)
+        self.models[key].add(vector, code, result_id)
+
+    def __len__(self) -> int:
+        return sum(m.size for m in self.models.values())
+
+    def search(
+        self, model: str, vector: np.ndarray, distance: float, exclude: str | None = None
+    ) -> list[Hit]:
+        """Templates of other retirees within ``distance``, nearest first (one per retiree)."""
+        matrix = self.models.get((model, len(vector)))
+        if matrix is None or matrix.size == 0:
+            return []
+        q = vector.astype(np.float32)
+        rows = matrix.rows[: matrix.size]
+        d2 = matrix.sq[: matrix.size] - 2.0 * (rows @ q) + float(q @ q)
+        close = np.flatnonzero(d2 <= distance * distance)
+        skip = self.codes.get(exclude, -1) if exclude else -1
+        best: dict[int, Hit] = {}
+        for i in close[np.argsort(d2[close])]:
+            owner = int(matrix.owners[i])
+            if owner != skip and owner not in best:
+                dist = float(np.sqrt(max(d2[i], 0.0)))
+                best[owner] = Hit(self.retirees[owner], matrix.results[i], dist)
+        return list(best.values())
+
+    @classmethod
+    def load(cls, engine: Engine, cipher: TemplateCipher) -> "FaceIndex":
+        """Decrypt every stored template into memory."""
+        index = cls()
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(_t.c.result_id, _t.c.retiree_id, _t.c.model, _t.c.vector).where(
+                    _t.c.vector.is_not(None)
+                ),
+                execution_options={"yield_per": 20_000},
+            )
+            for result_id, retiree_id, model, blob in rows:
+                index.add(model, cipher.decrypt(blob, result_id), retiree_id, result_id)
+        return index
+
+
+@dataclass
+class ScanReport:
+    """What a scan did."""
+
+    indexed: int = 0
+    problems: int = 0
+    flags: list[dict[str, object]] = field(default_factory=list)
+
+
+def _pending(conn: Connection) -> Iterator[tuple[uuid.UUID, str, str]]:
+    done = sa.exists().where(_t.c.result_id == _res.c.result_id)
+    query = (
+        sa.select(_res.c.result_id, _res.c.retiree_id, _res.c.template_sealed)
+        .where(_res.c.template_sealed.is_not(None), ~done)
+        .order_by(_res.c.received_at, _res.c.result_id)
+        .limit(_BATCH)
+    )
+    for result_id, retiree_id, token in conn.execute(query):
+        yield result_id, retiree_id, token
+
+
+def _open(token: str, seal_key: ec.EllipticCurvePrivateKey) -> templates.Template:
+    return templates.decode(sealing.unseal(token, seal_key))
+
+
+def scan(
+    engine: Engine,
+    index: FaceIndex,
+    cipher: TemplateCipher,
+    seal_key: ec.EllipticCurvePrivateKey,
+    distance: float,
+    now: dt.datetime | None = None,
+) -> ScanReport:
+    """Index every not-yet-indexed sealed template, flagging duplicates; batch per commit."""
+    report = ScanReport()
+    while True:
+        at = now or dt.datetime.now(dt.UTC)
+        with engine.begin() as conn:
+            pending = list(_pending(conn))
+            for result_id, retiree_id, token in pending:
+                try:
+                    tpl = _open(token, seal_key)
+                    if tpl.kind != "face":
+                        raise MessageError(f"a {tpl.kind} template: only faces are searched")
+                except (SealError, MessageError) as exc:
+                    conn.execute(
+                        _t.insert().values(
+                            result_id=result_id,
+                            retiree_id=retiree_id,
+                            problem=str(exc)[:200],
+                            indexed_at=at,
+                        )
+                    )
+                    report.problems += 1
+                    continue
+                vector = np.asarray(tpl.vector, dtype=np.float32)
+                for hit in index.search(tpl.model, vector, distance, exclude=retiree_id):
+                    report.flags.append(
+                        _flag(conn, retiree_id, result_id, hit, tpl.model, distance, at)
+                    )
+                index.add(tpl.model, vector, retiree_id, result_id)
+                conn.execute(
+                    _t.insert().values(
+                        result_id=result_id,
+                        retiree_id=retiree_id,
+                        model=tpl.model[:64],
+                        vector=cipher.encrypt(vector, result_id),
+                        indexed_at=at,
+                    )
+                )
+                report.indexed += 1
+        if len(pending) < _BATCH:
+            return report
+
+
+def _flag(
+    conn: Connection,
+    retiree_id: str,
+    result_id: uuid.UUID,
+    hit: Hit,
+    model: str,
+    threshold: float,
+    at: dt.datetime,
+) -> dict[str, object]:
+    detail = {"distance": round(hit.distance, 4), "threshold": threshold, "model": model}
+    row = {
+        "kind": "duplicate_face",
+        "retiree_id": retiree_id,
+        "other_retiree_id": hit.retiree_id,
+        "result_id": result_id,
+        "other_result_id": hit.result_id,
+        "score": hit.distance,
+        "detail": detail,
+        "created_at": at,
+        "status": "open",
+    }
+    conn.execute(_flags.insert().values(**row))
+    conn.execute(
+        schema.events.insert(),
+        [
+            {
+                "at": at,
+                "kind": "fraud_flag",
+                "retiree_id": who,
+                "result_id": result_id,
+                "actor": "duplicate-search",
+                "detail": {"kind": "duplicate_face", "with": other} | detail,
+            }
+            for who, other in ((retiree_id, hit.retiree_id), (hit.retiree_id, retiree_id))
+        ],
+    )
+    log.warning(
+        "duplicate face: %s and %s (distance %.3f)", retiree_id, hit.retiree_id, hit.distance
+    )
+    return row
+
+
+def list_flags(
+    engine: Engine, kind: str | None = None, limit: int = 100
+) -> list[dict[str, object]]:
+    """Fraud flags, newest first."""
+    query = sa.select(_flags).order_by(_flags.c.id.desc()).limit(limit)
+    if kind:
+        query = query.where(_flags.c.kind == kind)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
