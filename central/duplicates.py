@@ -13,7 +13,6 @@ import logging
 import os
 import secrets
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,7 +183,7 @@ class ScanReport:
     flags: list[dict[str, object]] = field(default_factory=list)
 
 
-def _pending(conn: Connection) -> Iterator[tuple[uuid.UUID, str, str]]:
+def _pending(conn: Connection) -> list[tuple[uuid.UUID, str, str]]:
     done = sa.exists().where(_t.c.result_id == _res.c.result_id)
     query = (
         sa.select(_res.c.result_id, _res.c.retiree_id, _res.c.template_sealed)
@@ -192,8 +191,7 @@ def _pending(conn: Connection) -> Iterator[tuple[uuid.UUID, str, str]]:
         .order_by(_res.c.received_at, _res.c.result_id)
         .limit(_BATCH)
     )
-    for result_id, retiree_id, token in conn.execute(query):
-        yield result_id, retiree_id, token
+    return [(row[0], row[1], row[2]) for row in conn.execute(query)]
 
 
 def _open(token: str, seal_key: ec.EllipticCurvePrivateKey) -> templates.Template:
@@ -213,7 +211,7 @@ def scan(
     while True:
         at = now or dt.datetime.now(dt.UTC)
         with engine.begin() as conn:
-            pending = list(_pending(conn))
+            pending = _pending(conn)
             for result_id, retiree_id, token in pending:
                 try:
                     tpl = _open(token, seal_key)
