@@ -12,6 +12,7 @@ from central.config import CentralConfig
 from central.consumer import Consumer
 from central.devices import DeviceTrust
 from central.ingest import Ingestor
+from central.templates import TemplateAnswers, TemplateService, load_seal_key
 from protocol import signing, topics
 from protocol.config import secret_path
 from protocol.errors import ConfigError, SignatureError
@@ -65,4 +66,20 @@ def run(cfg: CentralConfig, client_id: str | None = None) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     consumer = consumer_for(cfg, stop, client_id)
-    consumer.run()
+    with template_service_for(cfg, client_id) as templates:
+        templates.start()
+        consumer.run()
+
+
+def template_service_for(cfg: CentralConfig, client_id: str | None = None) -> TemplateService:
+    """The template request/response service beside the consumer (same MQTT identity)."""
+    fleet = cfg.fleet
+    answers = TemplateAnswers(
+        engine_for(cfg),
+        DeviceTrust(fleet.ca_file, fleet.crl_file, fleet.devices_dir),
+        fleet.devices_dir,
+        load_seal_key(secret_path("seal.key", cfg.keys.seal_key)),
+        signer_for(cfg),
+        cfg.require_mqtt().root,
+    )
+    return TemplateService(cfg.require_mqtt(), answers, client_id)
