@@ -164,8 +164,8 @@ def parse(data: bytes) -> tuple[dict[str, str], list[Record]]:
 
 def _jwk(key: PublicKey | PrivateKey) -> ECKey | RSAKey:
     if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
-        return ECKey.import_key(key)  # type: ignore[arg-type]
-    return RSAKey.import_key(key)  # type: ignore[arg-type]
+        return ECKey.import_key(key)
+    return RSAKey.import_key(key)
 
 
 def _key_alg(key: PublicKey | PrivateKey) -> str:

@@ -2,17 +2,34 @@
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import click
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy.engine import Engine
 
-from central import config, db, queries, roster, service
+from central import (
+    bankfile,
+    config,
+    coverage,
+    db,
+    duplicates,
+    payments,
+    population,
+    queries,
+    registries,
+    roster,
+    service,
+    sftp,
+)
 from central.devices import DeviceTrust
-from protocol import logs
+from central.policy import Period, PeriodError
+from protocol import logs, signing
 from protocol.cli import friendly_errors
-from protocol.errors import ConfigError, LifecertError
+from protocol.config import secret_path
+from protocol.errors import ConfigError, LifecertError, SignatureError
 
 
 class _State:
@@ -313,3 +330,475 @@ def results_list(
         as_json,
         ["received_at", "device_id", "seq", "retiree_id", "method", "decision", "applied"],
     )
+
+
+# -- payments, registries, bank files, coverage, duplicates (issue 5) ---------------------
+
+
+def _period(_ctx: click.Context, _param: click.Parameter, value: str) -> Period:
+    try:
+        return Period.parse(value)
+    except PeriodError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _money(cents: int) -> str:
+    return f"{cents / 100:,.2f}"
+
+
+def _private_key(name: str, path: Path, field: str) -> Any:
+    path = secret_path(name, path)
+    try:
+        return signing.load_private_key(path)
+    except (OSError, ValueError, SignatureError) as exc:
+        raise ConfigError(f"{field}: cannot load {path}: {exc}") from None
+
+
+def _public_key(path: Path, field: str) -> Any:
+    try:
+        return serialization.load_pem_public_key(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{field}: cannot load a PEM public key from {path}: {exc}") from None
+
+
+@main.group("payments")
+def payments_group() -> None:
+    """Monthly payment runs: pay, hold, stop, resume with arrears.
+
+    \b
+    Example:
+        lifecert-central payments run 2026-04
+    """
+
+
+@payments_group.command("run")
+@click.argument("period", callback=_period)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+@click.pass_obj
+@friendly_errors
+def payments_run(state: _State, period: Period, as_json: bool) -> None:
+    """Compute and store the run of PERIOD (YYYY-MM); again = recompute until filed.
+
+    \b
+    Example:
+        lifecert-central --config central.toml payments run 2026-04
+    """
+    done = payments.run(state.engine(), period, state.cfg.policy, actor="cli")
+    if as_json:
+        _emit(done.as_json() | {"period": str(period), "run_id": done.run_id}, True, [])
+        return
+    verb = "recomputed" if done.recomputed else "computed"
+    click.echo(f"run {done.run_id} for {period} {verb}:")
+    for decision, n in sorted(done.decisions.items()):
+        click.echo(f"  {decision:8} {n}")
+    for reason, n in sorted(done.reasons.items()):
+        click.echo(f"    {reason:24} {n}")
+    click.echo(f"payable {_money(done.payable_cents)} (arrears {_money(done.arrears_cents)})")
+
+
+@payments_group.command("show")
+@click.argument("period", callback=_period)
+@click.option("--decision", type=click.Choice([d.value for d in payments.Decision]))
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@click.pass_obj
+@friendly_errors
+def payments_show(
+    state: _State, period: Period, decision: str | None, limit: int, as_json: bool
+) -> None:
+    """List the lines of a run (ID order).
+
+    \b
+    Example:
+        lifecert-central payments show 2026-04 --decision hold
+    """
+    rows = []
+    for row in payments.lines(state.engine(), period, decision=decision):
+        rows.append(dict(row._mapping))
+        if len(rows) == limit:
+            break
+    columns = ["retiree_id", "decision", "reason", "amount_cents", "arrears_cents"]
+    _emit(rows, as_json, [*columns, "payable_cents", "basis_date"])
+
+
+@payments_group.command("explain")
+@click.argument("period", callback=_period)
+@click.argument("id_number")
+@click.pass_obj
+@friendly_errors
+def payments_explain(state: _State, period: Period, id_number: str) -> None:
+    """Say what a run decided for one retiree, and why.
+
+    \b
+    Example:
+        lifecert-central payments explain 2026-04 110105195003071242
+    """
+    engine = state.engine()
+    click.echo(payments.explain(engine, period, id_number.strip().upper(), state.cfg.policy))
+
+
+@payments_group.command("diff")
+@click.argument("period", callback=_period)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(0))
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+@click.pass_obj
+@friendly_errors
+def payments_diff(state: _State, period: Period, limit: int, as_json: bool) -> None:
+    """What changed since the previous month's run: counts per transition, then examples.
+
+    \b
+    Example:
+        lifecert-central payments diff 2026-05 --limit 50
+    """
+    found = payments.diff(state.engine(), period, limit=limit)
+    if as_json:
+        _emit(found.__dict__, True, [])
+        return
+    if found.previous is None:
+        click.echo(f"no run for {period.shift(-1)}: nothing to compare")
+        return
+    click.echo(f"{found.previous} -> {found.period}:")
+    for transition, n in sorted(found.transitions.items()):
+        click.echo(f"  {transition:48} {n}")
+    if found.changes:
+        _emit(found.changes, False, ["retiree_id", "old", "new", "new_payable_cents"])
+
+
+@main.group("holds")
+def holds_group() -> None:
+    """Manual payment holds.
+
+    \b
+    Example:
+        lifecert-central holds place 110105195003071242 --note "bank letter returned"
+    """
+
+
+@holds_group.command("place")
+@click.argument("id_number")
+@click.option("--note", default="", help="Why (kept in the event).")
+@click.option("--actor", default="staff", show_default=True, help="Who places it.")
+@click.pass_obj
+@friendly_errors
+def holds_place(state: _State, id_number: str, note: str, actor: str) -> None:
+    """Place a manual hold: the retiree is held from the next run until released.
+
+    \b
+    Example:
+        lifecert-central holds place 110105195003071242 --actor staff-7
+    """
+    now = dt.datetime.now(dt.UTC)
+    hold = queries.place_hold(state.engine(), id_number.strip().upper(), "manual", now, actor)
+    click.echo(f"hold {hold} placed" + (f" ({note})" if note else ""))
+
+
+@holds_group.command("release")
+@click.argument("id_number")
+@click.option("--actor", default="staff", show_default=True, help="Who releases it.")
+@click.pass_obj
+@friendly_errors
+def holds_release(state: _State, id_number: str, actor: str) -> None:
+    """Release a retiree's open manual holds (no back-pay for the held months).
+
+    \b
+    Example:
+        lifecert-central holds release 110105195003071242
+    """
+    n = payments.release_manual(state.engine(), id_number.strip().upper(), actor)
+    click.echo(f"{n} manual hold(s) released")
+
+
+@main.group("registry")
+def registry_group() -> None:
+    """Death and prison registries.
+
+    \b
+    Example:
+        lifecert-central registry import death deaths-2026-04.csv
+    """
+
+
+@registry_group.command("import")
+@click.argument("kind", type=click.Choice([k.value for k in registries.RegistryKind]))
+@click.argument("csv_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--partial", is_flag=True, help="Import the good rows even if some are bad.")
+@click.pass_obj
+@friendly_errors
+def registry_import(state: _State, kind: str, csv_file: Path, partial: bool) -> None:
+    """Import a registry CSV; records match retirees on ID number AND birth date.
+
+    death: id_number, birth_date, death_date (name optional).
+    prison: id_number, birth_date, start_date, release_date (empty: still inside).
+
+    \b
+    Example:
+        lifecert-central registry import prison prison-2026-04.csv --partial
+    """
+    report = registries.import_csv(
+        state.engine(), registries.RegistryKind(kind), csv_file, partial=partial
+    )
+    for err in report.errors:
+        click.echo(f"skipped: {err}", err=True)
+    click.echo(
+        f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged; "
+        f"{report.matched} matched to retirees, {report.deceased} marked deceased"
+    )
+
+
+@registry_group.command("hits")
+@click.option("--summary", is_flag=True, help="Counts and amounts per category.")
+@click.option("--category", help="Only this category (e.g. died_still_paid).")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@click.pass_obj
+@friendly_errors
+def registry_hits(state: _State, summary: bool, category: str | None, as_json: bool) -> None:
+    """Registry records by category, with overpayments to recover.
+
+    \b
+    Example:
+        lifecert-central registry hits --category died_still_paid
+    """
+    found = registries.hits(state.engine())
+    if summary:
+        _emit(registries.summary(found), as_json, ["category", "count", "amount_cents"])
+        return
+    rows = [h.__dict__ for h in found if category in (None, h.category)]
+    _emit(rows, as_json, ["category", "id_number", "name", "amount_cents", "detail"])
+
+
+@main.group("bank")
+def bank_group() -> None:
+    """Bank payment files: make, send over SFTP, reconcile the return file.
+
+    \b
+    Example:
+        lifecert-central bank make 2026-04 && lifecert-central bank send 2026-04
+    """
+
+
+def _file_of(state: _State, period: Period) -> Path:
+    return state.cfg.bank.out_dir / f"{state.cfg.bank.payer}-{period}.jwe"
+
+
+@bank_group.command("make")
+@click.argument("period", callback=_period)
+@click.pass_obj
+@friendly_errors
+def bank_make(state: _State, period: Period) -> None:
+    """Write the signed, encrypted payment file of a run (freezes the run).
+
+    \b
+    Example:
+        lifecert-central --config central.toml bank make 2026-04
+    """
+    cfg = state.cfg
+    made = bankfile.make(
+        state.engine(),
+        period,
+        cfg.bank.payer,
+        cfg.bank.out_dir,
+        _private_key("sign.key", cfg.keys.sign_key, "keys.sign_key"),
+        _public_key(cfg.bank.encrypt_pub, "bank.encrypt_pub"),
+    )
+    for w in made.withheld:
+        click.echo(f"withheld: {w['id_number']}: {w['problem']}", err=True)
+    click.echo(
+        f"{made.path}: {made.count} records, {_money(made.total_cents)}, sha256 {made.sha256}"
+    )
+
+
+@bank_group.command("send")
+@click.argument("period", callback=_period)
+@click.pass_obj
+@friendly_errors
+def bank_send(state: _State, period: Period) -> None:
+    """Upload the payment file to the bank's SFTP server (pinned host key).
+
+    \b
+    Example:
+        lifecert-central bank send 2026-04
+    """
+    path = _file_of(state, period)
+    if not path.exists():
+        raise LifecertError(f"{path} does not exist: run `lifecert-central bank make {period}`")
+    remote = sftp.upload(state.cfg.bank.sftp, path)
+    bankfile.mark_sent(state.engine(), period)
+    click.echo(f"sent to {state.cfg.bank.sftp.host}:{remote}")
+
+
+@bank_group.command("reconcile")
+@click.argument("period", callback=_period)
+@click.argument("return_file")
+@click.option("--fetch", is_flag=True, help="Download RETURN_FILE from the SFTP server first.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@click.pass_obj
+@friendly_errors
+def bank_reconcile(
+    state: _State, period: Period, return_file: str, fetch: bool, as_json: bool
+) -> None:
+    """Verify the bank's signed return file and list every payable/paid difference.
+
+    \b
+    Example:
+        lifecert-central bank reconcile 2026-04 LIFECERT-2026-04.return --fetch
+    """
+    cfg = state.cfg
+    local = Path(return_file)
+    if fetch:
+        local = sftp.download(cfg.bank.sftp, return_file, cfg.bank.out_dir / Path(return_file).name)
+    try:
+        token = local.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LifecertError(f"cannot read {local}: {exc}") from None
+    data = bankfile.verify_return(
+        token, _public_key(cfg.bank.return_sign_pub, "bank.return_sign_pub")
+    )
+    rec = bankfile.reconcile(state.engine(), period, data)
+    cols = ["kind", "id_number", "payable_cents", "paid_cents", "detail"]
+    if as_json:
+        _emit(rec.__dict__, True, cols)
+        return
+    click.echo(
+        f"payable {_money(rec.payable_cents)}, paid {_money(rec.paid_cents)}, "
+        f"{len(rec.differences)} difference(s)"
+    )
+    if rec.differences:
+        _emit(rec.differences, False, cols)
+
+
+@main.command("coverage")
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Date (default: today).")
+@click.option(
+    "--csv", "csv_out", type=click.Path(path_type=Path, dir_okay=False), help="Write CSV."
+)
+@click.option(
+    "--png", "png_out", type=click.Path(path_type=Path, dir_okay=False), help="Write a bar chart."
+)
+@click.pass_obj
+@friendly_errors
+def coverage_cmd(
+    state: _State, as_of: dt.datetime | None, csv_out: Path | None, png_out: Path | None
+) -> None:
+    """Certification coverage per community: certified %, due soon, overdue.
+
+    \b
+    Example:
+        lifecert-central coverage --as-of 2026-04-01 --csv coverage.csv --png coverage.png
+    """
+    day = as_of.date() if as_of else dt.date.today()
+    rows = coverage.report(state.engine(), day, state.cfg.policy.reminder_days)
+    cells = [r.__dict__ | {"certified_pct": f"{r.certified_pct:.1f}"} for r in rows]
+    _emit(cells, False, ["community", "retirees", "certified", "certified_pct", "due", "overdue"])
+    if csv_out:
+        csv_out.write_text(coverage.to_csv(rows), encoding="utf-8")
+    if png_out:
+        coverage.to_png(rows, png_out, day)
+
+
+@main.group("duplicates")
+def duplicates_group() -> None:
+    """1:N face search: the same face certified under two identities.
+
+    \b
+    Example:
+        lifecert-central duplicates scan --watch 60
+    """
+
+
+@duplicates_group.command("init-key")
+@click.pass_obj
+@friendly_errors
+def duplicates_init_key(state: _State) -> None:
+    """Create the AES-256 key that encrypts stored templates ([duplicates] key_file).
+
+    \b
+    Example:
+        lifecert-central --config central.toml duplicates init-key
+    """
+    path = state.cfg.duplicates.key_file
+    if path.exists():
+        raise LifecertError(f"{path} exists: keep it (stored templates need it)")
+    click.echo(f"wrote {duplicates.write_key(path)}")
+
+
+@duplicates_group.command("scan")
+@click.option("--watch", type=click.FloatRange(1), help="Keep scanning every N seconds.")
+@click.pass_obj
+@friendly_errors
+def duplicates_scan(state: _State, watch: float | None) -> None:
+    """Search every new sealed template against all stored ones; flag duplicates.
+
+    \b
+    Example:
+        lifecert-central duplicates scan
+    """
+    cfg = state.cfg
+    engine = state.engine()
+    cipher = duplicates.TemplateCipher.from_file(cfg.duplicates.key_file)
+    seal_key = _private_key("seal.key", cfg.keys.seal_key, "keys.seal_key")
+    index = duplicates.FaceIndex.load(engine, cipher)
+    click.echo(f"{len(index)} stored template(s) loaded")
+    while True:
+        done = duplicates.scan(engine, index, cipher, seal_key, cfg.duplicates.distance)
+        if done.indexed or done.problems or not watch:
+            click.echo(
+                f"{done.indexed} indexed, {done.problems} unreadable, {len(done.flags)} flagged"
+            )
+        if not watch:
+            return
+        time.sleep(watch)
+
+
+@main.group("flags")
+def flags_group() -> None:
+    """Fraud flags (duplicate faces, passes for deceased retirees).
+
+    \b
+    Example:
+        lifecert-central flags list --kind duplicate_face
+    """
+
+
+@flags_group.command("list")
+@click.option("--kind", help="Only this kind (duplicate_face, pass_while_deceased, ...).")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@click.pass_obj
+@friendly_errors
+def flags_list(state: _State, kind: str | None, limit: int, as_json: bool) -> None:
+    """List fraud flags, newest first.
+
+    \b
+    Example:
+        lifecert-central flags list --json
+    """
+    rows = duplicates.list_flags(state.engine(), kind, limit)
+    _emit(rows, as_json, ["id", "created_at", "kind", "retiree_id", "other_retiree_id", "score"])
+
+
+@main.group("population")
+def population_group() -> None:
+    """Synthetic retirees for benchmarks and demos.
+
+    \b
+    Example:
+        lifecert-central population generate 1000 --out retirees.csv
+    """
+
+
+@population_group.command("generate")
+@click.argument("count", type=click.IntRange(1))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option("--seed", default=1, show_default=True, help="Same seed, same people.")
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Reference date (certifications).")
+@friendly_errors
+def population_generate(count: int, out: Path, seed: int, as_of: dt.datetime | None) -> None:
+    """Write COUNT synthetic retirees (valid ID numbers) as a roster CSV.
+
+    \b
+    Example:
+        lifecert-central population generate 100000 --out synthetic.csv --seed 7
+    """
+    day = as_of.date() if as_of else dt.date.today()
+    n = population.write_csv(population.generate(count, seed=seed, as_of=day), out)
+    click.echo(f"wrote {n} retirees to {out}")

@@ -199,9 +199,9 @@ class _Snapshot:
         for row in rows:
             snap.note(row.result_id, row.device_id, row.seq)
         ids = sorted({i.result.retiree_id for i in items})
-        for row in conn.execute(_BATCH_RETIREES, {"b_retirees": ids}):
-            snap.retirees[row.id_number] = row.certified_until
-            snap.people[row.id_number] = (row.birth_date, row.status)
+        for person in conn.execute(_BATCH_RETIREES, {"b_retirees": ids}):
+            snap.retirees[person.id_number] = person.certified_until
+            snap.people[person.id_number] = (person.birth_date, person.status)
         snap.held = {row.retiree_id for row in conn.execute(_BATCH_HELD, {"b_retirees": ids})}
         return snap
 

@@ -490,3 +490,43 @@ def explain(engine: Engine, period: Period, retiree_id: str, policy: Policy) -> 
             return f"{head} ({line.reason}): no monthly amount or bank account on the roster"
         case _:
             return f"{head} ({line.reason}): roster status is {line.reason.split('_')[0]}"
+
+
+def release_manual(
+    engine: Engine, retiree_id: str, actor: str, now: dt.datetime | None = None
+) -> int:
+    """Release a retiree's open manual holds (row locked first), one event each."""
+    now = now or dt.datetime.now(dt.UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.select(_r.c.id_number).where(_r.c.id_number == retiree_id).with_for_update()
+        )
+        released = (
+            conn.execute(
+                _h.update()
+                .where(
+                    _h.c.retiree_id == retiree_id,
+                    _h.c.reason == schema.HoldReason.MANUAL.value,
+                    _h.c.released_at.is_(None),
+                )
+                .values(released_at=now)
+                .returning(_h.c.id)
+            )
+            .scalars()
+            .all()
+        )
+        if released:
+            conn.execute(
+                schema.events.insert(),
+                [
+                    {
+                        "at": now,
+                        "kind": "hold_released",
+                        "retiree_id": retiree_id,
+                        "actor": actor,
+                        "detail": {"hold_id": hold, "reason": schema.HoldReason.MANUAL.value},
+                    }
+                    for hold in released
+                ],
+            )
+    return len(released)

@@ -1,0 +1,121 @@
+"""The payments commands end to end through the CLI (SQLite), and the README section."""
+
+import csv
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from central import bankfile
+from central.cli import main
+from protocol import idnumber, signing
+from provisioning import pki
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Any:
+    (tmp_path / "bank").mkdir()
+    pki.write_private_key(tmp_path / "sign.key", pki.new_key())
+    bank_key = ec.generate_private_key(ec.SECP256R1())
+    pki.write_public_key(tmp_path / "bank" / "bank-encrypt.pub.pem", bank_key.public_key())
+    config = tmp_path / "central.toml"
+    config.write_text(
+        '[database]\nurl = "sqlite:///central.sqlite"\n[policy]\nreminder_days = 30\n'
+    )
+
+    def invoke(*args: str) -> Any:
+        return CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
+
+    invoke.bank_key = bank_key  # type: ignore[attr-defined]
+    invoke.root = tmp_path  # type: ignore[attr-defined]
+    assert invoke("db", "upgrade").exit_code == 0
+    return invoke
+
+
+def test_population_run_registry_coverage_bank(cli: Any, tmp_path: Path) -> None:
+    roster_csv = tmp_path / "synthetic.csv"
+    out = cli("population", "generate", "60", "--out", str(roster_csv), "--as-of", "2026-04-01")
+    assert out.exit_code == 0, out.output
+    assert cli("roster", "import", str(roster_csv)).output.startswith("60 added")
+    rows = list(csv.DictReader(roster_csv.open()))
+    first = rows[0]["id_number"]
+
+    april = cli("payments", "run", "2026-04")
+    assert april.exit_code == 0 and "run 1 for 2026-04 computed" in april.output
+    held = [r for r in rows if r["certified_until"] < "2026-04-01"]
+    assert f"certification_overdue    {len(held)}" in april.output
+
+    death = tmp_path / "death.csv"
+    death.write_text(
+        f"id_number,birth_date,death_date\n{first},{rows[0]['birth_date']},2026-04-20\n"
+        "110105195003071240,1950-03-07,2026-04-20\n"
+    )
+    bad = cli("registry", "import", "death", str(death))
+    assert bad.exit_code == 1 and "line 3, field id_number" in bad.output
+    assert "Traceback" not in bad.output
+    good = cli("registry", "import", "death", str(death), "--partial")
+    assert "1 matched to retirees, 1 marked deceased" in good.output
+    assert cli("payments", "run", "2026-05").exit_code == 0
+    why = cli("payments", "explain", "2026-05", first).output
+    assert "died on 2026-04-20" in why and "2026-04 was the last month payable" in why
+    assert "pay -> stop:deceased" in cli("payments", "diff", "2026-05").output
+    hits = cli("registry", "hits", "--summary").output
+    assert "died_stopped" in hits
+
+    assert cli("holds", "place", rows[1]["id_number"], "--actor", "staff-7").exit_code == 0
+    assert "1 manual hold(s) released" in cli("holds", "release", rows[1]["id_number"]).output
+
+    report = cli(
+        "coverage",
+        "--as-of",
+        "2026-04-01",
+        "--csv",
+        str(tmp_path / "c.csv"),
+        "--png",
+        str(tmp_path / "c.png"),
+    )
+    assert report.exit_code == 0 and "TOTAL" in report.output
+    table = list(csv.DictReader((tmp_path / "c.csv").open()))
+    alive_overdue = [r for r in held if r["id_number"] != first]  # the dead need no certificate
+    assert (table[-1]["retirees"], table[-1]["overdue"]) == ("59", str(len(alive_overdue)))
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+    made = cli("bank", "make", "2026-05")
+    assert made.exit_code == 0, made.output
+    token = (tmp_path / "bank" / "out" / "LIFECERT-2026-05.jwe").read_text()
+    sign_pub = signing.load_private_key(tmp_path / "sign.key").public_key()
+    head, records = bankfile.parse(bankfile.open_sealed(token, cli.bank_key, sign_pub))
+    assert head["period"] == "2026-05" and len(records) == int(head["count"]) > 0
+    again = cli("payments", "run", "2026-05")
+    assert again.exit_code == 1 and "filed" in again.output
+
+
+def test_bad_input_is_one_clear_line(cli: Any) -> None:
+    bad = cli("payments", "run", "2026-13")
+    assert bad.exit_code == 2 and "YYYY-MM" in bad.output
+    missing = cli("payments", "explain", "2026-04", idnumber.make("110105", dt.date(1950, 1, 1), 1))
+    assert missing.exit_code == 1 and "no payment run for 2026-04" in missing.output
+    assert "Traceback" not in missing.output
+    nokey = cli("duplicates", "scan")
+    assert nokey.exit_code == 2 and "duplicates init-key" in nokey.output
+
+
+def test_readme_payments_commands_exist() -> None:
+    from tests.unit.test_central_units import _commands
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("<!-- section: payments -->")[1].split("<!-- /section: payments -->")[0]
+    used = set(re.findall(r"lifecert-central(?: --\S+(?: \S+)?)* ([a-z-]+(?: [a-z-]+)?)", section))
+    known = {name for name, _ in _commands(main)}
+    leaves = {name for name, cmd in _commands(main) if not isinstance(cmd, click.Group)}
+    assert {"payments run", "bank make", "registry import", "duplicates scan"} <= used
+    for phrase in used:
+        assert phrase in known or phrase.split()[0] in leaves, f"README uses unknown {phrase!r}"
