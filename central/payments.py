@@ -155,35 +155,50 @@ def _decisions_select(period: Period, policy: Policy) -> sa.Select[Any]:
         ),
         else_=sa.null(),
     )
-    owed_cents = sa.func.coalesce(owed.c.owed, 0)
-    amount = sa.func.coalesce(_r.c.monthly_amount_cents, 0)
-    stops = [s.value for s in STOPS]
+    # The reason is computed once per retiree (a materialised CTE), then read by every
+    # column below; inlined, the engine would evaluate the whole CASE for each of them.
+    decided = (
+        sa.select(
+            _r.c.id_number,
+            reason.label("reason"),
+            sa.func.coalesce(_r.c.monthly_amount_cents, 0).label("amount"),
+            sa.func.coalesce(owed.c.owed, 0).label("owed"),
+            died.c.died,
+            jailed.c.jailed,
+            _r.c.retirement_date,
+            _r.c.certified_until,
+        )
+        .select_from(
+            _r.outerjoin(died, died.c.retiree_id == _r.c.id_number)
+            .outerjoin(jailed, jailed.c.retiree_id == _r.c.id_number)
+            .outerjoin(manual, manual.c.retiree_id == _r.c.id_number)
+            .outerjoin(owed, owed.c.retiree_id == _r.c.id_number)
+        )
+        .cte("decided")
+        .prefix_with("MATERIALIZED")
+    )
+    d = decided.c
+    paid = d.reason.is_(None)
     decision = sa.case(
-        (reason.in_(stops), Decision.STOP.value),
-        (reason.is_not(None), Decision.HOLD.value),
-        (owed_cents > 0, Decision.RESUME.value),
+        (d.reason.in_([s.value for s in STOPS]), Decision.STOP.value),
+        (d.reason.is_not(None), Decision.HOLD.value),
+        (d.owed > 0, Decision.RESUME.value),
         else_=Decision.PAY.value,
     )
-    paid = reason.is_(None)
     basis = sa.case(
-        (reason == Reason.DECEASED.value, died.c.died),
-        (reason == Reason.IMPRISONED.value, jailed.c.jailed),
-        (reason == Reason.NOT_RETIRED.value, _r.c.retirement_date),
-        else_=_r.c.certified_until,
+        (d.reason == Reason.DECEASED.value, d.died),
+        (d.reason == Reason.IMPRISONED.value, d.jailed),
+        (d.reason == Reason.NOT_RETIRED.value, d.retirement_date),
+        else_=d.certified_until,
     )
     return sa.select(
-        _r.c.id_number,
+        d.id_number,
         decision,
-        reason,
-        amount,
-        sa.case((paid, owed_cents), else_=0),
-        sa.case((paid, amount + owed_cents), else_=0),
+        d.reason,
+        d.amount,
+        sa.case((paid, d.owed), else_=0),
+        sa.case((paid, d.amount + d.owed), else_=0),
         basis,
-    ).select_from(
-        _r.outerjoin(died, died.c.retiree_id == _r.c.id_number)
-        .outerjoin(jailed, jailed.c.retiree_id == _r.c.id_number)
-        .outerjoin(manual, manual.c.retiree_id == _r.c.id_number)
-        .outerjoin(owed, owed.c.retiree_id == _r.c.id_number)
     )
 
 

@@ -183,13 +183,17 @@ payment_runs = sa.Table(
 payment_lines = sa.Table(
     "payment_lines",
     metadata,
+    # A plain heap with an index on run_id: a run appends its lines in one pass (no
+    # per-line B-tree insert by ID number); one line per retiree comes from the roster PK.
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     sa.Column(
         "run_id",
         sa.BigInteger().with_variant(sa.Integer, "sqlite"),
         sa.ForeignKey("payment_runs.id"),
-        primary_key=True,
+        nullable=False,
+        index=True,
     ),
-    sa.Column("retiree_id", sa.String(18), primary_key=True),
+    sa.Column("retiree_id", sa.String(18), nullable=False),
     sa.Column("decision", sa.String(8), nullable=False),  # pay / resume / hold / stop
     sa.Column("reason", sa.String(24)),
     sa.Column("amount_cents", sa.BigInteger, nullable=False),

@@ -96,7 +96,7 @@ def test_held_for_certification_then_resumed_with_arrears(central_engine: Any) -
     )
     assert line(central_engine, "2026-06", late).arrears_cents == 2 * AMOUNT
     run(central_engine, "2026-07")
-    assert line(central_engine, "2026-07", late)[2:6] == ("pay", None, AMOUNT, 0)
+    assert line(central_engine, "2026-07", late)[3:7] == ("pay", None, AMOUNT, 0)
 
 
 def test_death_on_first_and_last_day_stops_from_next_month(
@@ -164,7 +164,7 @@ def test_prison_holds_months_started_inside_and_resumes_without_back_pay(
     got = {}
     for period in ("2026-04", "2026-05", "2026-06", "2026-07"):
         run(central_engine, period)
-        got[period] = [line(central_engine, period, r)[2:4] for r in (mid, on_first)]
+        got[period] = [line(central_engine, period, r)[3:5] for r in (mid, on_first)]
     assert got["2026-04"] == [("pay", None), ("pay", None)]  # free on April 1st
     assert got["2026-05"] == [("hold", "imprisoned")] * 2  # also overdue: prison wins
     assert got["2026-06"] == [("hold", "imprisoned"), ("hold", "certification_overdue")]
@@ -227,7 +227,7 @@ def test_manual_status_incomplete_and_not_retired(central_engine: Any) -> None:
     )
     queries.place_hold(central_engine, held, "manual", NOW, "staff-1")
     run(central_engine, "2026-04")
-    got = [line(central_engine, "2026-04", r)[2:4] for r in (held, suspended, no_account, young)]
+    got = [line(central_engine, "2026-04", r)[3:5] for r in (held, suspended, no_account, young)]
     assert got == [
         ("hold", "manual"),
         ("hold", "suspended"),
@@ -237,7 +237,7 @@ def test_manual_status_incomplete_and_not_retired(central_engine: Any) -> None:
     with central_engine.begin() as conn:
         conn.execute(schema.holds.update().values(released_at=NOW))
     run(central_engine, "2026-05")
-    assert line(central_engine, "2026-05", held)[2:6] == ("pay", None, AMOUNT, 0)  # no back-pay
+    assert line(central_engine, "2026-05", held)[3:7] == ("pay", None, AMOUNT, 0)  # no back-pay
     assert line(central_engine, "2026-05", young).decision == "pay"
     change = payments.diff(central_engine, Period.parse("2026-05"))
     assert change.transitions == {"hold:manual -> pay": 1, "stop:not_retired -> pay": 1}

@@ -54,6 +54,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "payment_lines",
+        sa.Column("id", SERIAL, nullable=False),
         sa.Column("run_id", SERIAL, nullable=False),
         sa.Column("retiree_id", sa.String(18), nullable=False),
         sa.Column("decision", sa.String(8), nullable=False),
@@ -62,11 +63,12 @@ def upgrade() -> None:
         sa.Column("arrears_cents", sa.BigInteger, nullable=False),
         sa.Column("payable_cents", sa.BigInteger, nullable=False),
         sa.Column("basis_date", sa.Date),
-        sa.PrimaryKeyConstraint("run_id", "retiree_id", name="pk_payment_lines"),
+        sa.PrimaryKeyConstraint("id", name="pk_payment_lines"),
         sa.ForeignKeyConstraint(
             ["run_id"], ["payment_runs.id"], name="fk_payment_lines_run_id_payment_runs"
         ),
     )
+    op.create_index("ix_payment_lines_run_id", "payment_lines", ["run_id"])
     op.create_table(
         "arrears",
         sa.Column("retiree_id", sa.String(18), nullable=False),

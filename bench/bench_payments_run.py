@@ -1,0 +1,143 @@
+"""Monthly payment run on a synthetic population, beside a bare SQL UPDATE over the same table.
+
+In one run, on one database (a fresh SQLite file, or a fresh PostgreSQL database):
+
+1. ``--retirees`` synthetic retirees (valid ID numbers; 5 % overdue) plus 0.1 % death
+   records, 0.1 % prison records and 0.1 % manual holds;
+2. bare: ``UPDATE retirees SET monthly_amount_cents = monthly_amount_cents + 0``
+   (every row rewritten once, one transaction);
+3. the payment run for 2026-04 (first month: every line inserted, overdue retirees
+   held, their holds and events written), then 2026-05 (steady state: a month of
+   lines and arrears already stored, resumes settle arrears).
+
+Usage: python bench/bench_payments_run.py [--retirees 1000000] [--database-url URL]
+"""
+
+import argparse
+import datetime as dt
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from central import db, payments, population, schema
+from central.config import Policy
+from central.policy import Period
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def _seconds(work: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def _fresh_pg(name: str) -> str:
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _extras(engine: sa.Engine, n: int) -> None:
+    """Registry records and manual holds for a sample of retirees (matched on ID + birth)."""
+    r = schema.retirees
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as conn:
+        sample = conn.execute(
+            sa.select(r.c.id_number, r.c.birth_date).order_by(r.c.id_number).limit(3 * n)
+        ).all()
+        deaths, jailed, held = sample[:n], sample[n : 2 * n], sample[2 * n :]
+        conn.execute(
+            schema.registry_records.insert(),
+            [
+                {
+                    "kind": kind,
+                    "id_number": p.id_number,
+                    "birth_date": p.birth_date,
+                    "start_date": dt.date(2026, 1 + i % 4, 1 + i % 28),
+                    "end_date": None if kind == "death" or i % 2 else dt.date(2026, 5, 15),
+                    "source": "bench",
+                    "imported_at": now,
+                    "retiree_id": p.id_number,
+                }
+                for kind, people in (("death", deaths), ("prison", jailed))
+                for i, p in enumerate(people)
+            ],
+        )
+        conn.execute(
+            schema.holds.insert(),
+            [{"retiree_id": p.id_number, "reason": "manual", "since": now} for p in held],
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--retirees", type=int, default=1_000_000)
+    parser.add_argument(
+        "--database-url", help="default: a fresh SQLite file; 'postgresql' = a fresh local DB"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-payments-") as tmp:
+        if args.database_url == "postgresql":
+            url = _fresh_pg(f"lifecert_bench_payments_{os.getpid()}")
+        else:
+            url = args.database_url or f"sqlite:///{Path(tmp) / 'central.sqlite'}"
+        engine = db.create_engine(url)
+        db.upgrade(engine)
+        t_fill = _seconds(
+            lambda: population.insert(
+                engine, population.generate(args.retirees, as_of=dt.date(2026, 4, 1))
+            )
+        )
+        _extras(engine, max(1, args.retirees // 1000))
+        if engine.dialect.name == "postgresql":
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE")
+        else:
+            with engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE")
+        r = schema.retirees
+
+        def bare() -> None:
+            with engine.begin() as conn:
+                conn.execute(r.update().values(monthly_amount_cents=r.c.monthly_amount_cents + 0))
+
+        t_bare = _seconds(bare)
+        policy = Policy()
+        t_april = _seconds(lambda: payments.run(engine, Period(2026, 4), policy))
+        with engine.begin() as conn:  # a tenth of April's overdue certify before May
+            conn.execute(
+                r.update()
+                .where(r.c.certified_until < dt.date(2026, 4, 1), r.c.id_number.like("%1_"))
+                .values(certified_until=dt.date(2027, 4, 20))
+            )
+        t_may = _seconds(lambda: payments.run(engine, Period(2026, 5), policy))
+        start = time.perf_counter()
+        may = payments.run(engine, Period(2026, 5), policy)
+        t_again = time.perf_counter() - start
+        engine.dispose()
+        if args.database_url == "postgresql":
+            admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                name = url.rsplit("/", 1)[1]
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    cpu = platform.processor() or platform.machine()
+    print(f"engine {engine.dialect.name}, {args.retirees:,} retirees, {cpu}, {os.cpu_count()} CPUs")
+    print(f"  fill (bench setup)          {t_fill:8.2f} s")
+    print(f"  bare UPDATE of every row    {t_bare:8.2f} s")
+    print(f"  payment run 2026-04 (first) {t_april:8.2f} s  = {t_april / t_bare:.2f} x bare")
+    print(f"  payment run 2026-05         {t_may:8.2f} s  = {t_may / t_bare:.2f} x bare")
+    print(f"  2026-05 recomputed          {t_again:8.2f} s")
+    print(f"  2026-05: {may.decisions}, reasons {may.reasons}")
+
+
+if __name__ == "__main__":
+    main()
