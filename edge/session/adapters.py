@@ -37,7 +37,9 @@ class PipelineFaces:
     def __init__(self, pipeline: FacePipeline) -> None:
         self.pipeline = pipeline
         m = pipeline.manifest
-        self.model = f"{m.name} {m.version} {m.models['embedder'].file}"
+        embedder = m.models["embedder"]
+        self.model = f"{m.name} {m.version} {embedder.file}"
+        self.template_model = f"{embedder.file}@{embedder.sha256[:16]}"
         self._last: tuple[float, np.ndarray, object] | None = None
 
     def observe(self, frame: Frame) -> Observation:

@@ -19,7 +19,7 @@ from edge.results import Recorder
 from edge.session.adapters import PipelineFaces, QueuedVoice, SensorVeins, SystemClock
 from edge.session.core import Session
 from edge.session.ports import Display, Ports
-from edge.templates import Fetch, References
+from edge.templates import CentralTemplates, Fetch, References
 from hal import factory
 from hal.card import CardReader
 from hal.card.identity import Identity
@@ -60,7 +60,10 @@ def open_session(
     fetch: Fetch | None = None,
     rng: random.Random | None = None,
 ) -> Iterator[Session]:
-    """A session over the devices and bundle ``cfg`` names; closes them on exit."""
+    """A session over the devices and bundle ``cfg`` names; closes them on exit.
+
+    Without a ``fetch``, templates are asked from central (``[session] central_templates``).
+    """
     keys = edge_keys.load(cfg)
     device_key = signing.load_private_key(edge_keys.device_key_path(cfg))
     hal = cfg.hal
@@ -88,13 +91,22 @@ def open_session(
             speaker = SilentSpeaker()
         voice = QueuedVoice(speaker)
         stack.callback(voice.close)
+        faces = PipelineFaces(pipeline)
+        if fetch is None and cfg.session.central_templates:
+            central = stack.enter_context(
+                CentralTemplates(
+                    cfg, keys, device_key, faces.template_model, cfg.session.template_timeout_s
+                )
+            )
+            central.start()
+            fetch = central.fetch
         cache = stack.enter_context(
             TemplateCache(cfg.db_path, cache_key(device_key), cfg.outbox.busy_timeout_s)
         )
         ports = Ports(
             cards=CardSlots(readers),
             camera=camera,
-            faces=PipelineFaces(pipeline),
+            faces=faces,
             references=References(cache, fetch),
             recorder=Recorder(outbox, keys),
             voice=voice,

@@ -31,6 +31,7 @@ from hal.camera import Frame
 from hal.card.identity import Identity
 from hal.errors import CardReadError, NoFingerError
 from hal.vein import Prompt
+from protocol import templates
 from protocol.messages import Channel, Decision, LivenessEvidence, MatchEvidence, Method
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,9 @@ def receipt_number(device_id: str, seq: int) -> str:
     return f"{device_id.upper()}-{seq:06d}"
 
 
-def template_bytes(template: np.ndarray) -> bytes:
-    """A face template as it is sealed and cached: little-endian float32."""
-    return np.asarray(template, "<f4").tobytes()
+def sealed_form(template: np.ndarray, model: str) -> bytes:
+    """A face template as it travels sealed to central (``protocol.templates``)."""
+    return templates.encode(np.asarray(template, np.float32).tolist(), model)
 
 
 class Session:
@@ -327,7 +328,7 @@ class Session:
             channel=channel,
             match=match,
             liveness=live,
-            template=template_bytes(probe.template),
+            template=sealed_form(probe.template, self.ports.faces.template_model),
         )
         outcome = self._store(draft, attempts)
         self.ports.references.remember_face(card.id_number, probe.template)

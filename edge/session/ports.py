@@ -33,9 +33,13 @@ class Camera(Protocol):
 
 
 class Faces(Protocol):
-    """The face pipeline: cheap per-frame observation, templates on demand, comparison."""
+    """The face pipeline: cheap per-frame observation, templates on demand, comparison.
+
+    ``model`` names the bundle for evidence; ``template_model`` the embedder, for templates.
+    """
 
     model: str
+    template_model: str
 
     def observe(self, frame: Frame) -> Observation: ...
 

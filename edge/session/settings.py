@@ -57,6 +57,18 @@ class SessionSettings(Section):
     vein_timeout_s: float = Field(
         default=30, gt=0, le=300, title="vein time", description="seconds to place a finger"
     )
+    central_templates: bool = Field(
+        default=True,
+        title="ask central",
+        description="ask central for the last certified template (false: cache and card photo)",
+    )
+    template_timeout_s: float = Field(
+        default=3.0,
+        gt=0,
+        le=30,
+        title="template wait",
+        description="seconds to wait for central's template before using the card photo",
+    )
     card_poll_s: float = Field(
         default=0.3, gt=0, le=5, title="card poll", description="seconds between card polls"
     )

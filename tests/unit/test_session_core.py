@@ -18,6 +18,7 @@ from hal.camera import Frame
 from hal.card.identity import Identity
 from hal.errors import CardReadError
 from hal.vein import Prompt
+from protocol import templates
 from protocol.messages import Decision, Method
 
 RETIREE = "11010519491231002X"
@@ -72,6 +73,7 @@ class Camera:
 
 class Faces:
     model = "fake-face 1"
+    template_model = "fake-embedder@0"
 
     def __init__(self, camera: Camera, threshold: float = 0.6) -> None:
         self.camera, self.threshold = camera, threshold
@@ -248,7 +250,9 @@ def test_genuine_retiree_passes_and_done_shows_only_after_the_result_is_stored()
     assert outcome.receipt == "TERM-0001-000001"
     (draft,) = recorder.drafts
     assert draft.method is Method.FACE and draft.decision is Decision.PASS
-    assert draft.template == ME.astype("<f4").tobytes()
+    assert draft.template is not None
+    sent = templates.decode(draft.template)
+    assert sent.model == "fake-embedder@0" and np.allclose(sent.vector, ME)
     assert draft.match is not None and draft.match.reference == "template"
     assert draft.liveness is not None and draft.liveness.passed
     assert draft.liveness.challenges == tuple(c.value for c in challenges())

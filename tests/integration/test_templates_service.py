@@ -1,0 +1,258 @@
+"""Central's template service over the real stack: a retiree certified at one terminal is
+recognised at another against the last certified template.
+
+Real Mosquitto with mutual TLS, a real ``lifecert-central run`` (consumer and template
+service), real sessions on LFW faces (see test_session_e2e for how a "person" is played).
+"""
+
+import base64
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from central.config import load as load_central
+from central.devices import DeviceTrust
+from central.service import engine_for, signer_for
+from central.templates import Limits, TemplateAnswers, load_seal_key
+from edge import keys as edge_keys
+from edge.config import EdgeConfig
+from edge.config import load as load_config
+from edge.service import open_outbox
+from edge.session.bootstrap import open_session
+from edge.session.model import Outcome
+from edge.templates import CentralTemplates, ReplyError
+from hal.card.identity import Identity
+from hal.card.mock import MockCardReader
+from models.bundle import read_manifest
+from protocol import messages, signing, topics
+from provisioning.stack import Stack
+from tests.fixtures.broker import tls_refusal
+from tests.fixtures.ports import free_port
+from tests.fixtures.stack import make_stack
+from tests.integration.test_session_e2e import (
+    CHALLENGES,
+    TONY,
+    Screens,
+    card,
+    configure,
+    fleet_bundle,
+    frames_dir,
+    performance,
+    wait_central,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+A, B, C, R = "term-ta1", "term-tb1", "term-tc1", "term-tr1"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, list[str], Path]]:
+    root = tmp_path_factory.mktemp("templates")
+    built, ids = make_stack(root, [A, B, C, R], retirees=5)
+    bundle = fleet_bundle(built, root / "models")
+    for device in (A, B, C, R):
+        configure(built, device, f'[models]\nbundle = "{bundle}"\n')
+    with built:
+        built.broker.start()
+        built.start_central()
+        built.start_edge(A)
+        yield built, ids, root
+
+
+def edge_cfg(stack: Stack, device: str, folder: Path, **session: object) -> EdgeConfig:
+    cfg = load_config(stack.edge_config(device))
+    return cfg.model_copy(
+        update={
+            "hal": cfg.hal.model_validate(
+                {
+                    "camera": {"type": "replay", "source": folder, "fps": 30, "loop": True},
+                    "id_card": {"type": "mock"},
+                },
+                context={"base_dir": None},
+            ),
+            "session": cfg.session.model_validate(
+                {"challenges": json.loads(CHALLENGES), **session}
+            ),
+        }
+    )
+
+
+def certify(cfg: EdgeConfig, identity: Identity) -> Outcome:
+    with open_outbox(cfg) as outbox, open_session(cfg, outbox, Screens()) as sess:
+        reader = sess.ports.cards.readers[0]  # type: ignore[attr-defined]
+        assert isinstance(reader, MockCardReader)
+        reader.insert(identity)
+        got = sess.wait_card(threading.Event())
+        assert got is not None
+        return sess.certify(got)
+
+
+def tony_frames(data: Path, root: Path) -> Path:
+    return frames_dir(data, performance(TONY), root / f"frames-{len(list(root.glob('frames-*')))}")
+
+
+def answers(stack: Stack, **limits: float) -> TemplateAnswers:
+    cfg = load_central(stack.central_config)
+    trust = DeviceTrust(cfg.fleet.ca_file, cfg.fleet.crl_file, cfg.fleet.devices_dir)
+    return TemplateAnswers(
+        engine_for(cfg),
+        trust,
+        cfg.fleet.devices_dir,
+        load_seal_key(cfg.keys.seal_key),
+        signer_for(cfg),
+        cfg.require_mqtt().root,
+        Limits(**limits),  # type: ignore[arg-type]
+    )
+
+
+def ask(service: TemplateAnswers, device: str, retiree: str, request_id: str = "0" * 32) -> str:
+    body = json.dumps({"op": "face_template", "request_id": request_id, "retiree_id": retiree})
+    reply = service.answer(
+        topics.device_topic(device, "req"), body.encode(), topics.device_topic(device, "resp")
+    )
+    assert reply is not None
+    return reply
+
+
+def client(stack: Stack, device: str, model: str = "", timeout: float = 5) -> CentralTemplates:
+    cfg = load_config(stack.edge_config(device))
+    key = signing.load_private_key(edge_keys.device_key_path(cfg))
+    return CentralTemplates(cfg, edge_keys.load(cfg), key, model, timeout)
+
+
+def embedder(cfg: EdgeConfig) -> str:
+    """The embedder name the terminal puts in templates (as PipelineFaces does)."""
+    assert cfg.central.model_sign_pub is not None
+    spec = read_manifest(cfg.models.bundle, cfg.central.model_sign_pub).models["embedder"]
+    return f"{spec.file}@{spec.sha256[:16]}"
+
+
+def reference_used(cfg: EdgeConfig, result_id: str) -> str:
+    """``match.reference`` of the signed result in the terminal's outbox."""
+    with sqlite3.connect(cfg.db_path) as db:
+        (jws,) = db.execute("SELECT jws FROM outbox WHERE result_id = ?", (result_id,)).fetchone()
+    return str(json.loads(payload(jws))["match"]["reference"])
+
+
+def payload(token: str) -> bytes:
+    part = token.split(".")[1]
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def reply_of(token: str) -> messages.Reply:
+    return messages.decode(messages.Reply, payload(token))
+
+
+def test_certified_at_a_recognised_at_b_against_the_template_not_the_card_photo(
+    stack: tuple[Stack, list[str], Path], shared_data: Path
+) -> None:
+    built, ids, root = stack
+    cfg_a = edge_cfg(built, A, tony_frames(shared_data, root))
+    first = certify(cfg_a, card(shared_data, ids[0], TONY["card"]))  # type: ignore[arg-type]
+    assert first.decision == "pass" and first.result_id is not None, first.attempts
+    wait_central(built, first.result_id)
+
+    # At B the card carries no photo: only central's template can be the reference.
+    cfg_b = edge_cfg(built, B, tony_frames(shared_data, root))
+    second = certify(cfg_b, card(shared_data, ids[0], None))
+    assert second.decision == "pass" and second.method == "face", second.attempts
+    comparison = second.attempts[-1].comparison
+    assert comparison is not None and comparison.matched
+    assert second.result_id is not None
+    assert reference_used(cfg_b, second.result_id) == "template"
+    assert reference_used(cfg_a, first.result_id) == "card_photo"
+
+    with client(built, B, embedder(cfg_b)) as b:  # the same exchange, by hand
+        b.start()
+        assert b.wait_ready(10)
+        template = b.fetch(ids[0])
+        assert template is not None and len(template) == 128 * 4
+        with pytest.raises(LookupError):
+            b.fetch("11010519491231002X")  # a valid ID number not in the roster
+
+
+def test_no_photo_and_nothing_at_central_goes_to_staff(
+    stack: tuple[Stack, list[str], Path], shared_data: Path
+) -> None:
+    built, ids, root = stack
+    cfg = edge_cfg(built, B, tony_frames(shared_data, root))
+    outcome = certify(cfg, card(shared_data, ids[3], None))
+    assert outcome.decision == "none" and outcome.prompt == "staff"
+
+
+def test_central_unreachable_falls_back_to_the_card_photo(
+    stack: tuple[Stack, list[str], Path], shared_data: Path
+) -> None:
+    built, ids, root = stack
+    cfg = edge_cfg(built, C, tony_frames(shared_data, root), template_timeout_s=1)
+    cfg = cfg.model_copy(update={"mqtt": cfg.mqtt.model_copy(update={"port": free_port()})})
+    outcome = certify(cfg, card(shared_data, ids[0], TONY["card"]))  # type: ignore[arg-type]
+    assert outcome.decision == "pass", outcome.attempts
+    assert outcome.result_id is not None
+    assert reference_used(cfg, outcome.result_id) == "card_photo"
+
+
+def test_replies_are_bound_to_request_device_and_embedder(
+    stack: tuple[Stack, list[str], Path],
+) -> None:
+    built, ids, _ = stack
+    cfg_b = load_config(built.edge_config(B))
+    token = ask(answers(built), B, ids[0]).encode()
+    with client(built, B, embedder(cfg_b)) as b, client(built, A, embedder(cfg_b)) as a:
+        assert b.open_reply(token, "0" * 32, ids[0]) is not None
+        with pytest.raises(ReplyError, match="another request, device or retiree"):
+            a.open_reply(token, "0" * 32, ids[0])  # B's reply is not A's
+        with pytest.raises(ReplyError, match="another request"):
+            b.open_reply(token, "1" * 32, ids[0])
+    with client(built, B, "another-embedder@0") as b:
+        assert b.open_reply(token, "0" * 32, ids[0]) is None  # not comparable: card photo
+
+
+def test_a_forged_reply_is_refused(stack: tuple[Stack, list[str], Path]) -> None:
+    built, ids, _ = stack
+    forger = signing.Signer(ec.generate_private_key(ec.SECP256R1()), "f" * 64)
+    data = {"request_id": "0" * 32, "device_id": B, "retiree_id": ids[0], "template": None}
+    forged = forger.sign(messages.encode(messages.Reply(status="ok", data=data)))
+    with client(built, B) as b, pytest.raises(ReplyError, match="signature"):
+        b.open_reply(forged.encode(), "0" * 32, ids[0])
+
+
+def test_a_revoked_device_gets_nothing(stack: tuple[Stack, list[str], Path]) -> None:
+    built, ids, _ = stack
+    service = answers(built)
+    assert reply_of(ask(service, R, ids[0])).status == "ok"  # enrolled: answered
+    built.fleet.revoke(R, "stolen")
+    built.broker.reload()
+    body = json.dumps({"op": "face_template", "request_id": "0" * 32, "retiree_id": ids[0]})
+    req, resp = topics.device_topic(R, "req"), topics.device_topic(R, "resp")
+    service.trust.refresh(force=True)
+    assert service.answer(req, body.encode(), resp) is None
+    deadline = time.monotonic() + 10
+    while tls_refusal(built.fleet.settings.broker.port, built.fleet.paths.bundles / R) is None:
+        assert time.monotonic() < deadline, "the broker still accepts the revoked device"
+        time.sleep(0.05)
+    with client(built, R, timeout=1) as r:
+        r.start()
+        assert not r.wait_ready(3)  # the broker refuses its certificate
+        with pytest.raises(TimeoutError):
+            r.fetch(ids[0])
+
+
+def test_requests_are_rate_limited_and_checked(stack: tuple[Stack, list[str], Path]) -> None:
+    built, ids, _ = stack
+    service = answers(built, burst=2, per_minute=0.001)
+    statuses = [reply_of(ask(service, A, ids[1])) for _ in range(3)]
+    assert [r.error or r.status for r in statuses] == ["ok", "ok", "rate_limited"]
+    req, other = topics.device_topic(A, "req"), topics.device_topic(B, "resp")
+    assert service.answer(req, b'{"op": "face_template"}', other) is None  # not A's topic
+    own = topics.device_topic(A, "resp")
+    assert service.answer(req, b"x" * 2000, own) is None  # oversized
+    unknown = reply_of(ask(answers(built), A, "11010519491231002X"))
+    assert unknown.status == "error" and unknown.error == "unknown_retiree"
