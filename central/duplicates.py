@@ -92,7 +92,7 @@ class _Matrix:
         self.dim = dim
         self.size = 0
         self.rows = np.empty((1024, dim), dtype=np.float32)
-        self.sq = np.empty(1024, dtype=np.float32)
+        self.half_sq = np.empty(1024, dtype=np.float32)
         self.owners = np.empty(1024, dtype=np.int64)
         self.results: list[uuid.UUID] = []
 
@@ -100,10 +100,10 @@ class _Matrix:
         if self.size == len(self.rows):
             grow = len(self.rows)
             self.rows = np.concatenate([self.rows, np.empty((grow, self.dim), np.float32)])
-            self.sq = np.concatenate([self.sq, np.empty(grow, np.float32)])
+            self.half_sq = np.concatenate([self.half_sq, np.empty(grow, np.float32)])
             self.owners = np.concatenate([self.owners, np.empty(grow, np.int64)])
         self.rows[self.size] = vector
-        self.sq[self.size] = float(vector @ vector)
+        self.half_sq[self.size] = float(vector @ vector) / 2
         self.owners[self.size] = owner
         self.results.append(result_id)
         self.size += 1
@@ -146,16 +146,19 @@ class FaceIndex:
         if matrix is None or matrix.size == 0:
             return []
         q = vector.astype(np.float32)
-        rows = matrix.rows[: matrix.size]
-        d2 = matrix.sq[: matrix.size] - 2.0 * (rows @ q) + float(q @ q)
-        close = np.flatnonzero(d2 <= distance * distance)
+        qq = float(q @ q)
+        # |r - q|^2 <= t^2  <=>  r.q - |r|^2 / 2 >= (|q|^2 - t^2) / 2: one pass, one temporary
+        score = matrix.rows[: matrix.size] @ q
+        score -= matrix.half_sq[: matrix.size]
+        close = np.flatnonzero(score >= (qq - distance * distance) / 2)
+        d2 = np.maximum(qq - 2.0 * score[close], 0.0)
         skip = self.codes.get(exclude, -1) if exclude else -1
         best: dict[int, Hit] = {}
-        for i in close[np.argsort(d2[close])]:
+        for j in np.argsort(d2):
+            i = int(close[j])
             owner = int(matrix.owners[i])
             if owner != skip and owner not in best:
-                dist = float(np.sqrt(max(d2[i], 0.0)))
-                best[owner] = Hit(self.retirees[owner], matrix.results[i], dist)
+                best[owner] = Hit(self.retirees[owner], matrix.results[i], float(np.sqrt(d2[j])))
         return list(best.values())
 
     @classmethod
