@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from edge.session import prompts
+from edge.session.desk import Desk, Order
 from edge.session.model import Observation, Screen
 from hal.camera import Frame
 
@@ -37,6 +38,12 @@ class KioskDisplay:
     def show(self, screen: Screen) -> None:
         with self._cond:
             self._screen = screen
+            self._version += 1
+            self._cond.notify_all()
+
+    def touch(self) -> None:
+        """Wake the pages waiting for a new state (desk login or logout)."""
+        with self._cond:
             self._version += 1
             self._cond.notify_all()
 
@@ -81,8 +88,15 @@ class KioskDisplay:
         return out.getvalue()
 
 
-def create_app(display: KioskDisplay, set_language: Any) -> Starlette:
-    """The Starlette app over ``display``; ``set_language(lang)`` switches the session."""
+_COOKIE = "lifecert_desk"
+_COMMANDS = ("face", "assisted", "vein")
+
+
+def create_app(display: KioskDisplay, set_language: Any, desk: Desk | None = None) -> Starlette:
+    """The Starlette app over ``display``; ``set_language(lang)`` switches the session.
+
+    With a ``desk``, staff log in (``/api/desk/login``, an HttpOnly cookie) and send commands.
+    """
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
@@ -90,7 +104,41 @@ def create_app(display: KioskDisplay, set_language: Any) -> Starlette:
     async def state(request: Request) -> Response:
         after = int(request.query_params.get("after", "-1"))
         await asyncio.to_thread(display.wait, after, 10.0)
-        return JSONResponse(display.state(), headers={"Cache-Control": "no-store"})
+        data = display.state()
+        data["desk"] = None if desk is None else desk.staff
+        return JSONResponse(data, headers={"Cache-Control": "no-store"})
+
+    async def desk_login(request: Request) -> Response:
+        if desk is None:
+            return JSONResponse({"error": "no desk mode on this terminal"}, 404)
+        body = await request.json()
+        token = await asyncio.to_thread(
+            desk.login, str(body.get("staff_id", "")), str(body.get("pin", ""))
+        )
+        if token is None:
+            return JSONResponse({"error": "wrong staff id or PIN"}, 403)
+        display.touch()
+        response = JSONResponse({"staff_id": desk.staff})
+        response.set_cookie(_COOKIE, token, httponly=True, samesite="strict")
+        return response
+
+    async def desk_order(request: Request) -> Response:
+        if desk is None or not desk.allowed(request.cookies.get(_COOKIE)):
+            return JSONResponse({"error": "log in as staff first"}, 403)
+        body = await request.json()
+        command, document = body.get("command"), body.get("document", "id_card")
+        if command not in _COMMANDS or document not in ("id_card", "ss_card", "other"):
+            return JSONResponse({"error": f"command must be one of {_COMMANDS}"}, 400)
+        desk.order(Order(command, document, str(body.get("note", ""))[:500]))
+        return JSONResponse({"queued": command})
+
+    async def desk_logout(request: Request) -> Response:
+        if desk is not None and desk.allowed(request.cookies.get(_COOKIE)):
+            desk.logout()
+            display.touch()
+        response = JSONResponse({"staff_id": None})
+        response.delete_cookie(_COOKIE)
+        return response
 
     async def preview(request: Request) -> Response:
         data = await asyncio.to_thread(display.jpeg)
@@ -112,6 +160,9 @@ def create_app(display: KioskDisplay, set_language: Any) -> Starlette:
             Route("/api/state", state),
             Route("/api/preview.jpg", preview),
             Route("/api/language", language, methods=["POST"]),
+            Route("/api/desk/login", desk_login, methods=["POST"]),
+            Route("/api/desk/order", desk_order, methods=["POST"]),
+            Route("/api/desk/logout", desk_logout, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
     )

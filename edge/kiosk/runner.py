@@ -16,6 +16,7 @@ from edge.kiosk.app import KioskDisplay, create_app
 from edge.service import open_outbox
 from edge.session.bootstrap import open_session
 from edge.session.core import Session
+from edge.session.desk import Desk, StaffBook
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,9 @@ class Kiosk:
         self.session: Session | None = None
         self.ready = threading.Event()
         self.failed: BaseException | None = None
-        app = create_app(self.display, self._set_language)
+        staff = cfg.kiosk.staff_file
+        self.desk = Desk(StaffBook(staff)) if staff is not None else None
+        app = create_app(self.display, self._set_language, self.desk)
         self.server = uvicorn.Server(
             uvicorn.Config(app, host=cfg.kiosk.host, port=cfg.kiosk.port, log_config=None)
         )
@@ -48,6 +51,7 @@ class Kiosk:
                 open_outbox(self.cfg) as outbox,
                 open_session(self.cfg, outbox, self.display) as session,
             ):
+                session.desk = self.desk
                 self.session = session
                 self.ready.set()
                 session.serve(self.stop)

@@ -20,5 +20,5 @@ class KioskSettings(Section):
     staff_file: ConfigPath | None = Field(
         default=None,
         title="staff PINs",
-        description="file of 'staff_id:pbkdf2-hash' lines for desk mode; none: no desk login",
+        description="'staff_id:<scrypt hash>' lines (edge.session.desk.hash_pin); none: no desk",
     )

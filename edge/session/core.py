@@ -12,8 +12,10 @@ from dataclasses import replace
 
 import numpy as np
 
+from edge import results
 from edge.results import Draft
 from edge.session import liveness, prompts
+from edge.session.desk import Desk
 from edge.session.model import (
     Attempt,
     Challenge,
@@ -78,6 +80,7 @@ class Session:
         )
         self._screen = Screen(step="idle", prompt="idle")
         self._spoken: str | None = None
+        self.desk: Desk | None = None
 
     # -- screen and voice -----------------------------------------------------------------
 
@@ -140,8 +143,60 @@ class Session:
             card = self.wait_card(stop)
             if card is None:
                 return
+            if self.desk is not None and self.desk.staff is not None:
+                self.assist(card, stop, self.desk)
+                continue
             self.certify(card)
             self.wait_removed(stop, card)
+
+    # -- assisted desk mode ---------------------------------------------------------------
+
+    def assist(self, card: Identity, stop: threading.Event, desk: Desk) -> None:
+        """Run the logged-in staff member's commands for the card's holder until it is taken."""
+        staff = desk.staff
+        assert staff is not None
+        checked = False  # a face pass or an in-person check in this visit allows vein enrolment
+        self.show("desk", "desk_ready", speak=False, retiree=mask(card.id_number))
+        while not stop.is_set() and desk.staff == staff:
+            order = desk.next(self.settings.card_poll_s)
+            if order is None:
+                try:
+                    now = self.ports.cards.poll()
+                except CardReadError:
+                    now = card
+                if now is None or now.id_number != card.id_number:
+                    return
+            elif order.command == "end":
+                return
+            elif order.command == "face":
+                outcome = self.certify(card, Channel.DESK, staff)
+                checked = checked or (outcome.decision == "pass" and outcome.method == "face")
+            elif order.command == "assisted":
+                draft = results.assisted(card.id_number, staff, order.document, order.note)
+                self._store(draft, [])
+                checked = True
+            elif order.command == "vein":
+                self._enrol_vein(card, checked)
+
+    def _enrol_vein(self, card: Identity, checked: bool) -> None:
+        retiree = mask(card.id_number)
+        if not checked:
+            self.show("desk", "vein_needs_check", retiree=retiree)
+            return
+        if self.ports.veins is None:
+            self.show("desk", "vein_unavailable", retiree=retiree)
+            return
+        self.show("vein", "vein_place", retiree=retiree)
+        try:
+            template = self.ports.veins.capture(
+                self.settings.vein_timeout_s, lambda p: self.show("vein", _VEIN_PROMPTS[p])
+            )
+        except NoFingerError:
+            self.show("desk", "vein_unavailable", retiree=retiree)
+            return
+        self.ports.references.enrol_vein(card.id_number, template)
+        log.info("vein template enrolled for %s (encrypted in the cache)", retiree)
+        self.show("desk", "vein_enrolled", retiree=retiree)
 
     # -- one certification ----------------------------------------------------------------
 

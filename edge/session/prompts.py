@@ -68,6 +68,19 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "en": "Please see the staff at the desk. They will help you finish",
     },
     "take_card": {"zh": "请取回您的卡片", "en": "Please take your card"},
+    "desk_ready": {
+        "zh": "工作人员模式：请选择办理方式",
+        "en": "Staff mode: choose how to certify",
+    },
+    "vein_needs_check": {
+        "zh": "请先完成人脸认证或人工核验",
+        "en": "First certify by face or check the person in person",
+    },
+    "vein_unavailable": {
+        "zh": "未能录入指静脉，请重试",
+        "en": "No finger vein was enrolled. Please try again",
+    },
+    "vein_enrolled": {"zh": "指静脉已录入", "en": "Finger vein enrolled"},
 }
 
 NEXT: Final[dict[str, dict[str, str]]] = {
