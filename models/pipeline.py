@@ -20,7 +20,7 @@ from models.errors import ModelError
 from models.face.align import align
 from models.face.compare import Match, compare
 from models.face.detect import Detection
-from models.face.landmarks import FaceLandmarks
+from models.face.landmarks import MESH_TO_DLIB5, FaceLandmarks
 from models.face.quality import Quality, measure
 
 Mode = Literal["live", "card_photo"]
@@ -100,7 +100,9 @@ class FacePipeline:
     def align(self, image: Image.Image | np.ndarray, landmarks: FaceLandmarks) -> np.ndarray:
         """The dlib-style face chip of a face."""
         e = self.embedder
-        return align(as_image(image), landmarks.five_points(), e.chip_size, e.padding)
+        return align(
+            as_image(image), landmarks.five_points(), e.chip_size, e.padding, MESH_TO_DLIB5
+        )
 
     def embed(self, chip: np.ndarray) -> np.ndarray:
         """The template of a face chip."""

@@ -27,20 +27,34 @@ CHIP_SIZE = 150
 PADDING = 0.25
 
 
-def chip_points(size: int = CHIP_SIZE, padding: float = PADDING) -> np.ndarray:
-    """Where the five points land in the chip (continuous chip coordinates)."""
-    return (padding + MEAN_FACE_5) / (2 * padding + 1) * size
+def chip_points(
+    size: int = CHIP_SIZE, padding: float = PADDING, offset: np.ndarray | None = None
+) -> np.ndarray:
+    """Where the five points land in the chip (continuous chip coordinates).
+
+    ``offset`` (mean-face units) moves the template for landmarks that sit systematically
+    apart from dlib's own five points (see ``models.face.landmarks.MESH_TO_DLIB5``).
+    """
+    face = MEAN_FACE_5 if offset is None else MEAN_FACE_5 + offset
+    return (padding + face) / (2 * padding + 1) * size
 
 
 def chip_transform(
-    points5: np.ndarray, size: int = CHIP_SIZE, padding: float = PADDING
+    points5: np.ndarray,
+    size: int = CHIP_SIZE,
+    padding: float = PADDING,
+    offset: np.ndarray | None = None,
 ) -> np.ndarray:
     """2x3 matrix mapping chip coordinates to image coordinates."""
-    return fit_similarity(chip_points(size, padding), np.asarray(points5, np.float64))
+    return fit_similarity(chip_points(size, padding, offset), np.asarray(points5, np.float64))
 
 
 def align(
-    image: Image.Image, points5: np.ndarray, size: int = CHIP_SIZE, padding: float = PADDING
+    image: Image.Image,
+    points5: np.ndarray,
+    size: int = CHIP_SIZE,
+    padding: float = PADDING,
+    offset: np.ndarray | None = None,
 ) -> np.ndarray:
     """The ``size`` x ``size`` RGB uint8 face chip for the five points."""
-    return warp(image, chip_transform(points5, size, padding), (size, size))
+    return warp(image, chip_transform(points5, size, padding, offset), (size, size))

@@ -26,6 +26,19 @@ ROI_SCALE = 1.5
 #: right, then of the eye on the image's left, then the bottom of the nose.
 DLIB5_FROM_MESH = ((263,), (362,), (33,), (133,), (2,))
 
+#: Mean position of those mesh points relative to dlib's 5-point predictor, in dlib's
+#: mean-face units (face box = 1), measured on 2,192 LFW images outside pairs.txt. Aligning
+#: with it reproduces dlib's chips more closely (LFW 8-fold: 98.21% -> 98.27% alone).
+MESH_TO_DLIB5 = np.array(
+    [
+        [0.0096, -0.0041],
+        [-0.0104, -0.0079],
+        [-0.0094, -0.0054],
+        [0.0102, -0.0093],
+        [0.0002, -0.0196],
+    ]
+)
+
 
 @dataclass(frozen=True)
 class FaceLandmarks:

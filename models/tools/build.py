@@ -1,6 +1,7 @@
 """Build a signed model bundle from the packages that ship the weights."""
 
 import hashlib
+import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,12 @@ def _spec(data: bytes, **fields: object) -> ModelSpec:
     return ModelSpec.model_validate(
         {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), **fields}
     )
+
+
+def _version(models: dict[Role, ModelSpec]) -> str:
+    """Short hash of every model's hash and options: changes whenever the bundle would."""
+    doc = json.dumps({r: s.model_dump(mode="json") for r, s in models.items()}, sort_keys=True)
+    return hashlib.sha256(doc.encode()).hexdigest()[:12]
 
 
 def build_bundle(
@@ -97,14 +104,14 @@ def build_bundle(
                               converted_by="models.tools.convert (lifecert)"),
             licence="public domain (dlib model by Davis King)",
             use="face verification templates, Euclidean distance",
-            options={"chip_size": 150, "padding": 0.25},
+            options={"chip_size": 150, "padding": 0.25, "flip_average": True},
         ),
     }  # fmt: skip
     default = Threshold(distance=DLIB_THRESHOLD, calibrated_on="model default (dlib loss_metric)")
     calibrated = saved_thresholds.load(thresholds_file, models["embedder"].sha256)
     manifest = Manifest(
         name="lifecert-face",
-        version=hashlib.sha256(b"".join(files.values())).hexdigest()[:12],
+        version=_version(models),
         created=datetime.now(UTC).replace(microsecond=0).isoformat(),
         models=models,
         thresholds={"live": default, "card_photo": default, **calibrated},

@@ -91,7 +91,7 @@ def dlib_pipeline(pipe: FacePipeline, paths: list[Path], cache: Path) -> dict[st
             )
             chip = dlib.get_face_chip(img, predictor(img, rect), size=150, padding=0.25)
             ref[i] = np.array(resnet.compute_face_descriptor(chip))
-            conv[i] = pipe.embed(chip)
+            conv[i] = pipe.embedder.network(chip)
         return {"dlib": ref, "converted": conv, "found": found}
 
     return _cached(cache, compute)

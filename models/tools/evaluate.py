@@ -100,7 +100,7 @@ def evaluate(
     """Run every measure of the report on the face set at ``root``."""
     faces = lfw.load(root)
     pairs = lfw.read_pairs(faces)
-    key = f"{pipe.manifest.models['embedder'].sha256[:12]}-{len(faces.paths)}"
+    key = f"{pipe.manifest.version}-{len(faces.paths)}"
     ours = embeddings.ours(pipe, faces.paths, cache_dir / f"lfw-ours-{key}.npz")
     live, found = ours["live"], ours["found"]
     protocol = [
@@ -110,7 +110,10 @@ def evaluate(
     if with_dlib:
         used = sorted({p.a for p in pairs} | {p.b for p in pairs})
         paths = [faces.paths[i] for i in used]
-        base = embeddings.dlib_pipeline(pipe, paths, cache_dir / f"lfw-dlib-{key}-{len(used)}.npz")
+        net = pipe.manifest.models["embedder"].sha256[:12]  # the baseline needs only the network
+        base = embeddings.dlib_pipeline(
+            pipe, paths, cache_dir / f"lfw-dlib-{net}-{len(faces.paths)}-{len(used)}.npz"
+        )
         full = np.zeros_like(live)
         full[used] = base["dlib"]
         protocol.append(

@@ -116,7 +116,7 @@ def test_conversion_parity_with_dlib_on_real_chips(pipe: FacePipeline, faces: lf
         if face is None:
             continue
         ref = np.array(resnet.compute_face_descriptor(face.chip))
-        ours = pipe.embed(face.chip)
+        ours = pipe.embedder.network(face.chip)
         cosines.append(ref @ ours / np.linalg.norm(ref) / np.linalg.norm(ours))
     assert len(cosines) >= 200
     assert np.median(cosines) >= 0.999
