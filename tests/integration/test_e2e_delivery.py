@@ -140,16 +140,17 @@ def test_flood_on_a_slow_central_loses_nothing(tmp_path: Path) -> None:
         built.broker.start()
         built.start_central()
         rids = record(built, A, ids, 1000) + record(built, B, ids, 1000)
-        built.start_edge(A, FAST_RESEND)
-        built.start_edge(B, FAST_RESEND)
+        # Central lags from the start: it runs 10% of the time while the terminals flood.
+        built.signal("central-1", signal.SIGSTOP)
+        built.start_edges([A, B], FAST_RESEND)
         url = central_url(built)
-        # Slow central down: it runs 20% of the time while the terminals flood.
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            built.signal("central-1", signal.SIGSTOP)
-            time.sleep(0.4)
+            time.sleep(0.45)
             built.signal("central-1", signal.SIGCONT)
-            time.sleep(0.1)
+            time.sleep(0.05)
+            built.signal("central-1", signal.SIGSTOP)
+        built.signal("central-1", signal.SIGCONT)
         dropped = (
             (tmp_path / "logs" / "mosquitto.log")
             .read_text()
