@@ -242,11 +242,9 @@ def _open_certification_holds(
 
     Ingest releases these when a pass arrives, like any certification hold.
     """
-    held = sa.select(_lines.c.retiree_id).where(
-        _lines.c.run_id == run_id, _lines.c.reason == Reason.CERTIFICATION_OVERDUE.value
-    )
+    held = sa.select(_a.c.retiree_id).where(_a.c.held_in_run == run_id)  # this run's arrears
     no_open = ~sa.exists().where(
-        _h.c.retiree_id == _lines.c.retiree_id,
+        _h.c.retiree_id == _a.c.retiree_id,
         _h.c.released_at.is_(None),
         _h.c.reason.in_(schema.CERTIFICATION_HOLDS),
     )
@@ -257,7 +255,7 @@ def _open_certification_holds(
             held.where(no_open).with_only_columns(
                 sa.literal(at, schema.UtcDateTime),
                 sa.literal("hold_placed"),
-                _lines.c.retiree_id,
+                _a.c.retiree_id,
                 sa.literal(f"payment-run:{period}"),
                 sa.literal({"reason": reason, "period": str(period)}, sa.JSON),
             ),
@@ -267,7 +265,7 @@ def _open_certification_holds(
         _h.insert().from_select(
             ["retiree_id", "reason", "since"],
             held.where(no_open).with_only_columns(
-                _lines.c.retiree_id, sa.literal(reason), sa.literal(at, schema.UtcDateTime)
+                _a.c.retiree_id, sa.literal(reason), sa.literal(at, schema.UtcDateTime)
             ),
         )
     )

@@ -191,7 +191,6 @@ payment_lines = sa.Table(
         sa.BigInteger().with_variant(sa.Integer, "sqlite"),
         sa.ForeignKey("payment_runs.id"),
         nullable=False,
-        index=True,
     ),
     sa.Column("retiree_id", sa.String(18), nullable=False),
     sa.Column("decision", sa.String(8), nullable=False),  # pay / resume / hold / stop
@@ -200,6 +199,8 @@ payment_lines = sa.Table(
     sa.Column("arrears_cents", sa.BigInteger, nullable=False),
     sa.Column("payable_cents", sa.BigInteger, nullable=False),
     sa.Column("basis_date", sa.Date),
+    # (run, reason): entries append per reason within a run; finds a run's held lines
+    sa.Index("ix_payment_lines_run_id_reason", "run_id", "reason"),
 )
 
 arrears = sa.Table(
@@ -208,7 +209,7 @@ arrears = sa.Table(
     sa.Column("retiree_id", sa.String(18), primary_key=True),
     sa.Column("period", sa.String(7), primary_key=True),
     sa.Column("amount_cents", sa.BigInteger, nullable=False),
-    sa.Column("held_in_run", sa.BigInteger, nullable=False),
+    sa.Column("held_in_run", sa.BigInteger, nullable=False, index=True),
     sa.Column("settled_in_run", sa.BigInteger, index=True),
 )
 

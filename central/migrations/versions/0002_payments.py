@@ -68,7 +68,7 @@ def upgrade() -> None:
             ["run_id"], ["payment_runs.id"], name="fk_payment_lines_run_id_payment_runs"
         ),
     )
-    op.create_index("ix_payment_lines_run_id", "payment_lines", ["run_id"])
+    op.create_index("ix_payment_lines_run_id_reason", "payment_lines", ["run_id", "reason"])
     op.create_table(
         "arrears",
         sa.Column("retiree_id", sa.String(18), nullable=False),
@@ -79,6 +79,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("retiree_id", "period", name="pk_arrears"),
     )
     op.create_index("ix_arrears_settled_in_run", "arrears", ["settled_in_run"])
+    op.create_index("ix_arrears_held_in_run", "arrears", ["held_in_run"])
     op.create_table(
         "bank_returns",
         sa.Column("run_id", sa.BigInteger, nullable=False),
