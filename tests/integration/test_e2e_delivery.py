@@ -140,9 +140,11 @@ def test_flood_on_a_slow_central_loses_nothing(tmp_path: Path) -> None:
         built.broker.start()
         built.start_central()
         rids = record(built, A, ids, 1000) + record(built, B, ids, 1000)
-        # Central lags from the start: it runs 10% of the time while the terminals flood.
+        # Central lags from the start: it runs 10% of the time while the terminals flood
+        # with windows (2 x 1000) far beyond what the broker may hold for it (its receive
+        # maximum of 400 in flight + 50 queued).
         built.signal("central-1", signal.SIGSTOP)
-        built.start_edges([A, B], FAST_RESEND)
+        built.start_edges([A, B], {**FAST_RESEND, "LIFECERT_EDGE__OUTBOX__MAX_INFLIGHT": "1000"})
         url = central_url(built)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
