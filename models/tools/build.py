@@ -49,8 +49,12 @@ def build_bundle(
     wheel_cache: Path,
     wheel: Path | None = None,
     thresholds_file: Path = saved_thresholds.DEFAULT_PATH,
+    pad_models: Path | None = None,
 ) -> Manifest:
-    """Write the TFLite files and the signed manifest into ``out``."""
+    """Write the TFLite files and the signed manifest into ``out``.
+
+    ``pad_models``: a folder of MiniFASNet ONNX files to convert into the bundle's PAD model.
+    """
     out.mkdir(parents=True, exist_ok=True)
     det_src, lm_src = mediapipe_models(wheel or fetch_mediapipe_wheel(wheel_cache))
     dat, frm_version = dlib_resnet_path()
@@ -107,6 +111,12 @@ def build_bundle(
             options={"chip_size": 150, "padding": 0.25, "flip_average": True},
         ),
     }  # fmt: skip
+    if pad_models is not None:
+        from models.pad.bundle import pad_model
+
+        pad = pad_model(pad_models)
+        (out / pad.spec.file).write_bytes(pad.data)
+        models["pad"] = pad.spec
     default = Threshold(distance=DLIB_THRESHOLD, calibrated_on="model default (dlib loss_metric)")
     calibrated = saved_thresholds.load(thresholds_file, models["embedder"].sha256)
     manifest = Manifest(

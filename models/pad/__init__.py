@@ -1,0 +1,1 @@
+"""Passive presentation-attack detection (PAD): the MiniFASNet plugin and its converter."""
