@@ -176,3 +176,37 @@ def outbox_cmd(state: _State, status: str | None, limit: int, as_json: bool) -> 
             f"{row.decision:<5} {row.retiree_id}  created {_when(row.created_at)}  "
             f"sent {row.attempts}x, last {_when(row.last_sent_at)}"
         )
+
+
+@main.group()
+def staff() -> None:
+    """Staff who may log in to desk mode on the kiosk page ([kiosk] staff_file).
+
+    \b
+    Example:
+      lifecert-edge staff add desk-07
+    """
+
+
+@staff.command("add")
+@click.argument("staff_id")
+@click.password_option("--pin", prompt="PIN", help="The staff member's PIN (asked twice).")
+@click.pass_obj
+@friendly_errors
+def staff_add(state: _State, staff_id: str, pin: str) -> None:
+    """Add a staff member (or change their PIN): writes the scrypt hash line.
+
+    \b
+    Example:
+      lifecert-edge --config /etc/lifecert/edge.toml staff add desk-07
+    """
+    from edge.session.desk import add_staff
+
+    path = state.config().kiosk.staff_file
+    if path is None:
+        raise click.UsageError('kiosk.staff_file is not set: add staff_file = "staff" to [kiosk]')
+    try:
+        replaced = add_staff(path, staff_id, pin)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    click.echo(f"{'changed the PIN of' if replaced else 'added'} {staff_id} in {path}")

@@ -106,6 +106,7 @@ def create_app(display: KioskDisplay, set_language: Any, desk: Desk | None = Non
         await asyncio.to_thread(display.wait, after, 10.0)
         data = display.state()
         data["desk"] = None if desk is None else desk.staff
+        data["desk_enabled"] = desk is not None
         return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
     async def desk_login(request: Request) -> Response:

@@ -40,6 +40,25 @@ def _check(pin: str, stored: str) -> bool:
     return hmac.compare_digest(got, base64.b64decode(digest))
 
 
+MIN_PIN: Final = 4
+
+
+def add_staff(path: Path, staff_id: str, pin: str) -> bool:
+    """Write ``staff_id``'s PIN hash into the staff file (0600); True when it replaced one."""
+    if not staff_id or any(c in staff_id for c in ":#") or staff_id != staff_id.strip():
+        raise ValueError(f"staff id {staff_id!r}: use letters, digits, '-' or '_' (no ':' or '#')")
+    if len(pin) < MIN_PIN or not pin.isdigit():
+        raise ValueError(f"PIN: at least {MIN_PIN} digits")
+    lines = path.read_text().splitlines() if path.exists() else []
+    kept = [line for line in lines if line.partition(":")[0].strip() != staff_id]
+    kept.append(f"{staff_id}:{hash_pin(pin)}")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(kept) + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return len(kept) == len(lines)
+
+
 class StaffBook:
     """Staff ids and PIN hashes from the staff file, with a lock-out after failures."""
 

@@ -4,10 +4,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from edge.cli import main as edge_main
 from edge.session.desk import MAX_FAILURES, Desk, Order, StaffBook, hash_pin
 from protocol.errors import ConfigError
 from protocol.messages import Channel, Decision, Method
+from tests.unit.test_edge_keys import Bundle, edge_bundle  # noqa: F401
 from tests.unit.test_session_core import RETIREE, Veins, build, card, live_script
 
 
@@ -63,3 +66,34 @@ def test_desk_runs_the_face_session_on_the_desk_channel(tmp_path: Path) -> None:
     session.assist(card(), threading.Event(), desk)
     (draft,) = recorder.drafts
     assert draft.method is Method.FACE and draft.channel is Channel.DESK
+
+
+def test_staff_add_command_asks_the_pin_twice_and_writes_a_hash(
+    edge_bundle: Bundle,  # noqa: F811
+) -> None:
+    edge_bundle.write_config(kiosk={"staff_file": "staff"})
+    cfg = ["--config", str(edge_bundle.config_path)]
+    runner = CliRunner()
+    result = runner.invoke(edge_main, [*cfg, "staff", "add", "desk-07"], input="4711\n4711\n")
+    assert result.exit_code == 0, result.output
+    path = edge_bundle.dir / "staff"
+    assert "added desk-07" in result.output and "4711" not in path.read_text()
+    assert path.stat().st_mode & 0o077 == 0
+    result = runner.invoke(edge_main, [*cfg, "staff", "add", "li-wei"], input="2024\n2024\n")
+    result = runner.invoke(edge_main, [*cfg, "staff", "add", "desk-07"], input="9999\n9999\n")
+    assert "changed the PIN of desk-07" in result.output
+    staff = StaffBook(path)
+    assert set(staff.hashes) == {"desk-07", "li-wei"}
+    assert staff.verify("desk-07", "9999") and not staff.verify("desk-07", "4711")
+    mismatch = runner.invoke(edge_main, [*cfg, "staff", "add", "x"], input="1234\n4321\n")
+    assert mismatch.exit_code != 0 and "x:" not in path.read_text()
+    short = runner.invoke(edge_main, [*cfg, "staff", "add", "x"], input="12\n12\n")
+    assert short.exit_code == 2 and "at least 4 digits" in short.output
+
+
+def test_staff_add_without_a_staff_file_says_how_to_set_it(
+    edge_bundle: Bundle,  # noqa: F811
+) -> None:
+    args = ["--config", str(edge_bundle.config_path), "staff", "add", "desk-07"]
+    result = CliRunner().invoke(edge_main, args, input="4711\n4711\n")
+    assert result.exit_code == 2 and "kiosk.staff_file is not set" in result.output

@@ -11,9 +11,26 @@ function localise(lang) {
   $("lang").textContent = lang === "zh" ? "English" : "中文";
 }
 
+const DESK_TEXT = {
+  denied: { zh: "工号或密码错误", en: "Wrong staff ID or PIN" },
+  sent: { zh: "已发送：", en: "Sent: " },
+};
+
+function renderDesk(s) {
+  $("staff").hidden = !s.desk_enabled || !!s.desk;
+  $("desk").hidden = !s.desk;
+  if (s.desk) {
+    $("desk-login").hidden = true;
+    $("desk-who").textContent = s.desk;
+  } else {
+    $("desk-sent").textContent = "";
+  }
+}
+
 function render(s) {
   const lang = s.language;
   localise(lang);
+  renderDesk(s);
   const camera = s.step === "capture" || s.step === "challenge";
   const result = s.step === "done";
   $("idle").hidden = s.step !== "idle";
@@ -52,9 +69,38 @@ async function poll() {
   }
 }
 
+function post(url, body) {
+  return fetch(url, { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body) });
+}
+
+$("staff").addEventListener("click", () => {
+  $("desk-login").hidden = false;
+  $("login-error").textContent = "";
+  $("staff-id").focus();
+});
+$("login-cancel").addEventListener("click", () => {
+  $("desk-login").reset();
+  $("desk-login").hidden = true;
+});
+$("desk-login").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const r = await post("/api/desk/login", { staff_id: $("staff-id").value, pin: $("pin").value });
+  $("pin").value = "";
+  $("login-error").textContent = r.ok ? "" : DESK_TEXT.denied[state.language];
+});
+for (const button of document.querySelectorAll("[data-command]")) {
+  button.addEventListener("click", async () => {
+    const r = await post("/api/desk/order", { command: button.dataset.command,
+      document: $("document").value, note: $("note").value });
+    const label = button.querySelector("[data-zh]").textContent;
+    $("desk-sent").textContent = r.ok ? DESK_TEXT.sent[state.language] + label : "";
+  });
+}
+$("desk-logout").addEventListener("click", () => post("/api/desk/logout", {}));
+
 $("lang").addEventListener("click", () => {
   const language = state.language === "zh" ? "en" : "zh";
-  fetch("/api/language", { method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ language }) });
+  post("/api/language", { language });
 });
 poll();
