@@ -233,7 +233,6 @@ def evaluate(
     with FacePipeline.open(bundle, public_key, threads) as pipe:
         ev = run(data, pipe, cache, with_dlib=not no_dlib, live_fmr=live_fmr, card_fmr=card_fmr)
         version = pipe.manifest.version
-        embedder_sha = pipe.manifest.models["embedder"].sha256
     command = "lifecert-models " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     path = write_report(ev, report, version, command)
     click.echo(f"report written to {path}")
@@ -245,7 +244,7 @@ def evaluate(
     if save_thresholds is not None:
         from models import thresholds
 
-        thresholds.save(save_thresholds, embedder_sha, ev.thresholds)
+        thresholds.save(save_thresholds, version, ev.thresholds)
         click.echo(f"thresholds saved to {save_thresholds}")
     if signing_key is not None:
         calibrate(bundle, signing_key, public_key, ev.thresholds)

@@ -118,10 +118,11 @@ def build_bundle(
         (out / pad.spec.file).write_bytes(pad.data)
         models["pad"] = pad.spec
     default = Threshold(distance=DLIB_THRESHOLD, calibrated_on="model default (dlib loss_metric)")
-    calibrated = saved_thresholds.load(thresholds_file, models["embedder"].sha256)
+    version = _version(models)
+    calibrated = saved_thresholds.load(thresholds_file, version)
     manifest = Manifest(
         name="lifecert-face",
-        version=_version(models),
+        version=version,
         created=datetime.now(UTC).replace(microsecond=0).isoformat(),
         models=models,
         thresholds={"live": default, "card_photo": default, **calibrated},

@@ -47,6 +47,9 @@ def test_build_produces_a_verifiable_bundle_with_provenance(built: tuple[Path, P
     assert "public domain" in emb.licence
     assert emb.input.shape == [1, 150, 150, 3] and emb.outputs[0].shape == [1, 128]
     assert contents["detector"][4:8] == b"TFL3" and contents["embedder"][4:8] == b"TFL3"
+    saved = thresholds.load(thresholds.DEFAULT_PATH, manifest.version)
+    if saved:  # models/thresholds.toml was calibrated for exactly these models
+        assert manifest.thresholds["live"] == saved["live"]
 
 
 def test_build_is_reproducible(built: tuple[Path, Path], tmp_path: Path) -> None:
@@ -60,7 +63,7 @@ def test_build_is_reproducible(built: tuple[Path, Path], tmp_path: Path) -> None
         assert first["models"][role]["sha256"] == again["models"][role]["sha256"], role
 
 
-def test_saved_thresholds_apply_only_to_their_embedder(tmp_path: Path) -> None:
+def test_saved_thresholds_apply_only_to_their_bundle_version(tmp_path: Path) -> None:
     path = tmp_path / "thresholds.toml"
     t = {"live": Threshold(distance=0.42, target_fmr=1e-4, calibrated_on="test")}
     thresholds.save(path, "abc", t)
