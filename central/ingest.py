@@ -484,6 +484,7 @@ class Ingestor:
                     mode="json", include={"match", "liveness", "assisted"}, exclude_none=True
                 ),
                 "template_sealed": r.template,
+                "vein_template_sealed": r.vein_template,
             },
             [
                 self._event(

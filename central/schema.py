@@ -95,6 +95,7 @@ results = sa.Table(
     sa.Column("applied", sa.Boolean, nullable=False),
     sa.Column("evidence", sa.JSON, nullable=False),
     sa.Column("template_sealed", sa.Text),
+    sa.Column("vein_template_sealed", sa.Text),
     sa.UniqueConstraint("device_id", "seq"),
 )
 

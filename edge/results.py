@@ -42,8 +42,8 @@ def utc_now() -> dt.datetime:
 class Draft:
     """A certification outcome before it gets its id, ``seq``, time and signature.
 
-    ``template`` is the new biometric template in clear; it is sealed to
-    central before anything is stored.
+    ``template`` is the new face template and ``vein_template`` a vein template enrolled
+    at the desk, both in clear; they are sealed to central before anything is stored.
     """
 
     retiree_id: str
@@ -54,6 +54,7 @@ class Draft:
     liveness: LivenessEvidence | None = None
     assisted: AssistedEvidence | None = None
     template: bytes | None = None
+    vein_template: bytes | None = None
 
 
 def assisted(
@@ -96,10 +97,10 @@ class Recorder:
         return self._outbox.enqueue_many([self._builder(d) for d in drafts])
 
     def _builder(self, draft: Draft) -> Callable[[int], Entry]:
-        sealed = (
-            sealing.seal(draft.template, self._keys.seal_pub, kid=self._keys.seal_kid)
-            if draft.template is not None
-            else None
+        keys = self._keys
+        sealed, vein = (
+            None if clear is None else sealing.seal(clear, keys.seal_pub, kid=keys.seal_kid)
+            for clear in (draft.template, draft.vein_template)
         )
 
         def build(seq: int) -> Entry:
@@ -117,6 +118,7 @@ class Recorder:
                     liveness=draft.liveness,
                     assisted=draft.assisted,
                     template=sealed,
+                    vein_template=vein,
                 )
             except ValidationError as exc:
                 raise MessageError(f"invalid result: {_describe(exc)}") from None

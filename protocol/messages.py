@@ -122,6 +122,11 @@ class Result(_Strict):
     template: str | None = Field(
         default=None, max_length=16 * 1024, description="new template sealed to central (JWE)"
     )
+    vein_template: str | None = Field(
+        default=None,
+        max_length=16 * 1024,
+        description="finger-vein template enrolled at the desk in this visit, sealed (JWE)",
+    )
 
     @model_validator(mode="after")
     def _evidence_fits_method(self) -> Self:
@@ -133,6 +138,10 @@ class Result(_Strict):
             raise ValueError("method 'face' needs 'liveness' evidence")
         if self.template is not None and self.decision is not Decision.PASS:
             raise ValueError("a template may only travel with a 'pass' decision")
+        if self.vein_template is not None and (
+            self.decision is not Decision.PASS or self.channel is not Channel.DESK
+        ):
+            raise ValueError("a vein template may only travel with a 'pass' result at the desk")
         return self
 
 

@@ -179,23 +179,56 @@ class Session:
                 self._enrol_vein(card, checked)
 
     def _enrol_vein(self, card: Identity, checked: bool) -> None:
+        """Capture twice; when the captures match, record a signed vein result of this visit.
+
+        The result carries the first capture as the enrolled template, sealed to central; the
+        terminal's encrypted cache keeps it only once that result is durable.
+        """
         retiree = mask(card.id_number)
+        veins = self.ports.veins
         if not checked:
             self.show("desk", "vein_needs_check", retiree=retiree)
             return
-        if self.ports.veins is None:
+        if veins is None:
             self.show("desk", "vein_unavailable", retiree=retiree)
             return
-        self.show("vein", "vein_place", retiree=retiree)
-        try:
-            template = self.ports.veins.capture(
-                self.settings.vein_timeout_s, lambda p: self.show("vein", _VEIN_PROMPTS[p])
-            )
-        except NoFingerError:
+        captured: list[bytes] = []
+        for prompt in ("vein_place", "vein_again"):
+            self.show("vein", prompt, retiree=retiree)
+            try:
+                captured.append(
+                    veins.capture(
+                        self.settings.vein_timeout_s,
+                        lambda p: self.show("vein", _VEIN_PROMPTS[p]),
+                    )
+                )
+            except NoFingerError:
+                self.show("desk", "vein_unavailable", retiree=retiree)
+                return
+        template, probe = captured
+        comparison = veins.compare(template, probe)
+        if not comparison.matched:
+            log.info("vein enrolment for %s: the two captures differ", retiree)
             self.show("desk", "vein_unavailable", retiree=retiree)
             return
+        draft = Draft(
+            retiree_id=card.id_number,
+            method=Method.VEIN,
+            decision=Decision.PASS,
+            channel=Channel.DESK,
+            match=MatchEvidence(
+                modality="vein",
+                reference="enrolled_vein",
+                score=round(comparison.score, 6),
+                threshold=comparison.threshold,
+                model=veins.model[:128],
+                attempts=1,
+            ),
+            vein_template=template,
+        )
+        self._store(draft, [])
         self.ports.references.enrol_vein(card.id_number, template)
-        log.info("vein template enrolled for %s (encrypted in the cache)", retiree)
+        log.info("vein template enrolled for %s (sealed to central, encrypted here)", retiree)
         self.show("desk", "vein_enrolled", retiree=retiree)
 
     # -- one certification ----------------------------------------------------------------

@@ -81,6 +81,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "en": "No finger vein was enrolled. Please try again",
     },
     "vein_enrolled": {"zh": "指静脉已录入", "en": "Finger vein enrolled"},
+    "vein_again": {
+        "zh": "请再放一次同一根手指",
+        "en": "Please place the same finger once more",
+    },
 }
 
 NEXT: Final[dict[str, dict[str, str]]] = {

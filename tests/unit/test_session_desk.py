@@ -1,6 +1,7 @@
 """Assisted desk mode: staff PINs (scrypt, lock-out) and the staff's commands run by the session."""
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from click.testing import CliRunner
 
 from edge.cli import main as edge_main
 from edge.session.desk import MAX_FAILURES, Desk, Order, StaffBook, hash_pin
+from hal.vein import Prompt
 from protocol.errors import ConfigError
 from protocol.messages import Channel, Decision, Method
 from tests.unit.test_edge_keys import Bundle, edge_bundle  # noqa: F401
@@ -49,12 +51,41 @@ def test_desk_records_assisted_and_enrols_vein_only_after_a_check(tmp_path: Path
     session.assist(card(), threading.Event(), desk)
     prompts = [s.prompt for s in display.screens]
     assert prompts.index("vein_needs_check") < prompts.index("done_pass")
-    assert prompts[-1] == "vein_enrolled"
-    (draft,) = recorder.drafts
+    assert (
+        prompts.index("vein_place") < prompts.index("vein_again") and prompts[-1] == "vein_enrolled"
+    )
+    draft, vein = recorder.drafts
     assert draft.method is Method.ASSISTED and draft.channel is Channel.DESK
-    assert draft.decision is Decision.PASS
+    assert draft.decision is Decision.PASS and draft.vein_template is None
     assert draft.assisted is not None and draft.assisted.staff_id == "li-wei"
+    assert vein.method is Method.VEIN and vein.channel is Channel.DESK
+    assert vein.decision is Decision.PASS and vein.vein_template == b"VEIN"
+    assert vein.match is not None and vein.match.reference == "enrolled_vein"
     assert session.ports.references.vein(RETIREE) == b"VEIN"
+
+
+class TwoFingers(Veins):
+    """Someone who puts a different finger the second time."""
+
+    def __init__(self) -> None:
+        super().__init__(b"")
+        self.probes = [b"INDEX", b"MIDDLE"]
+
+    def capture(self, timeout: float, on_prompt: Callable[[Prompt], None]) -> bytes:
+        on_prompt(Prompt.PLACE_FINGER)
+        return self.probes.pop(0)
+
+
+def test_vein_enrolment_needs_two_matching_captures(tmp_path: Path) -> None:
+    session, display, recorder, _ = build(live_script(), veins=TwoFingers())
+    desk = Desk(book(tmp_path))
+    desk.login("li-wei", "4711")
+    for order in (Order("assisted"), Order("vein"), Order("end")):
+        desk.order(order)
+    session.assist(card(), threading.Event(), desk)
+    assert [d.method for d in recorder.drafts] == [Method.ASSISTED]
+    assert display.screens[-1].prompt == "vein_unavailable"
+    assert session.ports.references.vein(RETIREE) is None
 
 
 def test_desk_runs_the_face_session_on_the_desk_channel(tmp_path: Path) -> None:
