@@ -96,15 +96,6 @@ class Manifest(_Strict):
     notes: list[str] = Field(default_factory=list)
 
 
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def manifest_bytes(manifest: Manifest) -> bytes:
     """Canonical JSON of the manifest (sorted keys, indented, trailing newline)."""
     return (json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()
@@ -164,3 +155,16 @@ def load_bundle(directory: Path, public_key: Path) -> tuple[Manifest, dict[str, 
             )
         contents[role] = data
     return manifest, contents
+
+
+def resign(source: Path, public_key: Path, out: Path, signing_key: Path) -> Manifest:
+    """Verify the bundle at ``source`` and write it to ``out`` signed with ``signing_key``.
+
+    How a fleet ships a bundle built elsewhere: only verified bytes are copied.
+    """
+    manifest, contents = load_bundle(source, public_key)
+    out.mkdir(parents=True, exist_ok=True)
+    for role, spec in manifest.models.items():
+        (out / spec.file).write_bytes(contents[role])
+    write_manifest(out, manifest, signing_key)
+    return manifest

@@ -9,7 +9,7 @@ Example::
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from PIL import Image
@@ -56,16 +56,16 @@ class FacePipeline:
         for role in ("detector", "landmarks", "embedder"):
             if role not in models:
                 raise ModelError(f"bundle {manifest.name} has no {role} model")
-        self.detector = plugins.create(
+        self.detector: plugins.Detector = plugins.create(
             "detector", contents["detector"], models["detector"], threads
         )
-        self.landmarker = plugins.create(
+        self.landmarker: plugins.Landmarker = plugins.create(
             "landmarks", contents["landmarks"], models["landmarks"], threads
         )
-        self.embedder = plugins.create(
+        self.embedder: plugins.Embedder = plugins.create(
             "embedder", contents["embedder"], models["embedder"], threads
         )
-        self.pad: Any = (
+        self.pad: plugins.PresentationAttackDetector | None = (
             plugins.create("pad", contents["pad"], models["pad"], threads)
             if "pad" in models
             else None
@@ -84,8 +84,9 @@ class FacePipeline:
         self.close()
 
     def close(self) -> None:
-        """Drop the interpreters."""
-        self.detector = self.landmarker = self.embedder = self.pad = None
+        """Drop the interpreters (the pipeline is unusable afterwards)."""
+        for name in ("detector", "landmarker", "embedder", "pad"):
+            vars(self).pop(name, None)
 
     def detect(self, image: Image.Image | np.ndarray) -> list[Detection]:
         """Every face in the image, best first."""

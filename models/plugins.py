@@ -42,6 +42,10 @@ class Embedder(Protocol):
 
     def embed(self, chip: np.ndarray) -> np.ndarray: ...
 
+    def network(self, chip: np.ndarray) -> np.ndarray:
+        """One pass of the network, without test-time augmentation."""
+        ...
+
 
 class PresentationAttackDetector(Protocol):
     """Passive liveness: probability that the face is live (issue 6)."""

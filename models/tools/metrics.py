@@ -52,11 +52,6 @@ class ErrorCurve:
         i = int(ok[-1]) if len(ok) else 0
         return float(self.thresholds[i]), float(self.fnmr[i])
 
-    def fmr_at(self, threshold: float) -> float:
-        """FMR at a threshold (grid resolution)."""
-        i = int(np.searchsorted(self.thresholds, threshold, side="right")) - 1
-        return float(self.fmr[max(i, 0)])
-
     def eer(self) -> tuple[float, float]:
         """(EER, threshold) where FMR and FNMR cross."""
         i = int(np.argmin(np.abs(self.fmr - self.fnmr)))

@@ -1,5 +1,6 @@
 """Bundle manifest: signing, verification, tampering refused."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -19,7 +20,6 @@ from models.bundle import (
     TensorSpec,
     Threshold,
     load_bundle,
-    sha256_file,
     write_manifest,
 )
 from models.cli import main
@@ -48,7 +48,7 @@ def _spec(path: Path, type_name: str) -> ModelSpec:
     return ModelSpec(
         type=type_name,
         file=path.name,
-        sha256=sha256_file(path),
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         size=path.stat().st_size,
         input=InputSpec(name="in", shape=[1, 4], layout="N C", normalisation="none"),
         outputs=[TensorSpec(name="out", shape=[1, 2])],
