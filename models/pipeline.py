@@ -9,7 +9,7 @@ Example::
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -65,7 +65,7 @@ class FacePipeline:
         self.embedder: plugins.Embedder = plugins.create(
             "embedder", contents["embedder"], models["embedder"], threads
         )
-        self.pad: plugins.PresentationAttackDetector | None = (
+        self.pad: Any = (  # a plugins.PresentationAttackDetector, or None
             plugins.create("pad", contents["pad"], models["pad"], threads)
             if "pad" in models
             else None
