@@ -99,6 +99,34 @@ def build(
     click.echo(f"bundle {manifest.name} {manifest.version} written to {out}")
 
 
+@main.command()
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Public key that signed SOURCE (verified before anything is copied).",
+)
+@click.option(
+    "--signing-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The fleet's model-signing key to sign the copy with.",
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the copy.")
+@friendly_errors
+def sign(source: Path, public_key: Path, signing_key: Path, out: Path) -> None:
+    """Verify a bundle and write a copy signed with the fleet's model-signing key.
+
+    Example: lifecert-models sign var/models --public-key var/models-dev/sign.pub.pem
+    --signing-key fleet/models/sign.key --out fleet/models/bundle
+    """
+    from models.bundle import resign
+
+    manifest = resign(source, public_key, out, signing_key)
+    click.echo(f"bundle {manifest.name} {manifest.version} signed into {out}")
+
+
 @main.command("add-pad")
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(

@@ -98,7 +98,28 @@ def run_demo(
         say(stack.central("retirees", "list", "--limit", str(len(ids))))
         uncertified = len(ids) - len(certify)
         say(f"{len(certify)} retirees certified until next year; {uncertified} not yet certified.")
+        if uncertified:
+            _face(stack, directory, devices[0], ids[len(certify)], say)
     return stack
+
+
+def _face(
+    stack: Stack, root: Path, device_id: str, retiree: str, say: Callable[[str], None]
+) -> None:
+    """Step 9: a retiree certifies alone at a kiosk with card, face and liveness."""
+    from provisioning import demo_face
+
+    why = demo_face.missing()
+    if why is not None:
+        say(f"9. Face certification skipped: {why}")
+        return
+    say(f"9. {retiree} certifies alone at the {device_id} kiosk: card, face, two challenges")
+    row = demo_face.face_step(stack, root / "face", device_id, retiree, _free_port(), say)
+    say(f"   result {row['result_id']}: method {row['method']}, decision {row['decision']}, "
+        f"{row['status']} (central applied it and acked)")  # fmt: skip
+    for line in stack.central("retirees", "list", "--limit", "500").splitlines():
+        if line.startswith(retiree):
+            say(f"   central: {line}")
 
 
 @click.command()
@@ -118,7 +139,9 @@ def demo(directory: Path | None, terminals: int, retirees: int, seed: int, keep:
     """Run a small fleet end to end on this machine and show what central applied.
 
     Starts its own Mosquitto (generated TLS config, free port), central with
-    SQLite, and the terminals; nothing outside the folder is touched.
+    SQLite, and the terminals; nothing outside the folder is touched. When the
+    model bundle (var/models) and the LFW faces are present, one retiree also
+    certifies alone at a kiosk by card, face and liveness (else a printed reason).
 
     Example:
         lifecert demo --terminals 2 --retirees 6 --dir /tmp/lifecert-demo
