@@ -200,8 +200,9 @@ def test_central_unreachable_falls_back_to_the_card_photo(
 
 
 def test_replies_are_bound_to_request_device_and_embedder(
-    stack: tuple[Stack, list[str], Path],
+    stack: tuple[Stack, list[str], Path], shared_data: Path
 ) -> None:
+    """Uses the template the first test certified for ids[0] (hence ``shared_data``)."""
     built, ids, _ = stack
     cfg_b = load_config(built.edge_config(B))
     token = ask(answers(built), B, ids[0]).encode()
