@@ -159,7 +159,12 @@ def read(
     errors: list[RowError] = []
     if missing := [c for c in required if c not in header]:
         errors.append(RowError(1, ",".join(missing), "column missing", "add it to the header"))
-    if unknown := [c for c in header if c not in required + optional]:
+    unknown = [
+        c or f"(column {i} has no name)"
+        for i, c in enumerate(header, 1)
+        if c not in required + optional
+    ]
+    if unknown:
         errors.append(RowError(1, ",".join(unknown), "unknown column", "remove it or fix it"))
     if errors:
         return [], errors

@@ -190,7 +190,11 @@ def read(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[RowError]]:
     reader.fieldnames = header
     errors: list[RowError] = []
     missing = [c for c in REQUIRED if c not in header]
-    unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
+    unknown = [
+        c or f"(column {i} has no name)"
+        for i, c in enumerate(header, 1)
+        if c not in REQUIRED + OPTIONAL
+    ]
     if missing:
         errors.append(RowError(1, ",".join(missing), "column missing", "add it to the header"))
     if unknown:
