@@ -401,6 +401,7 @@ def run(
                     sa.literal(run_id, sa.BigInteger),
                 ).where(
                     _lines.c.run_id == run_id,
+                    _lines.c.decision == Decision.HOLD.value,  # the index's order
                     _lines.c.reason == Reason.CERTIFICATION_OVERDUE.value,
                 ),
             )

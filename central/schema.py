@@ -200,8 +200,8 @@ payment_lines = sa.Table(
     sa.Column("arrears_cents", sa.BigInteger, nullable=False),
     sa.Column("payable_cents", sa.BigInteger, nullable=False),
     sa.Column("basis_date", sa.Date),
-    # (run, reason): entries append per reason within a run; finds a run's held lines
-    sa.Index("ix_payment_lines_run_id_reason", "run_id", "reason"),
+    # (run, decision, reason): a run's summary in index order, its resumed and held lines
+    sa.Index("ix_payment_lines_run_id_decision_reason", "run_id", "decision", "reason"),
 )
 
 arrears = sa.Table(
