@@ -262,24 +262,26 @@ def _open_certification_holds(
         _h.c.reason.in_(schema.CERTIFICATION_HOLDS),
     )
     reason = schema.HoldReason.CERTIFICATION_OVERDUE.value
-    conn.execute(
-        schema.events.insert().from_select(
-            ["at", "kind", "retiree_id", "actor", "detail"],
-            held.where(no_open).with_only_columns(
-                sa.literal(at, schema.UtcDateTime),
-                sa.literal("hold_placed"),
-                _a.c.retiree_id,
-                sa.literal(f"payment-run:{period}"),
-                sa.literal({"reason": reason, "period": str(period)}, sa.JSON),
-            ),
-        )
-    )
+    before = conn.scalar(sa.select(sa.func.coalesce(sa.func.max(_h.c.id), 0)))
     conn.execute(
         _h.insert().from_select(
             ["retiree_id", "reason", "since"],
             held.where(no_open).with_only_columns(
                 _a.c.retiree_id, sa.literal(reason), sa.literal(at, schema.UtcDateTime)
             ),
+        )
+    )
+    # The events name the holds just placed (a range of new ids): no second anti-join.
+    conn.execute(
+        schema.events.insert().from_select(
+            ["at", "kind", "retiree_id", "actor", "detail"],
+            sa.select(
+                sa.literal(at, schema.UtcDateTime),
+                sa.literal("hold_placed"),
+                _h.c.retiree_id,
+                sa.literal(f"payment-run:{period}"),
+                sa.literal({"reason": reason, "period": str(period)}, sa.JSON),
+            ).where(_h.c.id > before, _h.c.reason == reason, _h.c.since == at),
         )
     )
 

@@ -79,6 +79,14 @@ def test_held_for_certification_then_resumed_with_arrears(central_engine: Any) -
     with central_engine.connect() as conn:
         holds = conn.execute(sa.select(schema.holds).where(schema.holds.c.retiree_id == late)).all()
     assert [(h.reason, h.released_at) for h in holds] == [("certification_overdue", None)]
+    with central_engine.connect() as conn:
+        placed = conn.execute(
+            sa.select(schema.events.c.actor, schema.events.c.detail).where(
+                schema.events.c.retiree_id == late, schema.events.c.kind == "hold_placed"
+            )
+        ).all()
+    overdue = {"reason": "certification_overdue", "period": "2026-04"}
+    assert placed == [("payment-run:2026-04", overdue)]  # one hold, one event, not one a month
     certify(central_engine, late, dt.date(2027, 5, 20))
     first = run(central_engine, "2026-06")
     back = line(central_engine, "2026-06", late)
