@@ -42,10 +42,10 @@ class TFLiteModel:
         log.debug("loaded %s (%d threads)", name, threads)
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
-        """Set the input, invoke, return copies of every output."""
+        """Set the input, invoke, return copies of every output (``get_tensor`` copies)."""
         self._interp.set_tensor(self._input, tensor.astype(np.float32, copy=False))
         self._interp.invoke()
-        return [self._interp.get_tensor(i).copy() for i in self._outputs]
+        return [self._interp.get_tensor(i) for i in self._outputs]
 
     def invoke(self) -> None:
         """A bare ``invoke()`` on whatever input is set (for benchmarks)."""

@@ -68,14 +68,17 @@ def decode(
 
 def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Intersection over union of one box with each of ``boxes`` (x0, y0, x1, y1)."""
-    x0 = np.maximum(box[0], boxes[:, 0])
-    y0 = np.maximum(box[1], boxes[:, 1])
-    x1 = np.minimum(box[2], boxes[:, 2])
-    y1 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-12)
+    return iou_matrix(np.asarray(box)[None], boxes)[0]
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union [len(a), len(b)] of two sets of boxes (x0, y0, x1, y1)."""
+    lo = np.maximum(a[:, None, :2], b[None, :, :2])
+    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(hi - lo, 0, None).prod(2)
+    area_a = (a[:, 2:] - a[:, :2]).prod(1)
+    area_b = (b[:, 2:] - b[:, :2]).prod(1)
+    return inter / np.maximum(area_a[:, None] + area_b[None] - inter, 1e-12)
 
 
 def weighted_nms(
@@ -85,16 +88,17 @@ def weighted_nms(
     becomes the score-weighted mean of its boxes and key points, with the best score."""
     order = np.argsort(-scores, kind="stable")
     boxes, points, scores = boxes[order], points[order], scores[order]
+    overlaps = iou_matrix(boxes, boxes) > iou_threshold  # a few dozen candidates at most
     alive = np.ones(len(scores), dtype=bool)
     out = []
     for i in range(len(scores)):
         if not alive[i]:
             continue
-        members = alive & (iou(boxes[i], boxes) > iou_threshold)
+        members = alive & overlaps[i]
         members[i] = True
         weights = scores[members] / scores[members].sum()
-        box = (boxes[members] * weights[:, None]).sum(0)
-        pts = (points[members] * weights[:, None, None]).sum(0)
+        box = weights @ boxes[members]
+        pts = np.tensordot(weights, points[members], axes=1)
         out.append((box, pts, float(scores[i])))
         alive &= ~members
     return out

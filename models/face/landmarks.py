@@ -5,6 +5,7 @@ box, rotated so the eyes are level, a square 1.5 times the box's longer side,
 resized to 192x192, RGB in [0, 1].
 """
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from models.face.detect import Detection
-from models.face.geometry import apply_affine, warp_fast
+from models.face.geometry import apply_affine, sample
 from models.plugins import register
 from models.runtime import TFLiteModel
 
@@ -54,17 +55,16 @@ class FaceLandmarks:
 
 def roi_transform(detection: Detection, size: int = INPUT_SIZE) -> np.ndarray:
     """2x3 matrix mapping crop coordinates (0..size) to image coordinates."""
-    eye_r, eye_l = detection.keypoints[0], detection.keypoints[1]
-    axis = eye_l - eye_r
-    norm = float(np.hypot(*axis))
-    ex = axis / norm if norm > 0 else np.array([1.0, 0.0])
-    ey = np.array([-ex[1], ex[0]])
+    (rx, ry), (lx, ly) = detection.keypoints[:2].tolist()
+    ax, ay = lx - rx, ly - ry
+    norm = math.hypot(ax, ay)
+    cos, sin = (ax / norm, ay / norm) if norm > 0 else (1.0, 0.0)
     x0, y0, x1, y1 = detection.box
-    side = max(x1 - x0, y1 - y0) * ROI_SCALE
-    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
-    k = side / size
-    rot = np.stack([ex * k, ey * k], axis=1)
-    return np.hstack([rot, (centre - rot @ [size / 2, size / 2])[:, None]])
+    k = max(x1 - x0, y1 - y0) * ROI_SCALE / size
+    half = size / 2
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    a, b = cos * k, sin * k  # crop x axis along the eyes, y axis perpendicular
+    return np.array([[a, -b, cx - half * (a - b)], [b, a, cy - half * (b + a)]])
 
 
 @register("landmarks", "face_mesh")
@@ -74,17 +74,21 @@ class FaceMeshLandmarker:
     def __init__(self, content: bytes, spec: "ModelSpec", threads: int = 1) -> None:
         self.model = TFLiteModel(content, spec.file, threads)
         self.min_presence = float(spec.options.get("min_presence", 0.5))
+        self._input = np.empty((1, INPUT_SIZE, INPUT_SIZE, 3), np.float32)
 
-    def prepare(self, image: Image.Image, detection: Detection) -> tuple[np.ndarray, np.ndarray]:
-        """Model input and the crop-to-image transform."""
+    def prepare(
+        self, image: Image.Image, detection: Detection, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Model input (written into ``out`` when given) and the crop-to-image transform."""
         m = roi_transform(detection)
-        crop = np.asarray(warp_fast(image, m, (INPUT_SIZE, INPUT_SIZE)), np.float32)
-        crop *= 1.0 / 255.0
-        return crop[None], m
+        crop = np.asarray(sample(image, m, (INPUT_SIZE, INPUT_SIZE)))
+        tensor = np.empty((1, *crop.shape), np.float32) if out is None else out
+        np.multiply(crop, np.float32(1.0 / 255.0), out=tensor[0], casting="unsafe")
+        return tensor, m
 
     def landmarks(self, image: Image.Image, detection: Detection) -> FaceLandmarks | None:
         """Landmarks in image coordinates, or ``None`` below ``min_presence``."""
-        tensor, m = self.prepare(image, detection)
+        tensor, m = self.prepare(image, detection, self._input)
         raw, presence_logit = self.model.run(tensor)
         presence = float(1.0 / (1.0 + np.exp(-float(presence_logit.reshape(-1)[0]))))
         if presence < self.min_presence:
