@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from models import plugins
 from models.bundle import Manifest, load_bundle
@@ -24,6 +24,12 @@ from models.face.landmarks import MESH_TO_DLIB5, FaceLandmarks
 from models.face.quality import Quality, measure
 
 Mode = Literal["live", "card_photo"]
+
+#: Gaussian blur (pixels) that smooths a card photo's JPEG blocks before analysis: on 250
+#: LFW card photos (102x126, JPEG q20) FNMR at FMR 1e-3 falls from 24.6% to 21.6% (radius
+#: 0.5: 21.8%, 1.2: 28.9%); upscaling the photo first or degrading the live probe alike
+#: did not help.
+CARD_PHOTO_DEBLOCK = 0.8
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,11 @@ class FacePipeline:
             quality = measure(chip, marks, det.width, len(detections))
             return Face(det, marks, chip, self.embed(chip), quality)
         return None
+
+    def card_photo(self, image: Image.Image | np.ndarray) -> Face | None:
+        """Like :meth:`analyse` for an ID-card photo (small, heavily compressed): the JPEG
+        blocks are smoothed first. Compare its template in mode ``card_photo``."""
+        return self.analyse(as_image(image).filter(ImageFilter.GaussianBlur(CARD_PHOTO_DEBLOCK)))
 
     def compare(self, probe: np.ndarray, reference: np.ndarray, mode: Mode = "live") -> Match:
         """Distance and decision with the manifest's threshold for ``mode``."""

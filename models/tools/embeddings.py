@@ -14,6 +14,8 @@ from models.tools.cardphoto import card_photo
 
 log = logging.getLogger(__name__)
 DIM = 128
+#: bump when the pipeline's code changes its templates (the cache is keyed by it)
+REVISION = 2
 
 
 def _cached(path: Path, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -57,7 +59,7 @@ def ours(pipe: FacePipeline, paths: list[Path], cache: Path) -> dict[str, np.nda
             if marks is None:
                 continue
             live[i] = pipe.embed(pipe.align(image, marks))
-            card_face = pipe.analyse(card_photo(image, det.box)) if dets else None
+            card_face = pipe.card_photo(card_photo(image, det.box)) if dets else None
             if card_face is not None:
                 card[i], card_ok[i] = card_face.template, True
         return {"live": live, "card": card, "found": found, "card_ok": card_ok}

@@ -100,7 +100,7 @@ def evaluate(
     """Run every measure of the report on the face set at ``root``."""
     faces = lfw.load(root)
     pairs = lfw.read_pairs(faces)
-    key = f"{pipe.manifest.version}-{len(faces.paths)}"
+    key = f"{pipe.manifest.version}-r{embeddings.REVISION}-{len(faces.paths)}"
     ours = embeddings.ours(pipe, faces.paths, cache_dir / f"lfw-ours-{key}.npz")
     live, found = ours["live"], ours["found"]
     protocol = [

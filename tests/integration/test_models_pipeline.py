@@ -154,7 +154,7 @@ def test_card_photo_of_a_person_matches_another_live_image(
     det = pipe.detect(live)[0]
     card = card_photo(live, det.box)
     assert card.size == CARD_SIZE
-    ref = pipe.analyse(card)
+    ref = pipe.card_photo(card)
     probe = pipe.analyse(_img(faces, "Colin_Powell", 2))
     other = pipe.analyse(_img(faces, "Aaron_Peirsol", 1))
     assert ref is not None and probe is not None and other is not None

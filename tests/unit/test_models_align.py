@@ -55,3 +55,18 @@ def test_alignment_matches_dlib_get_face_chip() -> None:
     ref = dlib.get_face_chip(img, shape, size=150, padding=0.25).astype(float)
     ours = align(Image.fromarray(img), pts + 0.5).astype(float)  # dlib: pixel indices
     assert np.abs(ref - ours)[4:-4, 4:-4].mean() < 2.0
+
+
+def test_sample_averages_when_shrinking_and_interpolates_when_enlarging() -> None:
+    from models.face.geometry import sample
+
+    checker = (np.indices((64, 64)).sum(0) % 2 * 255).astype(np.uint8)
+    image = Image.fromarray(np.dstack([checker] * 3))
+    shrunk = np.asarray(sample(image, _similarity(2.0, 0.0, (0.0, 0.0)), (32, 32)))
+    assert np.abs(shrunk.astype(int) - 127).max() <= 1  # 2x2 cells averaged, no aliasing
+    ramp = np.tile(np.arange(0, 256, 16, dtype=np.uint8), (16, 1))
+    grown = np.asarray(
+        sample(Image.fromarray(np.dstack([ramp] * 3)), _similarity(0.5, 0.0, (0.0, 0.0)), (32, 32))
+    )[8, 4:28, 0].astype(int)
+    assert len(set(grown.tolist())) > 16  # bilinear: values between the 16 source grey levels
+    assert (np.diff(grown) >= 0).all()
