@@ -10,7 +10,9 @@ In one run, on one database (a fresh SQLite file, or a fresh PostgreSQL database
    held, their holds and events written), then 2026-05 (steady state: a month of
    lines and arrears already stored, resumes settle arrears).
 
-Usage: python bench/bench_payments_run.py [--retirees 1000000] [--database-url URL]
+``--profile`` also prints each statement of the timed region that took over 20 ms.
+
+Usage: python bench/bench_payments_run.py [--retirees 1000000] [--database-url URL] [--profile]
 """
 
 import argparse
@@ -35,6 +37,28 @@ def _seconds(work: Callable[[], object]) -> float:
     start = time.perf_counter()
     work()
     return time.perf_counter() - start
+
+
+def _profile(engine: sa.Engine) -> Callable[[str], None]:
+    """Time every statement on ``engine``; the returned function prints and clears them."""
+    timed: list[tuple[float, str]] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _start(conn: sa.Connection, *_: object) -> None:
+        conn.info["started"] = time.perf_counter()
+
+    @sa.event.listens_for(engine, "after_cursor_execute")
+    def _stop(conn: sa.Connection, _cursor: object, statement: str, *_: object) -> None:
+        timed.append((time.perf_counter() - conn.info["started"], " ".join(statement.split())))
+
+    def report(label: str) -> None:
+        print(f"  {label}:")
+        for seconds, statement in timed:
+            if seconds > 0.02:
+                print(f"    {seconds:6.2f} s  {statement[:90]}")
+        timed.clear()
+
+    return report
 
 
 def _fresh_pg(name: str) -> str:
@@ -84,6 +108,7 @@ def main() -> None:
     parser.add_argument(
         "--database-url", help="default: a fresh SQLite file; 'postgresql' = a fresh local DB"
     )
+    parser.add_argument("--profile", action="store_true", help="time each statement")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-payments-") as tmp:
         if args.database_url == "postgresql":
@@ -110,19 +135,25 @@ def main() -> None:
             with engine.begin() as conn:
                 conn.execute(r.update().values(monthly_amount_cents=r.c.monthly_amount_cents + 0))
 
+        report = _profile(engine) if args.profile else lambda _label: None
         t_bare = _seconds(bare)
+        report("bare UPDATE")
         policy = Policy()
         t_april = _seconds(lambda: payments.run(engine, Period(2026, 4), policy))
+        report("run 2026-04")
         with engine.begin() as conn:  # a tenth of April's overdue certify before May
             conn.execute(
                 r.update()
                 .where(r.c.certified_until < dt.date(2026, 4, 1), r.c.id_number.like("%1_"))
                 .values(certified_until=dt.date(2027, 4, 20))
             )
+        report("(between runs)")
         t_may = _seconds(lambda: payments.run(engine, Period(2026, 5), policy))
+        report("run 2026-05")
         start = time.perf_counter()
         may = payments.run(engine, Period(2026, 5), policy)
         t_again = time.perf_counter() - start
+        report("2026-05 recomputed")
         engine.dispose()
         if args.database_url == "postgresql":
             admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
