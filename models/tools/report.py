@@ -87,7 +87,8 @@ def write_report(ev: Evaluation, out: Path, bundle_version: str, command: str) -
         f"Live vs live: every same-person pair is genuine ({ev.live.genuines:,}), every "
         f"cross-identity pair an impostor ({ev.live.impostors:,}). Card photo: every image of a "
         f"person with 2+ images ({ev.card_refs:,}) degraded to a 102x126 head-and-shoulders "
-        "crop at JPEG quality 20, against every other live image "
+        "crop at JPEG quality 20 and analysed with `FacePipeline.card_photo` (JPEG blocks "
+        "smoothed), against every other live image "
         f"({ev.card.genuines:,} genuine, {ev.card.impostors:,} impostor comparisons; "
         f"{ev.card_missed} card photos yielded no face).",
         "",
