@@ -213,16 +213,35 @@ def _port() -> int:
         return int(sock.getsockname()[1])
 
 
+def fresh_database(url: str | None, suffix: str) -> str | None:
+    """SQLite: None (a new file per run). PostgreSQL: a new database ``<name>_<suffix>``."""
+    if url is None:
+        return None
+    engine_url = sa.engine.make_url(url)
+    name = f"{engine_url.database}_{suffix}"
+    admin = sa.create_engine(engine_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return engine_url.set(database=name).render_as_string(hide_password=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=int, default=6000)
     parser.add_argument("--devices", type=int, default=4)
-    parser.add_argument("--database-url", default=None, help="default: SQLite in the temp dir")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="PostgreSQL URL whose server gets a fresh database per run (default: SQLite)",
+    )
     args = parser.parse_args()
     rows = []
     for consumers in (1, 2):
         with tempfile.TemporaryDirectory(prefix="lifecert-bench-") as tmp:
-            row = lifecert_rate(Path(tmp), consumers, args.devices, args.results, args.database_url)
+            url = fresh_database(args.database_url, f"c{consumers}")
+            row = lifecert_rate(Path(tmp), consumers, args.devices, args.results, url)
             rows.append(row)
             print(json.dumps(row), flush=True)
     print(
