@@ -81,7 +81,7 @@ class PipelineFaces:
         return Probe(self.pipeline.embed(chip), score)
 
     def photo_template(self, rgb: np.ndarray) -> np.ndarray | None:
-        face = self.pipeline.analyse(rgb)
+        face = self.pipeline.card_photo(rgb)
         return None if face is None else face.template
 
     def compare(self, probe: np.ndarray, reference: np.ndarray, mode: str) -> Comparison:
