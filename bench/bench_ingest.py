@@ -19,7 +19,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import socket
 import statistics
 import tempfile
 import time
@@ -35,7 +34,7 @@ from edge.keys import load as load_keys
 from edge.service import open_outbox
 from protocol import idnumber, topics
 from protocol.settings import TlsFiles
-from provisioning.stack import Stack
+from provisioning.stack import Stack, free_port
 
 
 def _client(tls: TlsFiles, client_id: str) -> mqtt.Client:
@@ -157,7 +156,7 @@ def lifecert_rate(
     root: Path, consumers: int, devices: int, n: int, database_url: str | None
 ) -> dict[str, Any]:
     ids = [f"term-b{i:03d}" for i in range(devices)]
-    stack = Stack.create(root, _port(), ids, database_url=database_url)
+    stack = Stack.create(root, free_port(), ids, database_url=database_url)
     retirees = [idnumber.make("110105", dt.date(1950, 1, 1), i) for i in range(500)]
     roster = root / "roster.csv"
     roster.write_text(
@@ -205,12 +204,6 @@ def lifecert_rate(
         "cpu_s_per_1000_results": {k: round(v * 1000 / total, 3) for k, v in per_1000.items()},
         "load_avg_1m": os.getloadavg()[0],
     }
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def fresh_database(url: str | None, suffix: str) -> str | None:

@@ -51,7 +51,7 @@ def main() -> None:
     from edge.keys import Keys
     from edge.outbox import Outbox
     from edge.results import Recorder
-    from edge.session.adapters import PipelineFaces
+    from edge.session.adapters import PipelineFaces, SystemClock
     from edge.session.core import Session
     from edge.session.model import Challenge, Observation, Screen
     from edge.session.ports import Ports
@@ -112,16 +112,6 @@ def main() -> None:
         def preview(self, frame: Frame, observation: Observation) -> None:
             pass
 
-    class Clock:
-        def now(self) -> float:
-            return time.monotonic()
-
-        def today(self) -> dt.date:
-            return dt.date.today()
-
-        def sleep(self, seconds: float) -> None:
-            time.sleep(seconds)
-
     class Voice:
         def say(self, text: str, lang: str = "zh") -> None:
             pass
@@ -169,7 +159,7 @@ def main() -> None:
                     recorder=Recorder(outbox, keys),
                     voice=Voice(),
                     display=display,
-                    clock=Clock(),
+                    clock=SystemClock(),
                 )
                 t = time.perf_counter()
                 outcome = Session(ports, settings, "term-bench", random.Random(n)).certify(card)

@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import random
 import shutil
-import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,17 +18,11 @@ import click
 
 from protocol import idnumber
 from protocol.cli import friendly_errors
-from provisioning.stack import Stack
+from provisioning.stack import Stack, free_port
 
 SURNAMES = ("Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Zhao", "Huang", "Zhou", "Wu")
 GIVEN = ("Guiying", "Xiuying", "Jianguo", "Shuzhen", "Guolin", "Yulan", "Decai", "Fengying")
 COMMUNITIES = ("Dongcheng", "Xicheng", "Chaoyang")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def roster_csv(path: Path, count: int, rng: random.Random) -> list[str]:
@@ -56,7 +49,7 @@ def run_demo(
     """Build and run the whole demo in ``directory``; the stopped stack (for inspection)."""
     rng = random.Random(seed)
     devices = [f"term-{i:03d}" for i in range(1, terminals + 1)]
-    port = _free_port()
+    port = free_port()
     say(f"1. Fleet in {directory / 'fleet'}: CA, central's keys, broker certificate")
     stack = Stack.create(directory, port, devices, name="demo")
     say(f"2. Enrolled {terminals} terminals: {', '.join(devices)} (bundles in fleet/bundles/)")
@@ -114,7 +107,7 @@ def _face(
         say(f"9. Face certification skipped: {why}")
         return
     say(f"9. {retiree} certifies alone at the {device_id} kiosk: card, face, two challenges")
-    row = demo_face.face_step(stack, root / "face", device_id, retiree, _free_port(), say)
+    row = demo_face.face_step(stack, root / "face", device_id, retiree, free_port(), say)
     say(f"   result {row['result_id']}: method {row['method']}, decision {row['decision']}, "
         f"{row['status']} (central applied it and acked)")  # fmt: skip
     for line in stack.central("retirees", "list", "--limit", "500").splitlines():

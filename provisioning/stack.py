@@ -31,6 +31,13 @@ class StackError(LifecertError, RuntimeError):
     """A part of the stack failed to start, answer or finish in time."""
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _command(name: str) -> list[str]:
     """The argv prefix for one of our console scripts (falls back to ``python -m``)."""
     found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
