@@ -79,7 +79,10 @@ def test_staff_log_in_and_drive_the_session_from_the_page(
             order = desk.next(5)
             assert order is not None and order.command == command
             assert order.document == "ss_card" and order.note == "seen in person"
-        page.wait_for_function("document.getElementById('desk-sent').textContent !== ''")
+        # The page updates its "sent" line after the server has queued the order: wait for it.
+        page.wait_for_function(
+            "document.getElementById('desk-sent').textContent.includes('指静脉')"
+        )
         assert "录入指静脉" in page.inner_text("#desk-sent")
         check_accessible(page)
         shot(page, "6-staff")
