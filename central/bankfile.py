@@ -44,7 +44,7 @@ CONTENT_TYPE: Final = "lifecert-bankfile+jws"
 _SEP = "|"
 _BAD_CELL = re.compile(r"[|\r\n]")
 
-_r, _lines, _runs = schema.retirees, schema.payment_lines, schema.payment_runs
+_runs = schema.payment_runs
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
@@ -218,17 +218,17 @@ def make(
         run = payments.get_run(conn, period)
         if run.status != "computed":
             raise payments.RunError(f"the run for {period} is already {run.status}")
+        every = payments.run_lines(run)  # name and account as the run read them
         rows = conn.execute(
             sa.select(
-                _lines.c.retiree_id,
-                _lines.c.payable_cents,
-                _r.c.name,
-                _r.c.bank_account,
-                _r.c.account_name,
+                every.c.retiree_id,
+                every.c.payable_cents,
+                every.c.name,
+                every.c.bank_account,
+                every.c.account_name,
             )
-            .select_from(_lines.join(_r, _r.c.id_number == _lines.c.retiree_id))
-            .where(_lines.c.run_id == run.id, _lines.c.payable_cents > 0)
-            .order_by(_lines.c.retiree_id),
+            .where(every.c.payable_cents > 0)
+            .order_by(every.c.retiree_id),
             execution_options={"yield_per": 20_000},
         )
         for row in rows:
@@ -353,12 +353,13 @@ def reconcile(
             )
         if run.status not in ("filed", "sent", "reconciled"):
             raise BankFileError(f"no payment file was made for {period}: nothing to reconcile")
+        every = payments.run_lines(run)  # the accounts the run paid to
         payable = {
             row.retiree_id: row
             for row in conn.execute(
-                sa.select(_lines.c.retiree_id, _lines.c.payable_cents, _r.c.bank_account)
-                .select_from(_lines.join(_r, _r.c.id_number == _lines.c.retiree_id))
-                .where(_lines.c.run_id == run.id, _lines.c.payable_cents > 0)
+                sa.select(every.c.retiree_id, every.c.payable_cents, every.c.bank_account).where(
+                    every.c.payable_cents > 0
+                )
             )
         }
         withheld = {w["id_number"]: w["problem"] for w in run.summary["file"]["withheld"]}

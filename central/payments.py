@@ -18,10 +18,15 @@ run on SQLite and PostgreSQL. Decisions, first matching rule wins:
 Only months held for rule 9 become arrears, back-paid by the first later run that
 pays the retiree. A run is stored per period; running a period again (until its
 bank file is made) recomputes it from the same data and gives the same lines.
+
+A run stores its hold, stop and resume lines (about one retiree in eight) and the
+roster revision it read; its ``pay`` lines are implied: every retiree of the roster as
+it was at that revision (``schema.roster_versions``) without a stored line, paid their
+monthly amount. ``run_lines`` joins the two; everything that reads a run goes through it.
 """
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -36,7 +41,8 @@ from central.policy import Period, overdue_cutoff
 from protocol.errors import LifecertError
 
 _r, _reg, _h, _a = schema.retirees, schema.registry_records, schema.holds, schema.arrears
-_runs, _lines = schema.payment_runs, schema.payment_lines
+_runs, _lines, _v = schema.payment_runs, schema.payment_lines, schema.roster_versions
+_clock = schema.roster_clock
 
 
 class Decision(StrEnum):
@@ -101,7 +107,7 @@ class Diff:
     changes: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _exceptions(period: Period) -> sa.Subquery:
+def _exceptions(period: Period) -> sa.Select[Any]:
     """One row per retiree with anything beside the roster: death date, prison start,
     open manual holds, unpaid arrears (a few percent of the roster).
 
@@ -131,62 +137,99 @@ def _exceptions(period: Period) -> sa.Subquery:
     )
     each = sa.union_all(died, jailed, manual, owed).subquery("each")
     c = each.c
-    return (
-        sa.select(
-            c.retiree_id,
-            sa.func.min(c.died).label("died"),
-            sa.func.min(c.jailed).label("jailed"),
-            sa.func.max(c.manual).label("manual"),
-            sa.func.sum(c.owed).label("owed"),
-        )
-        .group_by(c.retiree_id)
-        .subquery("ex")
-    )
+    return sa.select(
+        c.retiree_id,
+        sa.func.min(c.died).label("died"),
+        sa.func.min(c.jailed).label("jailed"),
+        sa.func.max(c.manual).label("manual"),
+        sa.func.sum(c.owed).label("owed"),
+    ).group_by(c.retiree_id)
 
 
-def _decisions_select(period: Period, policy: Policy) -> sa.Select[Any]:
-    """retiree, decision, reason, amount, arrears, payable, basis_date for ``period``."""
+def _reason(c: Any, period: Period, policy: Policy) -> sa.Case[Any]:
+    """The first rule (module docstring) a candidate row ``c`` falls under, else NULL."""
     p0, p1 = period.first_day, period.last_day
-    ex = _exceptions(period)
-    reason = sa.case(
-        (ex.c.died < p0, Reason.DECEASED.value),
+    return sa.case(
+        (c.died < p0, Reason.DECEASED.value),
         (
-            sa.and_(ex.c.died.is_(None), _r.c.status == schema.RetireeStatus.DECEASED.value),
+            sa.and_(c.died.is_(None), c.status == schema.RetireeStatus.DECEASED.value),
             Reason.DECEASED_ROSTER.value,
         ),
-        (_r.c.status == schema.RetireeStatus.TERMINATED.value, Reason.TERMINATED.value),
-        (_r.c.retirement_date > p1, Reason.NOT_RETIRED.value),
-        (ex.c.jailed.is_not(None), Reason.IMPRISONED.value),
-        (_r.c.status == schema.RetireeStatus.SUSPENDED.value, Reason.SUSPENDED.value),
-        (ex.c.manual.is_not(None), Reason.MANUAL.value),
+        (c.status == schema.RetireeStatus.TERMINATED.value, Reason.TERMINATED.value),
+        (c.retirement_date > p1, Reason.NOT_RETIRED.value),
+        (c.jailed.is_not(None), Reason.IMPRISONED.value),
+        (c.status == schema.RetireeStatus.SUSPENDED.value, Reason.SUSPENDED.value),
+        (c.manual.is_not(None), Reason.MANUAL.value),
         (
-            sa.or_(_r.c.monthly_amount_cents.is_(None), _r.c.bank_account.is_(None)),
+            sa.or_(c.monthly_amount_cents.is_(None), c.bank_account.is_(None)),
             Reason.INCOMPLETE.value,
         ),
         (
             sa.or_(
-                _r.c.certified_until.is_(None),
-                _r.c.certified_until < overdue_cutoff(period, policy),
+                c.certified_until.is_(None),
+                c.certified_until < overdue_cutoff(period, policy),
             ),
             Reason.CERTIFICATION_OVERDUE.value,
         ),
         else_=sa.null(),
     )
-    # The reason is computed once per retiree (a materialised CTE, in memory on SQLite), then
-    # read by every column below; inlined, SQLite evaluates the whole CASE for each of them
-    # (measured 1.8x slower).
+
+
+def _decisions_select(period: Period, policy: Policy) -> sa.Select[Any]:
+    """retiree, decision, reason, amount, arrears, payable, basis_date of every retiree of
+    ``period`` not simply paid (hold, stop, resume); the others are the implied pay lines.
+
+    Candidates: every retiree with an exception row, and the roster rows failing a plain
+    column test (status, retirement, amount, account, certification) without one; only
+    the latter are looked up in the exceptions, so most of the roster costs one scan and
+    no probe.
+    """
+    p1 = period.last_day
+    ex = _exceptions(period).cte("ex").prefix_with("MATERIALIZED")
+    roster = (
+        _r.c.id_number,
+        _r.c.status,
+        _r.c.retirement_date,
+        _r.c.monthly_amount_cents,
+        _r.c.bank_account,
+        _r.c.certified_until,
+    )
+    none_date, none_int = sa.null().cast(sa.Date), sa.null().cast(sa.BigInteger)
+    with_exceptions = sa.select(*roster, ex.c.died, ex.c.jailed, ex.c.manual, ex.c.owed).join_from(
+        ex, _r, _r.c.id_number == ex.c.retiree_id
+    )
+    roster_only = sa.select(
+        *roster,
+        none_date.label("died"),
+        none_date.label("jailed"),
+        none_int.label("manual"),
+        none_int.label("owed"),
+    ).where(
+        sa.or_(
+            _r.c.status != schema.RetireeStatus.ACTIVE.value,
+            _r.c.retirement_date > p1,
+            _r.c.monthly_amount_cents.is_(None),
+            _r.c.bank_account.is_(None),
+            _r.c.certified_until.is_(None),
+            _r.c.certified_until < overdue_cutoff(period, policy),
+        ),
+        _r.c.id_number.not_in(sa.select(ex.c.retiree_id)),
+    )
+    cand = sa.union_all(with_exceptions, roster_only).subquery("cand")
+    # The reason is computed once per candidate (a materialised CTE, in memory on SQLite),
+    # then read by every column below; inlined, SQLite evaluates the whole CASE for each of
+    # them (measured 1.8x slower).
     decided = (
         sa.select(
-            _r.c.id_number,
-            reason.label("reason"),
-            sa.func.coalesce(_r.c.monthly_amount_cents, 0).label("amount"),
-            sa.func.coalesce(ex.c.owed, 0).label("owed"),
-            ex.c.died,
-            ex.c.jailed,
-            _r.c.retirement_date,
-            _r.c.certified_until,
+            cand.c.id_number,
+            _reason(cand.c, period, policy).label("reason"),
+            sa.func.coalesce(cand.c.monthly_amount_cents, 0).label("amount"),
+            sa.func.coalesce(cand.c.owed, 0).label("owed"),
+            cand.c.died,
+            cand.c.jailed,
+            cand.c.retirement_date,
+            cand.c.certified_until,
         )
-        .select_from(_r.outerjoin(ex, ex.c.retiree_id == _r.c.id_number))
         .cte("decided")
         .prefix_with("MATERIALIZED")
     )
@@ -212,7 +255,69 @@ def _decisions_select(period: Period, policy: Policy) -> sa.Select[Any]:
         sa.case((paid, d.owed), else_=0),
         sa.case((paid, d.amount + d.owed), else_=0),
         basis,
+    ).where(sa.or_(d.reason.is_not(None), d.owed > 0))
+
+
+def roster_at(
+    revision: int,
+    retiree_ids: Sequence[str] | sa.Select[Any] | sa.CompoundSelect[Any] | None = None,
+) -> sa.Subquery:
+    """``retiree_id`` and the payable columns of every retiree as they were at roster
+    ``revision`` (of ``retiree_ids`` only, when given)."""
+    current = sa.select(
+        _r.c.id_number.label("retiree_id"), *(_r.c[c] for c in schema.PAYABLE)
+    ).where(_r.c.roster_rev <= revision)
+    earlier = sa.select(_v.c.retiree_id, *(_v.c[c] for c in schema.PAYABLE)).where(
+        _v.c.valid_from <= revision, _v.c.valid_to > revision
     )
+    if retiree_ids is not None:
+        current = current.where(_r.c.id_number.in_(retiree_ids))
+        earlier = earlier.where(_v.c.retiree_id.in_(retiree_ids))
+    return sa.union_all(current, earlier).subquery("roster_at")
+
+
+def run_lines(
+    run: Any,
+    *,
+    retiree_ids: Sequence[str] | sa.Select[Any] | sa.CompoundSelect[Any] | None = None,
+    stored_only: bool = False,
+) -> sa.Subquery:
+    """Every line of ``run`` (a ``payment_runs`` row), the columns of ``payment_lines`` plus
+    the retiree's ``name``, ``bank_account`` and ``account_name`` as the run read them.
+
+    Stored lines as they are; the implied ``pay`` lines (``id`` NULL) from the roster at the
+    run's revision: the monthly amount, no arrears, ``basis_date`` = certified until.
+    ``stored_only`` leaves the pay lines out (a run's holds, stops and resumes).
+    """
+    legacy = run.roster_revision is None  # made before migration 0005: every line stored
+    v = roster_at(0 if legacy else run.roster_revision, retiree_ids)
+    named = (v.c.name, v.c.bank_account, v.c.account_name)
+    if legacy or stored_only:
+        query = sa.select(*_lines.c, *named).join_from(
+            _lines, v, v.c.retiree_id == _lines.c.retiree_id
+        )
+        query = query.where(_lines.c.run_id == run.id)
+        if retiree_ids is not None:
+            query = query.where(_lines.c.retiree_id.in_(retiree_ids))
+        return query.subquery("run_lines")
+    line = _lines.c
+    implied = line.retiree_id.is_(None)
+    amount = sa.func.coalesce(v.c.monthly_amount_cents, 0)
+    query = sa.select(
+        line.id,
+        sa.literal(run.id, sa.BigInteger).label("run_id"),
+        v.c.retiree_id,
+        sa.func.coalesce(line.decision, Decision.PAY.value).label("decision"),
+        line.reason,
+        sa.func.coalesce(line.amount_cents, amount).label("amount_cents"),
+        sa.func.coalesce(line.arrears_cents, 0).label("arrears_cents"),
+        sa.func.coalesce(line.payable_cents, amount).label("payable_cents"),
+        sa.case((implied, v.c.certified_until), else_=line.basis_date).label("basis_date"),
+        *named,
+    ).join_from(
+        v, _lines, sa.and_(line.run_id == run.id, line.retiree_id == v.c.retiree_id), isouter=True
+    )
+    return query.subquery("run_lines")
 
 
 def _check_order(conn: Connection, period: Period) -> int | None:
@@ -314,8 +419,13 @@ def _roomy(conn: Connection) -> Iterator[None]:
             raw.execute(f"PRAGMA {name} = {value}")
 
 
-def summarise(conn: Connection, run_id: int, period: str) -> RunSummary:
-    """Counts per decision and reason, and totals, of one run."""
+def summarise(conn: Connection, run: Any) -> RunSummary:
+    """Counts per decision and reason, and totals, of one run (a ``payment_runs`` row).
+
+    The stored lines are grouped; the implied pay lines are counted and summed over the
+    roster at the run's revision less the stored lines (whose ``amount_cents`` is the
+    roster amount, 0 when none): one scan, no join.
+    """
     rows = conn.execute(
         sa.select(
             _lines.c.decision,
@@ -323,20 +433,31 @@ def summarise(conn: Connection, run_id: int, period: str) -> RunSummary:
             sa.func.count(),
             sa.func.sum(_lines.c.payable_cents),
             sa.func.sum(_lines.c.arrears_cents),
+            sa.func.sum(_lines.c.amount_cents),
         )
-        .where(_lines.c.run_id == run_id)
+        .where(_lines.c.run_id == run.id)
         .group_by(_lines.c.decision, _lines.c.reason)
     ).all()
     decisions: dict[str, int] = {}
     reasons: dict[str, int] = {}
-    payable = arrears = 0
-    for decision, reason, n, pay, back in rows:
+    payable = arrears = stored = stored_amount = 0
+    for decision, reason, n, pay, back, amount in rows:
         decisions[decision] = decisions.get(decision, 0) + n
         if reason:
             reasons[reason] = n
         payable += int(pay or 0)
         arrears += int(back or 0)
-    return RunSummary(run_id, period, decisions, reasons, payable, arrears)
+        stored += n
+        stored_amount += int(amount or 0)
+    if run.roster_revision is not None:
+        v = roster_at(run.roster_revision)
+        everyone, amount = conn.execute(
+            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(v.c.monthly_amount_cents), 0))
+        ).one()
+        if implied := everyone - stored:
+            decisions[Decision.PAY.value] = decisions.get(Decision.PAY.value, 0) + implied
+        payable += int(amount) - stored_amount
+    return RunSummary(run.id, run.period, decisions, reasons, payable, arrears)
 
 
 def run(
@@ -356,6 +477,13 @@ def run(
         registries.match(conn, now)  # retirees added since the registries were imported
         if old is not None:
             _discard(conn, old)
+        # Read the open revision and open the next: later roster writes never look valid here.
+        revision = (
+            conn.execute(
+                _clock.update().values(revision=_clock.c.revision + 1).returning(_clock.c.revision)
+            ).scalar_one()
+            - 1
+        )
         run_id = conn.execute(
             _runs.insert()
             .values(
@@ -365,6 +493,7 @@ def run(
                 policy=policy.model_dump(mode="json"),
                 status="computed",
                 summary={},
+                roster_revision=revision,
             )
             .returning(_runs.c.id)
         ).scalar_one()
@@ -410,7 +539,7 @@ def run(
         )
         _analyse(conn, "arrears")
         _open_certification_holds(conn, run_id, period, now)
-        summary = summarise(conn, run_id, str(period))
+        summary = summarise(conn, get_run(conn, period))
         conn.execute(_runs.update().where(_runs.c.id == run_id).values(summary=summary.as_json()))
     return RunSummary(**{**summary.__dict__, "recomputed": old is not None})
 
@@ -424,29 +553,48 @@ def get_run(conn: Connection, period: Period) -> Any:
 
 
 def lines(engine: Engine, period: Period, *, decision: str | None = None) -> Iterator[Any]:
-    """The lines of a run in ID order (streamed)."""
+    """The lines of a run in ID order (streamed), the columns of ``payment_lines``."""
     with engine.connect() as conn:
-        run_id = get_run(conn, period).id
-        query = sa.select(_lines).where(_lines.c.run_id == run_id).order_by(_lines.c.retiree_id)
+        run = get_run(conn, period)
+        every = run_lines(run, stored_only=decision not in (None, Decision.PAY.value))
+        query = sa.select(*(every.c[c.name] for c in _lines.c)).order_by(every.c.retiree_id)
         if decision:
-            query = query.where(_lines.c.decision == decision)
+            query = query.where(every.c.decision == decision)
         yield from conn.execute(query, execution_options={"yield_per": 10_000})
+
+
+def _changed_between(old: Any, new: Any) -> sa.CompoundSelect[Any] | None:
+    """The retirees whose line can differ between runs ``old`` and ``new`` (None: any).
+
+    A pay line is the roster at the run's revision, so beside the stored lines of both
+    runs only retirees whose payable columns changed (or who came or went) between the two
+    revisions can differ: the rest were paid the same in both.
+    """
+    if old.roster_revision is None or new.roster_revision is None:
+        return None
+    since, until = old.roster_revision, new.roster_revision
+    return sa.union(
+        sa.select(_lines.c.retiree_id).where(_lines.c.run_id.in_([old.id, new.id])),
+        sa.select(_r.c.id_number).where(_r.c.roster_rev > since),
+        sa.select(_v.c.retiree_id).where(_v.c.valid_to > since, _v.c.valid_from <= until),
+    )
 
 
 def diff(engine: Engine, period: Period, *, limit: int = 100) -> Diff:
     """Transitions (``old -> new`` decision/reason) from the previous month's run."""
     previous = period.shift(-1)
     with engine.connect() as conn:
-        now_id = get_run(conn, period).id
-        prev = conn.execute(sa.select(_runs.c.id).where(_runs.c.period == str(previous))).first()
+        now_run = get_run(conn, period)
+        prev = conn.execute(sa.select(_runs).where(_runs.c.period == str(previous))).first()
         if prev is None:
             return Diff(str(period), None, {})
-        new, old = _lines.alias("new"), _lines.alias("old")
+        maybe = _changed_between(prev, now_run)
+        # Materialised once each: every query below reads them.
+        new = run_lines(now_run, retiree_ids=maybe).element.cte("new").prefix_with("MATERIALIZED")
+        old = run_lines(prev, retiree_ids=maybe).element.cte("old").prefix_with("MATERIALIZED")
         label_new = new.c.decision + sa.func.coalesce(sa.literal(":") + new.c.reason, "")
         label_old = old.c.decision + sa.func.coalesce(sa.literal(":") + old.c.reason, "")
-        joined = new.outerjoin(
-            old, sa.and_(old.c.retiree_id == new.c.retiree_id, old.c.run_id == prev.id)
-        )
+        joined = new.outerjoin(old, old.c.retiree_id == new.c.retiree_id)
         changed = sa.or_(
             old.c.retiree_id.is_(None),
             label_old != label_new,
@@ -461,7 +609,7 @@ def diff(engine: Engine, period: Period, *, limit: int = 100) -> Diff:
                 new.c.payable_cents.label("new_payable_cents"),
             )
             .select_from(joined)
-            .where(new.c.run_id == now_id, changed)
+            .where(changed)
         )
         counts = base.subquery()
         transitions = {
@@ -475,12 +623,7 @@ def diff(engine: Engine, period: Period, *, limit: int = 100) -> Diff:
         gone = conn.scalar(
             sa.select(sa.func.count())
             .select_from(old)
-            .where(
-                old.c.run_id == prev.id,
-                ~sa.exists().where(
-                    _lines.c.run_id == now_id, _lines.c.retiree_id == old.c.retiree_id
-                ),
-            )
+            .where(~sa.exists().where(new.c.retiree_id == old.c.retiree_id))
         )
         if gone:
             transitions["(left the roster)"] = int(gone)
@@ -497,10 +640,9 @@ def _money(cents: int) -> str:
 def explain(engine: Engine, period: Period, retiree_id: str, policy: Policy) -> str:
     """One sentence saying what the run of ``period`` decided for a retiree, and why."""
     with engine.connect() as conn:
-        run_id = get_run(conn, period).id
-        line = conn.execute(
-            sa.select(_lines).where(_lines.c.run_id == run_id, _lines.c.retiree_id == retiree_id)
-        ).first()
+        run = get_run(conn, period)
+        run_id = run.id
+        line = conn.execute(sa.select(run_lines(run, retiree_ids=[retiree_id]))).first()
         if line is None:
             raise RunError(f"{retiree_id} is not in the run for {period} (not on the roster then)")
         settled = (

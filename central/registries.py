@@ -29,7 +29,7 @@ from protocol.errors import LifecertError
 
 RegistryKind = schema.RegistryKind
 _reg, _r = schema.registry_records, schema.retirees
-_runs, _lines, _a = schema.payment_runs, schema.payment_lines, schema.arrears
+_runs, _a = schema.payment_runs, schema.arrears
 
 COLUMNS: dict[RegistryKind, tuple[tuple[str, ...], tuple[str, ...]]] = {
     RegistryKind.DEATH: (("id_number", "birth_date", "death_date"), ("name",)),
@@ -304,20 +304,21 @@ def import_csv(
 
 def _paid_lines(conn: Connection, ids: list[str]) -> dict[str, list[tuple[Period, int]]]:
     """(period, amount) of every paid month per retiree, from runs and settled arrears."""
+    from central.payments import run_lines  # payments builds on this module
+
     out: dict[str, list[tuple[Period, int]]] = defaultdict(list)
-    run_ids = list(conn.execute(sa.select(_runs.c.id, _runs.c.period)))
-    periods = {rid: Period.parse(p) for rid, p in run_ids}
+    runs = conn.execute(sa.select(_runs)).all()
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        rows = conn.execute(
-            sa.select(_lines.c.retiree_id, _lines.c.run_id, _lines.c.amount_cents).where(
-                _lines.c.run_id.in_(list(periods)),
-                _lines.c.retiree_id.in_(chunk),
-                _lines.c.decision.in_(_PAID),
+        for run in runs:
+            lines = run_lines(run, retiree_ids=chunk)
+            paid = conn.execute(
+                sa.select(lines.c.retiree_id, lines.c.amount_cents).where(
+                    lines.c.decision.in_(_PAID)
+                )
             )
-        )
-        for rid, run_id, amount in rows:
-            out[rid].append((periods[run_id], int(amount)))
+            for rid, amount in paid:
+                out[rid].append((Period.parse(run.period), int(amount)))
         rows = conn.execute(
             sa.select(_a.c.retiree_id, _a.c.period, _a.c.amount_cents).where(
                 _a.c.retiree_id.in_(chunk), _a.c.settled_in_run.is_not(None)

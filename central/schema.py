@@ -75,6 +75,43 @@ retirees = sa.Table(
     sa.Column("certified_until", sa.Date),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # The roster revision the payable columns below are valid from (see roster_versions);
+    # set by the database's triggers, never by the code.
+    sa.Column("roster_rev", sa.BigInteger),
+)
+
+# -- the versioned roster: what a stored payment run paid, after the roster moved on ----
+#
+# A payment run stores only its non-``pay`` lines and the roster revision it read; its
+# ``pay`` lines are the retirees as they were at that revision. The database keeps that
+# true for every writer (roster import, ingest, SQL by hand) with triggers made by
+# migration 0005: a change to a payable column of a row an earlier run may have read
+# (``roster_rev`` < the open revision) first copies the old values into roster_versions,
+# valid from the row's revision up to the open one; an inserted row takes the open
+# revision; a deleted row keeps its last version. A run reads revision R = the open one
+# and opens R + 1, so a row written after the run never looks valid at R.
+
+PAYABLE = ("name", "monthly_amount_cents", "bank_account", "account_name", "certified_until")
+"""The roster columns a stored run's implied ``pay`` lines are read from (versioned)."""
+
+roster_clock = sa.Table(
+    "roster_clock",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # one row: id 1
+    sa.Column("revision", sa.BigInteger, nullable=False),  # the open revision writes take
+)
+
+roster_versions = sa.Table(
+    "roster_versions",
+    metadata,
+    sa.Column("retiree_id", sa.String(18), primary_key=True),
+    sa.Column("valid_from", sa.BigInteger, primary_key=True),
+    sa.Column("valid_to", sa.BigInteger, nullable=False),  # exclusive
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("monthly_amount_cents", sa.BigInteger),
+    sa.Column("bank_account", sa.String(34)),
+    sa.Column("account_name", sa.String(100)),
+    sa.Column("certified_until", sa.Date),
 )
 
 results = sa.Table(
@@ -179,13 +216,16 @@ payment_runs = sa.Table(
     sa.Column("status", sa.String(12), nullable=False),  # computed / sent / reconciled
     sa.Column("summary", sa.JSON, nullable=False),
     sa.Column("file_sha256", sa.String(64)),
+    # The roster revision the run read; its ``pay`` lines are implied by it. None: a run
+    # made before migration 0005, every line stored (payable columns as at revision 0).
+    sa.Column("roster_revision", sa.BigInteger),
 )
 
 payment_lines = sa.Table(
     "payment_lines",
     metadata,
-    # A plain heap with an index on run_id: a run appends its lines in one pass (no
-    # per-line B-tree insert by ID number); one line per retiree comes from the roster PK.
+    # A run's stored lines: its hold, stop and resume lines (runs before migration 0005:
+    # every line); the pay lines are implied by the versioned roster (see above).
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     sa.Column(
         "run_id",
@@ -202,6 +242,8 @@ payment_lines = sa.Table(
     sa.Column("basis_date", sa.Date),
     # (run, decision, reason): a run's summary in index order, its resumed and held lines
     sa.Index("ix_payment_lines_run_id_decision_reason", "run_id", "decision", "reason"),
+    # (run, retiree): a run's lines read with the roster, one probe per retiree
+    sa.Index("ix_payment_lines_run_id_retiree_id", "run_id", "retiree_id", unique=True),
 )
 
 arrears = sa.Table(

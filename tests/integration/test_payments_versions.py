@@ -1,0 +1,276 @@
+"""Stored runs on the versioned roster: a run keeps saying what it paid (lines, bank file,
+reconciliation, diff, explain) after the roster moves on; runs made before migration 0005
+keep working; SQLite and PostgreSQL."""
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from central import bankfile, db, payments, roster, schema
+from central.config import Policy
+from central.policy import Period
+from protocol import idnumber
+
+pytestmark = pytest.mark.integration
+
+NOW = dt.datetime(2026, 6, 2, 9, tzinfo=dt.UTC)
+APRIL, MAY, JUNE = (Period.parse(p) for p in ("2026-04", "2026-05", "2026-06"))
+_serials = iter(range(300, 999))
+
+
+def person(**values: Any) -> dict[str, Any]:
+    """A roster row with a fresh valid ID number, paid 1,000.xx and certified through 2026."""
+    serial = next(_serials)
+    number = idnumber.make("110105", dt.date(1950, 3, 7), serial)
+    row = {
+        "id_number": number,
+        "name": f"Retiree {serial}",
+        "sex": idnumber.sex(number),
+        "birth_date": dt.date(1950, 3, 7),
+        "monthly_amount_cents": 100_000 + serial,
+        "bank_account": f"6222000000{serial:04d}",
+        "account_name": f"Retiree {serial}",
+        "status": "active",
+        "certified_until": dt.date(2026, 12, 31),
+    }
+    return row | values
+
+
+def enrol(engine: Any, *rows: dict[str, Any]) -> list[str]:
+    roster.upsert(engine, rows, "test", NOW)
+    return [r["id_number"] for r in rows]
+
+
+def run(engine: Any, period: Period) -> payments.RunSummary:
+    return payments.run(engine, period, Policy(), now=NOW)
+
+
+def every_line(engine: Any, period: Period) -> list[tuple[Any, ...]]:
+    """A run's lines without the storage id (pay lines have none)."""
+    return [tuple(row)[2:] for row in payments.lines(engine, period)]
+
+
+def reads(engine: Any, period: Period, ids: list[str]) -> tuple[Any, ...]:
+    """Everything a stored run says: lines, summary, diff, explain of each retiree."""
+    with engine.connect() as conn:
+        summary = payments.get_run(conn, period).summary
+    found = payments.diff(engine, period)
+    why = [payments.explain(engine, period, i, Policy()) for i in ids]
+    return every_line(engine, period), summary, found.transitions, found.changes, why
+
+
+def test_a_stored_run_keeps_what_it_paid_after_the_roster_moves_on(central_engine: Any) -> None:
+    moved, closed, certified, late, stays = enrol(
+        central_engine,
+        person(),
+        person(),
+        person(certified_until=dt.date(2026, 5, 31)),
+        person(certified_until=dt.date(2026, 4, 10)),  # overdue from May: held
+        person(),
+    )
+    ids = [moved, closed, certified, late, stays]
+    run(central_engine, APRIL)
+    run(central_engine, MAY)
+    before = {p: reads(central_engine, p, ids) for p in (APRIL, MAY)}
+    may = {line[0]: line for line in before[MAY][0]}
+    assert may[late][1:3] == ("hold", "certification_overdue")
+    assert may[moved][1:7] == ("pay", None, may[moved][3], 0, may[moved][3], dt.date(2026, 12, 31))
+
+    newcomer, *_ = enrol(
+        central_engine,
+        person(),
+        {
+            "id_number": moved,
+            "monthly_amount_cents": 250_000,
+            "bank_account": "6222999999999999",
+            "name": "Renamed Person",
+            "account_name": "Renamed Person",
+        },
+        {"id_number": closed, "status": "terminated"},
+        {"id_number": certified, "certified_until": dt.date(2027, 6, 30)},
+    )
+    with central_engine.begin() as conn:  # by hand, beside the import: versioned all the same
+        conn.execute(
+            schema.retirees.update()
+            .where(schema.retirees.c.id_number == stays)
+            .values(monthly_amount_cents=123_400)
+        )
+    for period in (APRIL, MAY):
+        assert reads(central_engine, period, ids) == before[period]
+    with pytest.raises(payments.RunError, match="not in the run"):
+        payments.explain(central_engine, MAY, newcomer, Policy())
+
+    june = run(central_engine, JUNE)
+    lines = {line[0]: line for line in every_line(central_engine, JUNE)}
+    assert lines[moved][1:5] == ("pay", None, 250_000, 0)
+    assert lines[closed][1:3] == ("stop", "terminated")
+    assert lines[newcomer][1] == "pay" and lines[stays][3] == 123_400
+    assert lines[certified][6] == dt.date(2027, 6, 30)  # basis_date of a pay line
+    assert june.decisions == {"pay": 4, "hold": 1, "stop": 1}
+    assert june.payable_cents == sum(line[5] for line in lines.values())
+    found = payments.diff(central_engine, JUNE)
+    assert found.transitions == {
+        "(none) -> pay": 1,
+        "pay -> pay": 2,
+        "pay -> stop:terminated": 1,
+    }
+    assert {c["retiree_id"] for c in found.changes} == {moved, stays, closed, newcomer}
+    assert reads(central_engine, MAY, ids) == before[MAY]  # June's run changed nothing of May
+
+
+def test_recomputing_gives_the_same_lines_and_sees_later_changes(central_engine: Any) -> None:
+    paid, held = enrol(central_engine, person(), person(certified_until=dt.date(2026, 2, 1)))
+    first = run(central_engine, APRIL)
+    lines = every_line(central_engine, APRIL)
+    again = run(central_engine, APRIL)
+    assert again.recomputed and every_line(central_engine, APRIL) == lines
+    assert (again.decisions, again.reasons, again.payable_cents) == (
+        first.decisions,
+        first.reasons,
+        first.payable_cents,
+    )
+    enrol(central_engine, {"id_number": paid, "monthly_amount_cents": 55_500})
+    run(central_engine, APRIL)  # the latest run, not filed: recomputed from today's roster
+    amounts = {line[0]: line[3] for line in every_line(central_engine, APRIL)}
+    assert amounts == {paid: 55_500, held: next(x[3] for x in lines if x[0] == held)}
+
+
+def _keys() -> tuple[ec.EllipticCurvePrivateKey, ec.EllipticCurvePrivateKey]:
+    return ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+
+
+def test_bank_file_and_reconciliation_of_an_old_run_after_the_roster_changed(
+    central_engine: Any, tmp_path: Path
+) -> None:
+    rows = [person(), person(), person(account_name="Someone Else")]
+    first, second, withheld = enrol(central_engine, *rows)
+    april = run(central_engine, APRIL)
+    run(central_engine, MAY)
+    enrol(
+        central_engine,
+        {"id_number": first, "bank_account": "6222777777777777", "monthly_amount_cents": 1},
+        {"id_number": second, "name": "New Name", "account_name": "New Name"},
+        {"id_number": withheld, "account_name": rows[2]["name"]},  # fixed, but after April
+        person(),
+    )
+    central_key, bank_key = _keys()
+    made = bankfile.make(
+        central_engine, APRIL, "LIFECERT", tmp_path, central_key, bank_key.public_key(), NOW
+    )
+    data = bankfile.open_sealed(made.path.read_text(), bank_key, central_key.public_key())
+    expected = [
+        bankfile.Record(
+            i, r["id_number"], r["bank_account"], r["account_name"], r["monthly_amount_cents"]
+        )
+        for i, r in enumerate(rows[:2], start=1)
+    ]
+    assert data == bankfile.render("LIFECERT", APRIL, april.run_id, NOW, expected)
+    assert [w["id_number"] for w in made.withheld] == [withheld]
+
+    def returned(account: str) -> bytes:
+        records = [
+            bankfile.Returned(2, 1, first, account, expected[0].amount_cents, "paid", ""),
+            bankfile.Returned(
+                3, 2, second, rows[1]["bank_account"], expected[1].amount_cents, "paid", ""
+            ),
+        ]
+        return bankfile.render_return("LIFECERT", APRIL, april.run_id, records)
+
+    rec = bankfile.reconcile(central_engine, APRIL, returned(rows[0]["bank_account"]), NOW)
+    assert rec.payable_cents == rec.paid_cents + rows[2]["monthly_amount_cents"]
+    assert [d["kind"] for d in rec.differences] == ["withheld"]
+    rec = bankfile.reconcile(central_engine, APRIL, returned("6222777777777777"), NOW)
+    assert [(d["kind"], d["id_number"]) for d in rec.differences] == [
+        ("account_differs", first),  # paid to today's account, not the one April paid
+        ("withheld", withheld),
+    ]
+
+
+def test_deleted_retiree_stays_in_the_runs_that_paid_them(central_engine: Any) -> None:
+    gone, kept = enrol(central_engine, person(), person())
+    run(central_engine, APRIL)
+    lines = every_line(central_engine, APRIL)
+    with central_engine.begin() as conn:
+        conn.execute(schema.retirees.delete().where(schema.retirees.c.id_number == gone))
+    assert every_line(central_engine, APRIL) == lines
+    run(central_engine, MAY)
+    assert [line[0] for line in every_line(central_engine, MAY)] == [kept]
+    assert payments.diff(central_engine, MAY).transitions == {"(left the roster)": 1}
+
+
+def test_runs_made_before_the_migration_keep_their_lines(db_url: str, tmp_path: Path) -> None:
+    engine = db.create_engine(db_url)
+    db.upgrade(engine, "0004")
+    rows = [person(), person(certified_until=dt.date(2026, 1, 31))]
+    paid, held = (r["id_number"] for r in rows)
+    amount = rows[0]["monthly_amount_cents"]
+    with engine.begin() as conn:  # a roster and an April run as the code before 0005 stored them
+        conn.execute(
+            sa.insert(schema.retirees), [r | {"created_at": NOW, "updated_at": NOW} for r in rows]
+        )
+        legacy = conn.execute(
+            sa.insert(schema.payment_runs)
+            .values(
+                period="2026-04",
+                created_at=NOW,
+                actor="test",
+                policy={},
+                status="computed",
+                summary={"decisions": {"pay": 1, "hold": 1}},
+            )
+            .returning(schema.payment_runs.c.id)
+        ).scalar_one()
+        conn.execute(
+            sa.insert(schema.payment_lines),
+            [
+                {
+                    "run_id": legacy,
+                    "retiree_id": paid,
+                    "decision": "pay",
+                    "reason": None,
+                    "amount_cents": amount,
+                    "arrears_cents": 0,
+                    "payable_cents": amount,
+                    "basis_date": dt.date(2026, 12, 31),
+                },
+                {
+                    "run_id": legacy,
+                    "retiree_id": held,
+                    "decision": "hold",
+                    "reason": "certification_overdue",
+                    "amount_cents": rows[1]["monthly_amount_cents"],
+                    "arrears_cents": 0,
+                    "payable_cents": 0,
+                    "basis_date": dt.date(2026, 1, 31),
+                },
+            ],
+        )
+    db.upgrade(engine)
+    april = every_line(engine, APRIL)
+    assert [(line[0], line[1]) for line in april] == [(paid, "pay"), (held, "hold")]
+    newcomer, _ = enrol(engine, person(), {"id_number": paid, "bank_account": "6222888888888888"})
+    assert every_line(engine, APRIL) == april  # the newcomer is not in the old run
+    central_key, bank_key = _keys()
+    made = bankfile.make(engine, APRIL, "LIFECERT", tmp_path, central_key, bank_key.public_key())
+    data = bankfile.open_sealed(made.path.read_text(), bank_key, central_key.public_key())
+    assert [(r.id_number, r.bank_account) for r in bankfile.parse(data)[1]] == [
+        (paid, rows[0]["bank_account"])  # the account as it was when the database upgraded
+    ]
+    may = run(engine, MAY)
+    assert may.decisions == {"pay": 2, "hold": 1}
+    assert payments.diff(engine, MAY).transitions == {"(none) -> pay": 1}
+
+    command.downgrade(db.alembic_config(engine), "0004")  # pay lines written back
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(schema.payment_lines.c.retiree_id, schema.payment_lines.c.decision)
+            .where(schema.payment_lines.c.run_id == may.run_id)
+            .order_by(schema.payment_lines.c.retiree_id)
+        ).all()
+    assert sorted(stored) == sorted([(paid, "pay"), (held, "hold"), (newcomer, "pay")])
+    engine.dispose()
