@@ -422,9 +422,10 @@ def _roomy(conn: Connection) -> Iterator[None]:
 def summarise(conn: Connection, run: Any) -> RunSummary:
     """Counts per decision and reason, and totals, of one run (a ``payment_runs`` row).
 
-    The stored lines are grouped; the implied pay lines are counted and summed over the
-    roster at the run's revision less the stored lines (whose ``amount_cents`` is the
-    roster amount, 0 when none): one scan, no join.
+    Called by the run, when the roster at its revision is the table itself (earlier
+    versions are not valid at the open revision). The stored lines are grouped; the implied
+    pay lines are the roster less the stored lines (whose ``amount_cents`` is the roster
+    amount, 0 when none): one scan, no join.
     """
     rows = conn.execute(
         sa.select(
@@ -450,9 +451,10 @@ def summarise(conn: Connection, run: Any) -> RunSummary:
         stored += n
         stored_amount += int(amount or 0)
     if run.roster_revision is not None:
-        v = roster_at(run.roster_revision)
         everyone, amount = conn.execute(
-            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(v.c.monthly_amount_cents), 0))
+            sa.select(
+                sa.func.count(), sa.func.coalesce(sa.func.sum(_r.c.monthly_amount_cents), 0)
+            ).where(_r.c.roster_rev <= run.roster_revision)
         ).one()
         if implied := everyone - stored:
             decisions[Decision.PAY.value] = decisions.get(Decision.PAY.value, 0) + implied
@@ -588,48 +590,47 @@ def diff(engine: Engine, period: Period, *, limit: int = 100) -> Diff:
         prev = conn.execute(sa.select(_runs).where(_runs.c.period == str(previous))).first()
         if prev is None:
             return Diff(str(period), None, {})
-        maybe = _changed_between(prev, now_run)
-        # Materialised once each: every query below reads them.
-        new = run_lines(now_run, retiree_ids=maybe).element.cte("new").prefix_with("MATERIALIZED")
-        old = run_lines(prev, retiree_ids=maybe).element.cte("old").prefix_with("MATERIALIZED")
+        ids: sa.Select[Any] | None = None
+        if (maybe := _changed_between(prev, now_run)) is not None:
+            cte = maybe.cte("maybe").prefix_with("MATERIALIZED")
+            ids = sa.select(cte.c.retiree_id)
+        new = run_lines(now_run, retiree_ids=ids).element.cte("new").prefix_with("MATERIALIZED")
+        old = run_lines(prev, retiree_ids=ids).element.cte("old").prefix_with("MATERIALIZED")
         label_new = new.c.decision + sa.func.coalesce(sa.literal(":") + new.c.reason, "")
         label_old = old.c.decision + sa.func.coalesce(sa.literal(":") + old.c.reason, "")
-        joined = new.outerjoin(old, old.c.retiree_id == new.c.retiree_id)
-        changed = sa.or_(
-            old.c.retiree_id.is_(None),
-            label_old != label_new,
-            old.c.payable_cents != new.c.payable_cents,
-        )
-        base = (
-            sa.select(
-                new.c.retiree_id,
-                sa.func.coalesce(label_old, "(none)").label("old"),
-                label_new.label("new"),
-                old.c.payable_cents.label("old_payable_cents"),
-                new.c.payable_cents.label("new_payable_cents"),
+        changed = sa.select(
+            new.c.retiree_id,
+            sa.func.coalesce(label_old, "(none)").label("old"),
+            label_new.label("new"),
+            old.c.payable_cents.label("old_payable_cents"),
+            new.c.payable_cents.label("new_payable_cents"),
+        ).where(
+            sa.or_(
+                old.c.retiree_id.is_(None),
+                label_old != label_new,
+                old.c.payable_cents != new.c.payable_cents,
             )
-            .select_from(joined)
-            .where(changed)
         )
-        counts = base.subquery()
-        transitions = {
-            f"{o} -> {n}": int(c)
-            for o, n, c in conn.execute(
-                sa.select(counts.c.old, counts.c.new, sa.func.count()).group_by(
-                    counts.c.old, counts.c.new
-                )
-            )
-        }
-        gone = conn.scalar(
-            sa.select(sa.func.count())
-            .select_from(old)
-            .where(~sa.exists().where(new.c.retiree_id == old.c.retiree_id))
+        changed = changed.select_from(new.outerjoin(old, old.c.retiree_id == new.c.retiree_id))
+        gone = (
+            sa.select(old.c.retiree_id, label_old, sa.null(), old.c.payable_cents, sa.null())
+            .select_from(old.outerjoin(new, new.c.retiree_id == old.c.retiree_id))
+            .where(new.c.retiree_id.is_(None))
         )
-        if gone:
-            transitions["(left the roster)"] = int(gone)
-        changes = [
-            dict(row._mapping) for row in conn.execute(base.order_by(new.c.retiree_id).limit(limit))
-        ]
+        every = sa.union_all(changed, gone).subquery()
+        counts: dict[tuple[str, str], int] = {}
+        changes: list[dict[str, Any]] = []
+        left = 0
+        for row in conn.execute(sa.select(every).order_by(every.c.retiree_id)):
+            if row.new is None:
+                left += 1
+                continue
+            counts[row.old, row.new] = counts.get((row.old, row.new), 0) + 1
+            if len(changes) < limit:
+                changes.append(dict(row._mapping))
+        transitions = {f"{o} -> {n}": c for (o, n), c in sorted(counts.items())}
+        if left:
+            transitions["(left the roster)"] = left
     return Diff(str(period), str(previous), transitions, changes)
 
 
