@@ -77,7 +77,11 @@ class ModelSpec(_Strict):
 class Threshold(_Strict):
     """Decision threshold of one comparison mode."""
 
-    metric: Literal["euclidean"] = "euclidean"
+    metric: Literal["euclidean", "euclidean_unit"] = Field(
+        default="euclidean",
+        description="euclidean: distance of the templates as they are; euclidean_unit: of the "
+        "templates scaled to length 1",
+    )
     distance: float = Field(description="match when distance <= this")
     target_fmr: float | None = None
     fnmr_at_target: float | None = None

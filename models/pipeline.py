@@ -4,7 +4,8 @@ Example::
 
     with FacePipeline.open(Path("var/models"), Path("models-sign.pub.pem")) as faces:
         face = faces.analyse(image)            # detection, landmarks, chip, template, quality
-        match = faces.compare(face.template, reference, mode="card_photo")
+        reference = faces.card_photo(photo)    # a reference: its template is faces.reference()
+        match = faces.compare(face.template, reference.template, mode="card_photo")
 """
 
 from dataclasses import dataclass
@@ -112,11 +113,17 @@ class FacePipeline:
         )
 
     def embed(self, chip: np.ndarray) -> np.ndarray:
-        """The template of a face chip."""
+        """The template of a live probe's face chip (one pass of the network)."""
         return self.embedder.embed(chip)
 
-    def analyse(self, image: Image.Image | np.ndarray) -> Face | None:
-        """The largest face: landmarks, chip, template and quality; ``None`` without a face."""
+    def reference(self, chip: np.ndarray) -> np.ndarray:
+        """The template of a face chip kept as a reference (mirror-averaged if the bundle
+        says so: it costs a second pass, once per certification)."""
+        return self.embedder.reference(chip)
+
+    def analyse(self, image: Image.Image | np.ndarray, *, reference: bool = False) -> Face | None:
+        """The largest face: landmarks, chip, template (a probe's, or a reference's with
+        ``reference``) and quality; ``None`` without a face."""
         img = as_image(image)
         detections = self.detector.detect(img)
         for det in sorted(detections, key=lambda d: -d.width):
@@ -125,13 +132,16 @@ class FacePipeline:
                 continue
             chip = self.align(img, marks)
             quality = measure(chip, marks, det.width, len(detections))
-            return Face(det, marks, chip, self.embed(chip), quality)
+            template = self.reference(chip) if reference else self.embed(chip)
+            return Face(det, marks, chip, template, quality)
         return None
 
     def card_photo(self, image: Image.Image | np.ndarray) -> Face | None:
         """Like :meth:`analyse` for an ID-card photo (small, heavily compressed): the JPEG
-        blocks are smoothed first. Compare its template in mode ``card_photo``."""
-        return self.analyse(as_image(image).filter(ImageFilter.GaussianBlur(CARD_PHOTO_DEBLOCK)))
+        blocks are smoothed first and the template is a reference. Compare it in mode
+        ``card_photo``."""
+        smoothed = as_image(image).filter(ImageFilter.GaussianBlur(CARD_PHOTO_DEBLOCK))
+        return self.analyse(smoothed, reference=True)
 
     def compare(self, probe: np.ndarray, reference: np.ndarray, mode: Mode = "live") -> Match:
         """Distance and decision with the manifest's threshold for ``mode``."""

@@ -40,7 +40,13 @@ class Embedder(Protocol):
     chip_size: int
     padding: float
 
-    def embed(self, chip: np.ndarray) -> np.ndarray: ...
+    def embed(self, chip: np.ndarray) -> np.ndarray:
+        """The template of a live probe."""
+        ...
+
+    def reference(self, chip: np.ndarray) -> np.ndarray:
+        """The template to keep as a reference (may cost more than a probe's)."""
+        ...
 
     def network(self, chip: np.ndarray) -> np.ndarray:
         """One pass of the network, without test-time augmentation."""

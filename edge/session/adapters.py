@@ -78,7 +78,10 @@ class PipelineFaces:
         _, chip, det = self._last
         pad = self.pipeline.pad
         score = float(pad.live_score(as_image(frame.rgb), det)) if pad is not None else None
-        return Probe(self.pipeline.embed(chip), score)
+        return Probe(self.pipeline.embed(chip), score, chip)
+
+    def keep(self, probe: Probe) -> np.ndarray:
+        return probe.template if probe.chip is None else self.pipeline.reference(probe.chip)
 
     def photo_template(self, rgb: np.ndarray) -> np.ndarray | None:
         face = self.pipeline.card_photo(rgb)

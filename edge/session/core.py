@@ -409,6 +409,7 @@ class Session:
         probe: Probe,
     ) -> Outcome:
         match, live = self._face_evidence(reference, attempts, attempts[-1])
+        kept = self.ports.faces.keep(probe)
         draft = Draft(
             retiree_id=card.id_number,
             method=Method.FACE,
@@ -416,10 +417,10 @@ class Session:
             channel=channel,
             match=match,
             liveness=live,
-            template=sealed_form(probe.template, self.ports.faces.template_model),
+            template=sealed_form(kept, self.ports.faces.template_model),
         )
         outcome = self._store(draft, attempts)
-        self.ports.references.remember_face(card.id_number, probe.template)
+        self.ports.references.remember_face(card.id_number, kept)
         return outcome
 
     def _fallback(

