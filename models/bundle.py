@@ -74,10 +74,13 @@ class ModelSpec(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+Metric = Literal["euclidean", "euclidean_unit"]
+
+
 class Threshold(_Strict):
     """Decision threshold of one comparison mode."""
 
-    metric: Literal["euclidean", "euclidean_unit"] = Field(
+    metric: Metric = Field(
         default="euclidean",
         description="euclidean: distance of the templates as they are; euclidean_unit: of the "
         "templates scaled to length 1",

@@ -15,7 +15,7 @@ from models.tools.cardphoto import card_photo
 log = logging.getLogger(__name__)
 DIM = 128
 #: bump when the pipeline's code changes its templates (the cache is keyed by it)
-REVISION = 2
+REVISION = 3
 
 
 def _cached(path: Path, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -38,7 +38,8 @@ def central_detection(image: Image.Image) -> Detection:
 
 
 def ours(pipe: FacePipeline, paths: list[Path], cache: Path) -> dict[str, np.ndarray]:
-    """Live templates, card-photo templates (reference degraded) and flags, per image.
+    """Per image: its template as a live probe (``live``) and as a kept reference
+    (``reference``), the template of its degraded card photo (``card``, a reference), flags.
 
     ``found``: the detector found a face (else the central box was used);
     ``card_ok``: the degraded card photo yielded a template.
@@ -47,6 +48,7 @@ def ours(pipe: FacePipeline, paths: list[Path], cache: Path) -> dict[str, np.nda
     def compute() -> dict[str, np.ndarray]:
         n = len(paths)
         live = np.zeros((n, DIM), np.float32)
+        reference = np.zeros((n, DIM), np.float32)
         card = np.zeros((n, DIM), np.float32)
         found = np.zeros(n, bool)
         card_ok = np.zeros(n, bool)
@@ -58,11 +60,18 @@ def ours(pipe: FacePipeline, paths: list[Path], cache: Path) -> dict[str, np.nda
             marks = pipe.landmarks(image, det) or pipe.landmarks(image, central_detection(image))
             if marks is None:
                 continue
-            live[i] = pipe.embed(pipe.align(image, marks))
+            chip = pipe.align(image, marks)
+            live[i], reference[i] = pipe.embed(chip), pipe.reference(chip)
             card_face = pipe.card_photo(card_photo(image, det.box)) if dets else None
             if card_face is not None:
                 card[i], card_ok[i] = card_face.template, True
-        return {"live": live, "card": card, "found": found, "card_ok": card_ok}
+        return {
+            "live": live,
+            "reference": reference,
+            "card": card,
+            "found": found,
+            "card_ok": card_ok,
+        }
 
     return _cached(cache, compute)
 

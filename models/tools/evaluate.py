@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from models.bundle import Manifest, Mode, Threshold, read_manifest, write_manifest
+from models.bundle import Manifest, Metric, Mode, Threshold, read_manifest, write_manifest
 from models.pipeline import FacePipeline
 from models.tools import embeddings, lfw
-from models.tools.metrics import ErrorCurve, all_pairs_curve, cross_curve, kfold_accuracy
+from models.tools.metrics import ErrorCurve, cross_curve, kfold_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,16 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
-def _protocol(name: str, templates: np.ndarray, pairs: list[lfw.Pair], failures: int) -> FoldResult:
-    a = templates[[p.a for p in pairs]]
-    b = templates[[p.b for p in pairs]]
+def _protocol(
+    name: str,
+    references: np.ndarray,
+    probes: np.ndarray,
+    pairs: list[lfw.Pair],
+    failures: int,
+) -> FoldResult:
+    """The first image of each pair as the reference, the second as the live probe."""
+    a = references[[p.a for p in pairs]]
+    b = probes[[p.b for p in pairs]]
     dist = np.linalg.norm(a.astype(np.float64) - b, axis=1)
     same = np.array([p.same for p in pairs])
     folds = np.array([p.fold for p in pairs])
@@ -56,24 +63,25 @@ def _protocol(name: str, templates: np.ndarray, pairs: list[lfw.Pair], failures:
     return FoldResult(name, accs, thresholds, failures)
 
 
+def _distances(refs: np.ndarray, probes: np.ndarray) -> np.ndarray:
+    r, p = refs.astype(np.float64), probes.astype(np.float64)
+    return np.sqrt(np.clip((r**2).sum(1)[:, None] + (p**2).sum(1)[None] - 2 * r @ p.T, 0, None))
+
+
 def _subgroups(
-    root: Path, faces: lfw.FaceSet, live: np.ndarray, threshold: float
+    root: Path, faces: lfw.FaceSet, refs: np.ndarray, probes: np.ndarray, threshold: float
 ) -> list[dict[str, object]]:
-    """Per subgroup: images, genuine pairs and FNMR at ``threshold``, impostor FMR."""
+    """Per subgroup (members' references against every other image's probe): images,
+    genuine pairs and FNMR at ``threshold``, impostor FMR."""
     labels = np.array(faces.identities)
     rows = []
     for group, names in lfw.read_subgroups(root).items():
         members = np.isin(labels, names)
         idx = np.nonzero(members)[0]
-        t = live[idx].astype(np.float64)
-        d = np.linalg.norm(t[:, None, :] - t[None, :, :], axis=2)
+        d = _distances(refs[idx], probes[idx])
         same = labels[idx][:, None] == labels[idx][None, :]
-        upper = np.triu(np.ones_like(same), 1)
-        genuine = d[upper & same]
-        others = live[~members].astype(np.float64)
-        imp = np.sqrt(
-            np.clip((t**2).sum(1)[:, None] + (others**2).sum(1)[None] - 2 * t @ others.T, 0, None)
-        )
+        genuine = d[same & ~np.eye(len(idx), dtype=bool)]
+        imp = _distances(refs[idx], probes[~members])
         rows.append(
             {
                 "group": group,
@@ -102,9 +110,12 @@ def evaluate(
     pairs = lfw.read_pairs(faces)
     key = f"{pipe.manifest.version}-r{embeddings.REVISION}-{len(faces.paths)}"
     ours = embeddings.ours(pipe, faces.paths, cache_dir / f"lfw-ours-{key}.npz")
-    live, found = ours["live"], ours["found"]
+    live, refs, found = ours["live"], ours["reference"], ours["found"]
+    embedder = pipe.manifest.models["embedder"]
     protocol = [
-        _protocol("lifecert (BlazeFace + mesh + TFLite ResNet)", live, pairs, int((~found).sum()))
+        _protocol(
+            f"lifecert (BlazeFace + mesh + {embedder.file})", refs, live, pairs, int((~found).sum())
+        )
     ]
     parity = None
     if with_dlib:
@@ -117,12 +128,17 @@ def evaluate(
         full = np.zeros_like(live)
         full[used] = base["dlib"]
         protocol.append(
-            _protocol("dlib (HOG + 5-point + ResNet)", full, pairs, int((~base["found"]).sum()))
+            _protocol(
+                "dlib (HOG + 5-point + ResNet)", full, full, pairs, int((~base["found"]).sum())
+            )
         )
         parity = _cosine(base["dlib"], base["converted"])
     labels = np.unique(np.array(faces.identities), return_inverse=True)[1]
     valid = np.linalg.norm(live, axis=1) > 0
-    live_curve, _ = all_pairs_curve(live, labels, valid)
+    # live: every image's reference against every other image's probe (ordered pairs)
+    live_curve = cross_curve(
+        live[valid], labels[valid], refs[valid], labels[valid], exclude=np.arange(valid.sum())
+    )
     # card photo: every image of a person with 2+ images, degraded, against all other images
     counts = np.bincount(labels)
     multi = counts[labels] > 1
@@ -134,11 +150,12 @@ def evaluate(
     t_live, fnmr_live = live_curve.at_fmr(live_fmr)
     t_card, fnmr_card = card_curve.at_fmr(card_fmr)
     source = f"{root.name}: {len(faces.paths)} images, all pairs"
+    metric: Metric = "euclidean_unit" if embedder.options.get("unit_length") else "euclidean"
     thresholds: dict[Mode, Threshold] = {
-        "live": Threshold(distance=round(t_live, 4), target_fmr=live_fmr,
+        "live": Threshold(metric=metric, distance=round(t_live, 4), target_fmr=live_fmr,
                           fnmr_at_target=round(fnmr_live, 4),
                           calibrated_on=f"{source} (live vs live)"),
-        "card_photo": Threshold(distance=round(t_card, 4), target_fmr=card_fmr,
+        "card_photo": Threshold(metric=metric, distance=round(t_card, 4), target_fmr=card_fmr,
                                 fnmr_at_target=round(fnmr_card, 4),
                                 calibrated_on=f"{source} (card photo 102x126 JPEG q20 vs live)"),
     }  # fmt: skip
@@ -153,7 +170,7 @@ def evaluate(
         live_missed=int((~found).sum()),
         card_missed=int((multi & ~ours["card_ok"]).sum()),
         parity=parity,
-        subgroups=_subgroups(root, faces, live, t_live),
+        subgroups=_subgroups(root, faces, refs, live, t_live),
         thresholds=thresholds,
     )
 

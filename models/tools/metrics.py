@@ -82,29 +82,6 @@ class ImpostorHistogram:
         return ErrorCurve(thresholds, fmr, fnmr, total, len(g))
 
 
-def all_pairs_curve(
-    templates: np.ndarray, labels: np.ndarray, valid: np.ndarray, chunk: int = 512
-) -> tuple[ErrorCurve, np.ndarray]:
-    """Every same-identity pair is genuine, every cross-identity pair an impostor
-    (each unordered pair once). Returns the curve and the genuine distances."""
-    t = templates[valid].astype(np.float64)
-    lab = labels[valid]
-    sq = (t**2).sum(1)
-    hist = ImpostorHistogram()
-    genuine = []
-    for start in range(0, len(t), chunk):
-        block = t[start : start + chunk]
-        d2 = sq[start : start + chunk, None] + sq[None, :] - 2 * block @ t.T
-        dist = np.sqrt(np.clip(d2, 0, None))
-        rows = np.arange(start, start + len(block))[:, None]
-        upper = np.arange(len(t))[None, :] > rows
-        same = lab[start : start + chunk, None] == lab[None, :]
-        genuine.append(dist[upper & same])
-        hist.add(dist[upper & ~same])
-    g = np.concatenate(genuine)
-    return hist.curve(g), g
-
-
 def cross_curve(
     probes: np.ndarray,
     probe_labels: np.ndarray,

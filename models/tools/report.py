@@ -65,7 +65,9 @@ def write_report(ev: Evaluation, out: Path, bundle_version: str, command: str) -
         "",
         "## LFW protocol (pairs.txt, 8 identity-disjoint folds)",
         "",
-        "Threshold chosen on the 7 other folds, accuracy on the held-out fold.",
+        "Threshold chosen on the 7 other folds, accuracy on the held-out fold. lifecert: the "
+        "pair's first image as the kept reference, the second as the live probe; dlib: its "
+        "descriptor on both.",
         "",
         "| pipeline | accuracy (mean ± std) | threshold (mean) | no face found (fallback box) |",
         "|---|---|---|---|",
@@ -84,8 +86,10 @@ def write_report(ev: Evaluation, out: Path, bundle_version: str, command: str) -
         "",
         "## All pairs: FNMR at fixed FMR",
         "",
-        f"Live vs live: every same-person pair is genuine ({ev.live.genuines:,}), every "
-        f"cross-identity pair an impostor ({ev.live.impostors:,}). Card photo: every image of a "
+        "Live vs live: every image's reference template (as kept after a certification) "
+        "against every other image's live-probe template (one network pass), both orders: "
+        f"same person genuine ({ev.live.genuines:,}), cross-identity impostor "
+        f"({ev.live.impostors:,}). Card photo: every image of a "
         f"person with 2+ images ({ev.card_refs:,}) degraded to a 102x126 head-and-shoulders "
         "crop at JPEG quality 20 and analysed with `FacePipeline.card_photo` (JPEG blocks "
         "smoothed), against every other live image "

@@ -1,9 +1,9 @@
-"""Verification metrics: k-fold thresholds, FNMR at FMR, EER, all-pairs counting."""
+"""Verification metrics: k-fold thresholds, FNMR at FMR, EER, ordered-pair counting."""
 
 import numpy as np
 import pytest
 
-from models.tools.metrics import ImpostorHistogram, all_pairs_curve, best_threshold, kfold_accuracy
+from models.tools.metrics import ImpostorHistogram, best_threshold, cross_curve, kfold_accuracy
 
 
 def test_best_threshold_separates_separable_scores() -> None:
@@ -37,10 +37,11 @@ def test_fnmr_at_fmr_and_eer_on_known_distributions() -> None:
     assert t_eer == pytest.approx(0.5625, abs=0.005)
 
 
-def test_all_pairs_counts_every_pair_once() -> None:
-    templates = np.array([[0.0, 0], [0.1, 0], [1.0, 0], [1.1, 0], [5.0, 0]])
+def test_every_reference_meets_every_other_probe_once() -> None:
+    probes = np.array([[0.0, 0], [0.1, 0], [1.0, 0], [1.1, 0], [5.0, 0]])
+    refs = probes + np.array([0.0, 0.05])  # a reference differs from its own image's probe
     labels = np.array([0, 0, 1, 1, 2])
-    curve, genuine = all_pairs_curve(templates, labels, np.ones(5, bool), chunk=2)
-    assert sorted(np.round(genuine, 6)) == [0.1, 0.1]
-    assert curve.genuines == 2 and curve.impostors == 10 - 2
-    assert curve.at_fmr(0.0)[1] == 0.0  # all genuines below the first impostor (0.9)
+    curve = cross_curve(probes, labels, refs, labels, exclude=np.arange(5), chunk=2)
+    # ordered genuine pairs (a reference never meets its own image's probe): 0-1, 1-0, 2-3, 3-2
+    assert curve.genuines == 4 and curve.impostors == 5 * 5 - 5 - 4
+    assert curve.at_fmr(0.0)[1] == 0.0  # all genuines (~0.11) below the first impostor (~0.9)
