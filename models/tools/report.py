@@ -98,7 +98,7 @@ def write_report(ev: Evaluation, out: Path, bundle_version: str, command: str) -
         "",
         "| mode | FMR | threshold | FNMR |",
         "|---|---|---|---|",
-        *_curve_rows("live vs live", ev.live, (1e-3, 1e-4, 1e-5)),
+        *_curve_rows("live vs live", ev.live, (1e-3, 1e-4, 1e-5, 1e-6)),
         *_curve_rows("card photo vs live", ev.card, (1e-3, 1e-4)),
         "",
         f"EER: live {_pct(e_live)} (threshold {t_eer:.4f}), card photo {_pct(e_card)} "
