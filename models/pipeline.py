@@ -18,10 +18,9 @@ from PIL import Image, ImageFilter
 from models import plugins
 from models.bundle import Manifest, load_bundle
 from models.errors import ModelError
-from models.face.align import align
 from models.face.compare import Match, compare
 from models.face.detect import Detection
-from models.face.landmarks import MESH_TO_DLIB5, FaceLandmarks
+from models.face.landmarks import FaceLandmarks
 from models.face.quality import Quality, measure
 
 Mode = Literal["live", "card_photo"]
@@ -106,11 +105,8 @@ class FacePipeline:
         return self.landmarker.landmarks(as_image(image), detection)
 
     def align(self, image: Image.Image | np.ndarray, landmarks: FaceLandmarks) -> np.ndarray:
-        """The dlib-style face chip of a face."""
-        e = self.embedder
-        return align(
-            as_image(image), landmarks.five_points(), e.chip_size, e.padding, MESH_TO_DLIB5
-        )
+        """The face chip the bundle's embedder expects (its own geometry)."""
+        return self.embedder.chip(as_image(image), landmarks)
 
     def embed(self, chip: np.ndarray) -> np.ndarray:
         """The template of a live probe's face chip (one pass of the network)."""

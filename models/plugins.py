@@ -35,10 +35,11 @@ class Landmarker(Protocol):
 
 
 class Embedder(Protocol):
-    """Template of an aligned face chip."""
+    """Template of an aligned face chip; the embedder owns the chip's geometry."""
 
-    chip_size: int
-    padding: float
+    def chip(self, image: Image.Image, landmarks: "FaceLandmarks") -> np.ndarray:
+        """The aligned face chip (uint8 RGB) this embedder's network expects."""
+        ...
 
     def embed(self, chip: np.ndarray) -> np.ndarray:
         """The template of a live probe."""
@@ -92,4 +93,5 @@ def _load_builtins() -> None:
     import models.face.detector
     import models.face.embedder
     import models.face.landmarks
+    import models.face.sface
     import models.pad.minifasnet  # noqa: F401

