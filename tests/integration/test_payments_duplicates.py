@@ -22,7 +22,8 @@ MODEL = "dlib_face_recognition_resnet_v1"
 
 @pytest.fixture(scope="module")
 def embeddings(shared_data: Path) -> dict[str, np.ndarray]:
-    """Templates of two images each of persons A and B, and one of C (real LFW faces)."""
+    """Templates of two images each of persons A and B, and one of C (real LFW faces), and
+    ``distance``: the bundle's live threshold (the embedder's own scale)."""
     from models.pipeline import FacePipeline
     from models.tools import lfw
     from tests.integration.test_models_pipeline import bundle_and_key
@@ -38,13 +39,14 @@ def embeddings(shared_data: Path) -> dict[str, np.ndarray]:
             return np.asarray(face.template, dtype=np.float32)
 
         pairs = [(p, embed(p.a), embed(p.b)) for p in genuine]
+        distance = np.array(pipe.manifest.thresholds["live"].distance)
     # A: the pair closest together (a re-capture at a kiosk is closer than LFW's press photos)
     pairs.sort(key=lambda t: float(np.linalg.norm(t[1] - t[2])))
     (a, a1, a2), *others = pairs
     rest = [t for t in others if _who(faces, t[0].a) != _who(faces, a.a)]
     b, b1, b2 = rest[0]
     c1 = next(t[1] for t in rest[1:] if _who(faces, t[0].a) != _who(faces, b.a))
-    out = {"A1": a1, "A2": a2, "B1": b1, "B2": b2, "C1": c1}
+    out = {"A1": a1, "A2": a2, "B1": b1, "B2": b2, "C1": c1, "distance": distance}
     return out
 
 
@@ -95,19 +97,20 @@ def test_same_face_under_two_identities_is_flagged(
 
     cipher = duplicates.TemplateCipher.from_file(duplicates.write_key(tmp_path / "templates.key"))
     index = duplicates.FaceIndex.load(central_engine, cipher)
-    report = duplicates.scan(central_engine, index, cipher, seal_key, distance=0.5)
+    limit = float(embeddings["distance"])
+    report = duplicates.scan(central_engine, index, cipher, seal_key, distance=limit)
     assert (report.indexed, report.problems) == (5, 1)
     flags = duplicates.list_flags(central_engine)
     assert [(f["kind"], f["retiree_id"], f["other_retiree_id"]) for f in flags] == [
         ("duplicate_face", r3, r1)
     ]
-    assert 0 < flags[0]["score"] <= 0.5
-    again = duplicates.scan(central_engine, index, cipher, seal_key, distance=0.5)
+    assert 0 < flags[0]["score"] <= limit
+    again = duplicates.scan(central_engine, index, cipher, seal_key, distance=limit)
     assert (again.indexed, again.flags) == (0, [])  # each result is searched once
 
     reloaded = duplicates.FaceIndex.load(central_engine, cipher)
     assert len(reloaded) == 5
-    near = reloaded.search(MODEL, embeddings["A2"], 0.5, exclude=r3)
+    near = reloaded.search(MODEL, embeddings["A2"], limit, exclude=r3)
     assert [h.retiree_id for h in near] == [r1]
     with central_engine.connect() as conn:
         blobs = conn.execute(sa.select(schema.face_templates.c.vector)).scalars().all()
