@@ -77,10 +77,12 @@ def ours(pipe: FacePipeline, paths: list[Path], cache: Path) -> dict[str, np.nda
 
 
 def dlib_pipeline(pipe: FacePipeline, paths: list[Path], cache: Path) -> dict[str, np.ndarray]:
-    """dlib's own pipeline (HOG detector, 5-point predictor, ResNet) per image, and our
-    TFLite ResNet on dlib's chip of the same image (conversion parity)."""
+    """dlib's own pipeline (HOG detector, 5-point predictor, ResNet) per image, and, when
+    the bundle's embedder is the converted ResNet, it on dlib's chip (conversion parity)."""
     import dlib
     import face_recognition_models as frm
+
+    converted = pipe.manifest.models["embedder"].type == "dlib_resnet_v1"
 
     def compute() -> dict[str, np.ndarray]:
         detector = dlib.get_frontal_face_detector()
@@ -102,7 +104,9 @@ def dlib_pipeline(pipe: FacePipeline, paths: list[Path], cache: Path) -> dict[st
             )
             chip = dlib.get_face_chip(img, predictor(img, rect), size=150, padding=0.25)
             ref[i] = np.array(resnet.compute_face_descriptor(chip))
-            conv[i] = pipe.embedder.network(chip)
-        return {"dlib": ref, "converted": conv, "found": found}
+            if converted:
+                conv[i] = pipe.embedder.network(chip)
+        result = {"dlib": ref, "found": found}
+        return {**result, "converted": conv} if converted else result
 
     return _cached(cache, compute)

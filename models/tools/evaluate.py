@@ -121,9 +121,9 @@ def evaluate(
     if with_dlib:
         used = sorted({p.a for p in pairs} | {p.b for p in pairs})
         paths = [faces.paths[i] for i in used]
-        net = pipe.manifest.models["embedder"].sha256[:12]  # the baseline needs only the network
+        parity_of = "" if embedder.type != "dlib_resnet_v1" else f"-{embedder.sha256[:12]}"
         base = embeddings.dlib_pipeline(
-            pipe, paths, cache_dir / f"lfw-dlib-{net}-{len(faces.paths)}-{len(used)}.npz"
+            pipe, paths, cache_dir / f"lfw-dlib{parity_of}-{len(faces.paths)}-{len(used)}.npz"
         )
         full = np.zeros_like(live)
         full[used] = base["dlib"]
@@ -132,7 +132,7 @@ def evaluate(
                 "dlib (HOG + 5-point + ResNet)", full, full, pairs, int((~base["found"]).sum())
             )
         )
-        parity = _cosine(base["dlib"], base["converted"])
+        parity = _cosine(base["dlib"], base["converted"]) if "converted" in base else None
     labels = np.unique(np.array(faces.identities), return_inverse=True)[1]
     valid = np.linalg.norm(live, axis=1) > 0
     # live: every image's reference against every other image's probe (ordered pairs)
