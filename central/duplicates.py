@@ -109,6 +109,14 @@ class _Matrix:
         self.size += 1
 
 
+def _unit(vector: np.ndarray) -> np.ndarray:
+    """float32 ``vector`` scaled to length 1 (templates compare by the distance of unit
+    vectors, whatever length the terminal's bundle gave them)."""
+    v = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else v
+
+
 @dataclass(frozen=True)
 class Hit:
     """Another retiree's template close to the probe."""
@@ -133,7 +141,7 @@ class FaceIndex:
         code = self.codes.setdefault(retiree_id, len(self.retirees))
         if code == len(self.retirees):
             self.retirees.append(retiree_id)
-        self.models[key].add(vector, code, result_id)
+        self.models[key].add(_unit(vector), code, result_id)
 
     def __len__(self) -> int:
         return sum(m.size for m in self.models.values())
@@ -145,7 +153,7 @@ class FaceIndex:
         matrix = self.models.get((model, len(vector)))
         if matrix is None or matrix.size == 0:
             return []
-        q = vector.astype(np.float32)
+        q = _unit(vector)
         qq = float(q @ q)
         # |r - q|^2 <= t^2  <=>  r.q - |r|^2 / 2 >= (|q|^2 - t^2) / 2: one pass, one temporary
         score = matrix.rows[: matrix.size] @ q

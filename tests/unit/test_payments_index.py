@@ -42,6 +42,10 @@ def test_cipher_binds_the_result_id(tmp_path: Path) -> None:
         TemplateCipher.from_file(tmp_path / "short")
 
 
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
 def test_search_matches_brute_force_and_excludes_the_prober() -> None:
     rng = np.random.default_rng(3)
     rows = rng.standard_normal((3000, 128), dtype=np.float32) / np.float32(np.sqrt(128))
@@ -51,7 +55,7 @@ def test_search_matches_brute_force_and_excludes_the_prober() -> None:
         index.add("m", vec, who, uuid.UUID(int=i))
     for probe_i in rng.integers(0, len(rows), 20):
         probe = rows[probe_i] + rng.standard_normal(128, dtype=np.float32) * 0.05
-        dist = np.linalg.norm(rows - probe, axis=1)
+        dist = np.linalg.norm(_unit(rows) - _unit(probe), axis=1)  # distance of unit vectors
         for threshold in (0.5, 1.2):
             hits = index.search("m", probe, threshold, exclude=owners[probe_i])
             expected = {}
@@ -61,3 +65,6 @@ def test_search_matches_brute_force_and_excludes_the_prober() -> None:
             assert [h.retiree_id for h in hits] == list(expected)
             assert np.allclose([h.distance for h in hits], list(expected.values()), atol=1e-4)
     assert index.search("other-model", rows[0], 2.0) == []
+    # a template's length does not matter: 3x a stored one is the same face
+    (hit, *_) = index.search("m", rows[7] * 3, 0.01, exclude="nobody")
+    assert hit.retiree_id == owners[7] and hit.distance < 1e-3
