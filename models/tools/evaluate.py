@@ -110,11 +110,11 @@ def evaluate(
     pairs = lfw.read_pairs(faces)
     key = f"{pipe.manifest.version}-r{embeddings.REVISION}-{len(faces.paths)}"
     ours = embeddings.ours(pipe, faces.paths, cache_dir / f"lfw-ours-{key}.npz")
-    live, refs, found = ours["live"], ours["reference"], ours["found"]
+    live, kept, found = ours["live"], ours["reference"], ours["found"]
     embedder = pipe.manifest.models["embedder"]
     protocol = [
         _protocol(
-            f"lifecert (BlazeFace + mesh + {embedder.file})", refs, live, pairs, int((~found).sum())
+            f"lifecert (BlazeFace + mesh + {embedder.file})", kept, live, pairs, int((~found).sum())
         )
     ]
     parity = None
@@ -137,7 +137,7 @@ def evaluate(
     valid = np.linalg.norm(live, axis=1) > 0
     # live: every image's reference against every other image's probe (ordered pairs)
     live_curve = cross_curve(
-        live[valid], labels[valid], refs[valid], labels[valid], exclude=np.arange(valid.sum())
+        live[valid], labels[valid], kept[valid], labels[valid], exclude=np.arange(valid.sum())
     )
     # card photo: every image of a person with 2+ images, degraded, against all other images
     counts = np.bincount(labels)
@@ -170,7 +170,7 @@ def evaluate(
         live_missed=int((~found).sum()),
         card_missed=int((multi & ~ours["card_ok"]).sum()),
         parity=parity,
-        subgroups=_subgroups(root, faces, refs, live, t_live),
+        subgroups=_subgroups(root, faces, kept, live, t_live),
         thresholds=thresholds,
     )
 

@@ -34,6 +34,8 @@ def _small_set(source: lfw.FaceSet, root: Path) -> None:
         rows += [f"{names[0]} {num[names[0]][0]} {names[2]} {num[names[2]][0]}"]
         rows += [f"{names[1]} {num[names[1]][1]} {names[3]} {num[names[3]][1]}"]
     (root / "pairs.txt").write_text("2 2\n" + "\n".join(rows) + "\n")
+    group = "\n".join(f"older\t{n}" for n in chosen[:3])
+    (root / "subgroups.tsv").write_text(f"# informal\ngroup\tname\n{group}\n")
 
 
 def test_evaluate_writes_report_plots_and_signed_thresholds(
@@ -57,6 +59,7 @@ def test_evaluate_writes_report_plots_and_signed_thresholds(
     assert result.exit_code == 0, result.output
     report = (tmp_path / "report" / "lfw-report.md").read_text()
     assert "## LFW protocol" in report and "card photo vs live" in report
+    assert "| older | 3 | 6 | 6 |" in report  # 3 people, 2 images each: 6 ordered genuine pairs
     for plot in ("roc.png", "det.png"):
         assert (tmp_path / "report" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     manifest, _ = load_bundle(copy, public)  # re-signed: still verifies
