@@ -7,8 +7,8 @@ signed result::
      "dim": 128, "vector": "<base64 of dim little-endian float32>"}
 
 ``model`` names the embedder (the bundle's embedder SHA-256 prefix or file name), so
-templates from different models are never compared. Vectors are compared with
-Euclidean distance (dlib metric).
+templates from different models are never compared. Vectors are compared by the
+Euclidean distance of the vectors scaled to length 1.
 """
 
 import base64

@@ -21,18 +21,23 @@ class Match:
         return self.distance <= self.threshold
 
 
-def distance(a: np.ndarray, b: np.ndarray, *, unit: bool = False) -> float:
-    """Euclidean distance between two templates (dlib's trained metric); with ``unit``,
-    between the templates scaled to length 1 (so templates kept by older bundles compare
-    on the same scale)."""
+def unit(template: np.ndarray) -> np.ndarray:
+    """``template`` scaled to length 1 (a zero template stays zero)."""
+    norm = float(np.linalg.norm(template))
+    return template / norm if norm > 0 else template
+
+
+def distance(a: np.ndarray, b: np.ndarray, *, unit_length: bool = False) -> float:
+    """Euclidean distance between two templates; with ``unit_length``, between the
+    templates scaled to length 1 (so templates kept by older bundles compare on the same
+    scale)."""
     x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if unit:
-        x = x / max(float(np.linalg.norm(x)), 1e-12)
-        y = y / max(float(np.linalg.norm(y)), 1e-12)
+    if unit_length:
+        x, y = unit(x), unit(y)
     return float(np.linalg.norm(x - y))
 
 
 def compare(probe: np.ndarray, reference: np.ndarray, threshold: Threshold, mode: str) -> Match:
     """Compare a live template with a reference under one mode's threshold."""
-    unit = threshold.metric == "euclidean_unit"
-    return Match(distance(probe, reference, unit=unit), threshold.distance, mode)
+    unit_length = threshold.metric == "euclidean_unit"
+    return Match(distance(probe, reference, unit_length=unit_length), threshold.distance, mode)

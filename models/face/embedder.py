@@ -7,18 +7,13 @@ import numpy as np
 from PIL import Image
 
 from models.face.align import align
+from models.face.compare import unit
 from models.face.landmarks import MESH_TO_DLIB5, FaceLandmarks
 from models.plugins import register
 from models.runtime import TFLiteModel
 
 if TYPE_CHECKING:
     from models.bundle import ModelSpec
-
-
-def unit(template: np.ndarray) -> np.ndarray:
-    """``template`` scaled to length 1 (a zero template stays zero)."""
-    norm = float(np.linalg.norm(template))
-    return template / norm if norm > 0 else template
 
 
 class ChipEmbedder(ABC):
