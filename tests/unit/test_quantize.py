@@ -96,6 +96,15 @@ def test_int8_model_has_int8_activations_per_channel_weights_and_int32_biases() 
     assert tensors["pad"].quantization.scale == tensors["prelu1"].quantization.scale
 
 
+def test_scale_shift_before_the_fully_connected_is_folded_into_it() -> None:
+    rng = np.random.default_rng(10)
+    model = quantize_int8(_graph(rng), _chips(rng, 5))
+    graph = fb.ModelT.InitFromPackedBuf(bytearray(model), 0).subgraphs[0]
+    written = {graph.tensors[o].name.decode() for op in graph.operators for o in op.outputs}
+    assert "residual" in written and "flatten" in written
+    assert "bn/mul" not in written and "bn" not in written
+
+
 def test_xnnpack_takes_the_whole_int8_graph() -> None:
     rng = np.random.default_rng(7)
     interp = Interpreter(model_content=quantize_int8(_graph(rng), _chips(rng, 5)), num_threads=1)
