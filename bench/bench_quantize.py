@@ -10,7 +10,8 @@
   change of the distance of unit-length templates and the decisions that flip at the
   bundle's live threshold;
 - speed: bare ``invoke()`` of the float, hybrid and int8 embedders interleaved in one run;
-  align + embed with the float and the int8 model; dlib-bin's ``compute_face_descriptor``.
+  align + embed with the float and the int8 model; dlib-bin's ``compute_face_descriptor``;
+  the three again on TFLite's built-in kernels (XNNPACK delegate off).
 """
 
 import argparse
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from bench_models_pipeline import DATA, FRAME, REPO, _fmt, _key, _ratio, _time
 from PIL import Image
 
@@ -155,6 +157,16 @@ def main() -> None:
     for name, times in full.items():
         print(f"  dlib / (align + embed {name:5}) {_ratio(dlib_ms, times)}")
     print(f"  dlib / bare int8              {_ratio(dlib_ms, bare['int8'])}")
+    for name, content in (("float", flt), ("hybrid", hybrid), ("int8", int8)):
+        interp = Interpreter(
+            model_content=content,
+            num_threads=1,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+        interp.allocate_tensors()
+        interp.set_tensor(interp.get_input_details()[0]["index"], chip[None].astype(np.float32))
+        no_xnn = _time(interp.invoke, max(args.runs // 4, 10))
+        print(f"bare invoke {name:6}, no XNNPACK {_fmt(no_xnn)}")
 
 
 if __name__ == "__main__":
