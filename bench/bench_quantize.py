@@ -16,16 +16,19 @@
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from bench_models_pipeline import DATA, FRAME, REPO, _fmt, _key, _ratio, _time
 from PIL import Image
 
+from models import plugins
 from models.bundle import load_bundle
 from models.face.align import align
-from models.face.landmarks import MESH_TO_DLIB5
+from models.face.landmarks import MESH_TO_DLIB5, FaceLandmarks
 from models.pipeline import FacePipeline
 from models.runtime import TFLiteModel
 from models.tools import lfw
@@ -40,6 +43,13 @@ def _chip(pipe: FacePipeline, path: Path) -> np.ndarray | None:
     dets = pipe.detect(image)
     marks = pipe.landmarks(image, max(dets, key=lambda d: d.width)) if dets else None
     return None if marks is None else pipe.align(image, marks)
+
+
+def _probe(
+    embedder: Any, pipe: FacePipeline, frame: Image.Image, marks: FaceLandmarks
+) -> Callable[[], object]:
+    """Align + embed of a live probe with ``embedder``."""
+    return lambda: embedder.embed(pipe.align(frame, marks))
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -132,11 +142,10 @@ def main() -> None:
             wall, cpu = _time(m.invoke, 10)
             bare[name][0].extend(wall)
             bare[name][1].extend(cpu)
-    embedder = pipe.embedder
     full: dict[str, tuple[list[float], list[float]]] = {}
-    for name in ("float", "int8"):
-        embedder.model = models[name]
-        full[name] = _time(lambda: embedder.embed(pipe.align(frame, marks)), args.runs)
+    for name, content in (("float", flt), ("int8", int8)):  # the bundle's plugin on each
+        embedder = plugins.create("embedder", content, spec, 1)
+        full[name] = _time(_probe(embedder, pipe, frame, marks), args.runs)
     print(f"threads=1, frame {FRAME.name}, {args.runs} runs")
     for name, times in bare.items():
         print(f"bare invoke {name:6}             {_fmt(times)}")

@@ -223,6 +223,21 @@ def _operator(m: Any, code: int, inputs: list[int], outputs: list[int]) -> Any:
     return op
 
 
+def _chain(
+    m: Any, producer: dict[int, Any], tensor: int, codes: tuple[int, ...]
+) -> list[Any] | None:
+    """The ops computing ``tensor``, followed back through their first inputs, when their
+    codes are ``codes``."""
+    ops = []
+    for code in codes:
+        op = producer.get(tensor)
+        if op is None or _code(m, op) != code:
+            return None
+        ops.append(op)
+        tensor = op.inputs[0]
+    return ops
+
+
 def _fold_scale_shift(model: bytes) -> bytes:
     """``x * s + t`` with per-channel constants ``s``, ``t`` whose only reader is a RESHAPE
     feeding a FULLY_CONNECTED (SFace's last BatchNormalization) folded into that layer's
@@ -235,13 +250,12 @@ def _fold_scale_shift(model: bytes) -> bytes:
     for fc in graph.operators:
         if _code(m, fc) != OP.FULLY_CONNECTED or len(fc.inputs) < 3 or fc.inputs[2] < 0:
             continue
-        flat = producer.get(fc.inputs[0])
-        add = producer.get(flat.inputs[0]) if flat is not None else None
-        mul = producer.get(add.inputs[0]) if add is not None else None
+        chain = _chain(m, producer, fc.inputs[0], (OP.RESHAPE, OP.ADD, OP.MUL))
+        if chain is None:
+            continue
+        flat, add, mul = chain
         if (
-            mul is None
-            or (_code(m, flat), _code(m, add), _code(m, mul)) != (OP.RESHAPE, OP.ADD, OP.MUL)
-            or readers[add.outputs[0]] != 1
+            readers[add.outputs[0]] != 1
             or readers[mul.outputs[0]] != 1
             or not _is_const(m, graph.tensors[add.inputs[1]])
             or not _is_const(m, graph.tensors[mul.inputs[1]])

@@ -1,5 +1,7 @@
 """Post-training quantisation (models.tools.quantize) on a small graph with SFace's op mix."""
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -59,7 +61,7 @@ def _cosines(a: TFLiteModel, b: TFLiteModel, inputs: list[np.ndarray]) -> np.nda
     return (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
 
 
-def _tensors(model: bytes) -> dict[str, object]:
+def _tensors(model: bytes) -> dict[str, Any]:
     graph = fb.ModelT.InitFromPackedBuf(bytearray(model), 0).subgraphs[0]
     return {t.name.decode(): t for t in graph.tensors}
 
