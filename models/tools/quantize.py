@@ -281,7 +281,8 @@ def _fold_scale_shift(model: bytes) -> bytes:
 def quantize_int8(model: bytes, samples: Iterable[np.ndarray]) -> bytes:
     """The full-integer variant of a float32 model, activations calibrated on ``samples``
     (input batches like the ones the model will see); float32 input and output, PRELU
-    float32 between a DEQUANTIZE and a QUANTIZE."""
+    float32 between a DEQUANTIZE and a QUANTIZE. A per-channel scale-shift feeding a fully
+    connected layer is folded into it first (in float)."""
     model = _fold_scale_shift(model)
     ranges = activation_ranges(model, samples)
     m = _unpack(model)
