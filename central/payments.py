@@ -18,6 +18,9 @@ run on SQLite and PostgreSQL. Decisions, first matching rule wins:
 Only months held for rule 9 become arrears, back-paid by the first later run that
 pays the retiree. A run is stored per period; running a period again (until its
 bank file is made) recomputes it from the same data and gives the same lines.
+Arrears are stored lines too: each ``certification_overdue`` hold line is a month owed,
+and every stored line carries what the retiree is owed after it (``owed_cents``), which
+the next run reads from the previous run's lines.
 
 A run stores its hold, stop and resume lines (about one retiree in eight) and the
 roster revision it read; its ``pay`` lines are implied: every retiree of the roster as
@@ -40,7 +43,7 @@ from central.config import Policy
 from central.policy import Period, overdue_cutoff
 from protocol.errors import LifecertError
 
-_r, _reg, _h, _a = schema.retirees, schema.registry_records, schema.holds, schema.arrears
+_r, _reg, _h = schema.retirees, schema.registry_records, schema.holds
 _runs, _lines, _v = schema.payment_runs, schema.payment_lines, schema.roster_versions
 _clock = schema.roster_clock
 
@@ -68,7 +71,9 @@ class Reason(StrEnum):
     CERTIFICATION_OVERDUE = "certification_overdue"
 
 
-_ROOMY = {"temp_store": 2, "cache_size": -131_072}  # MEMORY; 128 MiB
+# temp_store MEMORY; a 128 MiB page cache; the file read through a memory map (up to
+# 1 GiB of address space: pages come from the OS cache without a copy each)
+_ROOMY = {"temp_store": 2, "cache_size": -131_072, "mmap_size": 1 << 30}
 STOPS = (Reason.DECEASED, Reason.DECEASED_ROSTER, Reason.TERMINATED, Reason.NOT_RETIRED)
 
 
@@ -107,9 +112,10 @@ class Diff:
     changes: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _exceptions(period: Period) -> sa.Select[Any]:
+def _exceptions(period: Period, previous: int | None) -> sa.Select[Any]:
     """One row per retiree with anything beside the roster: death date, prison start,
-    open manual holds, unpaid arrears (a few percent of the roster).
+    open manual holds, unpaid arrears (``owed_cents`` of run ``previous``'s lines; a few
+    percent of the roster).
 
     The four sources are stacked and grouped into one small table so the scan over the
     roster probes one lookup per retiree instead of four.
@@ -132,8 +138,8 @@ def _exceptions(period: Period) -> sa.Select[Any]:
     manual = sa.select(
         _h.c.retiree_id, no_date, no_date, sa.literal(1, sa.BigInteger), no_int
     ).where(_h.c.reason == schema.HoldReason.MANUAL.value, _h.c.released_at.is_(None))
-    owed = sa.select(_a.c.retiree_id, no_date, no_date, no_int, _a.c.amount_cents).where(
-        _a.c.settled_in_run.is_(None)
+    owed = sa.select(_lines.c.retiree_id, no_date, no_date, no_int, _lines.c.owed_cents).where(
+        _lines.c.run_id == previous, _lines.c.owed_cents > 0
     )
     each = sa.union_all(died, jailed, manual, owed).subquery("each")
     c = each.c
@@ -175,9 +181,10 @@ def _reason(c: Any, period: Period, policy: Policy) -> sa.Case[Any]:
     )
 
 
-def _decisions_select(period: Period, policy: Policy) -> sa.Select[Any]:
-    """retiree, decision, reason, amount, arrears, payable, basis_date of every retiree of
-    ``period`` not simply paid (hold, stop, resume); the others are the implied pay lines.
+def _decisions_select(period: Period, policy: Policy, previous: int | None) -> sa.Select[Any]:
+    """retiree, decision, reason, amount, arrears, payable, basis_date, owed of every
+    retiree of ``period`` not simply paid (hold, stop, resume); the others are the implied
+    pay lines. ``previous``: the run of the month before (its lines say what is owed).
 
     Candidates: every retiree with an exception row, and the roster rows failing a plain
     column test (status, retirement, amount, account, certification) without one; only
@@ -185,7 +192,7 @@ def _decisions_select(period: Period, policy: Policy) -> sa.Select[Any]:
     no probe.
     """
     p1 = period.last_day
-    ex = _exceptions(period).cte("ex").prefix_with("MATERIALIZED")
+    ex = _exceptions(period, previous).cte("ex").prefix_with("MATERIALIZED")
     roster = (
         _r.c.id_number,
         _r.c.status,
@@ -247,7 +254,12 @@ def _decisions_select(period: Period, policy: Policy) -> sa.Select[Any]:
         (d.reason == Reason.NOT_RETIRED.value, d.retirement_date),
         else_=d.certified_until,
     )
-    return sa.select(
+    owed_after = sa.case(
+        (paid, 0),
+        (d.reason == Reason.CERTIFICATION_OVERDUE.value, d.owed + d.amount),
+        else_=d.owed,
+    )
+    select = sa.select(
         d.id_number,
         decision,
         d.reason,
@@ -255,7 +267,11 @@ def _decisions_select(period: Period, policy: Policy) -> sa.Select[Any]:
         sa.case((paid, d.owed), else_=0),
         sa.case((paid, d.amount + d.owed), else_=0),
         basis,
+        owed_after,
     ).where(sa.or_(d.reason.is_not(None), d.owed > 0))
+    # In retiree order: the (run, retiree) index is appended to, and the hold and event
+    # inserts that read these lines back meet the holds and retirees in index order.
+    return select.order_by(d.id_number)
 
 
 def roster_at(
@@ -313,6 +329,7 @@ def run_lines(
         sa.func.coalesce(line.arrears_cents, 0).label("arrears_cents"),
         sa.func.coalesce(line.payable_cents, amount).label("payable_cents"),
         sa.case((implied, v.c.certified_until), else_=line.basis_date).label("basis_date"),
+        sa.func.coalesce(line.owed_cents, 0).label("owed_cents"),
         *named,
     ).join_from(
         v, _lines, sa.and_(line.run_id == run.id, line.retiree_id == v.c.retiree_id), isouter=True
@@ -346,9 +363,7 @@ def _check_order(conn: Connection, period: Period) -> int | None:
 
 
 def _discard(conn: Connection, run_id: int) -> None:
-    """Undo a computed run: its lines, the arrears it opened, the arrears it settled."""
-    conn.execute(_a.delete().where(_a.c.held_in_run == run_id))
-    conn.execute(_a.update().where(_a.c.settled_in_run == run_id).values(settled_in_run=None))
+    """Undo a computed run: its lines (arrears held or settled in it with them)."""
     conn.execute(_lines.delete().where(_lines.c.run_id == run_id))
     conn.execute(_runs.delete().where(_runs.c.id == run_id))
 
@@ -360,9 +375,13 @@ def _open_certification_holds(
 
     Ingest releases these when a pass arrives, like any certification hold.
     """
-    held = sa.select(_a.c.retiree_id).where(_a.c.held_in_run == run_id)  # this run's arrears
+    held = sa.select(_lines.c.retiree_id).where(
+        _lines.c.run_id == run_id,
+        _lines.c.decision == Decision.HOLD.value,  # the index's order
+        _lines.c.reason == Reason.CERTIFICATION_OVERDUE.value,
+    )
     no_open = ~sa.exists().where(
-        _h.c.retiree_id == _a.c.retiree_id,
+        _h.c.retiree_id == _lines.c.retiree_id,
         _h.c.released_at.is_(None),
         _h.c.reason.in_(schema.CERTIFICATION_HOLDS),
     )
@@ -372,7 +391,7 @@ def _open_certification_holds(
         _h.insert().from_select(
             ["retiree_id", "reason", "since"],
             held.where(no_open).with_only_columns(
-                _a.c.retiree_id, sa.literal(reason), sa.literal(at, schema.UtcDateTime)
+                _lines.c.retiree_id, sa.literal(reason), sa.literal(at, schema.UtcDateTime)
             ),
         )
     )
@@ -400,10 +419,10 @@ def _analyse(conn: Connection, *tables: str) -> None:
 
 @contextmanager
 def _roomy(conn: Connection) -> Iterator[None]:
-    """SQLite: the run's joins, groupings and temporary tables in memory, and a larger page
-    cache (measured: the decision insert ~20 % faster than with temporary files); set
-    outside the transaction (SQLite refuses ``temp_store`` inside one) and restored after,
-    as the connection goes back to the pool."""
+    """SQLite: the run's joins, groupings and temporary tables in memory, a larger page
+    cache (measured: the decision insert ~20 % faster than with temporary files), the
+    roster scans through a memory map; set outside the transaction (SQLite refuses
+    ``temp_store`` inside one) and restored after, as the connection goes back to the pool."""
     if conn.dialect.name != "sqlite":
         yield
         return
@@ -476,6 +495,7 @@ def run(
         if conn.dialect.name == "postgresql":  # ingest waits for us: no pass slips between
             conn.exec_driver_sql("LOCK TABLE retirees IN SHARE MODE")
         old = _check_order(conn, period)
+        previous = conn.scalar(sa.select(_runs.c.id).where(_runs.c.period == str(period.shift(-1))))
         registries.match(conn, now)  # retirees added since the registries were imported
         if old is not None:
             _discard(conn, old)
@@ -507,39 +527,16 @@ def run(
             "arrears_cents",
             "payable_cents",
             "basis_date",
+            "owed_cents",
         ]
-        select = _decisions_select(period, policy)
+        select = _decisions_select(period, policy, previous)
         conn.execute(
             _lines.insert().from_select(
                 ["run_id", *columns],
                 select.with_only_columns(sa.literal(run_id, sa.Integer), *select.selected_columns),
             )
         )
-        _analyse(conn, "payment_lines", "arrears", "holds")
-        resumed = sa.select(_lines.c.retiree_id).where(
-            _lines.c.run_id == run_id, _lines.c.decision == Decision.RESUME.value
-        )
-        conn.execute(
-            _a.update()
-            .where(_a.c.settled_in_run.is_(None), _a.c.retiree_id.in_(resumed))
-            .values(settled_in_run=run_id)
-        )
-        conn.execute(
-            _a.insert().from_select(
-                ["retiree_id", "period", "amount_cents", "held_in_run"],
-                sa.select(
-                    _lines.c.retiree_id,
-                    sa.literal(str(period)),
-                    _lines.c.amount_cents,
-                    sa.literal(run_id, sa.BigInteger),
-                ).where(
-                    _lines.c.run_id == run_id,
-                    _lines.c.decision == Decision.HOLD.value,  # the index's order
-                    _lines.c.reason == Reason.CERTIFICATION_OVERDUE.value,
-                ),
-            )
-        )
-        _analyse(conn, "arrears")
+        _analyse(conn, "payment_lines", "holds")
         _open_certification_holds(conn, run_id, period, now)
         summary = summarise(conn, get_run(conn, period))
         conn.execute(_runs.update().where(_runs.c.id == run_id).values(summary=summary.as_json()))
@@ -638,23 +635,37 @@ def _money(cents: int) -> str:
     return f"{cents / 100:,.2f}"
 
 
+def _owed_months(conn: Connection, period: Period, retiree_id: str) -> list[str]:
+    """The months a retiree was held for certification and not paid since, before
+    ``period``: back from the month before, up to the last month they were paid."""
+    earlier = conn.execute(
+        sa.select(_runs.c.period, _lines.c.decision, _lines.c.reason)
+        .select_from(
+            _runs.outerjoin(
+                _lines, sa.and_(_lines.c.run_id == _runs.c.id, _lines.c.retiree_id == retiree_id)
+            )
+        )
+        .where(_runs.c.period < str(period))
+        .order_by(_runs.c.period.desc())
+    )
+    months = []
+    for month, decision, reason in earlier:
+        if decision in (None, Decision.PAY.value, Decision.RESUME.value):  # None: implied pay
+            break
+        if reason == Reason.CERTIFICATION_OVERDUE.value:
+            months.append(month)
+    return months[::-1]
+
+
 def explain(engine: Engine, period: Period, retiree_id: str, policy: Policy) -> str:
     """One sentence saying what the run of ``period`` decided for a retiree, and why."""
     with engine.connect() as conn:
         run = get_run(conn, period)
-        run_id = run.id
         line = conn.execute(sa.select(run_lines(run, retiree_ids=[retiree_id]))).first()
         if line is None:
             raise RunError(f"{retiree_id} is not in the run for {period} (not on the roster then)")
-        settled = (
-            conn.execute(
-                sa.select(_a.c.period)
-                .where(_a.c.retiree_id == retiree_id, _a.c.settled_in_run == run_id)
-                .order_by(_a.c.period)
-            )
-            .scalars()
-            .all()
-        )
+        resumed = line.decision == Decision.RESUME.value
+        settled = _owed_months(conn, period, retiree_id) if resumed else []
     basis = line.basis_date
     head = f"{period} {retiree_id}: {line.decision}"
     match line.reason:

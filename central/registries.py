@@ -29,7 +29,7 @@ from protocol.errors import LifecertError
 
 RegistryKind = schema.RegistryKind
 _reg, _r = schema.registry_records, schema.retirees
-_runs, _a = schema.payment_runs, schema.arrears
+_runs = schema.payment_runs
 
 COLUMNS: dict[RegistryKind, tuple[tuple[str, ...], tuple[str, ...]]] = {
     RegistryKind.DEATH: (("id_number", "birth_date", "death_date"), ("name",)),
@@ -303,29 +303,35 @@ def import_csv(
 
 
 def _paid_lines(conn: Connection, ids: list[str]) -> dict[str, list[tuple[Period, int]]]:
-    """(period, amount) of every paid month per retiree, from runs and settled arrears."""
-    from central.payments import run_lines  # payments builds on this module
+    """(period, amount) of every paid month per retiree: the months paid by the runs, and
+    the months held for certification that a later run's ``resume`` back-paid."""
+    from central.payments import Decision, Reason, run_lines  # payments builds on this module
 
     out: dict[str, list[tuple[Period, int]]] = defaultdict(list)
-    runs = conn.execute(sa.select(_runs)).all()
+    runs = conn.execute(sa.select(_runs).order_by(_runs.c.period)).all()
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
+        owed: dict[str, list[tuple[Period, int]]] = defaultdict(list)
         for run in runs:
             lines = run_lines(run, retiree_ids=chunk)
-            paid = conn.execute(
-                sa.select(lines.c.retiree_id, lines.c.amount_cents).where(
-                    lines.c.decision.in_(_PAID)
+            rows = conn.execute(
+                sa.select(
+                    lines.c.retiree_id, lines.c.decision, lines.c.reason, lines.c.amount_cents
+                ).where(
+                    sa.or_(
+                        lines.c.decision.in_(_PAID),
+                        lines.c.reason == Reason.CERTIFICATION_OVERDUE.value,
+                    )
                 )
             )
-            for rid, amount in paid:
-                out[rid].append((Period.parse(run.period), int(amount)))
-        rows = conn.execute(
-            sa.select(_a.c.retiree_id, _a.c.period, _a.c.amount_cents).where(
-                _a.c.retiree_id.in_(chunk), _a.c.settled_in_run.is_not(None)
-            )
-        )
-        for rid, period, amount in rows:
-            out[rid].append((Period.parse(period), int(amount)))
+            month = Period.parse(run.period)
+            for rid, decision, reason, amount in rows:
+                if reason == Reason.CERTIFICATION_OVERDUE.value:
+                    owed[rid].append((month, int(amount)))
+                    continue
+                out[rid].append((month, int(amount)))
+                if decision == Decision.RESUME.value:
+                    out[rid].extend(owed.pop(rid, []))
     return out
 
 

@@ -225,7 +225,10 @@ payment_lines = sa.Table(
     "payment_lines",
     metadata,
     # A run's stored lines: its hold, stop and resume lines (runs before migration 0005:
-    # every line); the pay lines are implied by the versioned roster (see above).
+    # every line); the pay lines are implied by the versioned roster (see above). Arrears
+    # are lines too: each ``certification_overdue`` hold line is an arrears month, settled
+    # by the retiree's next ``resume`` line (the ``arrears`` view of migration 0006 lists
+    # them with ``held_in_run`` and ``settled_in_run``).
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     sa.Column(
         "run_id",
@@ -240,20 +243,13 @@ payment_lines = sa.Table(
     sa.Column("arrears_cents", sa.BigInteger, nullable=False),
     sa.Column("payable_cents", sa.BigInteger, nullable=False),
     sa.Column("basis_date", sa.Date),
+    # What the retiree is owed after this line: unpaid arrears, this month's included when
+    # held for certification; 0 once paid. The next run reads it (migration 0006).
+    sa.Column("owed_cents", sa.BigInteger, nullable=False, server_default="0"),
     # (run, decision, reason): a run's summary in index order, its resumed and held lines
     sa.Index("ix_payment_lines_run_id_decision_reason", "run_id", "decision", "reason"),
     # (run, retiree): a run's lines read with the roster, one probe per retiree
     sa.Index("ix_payment_lines_run_id_retiree_id", "run_id", "retiree_id", unique=True),
-)
-
-arrears = sa.Table(
-    "arrears",
-    metadata,
-    sa.Column("retiree_id", sa.String(18), primary_key=True),
-    sa.Column("period", sa.String(7), primary_key=True),
-    sa.Column("amount_cents", sa.BigInteger, nullable=False),
-    sa.Column("held_in_run", sa.BigInteger, nullable=False, index=True),
-    sa.Column("settled_in_run", sa.BigInteger, index=True),
 )
 
 bank_returns = sa.Table(

@@ -107,6 +107,61 @@ def test_held_for_certification_then_resumed_with_arrears(central_engine: Any) -
     assert line(central_engine, "2026-07", late)[3:7] == ("pay", None, AMOUNT, 0)
 
 
+def test_arrears_wait_through_other_holds_and_stay_unpaid_after_death(
+    central_engine: Any, tmp_path: Path
+) -> None:
+    late, dies = enrol(
+        central_engine,
+        person(certified_until=dt.date(2026, 3, 15)),
+        person(certified_until=dt.date(2026, 3, 15)),
+    )
+    run(central_engine, "2026-04")  # both held for certification: April owed
+    queries.place_hold(central_engine, late, "manual", NOW, "staff-1")
+    run(central_engine, "2026-05")  # manual hold wins: May is not owed; April still is
+    assert line(central_engine, "2026-05", late)[3:5] == ("hold", "manual")
+    assert line(central_engine, "2026-05", dies).owed_cents == 2 * AMOUNT
+    assert line(central_engine, "2026-05", late).owed_cents == AMOUNT
+    certify(central_engine, late, dt.date(2027, 5, 20))
+    payments.release_manual(central_engine, late, "staff-1", NOW)
+    (tmp_path / "death.csv").write_text(
+        f"id_number,birth_date,death_date\n{dies},{idnumber.birth_date(dies)},2026-05-20\n"
+    )
+    registries.import_csv(
+        central_engine, registries.RegistryKind.DEATH, tmp_path / "death.csv", now=NOW
+    )
+    june = run(central_engine, "2026-06")
+    back = line(central_engine, "2026-06", late)
+    assert (back.decision, back.arrears_cents, back.payable_cents, back.owed_cents) == (
+        "resume",
+        AMOUNT,
+        2 * AMOUNT,
+        0,
+    )
+    assert june.arrears_cents == AMOUNT
+    why = payments.explain(central_engine, Period.parse("2026-06"), late, Policy())
+    assert "for 1 month(s) held only for a missed certification (2026-04)" in why
+    stop = line(central_engine, "2026-06", dies)
+    assert (stop.reason, stop.owed_cents) == ("deceased", 2 * AMOUNT)  # never paid to the estate
+    with central_engine.connect() as conn:
+        arrears = conn.execute(
+            sa.text(
+                "SELECT retiree_id, period, amount_cents, settled_in_run FROM arrears"
+                " ORDER BY retiree_id, period"
+            )
+        ).all()
+    assert sorted(arrears) == sorted(
+        [
+            (late, "2026-04", AMOUNT, june.run_id),
+            (dies, "2026-04", AMOUNT, None),
+            (dies, "2026-05", AMOUNT, None),
+        ]
+    )
+    hits = {h.id_number: h for h in registries.hits(central_engine, today=NOW.date())}
+    assert hits[dies].category == "died_stopped"  # May held, April and May never back-paid
+    run(central_engine, "2026-07")
+    assert line(central_engine, "2026-07", late)[3:7] == ("pay", None, AMOUNT, 0)
+
+
 def test_death_on_first_and_last_day_stops_from_next_month(
     central_engine: Any, tmp_path: Path
 ) -> None:

@@ -274,3 +274,93 @@ def test_runs_made_before_the_migration_keep_their_lines(db_url: str, tmp_path: 
         ).all()
     assert sorted(stored) == sorted([(paid, "pay"), (held, "hold"), (newcomer, "pay")])
     engine.dispose()
+
+
+def test_arrears_rows_become_the_lines_owed_and_come_back_on_downgrade(db_url: str) -> None:
+    """0005 kept one arrears row per held month; 0006 carries them on the lines."""
+    engine = db.create_engine(db_url)
+    db.upgrade(engine, "0005")
+    rows = [person(certified_until=dt.date(2026, 2, 28)), person()]  # the second certified
+    owes, settled = enrol(engine, *rows)
+    a, b = (r["monthly_amount_cents"] for r in rows)
+    line_columns = ("run_id", "retiree_id", "decision", "reason", "amount_cents")
+    lines_0005 = sa.table(
+        "payment_lines",
+        *(sa.column(c) for c in (*line_columns, "arrears_cents", "payable_cents")),
+    )
+    arrears_columns = ("retiree_id", "period", "amount_cents", "held_in_run", "settled_in_run")
+    arrears_0005 = sa.table("arrears", *(sa.column(c) for c in arrears_columns))
+    with engine.begin() as conn:  # March and April as the code before 0006 stored them
+        conn.execute(schema.roster_clock.update().values(revision=3))
+        march, april = (
+            conn.execute(
+                sa.insert(schema.payment_runs)
+                .values(
+                    period=period,
+                    created_at=NOW,
+                    actor="test",
+                    policy={},
+                    status="computed",
+                    summary={},
+                    roster_revision=revision,
+                )
+                .returning(schema.payment_runs.c.id)
+            ).scalar_one()
+            for period, revision in (("2026-03", 1), ("2026-04", 2))
+        )
+        stored = [
+            (march, owes, "hold", "certification_overdue", a, 0, 0),
+            (march, settled, "hold", "certification_overdue", b, 0, 0),
+            (april, owes, "hold", "certification_overdue", a, 0, 0),
+            (april, settled, "resume", None, b, b, 2 * b),
+        ]
+        conn.execute(
+            lines_0005.insert(),
+            [dict(zip(lines_0005.c.keys(), line, strict=True)) for line in stored],
+        )
+        before = [
+            (owes, "2026-03", a, march, None),
+            (owes, "2026-04", a, april, None),
+            (settled, "2026-03", b, march, april),
+        ]
+        conn.execute(
+            arrears_0005.insert(),
+            [dict(zip(arrears_columns, row, strict=True)) for row in before],
+        )
+    db.upgrade(engine)
+
+    def arrears() -> list[tuple[Any, ...]]:
+        with engine.connect() as conn:
+            found = conn.execute(sa.text(f"SELECT {', '.join(arrears_columns)} FROM arrears"))
+            return sorted(tuple(r) for r in found)
+
+    assert arrears() == sorted(before)
+    with engine.connect() as conn:
+        owed = conn.execute(
+            sa.select(
+                schema.payment_lines.c.run_id,
+                schema.payment_lines.c.retiree_id,
+                schema.payment_lines.c.owed_cents,
+            )
+        ).all()
+    assert sorted(owed) == sorted(
+        [(march, owes, a), (march, settled, b), (april, owes, 2 * a), (april, settled, 0)]
+    )
+    again = run(engine, Period.parse("2026-04"))  # recomputed from March's lines: the same
+    assert (again.decisions, again.arrears_cents) == ({"hold": 1, "resume": 1}, b)
+    enrol(engine, {"id_number": owes, "certified_until": dt.date(2027, 4, 30)})
+    may = run(engine, MAY)
+    assert may.arrears_cents == 2 * a
+    assert "2 month(s) held only for a missed certification (2026-03, 2026-04)" in (
+        payments.explain(engine, MAY, owes, Policy())
+    )
+    after = [
+        (owes, "2026-03", a, march, may.run_id),
+        (owes, "2026-04", a, again.run_id, may.run_id),
+        (settled, "2026-03", b, march, again.run_id),
+    ]
+    assert arrears() == sorted(after)
+
+    command.downgrade(db.alembic_config(engine), "0005")  # the table again, same rows
+    assert arrears() == sorted(after)
+    engine.dispose()
