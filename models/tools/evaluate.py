@@ -112,19 +112,18 @@ def evaluate(
     ours = embeddings.ours(pipe, faces.paths, cache_dir / f"lfw-ours-{key}.npz")
     live, kept, found = ours["live"], ours["reference"], ours["found"]
     embedder = pipe.manifest.models["embedder"]
-    protocol = [
-        _protocol(
-            f"lifecert (BlazeFace + mesh + {embedder.file})", kept, live, pairs, int((~found).sum())
-        )
-    ]
+    keypoints = pipe.manifest.models.get("keypoints")
+    steps = " + ".join(
+        ["BlazeFace", "mesh", *([keypoints.type] if keypoints else []), embedder.file]
+    )
+    protocol = [_protocol(f"lifecert ({steps})", kept, live, pairs, int((~found).sum()))]
     parity = None
     if with_dlib:
         used = sorted({p.a for p in pairs} | {p.b for p in pairs})
         paths = [faces.paths[i] for i in used]
         parity_of = "" if embedder.type != "dlib_resnet_v1" else f"-{embedder.sha256[:12]}"
-        base = embeddings.dlib_pipeline(
-            pipe, paths, cache_dir / f"lfw-dlib{parity_of}-{len(faces.paths)}-{len(used)}.npz"
-        )
+        name = f"lfw-dlib-central{parity_of}-{len(faces.paths)}-{len(used)}.npz"
+        base = embeddings.dlib_pipeline(pipe, paths, cache_dir / name)
         full = np.zeros_like(live)
         full[used] = base["dlib"]
         protocol.append(
