@@ -27,7 +27,7 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.jws"
 
 
-Role = Literal["detector", "landmarks", "embedder", "pad"]
+Role = Literal["detector", "landmarks", "keypoints", "embedder", "pad"]
 Mode = Literal["live", "card_photo"]
 
 

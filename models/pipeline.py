@@ -54,7 +54,8 @@ def as_image(image: Image.Image | np.ndarray) -> Image.Image:
 
 
 class FacePipeline:
-    """Detector, landmarker, embedder (and optional PAD model) chosen by the manifest."""
+    """Detector, landmarker, embedder (and optional keypoints and PAD models) chosen by the
+    manifest."""
 
     def __init__(self, manifest: Manifest, contents: dict[str, bytes], threads: int = 1) -> None:
         self.manifest = manifest
@@ -70,6 +71,11 @@ class FacePipeline:
         )
         self.embedder: plugins.Embedder = plugins.create(
             "embedder", contents["embedder"], models["embedder"], threads
+        )
+        self.keypoints: plugins.Keypoints | None = (
+            plugins.create("keypoints", contents["keypoints"], models["keypoints"], threads)
+            if "keypoints" in models
+            else None
         )
         self.pad: Any = (  # a plugins.PresentationAttackDetector, or None
             plugins.create("pad", contents["pad"], models["pad"], threads)
@@ -91,7 +97,7 @@ class FacePipeline:
 
     def close(self) -> None:
         """Drop the interpreters (the pipeline is unusable afterwards)."""
-        for name in ("detector", "landmarker", "embedder", "pad"):
+        for name in ("detector", "landmarker", "keypoints", "embedder", "pad"):
             vars(self).pop(name, None)
 
     def detect(self, image: Image.Image | np.ndarray) -> list[Detection]:
@@ -106,7 +112,7 @@ class FacePipeline:
 
     def align(self, image: Image.Image | np.ndarray, landmarks: FaceLandmarks) -> np.ndarray:
         """The face chip the bundle's embedder expects (its own geometry)."""
-        return self.embedder.chip(as_image(image), landmarks)
+        return self.embedder.chip(as_image(image), landmarks, self.keypoints)
 
     def embed(self, chip: np.ndarray) -> np.ndarray:
         """The template of a live probe's face chip (one pass of the network)."""

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from models.face.detect import Detection
     from models.face.landmarks import FaceLandmarks
 
-ROLES = ("detector", "landmarks", "embedder", "pad")
+ROLES = ("detector", "landmarks", "keypoints", "embedder", "pad")
 
 
 class Detector(Protocol):
@@ -34,10 +34,18 @@ class Landmarker(Protocol):
     def landmarks(self, image: Image.Image, detection: "Detection") -> "FaceLandmarks | None": ...
 
 
+class Keypoints(Protocol):
+    """Five alignment points of the face whose rough points [5, 2] the mesh gave."""
+
+    def refine(self, image: Image.Image, rough: np.ndarray) -> np.ndarray | None: ...
+
+
 class Embedder(Protocol):
     """Template of an aligned face chip; the embedder owns the chip's geometry."""
 
-    def chip(self, image: Image.Image, landmarks: "FaceLandmarks") -> np.ndarray:
+    def chip(
+        self, image: Image.Image, landmarks: "FaceLandmarks", keypoints: Keypoints | None = None
+    ) -> np.ndarray:
         """The aligned face chip (uint8 RGB) this embedder's network expects."""
         ...
 
@@ -92,6 +100,7 @@ def create(role: str, content: bytes, spec: "ModelSpec", threads: int) -> Any:
 def _load_builtins() -> None:
     import models.face.detector
     import models.face.embedder
+    import models.face.keypoints
     import models.face.landmarks
     import models.face.sface
     import models.pad.minifasnet  # noqa: F401

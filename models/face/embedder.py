@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from models.errors import ModelError
 from models.face.align import align
 from models.face.compare import unit
 from models.face.landmarks import MESH_TO_DLIB5, FaceLandmarks
@@ -14,6 +15,7 @@ from models.runtime import TFLiteModel
 
 if TYPE_CHECKING:
     from models.bundle import ModelSpec
+    from models.plugins import Keypoints
 
 
 class ChipEmbedder(ABC):
@@ -33,8 +35,11 @@ class ChipEmbedder(ABC):
         self.mirror_references = bool(spec.options.get("mirror_references", False))
 
     @abstractmethod
-    def chip(self, image: Image.Image, landmarks: FaceLandmarks) -> np.ndarray:
-        """The aligned face chip this network expects (uint8 RGB, square)."""
+    def chip(
+        self, image: Image.Image, landmarks: FaceLandmarks, keypoints: "Keypoints | None" = None
+    ) -> np.ndarray:
+        """The aligned face chip this network expects (uint8 RGB, square); ``keypoints``:
+        the bundle's five-point model, for the embedders whose geometry it serves."""
 
     def network(self, chip: np.ndarray) -> np.ndarray:
         """One pass of the network."""
@@ -66,6 +71,10 @@ class DlibResNetEmbedder(ChipEmbedder):
         self.chip_size = int(spec.options.get("chip_size", 150))
         self.padding = float(spec.options.get("padding", 0.25))
 
-    def chip(self, image: Image.Image, landmarks: FaceLandmarks) -> np.ndarray:
+    def chip(
+        self, image: Image.Image, landmarks: FaceLandmarks, keypoints: "Keypoints | None" = None
+    ) -> np.ndarray:
         """dlib's face chip from the mesh's version of dlib's five points."""
+        if keypoints is not None:
+            raise ModelError("dlib's chip uses dlib's five points: no keypoints model serves it")
         return align(image, landmarks.five_points(), self.chip_size, self.padding, MESH_TO_DLIB5)

@@ -1,9 +1,13 @@
 """SFace (OpenCV Zoo, Apache-2.0), converted from ONNX to TFLite, as an embedder plugin.
 
 The chip is OpenCV's ``FaceRecognizerSF.alignCrop`` geometry (ArcFace's): a 112x112
-similarity warp putting five points on a fixed template. The points come from the face
-mesh: the centre of each eye contour, the nose tip and the mouth corners.
+similarity warp putting five points on a fixed template. The points come from the
+bundle's keypoints model (YuNet, ``models.face.keypoints``) for the face the mesh found,
+or from the mesh itself (the centre of each eye contour, the nose tip and the mouth
+corners) when there is no keypoints model or it does not find that face.
 """
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -12,6 +16,9 @@ from models.face.embedder import ChipEmbedder
 from models.face.geometry import fit_similarity, warp
 from models.face.landmarks import FaceLandmarks
 from models.plugins import register
+
+if TYPE_CHECKING:
+    from models.plugins import Keypoints
 
 CHIP_SIZE = 112
 
@@ -56,9 +63,15 @@ def chip_transform(points5: np.ndarray) -> np.ndarray:
     return np.linalg.inv(to_chip)[:2]
 
 
-def chip(image: Image.Image, landmarks: FaceLandmarks) -> np.ndarray:
-    """The 112x112 RGB uint8 SFace chip of a face."""
-    return warp(image, chip_transform(five_points(landmarks)), (CHIP_SIZE, CHIP_SIZE))
+def chip(
+    image: Image.Image, landmarks: FaceLandmarks, keypoints: "Keypoints | None" = None
+) -> np.ndarray:
+    """The 112x112 RGB uint8 SFace chip of a face: on ``keypoints``' five points when it
+    finds the face, else on the mesh's."""
+    points = five_points(landmarks)
+    if keypoints is not None and (refined := keypoints.refine(image, points)) is not None:
+        points = refined
+    return warp(image, chip_transform(points), (CHIP_SIZE, CHIP_SIZE))
 
 
 @register("embedder", "sface")
@@ -69,6 +82,8 @@ class SFaceEmbedder(ChipEmbedder):
 
     unit_length_default = True
 
-    def chip(self, image: Image.Image, landmarks: FaceLandmarks) -> np.ndarray:
-        """The chip OpenCV's ``alignCrop`` would cut, from the mesh's five points."""
-        return chip(image, landmarks)
+    def chip(
+        self, image: Image.Image, landmarks: FaceLandmarks, keypoints: "Keypoints | None" = None
+    ) -> np.ndarray:
+        """The chip OpenCV's ``alignCrop`` would cut (see :func:`chip`)."""
+        return chip(image, landmarks, keypoints)

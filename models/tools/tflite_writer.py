@@ -109,6 +109,15 @@ class GraphWriter:
         shape = (n, _out_size(h, size, stride, False), _out_size(w, size, stride, False), c)
         return self._op(code, [x], shape, name, opts)
 
+    def upsample(self, x: int, factor: int, name: str) -> int:
+        """Nearest-neighbour enlargement by an integer ``factor`` (each pixel repeated)."""
+        n, h, w, c = self.shapes[x]
+        size = self.const(f"{name}/size", np.array([h * factor, w * factor], dtype=np.int32))
+        opts: Any = fb.ResizeNearestNeighborOptionsT()
+        opts.alignCorners = opts.halfPixelCenters = False
+        shape = (n, h * factor, w * factor, c)
+        return self._op(fb.BuiltinOperator.RESIZE_NEAREST_NEIGHBOR, [x, size], shape, name, opts)
+
     def pad(self, x: int, paddings: list[tuple[int, int]], name: str) -> int:
         """Zero padding, ``paddings`` per dimension (before, after)."""
         shape = tuple(d + a + b for d, (a, b) in zip(self.shapes[x], paddings, strict=True))

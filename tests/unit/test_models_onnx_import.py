@@ -119,3 +119,73 @@ def test_an_unsupported_op_is_a_clear_build_error() -> None:
 def test_bytes_that_are_not_onnx_are_refused() -> None:
     with pytest.raises(ModelBuildError, match="not a readable ONNX model"):
         load(b"\x00 this is not a protobuf \xff" * 4)
+
+
+def _fpn_model(rng: np.random.Generator) -> bytes:
+    """YuNet's op mix: conv stride 2 (padded both sides) + ReLU -> MaxPool -> nearest 2x
+    Resize added to the pre-pool tensor -> NCHW->NHWC Transpose -> Reshape [1, HW, C]."""
+    arrays = {
+        "w1": rng.normal(size=(4, 3, 3, 3)) * 0.3,
+        "b1": rng.normal(size=4),
+        "roi": np.zeros(0),
+        "scales": np.array([1.0, 1.0, 2.0, 2.0]),
+        "shape": np.array([1, 16, 4]),
+    }
+    nodes = [
+        helper.make_node(
+            "Conv", ["data", "w1", "b1"], ["c1"], kernel_shape=[3, 3], pads=[1] * 4, strides=[2, 2]
+        ),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node(
+            "Resize",
+            ["p1", "roi", "scales"],
+            ["u1"],
+            mode="nearest",
+            coordinate_transformation_mode="asymmetric",
+            nearest_mode="floor",
+        ),
+        helper.make_node("Add", ["r1", "u1"], ["a1"]),
+        helper.make_node("Transpose", ["a1"], ["t1"], perm=[0, 2, 3, 1]),
+        helper.make_node("Reshape", ["t1", "shape"], ["out"]),
+    ]
+    inits = [
+        numpy_helper.from_array(v.astype(np.int64 if k == "shape" else np.float32), k)
+        for k, v in arrays.items()
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "fpn",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    model.ir_version = 7
+    return model.SerializeToString()
+
+
+def test_pooling_upsampling_and_channels_last_heads_compute_what_onnxruntime_does() -> None:
+    rng = np.random.default_rng(5)
+    data = _fpn_model(rng)
+    g = GraphWriter("fpn")
+    (y,) = OnnxImporter(g, load(data)).run(g.input("x", (1, 8, 8, 3)))
+    model = TFLiteModel(g.finish([y]), "fpn")
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    image = rng.uniform(-1, 1, (1, 8, 8, 3)).astype(np.float32)
+    expected = session.run(None, {"data": image.transpose(0, 3, 1, 2).copy()})[0]
+    got = model.run(image)[0]
+    assert expected.shape == (1, 16, 4)
+    np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_resize_we_cannot_reproduce_is_refused() -> None:
+    model = onnx.load_model_from_string(_fpn_model(np.random.default_rng(6)))
+    resize = next(n for n in model.graph.node if n.op_type == "Resize")
+    for attr in resize.attribute:
+        if attr.name == "coordinate_transformation_mode":
+            attr.s = b"half_pixel"
+    g = GraphWriter("fpn")
+    importer = OnnxImporter(g, model)
+    with pytest.raises(ModelBuildError, match="only integer nearest-neighbour"):
+        importer.run(g.input("x", (1, 8, 8, 3)))
