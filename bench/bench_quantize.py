@@ -32,7 +32,7 @@ from models.face.landmarks import MESH_TO_DLIB5, FaceLandmarks
 from models.pipeline import FacePipeline
 from models.runtime import TFLiteModel
 from models.tools import lfw
-from models.tools.quantize import quantize_int8, quantize_weights
+from models.tools.quantize import activation_ranges, quantize_int8, quantize_weights
 
 LFW = DATA / "faces" / "lfw"
 
@@ -87,7 +87,7 @@ def main() -> None:
     hybrid = quantize_weights(flt)
     t_hybrid = time.perf_counter() - t
     t = time.perf_counter()
-    int8 = quantize_int8(flt, (c[None].astype(np.float32) for c in cal))
+    int8 = quantize_int8(flt, activation_ranges(flt, (c[None].astype(np.float32) for c in cal)))
     t_int8 = time.perf_counter() - t
     models = {
         "float": TFLiteModel(flt, "float"),

@@ -5,20 +5,22 @@ return a repacked model with the same float32 input and output:
 
 - ``quantize_weights``: dynamic-range ("hybrid"): CONV_2D, DEPTHWISE_CONV_2D and
   FULLY_CONNECTED weights int8, symmetric per output channel; activations stay float32.
-- ``quantize_int8``: full integer: activations int8 (per tensor, asymmetric, ranges
-  calibrated by running the float model on sample inputs), weights int8 per output channel,
-  biases int32; a QUANTIZE op after the input and a DEQUANTIZE before the output, which
-  XNNPACK runs as QS8. PRELU stays float32 between a DEQUANTIZE and a QUANTIZE: XNNPACK has
-  no int8 PReLU, and an op it does not take splits its graph at every occurrence (SFace: 28
+- ``quantize_int8``: full integer: activations int8 (per tensor, asymmetric, over ranges
+  that ``activation_ranges`` calibrated by running the float model on sample inputs, keyed
+  by tensor name so they can be kept in a file), weights int8 per output channel, biases
+  int32; a QUANTIZE op after the input and a DEQUANTIZE before the output, which XNNPACK
+  runs as QS8. PRELU stays float32 between a DEQUANTIZE and a QUANTIZE: XNNPACK has no int8
+  PReLU, and an op it does not take splits its graph at every occurrence (SFace: 28
   partitions, 4x slower than the float model).
 
 Example (the terminal's embedder; chips: [1, 112, 112, 3] float32, 0..255)::
 
-    q8 = quantize_int8(sface.build_tflite(onnx_bytes), (chip[None] for chip in chips))
+    flt = sface.build_tflite(onnx_bytes)
+    q8 = quantize_int8(flt, activation_ranges(flt, (chip[None] for chip in chips)))
 """
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import flatbuffers
@@ -130,20 +132,41 @@ def quantize_weights(model: bytes) -> bytes:
     return _pack(m)
 
 
-def activation_ranges(
-    model: bytes, samples: Iterable[np.ndarray]
-) -> dict[int, tuple[float, float]]:
-    """(min, max) of every computed float tensor of the first subgraph: the mean over
-    ``samples`` (each one input batch) of each sample's extremes (the float model on TFLite's
-    built-in kernels, every tensor kept); the graph's input and output get the overall
-    extremes. On SFace the mean of extremes, not the overall extremes, lifts the median
-    cosine to the float model from 0.986 to 0.995."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+def _name(tensor: Any) -> str:
+    return tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
 
-    m = _unpack(model)
+
+def _calibrated(m: Any) -> dict[str, int]:
+    """Name -> index of the tensors of the first subgraph that get an int8 range: every
+    computed float tensor and the input."""
     graph = m.subgraphs[0]
     produced = {*graph.inputs, *(o for op in graph.operators for o in op.outputs)}
-    watched = [i for i in sorted(produced) if graph.tensors[i].type == fb.TensorType.FLOAT32]
+    names: dict[str, int] = {}
+    for i in sorted(produced):
+        if graph.tensors[i].type != fb.TensorType.FLOAT32:
+            continue
+        name = _name(graph.tensors[i])
+        if name in names:
+            raise ModelBuildError(f"tensor name {name!r} is not unique: ranges are keyed by name")
+        names[name] = i
+    return names
+
+
+def activation_ranges(
+    model: bytes, samples: Iterable[np.ndarray]
+) -> dict[str, tuple[float, float]]:
+    """(min, max) by tensor name of every computed float tensor of the first subgraph of the
+    folded model (``fold_scale_shift``, as ``quantize_int8`` sees it): the mean over
+    ``samples`` (each one input batch) of each sample's extremes (on TFLite's built-in
+    kernels, every tensor kept); the graph's input and output get the overall extremes. On
+    SFace the mean of extremes, not the overall extremes, lifts the median cosine to the
+    float model from 0.986 to 0.995."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    model = fold_scale_shift(model)
+    m = _unpack(model)
+    graph = m.subgraphs[0]
+    watched = _calibrated(m)
     interp = Interpreter(
         model_content=model,
         num_threads=1,
@@ -152,21 +175,22 @@ def activation_ranges(
     )
     interp.allocate_tensors()
     source = interp.get_input_details()[0]["index"]
-    extremes: dict[int, list[tuple[float, float]]] = {i: [] for i in watched}
+    extremes: dict[str, list[tuple[float, float]]] = {name: [] for name in watched}
     for sample in samples:
         interp.set_tensor(source, np.asarray(sample, np.float32))
         interp.invoke()
-        for i in watched:
+        for name, i in watched.items():
             v = interp.get_tensor(i)
-            extremes[i].append((float(v.min()), float(v.max())))
-    if not watched or not extremes[watched[0]]:
+            extremes[name].append((float(v.min()), float(v.max())))
+    if not watched or not next(iter(extremes.values())):
         raise ModelBuildError("no calibration samples: full-integer quantisation needs some")
     ends = {*graph.inputs, *graph.outputs}  # never clipped: the chip's pixels, the template
     ranges = {}
-    for i, e in extremes.items():
+    for name, e in extremes.items():
         lows, highs = np.array(e).T
-        ranges[i] = (lows.min(), highs.max()) if i in ends else (lows.mean(), highs.mean())
-    return {i: (float(lo), float(hi)) for i, (lo, hi) in ranges.items()}
+        whole = watched[name] in ends
+        ranges[name] = (lows.min(), highs.max()) if whole else (lows.mean(), highs.mean())
+    return {name: (float(lo), float(hi)) for name, (lo, hi) in ranges.items()}
 
 
 def _opcode(m: Any, code: int) -> int:
@@ -207,7 +231,7 @@ def _float_copy(graph: Any, index: int, rename: bool = False) -> int:
     """A new float32 activation tensor shaped like tensor ``index``, named ``<name>/float``;
     with ``rename`` it takes the name and tensor ``index`` becomes ``<name>/int8``."""
     t = graph.tensors[index]
-    name = t.name.decode() if isinstance(t.name, bytes) else t.name
+    name = _name(t)
     twin = fb.TensorT()
     twin.name, twin.shape, twin.type, twin.buffer = f"{name}/float", list(t.shape), 0, 0
     if rename:
@@ -238,7 +262,7 @@ def _chain(
     return ops
 
 
-def _fold_scale_shift(model: bytes) -> bytes:
+def fold_scale_shift(model: bytes) -> bytes:
     """``x * s + t`` with per-channel constants ``s``, ``t`` whose only reader is a RESHAPE
     feeding a FULLY_CONNECTED (SFace's last BatchNormalization) folded into that layer's
     weights and bias, in float: two int8 tensors fewer right before the template."""
@@ -278,17 +302,27 @@ def _fold_scale_shift(model: bytes) -> bytes:
     return _pack(m)
 
 
-def quantize_int8(model: bytes, samples: Iterable[np.ndarray]) -> bytes:
-    """The full-integer variant of a float32 model, activations calibrated on ``samples``
-    (input batches like the ones the model will see); float32 input and output, PRELU
-    float32 between a DEQUANTIZE and a QUANTIZE. A per-channel scale-shift feeding a fully
-    connected layer is folded into it first (in float)."""
-    model = _fold_scale_shift(model)
-    ranges = activation_ranges(model, samples)
+def quantize_int8(model: bytes, ranges: Mapping[str, tuple[float, float]]) -> bytes:
+    """The full-integer variant of a float32 model over the activation ``ranges`` that
+    ``activation_ranges`` calibrated on this model (by tensor name); float32 input and
+    output, PRELU float32 between a DEQUANTIZE and a QUANTIZE. A per-channel scale-shift
+    feeding a fully connected layer is folded into it first (``fold_scale_shift``, in
+    float)."""
+    model = fold_scale_shift(model)
     m = _unpack(model)
     graph = m.subgraphs[0]
-    for i, (lo, hi) in ranges.items():
-        scale, zp = _affine(lo, hi)
+    names = _calibrated(m)
+    missing, extra = sorted(names.keys() - ranges.keys()), sorted(ranges.keys() - names.keys())
+    if missing or extra:
+        found = [f"{len(v)} {what} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})"
+                 for what, v in (("tensors without a range", missing),
+                                 ("ranges of no tensor", extra)) if v]  # fmt: skip
+        raise ModelBuildError(
+            f"the calibration ranges do not fit this model: {'; '.join(found)}; calibrate "
+            "again on this float model (activation_ranges; SFace: `lifecert-models calibrate`)"
+        )
+    for name, i in names.items():
+        scale, zp = _affine(*ranges[name])
         graph.tensors[i].type = fb.TensorType.INT8
         graph.tensors[i].quantization = _params(np.array([scale]), np.array([zp]))
     ops: list[Any] = []

@@ -13,7 +13,7 @@ from ai_edge_litert import schema_py_generated as fb
 from ai_edge_litert.interpreter import Interpreter
 
 from models.runtime import TFLiteModel
-from models.tools.quantize import quantize_int8, quantize_weights
+from models.tools.quantize import activation_ranges, quantize_int8, quantize_weights
 from models.tools.tflite_writer import GraphWriter
 
 SHAPE = (1, 16, 16, 3)
@@ -61,6 +61,10 @@ def _cosines(a: TFLiteModel, b: TFLiteModel, inputs: list[np.ndarray]) -> np.nda
     return (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
 
 
+def _int8(model: bytes, chips: list[np.ndarray]) -> bytes:
+    return quantize_int8(model, activation_ranges(model, chips))
+
+
 def _tensors(model: bytes) -> dict[str, Any]:
     graph = fb.ModelT.InitFromPackedBuf(bytearray(model), 0).subgraphs[0]
     return {t.name.decode(): t for t in graph.tensors}
@@ -69,7 +73,7 @@ def _tensors(model: bytes) -> dict[str, Any]:
 def test_int8_model_is_close_to_the_float_model() -> None:
     rng = np.random.default_rng(5)
     model = _graph(rng)
-    q8 = quantize_int8(model, _chips(rng, 50))
+    q8 = quantize_int8(model, activation_ranges(model, _chips(rng, 50)))
     flt, quant = TFLiteModel(model, "float"), TFLiteModel(q8, "int8")
     assert quant.input_shape == SHAPE
     cos = _cosines(flt, quant, _chips(rng, 30))
@@ -82,7 +86,7 @@ def test_int8_model_is_close_to_the_float_model() -> None:
 
 def test_int8_model_has_int8_activations_per_channel_weights_and_int32_biases() -> None:
     rng = np.random.default_rng(6)
-    tensors = _tensors(quantize_int8(_graph(rng), _chips(rng, 5)))
+    tensors = _tensors(_int8(_graph(rng), _chips(rng, 5)))
     t = fb.TensorType
     assert tensors["chip"].type == t.FLOAT32 and tensors["fc"].type == t.FLOAT32
     assert tensors["chip/int8"].type == t.INT8 and tensors["fc/int8"].type == t.INT8
@@ -100,7 +104,7 @@ def test_int8_model_has_int8_activations_per_channel_weights_and_int32_biases() 
 
 def test_scale_shift_before_the_fully_connected_is_folded_into_it() -> None:
     rng = np.random.default_rng(10)
-    model = quantize_int8(_graph(rng), _chips(rng, 5))
+    model = _int8(_graph(rng), _chips(rng, 5))
     graph = fb.ModelT.InitFromPackedBuf(bytearray(model), 0).subgraphs[0]
     written = {graph.tensors[o].name.decode() for op in graph.operators for o in op.outputs}
     assert "residual" in written and "flatten" in written
@@ -109,7 +113,7 @@ def test_scale_shift_before_the_fully_connected_is_folded_into_it() -> None:
 
 def test_xnnpack_takes_the_whole_int8_graph() -> None:
     rng = np.random.default_rng(7)
-    interp = Interpreter(model_content=quantize_int8(_graph(rng), _chips(rng, 5)), num_threads=1)
+    interp = Interpreter(model_content=_int8(_graph(rng), _chips(rng, 5)), num_threads=1)
     interp.allocate_tensors()
     ops = [op["op_name"] for op in interp._get_ops_details()]
     assert ops.count("DELEGATE") == 1
@@ -131,6 +135,26 @@ def test_hybrid_model_has_int8_weights_and_float_activations() -> None:
 def test_unsupported_op_and_missing_samples_are_refused() -> None:
     rng = np.random.default_rng(9)
     with pytest.raises(ModelBuildError, match="AVERAGE_POOL_2D"):
-        quantize_int8(_graph(rng, pool=True), _chips(rng, 2))
+        _int8(_graph(rng, pool=True), _chips(rng, 2))
     with pytest.raises(ModelBuildError, match="calibration samples"):
-        quantize_int8(_graph(rng), [])
+        activation_ranges(_graph(rng), [])
+
+
+def test_ranges_are_keyed_by_the_names_of_the_folded_model() -> None:
+    rng = np.random.default_rng(11)
+    ranges = activation_ranges(_graph(rng), _chips(rng, 3))
+    assert {"chip", "conv1", "prelu1", "pad", "residual", "flatten", "fc"} <= ranges.keys()
+    assert "bn" not in ranges and "bn/mul" not in ranges  # folded into fc
+    lo, hi = ranges["chip"]
+    assert 0 <= lo < hi <= 255
+
+
+def test_ranges_that_do_not_fit_the_model_are_refused() -> None:
+    rng = np.random.default_rng(12)
+    model = _graph(rng)
+    ranges = activation_ranges(model, _chips(rng, 3))
+    missing = {k: v for k, v in ranges.items() if k != "conv2"}
+    with pytest.raises(ModelBuildError, match=r"1 tensors without a range \(conv2\).*calibrate"):
+        quantize_int8(model, missing)
+    with pytest.raises(ModelBuildError, match=r"1 ranges of no tensor \(other\)"):
+        quantize_int8(model, {**ranges, "other": (0.0, 1.0)})
