@@ -16,12 +16,16 @@ In one run, on one database (a fresh SQLite file, or a fresh PostgreSQL database
    sealed bank file (throwaway keys).
 
 ``--profile`` also prints each statement of the timed region that took over 20 ms.
+``--repeat N`` (SQLite) then measures N more pairs, each on a copy of the database as it
+was before 2026-05: the bare UPDATE, then the 2026-05 run, seconds apart; on a shared
+machine one pair can land on a busy moment for one of the two, so the median ratio of the
+pairs is printed beside the single one.
 ``--filled FILE`` (SQLite) keeps the filled database of step 1 (fill, records, ANALYZE) in
 FILE, and on later runs with the same ``--retirees`` starts from a copy of it instead of
 filling again: the fill is setup (minutes at 1M), never timed; the copy is the same file.
 
 Usage: python bench/bench_payments_run.py [--retirees 1000000] [--database-url URL] [--profile]
-       [--filled FILE]
+       [--filled FILE] [--repeat N]
 """
 
 import argparse
@@ -29,6 +33,7 @@ import datetime as dt
 import os
 import platform
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -137,9 +142,10 @@ def main() -> None:
     parser.add_argument(
         "--filled", type=Path, help="SQLite: keep the filled database here, reuse it next time"
     )
+    parser.add_argument("--repeat", type=int, default=0, help="SQLite: N more bare/May pairs")
     args = parser.parse_args()
-    if args.filled and args.database_url:
-        parser.error("--filled is for the default fresh SQLite file")
+    if (args.filled or args.repeat) and args.database_url:
+        parser.error("--filled and --repeat are for the default fresh SQLite file")
     with tempfile.TemporaryDirectory(prefix="bench-payments-") as tmp:
         if args.database_url == "postgresql":
             url = _fresh_pg(f"lifecert_bench_payments_{os.getpid()}")
@@ -205,6 +211,10 @@ def main() -> None:
             ]
         t_import = _seconds(lambda: roster.upsert(engine, raised, "bench", dt.datetime.now(dt.UTC)))
         report("(between runs)")
+        database, before_may = Path(tmp) / "central.sqlite", Path(tmp) / "before-may.sqlite"
+        if args.repeat:
+            engine.dispose()  # checkpointed into the file
+            shutil.copyfile(database, before_may)
         t_may = _seconds(lambda: payments.run(engine, Period(2026, 5), policy))
         report("run 2026-05")
         start = time.perf_counter()
@@ -221,6 +231,19 @@ def main() -> None:
         )
         report("bank file 2026-05")
         engine.dispose()
+        pairs = []
+        for _ in range(args.repeat):
+            for suffix in ("-wal", "-shm"):
+                database.with_name(database.name + suffix).unlink(missing_ok=True)
+            shutil.copyfile(before_may, database)
+            t_pair_bare = _seconds(lambda: bare(triggers=False))
+            start = time.perf_counter()
+            same = payments.run(engine, Period(2026, 5), policy)
+            t_pair_may = time.perf_counter() - start
+            engine.dispose()
+            if (same.decisions, same.payable_cents) != (may.decisions, may.payable_cents):
+                raise SystemExit(f"a repeated 2026-05 run differs: {same} vs {may}")
+            pairs.append((t_pair_bare, t_pair_may))
         if args.database_url == "postgresql":
             admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
@@ -239,6 +262,14 @@ def main() -> None:
     print(f"  diff 2026-05                {t_diff:8.2f} s")
     print(f"  bank file 2026-05 (sealed)  {t_file:8.2f} s")
     print(f"  2026-05: {may.decisions}, reasons {may.reasons}")
+    if pairs:
+        ratios = sorted(m / b for b, m in pairs)
+        listed = ", ".join(f"{b:.2f}/{m:.2f}" for b, m in pairs)
+        print(f"  {len(pairs)} more pairs, bare/2026-05 in s: {listed}")
+        print(
+            f"  2026-05 / bare over the pairs: median {statistics.median(ratios):.2f} x"
+            f" (range {ratios[0]:.2f}-{ratios[-1]:.2f} x)"
+        )
 
 
 if __name__ == "__main__":
