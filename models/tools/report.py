@@ -81,8 +81,10 @@ def write_report(ev: Evaluation, out: Path, bundle_version: str, command: str) -
     e_card, t_ceer = ev.card.eer()
     lines += [
         "",
-        "Images where a detector found no face are embedded from a fixed central box "
-        "(LFW images are face-centred), so every pair is scored.",
+        "LFW images are face-centred: both pipelines take the detected face nearest the "
+        "image's centre (the labelled person; the largest face is someone else in some "
+        "images), and where a detector found no face they embed a fixed central box, so "
+        "every pair is scored. The terminal itself takes the largest face.",
         "",
         "## All pairs: FNMR at fixed FMR",
         "",
