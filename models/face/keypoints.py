@@ -4,9 +4,9 @@ SFace's own pipeline (OpenCV's ``FaceDetectorYN``, then ``alignCrop``) aligns on
 keypoints (eye centres, nose tip, mouth corners) found on the whole image. The face mesh's
 points for them sit elsewhere, face by face, and YuNet's keypoints move with the framing
 (0.07-0.1 eye spans for a shift of a few pixels), so YuNet runs as OpenCV runs it: on the
-whole image at its own scale, top-left in a zero-padded input (shrunk first only when the
-image is larger than the input: a 640x480 frame by half into 320x256). It runs once per
-chip, not per frame.
+whole image at its own scale, top-left in a zero-padded input (shrunk by a whole factor
+first only when the image is larger than the input: a 640x480 frame by 2 into 320x256).
+It runs once per chip, not per frame.
 
 Decoding follows ``FaceDetectorYN``: per stride ``s`` and grid cell (row ``r``, column
 ``c``), score = sqrt(class x objectness) and keypoint ``k`` = (offset + (c, r)) x s. Of the
@@ -53,15 +53,16 @@ class YuNetKeypoints:
         self._input = np.zeros((1, self.height, self.width, 3), np.float32)
 
     def prepare(self, image: Image.Image) -> float:
-        """Write ``image`` (BGR, 0..255, top-left, shrunk to fit) into the input; its scale."""
-        scale = min(1.0, self.width / image.width, self.height / image.height)
-        if scale < 1.0:
-            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            image = image.resize(size, Image.Resampling.BILINEAR)
+        """Write ``image`` (BGR, 0..255, top-left) into the input, shrunk by the smallest
+        whole factor that fits (box filter: a 640x480 frame by 2 in 0.3 ms, where a bilinear
+        resize took 2 ms); its scale."""
+        factor = max(1, -(-image.width // self.width), -(-image.height // self.height))
+        if factor > 1:
+            image = image.reduce(factor)
         pixels = np.asarray(image)
         self._input.fill(0.0)
         self._input[0, : pixels.shape[0], : pixels.shape[1]] = pixels[:, :, ::-1]
-        return scale
+        return 1.0 / factor
 
     def refine(self, image: Image.Image, rough: np.ndarray) -> np.ndarray | None:
         """YuNet's five points [5, 2] (image coordinates, ``rough``'s order: eye on the
