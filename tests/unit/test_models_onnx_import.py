@@ -27,6 +27,25 @@ def _bn(rng: np.random.Generator, name: str, c: int, inputs: str, out: str) -> t
     return node, arrays
 
 
+def _serialised(nodes: list, arrays: dict[str, np.ndarray]) -> bytes:
+    """An opset-11 model of ``nodes`` from input ``data`` [1, 3, 8, 8] to output ``out``;
+    ``arrays`` become initialisers (``shape``: int64, the others float32)."""
+    inits = [
+        numpy_helper.from_array(v.astype(np.int64 if k == "shape" else np.float32), k)
+        for k, v in arrays.items()
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "test",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    model.ir_version = 7
+    return model.SerializeToString()
+
+
 def _model(rng: np.random.Generator, ops: list[str] | None = None) -> bytes:
     """data [1, 3, 8, 8] -> Sub/Mul constants -> conv+BN -> PRelu -> depthwise stride 2
     (padded both sides) + BN -> BN alone -> Dropout -> Flatten -> Gemm (transB) + BN."""
@@ -70,17 +89,7 @@ def _model(rng: np.random.Generator, ops: list[str] | None = None) -> bytes:
         arrays.update(extra)
     if ops is not None:
         nodes = [helper.make_node(op, ["data"], ["out"]) for op in ops]
-    inits = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in arrays.items()]
-    graph = helper.make_graph(
-        nodes,
-        "test",
-        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 8, 8])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
-    model.ir_version = 7
-    return model.SerializeToString()
+    return _serialised(nodes, arrays)
 
 
 def test_imported_graph_computes_what_onnxruntime_computes() -> None:
@@ -149,20 +158,7 @@ def _fpn_model(rng: np.random.Generator) -> bytes:
         helper.make_node("Transpose", ["a1"], ["t1"], perm=[0, 2, 3, 1]),
         helper.make_node("Reshape", ["t1", "shape"], ["out"]),
     ]
-    inits = [
-        numpy_helper.from_array(v.astype(np.int64 if k == "shape" else np.float32), k)
-        for k, v in arrays.items()
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "fpn",
-        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 8, 8])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
-    model.ir_version = 7
-    return model.SerializeToString()
+    return _serialised(nodes, arrays)
 
 
 def test_pooling_upsampling_and_channels_last_heads_compute_what_onnxruntime_does() -> None:
