@@ -91,15 +91,25 @@ class RunSummary:
     reasons: dict[str, int]
     payable_cents: int
     arrears_cents: int
+    # The roster at the run's revision: retirees and their monthly amounts (None: a run
+    # made before migration 0005). The next run starts from these.
+    roster_retirees: int | None = None
+    roster_amount_cents: int | None = None
     recomputed: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        stored = {
             "decisions": self.decisions,
             "reasons": self.reasons,
             "payable_cents": self.payable_cents,
             "arrears_cents": self.arrears_cents,
         }
+        if self.roster_retirees is not None:
+            stored["roster"] = {
+                "retirees": self.roster_retirees,
+                "amount_cents": self.roster_amount_cents,
+            }
+        return stored
 
 
 @dataclass(frozen=True)
@@ -438,13 +448,47 @@ def _roomy(conn: Connection) -> Iterator[None]:
             raw.execute(f"PRAGMA {name} = {value}")
 
 
-def summarise(conn: Connection, run: Any) -> RunSummary:
+def _roster_totals(conn: Connection, revision: int, base: Any) -> tuple[int, int]:
+    """How many retirees the roster held at ``revision`` and their monthly amounts, while
+    ``revision`` is the open one (the table itself; no row is newer).
+
+    From ``base`` (an earlier run, a ``payment_runs`` row or None) when its summary kept
+    its own: those, less the versions valid at its revision that ended since (changed or
+    deleted rows), plus the rows written since (changed or added); two short index ranges.
+    Else one scan of the roster.
+    """
+    amount = sa.func.coalesce(sa.func.sum(_r.c.monthly_amount_cents), 0)
+    kept = None if base is None or base.roster_revision is None else base.summary.get("roster")
+    if kept is None:
+        everyone, total = conn.execute(
+            sa.select(sa.func.count(), amount).where(_r.c.roster_rev <= revision)
+        ).one()
+        return int(everyone), int(total)
+    since = base.roster_revision
+    came, came_cents = conn.execute(
+        sa.select(sa.func.count(), amount).where(
+            _r.c.roster_rev > since, _r.c.roster_rev <= revision
+        )
+    ).one()
+    went, went_cents = conn.execute(
+        sa.select(
+            sa.func.count(), sa.func.coalesce(sa.func.sum(_v.c.monthly_amount_cents), 0)
+        ).where(_v.c.valid_to > since, _v.c.valid_to <= revision, _v.c.valid_from <= since)
+    ).one()
+    return (
+        kept["retirees"] + int(came) - int(went),
+        kept["amount_cents"] + int(came_cents) - int(went_cents),
+    )
+
+
+def summarise(conn: Connection, run: Any, base: Any = None) -> RunSummary:
     """Counts per decision and reason, and totals, of one run (a ``payment_runs`` row).
 
     Called by the run, when the roster at its revision is the table itself (earlier
     versions are not valid at the open revision). The stored lines are grouped; the implied
     pay lines are the roster less the stored lines (whose ``amount_cents`` is the roster
-    amount, 0 when none): one scan, no join.
+    amount, 0 when none): the roster's totals from ``base``'s (the previous run) and what
+    changed since, else one scan; no join.
     """
     rows = conn.execute(
         sa.select(
@@ -469,16 +513,13 @@ def summarise(conn: Connection, run: Any) -> RunSummary:
         arrears += int(back or 0)
         stored += n
         stored_amount += int(amount or 0)
-    if run.roster_revision is not None:
-        everyone, amount = conn.execute(
-            sa.select(
-                sa.func.count(), sa.func.coalesce(sa.func.sum(_r.c.monthly_amount_cents), 0)
-            ).where(_r.c.roster_rev <= run.roster_revision)
-        ).one()
-        if implied := everyone - stored:
-            decisions[Decision.PAY.value] = decisions.get(Decision.PAY.value, 0) + implied
-        payable += int(amount) - stored_amount
-    return RunSummary(run.id, run.period, decisions, reasons, payable, arrears)
+    if run.roster_revision is None:
+        return RunSummary(run.id, run.period, decisions, reasons, payable, arrears)
+    everyone, amount = _roster_totals(conn, run.roster_revision, base)
+    if implied := everyone - stored:
+        decisions[Decision.PAY.value] = decisions.get(Decision.PAY.value, 0) + implied
+    payable += amount - stored_amount
+    return RunSummary(run.id, run.period, decisions, reasons, payable, arrears, everyone, amount)
 
 
 def run(
@@ -495,7 +536,9 @@ def run(
         if conn.dialect.name == "postgresql":  # ingest waits for us: no pass slips between
             conn.exec_driver_sql("LOCK TABLE retirees IN SHARE MODE")
         old = _check_order(conn, period)
-        previous = conn.scalar(sa.select(_runs.c.id).where(_runs.c.period == str(period.shift(-1))))
+        before = conn.execute(
+            sa.select(_runs).where(_runs.c.period == str(period.shift(-1)))
+        ).first()
         registries.match(conn, now)  # retirees added since the registries were imported
         if old is not None:
             _discard(conn, old)
@@ -529,7 +572,7 @@ def run(
             "basis_date",
             "owed_cents",
         ]
-        select = _decisions_select(period, policy, previous)
+        select = _decisions_select(period, policy, before.id if before else None)
         conn.execute(
             _lines.insert().from_select(
                 ["run_id", *columns],
@@ -538,7 +581,7 @@ def run(
         )
         _analyse(conn, "payment_lines", "holds")
         _open_certification_holds(conn, run_id, period, now)
-        summary = summarise(conn, get_run(conn, period))
+        summary = summarise(conn, get_run(conn, period), before)
         conn.execute(_runs.update().where(_runs.c.id == run_id).values(summary=summary.as_json()))
     return RunSummary(**{**summary.__dict__, "recomputed": old is not None})
 

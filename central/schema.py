@@ -76,8 +76,9 @@ retirees = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     # The roster revision the payable columns below are valid from (see roster_versions);
-    # set by the database's triggers, never by the code.
-    sa.Column("roster_rev", sa.BigInteger),
+    # set by the database's triggers, never by the code. Indexed: the rows written since a
+    # run are a short range (a run's roster totals, diff).
+    sa.Column("roster_rev", sa.BigInteger, index=True),
 )
 
 # -- the versioned roster: what a stored payment run paid, after the roster moved on ----
@@ -106,7 +107,7 @@ roster_versions = sa.Table(
     metadata,
     sa.Column("retiree_id", sa.String(18), primary_key=True),
     sa.Column("valid_from", sa.BigInteger, primary_key=True),
-    sa.Column("valid_to", sa.BigInteger, nullable=False),  # exclusive
+    sa.Column("valid_to", sa.BigInteger, nullable=False, index=True),  # exclusive
     sa.Column("name", sa.String(100), nullable=False),
     sa.Column("monthly_amount_cents", sa.BigInteger),
     sa.Column("bank_account", sa.String(34)),

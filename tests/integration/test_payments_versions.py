@@ -140,6 +140,46 @@ def test_recomputing_gives_the_same_lines_and_sees_later_changes(central_engine:
     assert amounts == {paid: 55_500, held: next(x[3] for x in lines if x[0] == held)}
 
 
+def roster_totals(engine: Any, period: Period) -> tuple[dict[str, Any], dict[str, int]]:
+    """A run's stored roster totals, and the same counted from the roster at its revision."""
+    with engine.connect() as conn:
+        stored = payments.get_run(conn, period)
+        at = payments.roster_at(stored.roster_revision)
+        count, amount = conn.execute(
+            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(at.c.monthly_amount_cents), 0))
+        ).one()
+    return stored.summary["roster"], {"retirees": count, "amount_cents": amount}
+
+
+def test_a_run_counts_the_roster_from_the_previous_runs_totals(central_engine: Any) -> None:
+    changed, gone, certified, *_ = enrol(
+        central_engine, person(), person(), person(), person(monthly_amount_cents=None), person()
+    )
+    run(central_engine, APRIL)
+    stored, counted = roster_totals(central_engine, APRIL)
+    assert stored == counted == {"retirees": 5, "amount_cents": counted["amount_cents"]}
+    added, brief = enrol(central_engine, person(monthly_amount_cents=7), person())
+    enrol(central_engine, {"id_number": changed, "monthly_amount_cents": 1_000})
+    enrol(central_engine, {"id_number": changed, "monthly_amount_cents": 2_000})  # same revision
+    enrol(central_engine, {"id_number": certified, "certified_until": dt.date(2027, 1, 31)})
+    with central_engine.begin() as conn:
+        r = schema.retirees
+        conn.execute(r.delete().where(r.c.id_number.in_([gone, brief])))
+    may = run(central_engine, MAY)
+    stored, counted = roster_totals(central_engine, MAY)
+    assert stored == counted and counted["retirees"] == 5
+    lines = every_line(central_engine, MAY)
+    assert (sum(may.decisions.values()), may.payable_cents) == (5, sum(x[5] for x in lines))
+    enrol(central_engine, {"id_number": added, "monthly_amount_cents": 9}, person())
+    again = run(central_engine, MAY)  # from April's totals again, two revisions on
+    stored, counted = roster_totals(central_engine, MAY)
+    assert again.recomputed and stored == counted and counted["retirees"] == 6
+    assert again.payable_cents == sum(x[5] for x in every_line(central_engine, MAY))
+    run(central_engine, JUNE)
+    stored, counted = roster_totals(central_engine, JUNE)
+    assert stored == counted
+
+
 def _keys() -> tuple[ec.EllipticCurvePrivateKey, ec.EllipticCurvePrivateKey]:
     return ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
 
