@@ -29,6 +29,7 @@ from PIL import Image
 
 from models import plugins
 from models.bundle import load_bundle
+from models.face import compare
 from models.face.align import align
 from models.face.landmarks import MESH_TO_DLIB5, FaceLandmarks
 from models.pipeline import FacePipeline
@@ -53,10 +54,6 @@ def _probe(
 ) -> Callable[[], object]:
     """Align + embed of a live probe with ``embedder``."""
     return lambda: embedder.embed(pipe.align(frame, marks))
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 def main() -> None:
@@ -103,7 +100,7 @@ def main() -> None:
         f"({t_hybrid:.1f} s), int8 {len(int8) / 2**20:.1f} MiB ({t_int8:.1f} s)"
     )
 
-    unit = {k: _unit(np.vstack([m.run(c[None])[0] for c in par])) for k, m in models.items()}
+    unit = {k: np.vstack([compare.unit(m.run(c[None])[0]) for c in par]) for k, m in models.items()}
     a = np.array([row[p.a] for p in pairs])
     b = np.array([row[p.b] for p in pairs])
     same = np.array([p.same for p in pairs])

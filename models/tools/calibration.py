@@ -106,15 +106,9 @@ def calibrate_sface(data: Path, out: Path, wheel_cache: Path, count: int, comman
         models=models,
         thresholds={},
     )
-    used = 0
-
-    def counted() -> Iterator[np.ndarray]:
-        nonlocal used
-        for chip in chips(faces, FacePipeline(manifest, contents), count):
-            used += 1
-            yield chip
-
-    ranges = activation_ranges(contents["embedder"], counted())
+    samples = list(chips(faces, FacePipeline(manifest, contents), count))
+    used = len(samples)
+    ranges = activation_ranges(contents["embedder"], samples)
     source = (
         f"LFW ({data.name}): {used} chips of identities no pairs.txt pair names, evenly "
         "spaced, the face nearest the centre, aligned by the bundle pipeline (YuNet keypoints)"

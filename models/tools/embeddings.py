@@ -91,8 +91,8 @@ def ours(pipe: FacePipeline, paths: list[Path], cache: Path) -> dict[str, np.nda
 
 def dlib_pipeline(pipe: FacePipeline, paths: list[Path], cache: Path) -> dict[str, np.ndarray]:
     """dlib's own pipeline (HOG detector, 5-point predictor, ResNet; the face nearest the
-    centre) per image, and, when
-    the bundle's embedder is the converted ResNet, it on dlib's chip (conversion parity)."""
+    centre) per image, and, when the bundle's embedder is the converted ResNet, it on
+    dlib's chip (conversion parity)."""
     import dlib
     import face_recognition_models as frm
 
