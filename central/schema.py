@@ -247,8 +247,6 @@ payment_lines = sa.Table(
     # What the retiree is owed after this line: unpaid arrears, this month's included when
     # held for certification; 0 once paid. The next run reads it (migration 0006).
     sa.Column("owed_cents", sa.BigInteger, nullable=False, server_default="0"),
-    # (run, decision, reason): a run's summary in index order, its resumed and held lines
-    sa.Index("ix_payment_lines_run_id_decision_reason", "run_id", "decision", "reason"),
     # (run, retiree): a run's lines read with the roster, one probe per retiree
     sa.Index("ix_payment_lines_run_id_retiree_id", "run_id", "retiree_id", unique=True),
 )
