@@ -8,9 +8,9 @@ In one run, on one database (a fresh SQLite file, or a fresh PostgreSQL database
    (every row rewritten once, one transaction), with the roster's triggers (migration
    0005) disabled inside that transaction: the yardstick is the row rewrite, not the
    per-row trigger check the versioned roster adds to this statement (timed next, too);
-3. the payment run for 2026-04 (first month: overdue retirees held, their holds and
-   events written), then 2026-05 (steady state: a month of lines and arrears already
-   stored, resumes settle arrears);
+3. the payment run for 2026-04 (first month: overdue retirees held), then 2026-05 (a
+   month of lines and arrears already stored; the retirees whose certification ran out in
+   April newly held, a tenth of April's held resumed with their arrears);
 4. what else reads or writes the versioned roster: a roster import changing 1 % of the
    retirees' amounts (between the runs), and after the runs the diff of 2026-05 and its
    sealed bank file (throwaway keys).

@@ -233,7 +233,7 @@ def retirees_list(
 @click.pass_obj
 @friendly_errors
 def retirees_show(state: _State, id_number: str, as_json: bool) -> None:
-    """Show one retiree: status, certified_until, holds, latest results and events.
+    """Show one retiree: status, certified_until, the latest run's decision, holds, results.
 
     \b
     Example:
@@ -248,6 +248,9 @@ def retirees_show(state: _State, id_number: str, as_json: bool) -> None:
         return
     for key in ("id_number", "name", "sex", "birth_date", "community", "status", "certified_until"):
         click.echo(f"{key:16} {'' if found[key] is None else found[key]}")
+    if (paid := found["payment"]) is not None:
+        why = f" ({paid['reason']})" if paid["reason"] else ""
+        click.echo(f"{'payment':16} {paid['period']} {paid['decision']}{why}")
     click.echo("holds:")
     for h in found["holds"]:
         state_txt = f"released {h['released_at']:%Y-%m-%d}" if h["released_at"] else "OPEN"

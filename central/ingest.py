@@ -43,7 +43,7 @@ QUARANTINE_HEAD_BYTES: Final = 2048
 
 
 # Statements built once (compiled once per engine): this is the hot path.
-_res, _ret, _holds, _q = schema.results, schema.retirees, schema.holds, schema.quarantine
+_res, _ret, _q = schema.results, schema.retirees, schema.quarantine
 _CLASH = sa.select(_res.c.result_id, _res.c.device_id, _res.c.seq).where(
     sa.or_(
         _res.c.result_id == sa.bindparam("b_result"),
@@ -54,16 +54,6 @@ _EXTEND = (
     _ret.update()
     .where(_ret.c.id_number == sa.bindparam("b_retiree"))
     .values(certified_until=sa.bindparam("b_until"), updated_at=sa.bindparam("b_at"))
-)
-_RELEASE_HOLDS = (
-    _holds.update()
-    .where(
-        _holds.c.retiree_id == sa.bindparam("b_retiree"),
-        _holds.c.released_at.is_(None),
-        _holds.c.reason.in_(schema.CERTIFICATION_HOLDS),
-    )
-    .values(released_at=sa.bindparam("b_at"), released_by_result=sa.bindparam("b_result"))
-    .returning(_holds.c.id, _holds.c.reason)
 )
 _BATCH_RESULTS = sa.select(_res.c.result_id, _res.c.device_id, _res.c.seq).where(
     sa.or_(
@@ -76,15 +66,6 @@ _BATCH_RETIREES = (
     .where(_ret.c.id_number.in_(sa.bindparam("b_retirees", expanding=True)))
     .order_by(_ret.c.id_number)
     .with_for_update()
-)
-_BATCH_HELD = (
-    sa.select(_holds.c.retiree_id)
-    .distinct()
-    .where(
-        _holds.c.retiree_id.in_(sa.bindparam("b_retirees", expanding=True)),
-        _holds.c.released_at.is_(None),
-        _holds.c.reason.in_(schema.CERTIFICATION_HOLDS),
-    )
 )
 _INSERT_RESULT = _res.insert()
 _INSERT_FLAG = schema.fraud_flags.insert()
@@ -181,7 +162,6 @@ class _Snapshot:
     results: dict[uuid.UUID, str]
     seqs: dict[tuple[str, int], uuid.UUID]
     retirees: dict[str, dt.date | None]
-    held: set[str] = field(default_factory=set)
     people: dict[str, tuple[dt.date, str]] = field(default_factory=dict)  # birth date, status
 
     @classmethod
@@ -202,7 +182,6 @@ class _Snapshot:
         for person in conn.execute(_BATCH_RETIREES, {"b_retirees": ids}):
             snap.retirees[person.id_number] = person.certified_until
             snap.people[person.id_number] = (person.birth_date, person.status)
-        snap.held = {row.retiree_id for row in conn.execute(_BATCH_HELD, {"b_retirees": ids})}
         return snap
 
     def note(self, result_id: uuid.UUID, device_id: str, seq: int) -> None:
@@ -498,21 +477,6 @@ class Ingestor:
                 )
             ],
         )
-        if r.decision is Decision.PASS and r.retiree_id in snap.held:
-            writes.flush()  # the result row first: the hold names it
-            released = conn.execute(
-                _RELEASE_HOLDS,
-                {"b_retiree": r.retiree_id, "b_at": msg.received_at, "b_result": r.result_id},
-            ).all()
-            if released:
-                conn.execute(
-                    _INSERT_EVENT,
-                    [
-                        self._event(item, "hold_released", {"hold_id": h.id, "reason": h.reason})
-                        for h in released
-                    ],
-                )
-            snap.held.discard(r.retiree_id)
         snap.note(r.result_id, r.device_id, r.seq)
         snap.retirees[r.retiree_id] = new
         return Outcome(

@@ -16,8 +16,12 @@ run on SQLite and PostgreSQL. Decisions, first matching rule wins:
 10. otherwise pay; with unpaid arrears               -> ``resume`` (amount + arrears)
 
 Only months held for rule 9 become arrears, back-paid by the first later run that
-pays the retiree. A run is stored per period; running a period again (until its
-bank file is made) recomputes it from the same data and gives the same lines.
+pays the retiree. Like prison and death (read from the registries each month), a
+certification hold is derived by each run from ``certified_until`` and recorded only as
+the run's line: the ``holds`` table keeps staff decisions (``manual``), and a pass needs
+nothing released: it moves ``certified_until``, and the next run pays with the arrears.
+A run is stored per period; running a period again (until its bank file is made)
+recomputes it from the same data and gives the same lines.
 Arrears are stored lines too: each ``certification_overdue`` hold line is a month owed,
 and every stored line carries what the retiree is owed after it (``owed_cents``), which
 the next run reads from the previous run's lines.
@@ -394,48 +398,6 @@ def _discard(conn: Connection, run_id: int) -> None:
     conn.execute(_runs.delete().where(_runs.c.id == run_id))
 
 
-def _open_certification_holds(
-    conn: Connection, run_id: int, period: Period, at: dt.datetime
-) -> None:
-    """A ``certification_overdue`` hold (and its event) for each newly held retiree.
-
-    Ingest releases these when a pass arrives, like any certification hold.
-    """
-    held = sa.select(_lines.c.retiree_id).where(
-        _lines.c.run_id == run_id,
-        _lines.c.decision == Decision.HOLD.value,
-        _lines.c.reason == Reason.CERTIFICATION_OVERDUE.value,
-    )
-    no_open = ~sa.exists().where(
-        _h.c.retiree_id == _lines.c.retiree_id,
-        _h.c.released_at.is_(None),
-        _h.c.reason.in_(schema.CERTIFICATION_HOLDS),
-    )
-    reason = schema.HoldReason.CERTIFICATION_OVERDUE.value
-    before = conn.scalar(sa.select(sa.func.coalesce(sa.func.max(_h.c.id), 0)))
-    conn.execute(
-        _h.insert().from_select(
-            ["retiree_id", "reason", "since"],
-            held.where(no_open).with_only_columns(
-                _lines.c.retiree_id, sa.literal(reason), sa.literal(at, schema.UtcDateTime)
-            ),
-        )
-    )
-    # The events name the holds just placed (a range of new ids): no second anti-join.
-    conn.execute(
-        schema.events.insert().from_select(
-            ["at", "kind", "retiree_id", "actor", "detail"],
-            sa.select(
-                sa.literal(at, schema.UtcDateTime),
-                sa.literal("hold_placed"),
-                _h.c.retiree_id,
-                sa.literal(f"payment-run:{period}"),
-                sa.literal({"reason": reason, "period": str(period)}, sa.JSON),
-            ).where(_h.c.id > before, _h.c.reason == reason, _h.c.since == at),
-        )
-    )
-
-
 def _analyse(conn: Connection, *tables: str) -> None:
     """PostgreSQL: fresh statistics for tables a run just filled, so the next statements
     get hash joins (with stale "empty table" statistics an anti-join took minutes)."""
@@ -595,8 +557,7 @@ def run(
                 select.with_only_columns(sa.literal(run_id, sa.Integer), *select.selected_columns),
             )
         )
-        _analyse(conn, "payment_lines", "holds")
-        _open_certification_holds(conn, run_id, period, now)
+        _analyse(conn, "payment_lines")
         summary = summarise(conn, get_run(conn, period), before)
         conn.execute(_runs.update().where(_runs.c.id == run_id).values(summary=summary.as_json()))
     return RunSummary(**{**summary.__dict__, "recomputed": old is not None})
@@ -608,6 +569,20 @@ def get_run(conn: Connection, period: Period) -> Any:
     if row is None:
         raise RunError(f"no payment run for {period}: run `lifecert-central payments run {period}`")
     return row
+
+
+def latest_line(conn: Connection, retiree_id: str) -> dict[str, Any] | None:
+    """What the latest run decided for a retiree: period, decision, reason, payable and
+    arrears cents (None: no run yet, or not on the roster then). A hold for a missed
+    certification is only this: no row of ``holds``."""
+    run = conn.execute(sa.select(_runs).order_by(_runs.c.period.desc()).limit(1)).first()
+    if run is None:
+        return None
+    every = run_lines(run, retiree_ids=[retiree_id])
+    line = conn.execute(
+        sa.select(every.c.decision, every.c.reason, every.c.payable_cents, every.c.arrears_cents)
+    ).first()
+    return None if line is None else {"period": run.period, **line._mapping}
 
 
 def lines(engine: Engine, period: Period, *, decision: str | None = None) -> Iterator[Any]:

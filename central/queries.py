@@ -6,7 +6,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from central import schema
+from central import payments, schema
 from protocol.errors import LifecertError
 
 
@@ -49,13 +49,15 @@ def list_retirees(
 
 
 def get_retiree(engine: Engine, id_number: str, history: int = 10) -> dict[str, Any] | None:
-    """One retiree with open holds, latest results and events (None when unknown)."""
+    """One retiree with the latest run's decision for them, holds, latest results and events
+    (None when unknown)."""
     r = schema.retirees
     with engine.connect() as conn:
         row = conn.execute(sa.select(r).where(r.c.id_number == id_number)).first()
         if row is None:
             return None
         out = dict(row._mapping)
+        out["payment"] = payments.latest_line(conn, id_number)
         h, res, ev = schema.holds, schema.results, schema.events
         out["holds"] = _rows(
             conn.execute(sa.select(h).where(h.c.retiree_id == id_number).order_by(h.c.since))

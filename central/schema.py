@@ -51,13 +51,12 @@ class RetireeStatus(StrEnum):
 
 
 class HoldReason(StrEnum):
-    """Why a payment hold was placed; certification holds are released by a passed result."""
+    """Why a row of ``holds`` was placed: staff decisions. A certification hold is no row
+    but a payment run's line (``central.payments``); rows with reason
+    ``certification_overdue`` are history from before migration 0009."""
 
-    CERTIFICATION_OVERDUE = "certification_overdue"
     MANUAL = "manual"
 
-
-CERTIFICATION_HOLDS = (HoldReason.CERTIFICATION_OVERDUE.value,)
 
 retirees = sa.Table(
     "retirees",

@@ -183,11 +183,9 @@ def test_cli_roster_and_retirees(db_url: str, tmp_path: Path) -> None:
             "open_holds": 0,
         }
     ]
-    queries.place_hold(
-        db.create_engine(db_url), WANG, "certification_overdue", dt.datetime.now(dt.UTC), "test"
-    )
+    queries.place_hold(db.create_engine(db_url), WANG, "manual", dt.datetime.now(dt.UTC), "test")
     shown = cli("retirees", "show", WANG)
-    assert "certified_until  2026-09-30" in shown.output and "certification_overdue" in shown.output
+    assert "certified_until  2026-09-30" in shown.output and "manual since" in shown.output
     assert "OPEN" in shown.output
     assert (
         json.loads(cli("retirees", "show", WANG, "--json").output)["holds"][0]["released_at"]

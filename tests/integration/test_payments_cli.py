@@ -52,6 +52,8 @@ def test_population_run_registry_coverage_bank(cli: Any, tmp_path: Path) -> None
     assert april.exit_code == 0 and "run 1 for 2026-04 computed" in april.output
     held = [r for r in rows if r["certified_until"] < "2026-04-01"]
     assert f"certification_overdue    {len(held)}" in april.output
+    shown = cli("retirees", "show", held[0]["id_number"]).output
+    assert "payment          2026-04 hold (certification_overdue)" in shown
 
     death = tmp_path / "death.csv"
     death.write_text(

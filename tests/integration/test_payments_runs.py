@@ -76,19 +76,27 @@ def test_held_for_certification_then_resumed_with_arrears(central_engine: Any) -
     run(central_engine, "2026-04")
     run(central_engine, "2026-05")
     assert line(central_engine, "2026-05", late).decision == "hold"
+    # The hold is the run's line (derived from certified_until each month): no holds row
+    # or event to keep in step; the retiree's page shows the latest run's decision.
     with central_engine.connect() as conn:
-        holds = conn.execute(sa.select(schema.holds).where(schema.holds.c.retiree_id == late)).all()
-    assert [(h.reason, h.released_at) for h in holds] == [("certification_overdue", None)]
-    with central_engine.connect() as conn:
-        placed = conn.execute(
-            sa.select(schema.events.c.actor, schema.events.c.detail).where(
-                schema.events.c.retiree_id == late, schema.events.c.kind == "hold_placed"
-            )
-        ).all()
-    overdue = {"reason": "certification_overdue", "period": "2026-04"}
-    assert placed == [("payment-run:2026-04", overdue)]  # one hold, one event, not one a month
+        assert not conn.execute(sa.select(schema.holds)).all()
+        kinds = conn.execute(
+            sa.select(schema.events.c.kind).where(schema.events.c.retiree_id == late)
+        ).scalars()
+        assert not [kind for kind in kinds if kind.startswith("hold_")]
+    shown = queries.get_retiree(central_engine, late)
+    assert shown is not None
+    assert shown["payment"] == {
+        "period": "2026-05",
+        "decision": "hold",
+        "reason": "certification_overdue",
+        "payable_cents": 0,
+        "arrears_cents": 0,
+    }
     certify(central_engine, late, dt.date(2027, 5, 20))
     first = run(central_engine, "2026-06")
+    shown = queries.get_retiree(central_engine, late)
+    assert shown is not None and shown["payment"]["decision"] == "resume"
     back = line(central_engine, "2026-06", late)
     assert (back.decision, back.arrears_cents, back.payable_cents) == (
         "resume",
@@ -316,23 +324,35 @@ def test_run_order_is_enforced(central_engine: Any) -> None:
         run(central_engine, "2026-04")
 
 
-def test_pass_releases_the_hold_a_run_placed(central_engine: Any, central_pki: Any) -> None:
-    (late,) = enrol(central_engine, person(certified_until=dt.date(2026, 3, 15)))
+def test_a_pass_ends_a_certification_hold_not_a_manual_one(
+    central_engine: Any, central_pki: Any
+) -> None:
+    late, kept = enrol(
+        central_engine,
+        person(certified_until=dt.date(2026, 3, 15)),
+        person(certified_until=dt.date(2026, 3, 15)),
+    )
+    now = dt.datetime.now(dt.UTC)
+    queries.place_hold(central_engine, kept, "manual", now, "staff-7")
     run(central_engine, "2026-04")
+    assert line(central_engine, "2026-04", late).reason == "certification_overdue"
+    assert line(central_engine, "2026-04", kept).reason == "manual"
     term = central_pki.terminal("term-0001")
     ingestor = Ingestor(
         central_engine,
         DeviceTrust(central_pki.ca_file, central_pki.crl_file, central_pki.devices_dir),
         Policy(),
     )
-    now = dt.datetime.now(dt.UTC)
-    outcome = ingestor.apply(Inbound(term.topic(), term.sign(term.result(late)), now))
-    assert outcome.status.value == "applied"
+    for who in (late, kept):
+        outcome = ingestor.apply(Inbound(term.topic(), term.sign(term.result(who)), now))
+        assert outcome.status.value == "applied"
+    run(central_engine, "2026-05")
+    back = line(central_engine, "2026-05", late)
+    assert (back.decision, back.arrears_cents, back.payable_cents) == ("resume", AMOUNT, 2 * AMOUNT)
+    assert line(central_engine, "2026-05", kept).reason == "manual"  # staff release it, not a pass
     with central_engine.connect() as conn:
-        released = conn.execute(
-            sa.select(schema.holds.c.released_at).where(schema.holds.c.retiree_id == late)
-        ).scalar_one()
-    assert released is not None
+        holds = conn.execute(sa.select(schema.holds.c.retiree_id, schema.holds.c.released_at)).all()
+    assert holds == [(kept, None)]
 
 
 def test_a_pass_for_a_deceased_retiree_is_refused_and_flagged(

@@ -404,3 +404,48 @@ def test_arrears_rows_become_the_lines_owed_and_come_back_on_downgrade(db_url: s
     command.downgrade(db.alembic_config(engine), "0005")  # the table again, same rows
     assert arrears() == sorted(after)
     engine.dispose()
+
+
+def test_open_certification_holds_are_released_by_the_migration(db_url: str) -> None:
+    engine = db.create_engine(db_url)
+    db.upgrade(engine, "0008")
+    rows = [person(certified_until=dt.date(2026, 1, 31)), person()]
+    late, kept = (r["id_number"] for r in rows)
+    with engine.begin() as conn:  # holds as runs and staff placed them before 0009
+        conn.execute(
+            sa.insert(schema.retirees), [r | {"created_at": NOW, "updated_at": NOW} for r in rows]
+        )
+        conn.execute(
+            sa.insert(schema.holds),
+            [
+                {"retiree_id": late, "reason": "certification_overdue", "since": NOW},
+                {"retiree_id": kept, "reason": "manual", "since": NOW},
+            ],
+        )
+        conn.execute(  # released before: left as it is
+            sa.insert(schema.holds).values(
+                retiree_id=kept,
+                reason="certification_overdue",
+                since=NOW - dt.timedelta(days=400),
+                released_at=NOW - dt.timedelta(days=300),
+            )
+        )
+    db.upgrade(engine)
+    with engine.connect() as conn:
+        holds = conn.execute(
+            sa.select(
+                schema.holds.c.retiree_id, schema.holds.c.reason, schema.holds.c.released_at
+            ).order_by(schema.holds.c.id)
+        ).all()
+        events = conn.execute(
+            sa.select(schema.events.c.retiree_id, schema.events.c.kind, schema.events.c.actor)
+        ).all()
+    assert holds[0][:2] == (late, "certification_overdue") and holds[0][2] > NOW
+    assert holds[1] == (kept, "manual", None)  # staff holds stay open
+    assert holds[2][2] == NOW - dt.timedelta(days=300)  # released ones keep their date
+    assert events == [(late, "hold_released", "migration 0009")]
+    run(engine, Period(2026, 4))  # still held: by the run's line now
+    assert payments.explain(engine, Period(2026, 4), late, Policy()).startswith(
+        "2026-04 " + late + ": hold (certification_overdue)"
+    )
+    engine.dispose()
