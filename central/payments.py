@@ -299,8 +299,7 @@ def _decisions_select(period: Period, policy: Policy, previous: int | None) -> s
         basis,
         owed_after,
     ).where(sa.or_(d.reason.is_not(None), d.owed > 0))
-    # In retiree order: the (run, retiree) index is appended to, and the hold and event
-    # inserts that read these lines back meet the holds and retirees in index order.
+    # In retiree order: the (run, retiree) index is appended to, not written all over.
     return select.order_by(d.id_number)
 
 
@@ -399,8 +398,9 @@ def _discard(conn: Connection, run_id: int) -> None:
 
 
 def _analyse(conn: Connection, *tables: str) -> None:
-    """PostgreSQL: fresh statistics for tables a run just filled, so the next statements
-    get hash joins (with stale "empty table" statistics an anti-join took minutes)."""
+    """PostgreSQL: fresh statistics for tables a run just filled, so the statements that
+    read them next get fitting plans (with stale "empty table" statistics a join over a
+    run's lines once took minutes)."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
 

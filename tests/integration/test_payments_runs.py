@@ -57,6 +57,12 @@ def certify(engine: Any, retiree: str, until: dt.date) -> None:
     roster.upsert(engine, [{"id_number": retiree, "certified_until": until}], "test", NOW)
 
 
+def ingestor_for(engine: Any, pki: Any, policy: Policy | None = None) -> Ingestor:
+    """Central's ingest, trusting the test fleet's terminals."""
+    trust = DeviceTrust(pki.ca_file, pki.crl_file, pki.devices_dir)
+    return Ingestor(engine, trust, policy or Policy())
+
+
 def test_certification_on_the_due_day_and_grace(central_engine: Any) -> None:
     until_march, until_april_1st = enrol(
         central_engine,
@@ -338,11 +344,7 @@ def test_a_pass_ends_a_certification_hold_not_a_manual_one(
     assert line(central_engine, "2026-04", late).reason == "certification_overdue"
     assert line(central_engine, "2026-04", kept).reason == "manual"
     term = central_pki.terminal("term-0001")
-    ingestor = Ingestor(
-        central_engine,
-        DeviceTrust(central_pki.ca_file, central_pki.crl_file, central_pki.devices_dir),
-        Policy(),
-    )
+    ingestor = ingestor_for(central_engine, central_pki)
     for who in (late, kept):
         outcome = ingestor.apply(Inbound(term.topic(), term.sign(term.result(who)), now))
         assert outcome.status.value == "applied"
@@ -360,11 +362,7 @@ def test_a_pass_for_a_deceased_retiree_is_refused_and_flagged(
 ) -> None:
     (dead,) = enrol(central_engine, person(status="deceased", certified_until=dt.date(2026, 1, 1)))
     term = central_pki.terminal("term-0002")
-    ingestor = Ingestor(
-        central_engine,
-        DeviceTrust(central_pki.ca_file, central_pki.crl_file, central_pki.devices_dir),
-        Policy(),
-    )
+    ingestor = ingestor_for(central_engine, central_pki)
     payload = term.sign(term.result(dead))
     for _ in range(2):  # the terminal re-sends: still one flag
         outcome = ingestor.apply(Inbound(term.topic(), payload, dt.datetime.now(dt.UTC)))
@@ -382,11 +380,7 @@ def test_birthday_anchored_pass_through_ingest(central_engine: Any, central_pki:
     (leap,) = enrol(central_engine, person(born=dt.date(1952, 2, 29), certified_until=None))
     term = central_pki.terminal("term-0003")
     policy = Policy(birthday_anchored=True, reminder_days=30)
-    ingestor = Ingestor(
-        central_engine,
-        DeviceTrust(central_pki.ca_file, central_pki.crl_file, central_pki.devices_dir),
-        policy,
-    )
+    ingestor = ingestor_for(central_engine, central_pki, policy)
     now = dt.datetime.now(dt.UTC)
     outcome = ingestor.apply(Inbound(term.topic(), term.sign(term.result(leap)), now))
     floor = now.date() + dt.timedelta(days=30)
