@@ -152,8 +152,8 @@ def count_by_reason(engine: Engine) -> dict[str, int]:
 def place_hold(engine: Engine, retiree_id: str, reason: str, since: dt.datetime, actor: str) -> int:
     """Open a payment hold (with its event); returns the hold's id.
 
-    The retiree's row is locked first, like ingest does before releasing holds, so a
-    hold never lands between a concurrent pass's read and its release of holds.
+    The retiree's row is locked first (an unknown ID is refused), so the hold lands
+    between, never inside, ingest's batches, which lock the rows they apply to.
     """
     r = schema.retirees
     with engine.begin() as conn:

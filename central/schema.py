@@ -159,7 +159,7 @@ holds = sa.Table(
     sa.Column("reason", sa.String(40), nullable=False),
     sa.Column("since", UtcDateTime, nullable=False),
     sa.Column("released_at", UtcDateTime),
-    sa.Column("released_by_result", sa.Uuid),
+    sa.Column("released_by_result", sa.Uuid),  # the pass that ended it (before 0009)
 )
 
 quarantine = sa.Table(
