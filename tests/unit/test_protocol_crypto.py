@@ -8,6 +8,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from protocol import sealing, signing
 from protocol.errors import SealError, SignatureError
 
+KID = "ab" * 32
+
 
 @pytest.fixture
 def key() -> ec.EllipticCurvePrivateKey:
@@ -15,9 +17,9 @@ def key() -> ec.EllipticCurvePrivateKey:
 
 
 def test_sign_verify_round_trip(key: ec.EllipticCurvePrivateKey) -> None:
-    token = signing.Signer(key, "kid-1").sign(b'{"a":1}')
+    token = signing.Signer(key, KID).sign(b'{"a":1}')
     assert signing.Verifier(key.public_key()).verify(token) == b'{"a":1}'
-    assert signing.unverified_header(token) == {"alg": "ES256", "kid": "kid-1"}
+    assert signing.unverified_header(token) == {"alg": "ES256", "kid": KID}
 
 
 def test_other_key_refused(key: ec.EllipticCurvePrivateKey) -> None:
@@ -42,6 +44,37 @@ def test_other_algorithms_refused(key: ec.EllipticCurvePrivateKey, alg: str) -> 
         signing.unverified_header(token)
     with pytest.raises(SignatureError):
         signing.Verifier(key.public_key()).verify(token)
+
+
+@pytest.mark.parametrize(
+    ("tail", "words"),
+    [
+        ("\n", "trailing whitespace"),
+        (" ", "trailing whitespace"),
+        (".", "4 parts"),
+        ("=", "byte"),
+        ("é", "non-ASCII"),
+    ],
+)
+def test_anything_but_the_exact_compact_form_says_what_is_wrong(
+    key: ec.EllipticCurvePrivateKey, tail: str, words: str
+) -> None:
+    token = signing.Signer(key, KID).sign(b"{}") + tail
+    for check in (signing.unverified_header, signing.Verifier(key.public_key()).verify):
+        with pytest.raises(signing.MalformedError, match=words):
+            check(token)
+
+
+@pytest.mark.parametrize("kid", ["kid-1", "AB" * 32, "ab" * 33, ""])
+def test_kid_must_be_a_sha256_fingerprint(key: ec.EllipticCurvePrivateKey, kid: str) -> None:
+    with pytest.raises(signing.MalformedError, match="kid"):
+        signing.unverified_header(signing.Signer(key, kid).sign(b"{}"))
+
+
+def test_a_wrong_signature_says_so(key: ec.EllipticCurvePrivateKey) -> None:
+    other = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(SignatureError, match=r"bad_signature$"):
+        signing.Verifier(key.public_key()).verify(signing.Signer(other, KID).sign(b"{}"))
 
 
 def test_garbage_is_a_signature_error() -> None:
