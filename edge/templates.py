@@ -177,11 +177,14 @@ class CentralTemplates:
             if reply.error == "unknown_retiree":
                 raise UnknownRetireeError(f"central does not know retiree {retiree_id[-4:]}")
             raise ReplyError(f"central answered: {reply.error}")
-        token = data.get("template")
+        try:
+            token = messages.validate(messages.FaceTemplateData, data).template
+        except MessageError as exc:
+            raise ReplyError(f"reply refused: {exc}") from None
         if token is None:
             return None
         try:
-            template = templates.decode(sealing.unseal(str(token), self._device_key))
+            template = templates.decode(sealing.unseal(token, self._device_key))
         except (SealError, MessageError) as exc:
             raise ReplyError(f"template in the reply cannot be used: {exc}") from None
         if template.kind != "face" or len(template.vector) != 128:

@@ -1,5 +1,6 @@
 """Size limits on the wire; anything larger is refused before parsing."""
 
+import datetime as dt
 from typing import Final
 
 MAX_RESULT_BYTES: Final = 64 * 1024
@@ -16,3 +17,14 @@ MAX_ACKS_PER_MESSAGE: Final = 200
 
 MAX_REQUEST_BYTES: Final = 8 * 1024
 MAX_REPLY_BYTES: Final = 64 * 1024
+
+MAX_SEQ: Final = 2**63 - 1
+"""A result's ``seq``: what a signed 64-bit database integer holds."""
+
+MAX_MAGNITUDE: Final = 1e6
+"""Scores and thresholds are finite and within +-this (distances and similarities are small)."""
+
+EARLIEST_TIME: Final = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+LATEST_TIME: Final = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+"""Times and dates on the wire lie in this range (both engines hold it; arithmetic on it
+cannot overflow)."""

@@ -7,6 +7,7 @@ wrong types and unknown schema versions are errors.
 
 import datetime as dt
 import json
+import re
 import uuid
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self, TypeVar
@@ -22,13 +23,36 @@ from pydantic import (
 
 from protocol import idnumber, topics
 from protocol.errors import MessageError
-from protocol.limits import MAX_ACKS_PER_MESSAGE
+from protocol.limits import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    MAX_ACKS_PER_MESSAGE,
+    MAX_MAGNITUDE,
+    MAX_SEQ,
+    MAX_TEMPLATE_BYTES,
+)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_JWE_COMPACT = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]*){4}$"
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         raise ValueError("must carry a timezone (use UTC, e.g. 2026-01-31T09:00:00Z)")
-    return value.astimezone(dt.UTC)
+    try:
+        value = value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("out of range") from None
+    if not EARLIEST_TIME <= value <= LATEST_TIME:
+        raise ValueError(f"must lie between {EARLIEST_TIME:%Y-%m-%d} and {LATEST_TIME:%Y-%m-%d}")
+    return value
+
+
+def _text(value: str) -> str:
+    """Free text: no control characters but tab and newline (the database keeps any other)."""
+    if _CONTROL.search(value):
+        raise ValueError("control characters are not allowed")
+    return value
 
 
 def _id_number(value: str) -> str:
@@ -47,10 +71,19 @@ M = TypeVar("M", bound=BaseModel)
 UtcDateTime = Annotated[dt.datetime, AfterValidator(_utc)]
 IdNumber = Annotated[str, AfterValidator(_id_number)]
 DeviceId = Annotated[str, AfterValidator(_device_id)]
+Text = Annotated[str, AfterValidator(_text)]
+Number = Annotated[float, Field(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
+"""A finite score or threshold (NaN and infinity are refused by ``allow_inf_nan``)."""
+Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+"""A machine word: a challenge name, a reason code."""
+Sealed = Annotated[str, Field(max_length=MAX_TEMPLATE_BYTES, pattern=_JWE_COMPACT)]
+"""A JWE compact serialisation (a sealed template): base64url parts only."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every field is bounded so that what validates here, the database can hold:
+    # finite floats, 64-bit integers, dates within EARLIEST_TIME..LATEST_TIME, no NUL.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Method(StrEnum):
@@ -82,9 +115,13 @@ class MatchEvidence(_Strict):
 
     modality: Literal["face", "vein"]
     reference: Literal["template", "card_photo", "enrolled_vein"]
-    score: float = Field(description="distance (face) or similarity (vein) as the model defines")
-    threshold: float
-    model: str = Field(max_length=128, description="model name and version from the bundle")
+    score: Number = Field(description="distance (face) or similarity (vein) as the model defines")
+    threshold: Number
+    model: str = Field(
+        max_length=128,
+        pattern=r"^[\x20-\x7e]+$",
+        description="model name and version from the bundle (printable ASCII)",
+    )
     attempts: int = Field(ge=1, le=5)
 
 
@@ -92,16 +129,16 @@ class LivenessEvidence(_Strict):
     """The liveness challenges asked and how each went."""
 
     passed: bool
-    challenges: tuple[str, ...] = Field(max_length=5)
-    pad_score: float | None = None
+    challenges: tuple[Code, ...] = Field(max_length=5)
+    pad_score: Number | None = None
 
 
 class AssistedEvidence(_Strict):
     """A staff member saw the retiree in person."""
 
-    staff_id: str = Field(min_length=1, max_length=64)
+    staff_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
     document: Literal["id_card", "ss_card", "other"] = "id_card"
-    note: str = Field(default="", max_length=500)
+    note: Text = Field(default="", max_length=500)
 
 
 class Result(_Strict):
@@ -110,7 +147,7 @@ class Result(_Strict):
     schema_version: Literal[1] = 1
     result_id: uuid.UUID
     device_id: DeviceId
-    seq: int = Field(ge=1, description="per-device monotonic sequence number")
+    seq: int = Field(ge=1, le=MAX_SEQ, description="per-device monotonic sequence number")
     device_time: UtcDateTime
     retiree_id: IdNumber
     method: Method
@@ -119,12 +156,11 @@ class Result(_Strict):
     match: MatchEvidence | None = None
     liveness: LivenessEvidence | None = None
     assisted: AssistedEvidence | None = None
-    template: str | None = Field(
-        default=None, max_length=16 * 1024, description="new template sealed to central (JWE)"
+    template: Sealed | None = Field(
+        default=None, description="new template sealed to central (JWE)"
     )
-    vein_template: str | None = Field(
+    vein_template: Sealed | None = Field(
         default=None,
-        max_length=16 * 1024,
         description="finger-vein template enrolled at the desk in this visit, sealed (JWE)",
     )
 
@@ -160,8 +196,10 @@ class Ack(_Strict):
     result_id: uuid.UUID
     device_id: DeviceId
     status: AckStatus
-    reason: str | None = Field(default=None, max_length=200)
-    certified_until: dt.date | None = None
+    reason: Code | None = None
+    certified_until: dt.date | None = Field(
+        default=None, ge=EARLIEST_TIME.date(), le=LATEST_TIME.date()
+    )
 
 
 class AckBatch(_Strict):
@@ -183,7 +221,19 @@ class Reply(_Strict):
 
     status: Literal["ok", "error"]
     data: dict[str, Any] | None = None
-    error: str | None = None
+    error: Text | None = Field(default=None, max_length=200)
+
+
+class FaceTemplateData(_Strict):
+    """``Reply.data`` of an ``ok`` answer to a ``face_template`` request."""
+
+    request_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    device_id: DeviceId
+    retiree_id: IdNumber
+    kind: Literal["face"]
+    template: Sealed | None
+    result_id: uuid.UUID | None = None
+    certified_at: UtcDateTime | None = None
 
 
 def encode(message: BaseModel) -> bytes:
@@ -198,7 +248,19 @@ def decode(model: type[M], data: bytes) -> M:
     try:
         return model.model_validate_json(data)
     except ValidationError as exc:
-        fields = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
-        )
-        raise MessageError(f"invalid {model.__name__}: {fields}") from None
+        raise _invalid(model, exc) from None
+
+
+def validate(model: type[M], data: object) -> M:
+    """Validate already parsed JSON (e.g. a reply's ``data``); ``MessageError`` as ``decode``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(model, exc) from None
+
+
+def _invalid(model: type[BaseModel], exc: ValidationError) -> MessageError:
+    fields = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
+    )
+    return MessageError(f"invalid {model.__name__}: {fields}")
