@@ -299,6 +299,28 @@ def quarantine_list(
     _emit(rows, as_json, ["id", "received_at", "device_id", "reason", "acked", "detail"])
 
 
+@quarantine_group.command("replay")
+@click.argument("quarantine_id", type=int)
+@click.pass_obj
+@friendly_errors
+def quarantine_replay(state: _State, quarantine_id: int) -> None:
+    """Ingest again a message refused with internal_error, once its cause is fixed.
+
+    The message is verified and judged as of when it first arrived; a result
+    already applied meanwhile is reported as a duplicate. The terminal got a
+    'rejected' ack at the time and is not told.
+
+    \b
+    Example:
+        lifecert-central quarantine list --reason internal_error
+        lifecert-central quarantine replay 42
+    """
+    engine = state.engine()
+    outcome = service.ingestor_for(state.cfg, engine).replay(quarantine_id)
+    why = f": {outcome.reason.value} ({outcome.detail})" if outcome.reason else ""
+    click.echo(f"message {quarantine_id}: {outcome.status.value}{why}")
+
+
 @main.group("results")
 def results_group() -> None:
     """Applied results.

@@ -32,14 +32,15 @@ from central.db import StoreBusyError, StoreError, is_transient
 from central.devices import DeviceTrust, Standing
 from central.policy import add_months, certified_until  # noqa: F401 (add_months re-exported)
 from protocol import messages, signing, topics
-from protocol.errors import MessageError, SignatureError
+from protocol.errors import LifecertError, MessageError, SignatureError
 from protocol.limits import MAX_RESULT_BYTES
 from protocol.messages import Ack, AckStatus, Decision, Result
 
 log = logging.getLogger(__name__)
 
 QUARANTINE_HEAD_BYTES: Final = 2048
-"""How much of a refused payload is kept (a sealed template stays sealed: we never open it)."""
+"""How much of a refused payload is kept (a sealed template stays sealed: we never open it);
+``internal_error`` keeps the whole payload, for ``replay``."""
 
 
 # Statements built once (compiled once per engine): this is the hot path.
@@ -81,6 +82,10 @@ _QUARANTINED = (
     .where(_q.c.result_id == sa.bindparam("b_result"), _q.c.reason == sa.bindparam("b_reason"))
     .limit(1)
 )
+
+
+class ReplayError(LifecertError, ValueError):
+    """A quarantined message that cannot be replayed; the message says why."""
 
 
 class Reason(StrEnum):
@@ -277,11 +282,6 @@ class Ingestor:
                 topic_device,
                 kid,
             )
-        standing = device.standing(self.trust.revoked, msg.received_at)
-        if standing is Standing.REVOKED:
-            return _Refused(msg, Reason.REVOKED_DEVICE, "certificate revoked", topic_device, kid)
-        if standing is Standing.EXPIRED:
-            return _Refused(msg, Reason.EXPIRED_DEVICE, "certificate expired", topic_device, kid)
         try:
             body = device.verifier.verify(msg.payload)
         except SignatureError as exc:
@@ -302,7 +302,45 @@ class Ingestor:
                 kid,
                 result.result_id,
             )
+        standing = device.standing(self.trust.revoked, msg.received_at)
+        if standing is not Standing.TRUSTED:
+            # Signed while the device was trusted, perhaps, but queued past its revocation
+            # or expiry: kept for staff with what it says, and acked so it is not re-sent.
+            reason = (
+                Reason.REVOKED_DEVICE if standing is Standing.REVOKED else Reason.EXPIRED_DEVICE
+            )
+            detail = (
+                f"certificate {standing.value}: {result.decision.value} by {result.method.value} "
+                f"for retiree {result.retiree_id} at {result.device_time:%Y-%m-%dT%H:%M:%SZ}"
+            )
+            return _Refused(msg, reason, detail, topic_device, kid, result.result_id, topic_device)
         return _Verified(msg, result, kid)
+
+    def _verify_safely(self, msg: Inbound) -> "_Verified | _Refused":
+        """``verify``, with any exception (a bug, a library surprise) as ``internal_error``."""
+        try:
+            return self.verify(msg)
+        except Exception as exc:
+            log.exception("internal error verifying a message from %s", _printable(msg.topic))
+            return _Refused(msg, Reason.INTERNAL_ERROR, f"verify: {type(exc).__name__}: {exc}")
+
+    def replay(self, quarantine_id: int) -> Outcome:
+        """Ingest again a message quarantined with ``internal_error`` (kept whole), once the
+        cause is fixed: judged as of when it first arrived; applying it twice is harmless."""
+        q = schema.quarantine
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(q).where(q.c.id == quarantine_id)).first()
+        if row is None:
+            raise ReplayError(f"no quarantined message {quarantine_id}: see `quarantine list`")
+        if row.reason != Reason.INTERNAL_ERROR.value:
+            raise ReplayError(
+                f"message {quarantine_id} was refused for {row.reason!r}, which a replay would "
+                "not change; only internal_error messages can be replayed"
+            )
+        payload = bytes(row.payload_head)
+        if len(payload) != row.payload_size:
+            raise ReplayError(f"message {quarantine_id} was not kept whole: cannot replay it")
+        return self.apply(Inbound(row.topic, payload, row.received_at))
 
     # -- application (one transaction) ----------------------------------------------------
 
@@ -320,7 +358,7 @@ class Ingestor:
         Raises ``StoreBusyError`` (nothing committed; retry the batch) on a transient
         database problem and ``StoreError`` when the database is unusable.
         """
-        checked = [self.verify(m) for m in batch]
+        checked = [self._verify_safely(m) for m in batch]
         # A stable lock order (retiree, result) keeps concurrent consumers from deadlocking.
         order = sorted(
             range(len(checked)),
@@ -332,17 +370,38 @@ class Ingestor:
         )
         try:
             return self._run_batch(checked, order, careful=False)
-        except DBAPIError as exc:
-            if not isinstance(exc, IntegrityError) and not is_transient(exc):
-                raise StoreError(f"database error, batch not applied: {exc.orig}") from None
-        except Exception:  # a bug or a race: redo the batch one message at a time
+        except Exception:  # a race, a bug, or one message the database refuses: go carefully
             log.debug("fast path failed; applying the batch message by message", exc_info=True)
         try:
             return self._run_batch(checked, order, careful=True)
         except DBAPIError as exc:
             if is_transient(exc):
                 raise StoreBusyError(f"database busy, batch not applied: {exc.orig}") from None
-            raise StoreError(f"database error, batch not applied: {exc.orig}") from None
+            log.warning("batch of %d failed as a whole (%s); isolating", len(batch), exc.orig)
+        except Exception:
+            log.exception("batch of %d failed as a whole; isolating its messages", len(batch))
+        return [self._isolated(item) for item in checked]
+
+    def _isolated(self, item: "_Verified | _Refused") -> Outcome:
+        """One message in a transaction of its own; if it still fails, it alone is quarantined.
+
+        If even the quarantine row cannot be written, the database (not the message) is
+        the problem: ``StoreError``, and the batch is retried as a whole later.
+        """
+        try:
+            return self._run_batch([item], [0], careful=True)[0]
+        except DBAPIError as exc:
+            if is_transient(exc):
+                raise StoreBusyError(f"database busy, batch not applied: {exc.orig}") from None
+            refused = _failed(item, exc)
+        except Exception as exc:
+            refused = _failed(item, exc)
+        try:
+            with self.engine.begin() as conn:
+                return self._quarantine(conn, refused)
+        except DBAPIError as exc:
+            cls = StoreBusyError if is_transient(exc) else StoreError
+            raise cls(f"database error, batch not applied: {exc.orig}") from None
 
     def _run_batch(
         self, checked: list["_Verified | _Refused"], order: list[int], careful: bool
@@ -375,17 +434,16 @@ class Ingestor:
                     if attempt:
                         self._reread(conn, item.result, snap)
                     return self._apply(conn, item, snap, writes)
-            except IntegrityError:
-                if attempt:  # a concurrent consumer raced us twice: treat as a bug
+            except DBAPIError as exc:
+                if isinstance(exc, IntegrityError) and not attempt:
+                    continue  # another consumer committed the same result meanwhile: re-check
+                if is_transient(exc):
                     raise
-                continue  # another consumer committed the same result meanwhile: re-check
-            except DBAPIError:
-                raise
+                failed = _failed(item, exc)
             except Exception as exc:  # a bug must not kill the batch or the consumer
-                log.exception("internal error ingesting a message from %s", item.msg.topic)
-                refused = _Refused(item.msg, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
-                with conn.begin_nested():
-                    return self._quarantine(conn, refused)
+                failed = _failed(item, exc)
+            with conn.begin_nested():
+                return self._quarantine(conn, failed)
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -537,23 +595,25 @@ class Ingestor:
                 _INSERT_QUARANTINE,
                 {
                     "received_at": item.msg.received_at,
-                    "topic": item.msg.topic[:256],
+                    "topic": _printable(item.msg.topic)[:256],
                     "device_id": item.device_id,
-                    "kid": (item.kid or "")[:64] or None,
+                    "kid": _printable(item.kid or "")[:64] or None,
                     "result_id": item.result_id,
                     "reason": item.reason.value,
-                    "detail": item.detail[:500],
+                    "detail": _printable(item.detail)[:500],
                     "acked": item.ack_to is not None,
                     "payload_size": len(item.msg.payload),
                     "payload_sha256": hashlib.sha256(item.msg.payload).hexdigest(),
-                    "payload_head": item.msg.payload[:QUARANTINE_HEAD_BYTES],
+                    "payload_head": item.msg.payload
+                    if item.reason is Reason.INTERNAL_ERROR
+                    else item.msg.payload[:QUARANTINE_HEAD_BYTES],
                 },
             )
         log.warning(
             "quarantined message on %s: %s (%s)",
-            item.msg.topic[:256],
+            _printable(item.msg.topic)[:256],
             item.reason.value,
-            item.detail[:200],
+            _printable(item.detail)[:200],
         )
         if item.ack_to is None or item.result_id is None:
             return Outcome(Status.QUARANTINED, item.reason, item.detail)
@@ -568,3 +628,25 @@ class Ingestor:
 
 def _iso(day: dt.date | None) -> str | None:
     return day.isoformat() if day else None
+
+
+def _printable(text: str) -> str:
+    """``text`` safe for a database column and a log line: control characters escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def _failed(item: "_Verified | _Refused", exc: Exception) -> "_Refused":
+    """Log ``exc`` with its traceback (call it in ``except``) and refuse ``item`` with
+    ``internal_error``: acked when verified, so it is not re-sent forever; the quarantine
+    row keeps the whole payload so staff can replay it once the cause is fixed."""
+    log.exception("internal error ingesting a message from %s", _printable(item.msg.topic))
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    why = f"{type(cause).__name__}: {cause}"
+    if isinstance(item, _Verified):
+        r = item.result
+        return _Refused(
+            item.msg, Reason.INTERNAL_ERROR, why, r.device_id, item.kid, r.result_id, r.device_id
+        )
+    return _Refused(item.msg, Reason.INTERNAL_ERROR, why, item.device_id, item.kid, item.result_id)

@@ -5,6 +5,7 @@ verifies with central's public key arrives on the device's ack topic.
 """
 
 import datetime as dt
+import json
 import os
 import signal
 import socket
@@ -23,11 +24,12 @@ import pytest
 import sqlalchemy as sa
 from cryptography import x509
 
-from central import config, db, roster, schema, service
+from central import config, db, ingest, roster, schema, service
 from protocol import idnumber, messages, signing
 from protocol.messages import Ack, AckBatch, AckStatus
 from provisioning.fleet import Fleet
 from tests.fixtures.broker import FleetBroker, MqttPeer, enrol_bundle
+from tests.fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +118,15 @@ def running(broker: FleetBroker, db_url: str) -> Iterator[dict[str, Any]]:
     thread.start()
     assert consumer.ready.wait(10), "consumer did not connect and subscribe"
     devices = [Device(b, broker.port, broker.fleet) for b in bundles]
-    yield {"consumer": consumer, "engine": engine, "broker": broker, "devices": devices}
+    yield {
+        "consumer": consumer,
+        "engine": engine,
+        "broker": broker,
+        "devices": devices,
+        "stop": stop,
+        "thread": thread,
+        "config": cfg,
+    }
     for device in devices:
         device.peer.close()
     stop.set()
@@ -170,6 +180,66 @@ def test_bad_messages_are_quarantined_and_consumer_lives(running: dict[str, Any]
     assert consumer.counts["quarantined"] == 2 and consumer.counts["applied"] == 1
 
 
+def _reasons(engine: Any) -> list[str]:
+    with engine.connect() as conn:
+        return sorted(conn.scalars(sa.select(schema.quarantine.c.reason)))
+
+
+def _poison(device: Device, **fields: Any) -> bytes:
+    """A result with raw JSON ``fields`` replaced, signed with the device's key."""
+    body = json.loads(messages.encode(_result(device.id, 1))) | fields
+    return device.signer.sign(json.dumps(body).encode()).encode()
+
+
+def test_poison_messages_never_stop_central(
+    running: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signed poison of each kind, then a good result: the good one is applied; a message
+    that raises inside central is quarantined as internal_error and PUBACKed, so a new
+    consumer on the same broker session does not get it again."""
+    engine, consumer = running["engine"], running["consumer"]
+    bad, good = running["devices"]
+    token = bad.signer.sign(messages.encode(_result(bad.id, 7)))
+    for payload in (
+        _poison(bad, seq=2**64),
+        _poison(bad, device_time="9999-12-31T23:59:59-23:59"),
+        _poison(bad, assisted={"staff_id": "desk\x00-1"}),
+        _poison(bad, seq=2**63, assisted={"staff_id": "desk-1", "note": "x" * 600}),
+        token.encode() + b"\n",
+        b"\x00" * 70_000,
+    ):
+        bad.send(payload)
+
+    def buggy(*_: Any) -> dt.date:
+        raise RuntimeError("a bug in central met by one message")
+
+    monkeypatch.setattr(ingest, "certified_until", buggy)
+    bad.send(_result(bad.id, 8))
+    wait_until(lambda: "internal_error" in _reasons(engine), what="the bug's quarantine row")
+    monkeypatch.undo()
+    good.send(_result(good.id, 1))
+    ack = good.ack()
+    assert ack is not None and ack.status is AckStatus.APPLIED
+    assert _count(engine, schema.results) == 1
+    assert _reasons(engine) == ["internal_error", "malformed", "oversize"] + ["schema"] * 4
+    assert consumer.counts["applied"] == 1
+
+    # a new consumer on central's session: nothing left to redeliver but the next result
+    running["stop"].set()
+    running["thread"].join(10)
+    again = service.consumer_for(running["config"], threading.Event())
+    thread = threading.Thread(target=again.run, daemon=True)
+    thread.start()
+    try:
+        good.send(_result(good.id, 2))
+        ack = good.ack()
+        assert ack is not None and ack.status is AckStatus.APPLIED
+        assert dict(again.counts) == {"applied": 1, "batches": 1}
+    finally:
+        again.stop.set()
+        thread.join(10)
+
+
 def test_revoked_device_refused_by_running_central(running: dict[str, Any]) -> None:
     broker, engine = running["broker"], running["engine"]
     device = running["devices"][0]
@@ -177,8 +247,11 @@ def test_revoked_device_refused_by_running_central(running: dict[str, Any]) -> N
     assert device.ack() is not None
     broker.fleet.revoke(device.id)  # the broker keeps the open connection until reloaded
     time.sleep(1.2)  # central re-reads the CRL at most once a second
-    device.send(_result(device.id, 2))
-    assert device.ack(timeout=1.5) is None
+    queued = _result(device.id, 2)
+    device.send(queued)
+    ack = device.ack()  # refused, recorded for staff, and acked so it is not re-sent
+    assert ack is not None and ack.status is AckStatus.REJECTED
+    assert (ack.result_id, ack.reason) == (queued.result_id, "revoked_device")
     with engine.connect() as conn:
         assert conn.scalars(sa.select(schema.quarantine.c.reason)).all() == ["revoked_device"]
     assert _count(engine, schema.results) == 1

@@ -1,6 +1,7 @@
 """Property-based: random and mutated payloads never raise and never change state."""
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -11,8 +12,8 @@ from hypothesis import strategies as st
 from central import roster, schema
 from central.config import Policy
 from central.devices import DeviceTrust
-from central.ingest import Inbound, Ingestor, Status
-from protocol import idnumber
+from central.ingest import Inbound, Ingestor, Reason, Status
+from protocol import idnumber, messages
 from tests.fixtures.database import CentralPki
 
 pytestmark = pytest.mark.integration
@@ -85,3 +86,77 @@ def test_fuzzed_payloads_are_quarantined_never_applied(setup: dict[str, Any], da
         if outcome.reason is not None:
             reasons = conn.scalars(sa.select(schema.quarantine.c.reason)).all()
             assert outcome.reason.value in reasons
+
+
+FIELDS = [
+    "seq",
+    "device_time",
+    "retiree_id",
+    "method",
+    "decision",
+    "channel",
+    "template",
+    "match.score",
+    "match.threshold",
+    "match.model",
+    "match.attempts",
+    "liveness.challenges",
+    "liveness.pad_score",
+    "assisted.staff_id",
+    "assisted.note",
+]
+_json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.sampled_from([2**31, 2**53 + 1, 2**63 - 1, 2**63, 2**64, -(2**63) - 1])
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([float("nan"), float("inf"), 1e300, -1e300, 5e-324])
+    | st.text(max_size=64)
+    | st.sampled_from(["\x00", "a\x00b", "\x1b[31m", "x" * 40_000])
+    | st.datetimes(timezones=st.timezones()).map(lambda t: t.isoformat())
+)
+_json = st.recursive(
+    _json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
+
+
+@pytest.mark.parametrize("field", FIELDS)
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(value=_json)
+def test_signed_results_with_any_field_value_never_meet_an_internal_error(
+    setup: dict[str, Any], field: str, value: Any
+) -> None:
+    """A terminal's key signs anything: whatever the schema accepts, the database holds
+    (no ``internal_error``), and whatever it refuses is refused as ``schema``."""
+    ingest, term = setup["ingest"], setup["term"]
+    body = json.loads(messages.encode(term.result(RETIREE)))
+    body |= {"method": "face", "channel": "kiosk", "decision": "refer"}
+    body.pop("assisted")
+    body["match"] = {
+        "modality": "face",
+        "reference": "template",
+        "score": 0.5,
+        "threshold": 1.0,
+        "model": "m",
+        "attempts": 1,
+    }
+    body["liveness"] = {"passed": True, "challenges": ["blink"]}
+    body["assisted"] = {"staff_id": "desk-1"}
+    node, key = body, field
+    if "." in field:
+        parent, key = field.split(".")
+        node = body[parent]
+    node[key] = value
+    payload = term.sign(json.dumps(body).encode())
+    outcome = ingest.apply(Inbound(term.topic(), payload, dt.datetime.now(dt.UTC)))
+    assert outcome.reason is not Reason.INTERNAL_ERROR, outcome
+    assert outcome.status in (Status.APPLIED, Status.REJECTED) or outcome.reason is Reason.OVERSIZE

@@ -6,15 +6,20 @@ results and holds untouched.
 
 import base64
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from central import roster, schema
+from central import ingest, roster, schema
 from central.config import Policy
+from central.db import StoreError
 from central.devices import DeviceTrust
-from central.ingest import Inbound, Ingestor, Reason, Status, add_months
+from central.ingest import Inbound, Ingestor, Reason, ReplayError, Status, add_months
 from protocol import idnumber, messages
 from protocol.limits import MAX_RESULT_BYTES
 from protocol.messages import AckStatus
@@ -239,7 +244,12 @@ def test_revoked_device_is_refused_without_restart(world: dict[str, Any]) -> Non
     a = world["a"]
     assert _send(world, a, a.sign(a.result(ALICE))).status is Status.APPLIED
     world["pki"].revoke(a)
-    _refused(world, a.sign(a.result(BOB)), a.topic(), Reason.REVOKED_DEVICE, False)
+    queued = a.result(BOB)
+    row = _refused(world, a.sign(queued), a.topic(), Reason.REVOKED_DEVICE, True)
+    # what staff need to follow it up: which result, retiree, decision and device time
+    assert row.result_id == queued.result_id and BOB in row.detail and "pass" in row.detail
+    forger = world["pki"].terminal("term-0001", enrol=False)  # the revoked kid, another key
+    _refused(world, forger.sign(a.result(BOB), kid=a.kid), a.topic(), Reason.BAD_SIGNATURE, False)
 
 
 def test_topic_payload_device_mismatch(world: dict[str, Any]) -> None:
@@ -301,3 +311,194 @@ def test_resent_rejection_adds_no_second_row(world: dict[str, Any]) -> None:
     assert _send(world, a, payload).status is Status.REJECTED
     assert _send(world, a, payload).status is Status.REJECTED
     assert len(_quarantine(world["engine"])) == 1
+
+
+# -- poison: messages that once stopped central (issue 12) -------------------------------
+
+
+FACE = {
+    "method": "face",
+    "channel": "kiosk",
+    "assisted": None,
+    "match": {
+        "modality": "face",
+        "reference": "template",
+        "score": 0.5,
+        "threshold": 1.0,
+        "model": "sface",
+        "attempts": 1,
+    },
+    "liveness": {"passed": True, "challenges": ["blink"]},
+}
+POISON: dict[str, dict[str, Any]] = {
+    "seq over 64 bits": {"seq": 2**64},
+    "seq one over BIGINT": {"seq": 2**63},
+    "NaN score": FACE | {"match": FACE["match"] | {"score": float("nan")}},
+    "infinite threshold": FACE | {"match": FACE["match"] | {"threshold": float("inf")}},
+    "huge score": FACE | {"match": FACE["match"] | {"score": 1e300}},
+    "NUL in staff id": {"assisted__staff_id": "staff\x00-7"},
+    "NUL in note": {"assisted__note": "seen\x00"},
+    "control chars in model": FACE | {"match": FACE["match"] | {"model": "sf\x1bace"}},
+    "long challenge": FACE | {"liveness": {"passed": True, "challenges": ["b" * 40_000]}},
+    "year 9999 west of UTC": {"device_time": "9999-12-31T23:59:59-23:59"},
+    "year 1 east of UTC": {"device_time": "0001-01-01T00:00:00+23:59"},
+    "year 2999": {"device_time": "2999-01-01T00:00:00Z"},
+    "template not JWE": {"template": "\x00" * 10},
+}
+
+
+def _signed_json(term: Terminal, fields: dict[str, Any]) -> bytes:
+    """A valid assisted pass for BOB with ``fields`` replaced (``a__b``: nested), signed."""
+    body = json.loads(messages.encode(term.result(BOB)))
+    for key, value in fields.items():
+        if "__" in key:
+            parent, leaf = key.split("__")
+            body[parent][leaf] = value
+        elif value is None:
+            body.pop(key, None)
+        else:
+            body[key] = value
+    return term.sign(json.dumps(body).encode())  # json.dumps writes NaN / Infinity as given
+
+
+@pytest.mark.parametrize("kind", POISON)
+def test_poison_is_refused_by_the_schema_and_good_results_go_on(
+    world: dict[str, Any], kind: str
+) -> None:
+    engine, a, b = world["engine"], world["a"], world["b"]
+    now = dt.datetime.now(dt.UTC)
+    poison, good = _signed_json(a, POISON[kind]), b.sign(b.result(ALICE))
+    outcomes = world["ingest"].apply_batch(
+        [Inbound(a.topic(), poison, now), Inbound(b.topic(), good, now)]
+    )
+    assert [o.status for o in outcomes] == [Status.REJECTED, Status.APPLIED], outcomes
+    assert outcomes[0].reason is Reason.SCHEMA and outcomes[0].ack.reason == "schema"
+    assert [q.reason for q in _quarantine(engine)] == ["schema"]
+    assert _state(engine)["results"] == 1
+
+
+def test_poison_builder_control(world: dict[str, Any]) -> None:
+    """The poison test's builder makes results central applies when nothing is wrong."""
+    a = world["a"]
+    for fields in ({}, FACE | {"decision": "refer"}):
+        assert _send(world, a, _signed_json(a, fields)).status is Status.APPLIED
+
+
+@pytest.mark.parametrize(
+    ("tail", "words"),
+    [(b"\n", "trailing whitespace"), (b"\r\n", "trailing whitespace"), (b".x", "4 parts")],
+)
+def test_jws_with_trailing_bytes_is_malformed_with_a_detail(
+    world: dict[str, Any], tail: bytes, words: str
+) -> None:
+    a = world["a"]
+    row = _refused(world, a.sign(a.result(BOB)) + tail, a.topic(), Reason.MALFORMED, False)
+    assert words in row.detail
+
+
+def test_jws_with_a_critical_header_is_malformed_with_a_detail(world: dict[str, Any]) -> None:
+    """Built with ``cryptography`` alone, as an attacker's own JOSE code would."""
+    a = world["a"]
+    header = {"alg": "ES256", "kid": a.kid, "crit": ["exp"], "exp": 1}
+    row = _refused(
+        world, _es256(a, header, messages.encode(a.result(BOB))), a.topic(), Reason.MALFORMED, False
+    )
+    assert "critical" in row.detail and "exp" in row.detail
+
+
+def _es256(term: Terminal, header: dict[str, Any], payload: bytes) -> bytes:
+    def b64(data: bytes) -> bytes:
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    signing_input = b64(json.dumps(header).encode()) + b"." + b64(payload)
+    r, s = decode_dss_signature(term.key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+    return signing_input + b"." + b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+
+def test_hand_made_jws_control(world: dict[str, Any]) -> None:
+    """``_es256`` makes tokens central accepts when the header is plain."""
+    a = world["a"]
+    token = _es256(a, {"alg": "ES256", "kid": a.kid}, messages.encode(a.result(BOB)))
+    assert _send(world, a, token).status is Status.APPLIED
+
+
+def test_an_exception_applying_one_result_quarantines_it_alone(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug met by one message: that one is quarantined (whole payload kept, acked so it is
+    not re-sent forever, traceback in the log); the others of its batch are applied."""
+    engine, a, b = world["engine"], world["a"], world["b"]
+    real = ingest.certified_until
+
+    def buggy(day: dt.date, born: dt.date, policy: Any) -> dt.date:
+        if born == dt.date(1950, 3, 7):  # ALICE
+            raise KeyError("a bug met by Alice's result")
+        return real(day, born, policy)
+
+    monkeypatch.setattr(ingest, "certified_until", buggy)
+    now = dt.datetime.now(dt.UTC)
+    bad = a.sign(a.result(ALICE))
+    outcomes = world["ingest"].apply_batch(
+        [Inbound(a.topic(), bad, now), Inbound(b.topic(), b.sign(b.result(BOB)), now)]
+    )
+    assert [o.status for o in outcomes] == [Status.REJECTED, Status.APPLIED]
+    assert outcomes[0].reason is Reason.INTERNAL_ERROR and outcomes[0].ack is not None
+    (row,) = _quarantine(engine)
+    assert row.reason == "internal_error" and "KeyError" in row.detail
+    assert bytes(row.payload_head) == bad  # whole, to replay once fixed
+    assert any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records)
+    assert _state(engine)["results"] == 1
+
+    monkeypatch.undo()  # the bug is fixed: staff replay the message, once
+    assert world["ingest"].replay(row.id).status is Status.APPLIED
+    assert world["ingest"].replay(row.id).status is Status.DUPLICATE
+    assert _state(engine)["results"] == 2
+
+
+def test_only_whole_internal_errors_replay(world: dict[str, Any]) -> None:
+    a = world["a"]
+    row = _refused(world, a.sign(a.result(UNKNOWN)), a.topic(), Reason.UNKNOWN_RETIREE, True)
+    with pytest.raises(ReplayError, match="only internal_error"):
+        world["ingest"].replay(row.id)
+    with pytest.raises(ReplayError, match="no quarantined message 999"):
+        world["ingest"].replay(999)
+
+
+def test_a_batch_that_fails_as_a_whole_is_isolated(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure outside any one message's savepoint (the batch's snapshot read): each
+    message gets its own transaction; the one that still fails is quarantined alone."""
+    engine, a, b = world["engine"], world["a"], world["b"]
+    real = ingest._Snapshot.read.__func__  # type: ignore[attr-defined]
+
+    def picky(cls: Any, conn: Any, items: Any) -> Any:
+        if any(i.result.retiree_id == ALICE for i in items):
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        return real(cls, conn, items)
+
+    monkeypatch.setattr(ingest._Snapshot, "read", classmethod(picky))
+    now = dt.datetime.now(dt.UTC)
+    outcomes = world["ingest"].apply_batch(
+        [
+            Inbound(b.topic(), b.sign(b.result(BOB)), now),
+            Inbound(a.topic(), a.sign(a.result(ALICE)), now),
+        ]
+    )
+    assert [o.status for o in outcomes] == [Status.APPLIED, Status.REJECTED]
+    assert [q.reason for q in _quarantine(engine)] == ["internal_error"]
+
+
+def test_when_not_even_quarantine_can_be_written_the_batch_is_not_applied(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database, not the message, is broken: StoreError, so the consumer PUBACKs
+    nothing and the broker redelivers later; nothing is half-written."""
+    engine, a = world["engine"], world["a"]
+    monkeypatch.setattr(ingest, "certified_until", lambda *_: 1 / 0)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE quarantine RENAME TO quarantine_gone"))
+    before = _state(engine)
+    with pytest.raises(StoreError):
+        world["ingest"].apply_batch([Inbound(a.topic(), a.sign(a.result(BOB)), NOW)])
+    assert _state(engine) == before
