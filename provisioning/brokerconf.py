@@ -52,6 +52,7 @@ class BrokerOptions:
     max_inflight_messages: int = 100
     session_expiry: str = "30d"
     autosave_interval: int = 30
+    autosave_on_changes: bool = False
     dynsec_plugin: Path | None = None
 
 
@@ -104,6 +105,7 @@ def mosquitto_conf(files: BrokerFiles, options: BrokerOptions) -> str:
             "persistence true",
             f"persistence_location {options.persistence_dir}/",
             f"autosave_interval {options.autosave_interval}",
+            f"autosave_on_changes {str(options.autosave_on_changes).lower()}",
         ]
     else:
         out += ["persistence false"]
