@@ -254,7 +254,12 @@ def list_cmd(directory: Path, as_json: bool) -> None:
     target = Fleet.open(directory)
     devices = target.devices()
     if as_json:
-        click.echo(json.dumps([d.model_dump(mode="json") for d in devices], indent=2))
+        records = [
+            d.model_dump(mode="json", exclude={"broker_password"})
+            | {"broker_login": d.broker_password is not None}
+            for d in devices
+        ]
+        click.echo(json.dumps(records, indent=2))
         return
     rows = [("ID", "STATUS", "SERIAL", "ENROLLED", "EXPIRES", "REVOKED", "REASON")]
     rows += [
