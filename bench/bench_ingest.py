@@ -37,20 +37,23 @@ from protocol.settings import TlsFiles
 from provisioning.stack import Stack, free_port
 
 
-def _client(tls: TlsFiles, client_id: str) -> mqtt.Client:
+def _client(tls: TlsFiles, client_id: str, login: tuple[str, str]) -> mqtt.Client:
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
     )
     client.tls_set(str(tls.ca_file), str(tls.cert_file), str(tls.key_file))
+    client.username_pw_set(*login)
     client.max_inflight_messages_set(200)
     client.max_queued_messages_set(0)
     return client
 
 
-def _subscriber(tls: TlsFiles, port: int, n: int, ready: Any, out: Any) -> None:
+def _subscriber(
+    tls: TlsFiles, login: tuple[str, str], port: int, n: int, ready: Any, out: Any
+) -> None:
     got = 0
     first = last = 0.0
-    client = _client(tls, "bench-bare-sub")
+    client = _client(tls, "bench-bare-sub", login)
 
     def on_message(_c: Any, _u: Any, _m: mqtt.MQTTMessage) -> None:
         nonlocal got, first, last
@@ -70,8 +73,10 @@ def _subscriber(tls: TlsFiles, port: int, n: int, ready: Any, out: Any) -> None:
     out.put((got, first, last))
 
 
-def _publisher(tls: TlsFiles, device_id: str, port: int, n: int, size: int, out: Any) -> None:
-    client = _client(tls, device_id)
+def _publisher(
+    tls: TlsFiles, password: str, device_id: str, port: int, n: int, size: int, out: Any
+) -> None:
+    client = _client(tls, device_id, (device_id, password))
     client.connect("127.0.0.1", port)
     client.loop_start()
     payload = b"x" * size
@@ -89,15 +94,18 @@ def bare_rate(stack: Stack, device_id: str, n: int, size: int) -> float:
     """Messages/s through the broker, paho publisher → paho subscriber, QoS 1."""
     ctx = mp.get_context("spawn")
     ready, out = ctx.Event(), ctx.Queue()
-    central_tls = stack.fleet.central_tls()
-    sub = ctx.Process(target=_subscriber, args=(central_tls, stack.broker.port, n, ready, out))
+    central = (stack.fleet.central_tls(), ("lifecert-central", stack.fleet.central_password()))
+    sub = ctx.Process(target=_subscriber, args=(*central, stack.broker.port, n, ready, out))
     sub.start()
     ready.wait(30)
     bundle = stack.fleet.paths.bundle(device_id)
     tls = TlsFiles(
         ca_file=bundle / "ca.pem", cert_file=bundle / "device.pem", key_file=bundle / "device.key"
     )
-    pub = ctx.Process(target=_publisher, args=(tls, device_id, stack.broker.port, n, size, out))
+    password = (bundle / "mqtt.password").read_text().strip()
+    pub = ctx.Process(
+        target=_publisher, args=(tls, password, device_id, stack.broker.port, n, size, out)
+    )
     pub.start()
     pub.join()
     sub.join()

@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError
 from protocol import config, topics
 from protocol.config import ConfigPath, Section
 from protocol.errors import ConfigError
-from protocol.settings import MqttSettings
+from protocol.settings import MqttSettings, read_password
 
 ENV_PREFIX = "LIFECERT_CENTRAL"
 DEFAULT_PATH = Path("/etc/lifecert/central.toml")
@@ -65,8 +65,14 @@ class DatabaseSettings(Section):
 
 
 class CentralMqtt(MqttSettings):
-    """The broker connection, with central's client certificate and session settings."""
+    """The broker connection, with central's client certificate, login and session settings."""
 
+    username: str = Field(
+        default="lifecert-central",
+        min_length=1,
+        title="broker username",
+        description="central's broker login (its password is in password_file)",
+    )
     client_id: str = Field(
         default="lifecert-central",
         min_length=1,
@@ -86,6 +92,11 @@ class CentralMqtt(MqttSettings):
         title="session expiry",
         description="seconds the broker keeps central's session (and queued results) offline",
     )
+
+    def login(self) -> tuple[str, str] | None:
+        """``(username, password)`` for the broker, or None without a password file."""
+        password = read_password(self)
+        return None if password is None else (self.username, password)
 
 
 class FleetFiles(Section):
@@ -323,6 +334,8 @@ class CentralConfig(Section):
                 "mqtt.tls.cert_file": self.mqtt.tls.cert_file,
                 "mqtt.tls.key_file": self.mqtt.tls.key_file,
             }
+            if self.mqtt.password_file is not None:
+                wanted["mqtt.password_file"] = self.mqtt.password_file
         return [
             f"{name}: {path} does not exist" for name, path in wanted.items() if not path.exists()
         ]

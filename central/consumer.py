@@ -85,6 +85,10 @@ class Consumer:
             )
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"mqtt.tls: cannot load the TLS files: {exc}") from None
+        if (login := s.login()) is not None:
+            client.username_pw_set(*login)
+        else:
+            log.warning("no mqtt.password_file: the broker will refuse %s", s.username)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

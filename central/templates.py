@@ -235,6 +235,8 @@ class TemplateService:
             )
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"mqtt.tls: cannot load the TLS files: {exc}") from None
+        if (login := settings.login()) is not None:
+            self._client.username_pw_set(*login)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe

@@ -1,6 +1,8 @@
 """The terminal's MQTT 5 link: mutual TLS, a persistent session, status and acks.
 
-``client_id`` is the device id; the session survives disconnects
+``client_id`` and username are the device id, the password comes from
+``mqtt.password_file`` (the broker binds that login to that client id); the
+session survives disconnects
 (``clean_start=False`` with a session expiry) so acks central sends while the
 terminal is away wait at the broker. The status topic carries a retained
 ``online`` on every connect, ``offline`` as the last will and ``stopped`` on
@@ -25,6 +27,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge.config import EdgeConfig
 from protocol import topics
 from protocol.errors import ConfigError
+from protocol.settings import read_password
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,20 @@ def tls_context(cfg: EdgeConfig, key_file: Path) -> ssl.SSLContext:
             f"mqtt.tls.cert_file / key_file: cannot load {tls.cert_file} with {key_file}: {exc}"
         ) from None
     return ctx
+
+
+def set_login(client: paho.Client, cfg: EdgeConfig, username: str) -> None:
+    """Log in as ``username`` with the bundle's broker password (warn if there is none)."""
+    password = read_password(cfg.mqtt)
+    if password is None:
+        log.warning(
+            "no mqtt.password_file in the config: the broker will refuse %s; copy a "
+            "re-issued bundle (lifecert fleet reissue %s) onto this terminal",
+            username,
+            cfg.device_id,
+        )
+        return
+    client.username_pw_set(username, password)
 
 
 class MqttLink:
@@ -75,6 +92,7 @@ class MqttLink:
             protocol=MQTTProtocolVersion.MQTTv5,
         )
         client.tls_set_context(tls_context(cfg, key_file))
+        set_login(client, cfg, cfg.device_id)
         client.will_set(self.status_topic, topics.STATUS_OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(cfg.link.reconnect_min_s, cfg.link.reconnect_max_s)
         client.max_inflight_messages_set(cfg.outbox.max_inflight)

@@ -28,10 +28,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge.cache import TemplateCache
 from edge.config import EdgeConfig
 from edge.keys import Keys, device_key_path
-from edge.mqtt import tls_context
+from edge.mqtt import set_login, tls_context
 from edge.session.ports import UnknownRetireeError
 from protocol import messages, sealing, templates, topics
 from protocol.errors import LifecertError, MessageError, SealError, SignatureError
+from protocol.settings import templates_client
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ class References:
 class CentralTemplates:
     """Asks central for templates over MQTT 5 request/response; a context manager.
 
-    Its own connection (client id ``<device_id>-templates``, clean start): a
+    Its own connection (username and client id ``<device_id>.templates``, the
+    bundle's broker password, clean start): a
     JSON request on the device's ``req`` topic with its ``resp`` topic as
     response topic and a random correlation id; the reply counts only when
     central's signature verifies and it names this request, device and
@@ -114,10 +116,11 @@ class CentralTemplates:
         self._started = False
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"{cfg.device_id}-templates",
+            client_id=templates_client(cfg.device_id),
             protocol=MQTTProtocolVersion.MQTTv5,
         )
         client.tls_set_context(tls_context(cfg, device_key_path(cfg)))
+        set_login(client, cfg, templates_client(cfg.device_id))
         client.reconnect_delay_set(cfg.link.reconnect_min_s, cfg.link.reconnect_max_s)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

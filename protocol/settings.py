@@ -1,9 +1,19 @@
 """Config sections shared by edge, central and provisioning (which writes them)."""
 
+import os
+from pathlib import Path
+from typing import Final
+
 from pydantic import Field
 
 from protocol import topics
 from protocol.config import ConfigPath, Section
+from protocol.errors import ConfigError
+
+PASSWORD_CREDENTIAL: Final = "mqtt.password"
+"""Name of the broker password as a systemd credential (``LoadCredential=mqtt.password:…``)."""
+
+TEMPLATES_SUFFIX: Final = ".templates"
 
 
 class TlsFiles(Section):
@@ -34,6 +44,12 @@ class MqttSettings(Section):
         default=30, ge=5, le=3600, title="keepalive", description="MQTT keepalive in seconds"
     )
     tls: TlsFiles = Field(title="TLS files", description="mutual TLS files (a [mqtt.tls] table)")
+    password_file: ConfigPath | None = Field(
+        default=None,
+        title="broker password file",
+        description="file holding this client's broker password (one line, from the "
+        "enrolment bundle); a systemd credential mqtt.password takes precedence",
+    )
 
 
 class CentralKeys(Section):
@@ -52,3 +68,34 @@ class CentralKeys(Section):
         title="model-signing key",
         description="PEM public key model bundles must be signed with",
     )
+
+
+def templates_client(device_id: str) -> str:
+    """Username and client id of a terminal's template connection: ``<device_id>.templates``.
+
+    A device id cannot contain ``.``, so this never names another device.
+    """
+    return topics.check_device_id(device_id) + TEMPLATES_SUFFIX
+
+
+def read_password(settings: MqttSettings) -> str | None:
+    """The broker password: credential ``mqtt.password``, else ``password_file``, else None.
+
+    ``ConfigError`` (naming ``mqtt.password_file``) if the file cannot be read or is empty.
+    """
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    path: Path | None = settings.password_file
+    if creds and (Path(creds) / PASSWORD_CREDENTIAL).exists():
+        path = Path(creds) / PASSWORD_CREDENTIAL
+    if path is None:
+        return None
+    try:
+        password = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ConfigError(f"mqtt.password_file: cannot read {path}: {reason}") from None
+    if not password:
+        raise ConfigError(
+            f"mqtt.password_file: {path} is empty: copy mqtt.password from the enrolment bundle"
+        )
+    return password

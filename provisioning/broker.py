@@ -135,7 +135,7 @@ class MosquittoProcess:
         self.start()
 
     def reload(self) -> None:
-        """SIGHUP: Mosquitto re-reads its config, ACL file and CRL."""
+        """SIGHUP: Mosquitto re-reads its config and CRL (not the dynamic-security file)."""
         if not self.running or self._proc is None:
             raise BrokerError("mosquitto is not running: start it first")
         self._proc.send_signal(signal.SIGHUP)

@@ -16,6 +16,7 @@ import click
 
 from protocol import topics
 from protocol.cli import friendly_errors
+from protocol.settings import templates_client
 from provisioning import pki
 from provisioning.brokerconf import BrokerOptions
 from provisioning.config import BrokerSettings
@@ -139,7 +140,10 @@ def init_cmd(
 @click.argument("device_id")
 @click.option("--tar", "make_tar", is_flag=True, help="also write bundles/<id>.tar.gz")
 def enrol_cmd(directory: Path, device_id: str, make_tar: bool) -> None:
-    """Enrol a terminal: its key, certificate and a bundle to copy onto it.
+    """Enrol a terminal: its key, certificate, broker password and a bundle to copy onto it.
+
+    The running broker accepts the new login at once (else it is in the
+    broker's file for its next start).
 
     \b
     Example:
@@ -152,6 +156,46 @@ def enrol_cmd(directory: Path, device_id: str, make_tar: bool) -> None:
     click.echo(f"  bundle: {done.bundle}")
     if make_tar:
         click.echo(f"  archive: {target.archive(device_id)}")
+    click.echo(f"  broker: {done.broker}")
+
+
+@_command(fleet, "reissue")
+@_fleet_dir
+@click.argument("device_ids", nargs=-1)
+@click.option(
+    "--missing", is_flag=True, help="every active terminal that has no broker password yet"
+)
+@click.option("--tar", "make_tar", is_flag=True, help="also write bundles/<id>.tar.gz")
+def reissue_cmd(
+    directory: Path, device_ids: tuple[str, ...], missing: bool, make_tar: bool
+) -> None:
+    """Re-issue terminals' bundles with a new broker password (same key and certificate).
+
+    Copy the new mqtt.password and edge.toml onto the terminal; its old
+    password stops working at once. Fleets made before broker passwords give
+    every terminal one this way (--missing).
+
+    \b
+    Example:
+        lifecert fleet reissue --missing --dir fleet --tar
+        lifecert fleet reissue term-0001 --dir fleet
+    """
+    target = Fleet.open(directory)
+    wanted = list(dict.fromkeys(device_ids))
+    if missing:
+        wanted += [
+            d.id
+            for d in target.devices()
+            if d.status == "active" and d.broker_password is None and d.id not in wanted
+        ]
+    if not wanted:
+        raise click.UsageError("name terminals to re-issue, or pass --missing")
+    for device_id in wanted:
+        done = target.reissue(device_id)
+        click.echo(f"re-issued {device_id}: {done.bundle / 'mqtt.password'}, edge.toml")
+        if make_tar:
+            click.echo(f"  archive: {target.archive(device_id)}")
+        click.echo(f"  broker: {done.broker}")
 
 
 @_command(fleet, "revoke")
@@ -162,10 +206,11 @@ def enrol_cmd(directory: Path, device_id: str, make_tar: bool) -> None:
     "--reload/--no-reload",
     default=True,
     show_default=True,
-    help="make the running broker re-read CRL and ACL",
+    help="update the running broker: re-read the CRL, drop the terminal's logins and sessions",
 )
 def revoke_cmd(directory: Path, device_id: str, reason: str, reload: bool) -> None:
-    """Revoke a terminal: registry, CRL and ACL; the broker then refuses it.
+    """Revoke a terminal: registry and CRL; the broker drops its logins, connections and
+    sessions and refuses its certificate.
 
     \b
     Example:
@@ -176,6 +221,7 @@ def revoke_cmd(directory: Path, device_id: str, reason: str, reload: bool) -> No
     click.echo(f"revoked {record.id} (serial {record.serial}); CRL: {target.paths.crl}")
     if reload:
         click.echo(target.reload_broker())
+        click.echo(target.remove_from_broker(device_id))
 
 
 @_command(fleet, "crl")
@@ -208,7 +254,12 @@ def list_cmd(directory: Path, as_json: bool) -> None:
     target = Fleet.open(directory)
     devices = target.devices()
     if as_json:
-        click.echo(json.dumps([d.model_dump(mode="json") for d in devices], indent=2))
+        records = [
+            d.model_dump(mode="json", exclude={"broker_password"})
+            | {"broker_login": d.broker_password is not None}
+            for d in devices
+        ]
+        click.echo(json.dumps(records, indent=2))
         return
     rows = [("ID", "STATUS", "SERIAL", "ENROLLED", "EXPIRES", "REVOKED", "REASON")]
     rows += [
@@ -228,6 +279,13 @@ def list_cmd(directory: Path, as_json: bool) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     crl = pki.load_crl(target.paths.crl)
     click.echo(f"{len(devices)} device(s); CRL next update {crl.next_update_utc:%Y-%m-%d} UTC")
+    if lacking := [d.id for d in devices if d.status == "active" and d.broker_password is None]:
+        click.echo(
+            f"warning: {len(lacking)} active device(s) have no broker password and cannot "
+            f"connect ({', '.join(lacking[:5])}{', ...' if len(lacking) > 5 else ''}): "
+            f"run `lifecert fleet reissue --missing --dir {target.directory}`",
+            err=True,
+        )
     if crl.next_update_utc and crl.next_update_utc - dt.datetime.now(dt.UTC) < CRL_WARNING:
         click.echo(
             "warning: the CRL expires soon and then the broker refuses every terminal: "
@@ -253,6 +311,11 @@ def list_cmd(directory: Path, as_json: bool) -> None:
     show_default=True,
     help="per-client queue cap in bytes (0 = none)",
 )
+@click.option(
+    "--dynsec-plugin",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="path of mosquitto_dynamic_security.so on the broker [found on this machine]",
+)
 def broker_config_cmd(
     *,
     directory: Path,
@@ -261,8 +324,10 @@ def broker_config_cmd(
     persistence_dir: Path | None,
     user: str | None,
     max_queued_bytes: int,
+    dynsec_plugin: Path | None,
 ) -> None:
-    """Write broker/mosquitto.conf and broker/acl (TLS, client certs, CRL, ACL, queues).
+    """Write broker/mosquitto.conf and broker/dynamic-security.json (TLS, client certs, CRL,
+    logins bound to client ids, topic rights, queues). Restart the broker to load them.
 
     \b
     Example:
@@ -276,9 +341,56 @@ def broker_config_cmd(
         persistence_dir=persistence_dir.resolve() if persistence_dir else None,
         user=user,
         max_queued_bytes=max_queued_bytes,
+        dynsec_plugin=dynsec_plugin,
     )
     conf = target.write_broker_config(options)
-    click.echo(f"wrote {conf} and {target.paths.broker / 'acl'}")
+    click.echo(f"wrote {conf} and {target.paths.dynsec}")
+    if target.central_config_lacks_password():
+        click.echo(
+            f"note: {target.paths.central / 'central.toml'} has no [mqtt] password_file: add "
+            f'password_file = "{target.paths.central_password}" to the [mqtt] table of '
+            "central's config, or central cannot log in",
+            err=True,
+        )
+
+
+@_command(fleet, "purge-sessions")
+@_fleet_dir
+@click.argument("client_ids", nargs=-1)
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="with the broker stopped: delete its persistence file (every session, queued and "
+    "retained message)",
+)
+def purge_sessions_cmd(directory: Path, client_ids: tuple[str, ...], everything: bool) -> None:
+    """End the running broker's sessions for these client ids (a terminal's id also ends
+    its template connection's), or, with --all and the broker stopped, every session.
+
+    Sessions made before broker logins existed (any client id, any
+    subscription) are ended with --all: terminals re-send unacked results and
+    central re-acks them, so nothing that matters is lost.
+
+    \b
+    Example:
+        lifecert fleet purge-sessions term-0002 --dir fleet
+        lifecert fleet purge-sessions --all --dir fleet     # broker stopped
+    """
+    target = Fleet.open(directory)
+    if everything:
+        if client_ids:
+            raise click.UsageError("--all takes no client ids")
+        gone = target.purge_persistence()
+        click.echo(f"removed {gone}" if gone else "no persistence file: nothing to purge")
+        return
+    if not client_ids:
+        raise click.UsageError("name client ids to purge, or pass --all with the broker stopped")
+    enrolled = {d.id for d in target.devices()}
+    wanted = list(client_ids)
+    wanted += [templates_client(c) for c in client_ids if c in enrolled]
+    for client_id, present in target.purge_sessions(dict.fromkeys(wanted)).items():
+        click.echo(f"{client_id}: {'session purged' if present else 'no session'}")
 
 
 main.add_command(demo)

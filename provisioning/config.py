@@ -34,7 +34,7 @@ class BrokerSettings(Section):
     pid_file: ConfigPath | None = Field(
         default=Path("broker/mosquitto.pid"),
         title="broker pid file",
-        description="pid file of the running Mosquitto; revoke sends it SIGHUP to re-read CRL/ACL",
+        description="pid file of the running Mosquitto; revoke sends it SIGHUP to re-read the CRL",
     )
     reload_command: str = Field(
         default="",

@@ -1,7 +1,7 @@
 """``lifecert demo``: a small fleet on this machine, end to end, through the shipped commands.
 
 Creates a fleet (CA, central's keys, broker config), enrols terminals, starts a
-Mosquitto with the generated mutual-TLS + ACL config, central's consumer and the
+Mosquitto with the generated mutual-TLS + per-device login config, central's consumer and the
 terminals' services, imports a roster, records certifications at the terminals
 and shows what central applied.
 """
@@ -59,7 +59,7 @@ def run_demo(
         stack.central("roster", "import", str(directory / "roster.csv"))
         say(f"3. Central: roster of {len(ids)} retirees imported ({directory / 'roster.csv'})")
         stack.broker.start()
-        say(f"4. Mosquitto on 127.0.0.1:{port}: mutual TLS, per-device ACL, CRL")
+        say(f"4. Mosquitto on 127.0.0.1:{port}: mutual TLS, CRL, per-device logins and topics")
         stack.start_central()
         say("5. Central consumer running (shared subscription, signed acks)")
         for device_id in devices:

@@ -5,22 +5,33 @@ Layout (docs/design.md)::
     fleet.toml registry.json
     ca/ca.pem ca.key crl.pem
     devices/<id>.pem
-    central/{sign,seal}.key {sign,seal}.pub.pem client.pem client.key central.toml
+    central/{sign,seal}.key {sign,seal}.pub.pem client.pem client.key mqtt.password central.toml
     models/sign.key sign.pub.pem
-    broker/server.pem server.key mosquitto.conf acl
-    bundles/<id>/edge.toml device.pem device.key ca.pem central-{sign,seal}.pub.pem
-                 models-sign.pub.pem
+    broker/server.pem server.key admin.pem admin.key admin.password
+           mosquitto.conf dynamic-security.json
+    bundles/<id>/edge.toml device.pem device.key mqtt.password ca.pem
+                 central-{sign,seal}.pub.pem models-sign.pub.pem
+
+The broker's view of the fleet (who may log in as whom, see
+:mod:`provisioning.dynsec`) follows ``registry.json``: ``enrol``/``reissue``
+add a device's logins and ``remove_from_broker`` deletes them and purges its
+sessions, live over the plugin's control topic when the broker runs, else in
+``broker/dynamic-security.json``, which the broker loads when it starts.
 """
 
 import datetime as dt
 import getpass
+import json
 import logging
 import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import tarfile
+import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,15 +45,17 @@ from protocol.config import format_errors
 from protocol.errors import ConfigError
 from protocol.settings import CentralKeys, MqttSettings, TlsFiles
 from protocol.signing import cert_fingerprint
-from provisioning import brokerconf, pki, registry
+from provisioning import brokerconf, dynsec, pki, registry
 from provisioning.config import FleetSettings, load_settings
+from provisioning.control import AdminLogin, BrokerControl, BrokerNotRunningError
 from provisioning.errors import ProvisioningError
 from provisioning.registry import DeviceRecord
 
 log = logging.getLogger(__name__)
 
 RESERVED_PREFIX = "lifecert-"
-CENTRAL_CN = brokerconf.CENTRAL_USER
+CENTRAL_CN = dynsec.CENTRAL_USER
+PASSWORD_FILE = "mqtt.password"
 
 
 @dataclass(frozen=True)
@@ -92,9 +105,24 @@ class FleetPaths:
         return self.root / "models"
 
     @property
+    def central_password(self) -> Path:
+        """Central's broker password."""
+        return self.central / PASSWORD_FILE
+
+    @property
     def broker(self) -> Path:
         """Broker certificate and generated config."""
         return self.root / "broker"
+
+    @property
+    def dynsec(self) -> Path:
+        """The dynamic-security plugin's file (logins and rights)."""
+        return self.broker / "dynamic-security.json"
+
+    @property
+    def admin_password(self) -> Path:
+        """The broker password of ``lifecert-admin`` (the control connection)."""
+        return self.broker / "admin.password"
 
     @property
     def bundles(self) -> Path:
@@ -108,10 +136,30 @@ class FleetPaths:
 
 @dataclass(frozen=True)
 class Enrolment:
-    """What ``enrol`` produced."""
+    """What ``enrol`` or ``reissue`` produced, and what the broker was told."""
 
     record: DeviceRecord
     bundle: Path
+    broker: str
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write a secret file readable by its owner only (0600 from the first byte)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text + "\n")
+    os.chmod(path, 0o600)
+
+
+def _read_secret(path: Path, fix: str) -> str:
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ProvisioningError(f"cannot read {path}: {exc.strerror or exc}; {fix}") from None
+    if not secret:
+        raise ProvisioningError(f"{path} is empty; {fix}")
+    return secret
 
 
 def _check_new_id(device_id: str) -> str:
@@ -227,6 +275,27 @@ class Fleet:
         pki.write_cert(p.broker / "server.pem", server)
         self.write_broker_config(brokerconf.BrokerOptions(port=broker.port))
 
+    def _ensure_broker_logins(self) -> list[str]:
+        """Create central's and the admin's broker passwords (and the admin's certificate)
+        if missing, as for a fleet made before dynamic security; what was created."""
+        p, made = self.paths, []
+        if not p.central_password.exists():
+            write_secret(p.central_password, dynsec.new_password())
+            made.append(str(p.central_password))
+        if not p.admin_password.exists():
+            write_secret(p.admin_password, dynsec.new_password())
+            made.append(str(p.admin_password))
+        if not (p.broker / "admin.pem").exists() or not (p.broker / "admin.key").exists():
+            key = pki.new_key()
+            days = self.settings.pki.service_days
+            pki.write_private_key(p.broker / "admin.key", key)
+            pki.write_cert(
+                p.broker / "admin.pem",
+                self.authority().issue(dynsec.ADMIN_USER, key.public_key(), days),
+            )
+            made.append(str(p.broker / "admin.pem"))
+        return made
+
     def _write_central_config(self) -> None:
         broker = self.settings.broker
         mqtt = {
@@ -234,6 +303,7 @@ class Fleet:
             "port": broker.port,
             "root": self.settings.root,
             "tls": {"ca_file": "../ca/ca.pem", "cert_file": "client.pem", "key_file": "client.key"},
+            "password_file": PASSWORD_FILE,
         }
         _validate(MqttSettings, mqtt, self.paths.central, "central.toml [mqtt]")
         data = {
@@ -279,6 +349,26 @@ class Fleet:
             ca_file=self.paths.ca_cert, cert_file=c / "client.pem", key_file=c / "client.key"
         )
 
+    def central_password(self) -> str:
+        """Central's broker password (``central/mqtt.password``)."""
+        return _read_secret(
+            self.paths.central_password, "run `lifecert fleet broker-config` to create it"
+        )
+
+    def admin_login(self) -> AdminLogin:
+        """How ``lifecert-admin`` reaches the fleet's broker."""
+        b = self.paths.broker
+        broker = self.settings.broker
+        fix = "run `lifecert fleet broker-config` to create it, then restart the broker"
+        return AdminLogin(
+            host=broker.host,
+            port=broker.port,
+            tls=TlsFiles(
+                ca_file=self.paths.ca_cert, cert_file=b / "admin.pem", key_file=b / "admin.key"
+            ),
+            password=_read_secret(self.paths.admin_password, fix),
+        )
+
     def devices(self) -> list[DeviceRecord]:
         """Every enrolled device, sorted by id."""
         return registry.read(self.paths.registry).devices
@@ -286,8 +376,12 @@ class Fleet:
     # -- enrolment -------------------------------------------------------------------------------
 
     def enrol(self, device_id: str) -> Enrolment:
-        """Generate a key and certificate for ``device_id`` and write its bundle."""
+        """Generate a key, certificate and broker password for ``device_id``; write its bundle.
+
+        The broker learns the new login at once (see :meth:`add_to_broker`).
+        """
         _check_new_id(device_id)
+        password = dynsec.new_password()
         with registry.locked(self.paths.registry) as reg:
             known = reg.get(device_id)
             if known is not None:
@@ -303,7 +397,13 @@ class Fleet:
             ca = self.authority()
             key = pki.new_key()
             cert = ca.issue(device_id, key.public_key(), self.settings.pki.device_days)
-            bundle = self._write_bundle(device_id, key, cert)
+            bundle = self.paths.bundle(device_id)
+            if bundle.exists():
+                shutil.rmtree(bundle)
+            bundle.mkdir(parents=True, mode=0o700)
+            pki.write_private_key(bundle / "device.key", key)
+            pki.write_cert(bundle / "device.pem", cert)
+            self._write_bundle(device_id, password)
             pki.write_cert(self.paths.devices / f"{device_id}.pem", cert)
             record = DeviceRecord(
                 id=device_id,
@@ -311,18 +411,49 @@ class Fleet:
                 fingerprint=cert_fingerprint(cert),
                 enrolled_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
                 not_after=cert.not_valid_after_utc,
+                broker_password=dynsec.hash_password(password),
             )
             reg.devices.append(record)
         log.info("enrolled %s (serial %s)", device_id, record.serial)
-        return Enrolment(record, bundle)
+        return Enrolment(record, bundle, self._tell_broker(device_id, password))
 
-    def _write_bundle(self, device_id: str, key: pki.Key, cert: x509.Certificate) -> Path:
+    def reissue(self, device_id: str) -> Enrolment:
+        """A new broker password for an active device: ``mqtt.password`` and ``edge.toml`` in
+        its bundle are rewritten (key and certificate stay), the old password stops working.
+
+        How a device enrolled before broker passwords existed gets one.
+        """
+        password = dynsec.new_password()
+        with registry.locked(self.paths.registry) as reg:
+            record = reg.get(device_id)
+            if record is None or record.status != "active":
+                raise ProvisioningError(
+                    f"device {device_id!r} is "
+                    + ("not enrolled in this fleet" if record is None else "revoked")
+                    + ": only active devices get new bundles (check `lifecert fleet list`)"
+                )
+            self.paths.bundle(device_id).mkdir(parents=True, mode=0o700, exist_ok=True)
+            self._write_bundle(device_id, password)
+            record.broker_password = dynsec.hash_password(password)
+        log.info("re-issued the bundle of %s", device_id)
+        return Enrolment(
+            record, self.paths.bundle(device_id), self._tell_broker(device_id, password)
+        )
+
+    def _tell_broker(self, device_id: str, password: str) -> str:
+        try:
+            return self.add_to_broker(device_id, password)
+        except ProvisioningError as exc:
+            raise ProvisioningError(
+                f"{device_id}'s bundle is written, but the broker did not take its login: {exc}. "
+                f"Once that is fixed run `lifecert fleet reissue {device_id}` and copy the "
+                "bundle again"
+            ) from None
+
+    def _write_bundle(self, device_id: str, password: str) -> None:
+        """The bundle's password, public files and ``edge.toml`` (the key is not touched)."""
         bundle = self.paths.bundle(device_id)
-        if bundle.exists():
-            shutil.rmtree(bundle)
-        bundle.mkdir(parents=True, mode=0o700)
-        pki.write_private_key(bundle / "device.key", key)
-        pki.write_cert(bundle / "device.pem", cert)
+        write_secret(bundle / PASSWORD_FILE, password)
         shutil.copyfile(self.paths.ca_cert, bundle / "ca.pem")
         shutil.copyfile(self.paths.central / "sign.pub.pem", bundle / "central-sign.pub.pem")
         shutil.copyfile(self.paths.central / "seal.pub.pem", bundle / "central-seal.pub.pem")
@@ -333,6 +464,7 @@ class Fleet:
             "port": broker.port,
             "root": self.settings.root,
             "tls": {"ca_file": "ca.pem", "cert_file": "device.pem", "key_file": "device.key"},
+            "password_file": PASSWORD_FILE,
         }
         central = {
             "sign_pub": "central-sign.pub.pem",
@@ -353,7 +485,6 @@ class Fleet:
             + tomli_w.dumps(data),
             encoding="utf-8",
         )
-        return bundle
 
     def archive(self, device_id: str, dest: Path | None = None) -> Path:
         """A ``.tar.gz`` of the bundle (members ``<id>/...``, modes kept, owner root)."""
@@ -377,7 +508,12 @@ class Fleet:
     # -- revocation ------------------------------------------------------------------------------
 
     def revoke(self, device_id: str, reason: str = "") -> DeviceRecord:
-        """Mark ``device_id`` revoked, re-issue the CRL and the broker ACL."""
+        """Mark ``device_id`` revoked and re-issue the CRL.
+
+        A broker that is not running gets the device's logins removed from its
+        file. A running one keeps them until :meth:`remove_from_broker` (and
+        re-reads the CRL on :meth:`reload_broker`); ``lifecert fleet revoke`` does both.
+        """
         with registry.locked(self.paths.registry) as reg:
             record = reg.get(device_id)
             if record is None:
@@ -391,7 +527,8 @@ class Fleet:
             record.revoked_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
             record.reason = reason or None
             self._write_crl(reg)
-        self._write_acl()
+            if not self.broker_running():
+                self._write_dynsec(reg)
         log.info("revoked %s (serial %s)", device_id, record.serial)
         return record
 
@@ -409,7 +546,76 @@ class Fleet:
         pki.write_crl(self.paths.crl, crl)
         return crl
 
-    # -- broker ----------------------------------------------------------------------------------
+    # -- broker logins and sessions ---------------------------------------------------------------
+
+    def broker_running(self) -> bool:
+        """True if something accepts TCP connections on the fleet's broker address."""
+        broker = self.settings.broker
+        try:
+            with socket.create_connection((broker.host, broker.port), timeout=2):
+                return True
+        except OSError:
+            return False
+
+    def add_to_broker(self, device_id: str, password: str) -> str:
+        """(Re)create ``device_id``'s logins with ``password``; what was done.
+
+        Live through the control topic when the broker runs (an old login is
+        replaced and its connections closed), else in ``dynamic-security.json``.
+        """
+        try:
+            with BrokerControl(self.admin_login()) as broker:
+                _check(broker.run(dynsec.add_device(device_id, password, self.settings.root)))
+        except BrokerNotRunningError:
+            with registry.locked(self.paths.registry) as reg:
+                self._write_dynsec(reg)
+            return f"broker not running: its logins are in {self.paths.dynsec} for its next start"
+        ids = ", ".join(dynsec.device_usernames(device_id))
+        return f"the running broker accepts {device_id} (client ids {ids})"
+
+    def remove_from_broker(self, device_id: str) -> str:
+        """Delete ``device_id``'s logins at the running broker (closing its connections) and
+        purge its sessions, so nothing queued for it or subscribed by it survives; what was done."""
+        try:
+            with BrokerControl(self.admin_login()) as broker:
+                _check(broker.run(dynsec.remove_device(device_id)))
+                purged = [c for c in dynsec.device_usernames(device_id) if broker.purge_session(c)]
+        except BrokerNotRunningError:
+            with registry.locked(self.paths.registry) as reg:
+                self._write_dynsec(reg)
+            return (
+                f"broker not running: {device_id}'s logins are gone from {self.paths.dynsec}; "
+                f"sessions it left are purged by `lifecert fleet purge-sessions {device_id}` "
+                "once the broker runs"
+            )
+        sessions = f"session(s) {', '.join(purged)} purged" if purged else "no session held"
+        return f"the running broker dropped {device_id}'s logins and connections; {sessions}"
+
+    def purge_sessions(self, client_ids: Iterable[str]) -> dict[str, bool]:
+        """End the running broker's sessions for ``client_ids``; which ones existed."""
+        with BrokerControl(self.admin_login()) as broker:
+            return {c: broker.purge_session(c) for c in client_ids}
+
+    def purge_persistence(self) -> Path | None:
+        """Delete the stopped broker's persistence file: every session, queued message and
+        retained message goes. ``ProvisioningError`` while the broker runs. The file removed."""
+        if self.broker_running() or _mosquitto_pid(self.settings.broker.pid_file):
+            raise ProvisioningError(
+                "the broker is running: stop it first (every session is in its memory and it "
+                "would write them back)"
+            )
+        conf = self.paths.broker / "mosquitto.conf"
+        folder = brokerconf.persistence_dir(conf.read_text(encoding="utf-8"))
+        if folder is None:
+            return None
+        db = folder / brokerconf.PERSISTENCE_FILE
+        if not db.exists():
+            return None
+        db.unlink()
+        log.info("removed %s", db)
+        return db
+
+    # -- broker configuration ---------------------------------------------------------------------
 
     def broker_files(self) -> brokerconf.BrokerFiles:
         """The files the broker listener uses."""
@@ -419,14 +625,18 @@ class Fleet:
             cert_file=b / "server.pem",
             key_file=b / "server.key",
             crl_file=self.paths.crl,
-            acl_file=b / "acl",
+            dynsec_file=self.paths.dynsec,
         )
 
     def write_broker_config(self, options: brokerconf.BrokerOptions) -> Path:
-        """Write ``broker/mosquitto.conf`` and ``broker/acl``; return the config's path.
+        """Write ``broker/mosquitto.conf`` and ``broker/dynamic-security.json``; the config's path.
 
-        Unset ``persistence_dir`` / ``user`` / ``pid_file`` default to ``broker/data``,
-        the current user (who owns the key files) and the fleet's ``broker.pid_file``.
+        Creates central's and the admin's broker logins if the fleet predates
+        them. Unset ``persistence_dir`` / ``user`` / ``pid_file`` /
+        ``dynsec_plugin`` default to ``broker/data``, the current user (who
+        owns the key files), the fleet's ``broker.pid_file`` and the plugin
+        found on this machine. A running broker reads neither file until it
+        restarts.
         """
         b = self.paths.broker
         persistence = options.persistence_dir or b / "data"
@@ -440,22 +650,47 @@ class Fleet:
                 "persistence_dir": persistence.resolve(),
                 "user": options.user or getpass.getuser(),
                 "pid_file": options.pid_file or self.settings.broker.pid_file,
+                "dynsec_plugin": options.dynsec_plugin or brokerconf.find_dynsec_plugin(),
             }
         )
-        self._write_acl()
+        self._ensure_broker_logins()
+        with registry.locked(self.paths.registry) as reg:
+            self._write_dynsec(reg)
+        (b / "acl").unlink(missing_ok=True)  # the ACL file of fleets made before dynamic security
         conf = b / "mosquitto.conf"
         conf.write_text(brokerconf.mosquitto_conf(self.broker_files(), options), encoding="utf-8")
         return conf
 
-    def _write_acl(self) -> None:
-        revoked = [d.id for d in registry.read(self.paths.registry).revoked()]
-        path = self.paths.broker / "acl"
-        tmp = path.with_name("acl.tmp")
-        tmp.write_text(brokerconf.acl(self.settings.root, revoked), encoding="utf-8")
-        tmp.replace(path)
+    def central_config_lacks_password(self) -> bool:
+        """True if ``central/central.toml`` (written before broker passwords) has none."""
+        try:
+            data = tomllib.loads((self.paths.central / "central.toml").read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError):
+            return False
+        mqtt = data.get("mqtt")
+        return isinstance(mqtt, dict) and "password_file" not in mqtt
+
+    def _write_dynsec(self, reg: registry.Registry) -> None:
+        """Write the plugin's file from ``reg`` (call with the registry locked)."""
+        fix = "run `lifecert fleet broker-config` to create it"
+        document = dynsec.config(
+            self.settings.root,
+            {
+                d.id: d.broker_password
+                for d in reg.devices
+                if d.status == "active" and d.broker_password is not None
+            },
+            central=dynsec.hash_password(_read_secret(self.paths.central_password, fix)),
+            admin=dynsec.hash_password(_read_secret(self.paths.admin_password, fix)),
+        )
+        tmp = self.paths.dynsec.with_name(self.paths.dynsec.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(document, out, indent=1)
+        tmp.replace(self.paths.dynsec)
 
     def reload_broker(self) -> str:
-        """Make the running broker re-read CRL and ACL; return what was done.
+        """Make the running broker re-read its CRL; return what was done.
 
         Runs ``broker.reload_command`` if set, else sends SIGHUP to the pid in
         ``broker.pid_file`` (only if that process is a mosquitto).
@@ -479,11 +714,16 @@ class Fleet:
         if pid is None:
             return (
                 f"no running broker found (pid file {broker.pid_file}): reload yours so it "
-                "re-reads the CRL and ACL (e.g. systemctl reload mosquitto), or set "
+                "re-reads the CRL (e.g. systemctl reload mosquitto), or set "
                 "broker.reload_command in fleet.toml"
             )
         os.kill(pid, signal.SIGHUP)
-        return f"sent SIGHUP to mosquitto (pid {pid}): it re-reads the CRL and ACL"
+        return f"sent SIGHUP to mosquitto (pid {pid}): it re-reads the CRL"
+
+
+def _check(responses: list[dict[str, Any]]) -> None:
+    if errors := dynsec.missing_ok(responses):
+        raise ProvisioningError("the broker refused: " + "; ".join(errors))
 
 
 def _mosquitto_pid(pid_file: Path | None) -> int | None:

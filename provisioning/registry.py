@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from provisioning.dynsec import PasswordHash
+
 Status = Literal["active", "revoked"]
 
 
@@ -26,6 +28,11 @@ class DeviceRecord(BaseModel):
     not_after: dt.datetime
     revoked_at: dt.datetime | None = None
     reason: str | None = None
+    broker_password: PasswordHash | None = Field(
+        default=None,
+        description="the broker's hash of the bundle's mqtt.password (none: enrolled before "
+        "broker passwords; `lifecert fleet reissue` gives it one)",
+    )
 
 
 class Registry(BaseModel):

@@ -1,8 +1,9 @@
-"""The generated ACL on a real Mosquitto: each device only under its own id; central sees all.
+"""The generated topic rights on a real Mosquitto: each device only its own topics; central all.
 
-Measured on Mosquitto 2.0.11: a denied QoS 1 publish gets PUBACK 0x87 "Not
-authorized" and the broker then closes that connection; a subscription to
-another device's topic is granted in SUBACK but nothing is ever delivered on it.
+Measured on Mosquitto 2.0.11 with the dynamic-security plugin: a denied QoS 1
+publish gets PUBACK 0x87 "Not authorized" and the broker then closes that
+connection; a subscription to another device's topic (or any wildcard) is
+refused in SUBACK (0x87) and nothing is delivered on it.
 """
 
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from protocol import topics
-from tests.fixtures.broker import FleetBroker, MqttPeer, enrol_bundle
+from protocol.settings import templates_client
+from tests.fixtures.broker import FleetBroker, Login, MqttPeer, enrol_bundle, login_for
 
 pytestmark = pytest.mark.integration
 
@@ -52,16 +54,22 @@ def test_device_cannot_write_what_central_writes(two: FleetBroker, kind: str) ->
         assert a.subscribe(topics.device_topic(A, kind)).value == 1
         with MqttPeer(_bundle(two, B), two.port) as b:
             assert b.publish(topics.device_topic(A, kind), b"forged").is_failure
-        with MqttPeer(_bundle(two, A), two.port, client_id="a-self") as a_self:
+        own = login_for(_bundle(two, A))
+        templates = Login(own.tls, templates_client(A), own.password, templates_client(A))
+        with MqttPeer(templates, two.port) as a_self:
             assert a_self.publish(topics.device_topic(A, kind), b"self-made").is_failure
         assert a.expect(QUIET) is None
 
 
 def test_device_cannot_read_another_devices_ack(two: FleetBroker) -> None:
     with MqttPeer(_bundle(two, A), two.port) as a, MqttPeer(_bundle(two, B), two.port) as b:
-        a.subscribe(topics.device_topic(B, "ack"))
-        a.subscribe(topics.all_devices("ack"))
-        a.subscribe(topics.all_devices("result"))
+        for topic in (
+            topics.device_topic(B, "ack"),
+            topics.all_devices("ack"),
+            topics.all_devices("result"),
+            "#",
+        ):
+            assert a.subscribe(topic).getName() == "Not authorized", topic
         assert b.subscribe(topics.device_topic(B, "ack")).value == 1
         with MqttPeer(two.fleet.central_tls(), two.port) as central:
             assert not central.publish(topics.device_topic(B, "ack"), b"ack for B").is_failure

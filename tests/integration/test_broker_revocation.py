@@ -1,10 +1,11 @@
 """Revocation against a running broker, and sessions/queues that lose nothing.
 
 Measured on Mosquitto 2.0.11 (Debian): SIGHUP makes it re-read the CRL file
-and the ACL file, so ``lifecert fleet revoke`` (which SIGHUPs the broker named
-by ``broker.pid_file``, or runs ``broker.reload_command``) refuses the device's
-next TLS handshake without a restart. A connection that is already open stays
-open, but the ACL's ``deny`` for the revoked id stops all its publishes.
+(not the dynamic-security plugin's file), so ``lifecert fleet revoke`` SIGHUPs
+the broker named by ``broker.pid_file`` (or runs ``broker.reload_command``) to
+refuse the device's next TLS handshake, and deletes its logins over the
+plugin's control topic, which disconnects it at once ("Administrative
+action"), then purges its sessions by taking over their client ids.
 """
 
 import time
@@ -14,8 +15,18 @@ import pytest
 from click.testing import CliRunner
 
 from protocol import topics
+from protocol.settings import templates_client
 from provisioning.cli import main
-from tests.fixtures.broker import FleetBroker, MqttPeer, enrol_bundle, tls_refusal
+from tests.fixtures.broker import (
+    FleetBroker,
+    Login,
+    MqttPeer,
+    central_login,
+    enrol_bundle,
+    login_for,
+    mosquitto_cli,
+    tls_refusal,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -32,23 +43,46 @@ def _refused_within(port: int, bundle: Path, seconds: float = 5.0) -> str:
     raise AssertionError(f"still accepted {seconds}s after revoke")
 
 
-def test_revoke_cli_makes_the_running_broker_refuse_the_device(broker: FleetBroker) -> None:
+def _session_present(broker: FleetBroker, client_id: str) -> bool:
+    """Whether the broker holds a session for ``client_id`` (central's login may take any id);
+    one that was there ends with this look."""
+    peer = MqttPeer(central_login(broker.fleet).as_client(client_id), broker.port, resume=True)
+    with peer:
+        return peer.session_present
+
+
+def test_revoke_cli_ends_the_devices_connections_sessions_and_logins(broker: FleetBroker) -> None:
     keep = enrol_bundle(broker.fleet, A)
     gone = enrol_bundle(broker.fleet, B)
+    gone_login = login_for(gone)
     assert tls_refusal(broker.port, gone) is None
-    with MqttPeer(gone, broker.port) as still_open:
+    with MqttPeer(gone, broker.port, session_expiry=3600) as b:  # a session with a queued ack
+        assert not b.subscribe(topics.device_topic(B, "ack")).is_failure
+    with MqttPeer(central_login(broker.fleet), broker.port) as central:
+        assert not central.publish(topics.device_topic(B, "ack"), b"queued").is_failure
+    templates = Login(gone_login.tls, templates_client(B), gone_login.password, templates_client(B))
+    with MqttPeer(templates, broker.port, session_expiry=3600) as still_open:
         result = CliRunner().invoke(
             main, ["fleet", "revoke", B, "--dir", str(broker.fleet_dir), "--reason", "stolen"]
         )
         assert result.exit_code == 0, result.output
         assert "sent SIGHUP to mosquitto" in result.output
+        assert f"session(s) {B}, {templates_client(B)} purged" in result.output
         refusal = _refused_within(broker.port, gone)
         assert "certificate revoked" in refusal.lower()
         assert tls_refusal(broker.port, keep) is None
-        denied = still_open.publish(topics.device_topic(B, "result"), b"after revoke")
-        assert denied.getName() == "Not authorized"
+        assert still_open.disconnected.wait(5)
+        assert still_open.disconnect_reason is not None
+        assert still_open.disconnect_reason.getName() == "Administrative action"
+    assert not _session_present(broker, B)
+    assert not _session_present(broker, templates_client(B))
+    # even with another device's certificate, B's password logs in as nothing any more
+    other_cert = Login(login_for(keep).tls, B, gone_login.password, B)
+    done = mosquitto_cli("mosquitto_pub", other_cert, broker.port, "-t", "x", "-m", "x")
+    assert done.returncode != 0 and "Not authorized" in done.stderr
     broker.restart()
     assert "certificate revoked" in (tls_refusal(broker.port, gone) or "").lower()
+    assert not _session_present(broker, B)
     with MqttPeer(keep, broker.port) as peer:
         assert not peer.publish(topics.device_topic(A, "result"), b"still fine").is_failure
 

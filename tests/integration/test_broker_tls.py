@@ -1,12 +1,21 @@
 """Mutual TLS at the generated broker: who may connect at all."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from protocol import limits, topics
 from provisioning.fleet import Fleet
-from tests.fixtures.broker import FleetBroker, MqttPeer, enrol_bundle, tls_refusal
+from tests.fixtures.broker import (
+    FleetBroker,
+    MqttPeer,
+    enrol_bundle,
+    login_for,
+    tls_files,
+    tls_refusal,
+)
+from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +36,8 @@ def test_server_cert_matches_localhost_too(broker: FleetBroker) -> None:
 
 
 def test_client_cert_from_another_ca_is_refused_at_tls(broker: FleetBroker, tmp_path: Path) -> None:
-    other = Fleet.create(tmp_path / "other", "other", broker_port=broker.port)
+    ours = login_for(enrol_bundle(broker.fleet, "term-0001"))
+    other = Fleet.create(tmp_path / "other", "other", broker_port=free_port())
     stranger = other.enrol("term-0001").bundle
     # trust our broker's CA, present the other fleet's device certificate
     (stranger / "ca.pem").write_bytes(broker.fleet.paths.ca_cert.read_bytes())
@@ -35,6 +45,11 @@ def test_client_cert_from_another_ca_is_refused_at_tls(broker: FleetBroker, tmp_
     assert refusal is not None and "unknown ca" in refusal.lower()
     with pytest.raises(ConnectionError):
         MqttPeer(stranger, broker.port).connect(timeout=2)
+    # the right password does not make up for a certificate the fleet did not sign
+    with pytest.raises(ConnectionError):
+        MqttPeer(replace(ours, tls=tls_files(stranger)), broker.port).connect(timeout=2)
+    with MqttPeer(ours, broker.port):
+        pass
 
 
 def test_no_client_cert_is_refused_at_tls(broker: FleetBroker) -> None:

@@ -1,7 +1,11 @@
 """The fleet directory: layout, bundles, configs that validate, registry, broker config."""
 
+import base64
+import hashlib
 import json
+import shutil
 import stat
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -11,8 +15,8 @@ from cryptography import x509
 from protocol import signing
 from protocol.config import Section, load
 from protocol.errors import ConfigError
-from protocol.settings import CentralKeys, MqttSettings
-from provisioning import brokerconf
+from protocol.settings import CentralKeys, MqttSettings, read_password
+from provisioning import dynsec
 from provisioning.brokerconf import BrokerOptions
 from provisioning.errors import ProvisioningError
 from provisioning.fleet import Fleet
@@ -21,6 +25,7 @@ BUNDLE_FILES = {
     "edge.toml",
     "device.pem",
     "device.key",
+    "mqtt.password",
     "ca.pem",
     "central-sign.pub.pem",
     "central-seal.pub.pem",
@@ -42,17 +47,23 @@ def test_layout_is_as_the_design_says(fleet: Fleet) -> None:
         "central/seal.pub.pem",
         "central/client.pem",
         "central/client.key",
+        "central/mqtt.password",
         "central/central.toml",
         "models/sign.key",
         "models/sign.pub.pem",
         "broker/server.pem",
         "broker/server.key",
+        "broker/admin.pem",
+        "broker/admin.key",
+        "broker/admin.password",
         "broker/mosquitto.conf",
-        "broker/acl",
+        "broker/dynamic-security.json",
     ):
         assert (root / rel).is_file(), rel
     assert (root / "devices").is_dir() and (root / "bundles").is_dir()
     assert Fleet.open(root).settings.name == "test"
+    for secret in ("central/mqtt.password", "broker/admin.password", "broker/admin.key"):
+        assert stat.S_IMODE((root / secret).stat().st_mode) == 0o600, secret
 
 
 def test_bundle_holds_exactly_what_the_device_needs(fleet: Fleet) -> None:
@@ -83,6 +94,10 @@ def test_edge_toml_validates_with_the_protocol_sections(fleet: Fleet) -> None:
     assert edge.central.model_sign_pub == bundle / "models-sign.pub.pem"
     for path in (edge.mqtt.tls.ca_file, edge.mqtt.tls.cert_file, edge.central.seal_pub):
         assert path.is_file()
+    assert edge.mqtt.password_file == bundle / "mqtt.password"
+    assert stat.S_IMODE(edge.mqtt.password_file.stat().st_mode) == 0o600
+    password = read_password(edge.mqtt)
+    assert password is not None and len(password) >= 43
 
 
 def test_edge_toml_loads_with_the_edge_schema(fleet: Fleet) -> None:
@@ -97,6 +112,7 @@ def test_central_toml_loads_with_the_central_schema(fleet: Fleet) -> None:
     config = central_config.load(fleet.paths.central / "central.toml", environ={})
     assert config.mqtt.tls.cert_file == fleet.paths.central / "client.pem"
     assert config.mqtt.port == fleet.settings.broker.port
+    assert config.mqtt.login() == ("lifecert-central", fleet.central_password())
 
 
 def test_tar_archive_keeps_the_key_private(fleet: Fleet, tmp_path: Path) -> None:
@@ -171,18 +187,122 @@ def test_create_refuses_an_existing_fleet_and_bad_settings(fleet: Fleet, tmp_pat
         Fleet.open(tmp_path / "nowhere")
 
 
-def test_acl_confines_devices_and_names_central() -> None:
-    text = brokerconf.acl("lifecert/v1", revoked=["term-0002"])
-    lines = text.splitlines()
-    assert "pattern write lifecert/v1/dev/%u/result" in lines
-    assert "pattern read lifecert/v1/dev/%u/ack" in lines
-    assert not any(line.startswith("pattern") and "+" in line for line in lines)
-    assert not any("pattern read" in line and line.endswith(("/result", "/req")) for line in lines)
-    central = lines[lines.index("user lifecert-central") :]
-    assert "topic read $share/central/lifecert/v1/dev/+/result" in central
-    assert "topic write lifecert/v1/dev/+/ack" in central
-    revoked = lines.index("user term-0002")
-    assert lines[revoked + 1] == "topic deny #"
+def _verifies(secret: dynsec.PasswordHash, password: str) -> bool:
+    digest = hashlib.pbkdf2_hmac(
+        "sha512", password.encode(), base64.b64decode(secret.salt), secret.iterations, 64
+    )
+    return base64.b64encode(digest).decode() == secret.hash
+
+
+@pytest.mark.skipif(not shutil.which("mosquitto_ctrl"), reason="mosquitto_ctrl not installed")
+def test_password_hash_is_what_mosquitto_computes(tmp_path: Path) -> None:
+    made = tmp_path / "dynsec.json"
+    subprocess.run(
+        ["mosquitto_ctrl", "dynsec", "init", str(made), "someone", "s3cret-Pw"],
+        check=True,
+        capture_output=True,
+    )
+    theirs = json.loads(made.read_text())["clients"][0]
+    ours = dynsec.hash_password("s3cret-Pw", base64.b64decode(theirs["salt"]))
+    assert (ours.hash, ours.salt, ours.iterations) == (
+        theirs["password"],
+        theirs["salt"],
+        theirs["iterations"],
+    )
+
+
+def test_dynsec_file_binds_devices_to_their_ids_and_literal_topics(fleet: Fleet) -> None:
+    fleet.enrol("term-0001")
+    fleet.enrol("term-0002")
+    fleet.revoke("term-0002", "stolen")
+    doc = json.loads(fleet.paths.dynsec.read_text())
+    assert stat.S_IMODE(fleet.paths.dynsec.stat().st_mode) == 0o600
+    assert doc["defaultACLAccess"] == {
+        "publishClientSend": False,
+        "publishClientReceive": False,
+        "subscribe": False,
+        "unsubscribe": True,
+    }
+    clients = {c["username"]: c for c in doc["clients"]}
+    assert set(clients) == {
+        "lifecert-central",
+        "lifecert-admin",
+        "term-0001",
+        "term-0001.templates",
+    }
+    assert clients["term-0001"]["clientid"] == "term-0001"
+    assert clients["term-0001.templates"]["clientid"] == "term-0001.templates"
+    assert "clientid" not in clients["lifecert-central"]
+    password = (fleet.paths.bundle("term-0001") / "mqtt.password").read_text().strip()
+    for name in ("term-0001", "term-0001.templates"):
+        entry = clients[name]
+        secret = dynsec.PasswordHash(
+            salt=entry["salt"], hash=entry["password"], iterations=entry["iterations"]
+        )
+        assert _verifies(secret, password)
+        assert entry["roles"] == [{"rolename": "device-term-0001"}]
+    roles = {r["rolename"]: r["acls"] for r in doc["roles"]}
+    device = {(a["acltype"], a["topic"]) for a in roles["device-term-0001"]}
+    assert ("publishClientSend", "lifecert/v1/dev/term-0001/result") in device
+    assert ("subscribeLiteral", "lifecert/v1/dev/term-0001/ack") in device
+    assert ("publishClientReceive", "lifecert/v1/dev/term-0001/ack") in device
+    assert all("+" not in t and "#" not in t and "term-0001" in t for _, t in device)
+    assert not any(
+        kind.startswith("subscribe") and t.endswith(("/result", "/req")) for kind, t in device
+    )
+    central = {(a["acltype"], a["topic"]) for a in roles["central"]}
+    assert ("subscribePattern", "$share/+/lifecert/v1/dev/+/result") in central
+    assert ("publishClientSend", "lifecert/v1/dev/+/ack") in central
+    assert "device-term-0002" not in roles
+
+
+def test_registry_keeps_only_the_hash_of_the_bundle_password(fleet: Fleet) -> None:
+    record = fleet.enrol("term-0001").record
+    password = (fleet.paths.bundle("term-0001") / "mqtt.password").read_text().strip()
+    assert record.broker_password is not None and _verifies(record.broker_password, password)
+    assert password not in fleet.paths.registry.read_text()
+    assert password not in fleet.paths.dynsec.read_text()
+
+
+def test_reissue_replaces_the_password_and_keeps_the_key(fleet: Fleet) -> None:
+    bundle = fleet.enrol("term-0001").bundle
+    old, cert = (bundle / "mqtt.password").read_text(), (bundle / "device.pem").read_bytes()
+    (bundle / "device.key").unlink()  # the operator deleted the copy after shipping it
+    done = fleet.reissue("term-0001")
+    new = (bundle / "mqtt.password").read_text().strip()
+    assert new != old.strip() and not (bundle / "device.key").exists()
+    assert done.record.broker_password is not None and _verifies(done.record.broker_password, new)
+    assert "broker not running" in done.broker
+    assert (bundle / "device.pem").read_bytes() == cert  # same certificate, nothing re-keyed
+    fleet.revoke("term-0001")
+    with pytest.raises(ProvisioningError, match="revoked"):
+        fleet.reissue("term-0001")
+    with pytest.raises(ProvisioningError, match="not enrolled"):
+        fleet.reissue("term-0404")
+
+
+def test_an_old_fleet_gets_its_broker_logins_from_broker_config(fleet: Fleet) -> None:
+    """A fleet made before dynamic security: no service passwords, devices without hashes."""
+    fleet.enrol("term-0001")
+    data = json.loads(fleet.paths.registry.read_text())
+    data["devices"][0].pop("broker_password")
+    fleet.paths.registry.write_text(json.dumps(data))
+    for rel in ("central/mqtt.password", "broker/admin.password", "broker/admin.pem"):
+        (fleet.directory / rel).unlink()
+    (fleet.paths.broker / "acl").write_text("user term-0001\ntopic deny #\n")
+    central_toml = fleet.paths.central / "central.toml"
+    central_toml.write_text(
+        central_toml.read_text().replace('password_file = "mqtt.password"\n', "")
+    )
+    assert fleet.central_config_lacks_password()
+    fleet.write_broker_config(BrokerOptions(port=18883))
+    assert fleet.central_password() and fleet.admin_login().password
+    assert not (fleet.paths.broker / "acl").exists()
+    users = {c["username"] for c in json.loads(fleet.paths.dynsec.read_text())["clients"]}
+    assert users == {"lifecert-central", "lifecert-admin"}  # term-0001 waits for its reissue
+    fleet.reissue("term-0001")
+    users = {c["username"] for c in json.loads(fleet.paths.dynsec.read_text())["clients"]}
+    assert "term-0001" in users
 
 
 def test_broker_conf_sizes_queues_and_requires_client_certs(fleet: Fleet, tmp_path: Path) -> None:
@@ -193,8 +313,11 @@ def test_broker_conf_sizes_queues_and_requires_client_certs(fleet: Fleet, tmp_pa
         line.split(" ", 1) for line in conf.splitlines() if line and not line.startswith("#")
     )
     assert settings["require_certificate"] == "true"
-    assert settings["use_identity_as_username"] == "true"
+    assert settings["use_identity_as_username"] == "false"
     assert settings["allow_anonymous"] == "false"
+    assert settings["plugin"].endswith("mosquitto_dynamic_security.so")
+    assert settings["plugin_opt_config_file"] == str(fleet.paths.dynsec)
+    assert "acl_file" not in settings
     assert settings["crlfile"] == str(fleet.paths.crl)
     assert settings["listener"] == "18883 127.0.0.1"
     assert settings["max_queued_messages"] == "0"
