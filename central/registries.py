@@ -21,9 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from central import schema
+from central import csvio, schema
+from central.csvio import RowError
 from central.policy import Period
-from central.roster import RowError
 from protocol import idnumber
 from protocol.errors import LifecertError
 
@@ -154,19 +154,12 @@ def read(
     today = today or dt.date.today()
     required, optional = COLUMNS[kind]
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    try:
+        header = [h.replace("\ufeff", "").strip() for h in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        return [], [RowError(1, "*", f"not valid CSV: {exc}", "fix the quoting")]
     reader.fieldnames = header
-    errors: list[RowError] = []
-    if missing := [c for c in required if c not in header]:
-        errors.append(RowError(1, ",".join(missing), "column missing", "add it to the header"))
-    unknown = [
-        c or f"(column {i} has no name)"
-        for i, c in enumerate(header, 1)
-        if c not in required + optional
-    ]
-    if unknown:
-        errors.append(RowError(1, ",".join(unknown), "unknown column", "remove it or fix it"))
-    if errors:
+    if errors := csvio.header_errors(header, required, optional):
         return [], errors
     records: list[Record] = []
     seen: dict[tuple[str, dt.date], int] = {}

@@ -67,17 +67,7 @@ def test_partial_import_keeps_legal_rows_and_allowed_moves(
     assert tuple(row) == ("suspended", "6222000000000009")  # moving one's own account is fine
 
 
-@pytest.mark.parametrize(
-    "new_first",
-    [
-        pytest.param(
-            True,
-            id="new-id-first",
-            marks=pytest.mark.xfail(strict=True, reason="issue 13: the first clashing row wins"),
-        ),
-        pytest.param(False, id="new-id-last"),
-    ],
-)
+@pytest.mark.parametrize("new_first", [True, False], ids=["new-id-first", "new-id-last"])
 def test_a_new_id_never_takes_a_stored_retirees_identity_or_account(
     central_engine: Any, tmp_path: Path, new_first: bool
 ) -> None:
@@ -134,7 +124,6 @@ def _verdict(engine: Any, tmp_path: Path, rows: list[str], partial: bool) -> Any
     return flagged, sorted(map(tuple, after))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: the first of two clashing rows wins")
 @settings(
     max_examples=12,
     deadline=None,
