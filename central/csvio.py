@@ -1,13 +1,26 @@
-"""CSV read by central: the problems an import reports, and its header checks.
+"""CSV in and out: the problems an import reports, header checks, and the one CSV writer.
 
 Imports (roster, registries) report every problem as ``line N, field F: problem (fix)``
-and share the header checks here.
+and share the header checks here. Every CSV central writes goes through ``writer``, which
+neutralises spreadsheet formulas as OWASP advises against CSV injection: a text cell
+starting with ``= + - @``, a tab or a carriage return gets a leading single quote, so a
+spreadsheet shows it as text instead of running it, and every text cell is quoted, so a
+spreadsheet splitting on another separator (``;`` in many locales) cannot start a new
+cell inside one. Numbers (``int``, ``float``, ``Decimal``, and text that is only a number,
+like ``-12.50``) keep their value: never prefixed, numbers unquoted.
 """
 
 import collections
-from collections.abc import Sequence
+import csv
+import decimal
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, TextIO
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, all of it
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _LISTED = 10  # column names a header problem lists at most
 
 
@@ -72,3 +85,43 @@ def _shown(name: str) -> str:
     """A column name fit to print: as it is, or quoted and escaped if it holds characters a
     terminal would act on."""
     return name if name.isprintable() else repr(name)
+
+
+def text_problem(value: str) -> tuple[str, str] | None:
+    """Why free text (a name, a community) cannot be stored, and the fix; None when it can.
+
+    Refused: a start a spreadsheet reads as a formula, and control characters (a terminal
+    or a report would act on them)."""
+    if value.startswith(FORMULA_START):
+        return (
+            f"starts with {value[0]!r}, which a spreadsheet runs as a formula",
+            "remove the leading character",
+        )
+    if control := _CONTROL.search(value):
+        return (f"contains the control character U+{ord(control[0]):04X}", "remove it")
+    return None
+
+
+def cell(value: Any) -> Any:
+    """``value`` as a CSV cell a spreadsheet shows and never runs (see the module docstring)."""
+    if value is None or isinstance(value, bool | int | float | decimal.Decimal):
+        return value
+    text = str(value)
+    if text.startswith(FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+class _Writer:
+    """``csv.writer`` whose every cell goes through ``cell``."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._out = csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._out.writerow([cell(v) for v in row])
+
+
+def writer(stream: TextIO) -> _Writer:
+    """The CSV writer for every file central writes (formulas neutralised, text quoted)."""
+    return _Writer(stream)

@@ -142,6 +142,8 @@ def _parse_row(
     name = row.get("name") or None
     if name and len(name) > 100:
         errors.append(RowError(line, "name", f"{len(name)} characters, at most 100", "shorten it"))
+    if name and (problem := csvio.text_problem(name)):
+        errors.append(RowError(line, "name", *problem))
     if errors or number is None or born is None or start is None:
         return None, errors
     return Record(line, kind, number, born, start, end, name), []

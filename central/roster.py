@@ -44,6 +44,7 @@ _NEW: dict[str, Any] = {
     "status": RetireeStatus.ACTIVE.value,
 }
 _ACCOUNT_RE = re.compile(r"^[0-9]{6,34}$")
+_TEXT = ("name", "community", "account_name")  # free text: no formulas, no control characters
 
 
 class RosterFileError(LifecertError, OSError):
@@ -158,6 +159,9 @@ def _parse_row(line: int, raw: dict[str, str]) -> tuple[dict[str, Any], list[Row
         if len(holder) > 100:
             bad("account_name", f"{len(holder)} characters, at most 100", "shorten it")
         out["account_name"] = holder
+    for name in _TEXT:
+        if (text := row.get(name)) and (problem := csvio.text_problem(text)):
+            bad(name, *problem)
     if status := row.get("status"):
         try:
             out["status"] = RetireeStatus(status.lower()).value

