@@ -16,6 +16,7 @@ from central import (
     coverage,
     db,
     duplicates,
+    holds,
     payments,
     population,
     queries,
@@ -479,7 +480,7 @@ def holds_group() -> None:
 
 @holds_group.command("place")
 @click.argument("id_number")
-@click.option("--note", default="", help="Why (kept in the event).")
+@click.option("--note", default="", help="Why (kept in the hold's event).")
 @click.option("--actor", default="staff", show_default=True, help="Who places it.")
 @click.pass_obj
 @friendly_errors
@@ -488,26 +489,26 @@ def holds_place(state: _State, id_number: str, note: str, actor: str) -> None:
 
     \b
     Example:
-        lifecert-central holds place 110105195003071242 --actor staff-7
+        lifecert-central holds place 110105195003071242 --actor staff-7 --note "letter returned"
     """
-    now = dt.datetime.now(dt.UTC)
-    hold = queries.place_hold(state.engine(), id_number.strip().upper(), "manual", now, actor)
+    hold = holds.place(state.engine(), id_number.strip().upper(), actor, note)
     click.echo(f"hold {hold} placed" + (f" ({note})" if note else ""))
 
 
 @holds_group.command("release")
 @click.argument("id_number")
+@click.option("--note", default="", help="Why (kept in the release's event).")
 @click.option("--actor", default="staff", show_default=True, help="Who releases it.")
 @click.pass_obj
 @friendly_errors
-def holds_release(state: _State, id_number: str, actor: str) -> None:
+def holds_release(state: _State, id_number: str, note: str, actor: str) -> None:
     """Release a retiree's open manual holds (no back-pay for the held months).
 
     \b
     Example:
-        lifecert-central holds release 110105195003071242
+        lifecert-central holds release 110105195003071242 --note "address confirmed"
     """
-    n = payments.release_manual(state.engine(), id_number.strip().upper(), actor)
+    n = holds.release(state.engine(), id_number.strip().upper(), actor, note)
     click.echo(f"{n} manual hold(s) released")
 
 
