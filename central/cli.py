@@ -383,11 +383,17 @@ def payments_group() -> None:
 def payments_run(state: _State, period: Period, as_json: bool) -> None:
     """Compute and store the run of PERIOD (YYYY-MM); again = recompute until filed.
 
+    Runs go in order (the month after the latest, or the latest again). PERIOD must
+    be within [payments] months_ahead (default 1) after this month and months_back
+    (default 12) before it, and not before the roster's first month: the month of
+    the first roster import. A wrong run not yet filed: `payments discard`.
+
     \b
     Example:
         lifecert-central --config central.toml payments run 2026-04
     """
-    done = payments.run(state.engine(), period, state.cfg.policy, actor="cli")
+    cfg = state.cfg
+    done = payments.run(state.engine(), period, cfg.policy, actor="cli", window=cfg.payments)
     if as_json:
         _emit(done.as_json() | {"period": str(period), "run_id": done.run_id}, True, [])
         return
@@ -398,6 +404,26 @@ def payments_run(state: _State, period: Period, as_json: bool) -> None:
     for reason, n in sorted(done.reasons.items()):
         click.echo(f"    {reason:24} {n}")
     click.echo(f"payable {_money(done.payable_cents)} (arrears {_money(done.arrears_cents)})")
+
+
+@payments_group.command("discard")
+@click.argument("period", callback=_period)
+@click.option("--reason", required=True, help="Why (kept in the event).")
+@click.option("--actor", default="staff", show_default=True, help="Who discards it.")
+@click.pass_obj
+@friendly_errors
+def payments_discard(state: _State, period: Period, reason: str, actor: str) -> None:
+    """Discard the latest run while no bank file is made (e.g. a mistyped month).
+
+    Its lines go, an event keeps the reason and its totals; the month before is then
+    the latest again. A filed or sent run stands: correct it in the next run.
+
+    \b
+    Example:
+        lifecert-central payments discard 2027-04 --reason "typed 2027 for 2026"
+    """
+    run_id = payments.discard(state.engine(), period, reason, actor)
+    click.echo(f"run {run_id} for {period} discarded")
 
 
 @payments_group.command("show")

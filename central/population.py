@@ -166,9 +166,15 @@ def write_csv(rows: Iterable[dict[str, Any]], path: Path) -> int:
     return count
 
 
-def insert(engine: Engine, rows: Iterable[dict[str, Any]], chunk: int = 20_000) -> int:
-    """Bulk-insert rows straight into ``retirees`` (benchmarks; no events, no rules)."""
-    now = dt.datetime.now(dt.UTC)
+def insert(
+    engine: Engine,
+    rows: Iterable[dict[str, Any]],
+    chunk: int = 20_000,
+    added: dt.datetime | None = None,
+) -> int:
+    """Bulk-insert rows straight into ``retirees`` (benchmarks; no events, no rules), as
+    if imported at ``added`` (default: now; payment runs are for months from then on)."""
+    now = added or dt.datetime.now(dt.UTC)
     count = 0
     batch: list[dict[str, Any]] = []
     with engine.begin() as conn:

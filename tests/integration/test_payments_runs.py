@@ -17,6 +17,7 @@ from protocol import idnumber
 pytestmark = pytest.mark.integration
 
 NOW = dt.datetime(2026, 9, 1, 12, tzinfo=dt.UTC)
+ENROLLED = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)  # the roster's first month: January
 AMOUNT = 320_050  # 3,200.50
 _serials = iter(range(100, 999))
 
@@ -41,7 +42,7 @@ def person(born: dt.date = dt.date(1950, 3, 7), **values: Any) -> dict[str, Any]
 
 
 def enrol(engine: Any, *rows: dict[str, Any]) -> list[str]:
-    roster.upsert(engine, rows, "test", NOW)
+    roster.upsert(engine, rows, "test", ENROLLED)
     return [r["id_number"] for r in rows]
 
 

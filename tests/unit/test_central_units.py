@@ -43,6 +43,9 @@ def test_postgres_url_gets_psycopg_driver() -> None:
         ('[policy]\ntimezone = "Mars/Base"\n', "unknown time zone"),
         ("[ingest]\nbatch = 3\n", "ingest.batch: unknown field"),
         ('log_level = "LOUD"\n', "log_level"),
+        ("[payments]\nmonths_ahead = -1\n", "payments.months_ahead"),
+        ("[payments]\nmonths_back = 601\n", "payments.months_back"),
+        ("[payments]\nmonths = 3\n", "payments.months: unknown field"),
     ],
 )
 def test_bad_config_names_the_field(tmp_path: Path, toml: str, needle: str) -> None:
