@@ -184,8 +184,10 @@ def read(
                 else:
                     records.append(record)
             errors.extend(row_errors)
-    except csv.Error as exc:
-        errors.append(RowError(reader.line_num, "*", f"not valid CSV: {exc}", "fix the quoting"))
+    except csv.Error as exc:  # the rest cannot be read: no record of this file is kept
+        # (DictReader's own line_num is the last row read; its reader's, the line that failed)
+        fix = "fix the quoting; the rest of the file could not be read"
+        return [], [*errors, RowError(reader.reader.line_num, "*", f"not valid CSV: {exc}", fix)]
     return records, errors
 
 

@@ -177,8 +177,8 @@ def _parse_row(line: int, raw: dict[str, str]) -> tuple[dict[str, Any], list[Row
 def parse(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any], list[RowError]]]:
     """Check roster CSV as it is read (``lines``: an open file or any lines of text): for
     each row with a value, its line, the values to store and its problems (none: good).
-    A bad header raises ``RosterError`` before any row; the rules that compare rows are
-    ``central.rules``'."""
+    A bad header, or CSV that cannot be read on, raises ``RosterError``. The rules that
+    compare rows are ``central.rules``."""
     reader = csv.DictReader(lines)
     try:
         header = [h.replace("\ufeff", "").strip() for h in (reader.fieldnames or [])]
@@ -201,12 +201,11 @@ def parse(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any], list[RowE
                 continue
             values, errors = _parse_row(line, raw)
             yield line, values, errors
-    except csv.Error as exc:
-        yield (
-            reader.line_num,
-            {},
-            [RowError(reader.line_num, "*", f"not valid CSV: {exc}", "fix the quoting")],
-        )
+    except csv.Error as exc:  # the rest cannot be read: refused, even partial (DictReader's
+        # own line_num is the last row read; its reader's, the line that failed)
+        problem = f"not valid CSV: {exc}"
+        fix = "fix the quoting; the rest of the file could not be read"
+        raise RosterError([RowError(reader.reader.line_num, "*", problem, fix)]) from None
 
 
 def _chunks(rows: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:

@@ -68,8 +68,10 @@ def test_files_that_are_not_roster_csv(central_engine: Any, tmp_path: Path) -> N
     path.write_bytes(b"id_number,name,sex,birth_date\n" + ROW.encode() * 3000 + b"Li \xff\n")
     with pytest.raises(roster.RosterFileError, match="save it as UTF-8 CSV"):
         roster.import_csv(central_engine, path, partial=True)
+    long_cell = "x" * 200_000  # past the csv module's field limit: the rest is unreadable
     for text, needle in [
         ("", "no header row (empty file)"),
+        (f"id_number,name,sex,birth_date\n{ROW}{WANG},{long_cell},F,1950-03-07\n", "line 3"),
         ("id_number,name,sex,birth_date,name\n" + ROW, "field name: column given twice"),
     ]:
         path.write_text(text, encoding="utf-8")

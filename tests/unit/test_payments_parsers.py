@@ -33,9 +33,8 @@ def _csv(header: list[str], rows: list[list[str]]) -> str:
 def test_any_text_is_rows_or_errors(text: str) -> None:
     try:
         _, errors = read_roster(text)
-    except roster.RosterError as exc:  # a bad header: refused before any row
+    except roster.RosterError as exc:  # a bad header, or CSV that cannot be read on
         errors = exc.errors
-        assert {e.line for e in errors} == {1}
     assert all(e.line >= 1 and e.field and e.problem and e.fix for e in errors)
     for kind in registries.RegistryKind:
         records, problems = registries.read(kind, text, TODAY)
