@@ -27,7 +27,7 @@ from central import (
 )
 from central.devices import DeviceTrust
 from central.policy import Period, PeriodError
-from protocol import logs, signing
+from protocol import idnumber, logs, signing
 from protocol.cli import friendly_errors
 from protocol.config import secret_path
 from protocol.errors import ConfigError, LifecertError, SignatureError
@@ -346,6 +346,27 @@ def _period(_ctx: click.Context, _param: click.Parameter, value: str) -> Period:
         raise click.BadParameter(str(exc)) from None
 
 
+def _id_number(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        return idnumber.validate(value)
+    except idnumber.IdNumberError as exc:
+        raise click.BadParameter(f"{value!r} is not an ID number: {exc}") from None
+
+
+def _printable(limit: int, least: int = 0) -> Any:
+    """A click callback: text of ``least``-``limit`` printable characters (it goes into
+    events; PostgreSQL refuses NUL, a terminal acts on control characters)."""
+
+    def check(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+        if not least <= len(value) <= limit or not value.isprintable():
+            raise click.BadParameter(
+                f"{least}-{limit} printable characters (no tabs, newlines or control characters)"
+            )
+        return value
+
+    return check
+
+
 def _money(cents: int) -> str:
     return f"{cents / 100:,.2f}"
 
@@ -408,8 +429,16 @@ def payments_run(state: _State, period: Period, as_json: bool) -> None:
 
 @payments_group.command("discard")
 @click.argument("period", callback=_period)
-@click.option("--reason", required=True, help="Why (kept in the event).")
-@click.option("--actor", default="staff", show_default=True, help="Who discards it.")
+@click.option(
+    "--reason", required=True, callback=_printable(500, 1), help="Why (kept in the event)."
+)
+@click.option(
+    "--actor",
+    default="staff",
+    show_default=True,
+    callback=_printable(100, 1),
+    help="Who discards it.",
+)
 @click.pass_obj
 @friendly_errors
 def payments_discard(state: _State, period: Period, reason: str, actor: str) -> None:
@@ -453,7 +482,7 @@ def payments_show(
 
 @payments_group.command("explain")
 @click.argument("period", callback=_period)
-@click.argument("id_number")
+@click.argument("id_number", callback=_id_number)
 @click.pass_obj
 @friendly_errors
 def payments_explain(state: _State, period: Period, id_number: str) -> None:
@@ -464,7 +493,7 @@ def payments_explain(state: _State, period: Period, id_number: str) -> None:
         lifecert-central payments explain 2026-04 110105195003071242
     """
     engine = state.engine()
-    click.echo(payments.explain(engine, period, id_number.strip().upper(), state.cfg.policy))
+    click.echo(payments.explain(engine, period, id_number, state.cfg.policy))
 
 
 @payments_group.command("diff")
@@ -505,9 +534,15 @@ def holds_group() -> None:
 
 
 @holds_group.command("place")
-@click.argument("id_number")
-@click.option("--note", default="", help="Why (kept in the hold's event).")
-@click.option("--actor", default="staff", show_default=True, help="Who places it.")
+@click.argument("id_number", callback=_id_number)
+@click.option("--note", default="", callback=_printable(500), help="Why (kept in the event).")
+@click.option(
+    "--actor",
+    default="staff",
+    show_default=True,
+    callback=_printable(100, 1),
+    help="Who places it.",
+)
 @click.pass_obj
 @friendly_errors
 def holds_place(state: _State, id_number: str, note: str, actor: str) -> None:
@@ -517,14 +552,20 @@ def holds_place(state: _State, id_number: str, note: str, actor: str) -> None:
     Example:
         lifecert-central holds place 110105195003071242 --actor staff-7 --note "letter returned"
     """
-    hold = holds.place(state.engine(), id_number.strip().upper(), actor, note)
+    hold = holds.place(state.engine(), id_number, actor, note)
     click.echo(f"hold {hold} placed" + (f" ({note})" if note else ""))
 
 
 @holds_group.command("release")
-@click.argument("id_number")
-@click.option("--note", default="", help="Why (kept in the release's event).")
-@click.option("--actor", default="staff", show_default=True, help="Who releases it.")
+@click.argument("id_number", callback=_id_number)
+@click.option("--note", default="", callback=_printable(500), help="Why (kept in the events).")
+@click.option(
+    "--actor",
+    default="staff",
+    show_default=True,
+    callback=_printable(100, 1),
+    help="Who releases it.",
+)
 @click.pass_obj
 @friendly_errors
 def holds_release(state: _State, id_number: str, note: str, actor: str) -> None:
@@ -534,7 +575,7 @@ def holds_release(state: _State, id_number: str, note: str, actor: str) -> None:
     Example:
         lifecert-central holds release 110105195003071242 --note "address confirmed"
     """
-    n = holds.release(state.engine(), id_number.strip().upper(), actor, note)
+    n = holds.release(state.engine(), id_number, actor, note)
     click.echo(f"{n} manual hold(s) released")
 
 

@@ -170,3 +170,49 @@ def test_no_month_gives_a_traceback(cli_config: Path, month: str, command: str) 
     assert "Traceback" not in done.output
     if done.exit_code:
         assert "rror" in done.output  # "error: ..." (ours) or "Error: ..." (click's usage)
+
+
+def _invoke(config_path: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    return CliRunner().invoke(
+        main, ["--config", str(config_path), *args], env=env, catch_exceptions=False
+    )
+
+
+words = st.one_of(st.text(max_size=40), st.text(min_size=90, max_size=600), st.just(RETIREE))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    command=st.sampled_from(["place", "release", "explain", "discard"]),
+    first=words,
+    second=words,
+)
+def test_no_id_note_or_actor_gives_a_traceback(
+    cli_config: Path, command: str, first: str, second: str
+) -> None:
+    this = str(Period.of(dt.datetime.now(dt.UTC).date()))
+    args = {
+        "place": ["holds", "place", first, "--note", second, "--actor", second[:20]],
+        "release": ["holds", "release", first, "--actor", second],
+        "explain": ["payments", "explain", this, first],
+        "discard": ["payments", "discard", "2000-01", "--reason", first, "--actor", second],
+    }[command]
+    done = _invoke(cli_config, *args)
+    assert done.exit_code in (0, 1, 2), done.output
+    assert "Traceback" not in done.output
+
+
+def test_text_postgresql_cannot_store_is_refused_first(db_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "central.toml"
+    path.write_text("")
+    env = {"LIFECERT_CENTRAL__DATABASE__URL": db_url}
+    assert _invoke(path, "db", "upgrade", env=env).exit_code == 0
+    for args in (
+        ["holds", "place", RETIREE[:9] + "\x00" + RETIREE[10:]],
+        ["holds", "place", RETIREE, "--actor", "staff\x00"],
+        ["holds", "release", RETIREE, "--note", "line\nbreak"],
+        ["payments", "explain", "2026-04", "\x00"],
+        ["payments", "discard", "2026-04", "--reason", "x" * 501],
+    ):
+        done = _invoke(path, *args, env=env)
+        assert done.exit_code == 2 and "Invalid value" in done.output, (args, done.output)
