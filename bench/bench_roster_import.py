@@ -74,15 +74,19 @@ def _measure(url: str, path: Path, traced: bool) -> tuple[float, int, int, int, 
     return got  # type: ignore[no-any-return]
 
 
+def _pg(*statements: str) -> None:
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    admin.dispose()
+
+
 def _fresh(database_url: str | None, tmp: Path, rows: int) -> str:
     if database_url != "postgresql":
         return database_url or f"sqlite:///{tmp / f'roster-{rows}.sqlite'}"
     name = f"lifecert_bench_roster_{os.getpid()}_{rows}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
+    _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
     return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
 
 
@@ -113,6 +117,8 @@ def main() -> None:
                     f"(+{(peak - before) / MIB:6.1f} MiB = {(peak - before) / size:5.2f} x "
                     f"file){extra}  added/unchanged {counts}"
                 )
+            if args.database_url == "postgresql":
+                _pg(f'DROP DATABASE "{sa.make_url(url).database}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
