@@ -47,6 +47,8 @@ from central.config import Policy
 from central.policy import Period
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+ADDED = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)  # the synthetic roster's import
+APRIL_RUN, MAY_RUN = (dt.datetime(2026, m, 1, 6, tzinfo=dt.UTC) for m in (4, 5))  # made then
 
 
 def _seconds(work: Callable[[], object]) -> float:
@@ -160,13 +162,22 @@ def main() -> None:
         if reused:
             with engine.connect() as conn:
                 count = conn.scalar(sa.select(sa.func.count()).select_from(r))
+                added = conn.scalar(sa.select(sa.func.max(r.c.created_at)))
             if count != args.retirees:
                 parser.error(f"{args.filled} holds {count:,} retirees, not {args.retirees:,}")
+            if added > ADDED:
+                parser.error(
+                    f"{args.filled} holds retirees added on {added:%Y-%m-%d}, after April's "
+                    "run would be made: delete it to fill again (runs are refused for months "
+                    "before the roster's first)"
+                )
             t_fill = 0.0
         else:
             t_fill = _seconds(
                 lambda: population.insert(
-                    engine, population.generate(args.retirees, as_of=dt.date(2026, 4, 1))
+                    engine,
+                    population.generate(args.retirees, as_of=dt.date(2026, 4, 1)),
+                    added=ADDED,
                 )
             )
             _extras(engine, max(1, args.retirees // 1000))
@@ -193,7 +204,7 @@ def main() -> None:
         t_checked = _seconds(lambda: bare(triggers=True))
         report("bare UPDATE, triggers on")
         policy = Policy()
-        t_april = _seconds(lambda: payments.run(engine, Period(2026, 4), policy))
+        t_april = _seconds(lambda: payments.run(engine, Period(2026, 4), policy, now=APRIL_RUN))
         report("run 2026-04")
         with engine.begin() as conn:  # a tenth of April's overdue certify before May
             conn.execute(
@@ -215,10 +226,10 @@ def main() -> None:
         if args.repeat:
             engine.dispose()  # checkpointed into the file
             shutil.copyfile(database, before_may)
-        t_may = _seconds(lambda: payments.run(engine, Period(2026, 5), policy))
+        t_may = _seconds(lambda: payments.run(engine, Period(2026, 5), policy, now=MAY_RUN))
         report("run 2026-05")
         start = time.perf_counter()
-        may = payments.run(engine, Period(2026, 5), policy)
+        may = payments.run(engine, Period(2026, 5), policy, now=MAY_RUN)
         t_again = time.perf_counter() - start
         report("2026-05 recomputed")
         t_diff = _seconds(lambda: payments.diff(engine, Period(2026, 5)))
@@ -238,7 +249,7 @@ def main() -> None:
             shutil.copyfile(before_may, database)
             t_pair_bare = _seconds(lambda: bare(triggers=False))
             start = time.perf_counter()
-            same = payments.run(engine, Period(2026, 5), policy)
+            same = payments.run(engine, Period(2026, 5), policy, now=MAY_RUN)
             t_pair_may = time.perf_counter() - start
             engine.dispose()
             if (same.decisions, same.payable_cents) != (may.decisions, may.payable_cents):

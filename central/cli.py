@@ -16,6 +16,7 @@ from central import (
     coverage,
     db,
     duplicates,
+    holds,
     payments,
     population,
     queries,
@@ -26,7 +27,7 @@ from central import (
 )
 from central.devices import DeviceTrust
 from central.policy import Period, PeriodError
-from protocol import logs, signing
+from protocol import idnumber, logs, signing
 from protocol.cli import friendly_errors
 from protocol.config import secret_path
 from protocol.errors import ConfigError, LifecertError, SignatureError
@@ -367,6 +368,27 @@ def _period(_ctx: click.Context, _param: click.Parameter, value: str) -> Period:
         raise click.BadParameter(str(exc)) from None
 
 
+def _id_number(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        return idnumber.validate(value)
+    except idnumber.IdNumberError as exc:
+        raise click.BadParameter(f"{value!r} is not an ID number: {exc}") from None
+
+
+def _printable(limit: int, least: int = 0) -> Any:
+    """A click callback: text of ``least``-``limit`` printable characters (it goes into
+    events; PostgreSQL refuses NUL, a terminal acts on control characters)."""
+
+    def check(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+        if not least <= len(value) <= limit or not value.isprintable():
+            raise click.BadParameter(
+                f"{least}-{limit} printable characters (no tabs, newlines or control characters)"
+            )
+        return value
+
+    return check
+
+
 def _money(cents: int) -> str:
     return f"{cents / 100:,.2f}"
 
@@ -404,11 +426,17 @@ def payments_group() -> None:
 def payments_run(state: _State, period: Period, as_json: bool) -> None:
     """Compute and store the run of PERIOD (YYYY-MM); again = recompute until filed.
 
+    Runs go in order (the month after the latest, or the latest again). PERIOD must
+    be within [payments] months_ahead (default 1) after this month and months_back
+    (default 12) before it, and not before the roster's first month: the month of
+    the first roster import. A wrong run not yet filed: `payments discard`.
+
     \b
     Example:
         lifecert-central --config central.toml payments run 2026-04
     """
-    done = payments.run(state.engine(), period, state.cfg.policy, actor="cli")
+    cfg = state.cfg
+    done = payments.run(state.engine(), period, cfg.policy, actor="cli", window=cfg.payments)
     if as_json:
         _emit(done.as_json() | {"period": str(period), "run_id": done.run_id}, True, [])
         return
@@ -419,6 +447,34 @@ def payments_run(state: _State, period: Period, as_json: bool) -> None:
     for reason, n in sorted(done.reasons.items()):
         click.echo(f"    {reason:24} {n}")
     click.echo(f"payable {_money(done.payable_cents)} (arrears {_money(done.arrears_cents)})")
+
+
+@payments_group.command("discard")
+@click.argument("period", callback=_period)
+@click.option(
+    "--reason", required=True, callback=_printable(500, 1), help="Why (kept in the event)."
+)
+@click.option(
+    "--actor",
+    default="staff",
+    show_default=True,
+    callback=_printable(100, 1),
+    help="Who discards it.",
+)
+@click.pass_obj
+@friendly_errors
+def payments_discard(state: _State, period: Period, reason: str, actor: str) -> None:
+    """Discard the latest run while no bank file is made (e.g. a mistyped month).
+
+    Its lines go, an event keeps the reason and its totals; the month before is then
+    the latest again. A filed or sent run stands: correct it in the next run.
+
+    \b
+    Example:
+        lifecert-central payments discard 2027-04 --reason "typed 2027 for 2026"
+    """
+    run_id = payments.discard(state.engine(), period, reason, actor)
+    click.echo(f"run {run_id} for {period} discarded")
 
 
 @payments_group.command("show")
@@ -448,7 +504,7 @@ def payments_show(
 
 @payments_group.command("explain")
 @click.argument("period", callback=_period)
-@click.argument("id_number")
+@click.argument("id_number", callback=_id_number)
 @click.pass_obj
 @friendly_errors
 def payments_explain(state: _State, period: Period, id_number: str) -> None:
@@ -459,7 +515,7 @@ def payments_explain(state: _State, period: Period, id_number: str) -> None:
         lifecert-central payments explain 2026-04 110105195003071242
     """
     engine = state.engine()
-    click.echo(payments.explain(engine, period, id_number.strip().upper(), state.cfg.policy))
+    click.echo(payments.explain(engine, period, id_number, state.cfg.policy))
 
 
 @payments_group.command("diff")
@@ -500,9 +556,15 @@ def holds_group() -> None:
 
 
 @holds_group.command("place")
-@click.argument("id_number")
-@click.option("--note", default="", help="Why (kept in the event).")
-@click.option("--actor", default="staff", show_default=True, help="Who places it.")
+@click.argument("id_number", callback=_id_number)
+@click.option("--note", default="", callback=_printable(500), help="Why (kept in the event).")
+@click.option(
+    "--actor",
+    default="staff",
+    show_default=True,
+    callback=_printable(100, 1),
+    help="Who places it.",
+)
 @click.pass_obj
 @friendly_errors
 def holds_place(state: _State, id_number: str, note: str, actor: str) -> None:
@@ -510,26 +572,32 @@ def holds_place(state: _State, id_number: str, note: str, actor: str) -> None:
 
     \b
     Example:
-        lifecert-central holds place 110105195003071242 --actor staff-7
+        lifecert-central holds place 110105195003071242 --actor staff-7 --note "letter returned"
     """
-    now = dt.datetime.now(dt.UTC)
-    hold = queries.place_hold(state.engine(), id_number.strip().upper(), "manual", now, actor)
+    hold = holds.place(state.engine(), id_number, actor, note)
     click.echo(f"hold {hold} placed" + (f" ({note})" if note else ""))
 
 
 @holds_group.command("release")
-@click.argument("id_number")
-@click.option("--actor", default="staff", show_default=True, help="Who releases it.")
+@click.argument("id_number", callback=_id_number)
+@click.option("--note", default="", callback=_printable(500), help="Why (kept in the events).")
+@click.option(
+    "--actor",
+    default="staff",
+    show_default=True,
+    callback=_printable(100, 1),
+    help="Who releases it.",
+)
 @click.pass_obj
 @friendly_errors
-def holds_release(state: _State, id_number: str, actor: str) -> None:
+def holds_release(state: _State, id_number: str, note: str, actor: str) -> None:
     """Release a retiree's open manual holds (no back-pay for the held months).
 
     \b
     Example:
-        lifecert-central holds release 110105195003071242
+        lifecert-central holds release 110105195003071242 --note "address confirmed"
     """
-    n = payments.release_manual(state.engine(), id_number.strip().upper(), actor)
+    n = holds.release(state.engine(), id_number, actor, note)
     click.echo(f"{n} manual hold(s) released")
 
 

@@ -216,6 +216,27 @@ class IngestSettings(Section):
     )
 
 
+class PaymentSettings(Section):
+    """Which months a payment run may be for: a mistyped month is refused, never stored."""
+
+    months_ahead: int = Field(
+        default=1,
+        ge=0,
+        le=12,
+        title="months ahead",
+        description="how many months after the current one (in [policy] timezone) a run may "
+        "be for; 1 lets next month's run be computed before its payday",
+    )
+    months_back: int = Field(
+        default=12,
+        ge=0,
+        le=600,
+        title="months back",
+        description="how many months before the current one a run may be for (catching up); "
+        "never before the roster's first month, the month of its first import",
+    )
+
+
 class SftpSettings(Section):
     """The bank's SFTP drop: host key pinned, key-based login."""
 
@@ -309,6 +330,9 @@ class CentralConfig(Section):
     keys: KeyFiles = Field(default=_EMPTY, title="keys", description="a [keys] table")
     policy: Policy = Field(default=_EMPTY, title="policy", description="a [policy] table")
     ingest: IngestSettings = Field(default=_EMPTY, title="ingest", description="an [ingest] table")
+    payments: PaymentSettings = Field(
+        default=_EMPTY, title="payments", description="a [payments] table"
+    )
     bank: BankSettings = Field(default=_EMPTY, title="bank", description="a [bank] table")
     duplicates: DuplicateSettings = Field(
         default=_EMPTY, title="duplicates", description="a [duplicates] table"

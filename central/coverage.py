@@ -5,7 +5,6 @@ certification). On a date ``as_of``: *certified* = ``certified_until >= as_of``;
 *due* = certified but expiring within ``reminder_days``; *overdue* = not certified.
 """
 
-import csv
 import datetime as dt
 import io
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from central import schema
+from central import csvio, schema
 
 _r = schema.retirees
 NO_COMMUNITY = "(none)"
@@ -72,13 +71,14 @@ def report(engine: Engine, as_of: dt.date, reminder_days: int) -> list[Row]:
 
 
 def to_csv(rows: list[Row]) -> str:
-    """CSV with a header row; ``certified_pct`` to one decimal."""
+    """CSV with a header row (``central.csvio``: formulas neutralised); ``certified_pct``
+    to one decimal."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csvio.writer(out)
     writer.writerow(["community", "retirees", "certified", "certified_pct", "due", "overdue"])
     for r in rows:
         writer.writerow(
-            [r.community, r.retirees, r.certified, f"{r.certified_pct:.1f}", r.due, r.overdue]
+            [r.community, r.retirees, r.certified, round(r.certified_pct, 1), r.due, r.overdue]
         )
     return out.getvalue()
 

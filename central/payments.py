@@ -21,7 +21,10 @@ certification hold is derived by each run from ``certified_until`` and recorded 
 the run's line: the ``holds`` table keeps staff decisions (``manual``), and a pass needs
 nothing released: it moves ``certified_until``, and the next run pays with the arrears.
 A run is stored per period; running a period again (until its bank file is made)
-recomputes it from the same data and gives the same lines.
+recomputes it from the same data and gives the same lines, and the latest run, until
+then, can be discarded (``discard``, with an event). A run is for a month near today
+(``[payments] months_ahead``/``months_back``) and not before the roster's first month
+(that of the earliest retiree's ``created_at``: the first roster import).
 Arrears are stored lines too: each ``certification_overdue`` hold line is a month owed,
 and every stored line carries what the retiree is owed after it (``owed_cents``), which
 the next run reads from the previous run's lines.
@@ -33,6 +36,7 @@ monthly amount. ``run_lines`` joins the two; everything that reads a run goes th
 """
 
 import datetime as dt
+import zoneinfo
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,7 +48,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from central import registries, schema
-from central.config import Policy
+from central.config import PaymentSettings, Policy
 from central.policy import Period, overdue_cutoff
 from protocol.errors import LifecertError
 
@@ -366,6 +370,41 @@ def run_lines(
     return query.subquery("run_lines")
 
 
+def _check_month(
+    conn: Connection, period: Period, window: PaymentSettings, timezone: str, now: dt.datetime
+) -> None:
+    """``RunError`` unless ``period`` is within ``window`` of the month ``now`` falls in
+    (in ``timezone``) and not before the roster's first month.
+
+    The roster's first month is that of the earliest ``retirees.created_at``; the test is
+    whether a retiree was added before the month after ``period`` (one row read, no scan,
+    whenever the answer is yes)."""
+    zone = zoneinfo.ZoneInfo(timezone)
+    this = Period.of(now.astimezone(zone).date())
+    if period > (last := this.shift(window.months_ahead)):
+        raise RunError(
+            f"{period} is after {last}, the last month a run may be for now (this month "
+            f"{this} + [payments] months_ahead {window.months_ahead}): check the month"
+        )
+    if period < (first := this.shift(-window.months_back)):
+        raise RunError(
+            f"{period} is before {first}, the first month a run may be for now (this month "
+            f"{this} - [payments] months_back {window.months_back}): check the month, or "
+            "raise months_back to catch up"
+        )
+    start = period.shift(1).first_day
+    after = dt.datetime(start.year, start.month, 1, tzinfo=zone).astimezone(dt.UTC)
+    if conn.execute(sa.select(_r.c.id_number).where(_r.c.created_at < after).limit(1)).first():
+        return
+    earliest = conn.scalar(sa.select(sa.func.min(_r.c.created_at)))
+    if earliest is None:
+        raise RunError("the roster is empty: import it first (`lifecert-central roster import`)")
+    raise RunError(
+        f"{period} is before {Period.of(earliest.astimezone(zone).date())}, the roster's first "
+        "month (its first import): check the month"
+    )
+
+
 def _check_order(conn: Connection, period: Period) -> int | None:
     """The id of an existing, still changeable run of ``period`` (None: a new one)."""
     rows = conn.execute(
@@ -385,9 +424,20 @@ def _check_order(conn: Connection, period: Period) -> int | None:
                 f"the run for {period} is {mine.status} (its bank file exists): it cannot change"
             )
         return int(mine.id)
-    expected = Period.parse(latest.period).shift(1)
+    fix = ""
+    if latest.status == "computed":
+        fix = (
+            f"; if {latest.period} is wrong: `lifecert-central payments discard "
+            f"{latest.period} --reason ...`"
+        )
+    try:
+        expected = Period.parse(latest.period).shift(1)
+    except ValueError:  # 9999-12, stored before runs had limits: only discarding helps
+        raise RunError(
+            f"the latest run is for {latest.period}, which has no next month{fix}"
+        ) from None
     if period != expected:
-        raise RunError(f"the next run is {expected} (latest is {latest.period}), not {period}")
+        raise RunError(f"the next run is {expected} (latest is {latest.period}), not {period}{fix}")
     return None
 
 
@@ -395,6 +445,49 @@ def _discard(conn: Connection, run_id: int) -> None:
     """Undo a computed run: its lines (arrears held or settled in it with them)."""
     conn.execute(_lines.delete().where(_lines.c.run_id == run_id))
     conn.execute(_runs.delete().where(_runs.c.id == run_id))
+
+
+def discard(
+    engine: Engine, period: Period, reason: str, actor: str, now: dt.datetime | None = None
+) -> int:
+    """Remove the run of ``period``, which must be the latest and still unfiled (no bank
+    file), with a ``payment_run_discarded`` event keeping ``reason`` and its summary; the
+    run's id. The month can then be run again, or the month before continued from."""
+    if not reason.strip():
+        raise RunError("say why the run is discarded (--reason): it is kept in the event")
+    now = now or dt.datetime.now(dt.UTC)
+    with engine.begin() as conn:
+        mine = conn.execute(
+            sa.select(_runs).where(_runs.c.period == str(period)).with_for_update()
+        ).first()
+        if mine is None:
+            raise RunError(f"no payment run for {period}: nothing to discard")
+        latest = conn.scalar(sa.select(sa.func.max(_runs.c.period)))
+        if mine.period != latest:
+            raise RunError(
+                f"{period} is not the latest run ({latest}): discard {latest} first, "
+                "runs are undone newest first"
+            )
+        if mine.status != "computed":
+            raise RunError(
+                f"the run for {period} is {mine.status} (its bank file is made): it stands; "
+                "correct it in the next month's run"
+            )
+        _discard(conn, mine.id)
+        conn.execute(
+            schema.events.insert().values(
+                at=now,
+                kind="payment_run_discarded",
+                actor=actor,
+                detail={
+                    "period": mine.period,
+                    "run_id": mine.id,
+                    "reason": reason.strip(),
+                    "summary": mine.summary,
+                },
+            )
+        )
+    return int(mine.id)
 
 
 def _analyse(conn: Connection, *tables: str) -> None:
@@ -507,12 +600,17 @@ def run(
     *,
     actor: str = "payment-run",
     now: dt.datetime | None = None,
+    window: PaymentSettings | None = None,
 ) -> RunSummary:
-    """Compute (or recompute) the run of ``period`` in one transaction and store it."""
+    """Compute (or recompute) the run of ``period`` in one transaction and store it.
+
+    ``RunError`` when ``period`` is outside ``window`` around ``now`` (default: the
+    defaults of ``[payments]``), before the roster's first month, or out of order."""
     now = now or dt.datetime.now(dt.UTC)
     with engine.connect() as conn, _roomy(conn), conn.begin():
         if conn.dialect.name == "postgresql":  # ingest waits for us: no pass slips between
             conn.exec_driver_sql("LOCK TABLE retirees IN SHARE MODE")
+        _check_month(conn, period, window or PaymentSettings(), policy.timezone, now)
         old = _check_order(conn, period)
         before = conn.execute(
             sa.select(_runs).where(_runs.c.period == str(period.shift(-1)))
@@ -615,9 +713,9 @@ def _changed_between(old: Any, new: Any) -> sa.CompoundSelect[Any] | None:
 
 def diff(engine: Engine, period: Period, *, limit: int = 100) -> Diff:
     """Transitions (``old -> new`` decision/reason) from the previous month's run."""
-    previous = period.shift(-1)
     with engine.connect() as conn:
         now_run = get_run(conn, period)
+        previous = period.shift(-1)  # a stored run's month: never out of the calendar
         prev = conn.execute(sa.select(_runs).where(_runs.c.period == str(previous))).first()
         if prev is None:
             return Diff(str(period), None, {})
@@ -737,43 +835,3 @@ def explain(engine: Engine, period: Period, retiree_id: str, policy: Policy) -> 
             return f"{head} ({line.reason}): no monthly amount or bank account on the roster"
         case _:
             return f"{head} ({line.reason}): roster status is {line.reason.split('_')[0]}"
-
-
-def release_manual(
-    engine: Engine, retiree_id: str, actor: str, now: dt.datetime | None = None
-) -> int:
-    """Release a retiree's open manual holds (row locked first), one event each."""
-    now = now or dt.datetime.now(dt.UTC)
-    with engine.begin() as conn:
-        conn.execute(
-            sa.select(_r.c.id_number).where(_r.c.id_number == retiree_id).with_for_update()
-        )
-        released = (
-            conn.execute(
-                _h.update()
-                .where(
-                    _h.c.retiree_id == retiree_id,
-                    _h.c.reason == schema.HoldReason.MANUAL.value,
-                    _h.c.released_at.is_(None),
-                )
-                .values(released_at=now)
-                .returning(_h.c.id)
-            )
-            .scalars()
-            .all()
-        )
-        if released:
-            conn.execute(
-                schema.events.insert(),
-                [
-                    {
-                        "at": now,
-                        "kind": "hold_released",
-                        "retiree_id": retiree_id,
-                        "actor": actor,
-                        "detail": {"hold_id": hold, "reason": schema.HoldReason.MANUAL.value},
-                    }
-                    for hold in released
-                ],
-            )
-    return len(released)

@@ -6,8 +6,8 @@ with cents, one bank account each, and certifications spread over the past year:
 about ``overdue`` of them expired before ``as_of``. Deterministic for a seed.
 """
 
-import csv
 import datetime as dt
+import decimal
 import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from central import schema
+from central import csvio, schema
 from central.policy import add_months
 from protocol import idnumber
 
@@ -152,22 +152,29 @@ def generate(
 
 
 def write_csv(rows: Iterable[dict[str, Any]], path: Path) -> int:
-    """Write rows in the roster CSV format; returns how many."""
+    """Write rows in the roster CSV format (``central.csvio``'s writer); returns how many."""
     count = 0
     with path.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
+        writer = csvio.writer(out)
         writer.writerow(COLUMNS)
         for row in rows:
-            cents = row["monthly_amount_cents"]
-            values = row | {"monthly_amount": f"{cents // 100}.{cents % 100:02d}"}
+            values = row | {
+                "monthly_amount": decimal.Decimal(row["monthly_amount_cents"]).scaleb(-2)
+            }
             writer.writerow([values[c] for c in COLUMNS])
             count += 1
     return count
 
 
-def insert(engine: Engine, rows: Iterable[dict[str, Any]], chunk: int = 20_000) -> int:
-    """Bulk-insert rows straight into ``retirees`` (benchmarks; no events, no rules)."""
-    now = dt.datetime.now(dt.UTC)
+def insert(
+    engine: Engine,
+    rows: Iterable[dict[str, Any]],
+    chunk: int = 20_000,
+    added: dt.datetime | None = None,
+) -> int:
+    """Bulk-insert rows straight into ``retirees`` (benchmarks; no events, no rules), as
+    if imported at ``added`` (default: now; payment runs are for months from then on)."""
+    now = added or dt.datetime.now(dt.UTC)
     count = 0
     batch: list[dict[str, Any]] = []
     with engine.begin() as conn:

@@ -7,11 +7,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from central import payments, schema
-from protocol.errors import LifecertError
-
-
-class UnknownRetireeError(LifecertError, LookupError):
-    """No retiree has this ID number."""
 
 
 def _rows(result: sa.CursorResult[Any]) -> list[dict[str, Any]]:
@@ -147,35 +142,3 @@ def count_by_reason(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(q.c.reason, sa.func.count()).group_by(q.c.reason))
         return {reason: n for reason, n in rows}
-
-
-def place_hold(engine: Engine, retiree_id: str, reason: str, since: dt.datetime, actor: str) -> int:
-    """Open a payment hold (with its event); returns the hold's id.
-
-    The retiree's row is locked first (an unknown ID is refused), so the hold lands
-    between, never inside, ingest's batches, which lock the rows they apply to.
-    """
-    r = schema.retirees
-    with engine.begin() as conn:
-        locked = conn.execute(
-            sa.select(r.c.id_number).where(r.c.id_number == retiree_id).with_for_update()
-        ).first()
-        if locked is None:
-            raise UnknownRetireeError(
-                f"no retiree {retiree_id}: check the number or import the roster"
-            )
-        hold_id = conn.execute(
-            schema.holds.insert()
-            .values(retiree_id=retiree_id, reason=reason, since=since)
-            .returning(schema.holds.c.id)
-        ).scalar_one()
-        conn.execute(
-            schema.events.insert().values(
-                at=since,
-                kind="hold_placed",
-                retiree_id=retiree_id,
-                actor=actor,
-                detail={"hold_id": hold_id, "reason": reason},
-            )
-        )
-    return int(hold_id)

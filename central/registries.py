@@ -21,9 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from central import schema
+from central import csvio, schema
+from central.csvio import RowError
 from central.policy import Period
-from central.roster import RowError
 from protocol import idnumber
 from protocol.errors import LifecertError
 
@@ -142,6 +142,8 @@ def _parse_row(
     name = row.get("name") or None
     if name and len(name) > 100:
         errors.append(RowError(line, "name", f"{len(name)} characters, at most 100", "shorten it"))
+    if name and (problem := csvio.text_problem(name)):
+        errors.append(RowError(line, "name", *problem))
     if errors or number is None or born is None or start is None:
         return None, errors
     return Record(line, kind, number, born, start, end, name), []
@@ -154,19 +156,12 @@ def read(
     today = today or dt.date.today()
     required, optional = COLUMNS[kind]
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    try:
+        header = [h.replace("\ufeff", "").strip() for h in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        return [], [RowError(1, "*", f"not valid CSV: {exc}", "fix the quoting")]
     reader.fieldnames = header
-    errors: list[RowError] = []
-    if missing := [c for c in required if c not in header]:
-        errors.append(RowError(1, ",".join(missing), "column missing", "add it to the header"))
-    unknown = [
-        c or f"(column {i} has no name)"
-        for i, c in enumerate(header, 1)
-        if c not in required + optional
-    ]
-    if unknown:
-        errors.append(RowError(1, ",".join(unknown), "unknown column", "remove it or fix it"))
-    if errors:
+    if errors := csvio.header_errors(header, required, optional):
         return [], errors
     records: list[Record] = []
     seen: dict[tuple[str, dt.date], int] = {}
@@ -189,8 +184,10 @@ def read(
                 else:
                     records.append(record)
             errors.extend(row_errors)
-    except csv.Error as exc:
-        errors.append(RowError(reader.line_num, "*", f"not valid CSV: {exc}", "fix the quoting"))
+    except csv.Error as exc:  # the rest cannot be read: no record of this file is kept
+        # (DictReader's own line_num is the last row read; its reader's, the line that failed)
+        fix = "fix the quoting; the rest of the file could not be read"
+        return [], [*errors, RowError(reader.reader.line_num, "*", f"not valid CSV: {exc}", fix)]
     return records, errors
 
 

@@ -1,14 +1,14 @@
-"""Retiree roster import from CSV: validate every row, then upsert by ID number.
+"""Retiree roster import from CSV: check every row, then upsert by ID number.
 
 Every bad row is reported as ``line N, field F: problem (fix)``. The import is
 all-or-nothing unless ``partial`` is set, in which case the good rows are
-written and the bad ones reported.
+written and the bad ones reported. The file is streamed: memory does not grow
+with its size.
 """
 
 import csv
 import datetime as dt
 import decimal
-import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from central import schema
+from central import csvio, rules, schema, staging
+from central.csvio import RowError
 from central.schema import RetireeStatus
 from protocol import idnumber
 from protocol.errors import LifecertError
@@ -33,7 +34,6 @@ OPTIONAL = (
     "retirement_date",
     "certified_until",
 )
-_CHUNK = 500
 _NEW: dict[str, Any] = {
     "community": None,
     "monthly_amount_cents": None,
@@ -44,19 +44,7 @@ _NEW: dict[str, Any] = {
     "status": RetireeStatus.ACTIVE.value,
 }
 _ACCOUNT_RE = re.compile(r"^[0-9]{6,34}$")
-
-
-@dataclass(frozen=True)
-class RowError:
-    """One problem in one row (``line`` 1 is the header)."""
-
-    line: int
-    field: str
-    problem: str
-    fix: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}, field {self.field}: {self.problem} ({self.fix})"
+_TEXT = ("name", "community", "account_name")  # free text: no formulas, no control characters
 
 
 class RosterFileError(LifecertError, OSError):
@@ -171,6 +159,9 @@ def _parse_row(line: int, raw: dict[str, str]) -> tuple[dict[str, Any], list[Row
         if len(holder) > 100:
             bad("account_name", f"{len(holder)} characters, at most 100", "shorten it")
         out["account_name"] = holder
+    for name in _TEXT:
+        if (text := row.get(name)) and (problem := csvio.text_problem(text)):
+            bad(name, *problem)
     if status := row.get("status"):
         try:
             out["status"] = RetireeStatus(status.lower()).value
@@ -183,54 +174,49 @@ def _parse_row(line: int, raw: dict[str, str]) -> tuple[dict[str, Any], list[Row
     return out, errors
 
 
-def read(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[RowError]]:
-    """Parse and validate CSV text: the good rows (with their line) and every error."""
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+def parse(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any], list[RowError]]]:
+    """Check roster CSV as it is read (``lines``: an open file or any lines of text): for
+    each row with a value, its line, the values to store and its problems (none: good).
+    A bad header, or CSV that cannot be read on, raises ``RosterError``. The rules that
+    compare rows are ``central.rules``."""
+    reader = csv.DictReader(lines)
+    try:
+        header = [h.replace("\ufeff", "").strip() for h in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise RosterError([RowError(1, "*", f"not valid CSV: {exc}", "fix the quoting")]) from None
+    if errors := csvio.header_errors(header, REQUIRED, OPTIONAL):
+        raise RosterError(errors)
     reader.fieldnames = header
-    errors: list[RowError] = []
-    missing = [c for c in REQUIRED if c not in header]
-    unknown = [
-        c or f"(column {i} has no name)"
-        for i, c in enumerate(header, 1)
-        if c not in REQUIRED + OPTIONAL
-    ]
-    if missing:
-        errors.append(RowError(1, ",".join(missing), "column missing", "add it to the header"))
-    if unknown:
-        errors.append(
-            RowError(1, ",".join(unknown), "unknown column", "remove it or check its spelling")
-        )
-    if errors:
-        return [], errors
-    good: list[tuple[int, dict[str, Any]]] = []
-    seen: dict[str, int] = {}
     try:
         for raw in reader:
             line = reader.line_num
             if None in raw:
-                errors.append(RowError(line, "*", "more values than columns", "check the commas"))
+                yield (
+                    line,
+                    {},
+                    [RowError(line, "*", "more values than columns", "check the commas")],
+                )
                 continue
             if not any((v or "").strip() for v in raw.values()):
                 continue
-            values, row_errors = _parse_row(line, raw)
-            if "id_number" in values and not row_errors:
-                if (first := seen.get(values["id_number"])) is not None:
-                    row_errors.append(
-                        RowError(line, "id_number", f"also on line {first}", "keep one row")
-                    )
-                seen.setdefault(values["id_number"], line)
-            errors.extend(row_errors)
-            if not row_errors:
-                good.append((line, values))
-    except csv.Error as exc:
-        errors.append(RowError(reader.line_num, "*", f"not valid CSV: {exc}", "fix the quoting"))
-    return good, errors
+            values, errors = _parse_row(line, raw)
+            yield line, values, errors
+    except csv.Error as exc:  # the rest cannot be read: refused, even partial (DictReader's
+        # own line_num is the last row read; its reader's, the line that failed)
+        problem = f"not valid CSV: {exc}"
+        fix = "fix the quoting; the rest of the file could not be read"
+        raise RosterError([RowError(reader.reader.line_num, "*", problem, fix)]) from None
 
 
-def _chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    for start in range(0, len(rows), _CHUNK):
-        yield rows[start : start + _CHUNK]
+def _chunks(rows: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == staging.CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def upsert(
@@ -242,50 +228,57 @@ def upsert(
     certification applied since.
     """
     report = ImportReport()
-    t = schema.retirees
-    listed = list(rows)
     with engine.begin() as conn:
-        for chunk in _chunks(listed):
-            ids = [r["id_number"] for r in chunk]
-            existing = {
-                row.id_number: row._mapping
-                for row in conn.execute(sa.select(t).where(t.c.id_number.in_(ids)))
-            }
-            inserts, events = [], []
-            for values in chunk:
-                old = existing.get(values["id_number"])
-                if old is None:
-                    inserts.append(_NEW | values | {"created_at": now, "updated_at": now})
-                    events.append(_event(now, "roster_added", values["id_number"], actor, {}))
-                    report.added += 1
-                    continue
-                changes = {
-                    k: v
-                    for k, v in values.items()
-                    if k != "id_number"
-                    and old[k] != v
-                    and not (k == "certified_until" and old[k] is not None and v < old[k])
-                }
-                if not changes:
-                    report.unchanged += 1
-                    continue
-                conn.execute(
-                    t.update()
-                    .where(t.c.id_number == values["id_number"])
-                    .values(**changes, updated_at=now)
-                )
-                detail = {
-                    k: [_json(old[k]), _json(v)] for k, v in changes.items() if k != "bank_account"
-                }
-                if "bank_account" in changes:
-                    detail["bank_account"] = ["(changed)", "(changed)"]
-                events.append(_event(now, "roster_updated", values["id_number"], actor, detail))
-                report.updated += 1
-            if inserts:
-                conn.execute(t.insert(), inserts)
-            if events:
-                conn.execute(schema.events.insert(), events)
+        for chunk in _chunks(rows):
+            _write(conn, chunk, actor, now, report)
     return report
+
+
+def _write(
+    conn: Connection,
+    chunk: list[dict[str, Any]],
+    actor: str,
+    now: dt.datetime,
+    report: ImportReport,
+) -> None:
+    """``upsert`` one chunk of rows (one row per ID number) in ``conn``'s transaction."""
+    t = schema.retirees
+    existing = {
+        row.id_number: row._mapping
+        for row in conn.execute(
+            sa.select(t).where(t.c.id_number.in_([r["id_number"] for r in chunk]))
+        )
+    }
+    inserts, events = [], []
+    for values in chunk:
+        old = existing.get(values["id_number"])
+        if old is None:
+            inserts.append(_NEW | values | {"created_at": now, "updated_at": now})
+            events.append(_event(now, "roster_added", values["id_number"], actor, {}))
+            report.added += 1
+            continue
+        changes = {
+            k: v
+            for k, v in values.items()
+            if k != "id_number"
+            and old[k] != v
+            and not (k == "certified_until" and old[k] is not None and v < old[k])
+        }
+        if not changes:
+            report.unchanged += 1
+            continue
+        conn.execute(
+            t.update().where(t.c.id_number == values["id_number"]).values(**changes, updated_at=now)
+        )
+        detail = {k: [_json(old[k]), _json(v)] for k, v in changes.items() if k != "bank_account"}
+        if "bank_account" in changes:
+            detail["bank_account"] = ["(changed)", "(changed)"]
+        events.append(_event(now, "roster_updated", values["id_number"], actor, detail))
+        report.updated += 1
+    if inserts:
+        conn.execute(t.insert(), inserts)
+    if events:
+        conn.execute(schema.events.insert(), events)
 
 
 def _json(value: Any) -> Any:
@@ -314,21 +307,36 @@ def import_csv(
     actor: str = "roster-import",
     now: dt.datetime | None = None,
 ) -> ImportReport:
-    """Validate ``path`` and upsert its rows; ``RosterError`` lists bad rows (nothing written)."""
+    """Check ``path`` and upsert its rows in one transaction; ``RosterError`` lists every
+    bad row (nothing written) unless ``partial``, which writes the good ones (a bad header
+    is refused either way).
+
+    Streamed: the rows that pass the per-row rules go to a staging table as the file is
+    read, the legality rules (``central.rules``) check them there, and those that add or
+    change a retiree are written from it a chunk at a time.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    errors: list[RowError] = []
+
+    def good(rows: Iterable[tuple[int, dict[str, Any], list[RowError]]]) -> Iterator[Any]:
+        for line, values, problems in rows:
+            errors.extend(problems)
+            if not problems:
+                yield line, values
+
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with path.open(encoding="utf-8-sig", newline="") as lines, engine.begin() as conn:
+            staging.create(conn)
+            staging.load(conn, good(parse(lines)))
+            errors.extend(rules.check(conn, partial=partial))
+            errors.sort(key=lambda e: e.line)
+            if errors and not partial:
+                raise RosterError(errors)
+            report = ImportReport(errors=errors)
+            for chunk in staging.changes(conn):
+                _write(conn, chunk, actor, now, report)
+            report.unchanged = staging.accepted(conn) - report.added - report.updated
+            staging.drop(conn)
     except (OSError, UnicodeDecodeError) as exc:
         raise RosterFileError(f"cannot read {path}: {exc} (save it as UTF-8 CSV)") from None
-    good, errors = read(text)
-    if not any(e.line == 1 for e in errors):
-        from central.rules import legality  # rules builds on this module's RowError
-
-        if illegal := legality(engine, good):
-            bad = {e.line for e in illegal}
-            good = [(line, values) for line, values in good if line not in bad]
-            errors = sorted(errors + illegal, key=lambda e: e.line)
-    if errors and (not partial or any(e.line == 1 for e in errors)):
-        raise RosterError(errors)
-    report = upsert(engine, (values for _, values in good), actor, now or dt.datetime.now(dt.UTC))
-    report.errors = errors
     return report

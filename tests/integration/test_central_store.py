@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 
-from central import db, queries, roster, schema
+from central import db, holds, roster, schema
 from central.cli import main
 from protocol import idnumber
 
@@ -183,7 +183,7 @@ def test_cli_roster_and_retirees(db_url: str, tmp_path: Path) -> None:
             "open_holds": 0,
         }
     ]
-    queries.place_hold(db.create_engine(db_url), WANG, "manual", dt.datetime.now(dt.UTC), "test")
+    holds.place(db.create_engine(db_url), WANG, "test")
     shown = cli("retirees", "show", WANG)
     assert "certified_until  2026-09-30" in shown.output and "manual since" in shown.output
     assert "OPEN" in shown.output

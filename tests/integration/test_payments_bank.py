@@ -138,7 +138,7 @@ def _people(engine: Any) -> list[str]:
                 "certified_until": dt.date(2026, 12, 31),
             }
         )
-    roster.upsert(engine, rows, "test", NOW)
+    roster.upsert(engine, rows, "test", NOW - dt.timedelta(days=60))  # enrolled in March
     return [r["id_number"] for r in rows]
 
 

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from central import bankfile
 from central.cli import main
+from central.policy import Period
 from protocol import idnumber, signing
 from provisioning import pki
 
@@ -41,34 +42,39 @@ def cli(tmp_path: Path) -> Any:
 
 
 def test_population_run_registry_coverage_bank(cli: Any, tmp_path: Path) -> None:
+    # runs may be for this month and the next, not before the roster's first import (today)
+    this = Period.of(dt.datetime.now(dt.UTC).date())
+    first_day, later = this.first_day.isoformat(), this.shift(1)
     roster_csv = tmp_path / "synthetic.csv"
-    out = cli("population", "generate", "60", "--out", str(roster_csv), "--as-of", "2026-04-01")
+    out = cli("population", "generate", "60", "--out", str(roster_csv), "--as-of", first_day)
     assert out.exit_code == 0, out.output
     assert cli("roster", "import", str(roster_csv)).output.startswith("60 added")
     rows = list(csv.DictReader(roster_csv.open()))
     first = rows[0]["id_number"]
 
-    april = cli("payments", "run", "2026-04")
-    assert april.exit_code == 0 and "run 1 for 2026-04 computed" in april.output
-    held = [r for r in rows if r["certified_until"] < "2026-04-01"]
-    assert f"certification_overdue    {len(held)}" in april.output
+    too_early = cli("payments", "run", str(this.shift(-1)))
+    assert too_early.exit_code == 1 and "the roster's first month" in too_early.output
+    made = cli("payments", "run", str(this))
+    assert made.exit_code == 0 and f"run 1 for {this} computed" in made.output
+    held = [r for r in rows if r["certified_until"] < first_day]
+    assert f"certification_overdue    {len(held)}" in made.output
     shown = cli("retirees", "show", held[0]["id_number"]).output
-    assert "payment          2026-04 hold (certification_overdue)" in shown
+    assert f"payment          {this} hold (certification_overdue)" in shown
 
     death = tmp_path / "death.csv"
     death.write_text(
-        f"id_number,birth_date,death_date\n{first},{rows[0]['birth_date']},2026-04-20\n"
-        "110105195003071240,1950-03-07,2026-04-20\n"
+        f"id_number,birth_date,death_date\n{first},{rows[0]['birth_date']},{first_day}\n"
+        f"110105195003071240,1950-03-07,{first_day}\n"
     )
     bad = cli("registry", "import", "death", str(death))
     assert bad.exit_code == 1 and "line 3, field id_number" in bad.output
     assert "Traceback" not in bad.output
     good = cli("registry", "import", "death", str(death), "--partial")
     assert "1 matched to retirees, 1 marked deceased" in good.output
-    assert cli("payments", "run", "2026-05").exit_code == 0
-    why = cli("payments", "explain", "2026-05", first).output
-    assert "died on 2026-04-20" in why and "2026-04 was the last month payable" in why
-    assert "pay -> stop:deceased" in cli("payments", "diff", "2026-05").output
+    assert cli("payments", "run", str(later)).exit_code == 0
+    why = cli("payments", "explain", str(later), first).output
+    assert f"died on {first_day}" in why and f"{this} was the last month payable" in why
+    assert "pay -> stop:deceased" in cli("payments", "diff", str(later)).output
     hits = cli("registry", "hits", "--summary").output
     assert "died_stopped" in hits
 
@@ -78,7 +84,7 @@ def test_population_run_registry_coverage_bank(cli: Any, tmp_path: Path) -> None
     report = cli(
         "coverage",
         "--as-of",
-        "2026-04-01",
+        first_day,
         "--csv",
         str(tmp_path / "c.csv"),
         "--png",
@@ -90,14 +96,16 @@ def test_population_run_registry_coverage_bank(cli: Any, tmp_path: Path) -> None
     assert (table[-1]["retirees"], table[-1]["overdue"]) == ("59", str(len(alive_overdue)))
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
-    made = cli("bank", "make", "2026-05")
+    made = cli("bank", "make", str(later))
     assert made.exit_code == 0, made.output
-    token = (tmp_path / "bank" / "out" / "LIFECERT-2026-05.jwe").read_text()
+    token = (tmp_path / "bank" / "out" / f"LIFECERT-{later}.jwe").read_text()
     sign_pub = signing.load_private_key(tmp_path / "sign.key").public_key()
     head, records = bankfile.parse(bankfile.open_sealed(token, cli.bank_key, sign_pub))
-    assert head["period"] == "2026-05" and len(records) == int(head["count"]) > 0
-    again = cli("payments", "run", "2026-05")
+    assert head["period"] == str(later) and len(records) == int(head["count"]) > 0
+    again = cli("payments", "run", str(later))
     assert again.exit_code == 1 and "filed" in again.output
+    kept = cli("payments", "discard", str(later), "--reason", "wrong month")
+    assert kept.exit_code == 1 and "it stands" in kept.output
 
 
 def test_bad_input_is_one_clear_line(cli: Any) -> None:

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from central import roster, schema
 from protocol import idnumber
@@ -63,3 +65,93 @@ def test_partial_import_keeps_legal_rows_and_allowed_moves(
             sa.select(schema.retirees.c.status, schema.retirees.c.bank_account)
         ).one()
     assert tuple(row) == ("suspended", "6222000000000009")  # moving one's own account is fine
+
+
+@pytest.mark.parametrize("new_first", [True, False], ids=["new-id-first", "new-id-last"])
+def test_a_new_id_never_takes_a_stored_retirees_identity_or_account(
+    central_engine: Any, tmp_path: Path, new_first: bool
+) -> None:
+    """The verdict does not depend on where the stored retiree's own row is (issue 13)."""
+    _import(central_engine, tmp_path, _row(A, "Wang Fang", "6222000000000001"))
+    own = _row(A, "Wang Fang", "6222000000000001")
+    same_person = _row(B, "Wang Fang", "6222000000000002")  # A's name, region, birth date
+    same_account = _row(C, "Li Hua", "6222000000000001")  # A's account
+    rows = [same_person, same_account, own] if new_first else [own, same_person, same_account]
+    report = _import(central_engine, tmp_path, "".join(rows), partial=True)
+    flagged = {rows[e.line - 2] for e in report.errors}
+    assert flagged == {same_person, same_account}
+    assert (report.added, report.unchanged) == (0, 1)
+    with central_engine.connect() as conn:
+        ids = conn.scalars(sa.select(schema.retirees.c.id_number)).all()
+    assert ids == [A]
+
+
+D = idnumber.make("440106", BORN, 130)
+NEW = [idnumber.make("510107", BORN, serial) for serial in range(140, 160, 2)]
+STORED = [
+    _row(A, "Wang Fang", "6222000000000001"),
+    _row(D, "Zhao Lei", "6222000000000004", "deceased"),
+]
+FILE = [
+    _row(A, "Wang Fang", "6222000000000001"),  # A's own row, unchanged
+    _row(B, "Wang Fang", "6222000000000002"),  # A's person under a new number
+    _row(C, "Li Hua", "6222000000000001"),  # A's account
+    _row(D, "Zhao Lei", "6222000000000005", "active"),  # deceased -> active; moves account
+    _row(NEW[0], "Sun Mei", "6222000000000004"),  # D's account, free if D's row counted
+    _row(NEW[1], "Ma Jun", "6222000000000005"),  # the account D's row moves to
+    _row(NEW[2], "Hu Bo", "6222000000000007"),  # two new numbers, one account
+    _row(NEW[3], "Gao Yu", "6222000000000007"),
+    _row(NEW[4], "Lin Na", "6222000000000008"),  # nothing wrong
+]
+
+
+def _verdict(engine: Any, tmp_path: Path, rows: list[str], partial: bool) -> Any:
+    """(ID number, field) of every problem, and with ``partial`` the roster after the import."""
+    with engine.begin() as conn:
+        for table in (schema.events, schema.roster_versions, schema.retirees):
+            conn.execute(table.delete())
+    _import(engine, tmp_path, "".join(STORED))
+    try:
+        report = _import(engine, tmp_path, "".join(rows), partial=partial)
+    except roster.RosterError as exc:
+        errors = exc.errors
+    else:
+        errors = report.errors
+    flagged = {(rows[e.line - 2].split(",")[0], e.field) for e in errors}
+    r = schema.retirees
+    with engine.connect() as conn:
+        after = conn.execute(sa.select(r.c.id_number, r.c.bank_account, r.c.status)).all()
+    return flagged, sorted(map(tuple, after))
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(order=st.permutations(range(len(FILE))))
+def test_the_verdict_does_not_depend_on_the_row_order(
+    central_engine: Any, tmp_path: Path, order: list[int]
+) -> None:
+    shuffled = [FILE[i] for i in order]
+    clashes = {
+        (D, "status"),
+        (B, "id_number"),
+        (C, "bank_account"),
+        (NEW[1], "bank_account"),
+        (NEW[2], "bank_account"),
+        (NEW[3], "bank_account"),
+    }
+    flagged, after = _verdict(central_engine, tmp_path, shuffled, partial=False)
+    assert flagged == clashes
+    assert [a[0] for a in after] == sorted([A, D])  # nothing written
+    flagged, after = _verdict(central_engine, tmp_path, shuffled, partial=True)
+    # D's row is refused, so D keeps its account: the new number taking it is refused too
+    assert flagged == clashes | {(NEW[0], "bank_account")}
+    assert after == sorted(
+        [
+            (A, "6222000000000001", "active"),
+            (D, "6222000000000004", "deceased"),
+            (NEW[4], "6222000000000008", "active"),
+        ]
+    )

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from central import payments, queries, registries, roster, schema
+from central import holds, payments, queries, registries, roster, schema
 from central.config import Policy
 from central.devices import DeviceTrust
 from central.ingest import Inbound, Ingestor
@@ -17,6 +17,7 @@ from protocol import idnumber
 pytestmark = pytest.mark.integration
 
 NOW = dt.datetime(2026, 9, 1, 12, tzinfo=dt.UTC)
+ENROLLED = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)  # the roster's first month: January
 AMOUNT = 320_050  # 3,200.50
 _serials = iter(range(100, 999))
 
@@ -41,7 +42,7 @@ def person(born: dt.date = dt.date(1950, 3, 7), **values: Any) -> dict[str, Any]
 
 
 def enrol(engine: Any, *rows: dict[str, Any]) -> list[str]:
-    roster.upsert(engine, rows, "test", NOW)
+    roster.upsert(engine, rows, "test", ENROLLED)
     return [r["id_number"] for r in rows]
 
 
@@ -130,13 +131,13 @@ def test_arrears_wait_through_other_holds_and_stay_unpaid_after_death(
         person(certified_until=dt.date(2026, 3, 15)),
     )
     run(central_engine, "2026-04")  # both held for certification: April owed
-    queries.place_hold(central_engine, late, "manual", NOW, "staff-1")
+    holds.place(central_engine, late, "staff-1", now=NOW)
     run(central_engine, "2026-05")  # manual hold wins: May is not owed; April still is
     assert line(central_engine, "2026-05", late)[3:5] == ("hold", "manual")
     assert line(central_engine, "2026-05", dies).owed_cents == 2 * AMOUNT
     assert line(central_engine, "2026-05", late).owed_cents == AMOUNT
     certify(central_engine, late, dt.date(2027, 5, 20))
-    payments.release_manual(central_engine, late, "staff-1", NOW)
+    holds.release(central_engine, late, "staff-1", now=NOW)
     (tmp_path / "death.csv").write_text(
         f"id_number,birth_date,death_date\n{dies},{idnumber.birth_date(dies)},2026-05-20\n"
     )
@@ -302,7 +303,7 @@ def test_manual_status_incomplete_and_not_retired(central_engine: Any) -> None:
         person(bank_account=None),
         person(retirement_date=dt.date(2026, 5, 10)),
     )
-    queries.place_hold(central_engine, held, "manual", NOW, "staff-1")
+    holds.place(central_engine, held, "staff-1", now=NOW)
     run(central_engine, "2026-04")
     got = [line(central_engine, "2026-04", r)[3:5] for r in (held, suspended, no_account, young)]
     assert got == [
@@ -339,7 +340,7 @@ def test_a_pass_ends_a_certification_hold_not_a_manual_one(
         person(certified_until=dt.date(2026, 3, 15)),
     )
     now = dt.datetime.now(dt.UTC)
-    queries.place_hold(central_engine, kept, "manual", now, "staff-7")
+    holds.place(central_engine, kept, "staff-7", now=now)
     run(central_engine, "2026-04")
     assert line(central_engine, "2026-04", late).reason == "certification_overdue"
     assert line(central_engine, "2026-04", kept).reason == "manual"
@@ -353,8 +354,8 @@ def test_a_pass_ends_a_certification_hold_not_a_manual_one(
     assert (back.decision, back.arrears_cents, back.payable_cents) == ("resume", AMOUNT, 2 * AMOUNT)
     assert line(central_engine, "2026-05", kept).reason == "manual"  # staff release it, not a pass
     with central_engine.connect() as conn:
-        holds = conn.execute(sa.select(schema.holds.c.retiree_id, schema.holds.c.released_at)).all()
-    assert holds == [(kept, None)]
+        rows = conn.execute(sa.select(schema.holds.c.retiree_id, schema.holds.c.released_at)).all()
+    assert rows == [(kept, None)]
 
 
 def test_a_pass_for_a_deceased_retiree_is_refused_and_flagged(
@@ -389,8 +390,31 @@ def test_birthday_anchored_pass_through_ingest(central_engine: Any, central_pki:
     assert outcome.ack.certified_until <= floor.replace(year=floor.year + 1)
 
 
-def test_manual_hold_on_unknown_retiree_is_refused(central_engine: Any) -> None:
-    with pytest.raises(queries.UnknownRetireeError):
-        queries.place_hold(
-            central_engine, idnumber.make("110105", dt.date(1950, 1, 1), 1), "manual", NOW, "x"
-        )
+def test_manual_holds_keep_their_notes_and_refuse_unknown_retirees(central_engine: Any) -> None:
+    (kept,) = enrol(central_engine, person())
+    hold = holds.place(central_engine, kept, "staff-7", "bank letter returned", now=NOW)
+    assert holds.release(central_engine, kept, "staff-8", "address confirmed", now=NOW) == 1
+    assert holds.release(central_engine, kept, "staff-8", now=NOW) == 0
+    ev = schema.events
+    with central_engine.connect() as conn:
+        got = conn.execute(
+            sa.select(ev.c.kind, ev.c.actor, ev.c.detail)
+            .where(ev.c.kind.like("hold_%"))
+            .order_by(ev.c.id)
+        ).all()
+    assert [tuple(row) for row in got] == [
+        (
+            "hold_placed",
+            "staff-7",
+            {"hold_id": hold, "reason": "manual", "note": "bank letter returned"},
+        ),
+        (
+            "hold_released",
+            "staff-8",
+            {"hold_id": hold, "reason": "manual", "note": "address confirmed"},
+        ),
+    ]
+    unknown = idnumber.make("110105", dt.date(1950, 1, 1), 1)
+    for act in (holds.place, holds.release):
+        with pytest.raises(holds.UnknownRetireeError, match=f"no retiree {unknown}"):
+            act(central_engine, unknown, "x")

@@ -19,6 +19,7 @@ from protocol import idnumber
 pytestmark = pytest.mark.integration
 
 NOW = dt.datetime(2026, 6, 2, 9, tzinfo=dt.UTC)
+ENROLLED = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)  # the roster's first month: January
 APRIL, MAY, JUNE = (Period.parse(p) for p in ("2026-04", "2026-05", "2026-06"))
 _serials = iter(range(300, 999))
 
@@ -42,7 +43,7 @@ def person(**values: Any) -> dict[str, Any]:
 
 
 def enrol(engine: Any, *rows: dict[str, Any]) -> list[str]:
-    roster.upsert(engine, rows, "test", NOW)
+    roster.upsert(engine, rows, "test", ENROLLED)
     return [r["id_number"] for r in rows]
 
 
@@ -413,7 +414,8 @@ def test_open_certification_holds_are_released_by_the_migration(db_url: str) -> 
     late, kept = (r["id_number"] for r in rows)
     with engine.begin() as conn:  # holds as runs and staff placed them before 0009
         conn.execute(
-            sa.insert(schema.retirees), [r | {"created_at": NOW, "updated_at": NOW} for r in rows]
+            sa.insert(schema.retirees),
+            [r | {"created_at": ENROLLED, "updated_at": ENROLLED} for r in rows],
         )
         conn.execute(
             sa.insert(schema.holds),

@@ -1,8 +1,10 @@
 """Central's pure parts: config, calendar arithmetic, roster parsing, device trust, CLI docs."""
 
 import datetime as dt
+import io
 import re
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -41,6 +43,9 @@ def test_postgres_url_gets_psycopg_driver() -> None:
         ('[policy]\ntimezone = "Mars/Base"\n', "unknown time zone"),
         ("[ingest]\nbatch = 3\n", "ingest.batch: unknown field"),
         ('log_level = "LOUD"\n', "log_level"),
+        ("[payments]\nmonths_ahead = -1\n", "payments.months_ahead"),
+        ("[payments]\nmonths_back = 601\n", "payments.months_back"),
+        ("[payments]\nmonths = 3\n", "payments.months: unknown field"),
     ],
 )
 def test_bad_config_names_the_field(tmp_path: Path, toml: str, needle: str) -> None:
@@ -74,6 +79,16 @@ def test_add_months(day: dt.date, months: int, expected: dt.date) -> None:
     assert add_months(day, months) == expected
 
 
+def read_roster(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[roster.RowError]]:
+    """``roster.parse`` of ``text``: the good rows (line, values) and every problem."""
+    good, errors = [], []
+    for line, values, problems in roster.parse(io.StringIO(text, newline="")):
+        errors += problems
+        if not problems:
+            good.append((line, values))
+    return good, errors
+
+
 def test_roster_read_collects_every_error() -> None:
     text = (
         "id_number,name,sex,birth_date,bank_account\n"
@@ -82,7 +97,7 @@ def test_roster_read_collects_every_error() -> None:
         ",,,,\n"
         f"{ID},,X,07/03/1950,12ab\n"
     )
-    good, errors = roster.read(text)
+    good, errors = read_roster(text)
     assert [(line, v["bank_account"]) for line, v in good] == [(2, "6222021234567890")]
     assert [(e.line, e.field) for e in errors] == [
         (3, "id_number"),
@@ -98,7 +113,7 @@ def test_roster_read_collects_every_error() -> None:
 
 
 def test_roster_extra_values_are_an_error() -> None:
-    _good, errors = roster.read(f"id_number,name,sex,birth_date\n{ID},Wang,F,1950-03-07,extra\n")
+    _good, errors = read_roster(f"id_number,name,sex,birth_date\n{ID},Wang,F,1950-03-07,extra\n")
     assert [(e.line, e.field) for e in errors] == [(2, "*")]
 
 

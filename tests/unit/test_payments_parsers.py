@@ -12,8 +12,10 @@ from central import registries, roster
 from central.config import Policy
 from central.policy import Period, PeriodError, certified_until
 from protocol import idnumber
+from tests.unit.test_central_units import read_roster
 
 TODAY = dt.date(2026, 6, 1)
+ID = idnumber.make("110105", dt.date(1950, 3, 7), 124)
 cells = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
 dates = st.dates(dt.date(1900, 1, 1), dt.date(2026, 5, 31))
 
@@ -29,7 +31,10 @@ def _csv(header: list[str], rows: list[list[str]]) -> str:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=400))
 def test_any_text_is_rows_or_errors(text: str) -> None:
-    _, errors = roster.read(text)
+    try:
+        _, errors = read_roster(text)
+    except roster.RosterError as exc:  # a bad header, or CSV that cannot be read on
+        errors = exc.errors
     assert all(e.line >= 1 and e.field and e.problem and e.fix for e in errors)
     for kind in registries.RegistryKind:
         records, problems = registries.read(kind, text, TODAY)
@@ -112,3 +117,36 @@ def test_plain_validity_and_periods() -> None:
             Period.parse(bad)
     with pytest.raises(ValueError, match="whole years"):
         Policy(birthday_anchored=True, validity_months=18)
+
+
+@pytest.mark.parametrize(
+    ("header", "field", "problem"),
+    [
+        ("id_number,name,sex,birth_date,name", "name", "column given twice (columns 2, 5)"),
+        ("id_number,name,sex", "birth_date", "column missing"),
+        ("id_number,name,sex,birth_date,birthdate", "birthdate", "unknown column"),
+        ("id_number,name,sex,birth_date,", "(column 5 has no name)", "unknown column"),
+        ("", "*", "no header row (empty file)"),
+        ("id_number,name,sex,birth_date," + "x" * 200_000, "*", "not valid CSV"),
+        ("id_number,name,sex,birth_date,\x1b[2J", "'\\x1b[2J'", "unknown column"),
+    ],
+)
+def test_header_problems_name_the_column_and_the_fix(header: str, field: str, problem: str) -> None:
+    body = f"{header}\n{ID},Wang Fang,F,1950-03-07,Wang\n" if header else ""
+    if len(header) > 1000:
+        problem, field = "not valid CSV: field larger than field limit", "*"
+    with pytest.raises(roster.RosterError) as info:
+        read_roster(body)
+    (error,) = info.value.errors
+    assert (error.line, error.field) == (1, field) and error.problem.startswith(problem)
+    assert error.fix
+    for kind in registries.RegistryKind:
+        _, errors = registries.read(kind, body.replace("sex", "birth_date", 1), TODAY)
+        assert errors and all(e.line == 1 for e in errors)
+
+
+def test_a_byte_order_mark_and_spaces_around_names_are_not_columns() -> None:
+    good, errors = read_roster(
+        f"\ufeff id_number , name,sex,birth_date\n{ID},Wang Fang,F,1950-03-07\n"
+    )
+    assert errors == [] and [v["id_number"] for _, v in good] == [ID]
