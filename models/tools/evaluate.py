@@ -117,6 +117,8 @@ class Evaluation:
     fitted: PartResult | None
     """the part the thresholds were fitted on; None: the bundle's own thresholds"""
     thresholds: dict[Mode, Threshold]
+    parts: list[tuple[lfw.Part, int]]
+    """the calibration and held-out parts with their identity counts"""
     subgroups: list[dict[str, object]] = field(default_factory=list)
 
 
@@ -320,6 +322,10 @@ def evaluate(
         reported=result,
         fitted=fitted,
         thresholds=thresholds,
+        parts=[
+            (parts[name], len(set(labels[parts[name].index].tolist())))
+            for name in ("calibration", "heldout")
+        ],
         subgroups=_subgroups(root, faces, t, result.part.index, thresholds["live"].distance),
     )
 

@@ -108,15 +108,22 @@ def write_report(ev: Evaluation, out: Path, bundle_version: str, command: str) -
         "| part | images | identities | used for |",
         "|---|---|---|---|",
     ]
-    if ev.fitted is not None:
-        f = ev.fitted
+    uses = {
+        "calibration": "fitting the thresholds (and, outside pairs.txt, the int8 ranges)",
+        "heldout": "measuring them",
+    }
+    for part, identities in ev.parts:
+        reported = " (every figure below but the LFW protocol)" if part == rep.part else ""
         lines.append(
-            f"| calibration: {f.part.description} | {f.images:,} | {f.identities:,} | "
-            "fitting the thresholds (and, outside pairs.txt, the int8 ranges) |"
+            f"| `{part.name}`: {part.description} | {len(part.index):,} | {identities:,} | "
+            f"{uses[part.name]}{reported} |"
+        )
+    if rep.part.name == "all":
+        lines.append(
+            f"| `all`: every image | {rep.images:,} | {rep.identities:,} | every figure below "
+            "but the LFW protocol |"
         )
     lines += [
-        f"| {rep.part.name}: {rep.part.description} | {rep.images:,} | {rep.identities:,} | "
-        "every figure below except the LFW protocol |",
         "",
         f"## LFW protocol (pairs.txt, {k} identity-disjoint folds)",
         "",
@@ -140,9 +147,9 @@ def write_report(ev: Evaluation, out: Path, bundle_version: str, command: str) -
         "every pair is scored. The terminal itself takes the largest face.",
         "",
     ]
-    shipped = "fitted on the calibration part" if ev.fitted else "the bundle's own (not re-fitted)"
+    shipped = "The fitted thresholds" if ev.fitted else "The bundle's thresholds (not re-fitted)"
     lines += [
-        f"## At the thresholds ({shipped}), on the {rep.part.name} part",
+        f"## {shipped} on the `{rep.part.name}` part",
         "",
         "Live vs live: every image's reference template (as kept after a certification) "
         "against every other image's live-probe template (one network pass), both orders. "
@@ -161,12 +168,12 @@ def write_report(ev: Evaluation, out: Path, bundle_version: str, command: str) -
         "",
     ]
     lines += [
-        "## Fitted thresholds" if ev.fitted else "## The bundle's thresholds (signed manifest)",
+        "## How they were fitted" if ev.fitted else "## Where the bundle's thresholds come from",
         "",
         "Read off the calibration part's curves at the target FMR; the FNMR written into the "
         "manifest is the held-out part's above."
         if ev.fitted
-        else "As signed, with where they were fitted:",
+        else "As signed in its manifest:",
         "",
         "| mode | distance ≤ | target FMR | calibrated on |",
         "|---|---|---|---|",
@@ -186,7 +193,7 @@ def write_report(ev: Evaluation, out: Path, bundle_version: str, command: str) -
     e_live, t_eer = rep.live.eer()
     e_card, t_ceer = rep.card.eer()
     lines += [
-        f"## Curves of the {rep.part.name} part: FNMR at fixed FMR",
+        f"## Curves of the `{rep.part.name}` part: FNMR at fixed FMR",
         "",
         "Each threshold here is read off this part's own curve: what the models can do on it, "
         "not what a shipped threshold gives (that is the table above). "
@@ -226,7 +233,7 @@ def write_report(ev: Evaluation, out: Path, bundle_version: str, command: str) -
             "",
         ]
     lines += [
-        f"## Subgroups of the {rep.part.name} part (subgroups.tsv: informal, unverified "
+        f"## Subgroups of the `{rep.part.name}` part (subgroups.tsv: informal, unverified "
         "annotation)",
         "",
         f"At the live threshold {ev.thresholds['live'].distance:.4f}. These groups are small: "

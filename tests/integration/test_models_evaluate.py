@@ -73,8 +73,9 @@ def test_thresholds_are_fitted_on_one_part_and_measured_on_the_other(
     report = (tmp_path / "fit" / "lfw-report.md").read_text()
     assert "## LFW protocol (pairs.txt, 2 identity-disjoint folds)" in report
     assert "on the 1 other fold," in report
-    assert "| calibration: pairs.txt fold 1 and identities no pair names | 12 | 6 |" in report
-    assert "| heldout: pairs.txt fold 2 | 8 | 4 |" in report
+    assert "| `calibration`: pairs.txt fold 1 and identities no pair names | 12 | 6 |" in report
+    assert "| `heldout`: pairs.txt fold 2 | 8 | 4 | measuring them (every figure" in report
+    assert "## How they were fitted" in report
     # live on the held-out part: 8 images, 4 people: 8 ordered genuine, 8*8-8-8 impostor pairs
     assert "/8; exact" in report and "/48; exact" in report
     assert "| older | 3 | 6 | 6 |" in report  # the subgroup's 3 people, 2 images each
@@ -98,18 +99,18 @@ def test_thresholds_are_fitted_on_one_part_and_measured_on_the_other(
     assert "written" not in fixed.output.replace("report written", "")
     assert (copy / "manifest.json").read_bytes() == signed
     fixed_report = (tmp_path / "fixed" / "lfw-report.md").read_text()
-    assert "## At the thresholds (the bundle's own (not re-fitted)), on the heldout part" in (
-        fixed_report
-    )
-    assert "## Fitted thresholds" not in fixed_report
-    assert "## The bundle's thresholds (signed manifest)" in fixed_report
+    assert "## The bundle's thresholds (not re-fitted) on the `heldout` part" in fixed_report
+    assert "## How they were fitted" not in fixed_report
+    assert "## Where the bundle's thresholds come from" in fixed_report
     assert live.calibrated_on in fixed_report
     everything = CliRunner().invoke(
         main, [*base, "--fixed", "--part", "all", "--report", str(tmp_path / "all")]
     )
     assert everything.exit_code == 0, everything.output
     assert "on the all part (every image)" in everything.output
-    assert "/20; exact" in (tmp_path / "all" / "lfw-report.md").read_text()  # 20 images' pairs
+    all_report = (tmp_path / "all" / "lfw-report.md").read_text()
+    assert "/20; exact" in all_report  # the 20 images' ordered genuine pairs
+    assert "| `all`: every image | 20 | 10 |" in all_report
     assert len(list(cache.glob("ours-*.npz"))) == 1  # three runs, one set of templates
 
 
