@@ -85,8 +85,8 @@ class SubjectCounts:
         false_matches = int(self.false_matches[:, 2].sum())
         genuine, misses = int(self.genuine.sum()), int(self.misses.sum())
         rng = np.random.default_rng(seed)
-        fmr, fnmr = [], []
-        for start in range(0, replicates, CHUNK):  # bounded memory: CHUNK x M products
+        fmr, fnmr = [np.zeros(0)], [np.zeros(0)]
+        for start in range(0, replicates if k else 0, CHUNK):  # bounded memory: CHUNK x M products
             n = min(CHUNK, replicates - start)
             w = rng.multinomial(k, np.full(k, 1 / k), size=n).astype(np.float64)
             with np.errstate(invalid="ignore", divide="ignore"):

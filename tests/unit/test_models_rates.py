@@ -89,3 +89,10 @@ def test_unordered_pairs_count_each_pair_of_subjects_once() -> None:
         [0, 1, 2],
         [1, 2, 1],
     ]
+
+
+def test_no_subjects_give_no_rates() -> None:
+    empty = np.zeros(0, np.int64)
+    fmr, fnmr = SubjectCounts(empty, empty, empty, empty, np.zeros((0, 3), np.int64)).rates()
+    assert (fmr.trials, fnmr.trials, fmr.bootstrap) == (0, 0, None)
+    assert np.isnan(fmr.value) and all(np.isnan(fnmr.exact))
