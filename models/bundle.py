@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from models.errors import BundleError
 from protocol.errors import SignatureError
@@ -73,12 +73,20 @@ class ModelSpec(_Strict):
     use: str = Field(description="what the model may be used for")
     options: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def identity(self) -> str:
+        """``file@sha256[:16]``: names these exact weights (templates, PAD thresholds)."""
+        return f"{self.file}@{self.sha256[:16]}"
+
 
 Metric = Literal["euclidean", "euclidean_unit"]
+ScoreKind = Literal["pad", "vein"]
+Kind = Literal["live", "card_photo", "pad", "vein"]
+_DISTANCE_KINDS: Final = ("live", "card_photo")
 
 
 class Threshold(_Strict):
-    """Decision threshold of one comparison mode."""
+    """Decision threshold of one face comparison mode: match when distance <= ``distance``."""
 
     metric: Metric = Field(
         default="euclidean",
@@ -87,7 +95,31 @@ class Threshold(_Strict):
     )
     distance: float = Field(description="match when distance <= this")
     target_fmr: float | None = None
-    fnmr_at_target: float | None = None
+    fnmr_at_target: float | None = Field(
+        default=None,
+        description="FNMR measured at this threshold on data held out from its calibration "
+        "(calibrated_on says which)",
+    )
+    calibrated_on: str = Field(description="data set and protocol, or 'model default'")
+
+
+class ScoreThreshold(_Strict):
+    """Decision threshold on a score where higher means more alike (vein) or more likely
+    live (PAD): accept when score >= ``score``."""
+
+    metric: Literal["miura", "live_probability"] = Field(
+        description="miura: models.vein's match score in [0, 0.5]; live_probability: the PAD "
+        "model's live class probability in [0, 1]"
+    )
+    score: float = Field(description="accept when score >= this")
+    scorer: str = Field(
+        description="what produces the scores (the matcher and its parameters, or the PAD "
+        "model's file@sha256[:16]); the threshold holds for it only"
+    )
+    target_fmr: float | None = None
+    fnmr_at_target: float | None = Field(
+        default=None, description="FNMR measured at this threshold on held-out data"
+    )
     calibrated_on: str = Field(description="data set and protocol, or 'model default'")
 
 
@@ -99,8 +131,36 @@ class Manifest(_Strict):
     version: str
     created: str
     models: dict[Role, ModelSpec]
-    thresholds: dict[Mode, Threshold]
+    thresholds: dict[Kind, Threshold | ScoreThreshold]
     notes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _threshold_kinds(self) -> "Manifest":
+        for kind, t in self.thresholds.items():
+            if isinstance(t, Threshold) is not (kind in _DISTANCE_KINDS):
+                raise ValueError(
+                    f"thresholds.{kind}: a {'distance' if kind in _DISTANCE_KINDS else 'score'} "
+                    "threshold is expected"
+                )
+        return self
+
+    def face_threshold(self, mode: Mode) -> Threshold:
+        """The distance threshold of face comparison ``mode``."""
+        t = self.thresholds.get(mode)
+        if not isinstance(t, Threshold):
+            raise BundleError(f"bundle {self.name} {self.version} has no {mode} threshold")
+        return t
+
+    def score_threshold(self, kind: ScoreKind) -> ScoreThreshold:
+        """The signed ``pad`` or ``vein`` threshold; a bundle without one cannot decide."""
+        t = self.thresholds.get(kind)
+        if not isinstance(t, ScoreThreshold):
+            raise BundleError(
+                f"bundle {self.name} {self.version} has no {kind} threshold in its signed "
+                "manifest (built before thresholds for PAD and vein were signed): rebuild it "
+                "with `make models` / `lifecert-models build`"
+            )
+        return t
 
 
 def manifest_bytes(manifest: Manifest) -> bytes:

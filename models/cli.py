@@ -8,7 +8,7 @@ import click
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from models.bundle import load_bundle
+from models.bundle import Mode, Threshold, load_bundle
 from protocol.cli import friendly_errors
 from protocol.logs import setup as setup_logs
 
@@ -231,7 +231,8 @@ def sign(source: Path, public_key: Path, signing_key: Path, out: Path) -> None:
 )
 @friendly_errors
 def add_pad(bundle: Path, minifasnet: Path, signing_key: Path, public_key: Path) -> None:
-    """Convert MiniFASNet ONNX models to TFLite and add them as the bundle's PAD model.
+    """Convert MiniFASNet ONNX models to TFLite and add them as the bundle's PAD model, with
+    its signed threshold (calibrated in models/thresholds.toml for it, else the default).
 
     Example: lifecert-models add-pad var/models --minifasnet var/pad-onnx
     --signing-key var/models-dev/sign.key --public-key var/models-dev/sign.pub.pem
@@ -239,8 +240,9 @@ def add_pad(bundle: Path, minifasnet: Path, signing_key: Path, public_key: Path)
     from models.pad.bundle import add_pad as run
 
     manifest = run(bundle, minifasnet, signing_key, public_key)
-    spec = manifest.models["pad"]
+    spec, threshold = manifest.models["pad"], manifest.score_threshold("pad")
     click.echo(f"bundle {manifest.name} {manifest.version}: pad {spec.type} {spec.file}")
+    click.echo(f"  threshold pad: score >= {threshold.score:.4f} ({threshold.calibrated_on})")
 
 
 @main.command()
@@ -261,8 +263,13 @@ def verify(bundle: Path, public_key: Path) -> None:
     click.echo(f"ok: {manifest.name} {manifest.version}")
     for role, spec in manifest.models.items():
         click.echo(f"  {role:9} {spec.type:22} {spec.file} ({spec.licence})")
-    for mode, t in manifest.thresholds.items():
-        click.echo(f"  threshold {mode}: {t.distance:.4f} ({t.calibrated_on})")
+    for kind, t in manifest.thresholds.items():
+        rule = (
+            f"distance <= {t.distance:.4f}"
+            if isinstance(t, Threshold)
+            else f"score >= {t.score:.4f}"
+        )
+        click.echo(f"  threshold {kind}: {rule} ({t.calibrated_on})")
 
 
 @main.command()
@@ -270,14 +277,9 @@ def verify(bundle: Path, public_key: Path) -> None:
     "--bundle",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     required=True,
-    help="The bundle to evaluate; its thresholds are calibrated and re-signed.",
+    help="The bundle to evaluate (verified first).",
 )
 @DATA
-@click.option(
-    "--signing-key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Model-signing key to re-sign the manifest with the calibrated thresholds.",
-)
 @click.option(
     "--public-key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -285,72 +287,124 @@ def verify(bundle: Path, public_key: Path) -> None:
     help="Model-signing public key to verify the bundle before evaluating it.",
 )
 @click.option(
+    "--fixed",
+    is_flag=True,
+    help="Measure the bundle's own thresholds (nothing is fitted or written).",
+)
+@click.option(
+    "--part",
+    type=click.Choice(["heldout", "calibration", "all"]),
+    help="With --fixed: the part of --data to measure on (default heldout; all: for a set "
+    "none of whose images the thresholds were fitted on).",
+)
+@click.option(
     "--report",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("docs/models"),
+    default=Path("var/reports/models"),
     show_default=True,
-    help="Folder for lfw-report.md, roc.png and det.png.",
+    help="Folder for lfw-report.md, roc.png and det.png (the project's own: docs/models).",
 )
 @click.option(
     "--cache",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("var/cache/eval"),
     show_default=True,
-    help="Where templates are cached so re-runs are cheap.",
+    help="Where templates are cached, keyed by the models and the images' content.",
 )
 @click.option("--threads", default=1, show_default=True, help="TFLite threads.")
 @click.option("--no-dlib", is_flag=True, help="Skip dlib's own pipeline (the slow baseline).")
 @click.option(
+    "--signing-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Fitting: re-sign the bundle's manifest with the fitted thresholds.",
+)
+@click.option(
     "--save-thresholds",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the thresholds here (models/thresholds.toml feeds every later build).",
+    help="Fitting: also write the thresholds here (models/thresholds.toml feeds every build).",
 )
-@click.option("--live-fmr", default=1e-4, show_default=True, help="Target FMR, live vs live.")
-@click.option("--card-fmr", default=1e-3, show_default=True, help="Target FMR, card photo.")
+@click.option("--live-fmr", type=float, help="Fitting: target FMR, live vs live [1e-4].")
+@click.option("--card-fmr", type=float, help="Fitting: target FMR, card photo [1e-3].")
 @friendly_errors
 def evaluate(
     *,
     bundle: Path,
     data: Path,
-    signing_key: Path | None,
     public_key: Path,
+    fixed: bool,
+    part: Literal["heldout", "calibration", "all"] | None,
     report: Path,
     cache: Path,
     threads: int,
     no_dlib: bool,
+    signing_key: Path | None,
     save_thresholds: Path | None,
-    live_fmr: float,
-    card_fmr: float,
+    live_fmr: float | None,
+    card_fmr: float | None,
 ) -> None:
-    """Evaluate a bundle on a labelled face set, write the report, calibrate thresholds.
+    """Evaluate a bundle on a labelled face set and write the report.
+
+    The set is split by pairs.txt's identity-disjoint folds: thresholds are fitted on the
+    calibration part (its first half of the folds and the identities no pair names) and
+    measured on the held-out part (the other folds), with 95% intervals. With --fixed the
+    bundle's own thresholds are measured, nothing fitted.
 
     Example: lifecert-models evaluate --bundle var/models --data ../shared/data/faces/lfw
-    --public-key var/models-dev/sign.pub.pem --signing-key var/models-dev/sign.key
+    --public-key var/models-dev/sign.pub.pem --fixed
+    (to fit and keep: --signing-key var/models-dev/sign.key --save-thresholds
+    models/thresholds.toml --report docs/models instead of --fixed)
     """
     import shlex
     import sys
 
     from models.pipeline import FacePipeline
-    from models.tools.evaluate import calibrate
+    from models.tools.evaluate import DEFAULT_TARGETS, calibrate
     from models.tools.evaluate import evaluate as run
-    from models.tools.report import write_report
+    from models.tools.report import rate_text, write_report
 
+    fitting_only = {"--signing-key": signing_key, "--save-thresholds": save_thresholds,
+                    "--live-fmr": live_fmr, "--card-fmr": card_fmr}  # fmt: skip
+    if fixed and (given := [name for name, v in fitting_only.items() if v is not None]):
+        raise click.UsageError(f"{', '.join(given)}: only when fitting, not with --fixed")
+    if part is not None and not fixed:
+        raise click.UsageError("--part needs --fixed (fitting always uses calibration/heldout)")
+    targets: dict[Mode, float] = {
+        "live": DEFAULT_TARGETS["live"] if live_fmr is None else live_fmr,
+        "card_photo": DEFAULT_TARGETS["card_photo"] if card_fmr is None else card_fmr,
+    }
+    for name, target in (("--live-fmr", live_fmr), ("--card-fmr", card_fmr)):
+        if target is not None and not 0 < target < 1:
+            raise click.BadParameter("a target FMR lies between 0 and 1", param_hint=name)
     with FacePipeline.open(bundle, public_key, threads) as pipe:
-        ev = run(data, pipe, cache, with_dlib=not no_dlib, live_fmr=live_fmr, card_fmr=card_fmr)
-        version = pipe.manifest.version
+        ev = run(
+            data, pipe, cache, with_dlib=not no_dlib, targets=targets,
+            fixed=(part or "heldout") if fixed else None,
+        )  # fmt: skip
+        manifest = pipe.manifest
     command = "lifecert-models " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    path = write_report(ev, report, version, command)
+    path = write_report(ev, report, manifest.version, command)
     click.echo(f"report written to {path}")
-    for mode, t in ev.thresholds.items():
-        click.echo(
-            f"  {mode}: distance <= {t.distance:.4f} "
-            f"(FNMR {t.fnmr_at_target:.2%} at FMR {t.target_fmr:.0e})"
-        )
+    rep = ev.reported
+    how = "the bundle's" if fixed else "fitted on the calibration part"
+    click.echo(f"thresholds ({how}) on the {rep.part.name} part ({rep.part.description}):")
+    for mode, m in rep.measured.items():
+        click.echo(f"  {mode}: distance <= {m.threshold.distance:.4f}")
+        click.echo(f"    FMR  {rate_text(m.fmr, 4)}")
+        click.echo(f"    FNMR {rate_text(m.fnmr)}")
+    if fixed:
+        return
     if save_thresholds is not None:
         from models import thresholds
+        from models.tools.build import face_version
 
-        thresholds.save(save_thresholds, version, ev.thresholds)
+        thresholds.save(
+            save_thresholds,
+            face=ev.thresholds,
+            bundle_version=face_version(manifest.models),
+        )
         click.echo(f"thresholds saved to {save_thresholds}")
     if signing_key is not None:
         calibrate(bundle, signing_key, public_key, ev.thresholds)
         click.echo(f"thresholds written into {bundle} and the manifest re-signed")
+    if save_thresholds is None and signing_key is None:
+        click.echo("thresholds not written (--save-thresholds, --signing-key to write them)")

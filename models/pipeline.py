@@ -147,10 +147,4 @@ class FacePipeline:
 
     def compare(self, probe: np.ndarray, reference: np.ndarray, mode: Mode = "live") -> Match:
         """Distance and decision with the manifest's threshold for ``mode``."""
-        try:
-            threshold = self.manifest.thresholds[mode]
-        except KeyError:
-            raise ModelError(
-                f"bundle {self.manifest.name} has no threshold for mode {mode}"
-            ) from None
-        return compare(probe, reference, threshold, mode)
+        return compare(probe, reference, self.manifest.face_threshold(mode), mode)

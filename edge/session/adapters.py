@@ -20,11 +20,38 @@ from hal.errors import HalError
 from hal.speaker import Speaker
 from hal.vein import Prompt, VeinSensor
 from models import vein
+from models.bundle import Manifest
+from models.errors import BundleError
 from models.face import liveness
 from models.face.quality import measure
 from models.pipeline import FacePipeline, as_image
 
 log = logging.getLogger(__name__)
+
+
+def pad_threshold(manifest: Manifest) -> float | None:
+    """The signed PAD threshold of the bundle's PAD model (``None`` without one)."""
+    if "pad" not in manifest.models:
+        return None
+    t = manifest.score_threshold("pad")
+    model = manifest.models["pad"].identity
+    if t.scorer != model:
+        raise BundleError(
+            f"bundle {manifest.name} {manifest.version}: its pad threshold is for {t.scorer}, "
+            f"not its PAD model {model}; add the PAD model again (lifecert-models add-pad)"
+        )
+    return t.score
+
+
+def vein_threshold(manifest: Manifest) -> float:
+    """The signed vein threshold, calibrated for this terminal's vein matcher."""
+    t = manifest.score_threshold("vein")
+    if t.scorer != vein.scorer():
+        raise BundleError(
+            f"bundle {manifest.name} {manifest.version}: its vein threshold is for {t.scorer!r}, "
+            f"this terminal matches with {vein.scorer()!r}; install a bundle built for it"
+        )
+    return t.score
 
 
 class PipelineFaces:
@@ -39,7 +66,8 @@ class PipelineFaces:
         m = pipeline.manifest
         embedder = m.models["embedder"]
         self.model = f"{m.name} {m.version} {embedder.file}"
-        self.template_model = f"{embedder.file}@{embedder.sha256[:16]}"
+        self.template_model = embedder.identity
+        self.pad_threshold = pad_threshold(m)
         self._last: tuple[float, np.ndarray, object] | None = None
 
     def observe(self, frame: Frame) -> Observation:
@@ -78,7 +106,7 @@ class PipelineFaces:
         _, chip, det = self._last
         pad = self.pipeline.pad
         score = float(pad.live_score(as_image(frame.rgb), det)) if pad is not None else None
-        return Probe(self.pipeline.embed(chip), score, chip)
+        return Probe(self.pipeline.embed(chip), score, chip, self.pad_threshold)
 
     def keep(self, probe: Probe) -> np.ndarray:
         return probe.template if probe.chip is None else self.pipeline.reference(probe.chip)

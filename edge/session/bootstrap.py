@@ -16,7 +16,13 @@ from edge.cache import TemplateCache, cache_key
 from edge.config import EdgeConfig
 from edge.outbox import Outbox
 from edge.results import Recorder
-from edge.session.adapters import PipelineFaces, QueuedVoice, SensorVeins, SystemClock
+from edge.session.adapters import (
+    PipelineFaces,
+    QueuedVoice,
+    SensorVeins,
+    SystemClock,
+    vein_threshold,
+)
 from edge.session.core import Session
 from edge.session.ports import Display, Ports
 from edge.templates import CentralTemplates, Fetch, References
@@ -29,9 +35,6 @@ from protocol import signing
 from protocol.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-VEIN_THRESHOLD = 0.1704
-"""Miura score at FMR 1e-3 on campus64 (docs/design.md); a match when score >= this."""
 
 
 class CardSlots:
@@ -73,6 +76,9 @@ def open_session(
         pipeline = stack.enter_context(
             FacePipeline.open(cfg.models.bundle, cfg.central.model_sign_pub, cfg.models.threads)
         )
+        faces = PipelineFaces(pipeline)  # refuses a PAD model without its signed threshold
+        # a vein sensor needs the bundle's signed vein threshold: checked before opening it
+        threshold = vein_threshold(pipeline.manifest) if _configured(hal.vein, "vein") else None
         camera = stack.enter_context(factory.open_camera(hal.camera))
         readers = [
             stack.enter_context(factory.open_card_reader(section, kind))
@@ -80,8 +86,8 @@ def open_session(
             if _configured(section, kind)
         ] or [stack.enter_context(factory.open_card_reader(None, "id_card"))]
         veins = (
-            SensorVeins(stack.enter_context(factory.open_vein_sensor(hal.vein)), VEIN_THRESHOLD)
-            if _configured(hal.vein, "vein")
+            SensorVeins(stack.enter_context(factory.open_vein_sensor(hal.vein)), threshold)
+            if threshold is not None
             else None
         )
         if _configured(hal.speaker, "speaker"):
@@ -91,7 +97,6 @@ def open_session(
             speaker = SilentSpeaker()
         voice = QueuedVoice(speaker)
         stack.callback(voice.close)
-        faces = PipelineFaces(pipeline)
         if fetch is None and cfg.session.central_templates:
             central = stack.enter_context(
                 CentralTemplates(

@@ -350,7 +350,7 @@ class Session:
         if captured is None or first is None:
             return Attempt(captured=False, reason="no face captured in time"), None
         base = liveness.baseline(captured[1])
-        pad_ok = first.pad_score is None or first.pad_score >= self.settings.pad_threshold
+        pad_ok = first.pad_passed
         asked = liveness.pick(self.rng, self.settings.challenges)
         done: list[str] = []
         if pad_ok:

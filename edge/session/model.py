@@ -40,12 +40,21 @@ class Observation:
 
 @dataclass(frozen=True)
 class Probe:
-    """A live face template (float32[128]), the passive liveness score when there is a model,
-    and the aligned face chip it came from (in memory only: never stored or sent)."""
+    """A live face template (float32[128]), the passive liveness score when there is a model
+    with the threshold it must reach (the signed bundle's), and the aligned face chip it came
+    from (in memory only: never stored or sent)."""
 
     template: np.ndarray = field(repr=False)
     pad_score: float | None = None
     chip: np.ndarray | None = field(default=None, repr=False, compare=False)
+    pad_threshold: float | None = None
+
+    @property
+    def pad_passed(self) -> bool:
+        """No PAD model, or its score reaches its threshold (a score without one fails)."""
+        if self.pad_score is None:
+            return True
+        return self.pad_threshold is not None and self.pad_score >= self.pad_threshold
 
 
 @dataclass(frozen=True)

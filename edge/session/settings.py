@@ -1,13 +1,21 @@
 """The ``[session]`` config section: time limits, quality gates, liveness limits."""
 
-from pydantic import Field
+import logging
+from typing import Any
+
+from pydantic import Field, model_validator
 
 from edge.session.model import Challenge
 from protocol.config import Section
 
+log = logging.getLogger(__name__)
+
 
 class SessionSettings(Section):
-    """How patient the kiosk is and what it accepts; the defaults suit elderly users."""
+    """How patient the kiosk is and what it accepts; the defaults suit elderly users.
+
+    The PAD and vein thresholds are not settings: they come from the signed model bundle.
+    """
 
     attempts: int = Field(
         default=3, ge=1, le=5, title="face attempts", description="face attempts before fallback"
@@ -51,9 +59,6 @@ class SessionSettings(Section):
     mouth_open: float = Field(
         default=0.3, gt=0, le=1, title="open mouth", description="lip gap / mouth width to count"
     )
-    pad_threshold: float = Field(
-        default=0.5, ge=0, le=1, title="PAD threshold", description="live score needed (PAD model)"
-    )
     vein_timeout_s: float = Field(
         default=30, gt=0, le=300, title="vein time", description="seconds to place a finger"
     )
@@ -75,3 +80,15 @@ class SessionSettings(Section):
     result_screen_s: float = Field(
         default=20, ge=0, le=600, title="result screen", description="seconds the result shows"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_pad_threshold(cls, data: Any) -> Any:
+        """Old configs' ``pad_threshold`` is ignored (with a warning), so they still load."""
+        if isinstance(data, dict) and "pad_threshold" in data:
+            data = {k: v for k, v in data.items() if k != "pad_threshold"}
+            log.warning(
+                "[session] pad_threshold is ignored: the PAD threshold comes from the signed "
+                "model bundle's manifest (thresholds.pad); remove the key"
+            )
+        return data

@@ -11,11 +11,23 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.bundle import InputSpec, Manifest, ModelSpec, SourceSpec, TensorSpec, write_manifest
+from models.bundle import (
+    InputSpec,
+    Manifest,
+    ModelSpec,
+    ScoreThreshold,
+    SourceSpec,
+    TensorSpec,
+    write_manifest,
+)
 from models.bundle import read_manifest as read_signed
 from models.errors import ModelBuildError
 
 FILE = "minifasnet_pad.tflite"
+#: the live class's mean probability a face needs: Silent-Face-Anti-Spoofing's own decision
+#: (the live class wins when it holds half the probability). Not calibrated: the three
+#: sample images here prove the wiring, they cannot measure error rates.
+LIVE_PROBABILITY = 0.5
 _NAME = re.compile(r"^(\d+)(?:[._](\d+))?(?:_\d+)*_(\d+)x(\d+)_(\w+)\.onnx$")
 
 
@@ -73,14 +85,44 @@ def pad_model(folder: Path) -> PadModel:
     return PadModel(data, spec)
 
 
-def add_pad(bundle: Path, folder: Path, signing_key: Path, public_key: Path) -> Manifest:
-    """Verify ``bundle``, add (or replace) its PAD model from ``folder`` and re-sign it."""
-    from models.tools.build import _version
+def default_threshold(spec: ModelSpec) -> ScoreThreshold:
+    """The PAD threshold signed with the MiniFASNet ``spec`` until one is calibrated."""
+    return ScoreThreshold(
+        metric="live_probability",
+        score=LIVE_PROBABILITY,
+        scorer=spec.identity,
+        calibrated_on="model default: the live class wins (Silent-Face-Anti-Spoofing's "
+        "decision); not measured on any attack set",
+    )
+
+
+def add_pad(
+    bundle: Path,
+    folder: Path,
+    signing_key: Path,
+    public_key: Path,
+    thresholds_file: Path | None = None,
+) -> Manifest:
+    """Verify ``bundle``, add (or replace) its PAD model from ``folder`` with its threshold
+    (calibrated in ``thresholds_file`` for this model, else the default) and re-sign it."""
+    from models import thresholds
+    from models.tools.build import _version, face_version
 
     manifest = read_signed(bundle, public_key)
     pad = pad_model(folder)
     (bundle / FILE).write_bytes(pad.data)
     models = {**manifest.models, "pad": pad.spec}
-    updated = manifest.model_copy(update={"models": models, "version": _version(models)})
+    saved = thresholds.load(
+        thresholds_file or thresholds.DEFAULT_PATH, face_version(models), {"pad": pad.spec.identity}
+    )
+    signed = {**manifest.thresholds, "pad": saved.get("pad") or default_threshold(pad.spec)}
+    updated = Manifest.model_validate(
+        {
+            **manifest.model_dump(),
+            "models": models,
+            "version": _version(models),
+            "thresholds": signed,
+        }
+    )
     write_manifest(bundle, updated, signing_key)
     return updated

@@ -10,14 +10,18 @@ from typing import Literal, NamedTuple
 from models import thresholds as saved_thresholds
 from models.bundle import (
     InputSpec,
+    Kind,
     Manifest,
     ModelSpec,
     Role,
+    ScoreKind,
+    ScoreThreshold,
     SourceSpec,
     TensorSpec,
     Threshold,
     write_manifest,
 )
+from models.errors import ModelBuildError
 from models.tools.convert import build_tflite
 from models.tools.dlib_reader import read_resnet
 from models.tools.sources import (
@@ -162,6 +166,37 @@ def _version(models: dict[Role, ModelSpec]) -> str:
     return hashlib.sha256(doc.encode()).hexdigest()[:12]
 
 
+def face_version(models: dict[Role, ModelSpec]) -> str:
+    """The version of the face models alone (no PAD model), which the face thresholds are
+    calibrated for: equal to the bundle version of a bundle without a PAD model."""
+    return _version({role: spec for role, spec in models.items() if role != "pad"})
+
+
+def signed_thresholds(
+    models: dict[Role, ModelSpec], default: Threshold, thresholds_file: Path
+) -> dict[Kind, Threshold | ScoreThreshold]:
+    """The thresholds a build signs: the face and PAD ones calibrated in ``thresholds_file``
+    for these models, else their defaults; the vein one calibrated for ``models.vein``'s
+    matcher, which a bundle needs (there is no default)."""
+    from models import vein
+
+    scorers: dict[ScoreKind, str] = {"vein": vein.scorer()}
+    if "pad" in models:
+        scorers["pad"] = models["pad"].identity
+    calibrated = saved_thresholds.load(thresholds_file, face_version(models), scorers)
+    if "vein" not in calibrated:
+        raise ModelBuildError(
+            f"{thresholds_file} has no vein threshold for {scorers['vein']!r}: calibrate it with "
+            f"`python -m models.vein evaluate DATA --save-threshold {thresholds_file}`"
+        )
+    found: dict[Kind, Threshold | ScoreThreshold] = {"live": default, "card_photo": default}
+    if "pad" in models:
+        from models.pad.bundle import default_threshold
+
+        found["pad"] = default_threshold(models["pad"])
+    return {**found, **calibrated}
+
+
 def bundle_models(
     wheel_cache: Path,
     wheel: Path | None = None,
@@ -252,17 +287,16 @@ def build_bundle(
     models, contents, default = bundle_models(
         wheel_cache, wheel, pad_models, embedder, sface_wheel, precision
     )
+    thresholds = signed_thresholds(models, default, thresholds_file)  # before writing anything
     out.mkdir(parents=True, exist_ok=True)
     for role, spec in models.items():
         (out / spec.file).write_bytes(contents[role])
-    version = _version(models)
-    calibrated = saved_thresholds.load(thresholds_file, version)
     manifest = Manifest(
         name="lifecert-face",
-        version=version,
+        version=_version(models),
         created=datetime.now(UTC).replace(microsecond=0).isoformat(),
         models=models,
-        thresholds={"live": default, "card_photo": default, **calibrated},
+        thresholds=thresholds,
     )
     write_manifest(out, manifest, signing_key)
     log.info("bundle %s written to %s", manifest.version, out)

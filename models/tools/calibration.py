@@ -65,8 +65,8 @@ def load(path: Path, float_model: bytes) -> Ranges:
 
 def chips(faces: lfw.FaceSet, pipe: FacePipeline, count: int) -> Iterator[np.ndarray]:
     """Up to ``count`` chips, [1, h, w, 3] float32, of images spread evenly over the
-    identities that no pairs.txt pair names (outside the LFW protocol's pairs, though
-    still among the images of the all-pairs FNMR figures), each of its face
+    identities that no pairs.txt pair names (outside the LFW protocol's pairs and in the
+    evaluation's calibration part, never in its held-out figures), each of its face
     nearest the centre, aligned as ``pipe`` aligns; images without a face are skipped."""
     named = {faces.identities[i] for p in lfw.read_pairs(faces) for i in (p.a, p.b)}
     outside = [p for p, n in zip(faces.paths, faces.identities, strict=True) if n not in named]

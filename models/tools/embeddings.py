@@ -1,5 +1,12 @@
-"""Templates of a face set through our pipeline and through dlib's own, cached in .npz files."""
+"""Templates of a face set through our pipeline and through dlib's own, cached in .npz files.
 
+A cache file is named by :func:`content_key`: the models that made the templates and the
+content of the image list (each image's path under the set's root and the SHA-256 of its
+bytes, in order), so a different, edited or re-ordered set never reads another set's
+templates. The file also keeps the relative paths, checked again on load.
+"""
+
+import hashlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -18,14 +25,30 @@ DIM = 128
 REVISION = 4
 
 
-def _cached(path: Path, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def content_key(root: Path, paths: list[Path], models: str) -> str:
+    """Short SHA-256 of ``models`` (what computes the templates), :data:`REVISION` and every
+    image's path relative to ``root`` with the SHA-256 of its bytes, in list order."""
+    digest = hashlib.sha256(f"{models}\0r{REVISION}\0".encode())
+    for path in paths:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def _cached(
+    path: Path, names: list[str], compute: Callable[[], dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """The arrays cached at ``path`` for the images ``names``, else computed and cached."""
     if path.is_file():
-        log.info("using cached %s", path)
         with np.load(path) as data:
-            return dict(data)
+            cached = dict(data)
+        if cached.pop("names", np.array([])).tolist() == names:
+            log.info("using cached %s", path)
+            return cached
+        log.warning("%s holds another image list: computing again", path)
     result = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **result)  # type: ignore[arg-type]
+    np.savez(path, names=np.array(names), **result)  # type: ignore[arg-type]
     return result
 
 
@@ -45,7 +68,9 @@ def central_detection(image: Image.Image) -> Detection:
     return Detection(box, np.vstack([eyes, np.zeros((4, 2))]), 0.0)
 
 
-def ours(pipe: FacePipeline, paths: list[Path], cache: Path) -> dict[str, np.ndarray]:
+def ours(
+    pipe: FacePipeline, root: Path, paths: list[Path], cache_dir: Path
+) -> dict[str, np.ndarray]:
     """Per image (its face nearest the centre): its template as a live probe (``live``)
     and as a kept reference (``reference``), the template of its degraded card photo
     (``card``, a reference), flags.
@@ -86,10 +111,16 @@ def ours(pipe: FacePipeline, paths: list[Path], cache: Path) -> dict[str, np.nda
             "card_ok": card_ok,
         }
 
-    return _cached(cache, compute)
+    from models.tools.build import face_version  # a PAD model does not change templates
+
+    key = content_key(root, paths, f"lifecert face models {face_version(pipe.manifest.models)}")
+    names = [p.relative_to(root).as_posix() for p in paths]
+    return _cached(cache_dir / f"ours-{key}.npz", names, compute)
 
 
-def dlib_pipeline(pipe: FacePipeline, paths: list[Path], cache: Path) -> dict[str, np.ndarray]:
+def dlib_pipeline(
+    pipe: FacePipeline, root: Path, paths: list[Path], cache_dir: Path
+) -> dict[str, np.ndarray]:
     """dlib's own pipeline (HOG detector, 5-point predictor, ResNet; the face nearest the
     centre) per image, and, when the bundle's embedder is the converted ResNet, it on
     dlib's chip (conversion parity)."""
@@ -124,4 +155,10 @@ def dlib_pipeline(pipe: FacePipeline, paths: list[Path], cache: Path) -> dict[st
         result = {"dlib": ref, "found": found}
         return {**result, "converted": conv} if converted else result
 
-    return _cached(cache, compute)
+    embedder = pipe.manifest.models["embedder"]
+    models = f"dlib {dlib.__version__}" + (
+        f" and {embedder.file}@{embedder.sha256}" if converted else ""
+    )
+    key = content_key(root, paths, models)
+    names = [p.relative_to(root).as_posix() for p in paths]
+    return _cached(cache_dir / f"dlib-{key}.npz", names, compute)

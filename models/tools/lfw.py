@@ -2,6 +2,9 @@
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+import numpy as np
 
 from models.errors import ModelError
 
@@ -77,3 +80,49 @@ def read_subgroups(root: Path) -> dict[str, list[str]]:
             continue
         groups.setdefault(cols[0], []).append(cols[1])
     return groups
+
+
+PartName = Literal["calibration", "heldout", "all"]
+
+
+@dataclass(frozen=True)
+class Part:
+    """Images of a set of identities, disjoint from the other part's."""
+
+    name: PartName
+    description: str
+    index: np.ndarray
+    """image indices, ascending"""
+
+
+def split(faces: FaceSet, pairs: list[Pair]) -> dict[PartName, Part]:
+    """Identity-disjoint parts from pairs.txt, whose folds are identity-disjoint.
+
+    ``calibration`` (thresholds are fitted here): identities named in the first ceil(F/2)
+    of the F folds and identities no pair names (the int8 ranges come from these too);
+    ``heldout`` (figures are reported here): identities named in the last floor(F/2)
+    folds; ``all``: every image.
+    """
+    folds = max(p.fold for p in pairs) + 1
+    first = (folds + 1) // 2
+    late = {faces.identities[i] for p in pairs if p.fold >= first for i in (p.a, p.b)}
+    early = {faces.identities[i] for p in pairs if p.fold < first for i in (p.a, p.b)}
+    if late & early:
+        raise ModelError(
+            f"pairs.txt names {sorted(late & early)[:3]} in folds on both sides of fold "
+            f"{first}: its folds must be identity-disjoint"
+        )
+    held = np.array([name in late for name in faces.identities])
+    return {
+        "calibration": Part(
+            "calibration",
+            f"pairs.txt {_folds(1, first)} and identities no pair names",
+            np.flatnonzero(~held),
+        ),
+        "heldout": Part("heldout", f"pairs.txt {_folds(first + 1, folds)}", np.flatnonzero(held)),
+        "all": Part("all", "every image", np.arange(len(faces.paths))),
+    }
+
+
+def _folds(first: int, last: int) -> str:
+    return f"folds {first}-{last}" if last > first else f"fold {first}"

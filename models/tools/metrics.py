@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.tools.rates import SubjectCounts, false_match_triples
+
 
 def kfold_accuracy(
     dist: np.ndarray, same: np.ndarray, folds: np.ndarray
@@ -110,3 +112,48 @@ def cross_curve(
         genuine.append(dist[same_ok])
         hist.add(dist[~same])
     return hist.curve(np.concatenate(genuine))
+
+
+def counts_at(
+    threshold: float,
+    probes: np.ndarray,
+    probe_labels: np.ndarray,
+    refs: np.ndarray,
+    ref_labels: np.ndarray,
+    *,
+    exclude: np.ndarray | None = None,
+    chunk: int = 512,
+) -> SubjectCounts:
+    """The comparisons of :func:`cross_curve` at one threshold (match when distance <=
+    ``threshold``), counted per subject; labels must be ``0..K-1``."""
+    k = int(max(probe_labels.max(initial=-1), ref_labels.max(initial=-1))) + 1
+    p = probes.astype(np.float64)
+    sq = (p**2).sum(1)
+    genuine = np.zeros(k, np.int64)
+    misses = np.zeros(k, np.int64)
+    matched_refs, matched_probes = [], []
+    for start in range(0, len(refs), chunk):
+        r = refs[start : start + chunk].astype(np.float64)
+        labels = ref_labels[start : start + chunk]
+        dist = np.sqrt(np.clip((r**2).sum(1)[:, None] + sq[None, :] - 2 * r @ p.T, 0, None))
+        same = labels[:, None] == probe_labels[None, :]
+        counted = same.copy()
+        if exclude is not None:
+            counted[np.arange(len(r)), exclude[start : start + chunk]] = False
+        genuine += np.bincount(labels, counted.sum(1), minlength=k).astype(np.int64)
+        misses += np.bincount(labels, (counted & (dist > threshold)).sum(1), minlength=k).astype(
+            np.int64
+        )
+        rows, cols = np.nonzero(~same & (dist <= threshold))
+        matched_refs.append(labels[rows])
+        matched_probes.append(probe_labels[cols])
+    return SubjectCounts(
+        refs=np.bincount(ref_labels, minlength=k),
+        probes=np.bincount(probe_labels, minlength=k),
+        genuine=genuine,
+        misses=misses,
+        false_matches=false_match_triples(
+            np.concatenate(matched_refs or [np.zeros(0, np.int64)]),
+            np.concatenate(matched_probes or [np.zeros(0, np.int64)]),
+        ),
+    )

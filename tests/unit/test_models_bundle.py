@@ -16,14 +16,18 @@ from models.bundle import (
     InputSpec,
     Manifest,
     ModelSpec,
+    ScoreThreshold,
     SourceSpec,
     TensorSpec,
     Threshold,
     load_bundle,
+    read_manifest,
     write_manifest,
 )
 from models.cli import main
 from models.errors import BundleError
+
+VEIN = ScoreThreshold(metric="miura", score=0.19, scorer="models.vein r1", calibrated_on="tests")
 
 
 def _keypair(folder: Path, name: str) -> tuple[Path, Path]:
@@ -165,3 +169,50 @@ def test_cli_verify_reports_ok_and_refuses_tampering(bundle: tuple[Path, Path, P
 def test_every_cli_command_has_an_example() -> None:
     for name, command in main.commands.items():
         assert "Example: lifecert-models " in (command.help or ""), name
+
+
+def test_pad_and_vein_thresholds_are_signed_with_the_face_ones(
+    bundle: tuple[Path, Path, Path],
+) -> None:
+    folder, priv, pub = bundle
+    manifest = read_manifest(folder, pub)
+    signed = {**manifest.thresholds, "vein": VEIN}
+    write_manifest(folder, manifest.model_copy(update={"thresholds": signed}), priv)
+    again = read_manifest(folder, pub)
+    assert again.score_threshold("vein") == VEIN
+    assert again.face_threshold("live").distance == 0.5
+    ok = CliRunner().invoke(main, ["verify", str(folder), "--public-key", str(pub)])
+    assert "threshold vein: score >= 0.1900" in ok.output
+    assert "threshold live: distance <= 0.5000" in ok.output
+    doc = json.loads((folder / MANIFEST).read_text())
+    doc["thresholds"]["vein"]["score"] = 0.01  # let every finger match
+    (folder / MANIFEST).write_text(json.dumps(doc))
+    with pytest.raises(BundleError, match="differs from the signed manifest"):
+        read_manifest(folder, pub)
+
+
+def test_a_missing_score_threshold_names_the_fix(bundle: tuple[Path, Path, Path]) -> None:
+    folder, _, pub = bundle
+    manifest = read_manifest(folder, pub)
+    with pytest.raises(BundleError, match=r"no vein threshold .* rebuild it with `make models`"):
+        manifest.score_threshold("vein")
+    with pytest.raises(BundleError, match="no card_photo threshold"):
+        manifest.face_threshold("card_photo")
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("vein", {"distance": 0.5, "calibrated_on": "x"}),
+        ("live", VEIN.model_dump()),
+        ("pad", {"metric": "euclidean", "score": 0.5, "scorer": "x", "calibrated_on": "x"}),
+    ],
+)
+def test_a_threshold_of_the_wrong_kind_is_refused(
+    bundle: tuple[Path, Path, Path], kind: str, value: dict[str, object]
+) -> None:
+    folder, _, _ = bundle
+    doc = json.loads((folder / MANIFEST).read_text())
+    doc["thresholds"][kind] = value
+    with pytest.raises(ValueError, match="thresholds"):
+        Manifest.model_validate(doc)
