@@ -28,11 +28,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 
+from common import idnumber
 from edge import results
 from edge.config import load as load_edge_config
 from edge.keys import load as load_keys
 from edge.service import open_outbox
-from protocol import idnumber, topics
+from protocol import topics
 from protocol.settings import TlsFiles
 from provisioning.stack import Stack, free_port
 

@@ -18,11 +18,12 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from common import idnumber
 from edge import results
 from edge.config import load as load_edge_config
 from edge.keys import load as load_keys
 from edge.service import open_outbox
-from protocol import idnumber, signing
+from protocol import signing
 from provisioning.fleet import Fleet
 
 

@@ -47,6 +47,7 @@ def main() -> None:
     from PIL import Image
 
     from bench.bench_models_pipeline import _key
+    from common import idnumber
     from edge.cache import TemplateCache
     from edge.keys import Keys
     from edge.outbox import Outbox
@@ -60,7 +61,7 @@ def main() -> None:
     from hal.camera import Frame
     from hal.card.identity import Identity
     from models.pipeline import FacePipeline
-    from protocol import idnumber, signing
+    from protocol import signing
 
     pipe = FacePipeline.open(args.bundle, _key(args.bundle), 1)
     faces = PipelineFaces(pipe)

@@ -35,8 +35,8 @@ from sqlalchemy.engine import Engine
 
 from central import payments, schema
 from central.policy import Period
+from common.errors import LifecertError
 from protocol import signing
-from protocol.errors import LifecertError
 
 FORMAT: Final = "LIFECERT1"
 RETURN_FORMAT: Final = "RETURN1"

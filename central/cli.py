@@ -27,10 +27,12 @@ from central import (
 )
 from central.devices import DeviceTrust
 from central.policy import Period, PeriodError
-from protocol import idnumber, logs, signing
-from protocol.cli import friendly_errors
-from protocol.config import secret_path
-from protocol.errors import ConfigError, LifecertError, SignatureError
+from common import idnumber, logs
+from common.cli import friendly_errors
+from common.config import secret_path
+from common.errors import ConfigError, LifecertError
+from protocol import signing
+from protocol.errors import SignatureError
 
 
 class _State:

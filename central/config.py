@@ -13,9 +13,10 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from protocol import config, topics
-from protocol.config import ConfigPath, Section
-from protocol.errors import ConfigError
+from common import config
+from common.config import ConfigPath, Section
+from common.errors import ConfigError
+from protocol import topics
 from protocol.settings import MqttSettings, read_password
 
 ENV_PREFIX = "LIFECERT_CENTRAL"

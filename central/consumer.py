@@ -28,8 +28,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from central.config import CentralMqtt, IngestSettings
 from central.db import StoreBusyError, StoreError
 from central.ingest import Inbound, Ingestor, Outcome
-from protocol import messages, sdnotify, signing, topics
-from protocol.errors import ConfigError
+from common import sdnotify
+from common.errors import ConfigError
+from protocol import messages, signing, topics
 from protocol.limits import MAX_ACKS_PER_MESSAGE
 
 log = logging.getLogger(__name__)

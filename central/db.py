@@ -21,7 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from protocol.errors import LifecertError
+from common.errors import LifecertError
 
 log = logging.getLogger(__name__)
 

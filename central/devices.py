@@ -21,8 +21,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from common.errors import ConfigError
 from protocol import signing, topics
-from protocol.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Connection, Engine
 
 from central import schema
+from common.errors import ConfigError, LifecertError
 from protocol import sealing, templates
-from protocol.errors import ConfigError, LifecertError, MessageError, SealError
+from protocol.errors import MessageError, SealError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from central import schema
-from protocol.errors import LifecertError
+from common.errors import LifecertError
 
 _h, _r = schema.holds, schema.retirees
 MANUAL = schema.HoldReason.MANUAL.value

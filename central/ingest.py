@@ -31,8 +31,9 @@ from central.config import Policy
 from central.db import StoreBusyError, StoreError, is_transient
 from central.devices import DeviceTrust, Standing
 from central.policy import add_months, certified_until  # noqa: F401 (add_months re-exported)
+from common.errors import LifecertError
 from protocol import messages, signing, topics
-from protocol.errors import LifecertError, MessageError, SignatureError
+from protocol.errors import MessageError, SignatureError
 from protocol.limits import MAX_RESULT_BYTES
 from protocol.messages import Ack, AckStatus, Decision, Result
 

@@ -50,7 +50,7 @@ from sqlalchemy.engine import Connection, Engine
 from central import registries, schema
 from central.config import PaymentSettings, Policy
 from central.policy import Period, overdue_cutoff
-from protocol.errors import LifecertError
+from common.errors import LifecertError
 
 _r, _reg, _h = schema.retirees, schema.registry_records, schema.holds
 _runs, _lines, _v = schema.payment_runs, schema.payment_lines, schema.roster_versions

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from central.config import Policy
-from protocol.errors import LifecertError
+from common.errors import LifecertError
 
 _PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 

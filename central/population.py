@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from central import csvio, schema
 from central.policy import add_months
-from protocol import idnumber
+from common import idnumber
 
 REGIONS = {
     "110105": "Chaoyang",

@@ -24,8 +24,8 @@ from sqlalchemy.engine import Connection, Engine
 from central import csvio, schema
 from central.csvio import RowError
 from central.policy import Period
-from protocol import idnumber
-from protocol.errors import LifecertError
+from common import idnumber
+from common.errors import LifecertError
 
 RegistryKind = schema.RegistryKind
 _reg, _r = schema.registry_records, schema.retirees

@@ -21,8 +21,8 @@ from sqlalchemy.engine import Connection, Engine
 from central import csvio, rules, schema, staging
 from central.csvio import RowError
 from central.schema import RetireeStatus
-from protocol import idnumber
-from protocol.errors import LifecertError
+from common import idnumber
+from common.errors import LifecertError
 
 REQUIRED = ("id_number", "name", "sex", "birth_date")
 OPTIONAL = (

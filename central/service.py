@@ -13,9 +13,10 @@ from central.consumer import Consumer
 from central.devices import DeviceTrust
 from central.ingest import Ingestor
 from central.templates import TemplateAnswers, TemplateService, load_seal_key
+from common.config import secret_path
+from common.errors import ConfigError
 from protocol import signing, topics
-from protocol.config import secret_path
-from protocol.errors import ConfigError, SignatureError
+from protocol.errors import SignatureError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import paramiko
 
 from central.config import SftpSettings
-from protocol.errors import ConfigError, LifecertError
+from common.errors import ConfigError, LifecertError
 
 log = logging.getLogger(__name__)
 

@@ -44,8 +44,9 @@ from sqlalchemy.engine import Engine
 from central import schema
 from central.config import CentralMqtt
 from central.devices import DeviceTrust, Standing
+from common.errors import ConfigError
 from protocol import messages, sealing, signing, templates, topics
-from protocol.errors import ConfigError, MessageError, SealError, SignatureError
+from protocol.errors import MessageError, SealError, SignatureError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """Central's acks: trusted only when signed by central and addressed to this device."""
 
+from common.errors import LifecertError
 from protocol import messages
-from protocol.errors import LifecertError, MessageError
+from protocol.errors import MessageError
 from protocol.limits import MAX_ACK_BYTES
 from protocol.messages import Ack, AckBatch
 from protocol.signing import Verifier

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from protocol.errors import LifecertError
+from common.errors import LifecertError
 
 Kind = Literal["face", "vein"]
 _INFO = b"lifecert template cache v1"

@@ -10,14 +10,14 @@ from typing import Any, cast
 
 import click
 
+from common import idnumber, logs
+from common.cli import friendly_errors
 from edge import config as edge_config
 from edge import keys as edge_keys
 from edge.config import EdgeConfig
 from edge.outbox import Row, Status
 from edge.results import Document, Recorder, assisted
 from edge.service import EdgeService, open_outbox
-from protocol import idnumber, logs
-from protocol.cli import friendly_errors
 
 
 @dataclass

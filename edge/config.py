@@ -11,13 +11,13 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from common import config as _config
+from common.config import ConfigPath, Section
 from edge.kiosk.settings import KioskSettings
 from edge.session.settings import SessionSettings
 from hal.config import HalSettings
 from models.config import ModelsSettings
-from protocol import config as _config
 from protocol import topics
-from protocol.config import ConfigPath, Section
 from protocol.settings import CentralKeys, MqttSettings
 
 ENV_PREFIX = "LIFECERT_EDGE"

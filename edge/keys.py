@@ -12,10 +12,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from common.config import secret_path
+from common.errors import ConfigError
 from edge.config import EdgeConfig
 from protocol import signing
-from protocol.config import secret_path
-from protocol.errors import ConfigError, SignatureError
+from protocol.errors import SignatureError
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from common.errors import ConfigError
 from edge.config import EdgeConfig
 from protocol import topics
-from protocol.errors import ConfigError
 from protocol.settings import read_password
 
 log = logging.getLogger(__name__)

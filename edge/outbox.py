@@ -21,8 +21,8 @@ from typing import Any, Self
 
 from sqlite_utils import Database
 
+from common.errors import LifecertError
 from protocol import messages
-from protocol.errors import LifecertError
 from protocol.messages import Ack, AckStatus
 
 log = logging.getLogger(__name__)

@@ -16,12 +16,12 @@ import threading
 import time
 from typing import TypeVar
 
+from common import sdnotify
 from edge import keys as edge_keys
 from edge.config import EdgeConfig
 from edge.mqtt import MqttLink
 from edge.outbox import Clock, Outbox, OutboxError
 from edge.publisher import Publisher
-from protocol import sdnotify
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

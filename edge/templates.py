@@ -25,13 +25,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from common.errors import LifecertError
 from edge.cache import TemplateCache
 from edge.config import EdgeConfig
 from edge.keys import Keys, device_key_path
 from edge.mqtt import set_login, tls_context
 from edge.session.ports import UnknownRetireeError
 from protocol import messages, sealing, templates, topics
-from protocol.errors import LifecertError, MessageError, SealError, SignatureError
+from protocol.errors import MessageError, SealError, SignatureError
 from protocol.settings import templates_client
 
 log = logging.getLogger(__name__)

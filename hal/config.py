@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from protocol.config import ConfigPath, Section
+from common.config import ConfigPath, Section
 
 
 def _type(kind: str, name: str) -> object:

@@ -1,6 +1,6 @@
 """HAL errors: all are ``LifecertError``s and also the built-in that fits."""
 
-from protocol.errors import LifecertError
+from common.errors import LifecertError
 
 
 class HalError(LifecertError):

@@ -13,13 +13,13 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from common.errors import ConfigError
 from hal.camera import Camera
 from hal.card import CardReader
 from hal.config import CameraConfig, CardConfig, SpeakerConfig, VeinConfig
 from hal.errors import BackendUnavailableError
 from hal.speaker import Speaker
 from hal.vein import VeinSensor
-from protocol.errors import ConfigError
 
 _EXAMPLES = {
     "camera": "replay:/srv/frames",

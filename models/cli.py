@@ -8,9 +8,9 @@ import click
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from common.cli import friendly_errors
+from common.logs import setup as setup_logs
 from models.bundle import Mode, Threshold, load_bundle
-from protocol.cli import friendly_errors
-from protocol.logs import setup as setup_logs
 
 log = logging.getLogger(__name__)
 

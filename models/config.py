@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from protocol.config import ConfigPath, Section
+from common.config import ConfigPath, Section
 
 
 class ModelsSettings(Section):

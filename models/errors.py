@@ -1,6 +1,6 @@
 """Errors raised by the model bundle, its loader and the face pipeline."""
 
-from protocol.errors import LifecertError
+from common.errors import LifecertError
 
 
 class ModelError(LifecertError, RuntimeError):

@@ -1,11 +1,2 @@
-"""The wire contract shared by edge, central and provisioning.
-
-Topics, message schemas, JWS signing and verification, template sealing,
-plus the small pieces every service shares (errors, config loading, logs).
-"""
-
-from protocol.errors import LifecertError
-
-SCHEMA_VERSION = 1
-
-__all__ = ["SCHEMA_VERSION", "LifecertError"]
+"""The wire contract shared by edge, central and provisioning: topics, message schemas,
+size limits, JWS signing and verification, template sealing, broker transport settings."""

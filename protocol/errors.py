@@ -1,12 +1,6 @@
-"""One root exception; subclasses also inherit the built-in that fits."""
+"""Errors of the wire contract (all ``common.errors.LifecertError``)."""
 
-
-class LifecertError(Exception):
-    """Root of every error lifecert raises on purpose."""
-
-
-class ConfigError(LifecertError, ValueError):
-    """A configuration file or value is missing or invalid; the message names field and fix."""
+from common.errors import LifecertError
 
 
 class MessageError(LifecertError, ValueError):

@@ -21,7 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from protocol import idnumber, topics
+from common import idnumber
+from protocol import topics
 from protocol.errors import MessageError
 from protocol.limits import (
     EARLIEST_TIME,

@@ -6,9 +6,9 @@ from typing import Final
 
 from pydantic import Field
 
+from common.config import ConfigPath, Section
+from common.errors import ConfigError
 from protocol import topics
-from protocol.config import ConfigPath, Section
-from protocol.errors import ConfigError
 
 PASSWORD_CREDENTIAL: Final = "mqtt.password"
 """Name of the broker password as a systemd credential (``LoadCredential=mqtt.password:…``)."""

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import click
 
+from common.cli import friendly_errors
 from protocol import topics
-from protocol.cli import friendly_errors
 from protocol.settings import templates_client
 from provisioning import pki
 from provisioning.brokerconf import BrokerOptions

@@ -1,6 +1,6 @@
 """``fleet.toml``: the fleet's name, where its broker is, how long certificates live.
 
-Loaded with :func:`protocol.config.load` (env prefix ``LIFECERT_FLEET``), so
+Loaded with :func:`common.config.load` (env prefix ``LIFECERT_FLEET``), so
 ``LIFECERT_FLEET__BROKER__RELOAD_COMMAND=...`` overrides one field.
 """
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
+from common.config import ConfigPath, Section, load
 from protocol import topics
-from protocol.config import ConfigPath, Section, load
 
 ENV_PREFIX = "LIFECERT_FLEET"
 

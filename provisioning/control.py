@@ -29,7 +29,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from protocol.errors import LifecertError
+from common.errors import LifecertError
 from protocol.settings import TlsFiles
 from provisioning import dynsec
 from provisioning.errors import ProvisioningError

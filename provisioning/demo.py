@@ -16,8 +16,8 @@ from pathlib import Path
 
 import click
 
-from protocol import idnumber
-from protocol.cli import friendly_errors
+from common import idnumber
+from common.cli import friendly_errors
 from provisioning.stack import Stack, free_port
 
 SURNAMES = ("Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Zhao", "Huang", "Zhou", "Wu")

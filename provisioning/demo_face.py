@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from protocol import idnumber
+from common import idnumber
 from provisioning.stack import Stack
 
 REPO = Path(__file__).resolve().parents[1]

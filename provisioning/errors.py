@@ -1,6 +1,6 @@
 """Errors raised by provisioning."""
 
-from protocol.errors import LifecertError
+from common.errors import LifecertError
 
 
 class ProvisioningError(LifecertError, ValueError):

@@ -40,9 +40,9 @@ import tomli_w
 from cryptography import x509
 from pydantic import ValidationError
 
+from common.config import format_errors
+from common.errors import ConfigError
 from protocol import topics
-from protocol.config import format_errors
-from protocol.errors import ConfigError
 from protocol.settings import CentralKeys, MqttSettings, TlsFiles
 from protocol.signing import cert_fingerprint
 from provisioning import brokerconf, dynsec, pki, registry

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, Self
 
-from protocol.errors import LifecertError
+from common.errors import LifecertError
 from provisioning.broker import MosquittoProcess
 from provisioning.brokerconf import BrokerOptions
 from provisioning.fleet import Fleet

@@ -2,7 +2,7 @@
 
 from pydantic import Field
 
-from protocol.config import ConfigPath, Section
+from common.config import ConfigPath, Section
 
 
 class KioskSettings(Section):

@@ -11,6 +11,7 @@ import random
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
+from common.errors import ConfigError
 from edge import keys as edge_keys
 from edge.cache import TemplateCache, cache_key
 from edge.config import EdgeConfig
@@ -32,7 +33,6 @@ from hal.card.identity import Identity
 from hal.speaker import SilentSpeaker
 from models.pipeline import FacePipeline
 from protocol import signing
-from protocol.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

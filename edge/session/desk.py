@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from protocol.errors import ConfigError
+from common.errors import ConfigError
 
 _N, _R, _P = 2**14, 8, 1
 MAX_FAILURES: Final = 5

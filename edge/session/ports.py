@@ -7,13 +7,13 @@ from typing import Protocol
 
 import numpy as np
 
+from common.errors import LifecertError
 from edge.outbox import Receipt
 from edge.results import Draft
 from edge.session.model import Comparison, Observation, Probe, Screen
 from hal.camera import Frame
 from hal.card.identity import Identity
 from hal.vein import Prompt
-from protocol.errors import LifecertError
 
 
 class UnknownRetireeError(LifecertError, LookupError):

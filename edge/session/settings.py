@@ -5,8 +5,8 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from common.config import Section
 from edge.session.model import Challenge
-from protocol.config import Section
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Final
 
 import numpy as np
 
+from common import idnumber
 from hal.errors import CardReadError
-from protocol import idnumber
 
 TEXT_BYTES: Final = 256
 # (field, characters) in block order

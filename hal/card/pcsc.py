@@ -4,11 +4,11 @@ import datetime as dt
 import logging
 from typing import Any
 
+from common import idnumber
 from hal.card import CardReader
 from hal.card.identity import Identity
 from hal.card.sscard import AID, OK, RECORDS, read_record, select_aid, unbcd
 from hal.errors import BackendUnavailableError, CardReadError, WrongCardError
-from protocol import idnumber
 
 log = logging.getLogger(__name__)
 

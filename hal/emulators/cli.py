@@ -17,15 +17,15 @@ from typing import Any
 import click
 import numpy as np
 
+from common import idnumber
+from common.cli import friendly_errors
+from common.errors import ConfigError
 from hal.card.identity import NO_EXPIRY, CardText
 from hal.card.sscard import SocialSecurityHolder
 from hal.emulators.faults import Faults
 from hal.emulators.ga467 import GA467Emulator, ResidentCard
 from hal.emulators.sscard import VPCD_PORT, VirtualSocialSecurityCard
 from hal.emulators.vein import VeinModuleEmulator
-from protocol import idnumber
-from protocol.cli import friendly_errors
-from protocol.errors import ConfigError
 
 FAULT_HELP = "checksum N | garbage N | silent N | delay SECONDS"
 

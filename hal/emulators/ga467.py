@@ -11,12 +11,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import idnumber
 from hal.card.ga467_frames import Command, FrameParser, Status, response
 from hal.card.identity import CardText, build_text
 from hal.emulators.faults import Faults
 from hal.emulators.pty import PtyPeer
 from hal.errors import FrameError
-from protocol import idnumber
 
 log = logging.getLogger(__name__)
 

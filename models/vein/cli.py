@@ -9,12 +9,12 @@ from typing import Literal
 
 import click
 
+from common.cli import friendly_errors
+from common.errors import ConfigError
 from models.vein import scorer
 from models.vein.evaluate import evaluate, load_images, plot_roc, report
 from models.vein.features import VeinParams
 from models.vein.match import CH, CW
-from protocol.cli import friendly_errors
-from protocol.errors import ConfigError
 
 
 @click.group()

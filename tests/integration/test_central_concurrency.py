@@ -17,7 +17,7 @@ from central import db, roster, schema
 from central.config import Policy
 from central.devices import DeviceTrust
 from central.ingest import Inbound, Ingestor
-from protocol import idnumber
+from common import idnumber
 from tests.fixtures.database import CentralPki
 
 pytestmark = pytest.mark.integration

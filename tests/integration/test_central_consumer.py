@@ -25,7 +25,8 @@ import sqlalchemy as sa
 from cryptography import x509
 
 from central import config, db, ingest, roster, schema, service
-from protocol import idnumber, messages, signing
+from common import idnumber
+from protocol import messages, signing
 from protocol.messages import Ack, AckBatch, AckStatus
 from provisioning.fleet import Fleet
 from tests.fixtures.broker import FleetBroker, MqttPeer, enrol_bundle

@@ -13,7 +13,8 @@ from central import roster, schema
 from central.config import Policy
 from central.devices import DeviceTrust
 from central.ingest import Inbound, Ingestor, Reason, Status
-from protocol import idnumber, messages
+from common import idnumber
+from protocol import messages
 from tests.fixtures.database import CentralPki
 
 pytestmark = pytest.mark.integration

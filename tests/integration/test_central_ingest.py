@@ -20,7 +20,8 @@ from central.config import Policy
 from central.db import StoreError
 from central.devices import DeviceTrust
 from central.ingest import Inbound, Ingestor, Reason, ReplayError, Status, add_months
-from protocol import idnumber, messages
+from common import idnumber
+from protocol import messages
 from protocol.limits import MAX_RESULT_BYTES
 from protocol.messages import AckStatus
 from tests.fixtures.database import CentralPki, Terminal

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from central import db, holds, roster, schema
 from central.cli import main
-from protocol import idnumber
+from common import idnumber
 
 pytestmark = pytest.mark.integration
 

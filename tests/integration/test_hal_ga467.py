@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common import idnumber
 from hal.card.ga467 import GA467CardReader
 from hal.card.identity import CardText
 from hal.emulators.ga467 import GA467Emulator, ResidentCard
 from hal.errors import BackendUnavailableError, CardReadError, NoCardError
-from protocol import idnumber
 
 BORN = dt.date(1951, 7, 8)
 

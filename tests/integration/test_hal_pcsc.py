@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from common import idnumber
 from hal.card.pcsc import NO_PHOTO, PcscCardReader
 from hal.card.sscard import SocialSecurityHolder
 from hal.emulators.sscard import VirtualSocialSecurityCard
 from hal.errors import BackendUnavailableError, WrongCardError
-from protocol import idnumber
 
 pytestmark = pytest.mark.integration
 

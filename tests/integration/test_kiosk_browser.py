@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from protocol import idnumber
+from common import idnumber
 from tests.fixtures.ports import free_port
 from tests.fixtures.stack import make_stack
 from tests.integration.test_session_e2e import (

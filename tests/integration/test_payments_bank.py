@@ -22,7 +22,7 @@ from joserfc.jwk import ECKey
 from central import bankfile, payments, roster, sftp
 from central.config import Policy, SftpSettings
 from central.policy import Period
-from protocol import idnumber
+from common import idnumber
 from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration

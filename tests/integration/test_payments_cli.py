@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from central import bankfile
 from central.cli import main
 from central.policy import Period
-from protocol import idnumber, signing
+from common import idnumber
+from protocol import signing
 from provisioning import pki
 
 pytestmark = pytest.mark.integration

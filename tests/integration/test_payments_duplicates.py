@@ -14,7 +14,8 @@ from central import duplicates, roster, schema
 from central.config import Policy
 from central.devices import DeviceTrust
 from central.ingest import Inbound, Ingestor
-from protocol import idnumber, sealing, templates
+from common import idnumber
+from protocol import sealing, templates
 
 pytestmark = pytest.mark.integration
 MODEL = "dlib_face_recognition_resnet_v1"

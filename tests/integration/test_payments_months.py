@@ -16,7 +16,7 @@ from central import bankfile, config, db, payments, roster, schema, service
 from central.cli import main
 from central.config import PaymentSettings, Policy
 from central.policy import Period
-from protocol import idnumber
+from common import idnumber
 from provisioning import pki
 
 pytestmark = pytest.mark.integration

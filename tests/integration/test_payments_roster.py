@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from central import coverage, population, roster, schema
 from central.cli import main
-from protocol import idnumber
+from common import idnumber
 
 pytestmark = pytest.mark.integration
 

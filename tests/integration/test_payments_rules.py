@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from central import roster, schema
-from protocol import idnumber
+from common import idnumber
 
 pytestmark = pytest.mark.integration
 

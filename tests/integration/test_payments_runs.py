@@ -12,7 +12,7 @@ from central.config import Policy
 from central.devices import DeviceTrust
 from central.ingest import Inbound, Ingestor
 from central.policy import Period
-from protocol import idnumber
+from common import idnumber
 
 pytestmark = pytest.mark.integration
 

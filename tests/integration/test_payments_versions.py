@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from central import bankfile, db, payments, roster, schema
 from central.config import Policy
 from central.policy import Period
-from protocol import idnumber
+from common import idnumber
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from central import config, roster
 from central.cli import main
 from central.devices import DeviceTrust, Standing
 from central.ingest import add_months
-from protocol import idnumber
-from protocol.errors import ConfigError
+from common import idnumber
+from common.errors import ConfigError
 from tests.fixtures.database import CentralPki
 
 ID = idnumber.make("110105", dt.date(1950, 3, 7), 124)

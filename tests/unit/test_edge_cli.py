@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from common.errors import ConfigError
 from edge import config as edge_config
 from edge.cli import main
 from edge.config import EdgeConfig
 from edge.service import open_outbox
-from protocol.errors import ConfigError
 from tests.unit.test_edge_keys import Bundle, edge_bundle  # noqa: F401
 from tests.unit.test_edge_outbox import RETIREE
 

@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from common.errors import ConfigError
 from edge import config as edge_config
 from edge import keys as edge_keys
 from edge.config import EdgeConfig
 from protocol import signing
-from protocol.errors import ConfigError
 
 DEVICE_ID = "term-0001"
 

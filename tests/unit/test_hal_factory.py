@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from common.config import load
+from common.errors import ConfigError
 from hal.camera.replay import ReplayCamera
 from hal.card.mock import MockCardReader
 from hal.config import HalSettings
@@ -11,8 +13,6 @@ from hal.errors import BackendUnavailableError
 from hal.factory import open_camera, open_card_reader, open_speaker, open_vein_sensor
 from hal.speaker import SilentSpeaker
 from hal.vein.mock import MockVeinSensor
-from protocol.config import load
-from protocol.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -5,9 +5,9 @@ import datetime as dt
 import numpy as np
 import pytest
 
+from common import idnumber
 from hal.card.identity import NO_EXPIRY, CardText, Identity, build_text, nation_name, parse_text
 from hal.errors import CardReadError
-from protocol import idnumber
 
 BORN = dt.date(1946, 11, 2)
 

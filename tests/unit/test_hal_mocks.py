@@ -7,13 +7,13 @@ import time
 import numpy as np
 import pytest
 
+from common import idnumber
 from hal.card.identity import Identity
 from hal.card.mock import MockCardReader
 from hal.errors import CardReadError, NoCardError, NoFingerError
 from hal.speaker import SilentSpeaker
 from hal.vein import Prompt
 from hal.vein.mock import MockVeinSensor
-from protocol import idnumber
 
 BORN = dt.date(1949, 1, 20)
 PERSON = Identity(

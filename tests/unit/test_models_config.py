@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from common.config import Section, load
+from common.errors import ConfigError
 from models.config import ModelsSettings
-from protocol.config import Section, load
-from protocol.errors import ConfigError
 
 
 class _Edge(Section):

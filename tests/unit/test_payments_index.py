@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from central.duplicates import FaceIndex, TemplateCipher, TemplateStoreError, write_key
+from common.errors import ConfigError
 from protocol import templates
-from protocol.errors import ConfigError, MessageError
+from protocol.errors import MessageError
 
 
 def test_template_round_trip_and_refusals() -> None:

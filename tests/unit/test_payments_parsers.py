@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from central import registries, roster
 from central.config import Policy
 from central.policy import Period, PeriodError, certified_until
-from protocol import idnumber
+from common import idnumber
 from tests.unit.test_central_units import read_roster
 
 TODAY = dt.date(2026, 6, 1)

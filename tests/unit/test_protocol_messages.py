@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol import idnumber, messages, topics
+from common import idnumber
+from protocol import messages, topics
 from protocol.errors import MessageError
 
 RETIREE = idnumber.make("110105", dt.date(1950, 3, 7), 123)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from protocol.config import load
-from protocol.errors import ConfigError
+from common.config import load
+from common.errors import ConfigError
 from protocol.settings import MqttSettings, read_password, templates_client
 
 TLS = '[tls]\nca_file = "ca.pem"\ncert_file = "c.pem"\nkey_file = "k.pem"\n'

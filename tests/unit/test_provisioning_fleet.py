@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from common.config import Section, load
+from common.errors import ConfigError
 from protocol import signing
-from protocol.config import Section, load
-from protocol.errors import ConfigError
 from protocol.settings import CentralKeys, MqttSettings, read_password
 from provisioning import dynsec
 from provisioning.brokerconf import BrokerOptions

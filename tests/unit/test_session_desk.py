@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from common.errors import ConfigError
 from edge.cli import main as edge_main
 from edge.session.desk import MAX_FAILURES, Desk, Order, StaffBook, hash_pin
 from hal.vein import Prompt
-from protocol.errors import ConfigError
 from protocol.messages import Channel, Decision, Method
 from tests.unit.test_edge_keys import Bundle, edge_bundle  # noqa: F401
 from tests.unit.test_session_core import RETIREE, Veins, build, card, live_script

@@ -6,14 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.config import Section, load
+from common.errors import ConfigError
 from edge.session.adapters import pad_threshold, vein_threshold
 from edge.session.model import Probe
 from edge.session.settings import SessionSettings
 from models import vein
 from models.bundle import InputSpec, Manifest, ModelSpec, ScoreThreshold, SourceSpec, TensorSpec
 from models.errors import BundleError
-from protocol.config import Section, load
-from protocol.errors import ConfigError
 
 PAD = ModelSpec(
     type="minifasnet", file="minifasnet_pad.tflite", sha256="ab" * 32, size=1,

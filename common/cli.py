@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
-from protocol.errors import ConfigError, LifecertError
+from common.errors import ConfigError, LifecertError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo
 
-from protocol.errors import ConfigError
+from common.errors import ConfigError
 
 C = TypeVar("C", bound=BaseModel)
 
