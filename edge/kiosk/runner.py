@@ -16,6 +16,7 @@ from edge.config import EdgeConfig
 from edge.kiosk.app import KioskDisplay, create_app
 from edge.kiosk.guard import authorities
 from edge.kiosk.lockout import PinLockout
+from edge.kiosk.settings import is_loopback
 from edge.service import open_outbox
 from edge.session.bootstrap import open_session
 from edge.session.core import Session
@@ -49,6 +50,13 @@ def web_server(
 ) -> uvicorn.Server:
     """Uvicorn serving the kiosk app at ``[kiosk] host:port`` only; no proxy headers believed."""
     kiosk = cfg.kiosk
+    if not is_loopback(kiosk.host):
+        log.warning(
+            "kiosk served beyond loopback on %s:%d ([kiosk] allow_remote): anyone on that "
+            "network can reach the staff log-in and the camera preview",
+            kiosk.host,
+            kiosk.port,
+        )
     hosts = authorities(kiosk.host, kiosk.port)
     return uvicorn.Server(
         uvicorn.Config(

@@ -1,8 +1,22 @@
 """The ``[kiosk]`` config section: whether the kiosk runs, where it listens, the PIN lock-out."""
 
-from pydantic import Field, model_validator
+import ipaddress
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from common.config import ConfigPath, Section
+
+_WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class KioskSettings(Section):
@@ -13,10 +27,19 @@ class KioskSettings(Section):
         title="kiosk on",
         description="true: run the certification session and serve the kiosk page",
     )
+    allow_remote: bool = Field(
+        default=False,
+        title="serve beyond loopback",
+        description=(
+            "true lets host be a LAN address: anyone on that network then reaches the staff "
+            "log-in and the camera preview; keep false unless the kiosk browser runs on "
+            "another machine"
+        ),
+    )
     host: str = Field(
         default="127.0.0.1",
         title="listen address",
-        description="keep it on loopback",
+        description="the address in the kiosk browser's URL, on loopback, e.g. 127.0.0.1",
     )
     port: int = Field(default=8080, ge=1, le=65535, title="port", description="e.g. 8080")
     staff_file: ConfigPath | None = Field(
@@ -52,6 +75,22 @@ class KioskSettings(Section):
         title="longest lock-out",
         description="cap in seconds on a doubled lock-out, e.g. 3600",
     )
+
+    @field_validator("host")
+    @classmethod
+    def _local_unless_allowed(cls, host: str, info: ValidationInfo) -> str:
+        if host in _WILDCARDS:
+            raise ValueError(
+                f'{host!r} listens on every network: set host = "127.0.0.1" '
+                "(or, with allow_remote = true, the one address the kiosk browser uses)"
+            )
+        if not is_loopback(host) and not info.data.get("allow_remote", False):
+            raise ValueError(
+                f"{host!r} is not a loopback address and would expose the staff log-in and "
+                'camera preview to the network: set host = "127.0.0.1", or set '
+                "allow_remote = true in [kiosk] if the kiosk browser runs elsewhere"
+            )
+        return host
 
     @model_validator(mode="after")
     def _lockouts_ordered(self) -> "KioskSettings":
