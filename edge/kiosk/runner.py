@@ -53,7 +53,7 @@ def web_server(
     if not is_loopback(kiosk.host):
         log.warning(
             "kiosk served beyond loopback on %s:%d ([kiosk] allow_remote): anyone on that "
-            "network can reach the staff log-in and the camera preview",
+            "network can reach the staff log-in and the camera preview, PINs cross it in clear",
             kiosk.host,
             kiosk.port,
         )

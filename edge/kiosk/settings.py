@@ -32,8 +32,8 @@ class KioskSettings(Section):
         title="serve beyond loopback",
         description=(
             "true lets host be a LAN address: anyone on that network then reaches the staff "
-            "log-in and the camera preview; keep false unless the kiosk browser runs on "
-            "another machine"
+            "log-in and the camera preview, and PINs cross it unencrypted (plain HTTP); keep "
+            "false unless the kiosk browser runs on another machine"
         ),
     )
     host: str = Field(
