@@ -6,11 +6,14 @@ for all ids (row ``''``). A counter reaching its
 limit locks for ``lockout_s``, doubling with each further lock up to ``lockout_max_s``; a right
 PIN resets its id's counter and the overall one. Every change is one ``BEGIN IMMEDIATE``
 transaction on the WAL database with ``synchronous=FULL``, committed before the kiosk answers,
-so neither ``kill -9`` nor a restart forgets a wrong PIN.
+so neither ``kill -9`` nor a restart forgets a wrong PIN. Tries while locked are refused
+without a PIN check and, after the first of each lock, without a write, so hammering a locked
+kiosk neither grows the audit nor wears the SD card.
 
-Table ``staff_lockout(staff_id PK, failures, locks, locked_until, updated_at)`` and table
-``audit(id, at, event, actor, detail)``: events ``staff_login``, ``staff_login_failed``,
-``staff_login_locked`` (refused while locked), ``staff_locked`` and ``staff_logout``. The actor
+Table ``staff_lockout(staff_id PK, failures, locks, locked_until, updated_at, reported)`` and
+table ``audit(id, at, event, actor, detail)``: events ``staff_login``, ``staff_login_failed``,
+``staff_login_locked`` (the first try refused during a lock), ``staff_locked`` and
+``staff_logout``. The actor
 is the staff id when it is on the staff list, else ``unknown`` (a PIN typed into the id field
 never reaches the audit); PINs are never stored or logged.
 """
@@ -23,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Self
 
@@ -35,7 +39,7 @@ _IDLE_S = 86400.0
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS staff_lockout (staff_id TEXT PRIMARY KEY, "
     "failures INTEGER NOT NULL, locks INTEGER NOT NULL, locked_until REAL NOT NULL, "
-    "updated_at REAL NOT NULL)",
+    "updated_at REAL NOT NULL, reported INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY, at REAL NOT NULL, "
     "event TEXT NOT NULL, actor TEXT, detail TEXT)",
 )
@@ -64,6 +68,8 @@ class _Counter:
     failures: int = 0
     locks: int = 0
     locked_until: float = 0.0
+    reported: bool = False
+    """A refused try during the current lock is in the audit already."""
 
 
 class PinLockout:
@@ -114,9 +120,10 @@ class PinLockout:
 
     def _counter(self, db: sqlite3.Connection, key: str) -> _Counter:
         row = db.execute(
-            "SELECT failures, locks, locked_until FROM staff_lockout WHERE staff_id = ?", (key,)
+            "SELECT failures, locks, locked_until, reported FROM staff_lockout WHERE staff_id = ?",
+            (key,),
         ).fetchone()
-        return _Counter(*row) if row else _Counter()
+        return _Counter(row[0], row[1], row[2], bool(row[3])) if row else _Counter()
 
     def _wait(self, counter: _Counter, now: float) -> float:
         # Capped so that a clock set back (no RTC before NTP) cannot lock for longer.
@@ -126,12 +133,14 @@ class PinLockout:
         """Run ``check()`` (the PIN test) unless ``staff_id`` or every id is locked; record it."""
         key, actor = (staff_id, staff_id) if known else (_unknown_key(staff_id), "unknown")
         now = self.clock()
-        with self._write() as db:
-            wait = max(self._wait(self._counter(db, k), now) for k in (key, ALL))
-            if wait > 0:
-                self._audit(db, now, "staff_login_locked", actor, f"{wait:.0f} s left")
+        with self._lock:
+            counters = {k: self._counter(self._db, k) for k in (key, ALL)}
+        locked, wait = max(
+            ((k, self._wait(c, now)) for k, c in counters.items()), key=itemgetter(1)
+        )
         if wait > 0:
-            log.warning("staff log-in refused, locked for %.0f s more (id %s)", wait, actor)
+            if not counters[locked].reported:
+                self._refused(locked, actor, wait, now)
             return Verdict(False, wait)
         ok = check()
         now = self.clock()
@@ -152,6 +161,14 @@ class PinLockout:
         log.warning("wrong staff PIN (id %s)", actor)
         return Verdict(False, wait)
 
+    def _refused(self, key: str, actor: str, wait: float, now: float) -> None:
+        scope = "all staff ids" if key == ALL else "this staff id"
+        with self._write() as db:
+            db.execute("UPDATE staff_lockout SET reported = 1 WHERE staff_id = ?", (key,))
+            detail = f"{scope} locked, {wait:.0f} s left; later tries in this lock not recorded"
+            self._audit(db, now, "staff_login_locked", actor, detail)
+        log.warning("staff log-in refused: %s locked for %.0f s more (id %s)", scope, wait, actor)
+
     def _fail(self, db: sqlite3.Connection, key: str, actor: str, limit: int, now: float) -> float:
         """Count a wrong PIN on ``key``; the seconds it is now locked for (0: not locked)."""
         counter = self._counter(db, key)
@@ -163,7 +180,7 @@ class PinLockout:
             self._audit(db, now, "staff_locked", actor, f"{scope} for {wait:.0f} s")
             log.warning("staff log-in locked: %s for %.0f s (id %s)", scope, wait, actor)
         db.execute(
-            "INSERT OR REPLACE INTO staff_lockout VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO staff_lockout VALUES (?, ?, ?, ?, ?, 0)",
             (key, failures, locks, until, now),
         )
         return self._wait(_Counter(failures, locks, until), now)

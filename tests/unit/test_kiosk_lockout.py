@@ -142,6 +142,27 @@ def test_the_audit_names_known_ids_only_and_never_a_pin(tmp_path: Path, clock: C
     assert 'INSERT INTO "audit"' in dump and "471100" not in dump
 
 
+def test_hammering_a_lock_writes_one_audit_line(tmp_path: Path, clock: Clock) -> None:
+    pins, guard = Pins(), lockout(tmp_path, clock, max_failures=1, max_failures_all=3)
+    guard.attempt("li-wei", True, pins.check(False))
+    for _ in range(50):
+        assert not guard.attempt("li-wei", True, pins.check(True)).ok
+    guard.attempt("x", False, pins.check(False))
+    guard.attempt("y", False, pins.check(False))  # the third wrong PIN: every id locked
+    for n in range(50):
+        assert not guard.attempt(f"z{n}", False, pins.check(True)).ok
+    assert pins.calls == 3
+    refused = [detail for _, event, _, detail in guard.events() if event == "staff_login_locked"]
+    assert len(refused) == 2
+    assert refused[0] is not None and refused[0].startswith("this staff id locked, 300 s left")
+    assert refused[1] is not None and refused[1].startswith("all staff ids locked, 300 s left")
+    clock.now += 300
+    for _ in range(2):  # the next lock is reported again, once
+        guard.attempt("li-wei", True, pins.check(False))
+    kinds = [event for _, event, _, _ in guard.events()]
+    assert kinds.count("staff_login_locked") == 3
+
+
 def test_idle_unlocked_counters_are_pruned(tmp_path: Path, clock: Clock) -> None:
     pins, guard = Pins(), lockout(tmp_path, clock)
     for n in range(10):
