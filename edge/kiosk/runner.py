@@ -7,18 +7,67 @@ page. Both stop with the service's stop event.
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Self
 
 import uvicorn
 
 from edge.config import EdgeConfig
 from edge.kiosk.app import KioskDisplay, create_app
+from edge.kiosk.guard import authorities
+from edge.kiosk.lockout import PinLockout
+from edge.kiosk.settings import is_loopback
 from edge.service import open_outbox
 from edge.session.bootstrap import open_session
 from edge.session.core import Session
 from edge.session.desk import Desk, StaffBook
 
 log = logging.getLogger(__name__)
+
+
+def open_desk(cfg: EdgeConfig) -> Desk | None:
+    """Desk mode when ``[kiosk] staff_file`` is set: its staff, the lock-out in edge.sqlite."""
+    kiosk = cfg.kiosk
+    if kiosk.staff_file is None:
+        return None
+    lockout = PinLockout(
+        cfg.db_path,
+        max_failures=kiosk.pin_max_failures,
+        max_failures_all=kiosk.pin_max_failures_all,
+        lockout_s=kiosk.pin_lockout_s,
+        lockout_max_s=kiosk.pin_lockout_max_s,
+        busy_timeout_s=cfg.outbox.busy_timeout_s,
+    )
+    try:
+        return Desk(StaffBook(kiosk.staff_file), lockout)
+    except BaseException:
+        lockout.close()
+        raise
+
+
+def web_server(
+    cfg: EdgeConfig, display: KioskDisplay, set_language: Callable[[str], None], desk: Desk | None
+) -> uvicorn.Server:
+    """Uvicorn serving the kiosk app at ``[kiosk] host:port`` only; no proxy headers believed."""
+    kiosk = cfg.kiosk
+    if not is_loopback(kiosk.host):
+        log.warning(
+            "kiosk served beyond loopback on %s:%d ([kiosk] allow_remote): anyone on that "
+            "network can reach the staff log-in and the camera preview, PINs cross it in clear",
+            kiosk.host,
+            kiosk.port,
+        )
+    hosts = authorities(kiosk.host, kiosk.port)
+    return uvicorn.Server(
+        uvicorn.Config(
+            create_app(display, set_language, desk, hosts=hosts),
+            host=kiosk.host,
+            port=kiosk.port,
+            log_config=None,
+            proxy_headers=False,
+            server_header=False,
+        )
+    )
 
 
 class Kiosk:
@@ -30,12 +79,8 @@ class Kiosk:
         self.session: Session | None = None
         self.ready = threading.Event()
         self.failed: BaseException | None = None
-        staff = cfg.kiosk.staff_file
-        self.desk = Desk(StaffBook(staff)) if staff is not None else None
-        app = create_app(self.display, self._set_language, self.desk)
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host=cfg.kiosk.host, port=cfg.kiosk.port, log_config=None)
-        )
+        self.desk = open_desk(cfg)
+        self.server = web_server(cfg, self.display, self._set_language, self.desk)
         self._threads = [
             threading.Thread(target=self._run_session, name="session", daemon=True),
             threading.Thread(target=self.server.run, name="kiosk-http", daemon=True),
@@ -77,6 +122,8 @@ class Kiosk:
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout=30)
+        if self.desk is not None:
+            self.desk.lockout.close()
 
     def __enter__(self) -> Self:
         return self

@@ -1,8 +1,10 @@
 """Assisted desk mode: staff log in with a PIN, then drive the session for the retiree at the desk.
 
 Staff PINs live in the ``[kiosk] staff_file``, one ``staff_id:scrypt$n$r$p$salt$hash`` line each
-(``hash_pin`` writes one; hashlib.scrypt, base64 salt and hash). Five wrong PINs lock a staff id
-for ``LOCK_S``. Commands from the staff screen are queued and run on the session's thread.
+(``hash_pin`` writes one; hashlib.scrypt, base64 salt and hash). An unknown staff id costs the
+same scrypt as a wrong PIN, so timing does not tell which ids exist. Wrong PINs are counted and
+locked out durably by ``edge.kiosk.lockout.PinLockout``. Commands from the staff screen are
+queued and run on the session's thread.
 """
 
 import base64
@@ -11,16 +13,14 @@ import hmac
 import queue
 import secrets
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
 from common.errors import ConfigError
+from edge.kiosk.lockout import PinLockout
 
 _N, _R, _P = 2**14, 8, 1
-MAX_FAILURES: Final = 5
-LOCK_S: Final = 300.0
 Command = Literal["face", "assisted", "vein", "end"]
 
 
@@ -32,23 +32,42 @@ def hash_pin(pin: str) -> str:
     return f"scrypt${_N}${_R}${_P}${b64(salt).decode()}${b64(digest).decode()}"
 
 
-def _check(pin: str, stored: str) -> bool:
-    scheme, n, r, p, salt, digest = stored.split("$")
-    if scheme != "scrypt":
-        return False
-    got = hashlib.scrypt(pin.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p))
-    return hmac.compare_digest(got, base64.b64decode(digest))
+@dataclass(frozen=True)
+class _Hash:
+    salt: bytes
+    digest: bytes
+
+    @classmethod
+    def parse(cls, stored: str) -> "_Hash":
+        """Salt and digest of a ``hash_pin`` string (this version's parameters); else ValueError."""
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if (scheme, n, r, p) != ("scrypt", str(_N), str(_R), str(_P)):
+            raise ValueError(f"not a scrypt hash with n={_N}, r={_R}, p={_P}")
+        return cls(base64.b64decode(salt, validate=True), base64.b64decode(digest, validate=True))
+
+    def matches(self, pin: str) -> bool:
+        got = hashlib.scrypt(pin.encode(), salt=self.salt, n=_N, r=_R, p=_P)
+        return hmac.compare_digest(got, self.digest)
 
 
 MIN_PIN: Final = 4
+MAX_PIN: Final = 64
+MAX_ID: Final = 64
 
 
 def add_staff(path: Path, staff_id: str, pin: str) -> bool:
     """Write ``staff_id``'s PIN hash into the staff file (0600); True when it replaced one."""
-    if not staff_id or any(c in staff_id for c in ":#") or staff_id != staff_id.strip():
-        raise ValueError(f"staff id {staff_id!r}: use letters, digits, '-' or '_' (no ':' or '#')")
-    if len(pin) < MIN_PIN or not pin.isdigit():
-        raise ValueError(f"PIN: at least {MIN_PIN} digits")
+    if (
+        not staff_id
+        or len(staff_id) > MAX_ID
+        or any(c in staff_id for c in ":#")
+        or staff_id != staff_id.strip()
+    ):
+        raise ValueError(
+            f"staff id {staff_id!r}: at most {MAX_ID} letters, digits, '-' or '_' (no ':' or '#')"
+        )
+    if not MIN_PIN <= len(pin) <= MAX_PIN or not pin.isdigit():
+        raise ValueError(f"PIN: {MIN_PIN} to {MAX_PIN} digits")
     lines = path.read_text().splitlines() if path.exists() else []
     kept = [line for line in lines if line.partition(":")[0].strip() != staff_id]
     kept.append(f"{staff_id}:{hash_pin(pin)}")
@@ -60,10 +79,10 @@ def add_staff(path: Path, staff_id: str, pin: str) -> bool:
 
 
 class StaffBook:
-    """Staff ids and PIN hashes from the staff file, with a lock-out after failures."""
+    """Staff ids and PIN hashes from the staff file."""
 
     def __init__(self, path: Path) -> None:
-        self.hashes: dict[str, str] = {}
+        self.hashes: dict[str, _Hash] = {}
         try:
             lines = path.read_text().splitlines()
         except OSError as exc:
@@ -72,26 +91,26 @@ class StaffBook:
             if not line.strip() or line.startswith("#"):
                 continue
             staff_id, _, stored = line.strip().partition(":")
-            if not staff_id or stored.count("$") != 5:
+            try:
+                if not staff_id:
+                    raise ValueError("no staff id")
+                self.hashes[staff_id] = _Hash.parse(stored)
+            except ValueError:
                 raise ConfigError(
                     f"kiosk.staff_file: {path} line {number}: write 'staff_id:<hash>' "
-                    "(hash with edge.session.desk.hash_pin)"
-                )
-            self.hashes[staff_id] = stored
-        self._failures: dict[str, tuple[int, float]] = {}
+                    "(lifecert-edge staff add, or edge.session.desk.hash_pin)"
+                ) from None
+        self._decoy = _Hash.parse(hash_pin(secrets.token_hex(16)))
 
-    def verify(self, staff_id: str, pin: str, now: float | None = None) -> bool:
-        """True when the PIN is right and the id is not locked out."""
-        now = time.monotonic() if now is None else now
-        count, since = self._failures.get(staff_id, (0, now))
-        if count >= MAX_FAILURES and now - since < LOCK_S:
-            return False
+    def known(self, staff_id: str) -> bool:
+        """True when ``staff_id`` is in the staff file."""
+        return staff_id in self.hashes
+
+    def verify(self, staff_id: str, pin: str) -> bool:
+        """True when ``pin`` is ``staff_id``'s; an unknown id costs the same scrypt."""
         stored = self.hashes.get(staff_id)
-        if stored is not None and _check(pin, stored):
-            self._failures.pop(staff_id, None)
-            return True
-        self._failures[staff_id] = (count + 1 if now - since < LOCK_S else 1, now)
-        return False
+        ok = (stored or self._decoy).matches(pin)
+        return ok and stored is not None
 
 
 @dataclass(frozen=True)
@@ -103,28 +122,41 @@ class Order:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class Login:
+    """A log-in's outcome: a token, or none and how long the id (or every id) is locked."""
+
+    token: str | None
+    retry_after: float = 0.0
+
+
 class Desk:
     """Who is logged in (one staff member at a time) and the queue of their commands."""
 
-    def __init__(self, book: StaffBook) -> None:
-        self.book = book
+    def __init__(self, book: StaffBook, lockout: PinLockout) -> None:
+        self.book, self.lockout = book, lockout
         self.staff: str | None = None
         self.token: str | None = None
         self._orders: queue.SimpleQueue[Order] = queue.SimpleQueue()
         self._lock = threading.Lock()
 
-    def login(self, staff_id: str, pin: str) -> str | None:
-        """A session token for the staff screen, or ``None`` for a wrong PIN."""
-        if not self.book.verify(staff_id, pin):
-            return None
+    def login(self, staff_id: str, pin: str) -> Login:
+        """A session token for the staff screen, unless the PIN is wrong or the id locked."""
+        verdict = self.lockout.attempt(
+            staff_id, self.book.known(staff_id), lambda: self.book.verify(staff_id, pin)
+        )
+        if not verdict.ok:
+            return Login(None, verdict.retry_after)
         with self._lock:
             self.staff, self.token = staff_id, secrets.token_urlsafe(24)
-            return self.token
+            return Login(self.token)
 
     def logout(self) -> None:
         """End desk mode (the kiosk serves retirees on their own again)."""
         with self._lock:
-            self.staff = self.token = None
+            staff, self.staff, self.token = self.staff, None, None
+        if staff is not None:
+            self.lockout.audit("staff_logout", staff)
         self._orders.put(Order("end"))
 
     def allowed(self, token: str | None) -> bool:

@@ -164,12 +164,12 @@ def test_a_whole_session_through_the_page_survives_a_power_cut(
             shot(page, "1-idle")
             page.click("#lang")
             page.wait_for_function(
-                "document.getElementById('prompt').textContent.includes('ID card')"
+                "() => document.getElementById('prompt').textContent.includes('ID card')"
             )
             check_accessible(page)
             shot(page, "2-idle-english")
             page.click("#lang")
-            page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+            page.wait_for_function("() => document.documentElement.lang === 'zh-CN'")
 
             stack.stop("central-1")  # nobody acks: the result stays pending through the cut
             emu.stdin.write("insert\n")

@@ -22,6 +22,7 @@ from central.config import Policy
 from central.devices import DeviceTrust
 from central.ingest import Inbound, Ingestor, Status
 from edge import keys as edge_keys
+from edge.kiosk.lockout import PinLockout
 from edge.outbox import Outbox
 from edge.results import Recorder
 from edge.session.desk import Desk, Order, StaffBook, hash_pin
@@ -45,8 +46,8 @@ def desk_visit(tmp_path: Path, bundle: Bundle) -> Result:
     """Assisted check then vein enrolment at the desk; the vein result as stored."""
     session, _, _, _ = build(live_script(), veins=Veins(TEMPLATE))
     (tmp_path / "staff").write_text(f"li-wei:{hash_pin('4711')}\n")
-    desk = Desk(StaffBook(tmp_path / "staff"))
-    desk.login("li-wei", "4711")
+    desk = Desk(StaffBook(tmp_path / "staff"), PinLockout(tmp_path / "edge.sqlite"))
+    assert desk.login("li-wei", "4711").token is not None
     for order in (Order("assisted"), Order("vein"), Order("end")):
         desk.order(order)
     cfg = bundle.config()

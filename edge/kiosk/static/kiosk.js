@@ -13,6 +13,8 @@ function localise(lang) {
 
 const DESK_TEXT = {
   denied: { zh: "工号或密码错误", en: "Wrong staff ID or PIN" },
+  locked: { zh: (m) => `错误次数过多，请 ${m} 分钟后再试`,
+    en: (m) => `Too many wrong PINs: try again in ${m} min` },
   sent: { zh: "已发送：", en: "Sent: " },
 };
 
@@ -87,7 +89,13 @@ $("desk-login").addEventListener("submit", async (event) => {
   event.preventDefault();
   const r = await post("/api/desk/login", { staff_id: $("staff-id").value, pin: $("pin").value });
   $("pin").value = "";
-  $("login-error").textContent = r.ok ? "" : DESK_TEXT.denied[state.language];
+  const lang = state.language;
+  if (r.status === 429) {
+    const minutes = Math.ceil((await r.json()).retry_after / 60);
+    $("login-error").textContent = DESK_TEXT.locked[lang](minutes);
+  } else {
+    $("login-error").textContent = r.ok ? "" : DESK_TEXT.denied[lang];
+  }
 });
 for (const button of document.querySelectorAll("[data-command]")) {
   button.addEventListener("click", async () => {
