@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageFilter
 
-from models import plugins
+from models import interfaces, plugins
 from models.bundle import Manifest, load_bundle
 from models.errors import ModelError
 from models.face.compare import Match, compare
@@ -63,21 +63,21 @@ class FacePipeline:
         for role in ("detector", "landmarks", "embedder"):
             if role not in models:
                 raise ModelError(f"bundle {manifest.name} has no {role} model")
-        self.detector: plugins.Detector = plugins.create(
+        self.detector: interfaces.Detector = plugins.create(
             "detector", contents["detector"], models["detector"], threads
         )
-        self.landmarker: plugins.Landmarker = plugins.create(
+        self.landmarker: interfaces.Landmarker = plugins.create(
             "landmarks", contents["landmarks"], models["landmarks"], threads
         )
-        self.embedder: plugins.Embedder = plugins.create(
+        self.embedder: interfaces.Embedder = plugins.create(
             "embedder", contents["embedder"], models["embedder"], threads
         )
-        self.keypoints: plugins.Keypoints | None = (
+        self.keypoints: interfaces.Keypoints | None = (
             plugins.create("keypoints", contents["keypoints"], models["keypoints"], threads)
             if "keypoints" in models
             else None
         )
-        self.pad: Any = (  # a plugins.PresentationAttackDetector, or None
+        self.pad: Any = (  # an interfaces.PresentationAttackDetector, or None
             plugins.create("pad", contents["pad"], models["pad"], threads)
             if "pad" in models
             else None

@@ -6,14 +6,12 @@ import numpy as np
 from PIL import Image
 
 from models.face.detect import INPUT_SIZE, Detection, anchors, decode, letterbox, weighted_nms
-from models.plugins import register
 from models.runtime import TFLiteModel
 
 if TYPE_CHECKING:
     from models.bundle import ModelSpec
 
 
-@register("detector", "blazeface_short_range")
 class BlazeFaceDetector:
     """Faces in an RGB image: letterbox to 128x128, [-1, 1], decode, weighted NMS."""
 

@@ -10,12 +10,11 @@ from models.errors import ModelError
 from models.face.align import align
 from models.face.compare import unit
 from models.face.landmarks import MESH_TO_DLIB5, FaceLandmarks
-from models.plugins import register
 from models.runtime import TFLiteModel
 
 if TYPE_CHECKING:
     from models.bundle import ModelSpec
-    from models.plugins import Keypoints
+    from models.interfaces import Keypoints
 
 
 class ChipEmbedder(ABC):
@@ -60,7 +59,6 @@ class ChipEmbedder(ABC):
         return self._finish(template)
 
 
-@register("embedder", "dlib_resnet_v1")
 class DlibResNetEmbedder(ChipEmbedder):
     """dlib's face-recognition ResNet, converted to TFLite: a dlib face chip (150x150,
     padding 0.25 by default, options ``chip_size`` and ``padding``), Euclidean distance.

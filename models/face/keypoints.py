@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from models.plugins import register
 from models.runtime import TFLiteModel
 
 if TYPE_CHECKING:
@@ -42,7 +41,6 @@ def decode(outputs: list[np.ndarray], width: int, height: int) -> tuple[np.ndarr
     return np.concatenate(scores), np.concatenate(points)
 
 
-@register("keypoints", "yunet")
 class YuNetKeypoints:
     """Five alignment points of the face the mesh found; option ``min_score`` (default 0.5)."""
 

@@ -14,7 +14,6 @@ from PIL import Image
 
 from models.face.detect import Detection
 from models.face.geometry import apply_affine, sample
-from models.plugins import register
 from models.runtime import TFLiteModel
 
 if TYPE_CHECKING:
@@ -67,7 +66,6 @@ def roi_transform(detection: Detection, size: int = INPUT_SIZE) -> np.ndarray:
     return np.array([[a, -b, cx - half * (a - b)], [b, a, cy - half * (b + a)]])
 
 
-@register("landmarks", "face_mesh")
 class FaceMeshLandmarker:
     """468 landmarks of a detected face; ``None`` when the model says there is no face."""
 

@@ -15,10 +15,9 @@ from PIL import Image
 from models.face.embedder import ChipEmbedder
 from models.face.geometry import fit_similarity, warp
 from models.face.landmarks import FaceLandmarks
-from models.plugins import register
 
 if TYPE_CHECKING:
-    from models.plugins import Keypoints
+    from models.interfaces import Keypoints
 
 CHIP_SIZE = 112
 
@@ -74,7 +73,6 @@ def chip(
     return warp(image, chip_transform(points), (CHIP_SIZE, CHIP_SIZE))
 
 
-@register("embedder", "sface")
 class SFaceEmbedder(ChipEmbedder):
     """128-d SFace templates, unit length (compared by the Euclidean distance of unit
     vectors, i.e. by cosine); input: the 112x112 RGB chip as 0..255 floats (the network

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from models.plugins import register
 from models.runtime import TFLiteModel
 
 if TYPE_CHECKING:
@@ -38,7 +37,6 @@ def crop_box(
     return int(x0), int(y0), int(x1), int(y1)
 
 
-@register("pad", "minifasnet")
 class MiniFASNet:
     """Probability that a detected face is live (mean of the ensemble's softmaxes)."""
 
