@@ -163,6 +163,18 @@ class Manifest(_Strict):
         return t
 
 
+def bundle_version(models: dict[Role, ModelSpec]) -> str:
+    """Short hash of every model's hash and options: changes whenever the bundle would."""
+    doc = json.dumps({r: s.model_dump(mode="json") for r, s in models.items()}, sort_keys=True)
+    return hashlib.sha256(doc.encode()).hexdigest()[:12]
+
+
+def face_version(models: dict[Role, ModelSpec]) -> str:
+    """The version of the face models alone (no PAD model), which the face thresholds are
+    calibrated for: equal to the bundle version of a bundle without a PAD model."""
+    return bundle_version({role: spec for role, spec in models.items() if role != "pad"})
+
+
 def manifest_bytes(manifest: Manifest) -> bytes:
     """Canonical JSON of the manifest (sorted keys, indented, trailing newline)."""
     return (json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()

@@ -166,7 +166,7 @@ def calibrate(data: Path, out: Path, samples: int, wheel_cache: Path) -> None:
     import shlex
     import sys
 
-    from models.tools.calibration import calibrate_sface
+    from models.tools.calibrate import calibrate_sface
 
     if not (data / "images").is_dir() or not (data / "pairs.txt").is_file():
         raise click.BadParameter(
@@ -395,7 +395,7 @@ def evaluate(
         return
     if save_thresholds is not None:
         from models import thresholds
-        from models.tools.build import face_version
+        from models.bundle import face_version
 
         thresholds.save(
             save_thresholds,

@@ -18,6 +18,8 @@ from models.bundle import (
     ScoreThreshold,
     SourceSpec,
     TensorSpec,
+    bundle_version,
+    face_version,
     write_manifest,
 )
 from models.bundle import read_manifest as read_signed
@@ -106,7 +108,6 @@ def add_pad(
     """Verify ``bundle``, add (or replace) its PAD model from ``folder`` with its threshold
     (calibrated in ``thresholds_file`` for this model, else the default) and re-sign it."""
     from models import thresholds
-    from models.tools.build import _version, face_version
 
     manifest = read_signed(bundle, public_key)
     pad = pad_model(folder)
@@ -120,7 +121,7 @@ def add_pad(
         {
             **manifest.model_dump(),
             "models": models,
-            "version": _version(models),
+            "version": bundle_version(models),
             "thresholds": signed,
         }
     )

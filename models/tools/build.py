@@ -1,7 +1,6 @@
 """Build a signed model bundle from the packages that ship the weights."""
 
 import hashlib
-import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,8 @@ from models.bundle import (
     SourceSpec,
     TensorSpec,
     Threshold,
+    bundle_version,
+    face_version,
     write_manifest,
 )
 from models.errors import ModelBuildError
@@ -160,18 +161,6 @@ def _spec(data: bytes, **fields: object) -> ModelSpec:
     )
 
 
-def _version(models: dict[Role, ModelSpec]) -> str:
-    """Short hash of every model's hash and options: changes whenever the bundle would."""
-    doc = json.dumps({r: s.model_dump(mode="json") for r, s in models.items()}, sort_keys=True)
-    return hashlib.sha256(doc.encode()).hexdigest()[:12]
-
-
-def face_version(models: dict[Role, ModelSpec]) -> str:
-    """The version of the face models alone (no PAD model), which the face thresholds are
-    calibrated for: equal to the bundle version of a bundle without a PAD model."""
-    return _version({role: spec for role, spec in models.items() if role != "pad"})
-
-
 def signed_thresholds(
     models: dict[Role, ModelSpec], default: Threshold, thresholds_file: Path
 ) -> dict[Kind, Threshold | ScoreThreshold]:
@@ -293,7 +282,7 @@ def build_bundle(
         (out / spec.file).write_bytes(contents[role])
     manifest = Manifest(
         name="lifecert-face",
-        version=_version(models),
+        version=bundle_version(models),
         created=datetime.now(UTC).replace(microsecond=0).isoformat(),
         models=models,
         thresholds=thresholds,

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from models.bundle import face_version
 from models.face.detect import Detection
 from models.pipeline import FacePipeline
 from models.tools.cardphoto import card_photo
@@ -111,8 +112,7 @@ def ours(
             "card_ok": card_ok,
         }
 
-    from models.tools.build import face_version  # a PAD model does not change templates
-
+    # a PAD model does not change templates: keyed by the face models alone
     key = content_key(root, paths, f"lifecert face models {face_version(pipe.manifest.models)}")
     names = [p.relative_to(root).as_posix() for p in paths]
     return _cached(cache_dir / f"ours-{key}.npz", names, compute)

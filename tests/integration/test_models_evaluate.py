@@ -7,10 +7,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from models import thresholds
-from models.bundle import load_bundle
+from models.bundle import face_version, load_bundle
 from models.cli import main
 from models.tools import lfw
-from models.tools.build import face_version
 from tests.integration.test_models_pipeline import bundle_and_key
 
 pytestmark = pytest.mark.integration

@@ -7,9 +7,18 @@ from pathlib import Path
 import pytest
 
 from models import thresholds, vein
-from models.bundle import InputSpec, ModelSpec, ScoreThreshold, SourceSpec, TensorSpec, Threshold
+from models.bundle import (
+    InputSpec,
+    ModelSpec,
+    ScoreThreshold,
+    SourceSpec,
+    TensorSpec,
+    Threshold,
+    bundle_version,
+    face_version,
+)
 from models.errors import ModelBuildError
-from models.tools.build import _version, face_version, signed_thresholds
+from models.tools.build import signed_thresholds
 
 LIVE = Threshold(metric="euclidean_unit", distance=1.07, target_fmr=1e-4, calibrated_on="t")
 CARD = Threshold(metric="euclidean_unit", distance=1.13, target_fmr=1e-3, calibrated_on="t")
@@ -68,7 +77,7 @@ def test_a_build_signs_the_vein_threshold_and_needs_one(tmp_path: Path) -> None:
 def test_a_pad_model_gets_its_default_unless_calibrated_for_it(tmp_path: Path) -> None:
     path = tmp_path / "thresholds.toml"
     with_pad = {**FACE, "pad": spec("pad.tflite", "c")}
-    assert face_version(with_pad) == face_version(FACE) == _version(FACE)
+    assert face_version(with_pad) == face_version(FACE) == bundle_version(FACE)
     thresholds.save(path, face={"live": LIVE}, bundle_version=face_version(FACE))
     thresholds.save(path, scores={"vein": VEIN})
     signed = signed_thresholds(with_pad, DEFAULT, path)
