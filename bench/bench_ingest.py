@@ -29,10 +29,11 @@ import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 
 from common import idnumber
-from edge import results
+from edge.adapters.recorder import Recorder
 from edge.config import load as load_edge_config
 from edge.keys import load as load_keys
 from edge.service import open_outbox
+from edge.session.model import assisted
 from protocol import topics
 from protocol.settings import TlsFiles
 from provisioning.stack import Stack, free_port
@@ -124,8 +125,8 @@ def prefill(stack: Stack, devices: list[str], retirees: list[str], per_device: i
     for device_id in devices:
         cfg = load_edge_config(stack.edge_config(device_id))
         with open_outbox(cfg) as outbox:
-            recorder = results.Recorder(outbox, load_keys(cfg))
-            drafts = [results.assisted(next(people), "desk-1") for _ in range(per_device)]
+            recorder = Recorder(outbox, load_keys(cfg))
+            drafts = [assisted(next(people), "desk-1") for _ in range(per_device)]
             recorder.record_many(drafts)
             sizes += [len(r.jws) for r in outbox.due(50)]
     return int(statistics.mean(sizes))

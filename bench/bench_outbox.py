@@ -19,10 +19,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from common import idnumber
-from edge import results
+from edge.adapters.recorder import Recorder
 from edge.config import load as load_edge_config
 from edge.keys import load as load_keys
 from edge.service import open_outbox
+from edge.session.model import assisted
 from protocol import signing
 from provisioning.fleet import Fleet
 
@@ -71,9 +72,9 @@ def lifecert_record(root: Path, n: int) -> list[float]:
     retiree = idnumber.make("110105", dt.date(1950, 1, 1), 1)
     out = []
     with open_outbox(cfg) as outbox:
-        recorder = results.Recorder(outbox, load_keys(cfg))
+        recorder = Recorder(outbox, load_keys(cfg))
         for _ in range(n):
-            draft = results.assisted(retiree, "desk-1")
+            draft = assisted(retiree, "desk-1")
             t0 = time.perf_counter()
             recorder.record(draft)
             out.append(time.perf_counter() - t0)

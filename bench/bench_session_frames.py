@@ -48,10 +48,10 @@ def main() -> None:
 
     from bench.bench_models_pipeline import _key
     from common import idnumber
+    from edge.adapters.recorder import Recorder
     from edge.cache import TemplateCache
     from edge.keys import Keys
     from edge.outbox import Outbox
-    from edge.results import Recorder
     from edge.session.adapters import PipelineFaces, SystemClock
     from edge.session.core import Session
     from edge.session.model import Challenge, Observation, Screen

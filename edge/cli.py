@@ -14,10 +14,11 @@ from common import idnumber, logs
 from common.cli import friendly_errors
 from edge import config as edge_config
 from edge import keys as edge_keys
+from edge.adapters.recorder import Recorder
 from edge.config import EdgeConfig
 from edge.outbox import Row, Status
-from edge.results import Document, Recorder, assisted
 from edge.service import EdgeService, open_outbox
+from edge.session.model import Document, assisted
 
 
 @dataclass
@@ -200,7 +201,7 @@ def staff_add(state: _State, staff_id: str, pin: str) -> None:
     Example:
       lifecert-edge --config /etc/lifecert/edge.toml staff add desk-07
     """
-    from edge.session.desk import add_staff
+    from edge.kiosk.desk import add_staff
 
     path = state.config().kiosk.staff_file
     if path is None:

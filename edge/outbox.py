@@ -22,6 +22,7 @@ from typing import Any, Self
 from sqlite_utils import Database
 
 from common.errors import LifecertError
+from edge.session.model import Receipt
 from protocol import messages
 from protocol.messages import Ack, AckStatus
 
@@ -60,19 +61,6 @@ class Entry:
     retiree_id: str
     method: str
     decision: str
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """Proof that a result is durably stored: its id and sequence number."""
-
-    result_id: str
-    seq: int
-    created_at: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)

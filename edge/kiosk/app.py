@@ -25,11 +25,11 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from edge.kiosk.desk import MAX_ID, MAX_PIN, Desk
 from edge.kiosk.guard import Guard
 from edge.kiosk.lockout import LockoutError
 from edge.session import prompts
-from edge.session.desk import MAX_ID, MAX_PIN, Desk, Order
-from edge.session.model import Observation, Screen
+from edge.session.model import Observation, Order, Screen
 from hal.camera import Frame
 
 STATIC = Path(__file__).with_name("static")

@@ -14,13 +14,13 @@ import uvicorn
 
 from edge.config import EdgeConfig
 from edge.kiosk.app import KioskDisplay, create_app
+from edge.kiosk.desk import Desk, StaffBook
 from edge.kiosk.guard import authorities
 from edge.kiosk.lockout import PinLockout
 from edge.kiosk.settings import is_loopback
 from edge.service import open_outbox
 from edge.session.bootstrap import open_session
 from edge.session.core import Session
-from edge.session.desk import Desk, StaffBook
 
 log = logging.getLogger(__name__)
 

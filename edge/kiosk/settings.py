@@ -45,7 +45,7 @@ class KioskSettings(Section):
     staff_file: ConfigPath | None = Field(
         default=None,
         title="staff PINs",
-        description="'staff_id:<scrypt hash>' lines (edge.session.desk.hash_pin); none: no desk",
+        description="'staff_id:<scrypt hash>' lines (edge.kiosk.desk.hash_pin); none: no desk",
     )
     pin_max_failures: int = Field(
         default=5,

@@ -13,10 +13,10 @@ from contextlib import ExitStack, contextmanager
 
 from common.errors import ConfigError
 from edge import keys as edge_keys
+from edge.adapters.recorder import Recorder
 from edge.cache import TemplateCache, cache_key
 from edge.config import EdgeConfig
 from edge.outbox import Outbox
-from edge.results import Recorder
 from edge.session.adapters import (
     PipelineFaces,
     QueuedVoice,

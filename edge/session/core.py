@@ -12,22 +12,21 @@ from dataclasses import replace
 
 import numpy as np
 
-from edge import results
-from edge.results import Draft
 from edge.session import liveness, prompts
-from edge.session.desk import Desk
 from edge.session.model import (
     Attempt,
     Challenge,
     Comparison,
+    Draft,
     Measures,
     Observation,
     Outcome,
     Probe,
     Reference,
     Screen,
+    assisted,
 )
-from edge.session.ports import Ports, UnknownRetireeError
+from edge.session.ports import Desk, Ports, UnknownRetireeError
 from edge.session.settings import SessionSettings
 from hal.camera import Frame
 from hal.card.identity import Identity
@@ -172,7 +171,7 @@ class Session:
                 outcome = self.certify(card, Channel.DESK, staff)
                 checked = checked or (outcome.decision == "pass" and outcome.method == "face")
             elif order.command == "assisted":
-                draft = results.assisted(card.id_number, staff, order.document, order.note)
+                draft = assisted(card.id_number, staff, order.document, order.note)
                 self._store(draft, [])
                 checked = True
             elif order.command == "vein":

@@ -1,9 +1,25 @@
-"""Frozen values the session works with: measures, observations, screens, outcomes."""
+"""Frozen values the session works with: measures, observations, screens, outcomes, the
+draft of a result and the receipt for it, staff orders."""
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import ValidationError
+
+from protocol.errors import MessageError
+from protocol.messages import (
+    AssistedEvidence,
+    Channel,
+    Decision,
+    LivenessEvidence,
+    MatchEvidence,
+    Method,
+)
+
+Document = Literal["id_card", "ss_card", "other"]
+Command = Literal["face", "assisted", "vein", "end"]
 
 
 class Challenge(StrEnum):
@@ -113,3 +129,68 @@ class Outcome:
     receipt: str | None = None
     result_id: str | None = None
     attempts: tuple[Attempt, ...] = ()
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A certification outcome before it gets its id, ``seq``, time and signature.
+
+    ``template`` is the new face template and ``vein_template`` a vein template enrolled
+    at the desk, both in clear; the recorder seals them to central before anything is stored.
+    """
+
+    retiree_id: str
+    method: Method
+    decision: Decision
+    channel: Channel = Channel.KIOSK
+    match: MatchEvidence | None = None
+    liveness: LivenessEvidence | None = None
+    assisted: AssistedEvidence | None = None
+    template: bytes | None = None
+    vein_template: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Proof that a result is durably stored: its id and sequence number."""
+
+    result_id: str
+    seq: int
+    created_at: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Order:
+    """A staff command from the desk screen with what it needs."""
+
+    command: Command
+    document: Document = "id_card"
+    note: str = ""
+
+
+def assisted(
+    retiree_id: str, staff_id: str, document: Document = "id_card", note: str = ""
+) -> Draft:
+    """A desk certification: a staff member saw the retiree in person."""
+    try:
+        evidence = AssistedEvidence(staff_id=staff_id, document=document, note=note)
+    except ValidationError as exc:
+        raise MessageError(describe(exc)) from None
+    return Draft(
+        retiree_id=retiree_id,
+        method=Method.ASSISTED,
+        decision=Decision.PASS,
+        channel=Channel.DESK,
+        assisted=evidence,
+    )
+
+
+def describe(exc: ValidationError) -> str:
+    """The fields pydantic refused and why, on one line."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<result>'}: {e['msg']}" for e in exc.errors()
+    )

@@ -8,9 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from common.errors import LifecertError
-from edge.outbox import Receipt
-from edge.results import Draft
-from edge.session.model import Comparison, Observation, Probe, Screen
+from edge.session.model import Comparison, Draft, Observation, Order, Probe, Receipt, Screen
 from hal.camera import Frame
 from hal.card.identity import Identity
 from hal.vein import Prompt
@@ -80,6 +78,17 @@ class Recorder(Protocol):
     """Signs and stores a draft; returns only once it is durable."""
 
     def record(self, draft: Draft) -> Receipt: ...
+
+
+class Desk(Protocol):
+    """Assisted desk mode: the logged-in staff member (``None``: nobody) and their commands."""
+
+    @property
+    def staff(self) -> str | None: ...
+
+    def next(self, timeout: float) -> Order | None:
+        """The next command, or ``None`` after ``timeout`` seconds."""
+        ...
 
 
 class Voice(Protocol):

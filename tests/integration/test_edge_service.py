@@ -23,9 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from edge import config as edge_config
 from edge import keys as edge_keys
+from edge.adapters.recorder import Recorder
 from edge.outbox import Status
-from edge.results import Recorder, assisted
 from edge.service import open_outbox
+from edge.session.model import assisted
 from protocol import messages, signing, topics
 from protocol.messages import Ack, AckBatch, Result
 from tests.fixtures.broker import FleetBroker, MqttPeer, enrol_bundle

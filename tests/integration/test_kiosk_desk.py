@@ -22,9 +22,9 @@ import pytest
 import uvicorn
 
 from edge.kiosk.app import KioskDisplay, create_app
+from edge.kiosk.desk import Desk, StaffBook, hash_pin
 from edge.kiosk.guard import authorities
 from edge.kiosk.lockout import PinLockout
-from edge.session.desk import Desk, StaffBook, hash_pin
 from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration

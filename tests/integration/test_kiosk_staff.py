@@ -24,9 +24,9 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from edge.kiosk.app import KioskDisplay, create_app
+from edge.kiosk.desk import Desk, StaffBook, hash_pin
 from edge.kiosk.guard import authorities
 from edge.kiosk.lockout import PinLockout
-from edge.session.desk import Desk, StaffBook, hash_pin
 from edge.session.model import Screen
 from tests.fixtures.ports import free_port
 from tests.integration.test_kiosk_browser import CHROMIUM, FLAGS, check_accessible, shot

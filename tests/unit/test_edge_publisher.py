@@ -9,10 +9,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from edge import keys as edge_keys
+from edge.adapters.recorder import Recorder
 from edge.keys import Keys
 from edge.outbox import Outbox, Status
 from edge.publisher import REFUSED, Publisher
-from edge.results import Draft, Recorder, assisted
+from edge.session.model import Draft, assisted
 from protocol import messages, sealing, signing
 from protocol.errors import MessageError
 from protocol.messages import Ack, AckBatch, AckStatus, Decision, Method, Result

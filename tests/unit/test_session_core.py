@@ -8,10 +8,17 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from edge.outbox import Receipt
-from edge.results import Draft
 from edge.session.core import Session, mask
-from edge.session.model import Challenge, Comparison, Measures, Observation, Probe, Screen
+from edge.session.model import (
+    Challenge,
+    Comparison,
+    Draft,
+    Measures,
+    Observation,
+    Probe,
+    Receipt,
+    Screen,
+)
 from edge.session.ports import Ports, UnknownRetireeError
 from edge.session.settings import SessionSettings
 from hal.camera import Frame

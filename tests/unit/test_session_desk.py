@@ -9,8 +9,9 @@ from click.testing import CliRunner
 
 from common.errors import ConfigError
 from edge.cli import main as edge_main
+from edge.kiosk.desk import Desk, StaffBook, hash_pin
 from edge.kiosk.lockout import PinLockout
-from edge.session.desk import Desk, Order, StaffBook, hash_pin
+from edge.session.model import Order
 from hal.vein import Prompt
 from protocol.messages import Channel, Decision, Method
 from tests.unit.test_edge_keys import Bundle, edge_bundle  # noqa: F401

@@ -1,83 +1,31 @@
-"""Record a certification outcome: build the signed ``Result`` and store it durably.
+"""The session's ``Recorder`` port: build the signed ``Result`` and store it durably.
 
-:meth:`Recorder.record` is the one call a certification flow (the assisted
-desk now, the face/vein session later) makes: it seals any new template to
-central, signs the result with the next ``seq`` and returns a
-:class:`~edge.outbox.Receipt` only after the outbox has committed it.
+:meth:`Recorder.record` is the one call a certification flow (the session, the
+desk command line) makes with a :class:`~edge.session.model.Draft`: it seals any
+new template to central, signs the result with the next ``seq`` and returns a
+:class:`~edge.session.model.Receipt` only after the outbox has committed it.
 """
 
 import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 from pydantic import ValidationError
 
 from edge.keys import Keys
-from edge.outbox import Entry, Outbox, Receipt
+from edge.outbox import Entry, Outbox
+from edge.session.model import Draft, Receipt, describe
 from protocol import messages, sealing
 from protocol.errors import MessageError
 from protocol.limits import MAX_RESULT_BYTES
-from protocol.messages import (
-    AssistedEvidence,
-    Channel,
-    Decision,
-    LivenessEvidence,
-    MatchEvidence,
-    Method,
-    Result,
-)
+from protocol.messages import Result
 
 Now = Callable[[], dt.datetime]
-Document = Literal["id_card", "ss_card", "other"]
 
 
 def utc_now() -> dt.datetime:
     """The device's current time in UTC."""
     return dt.datetime.now(dt.UTC)
-
-
-@dataclass(frozen=True)
-class Draft:
-    """A certification outcome before it gets its id, ``seq``, time and signature.
-
-    ``template`` is the new face template and ``vein_template`` a vein template enrolled
-    at the desk, both in clear; they are sealed to central before anything is stored.
-    """
-
-    retiree_id: str
-    method: Method
-    decision: Decision
-    channel: Channel = Channel.KIOSK
-    match: MatchEvidence | None = None
-    liveness: LivenessEvidence | None = None
-    assisted: AssistedEvidence | None = None
-    template: bytes | None = None
-    vein_template: bytes | None = None
-
-
-def assisted(
-    retiree_id: str, staff_id: str, document: Document = "id_card", note: str = ""
-) -> Draft:
-    """A desk certification: a staff member saw the retiree in person."""
-    try:
-        evidence = AssistedEvidence(staff_id=staff_id, document=document, note=note)
-    except ValidationError as exc:
-        raise MessageError(_describe(exc)) from None
-    return Draft(
-        retiree_id=retiree_id,
-        method=Method.ASSISTED,
-        decision=Decision.PASS,
-        channel=Channel.DESK,
-        assisted=evidence,
-    )
-
-
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or '<result>'}: {e['msg']}" for e in exc.errors()
-    )
 
 
 class Recorder:
@@ -121,7 +69,7 @@ class Recorder:
                     vein_template=vein,
                 )
             except ValidationError as exc:
-                raise MessageError(f"invalid result: {_describe(exc)}") from None
+                raise MessageError(f"invalid result: {describe(exc)}") from None
             jws = self._keys.signer.sign(messages.encode(result))
             if len(jws) > MAX_RESULT_BYTES:
                 raise MessageError(f"signed result is {len(jws)} bytes, over {MAX_RESULT_BYTES}")

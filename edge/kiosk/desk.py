@@ -1,5 +1,7 @@
 """Assisted desk mode: staff log in with a PIN, then drive the session for the retiree at the desk.
 
+``Desk`` is the session's ``Desk`` port (``edge.session.ports``) for the kiosk page.
+
 Staff PINs live in the ``[kiosk] staff_file``, one ``staff_id:scrypt$n$r$p$salt$hash`` line each
 (``hash_pin`` writes one; hashlib.scrypt, base64 salt and hash). An unknown staff id costs the
 same scrypt as a wrong PIN, so timing does not tell which ids exist. Wrong PINs are counted and
@@ -15,13 +17,13 @@ import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 from common.errors import ConfigError
 from edge.kiosk.lockout import PinLockout
+from edge.session.model import Order
 
 _N, _R, _P = 2**14, 8, 1
-Command = Literal["face", "assisted", "vein", "end"]
 
 
 def hash_pin(pin: str) -> str:
@@ -98,7 +100,7 @@ class StaffBook:
             except ValueError:
                 raise ConfigError(
                     f"kiosk.staff_file: {path} line {number}: write 'staff_id:<hash>' "
-                    "(lifecert-edge staff add, or edge.session.desk.hash_pin)"
+                    "(lifecert-edge staff add, or edge.kiosk.desk.hash_pin)"
                 ) from None
         self._decoy = _Hash.parse(hash_pin(secrets.token_hex(16)))
 
@@ -111,15 +113,6 @@ class StaffBook:
         stored = self.hashes.get(staff_id)
         ok = (stored or self._decoy).matches(pin)
         return ok and stored is not None
-
-
-@dataclass(frozen=True)
-class Order:
-    """A staff command with what it needs."""
-
-    command: Command
-    document: Literal["id_card", "ss_card", "other"] = "id_card"
-    note: str = ""
 
 
 @dataclass(frozen=True)
