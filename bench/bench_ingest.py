@@ -29,9 +29,9 @@ import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 
 from common import idnumber
+from edge.adapters.keys import load as load_keys
 from edge.adapters.recorder import Recorder
 from edge.config import load as load_edge_config
-from edge.keys import load as load_keys
 from edge.service import open_outbox
 from edge.session.model import assisted
 from protocol import topics

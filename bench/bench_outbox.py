@@ -19,9 +19,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from common import idnumber
+from edge.adapters.keys import load as load_keys
 from edge.adapters.recorder import Recorder
 from edge.config import load as load_edge_config
-from edge.keys import load as load_keys
 from edge.service import open_outbox
 from edge.session.model import assisted
 from protocol import signing

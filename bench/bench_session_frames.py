@@ -48,16 +48,16 @@ def main() -> None:
 
     from bench.bench_models_pipeline import _key
     from common import idnumber
+    from edge.adapters.cache import TemplateCache
+    from edge.adapters.devices import PipelineFaces, SystemClock
+    from edge.adapters.keys import Keys
+    from edge.adapters.outbox import Outbox
     from edge.adapters.recorder import Recorder
-    from edge.cache import TemplateCache
-    from edge.keys import Keys
-    from edge.outbox import Outbox
-    from edge.session.adapters import PipelineFaces, SystemClock
+    from edge.adapters.templates import References
     from edge.session.core import Session
     from edge.session.model import Challenge, Observation, Screen
     from edge.session.ports import Ports
     from edge.session.settings import SessionSettings
-    from edge.templates import References
     from hal.camera import Frame
     from hal.card.identity import Identity
     from models.pipeline import FacePipeline

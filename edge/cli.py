@@ -13,10 +13,10 @@ import click
 from common import idnumber, logs
 from common.cli import friendly_errors
 from edge import config as edge_config
-from edge import keys as edge_keys
+from edge.adapters import keys as edge_keys
+from edge.adapters.outbox import Row, Status
 from edge.adapters.recorder import Recorder
 from edge.config import EdgeConfig
-from edge.outbox import Row, Status
 from edge.service import EdgeService, open_outbox
 from edge.session.model import Document, assisted
 

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from edge import acks
-from edge.outbox import AckOutcome, Outbox, backoff
+from edge.adapters.outbox import AckOutcome, Outbox, backoff
 from protocol.errors import MessageError, SignatureError
 from protocol.messages import Ack, AckStatus
 from protocol.signing import Verifier

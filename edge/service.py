@@ -17,10 +17,10 @@ import time
 from typing import TypeVar
 
 from common import sdnotify
-from edge import keys as edge_keys
+from edge.adapters import keys as edge_keys
+from edge.adapters.mqtt import MqttLink
+from edge.adapters.outbox import Clock, Outbox, OutboxError
 from edge.config import EdgeConfig
-from edge.mqtt import MqttLink
-from edge.outbox import Clock, Outbox, OutboxError
 from edge.publisher import Publisher
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
-from edge.keys import Keys
-from edge.outbox import Entry, Outbox
+from edge.adapters.keys import Keys
+from edge.adapters.outbox import Entry, Outbox
 from edge.session.model import Draft, Receipt, describe
 from protocol import messages, sealing
 from protocol.errors import MessageError

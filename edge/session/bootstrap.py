@@ -12,21 +12,21 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 from common.errors import ConfigError
-from edge import keys as edge_keys
-from edge.adapters.recorder import Recorder
-from edge.cache import TemplateCache, cache_key
-from edge.config import EdgeConfig
-from edge.outbox import Outbox
-from edge.session.adapters import (
+from edge.adapters import keys as edge_keys
+from edge.adapters.cache import TemplateCache, cache_key
+from edge.adapters.devices import (
     PipelineFaces,
     QueuedVoice,
     SensorVeins,
     SystemClock,
     vein_threshold,
 )
+from edge.adapters.outbox import Outbox
+from edge.adapters.recorder import Recorder
+from edge.adapters.templates import CentralTemplates, Fetch, References
+from edge.config import EdgeConfig
 from edge.session.core import Session
 from edge.session.ports import Display, Ports
-from edge.templates import CentralTemplates, Fetch, References
 from hal import factory
 from hal.card import CardReader
 from hal.card.identity import Identity

@@ -22,9 +22,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from edge import config as edge_config
-from edge import keys as edge_keys
+from edge.adapters import keys as edge_keys
+from edge.adapters.outbox import Status
 from edge.adapters.recorder import Recorder
-from edge.outbox import Status
 from edge.service import open_outbox
 from edge.session.model import assisted
 from protocol import messages, signing, topics

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from edge.adapters.outbox import Outbox
 from edge.kiosk.desk import add_staff
-from edge.outbox import Outbox
 from tests.fixtures.ports import free_port, wait_for_port
 from tests.integration.test_kiosk_desk import call
 from tests.unit.test_edge_keys import Bundle, edge_bundle  # noqa: F401

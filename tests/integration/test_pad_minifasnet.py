@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from edge.session.adapters import PipelineFaces
+from edge.adapters.devices import PipelineFaces
 from edge.session.core import Session
 from edge.session.ports import Ports
 from edge.session.settings import SessionSettings

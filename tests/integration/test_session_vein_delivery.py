@@ -21,11 +21,11 @@ from central import roster, schema
 from central.config import Policy
 from central.devices import DeviceTrust
 from central.ingest import Inbound, Ingestor, Status
-from edge import keys as edge_keys
+from edge.adapters import keys as edge_keys
+from edge.adapters.outbox import Outbox
 from edge.adapters.recorder import Recorder
 from edge.kiosk.desk import Desk, StaffBook, hash_pin
 from edge.kiosk.lockout import PinLockout
-from edge.outbox import Outbox
 from edge.session.model import Order
 from protocol import messages, sealing
 from protocol.messages import Channel, Method, Result

@@ -20,13 +20,13 @@ from central.config import load as load_central
 from central.devices import DeviceTrust
 from central.service import engine_for, signer_for
 from central.templates import Limits, TemplateAnswers, load_seal_key
-from edge import keys as edge_keys
+from edge.adapters import keys as edge_keys
+from edge.adapters.templates import CentralTemplates, ReplyError
 from edge.config import EdgeConfig
 from edge.config import load as load_config
 from edge.service import open_outbox
 from edge.session.bootstrap import open_session
 from edge.session.model import Outcome
-from edge.templates import CentralTemplates, ReplyError
 from hal.card.identity import Identity
 from hal.card.mock import MockCardReader
 from models.bundle import read_manifest

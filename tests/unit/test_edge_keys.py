@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from common.errors import ConfigError
 from edge import config as edge_config
-from edge import keys as edge_keys
+from edge.adapters import keys as edge_keys
 from edge.config import EdgeConfig
 from protocol import signing
 

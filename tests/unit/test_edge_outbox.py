@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.outbox import AckOutcome, Entry, Outbox, OutboxError, Status, backoff
+from edge.adapters.outbox import AckOutcome, Entry, Outbox, OutboxError, Status, backoff
 from protocol.messages import Ack, AckStatus
 
 DEVICE = "term-0001"
@@ -85,7 +85,7 @@ def test_receipt_survives_kill_9_right_after_enqueue(tmp_path: Path) -> None:
         sys.path.insert(0, {str(REPO)!r})
         from pathlib import Path
         from tests.unit.test_edge_outbox import entry
-        from edge.outbox import Outbox
+        from edge.adapters.outbox import Outbox
         box = Outbox(Path({str(path)!r}), {DEVICE!r})
         receipt = box.enqueue(entry)
         print(receipt.result_id, receipt.seq, flush=True)
@@ -112,7 +112,7 @@ def test_seq_is_unique_and_monotonic_across_concurrent_processes(tmp_path: Path)
         sys.path.insert(0, {str(REPO)!r})
         from pathlib import Path
         from tests.unit.test_edge_outbox import entry
-        from edge.outbox import Outbox
+        from edge.adapters.outbox import Outbox
         with Outbox(Path({str(path)!r}), {DEVICE!r}) as box:
             sys.stdin.readline()
             seqs = []

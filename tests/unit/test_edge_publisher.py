@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from edge import keys as edge_keys
+from edge.adapters import keys as edge_keys
+from edge.adapters.keys import Keys
+from edge.adapters.outbox import Outbox, Status
 from edge.adapters.recorder import Recorder
-from edge.keys import Keys
-from edge.outbox import Outbox, Status
 from edge.publisher import REFUSED, Publisher
 from edge.session.model import Draft, assisted
 from protocol import messages, sealing, signing

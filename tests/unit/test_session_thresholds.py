@@ -8,7 +8,7 @@ import pytest
 
 from common.config import Section, load
 from common.errors import ConfigError
-from edge.session.adapters import pad_threshold, vein_threshold
+from edge.adapters.devices import pad_threshold, vein_threshold
 from edge.session.model import Probe
 from edge.session.settings import SessionSettings
 from models import vein

@@ -2,7 +2,7 @@
 
 ``References`` implements the session's port: it asks central (when a
 ``fetch`` is given and answers in time), keeps what it gets in the encrypted
-:class:`~edge.cache.TemplateCache`, and falls back to the cache when central
+:class:`~edge.adapters.cache.TemplateCache`, and falls back to the cache when central
 is unreachable. Vein templates enrolled at this terminal live in the same cache.
 
 ``CentralTemplates.fetch`` is that ``fetch``: MQTT 5 request/response with
@@ -26,10 +26,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from common.errors import LifecertError
-from edge.cache import TemplateCache
+from edge.adapters.cache import TemplateCache
+from edge.adapters.keys import Keys, device_key_path
+from edge.adapters.mqtt import set_login, tls_context
 from edge.config import EdgeConfig
-from edge.keys import Keys, device_key_path
-from edge.mqtt import set_login, tls_context
 from edge.session.ports import UnknownRetireeError
 from protocol import messages, sealing, templates, topics
 from protocol.errors import MessageError, SealError, SignatureError
