@@ -31,8 +31,8 @@ import sqlalchemy as sa
 from common import idnumber
 from edge.adapters.keys import load as load_keys
 from edge.adapters.recorder import Recorder
+from edge.bootstrap import open_outbox
 from edge.config import load as load_edge_config
-from edge.service import open_outbox
 from edge.session.model import assisted
 from protocol import topics
 from protocol.settings import TlsFiles

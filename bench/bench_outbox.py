@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from common import idnumber
 from edge.adapters.keys import load as load_keys
 from edge.adapters.recorder import Recorder
+from edge.bootstrap import open_outbox
 from edge.config import load as load_edge_config
-from edge.service import open_outbox
 from edge.session.model import assisted
 from protocol import signing
 from provisioning.fleet import Fleet

@@ -19,7 +19,8 @@ from typing import TypeVar
 from common import sdnotify
 from edge.adapters import keys as edge_keys
 from edge.adapters.mqtt import MqttLink
-from edge.adapters.outbox import Clock, Outbox, OutboxError
+from edge.adapters.outbox import Outbox, OutboxError
+from edge.bootstrap import open_outbox
 from edge.config import EdgeConfig
 from edge.publisher import Publisher
 
@@ -34,18 +35,6 @@ def _drain(q: "queue.SimpleQueue[T]") -> list[T]:
             items.append(q.get_nowait())
         except queue.Empty:
             return items
-
-
-def open_outbox(cfg: EdgeConfig, clock: Clock = time.time) -> Outbox:
-    """The outbox named by ``cfg`` (``<data_dir>/edge.sqlite``)."""
-    return Outbox(
-        cfg.db_path,
-        cfg.device_id,
-        ack_timeout_s=cfg.outbox.ack_timeout_s,
-        backoff_max_s=cfg.outbox.backoff_max_s,
-        busy_timeout_s=cfg.outbox.busy_timeout_s,
-        clock=clock,
-    )
 
 
 class EdgeService:
@@ -90,7 +79,7 @@ class EdgeService:
             with link, contextlib.ExitStack() as kiosk:
                 link.start()
                 if self.cfg.kiosk.enabled:  # the session and its page (issue 6)
-                    from edge.kiosk.runner import Kiosk
+                    from edge.kiosk.runner import Kiosk  # uvicorn and models: kiosk only
 
                     kiosk.enter_context(Kiosk(self.cfg, self.stop_event)).start()
                 counts = outbox.counts()

@@ -1,4 +1,5 @@
-"""Real adapters for the session's ports: face pipeline, vein matcher, voice, clock, display.
+"""Real adapters for the session's ports: card readers, face pipeline, vein matcher, voice,
+clock, display.
 
 Everything here wraps a real part (``models.pipeline.FacePipeline``, a HAL
 ``VeinSensor`` with ``models.vein``, a HAL ``Speaker``); the session core
@@ -16,6 +17,8 @@ import numpy as np
 
 from edge.session.model import Comparison, Measures, Observation, Probe, Screen
 from hal.camera import Frame
+from hal.card import CardReader
+from hal.card.identity import Identity
 from hal.errors import HalError
 from hal.speaker import Speaker
 from hal.vein import Prompt, VeinSensor
@@ -134,6 +137,20 @@ class SensorVeins:
     def compare(self, reference: bytes, probe: bytes) -> Comparison:
         score = vein.match(vein.unpack(reference), vein.unpack(probe))
         return Comparison(score, self.threshold, score >= self.threshold)
+
+
+class CardSlots:
+    """Several readers (resident-ID, social-security) seen as one: the first card found."""
+
+    def __init__(self, readers: list[CardReader]) -> None:
+        self.readers = readers
+
+    def poll(self) -> Identity | None:
+        for reader in self.readers:
+            card = reader.poll()
+            if card is not None:
+                return card
+        return None
 
 
 class QueuedVoice:

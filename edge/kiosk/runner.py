@@ -12,37 +12,15 @@ from typing import Self
 
 import uvicorn
 
+from edge.bootstrap import open_desk, open_outbox, open_session
 from edge.config import EdgeConfig
 from edge.kiosk.app import KioskDisplay, create_app
-from edge.kiosk.desk import Desk, StaffBook
+from edge.kiosk.desk import Desk
 from edge.kiosk.guard import authorities
-from edge.kiosk.lockout import PinLockout
 from edge.kiosk.settings import is_loopback
-from edge.service import open_outbox
-from edge.session.bootstrap import open_session
 from edge.session.core import Session
 
 log = logging.getLogger(__name__)
-
-
-def open_desk(cfg: EdgeConfig) -> Desk | None:
-    """Desk mode when ``[kiosk] staff_file`` is set: its staff, the lock-out in edge.sqlite."""
-    kiosk = cfg.kiosk
-    if kiosk.staff_file is None:
-        return None
-    lockout = PinLockout(
-        cfg.db_path,
-        max_failures=kiosk.pin_max_failures,
-        max_failures_all=kiosk.pin_max_failures_all,
-        lockout_s=kiosk.pin_lockout_s,
-        lockout_max_s=kiosk.pin_lockout_max_s,
-        busy_timeout_s=cfg.outbox.busy_timeout_s,
-    )
-    try:
-        return Desk(StaffBook(kiosk.staff_file), lockout)
-    except BaseException:
-        lockout.close()
-        raise
 
 
 def web_server(

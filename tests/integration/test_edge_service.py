@@ -25,7 +25,7 @@ from edge import config as edge_config
 from edge.adapters import keys as edge_keys
 from edge.adapters.outbox import Status
 from edge.adapters.recorder import Recorder
-from edge.service import open_outbox
+from edge.bootstrap import open_outbox
 from edge.session.model import assisted
 from protocol import messages, signing, topics
 from protocol.messages import Ack, AckBatch, Result

@@ -29,7 +29,8 @@ import sys
 from pathlib import Path
 from edge import config
 from edge.kiosk.app import KioskDisplay
-from edge.kiosk.runner import open_desk, web_server
+from edge.bootstrap import open_desk
+from edge.kiosk.runner import web_server
 cfg = config.load(Path(sys.argv[1]))
 web_server(cfg, KioskDisplay(), lambda language: None, open_desk(cfg)).run()
 """

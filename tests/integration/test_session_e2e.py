@@ -22,9 +22,8 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
+from edge.bootstrap import open_outbox, open_session
 from edge.config import load as load_config
-from edge.service import open_outbox
-from edge.session.bootstrap import open_session
 from edge.session.model import Observation, Outcome, Screen
 from hal.camera import Frame
 from hal.card.identity import Identity

@@ -22,10 +22,9 @@ from central.service import engine_for, signer_for
 from central.templates import Limits, TemplateAnswers, load_seal_key
 from edge.adapters import keys as edge_keys
 from edge.adapters.templates import CentralTemplates, ReplyError
+from edge.bootstrap import open_outbox, open_session
 from edge.config import EdgeConfig
 from edge.config import load as load_config
-from edge.service import open_outbox
-from edge.session.bootstrap import open_session
 from edge.session.model import Outcome
 from hal.card.identity import Identity
 from hal.card.mock import MockCardReader

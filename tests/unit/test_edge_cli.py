@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from common.errors import ConfigError
 from edge import config as edge_config
+from edge.bootstrap import open_outbox
 from edge.cli import main
 from edge.config import EdgeConfig
-from edge.service import open_outbox
 from tests.unit.test_edge_keys import Bundle, edge_bundle  # noqa: F401
 from tests.unit.test_edge_outbox import RETIREE
 

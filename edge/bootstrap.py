@@ -1,4 +1,10 @@
-"""Wire a ``Session`` from ``edge.toml``: HAL devices, the verified bundle, cache, recorder.
+"""The one place the terminal's parts are wired from ``edge.toml`` (Cosmic Python's bootstrap).
+
+``open_outbox`` (the durable outbox), ``open_session`` (the session core over HAL
+devices, the verified model bundle, the template cache and references, the
+recorder) and ``open_desk`` (the kiosk's staff log-in). The entry points
+(``edge.cli``, ``edge.service``, ``edge.kiosk.runner``) call these and nothing
+else builds adapters.
 
 Devices come from ``[hal.*]`` (or ``LIFECERT_HAL_<KIND>``, see hal.factory);
 a terminal needs a camera and at least one card reader, the vein sensor and
@@ -8,47 +14,55 @@ the speaker are optional (no speaker section: silent, logged).
 import logging
 import os
 import random
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 from common.errors import ConfigError
 from edge.adapters import keys as edge_keys
-from edge.adapters.cache import TemplateCache, cache_key
-from edge.adapters.devices import (
-    PipelineFaces,
-    QueuedVoice,
-    SensorVeins,
-    SystemClock,
-    vein_threshold,
-)
-from edge.adapters.outbox import Outbox
+from edge.adapters.outbox import Clock, Outbox
 from edge.adapters.recorder import Recorder
-from edge.adapters.templates import CentralTemplates, Fetch, References
+from edge.adapters.templates import CentralTemplates, Fetch
 from edge.config import EdgeConfig
+from edge.kiosk.desk import Desk, StaffBook
+from edge.kiosk.lockout import PinLockout
 from edge.session.core import Session
 from edge.session.ports import Display, Ports
-from hal import factory
-from hal.card import CardReader
-from hal.card.identity import Identity
-from hal.speaker import SilentSpeaker
-from models.pipeline import FacePipeline
 from protocol import signing
 
 log = logging.getLogger(__name__)
 
 
-class CardSlots:
-    """Several readers (resident-ID, social-security) seen as one: the first card found."""
+def open_outbox(cfg: EdgeConfig, clock: Clock = time.time) -> Outbox:
+    """The outbox named by ``cfg`` (``<data_dir>/edge.sqlite``)."""
+    return Outbox(
+        cfg.db_path,
+        cfg.device_id,
+        ack_timeout_s=cfg.outbox.ack_timeout_s,
+        backoff_max_s=cfg.outbox.backoff_max_s,
+        busy_timeout_s=cfg.outbox.busy_timeout_s,
+        clock=clock,
+    )
 
-    def __init__(self, readers: list[CardReader]) -> None:
-        self.readers = readers
 
-    def poll(self) -> Identity | None:
-        for reader in self.readers:
-            card = reader.poll()
-            if card is not None:
-                return card
+def open_desk(cfg: EdgeConfig) -> Desk | None:
+    """Desk mode when ``[kiosk] staff_file`` is set: its staff, the lock-out in edge.sqlite."""
+    kiosk = cfg.kiosk
+    if kiosk.staff_file is None:
         return None
+    lockout = PinLockout(
+        cfg.db_path,
+        max_failures=kiosk.pin_max_failures,
+        max_failures_all=kiosk.pin_max_failures_all,
+        lockout_s=kiosk.pin_lockout_s,
+        lockout_max_s=kiosk.pin_lockout_max_s,
+        busy_timeout_s=cfg.outbox.busy_timeout_s,
+    )
+    try:
+        return Desk(StaffBook(kiosk.staff_file), lockout)
+    except BaseException:
+        lockout.close()
+        raise
 
 
 def _configured(section: object, kind: str) -> bool:
@@ -67,6 +81,23 @@ def open_session(
 
     Without a ``fetch``, templates are asked from central (``[session] central_templates``).
     """
+    # The session's devices and models (the TFLite runtime, SciPy for veins, the HAL backends)
+    # load here, not with this module: the command line and a terminal without a kiosk
+    # open only the outbox, and start in half the time.
+    from edge.adapters.cache import TemplateCache, cache_key
+    from edge.adapters.devices import (
+        CardSlots,
+        PipelineFaces,
+        QueuedVoice,
+        SensorVeins,
+        SystemClock,
+        vein_threshold,
+    )
+    from edge.adapters.templates import References
+    from hal import factory
+    from hal.speaker import SilentSpeaker
+    from models.pipeline import FacePipeline
+
     keys = edge_keys.load(cfg)
     device_key = signing.load_private_key(edge_keys.device_key_path(cfg))
     hal = cfg.hal
