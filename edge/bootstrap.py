@@ -1,8 +1,9 @@
 """The one place the terminal's parts are wired from ``edge.toml`` (Cosmic Python's bootstrap).
 
-``open_outbox`` (the durable outbox), ``open_session`` (the session core over HAL
-devices, the verified model bundle, the template cache and references, the
-recorder) and ``open_desk`` (the kiosk's staff log-in). The entry points
+``open_outbox`` (the durable outbox), ``open_link`` (the process's one broker
+connection), ``open_session`` (the session core over HAL devices, the verified
+model bundle, the template cache and references, the recorder) and
+``open_desk`` (the kiosk's staff log-in). The entry points
 (``edge.cli``, ``edge.service``, ``edge.kiosk.runner``) call these and nothing
 else builds adapters.
 
@@ -20,9 +21,10 @@ from contextlib import ExitStack, contextmanager
 
 from common.errors import ConfigError
 from edge.adapters import keys as edge_keys
+from edge.adapters.mqtt import MqttLink, OnAck, OnConnect
 from edge.adapters.outbox import Clock, Outbox
 from edge.adapters.recorder import Recorder
-from edge.adapters.templates import CentralTemplates, Fetch
+from edge.adapters.templates import CentralTemplates, Fetch, Requester
 from edge.config import EdgeConfig
 from edge.kiosk.desk import Desk, StaffBook
 from edge.kiosk.lockout import PinLockout
@@ -43,6 +45,16 @@ def open_outbox(cfg: EdgeConfig, clock: Clock = time.time) -> Outbox:
         busy_timeout_s=cfg.outbox.busy_timeout_s,
         clock=clock,
     )
+
+
+def open_link(cfg: EdgeConfig, on_ack: OnAck, on_connect: OnConnect | None = None) -> MqttLink:
+    """The terminal's MQTT link (not started), logged in as its device id.
+
+    One per process: it carries results and acks, template requests and replies, status
+    and telemetry; the broker lets the device id connect once (a second connection under
+    it would end the first).
+    """
+    return MqttLink(cfg, edge_keys.device_key_path(cfg), on_ack=on_ack, on_connect=on_connect)
 
 
 def open_desk(cfg: EdgeConfig) -> Desk | None:
@@ -74,12 +86,15 @@ def open_session(
     cfg: EdgeConfig,
     outbox: Outbox,
     display: Display,
-    fetch: Fetch | None = None,
+    link: Requester | None = None,
     rng: random.Random | None = None,
 ) -> Iterator[Session]:
     """A session over the devices and bundle ``cfg`` names; closes them on exit.
 
-    Without a ``fetch``, templates are asked from central (``[session] central_templates``).
+    ``link``: the process's broker link (``open_link``), over which the session asks central
+    for templates (``[session] central_templates``). Without one (a session in another
+    process than its terminal's service) it asks nothing: references come from the
+    encrypted cache, else the card photo.
     """
     # The session's devices and models (the TFLite runtime, SciPy for veins, the HAL backends)
     # load here, not with this module: the command line and a terminal without a kiosk
@@ -128,14 +143,16 @@ def open_session(
             speaker = SilentSpeaker()
         voice = QueuedVoice(speaker)
         stack.callback(voice.close)
-        if fetch is None and cfg.session.central_templates:
-            central = stack.enter_context(
-                CentralTemplates(
-                    cfg, keys, device_key, faces.template_model, cfg.session.template_timeout_s
-                )
-            )
-            central.start()
-            fetch = central.fetch
+        fetch: Fetch | None = None
+        if link is not None and cfg.session.central_templates:
+            fetch = CentralTemplates(
+                link,
+                cfg.device_id,
+                keys.central_verifier,
+                device_key,
+                faces.template_model,
+                cfg.session.template_timeout_s,
+            ).fetch
         cache = stack.enter_context(
             TemplateCache(cfg.db_path, cache_key(device_key), cfg.outbox.busy_timeout_s)
         )

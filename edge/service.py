@@ -20,7 +20,7 @@ from common import sdnotify
 from edge.adapters import keys as edge_keys
 from edge.adapters.mqtt import MqttLink
 from edge.adapters.outbox import Outbox, OutboxError
-from edge.bootstrap import open_outbox
+from edge.bootstrap import open_link, open_outbox
 from edge.config import EdgeConfig
 from edge.publisher import Publisher
 
@@ -64,12 +64,7 @@ class EdgeService:
     def run(self) -> None:
         """Run until the stop event is set."""
         with open_outbox(self.cfg) as outbox:
-            link = MqttLink(
-                self.cfg,
-                edge_keys.device_key_path(self.cfg),
-                on_ack=self._on_ack,
-                on_connect=self._on_connect,
-            )
+            link = open_link(self.cfg, on_ack=self._on_ack, on_connect=self._on_connect)
             publisher = Publisher(
                 outbox,
                 self._keys.central_verifier,
@@ -81,7 +76,7 @@ class EdgeService:
                 if self.cfg.kiosk.enabled:  # the session and its page (issue 6)
                     from edge.kiosk.runner import Kiosk  # uvicorn and models: kiosk only
 
-                    kiosk.enter_context(Kiosk(self.cfg, self.stop_event)).start()
+                    kiosk.enter_context(Kiosk(self.cfg, self.stop_event, link)).start()
                 counts = outbox.counts()
                 sdnotify.notify("READY=1", f"STATUS=outbox: {counts['pending']} pending")
                 log.info(

@@ -1,4 +1,5 @@
-"""The terminal's MQTT 5 link: mutual TLS, a persistent session, status and acks.
+"""The terminal's MQTT 5 link, its only broker connection: results and acks, requests and
+replies, status and telemetry.
 
 ``client_id`` and username are the device id, the password comes from
 ``mqtt.password_file`` (the broker binds that login to that client id); the
@@ -9,9 +10,15 @@ terminal is away wait at the broker. The status topic carries a retained
 a clean stop. paho's network thread reconnects with back-off; callbacks hand
 acks and connection events to the service, which does the work on its own
 thread.
+
+Requests (:meth:`MqttLink.request`, e.g. the session asking central for a template) go
+on the device's ``req`` topic with MQTT 5 ResponseTopic = its own ``resp`` topic and
+CorrelationData naming the request; the caller's thread waits for the reply with that
+correlation, so requests never wait behind the results' in-flight window.
 """
 
 import logging
+import queue
 import ssl
 import threading
 from collections.abc import Callable
@@ -23,6 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from common.errors import ConfigError
 from edge.config import EdgeConfig
@@ -52,18 +60,18 @@ def tls_context(cfg: EdgeConfig, key_file: Path) -> ssl.SSLContext:
     return ctx
 
 
-def set_login(client: paho.Client, cfg: EdgeConfig, username: str) -> None:
-    """Log in as ``username`` with the bundle's broker password (warn if there is none)."""
+def set_login(client: paho.Client, cfg: EdgeConfig) -> None:
+    """Log in as the device id with the bundle's broker password (warn if there is none)."""
     password = read_password(cfg.mqtt)
     if password is None:
         log.warning(
             "no mqtt.password_file in the config: the broker will refuse %s; copy a "
             "re-issued bundle (lifecert fleet reissue %s) onto this terminal",
-            username,
+            cfg.device_id,
             cfg.device_id,
         )
         return
-    client.username_pw_set(username, password)
+    client.username_pw_set(cfg.device_id, password)
 
 
 class MqttLink:
@@ -84,7 +92,12 @@ class MqttLink:
         self.ack_topic = topics.device_topic(cfg.device_id, "ack", root)
         self.status_topic = topics.device_topic(cfg.device_id, "status", root)
         self.telemetry_topic = topics.device_topic(cfg.device_id, "telemetry", root)
+        self.req_topic = topics.device_topic(cfg.device_id, "req", root)
+        self.resp_topic = topics.device_topic(cfg.device_id, "resp", root)
         self._connected = threading.Event()
+        self._replies = threading.Event()  # connected and subscribed to the reply topic
+        self._waiting: dict[bytes, queue.SimpleQueue[bytes]] = {}
+        self._lock = threading.Lock()
         self._started = False
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -92,7 +105,7 @@ class MqttLink:
             protocol=MQTTProtocolVersion.MQTTv5,
         )
         client.tls_set_context(tls_context(cfg, key_file))
-        set_login(client, cfg, cfg.device_id)
+        set_login(client, cfg)
         client.will_set(self.status_topic, topics.STATUS_OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(cfg.link.reconnect_min_s, cfg.link.reconnect_max_s)
         client.max_inflight_messages_set(cfg.outbox.max_inflight)
@@ -101,6 +114,7 @@ class MqttLink:
         client.on_disconnect = self._handle_disconnect
         client.on_connect_fail = self._handle_connect_fail
         client.on_message = self._handle_message
+        client.on_subscribe = self._handle_subscribe
         client.enable_logger(logging.getLogger(f"{__name__}.paho"))
         self._client = client
 
@@ -135,6 +149,33 @@ class MqttLink:
         info = self._client.publish(self.result_topic, jws.encode("ascii"), qos=1)
         return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
+    def request(self, body: bytes, correlation: bytes, timeout: float) -> bytes:
+        """Publish ``body`` on the ``req`` topic (QoS 0) and return the reply's payload.
+
+        Waits up to ``timeout`` seconds for the link to be ready for replies, then as long
+        for the reply carrying ``correlation``: ``TimeoutError`` after either,
+        ``ConnectionError`` if the request cannot be sent.
+        """
+        if not self._replies.wait(timeout):
+            raise TimeoutError("not connected to the broker")
+        inbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        with self._lock:
+            self._waiting[correlation] = inbox
+        try:
+            props = Properties(PacketTypes.PUBLISH)
+            props.ResponseTopic = self.resp_topic
+            props.CorrelationData = correlation
+            info = self._client.publish(self.req_topic, body, qos=0, properties=props)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                raise ConnectionError(f"request not sent: {paho.error_string(info.rc)}")
+            try:
+                return inbox.get(timeout=timeout)
+            except queue.Empty:
+                raise TimeoutError(f"no reply from central in {timeout:g}s") from None
+        finally:
+            with self._lock:
+                self._waiting.pop(correlation, None)
+
     def publish_telemetry(self, payload: bytes) -> None:
         """Publish health metrics (QoS 0, best effort)."""
         if self.connected:
@@ -156,6 +197,7 @@ class MqttLink:
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
+        self._replies.clear()
 
     def __enter__(self) -> Self:
         return self
@@ -174,12 +216,30 @@ class MqttLink:
         if reason.is_failure:
             log.warning("broker refused the connection: %s", reason)
             return
-        client.subscribe(self.ack_topic, qos=1)
+        client.subscribe(
+            [(self.ack_topic, SubscribeOptions(qos=1)), (self.resp_topic, SubscribeOptions(qos=0))]
+        )
         client.publish(self.status_topic, topics.STATUS_ONLINE, qos=1, retain=True)
         self._connected.set()
         log.info("connected (session present: %s)", flags.session_present)
         if self._on_connect_cb is not None:
             self._on_connect_cb(flags.session_present)
+
+    def _handle_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        ack, resp = codes
+        if ack.is_failure:
+            log.error("ack topic subscription refused: %s", ack)
+        if resp.is_failure:
+            log.error("reply topic subscription refused: %s; requests will time out", resp)
+        else:
+            self._replies.set()
 
     def _handle_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         log.warning(
@@ -195,11 +255,20 @@ class MqttLink:
         properties: Properties | None,
     ) -> None:
         self._connected.clear()
+        self._replies.clear()
         if self._started:
             log.warning("disconnected from the broker: %s; reconnecting", reason)
 
     def _handle_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         if msg.topic == self.ack_topic:
             self._on_ack(bytes(msg.payload))
+        elif msg.topic == self.resp_topic:
+            correlation = getattr(msg.properties, "CorrelationData", None)
+            with self._lock:
+                inbox = self._waiting.get(bytes(correlation)) if correlation else None
+            if inbox is None:
+                log.warning("a reply nobody waits for on %s: ignored", msg.topic)
+            else:
+                inbox.put(bytes(msg.payload))
         else:
             log.debug("ignoring a message on %s", msg.topic)

@@ -6,34 +6,25 @@
 is unreachable. Vein templates enrolled at this terminal live in the same cache.
 
 ``CentralTemplates.fetch`` is that ``fetch``: MQTT 5 request/response with
-central's template service (central/templates.py), on its own connection.
+central's template service (central/templates.py), over the terminal's one
+broker connection (``edge.adapters.mqtt.MqttLink.request``).
 """
 
 import json
 import logging
-import queue
 import secrets
-import threading
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Protocol
 
 import numpy as np
-import paho.mqtt.client as paho
 from cryptography.hazmat.primitives.asymmetric import ec
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from common.errors import LifecertError
 from edge.adapters.cache import TemplateCache
-from edge.adapters.keys import Keys, device_key_path
-from edge.adapters.mqtt import set_login, tls_context
-from edge.config import EdgeConfig
 from edge.session.ports import UnknownRetireeError
-from protocol import messages, sealing, templates, topics
+from protocol import messages, sealing, templates
 from protocol.errors import MessageError, SealError, SignatureError
-from protocol.settings import templates_client
+from protocol.signing import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +32,12 @@ Fetch = Callable[[str], bytes | None]
 """Ask central for a retiree's last certified template (clear bytes) or ``None`` if there is
 none; raises ``edge.session.ports.UnknownRetireeError`` for someone not in the roster,
 ``TimeoutError`` or ``OSError`` when central cannot be asked."""
+
+
+class Requester(Protocol):
+    """Sends a request to central and returns its reply (``MqttLink.request``)."""
+
+    def request(self, body: bytes, correlation: bytes, timeout: float) -> bytes: ...
 
 
 class ReplyError(LifecertError, ValueError):
@@ -73,6 +70,7 @@ class References:
                 if data is not None:
                     self.cache.put(retiree_id, "face", data)
                     return to_template(data)
+                log.info("central has no face template for ID ending in %s", retiree_id[-4:])
         cached = self.cache.get(retiree_id, "face")
         return None if cached is None else to_template(cached)
 
@@ -87,84 +85,34 @@ class References:
 
 
 class CentralTemplates:
-    """Asks central for templates over MQTT 5 request/response; a context manager.
+    """Asks central for templates over MQTT 5 request/response on the terminal's link.
 
-    Its own connection (username and client id ``<device_id>.templates``, the
-    bundle's broker password, clean start): a
-    JSON request on the device's ``req`` topic with its ``resp`` topic as
-    response topic and a random correlation id; the reply counts only when
-    central's signature verifies and it names this request, device and
-    retiree. The template inside is sealed to this device's key; one from
-    another embedder than ``model`` is not used (the card photo is).
+    A JSON request on the device's ``req`` topic with its ``resp`` topic as response topic
+    and a random correlation id (``link.request``); the reply counts only when central's
+    signature verifies and it names this request, device and retiree. The template inside
+    is sealed to this device's key; one from another embedder than ``model`` is not used
+    (the card photo is).
     """
 
     def __init__(
         self,
-        cfg: EdgeConfig,
-        keys: Keys,
+        link: Requester,
+        device_id: str,
+        verifier: Verifier,
         device_key: ec.EllipticCurvePrivateKey,
         model: str,
         timeout_s: float,
     ) -> None:
-        self.device_id, self.model, self.timeout_s = cfg.device_id, model, timeout_s
-        self._host, self._port = cfg.mqtt.host, cfg.mqtt.port
-        self._verifier, self._device_key = keys.central_verifier, device_key
-        self.req_topic = topics.device_topic(cfg.device_id, "req", cfg.mqtt.root)
-        self.resp_topic = topics.device_topic(cfg.device_id, "resp", cfg.mqtt.root)
-        self._waiting: dict[bytes, queue.SimpleQueue[bytes]] = {}
-        self._lock = threading.Lock()
-        self._ready = threading.Event()
-        self._started = False
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=templates_client(cfg.device_id),
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
-        client.tls_set_context(tls_context(cfg, device_key_path(cfg)))
-        set_login(client, cfg, templates_client(cfg.device_id))
-        client.reconnect_delay_set(cfg.link.reconnect_min_s, cfg.link.reconnect_max_s)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
-        self._client = client
-
-    def start(self) -> None:
-        """Connect in the background; while not connected, requests time out."""
-        self._client.connect_async(self._host, self._port, keepalive=30, clean_start=True)
-        self._client.loop_start()
-        self._started = True
-
-    def wait_ready(self, timeout: float) -> bool:
-        """Block until connected and subscribed to the reply topic."""
-        return self._ready.wait(timeout)
+        self.device_id, self.model, self.timeout_s = device_id, model, timeout_s
+        self._link, self._verifier, self._device_key = link, verifier, device_key
 
     def fetch(self, retiree_id: str) -> bytes | None:
         """The retiree's last certified face template (little-endian float32), or ``None``."""
-        if not self._ready.wait(self.timeout_s):
-            raise TimeoutError("not connected to the broker")
         request_id = secrets.token_hex(16)
-        correlation = bytes.fromhex(request_id)
-        inbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
-        with self._lock:
-            self._waiting[correlation] = inbox
-        try:
-            props = Properties(PacketTypes.PUBLISH)
-            props.ResponseTopic = self.resp_topic
-            props.CorrelationData = correlation
-            body = {"op": "face_template", "request_id": request_id, "retiree_id": retiree_id}
-            info = self._client.publish(
-                self.req_topic, json.dumps(body).encode(), qos=0, properties=props
-            )
-            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                raise ConnectionError(f"request not sent: {paho.error_string(info.rc)}")
-            try:
-                payload = inbox.get(timeout=self.timeout_s)
-            except queue.Empty:
-                raise TimeoutError(f"no reply from central in {self.timeout_s:g}s") from None
-        finally:
-            with self._lock:
-                self._waiting.pop(correlation, None)
+        body = {"op": "face_template", "request_id": request_id, "retiree_id": retiree_id}
+        payload = self._link.request(
+            json.dumps(body).encode(), bytes.fromhex(request_id), self.timeout_s
+        )
         return self.open_reply(payload, request_id, retiree_id)
 
     def open_reply(self, payload: bytes, request_id: str, retiree_id: str) -> bytes | None:
@@ -197,46 +145,3 @@ class CentralTemplates:
             log.info("central's template is from embedder %s, not %s", template.model, self.model)
             return None
         return np.asarray(template.vector, "<f4").tobytes()
-
-    # -- paho callbacks (network thread) --------------------------------------------------
-
-    def _on_connect(
-        self, client: paho.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any
-    ) -> None:
-        if reason.is_failure:
-            log.warning("broker refused the template connection: %s", reason)
-            return
-        client.subscribe(self.resp_topic, qos=0)
-
-    def _on_subscribe(self, _c: Any, _u: Any, _m: int, codes: list[ReasonCode], _p: Any) -> None:
-        if any(c.is_failure for c in codes):
-            log.error("reply topic subscription refused: %s", codes)
-            return
-        self._ready.set()
-
-    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
-        self._ready.clear()
-        if self._started:
-            log.info("template connection lost: %s", reason)
-
-    def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
-        correlation = getattr(msg.properties, "CorrelationData", None)
-        with self._lock:
-            inbox = self._waiting.get(bytes(correlation)) if correlation else None
-        if inbox is None:
-            log.warning("a reply nobody waits for on %s: ignored", msg.topic)
-            return
-        inbox.put(bytes(msg.payload))
-
-    def close(self) -> None:
-        """Disconnect."""
-        if self._started:
-            self._started = False
-            self._client.disconnect()
-            self._client.loop_stop()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

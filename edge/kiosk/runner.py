@@ -1,8 +1,9 @@
 """Run the certification session and the kiosk web server beside the delivery loop.
 
 Two threads: the session (its own outbox connection; results are durable
-before "done" and the service's loop delivers them) and uvicorn serving the
-page. Both stop with the service's stop event.
+before "done" and the service's loop delivers them; template requests go over
+the service's MQTT link) and uvicorn serving the page. Both stop with the
+service's stop event.
 """
 
 import logging
@@ -12,6 +13,7 @@ from typing import Self
 
 import uvicorn
 
+from edge.adapters.templates import Requester
 from edge.bootstrap import open_desk, open_outbox, open_session
 from edge.config import EdgeConfig
 from edge.kiosk.app import KioskDisplay, create_app
@@ -51,8 +53,8 @@ def web_server(
 class Kiosk:
     """The session thread and the web server; a context manager."""
 
-    def __init__(self, cfg: EdgeConfig, stop: threading.Event) -> None:
-        self.cfg, self.stop = cfg, stop
+    def __init__(self, cfg: EdgeConfig, stop: threading.Event, link: Requester) -> None:
+        self.cfg, self.stop, self.link = cfg, stop, link
         self.display = KioskDisplay()
         self.session: Session | None = None
         self.ready = threading.Event()
@@ -72,7 +74,7 @@ class Kiosk:
         try:
             with (
                 open_outbox(self.cfg) as outbox,
-                open_session(self.cfg, outbox, self.display) as session,
+                open_session(self.cfg, outbox, self.display, self.link) as session,
             ):
                 session.desk = self.desk
                 self.session = session

@@ -2,16 +2,20 @@
 
 Central's side is played by a test client with central's certificate and
 signing key, so these tests exercise only the terminal: publish, re-send,
-ack verification, status and last will.
+ack verification, status and last will, and the one broker link that also
+carries the terminal's requests to central.
 """
 
 import json
 import os
+import queue
+import re
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import defaultdict, deque
@@ -20,17 +24,20 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge import config as edge_config
 from edge.adapters import keys as edge_keys
 from edge.adapters.outbox import Status
 from edge.adapters.recorder import Recorder
-from edge.bootstrap import open_outbox
+from edge.bootstrap import open_link, open_outbox
 from edge.session.model import assisted
 from protocol import messages, signing, topics
 from protocol.messages import Ack, AckBatch, Result
 from tests.fixtures.broker import FleetBroker, MqttPeer, enrol_bundle
 from tests.fixtures.ports import free_port
+from tests.fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -113,14 +120,6 @@ class Central:
             messages.encode(body)
         )
         assert not self.peer.publish(self.ack_topic, token).is_failure
-
-
-def wait_until(check: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -269,3 +268,60 @@ def test_outbox_locked_by_another_process_delays_but_loses_no_ack(
             holder.close()
         wait_until(lambda: status_of(bundle, result_id)[0] is Status.DELIVERED)
         assert service.proc is not None and service.proc.poll() is None
+
+
+def _correlated(correlation: bytes) -> Properties:
+    props = Properties(PacketTypes.PUBLISH)
+    props.CorrelationData = correlation
+    return props
+
+
+def test_one_link_carries_results_acks_requests_and_replies(
+    session_broker: FleetBroker, bundle: Path
+) -> None:
+    """The terminal's only broker connection: a request answered by central (a stray reply
+    ignored) while a result goes out and its ack comes back; the broker saw one client for
+    the device, under the device's own id (no second login)."""
+    device_id, cfg = bundle.name, edge_config.load(bundle / "edge.toml")
+    result_id = record(bundle)
+    acks: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    replies: queue.SimpleQueue[bytes | BaseException] = queue.SimpleQueue()
+
+    def ask(correlation: bytes, timeout: float) -> None:
+        try:
+            replies.put(link.request(b'{"op": "face_template"}', correlation, timeout))
+        except (TimeoutError, ConnectionError) as exc:
+            replies.put(exc)
+
+    with (
+        Central(session_broker, device_id) as central,
+        MqttPeer(session_broker.fleet.central_tls(), session_broker.port) as responder,
+        open_link(cfg, on_ack=acks.put) as link,
+    ):
+        req = topics.device_topic(device_id, "req")
+        assert not responder.subscribe(req, qos=0).is_failure
+        link.start()
+        asking = threading.Thread(target=ask, args=(b"\x01" * 16, TIMEOUT))
+        asking.start()
+        msg = responder.expect(TIMEOUT)
+        assert msg is not None and msg.topic == req
+        assert msg.properties.ResponseTopic == topics.device_topic(device_id, "resp")
+        assert msg.properties.CorrelationData == b"\x01" * 16
+        resp = msg.properties.ResponseTopic
+        responder.publish(resp, b"not yours", qos=0, properties=_correlated(b"\x02" * 16))
+        assert link.publish_result(stored_jws(bundle, result_id))
+        responder.publish(resp, b"the answer", qos=0, properties=_correlated(b"\x01" * 16))
+        asking.join(TIMEOUT)
+        assert replies.get_nowait() == b"the answer"
+
+        payload = central.next_on(central.result_topic)
+        assert payload.decode() == stored_jws(bundle, result_id)
+        central.ack(result_id)
+        assert b"." in acks.get(timeout=TIMEOUT)  # central's signed ack, on the same link
+
+        ask(b"\x03" * 16, 0.5)  # nobody answers this one
+        assert isinstance(replies.get_nowait(), TimeoutError)
+
+    log = session_broker.log_path.read_text()
+    clients = re.findall(r"New client connected from \S+ as (\S+) \(", log)
+    assert [c for c in clients if c.startswith(device_id)] == [device_id]

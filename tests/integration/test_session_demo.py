@@ -1,5 +1,6 @@
 """`lifecert demo`'s face step: a retiree certifies alone at a kiosk via the shipped commands."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,3 +33,11 @@ def test_demo_certifies_one_retiree_by_face(tmp_path: Path, shared_data: Path) -
     assert "method face, decision pass, delivered" in out.stdout
     (line,) = [x for x in out.stdout.splitlines() if x.startswith("   central: ")]
     assert " active " in line and line.split()[-2].startswith("20")  # certified_until set
+    logs = tmp_path / "demo" / "logs"
+    # the kiosk's session asked central for a template (it had none) over the service's link:
+    # the broker saw term-001 connect once per run of its service (before and after the
+    # restart with the kiosk), under its own id, never a second login
+    assert "central has no face template" in (logs / "term-001.log").read_text()
+    broker_log = (logs / "mosquitto.log").read_text()
+    clients = re.findall(r"New client connected from \S+ as (\S+) \(", broker_log)
+    assert [c for c in clients if c.startswith("term-001")] == ["term-001", "term-001"]

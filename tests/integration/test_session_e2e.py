@@ -4,7 +4,10 @@ The session runs in this process on real adapters (the verified TFLite bundle,
 ``ReplayCamera`` on LFW JPEGs, the HAL's ``MockCardReader`` driven like a
 person inserting a card, the encrypted cache, the edge ``Recorder``); the
 terminal's own ``lifecert-edge run`` process delivers the outbox to a real
-``lifecert-central`` through Mosquitto with mutual TLS.
+``lifecert-central`` through Mosquitto with mutual TLS. That process holds the
+terminal's one broker link, so the session here asks central for no template
+(test_templates_service does): each retiree is new to central, the card photo is
+the reference either way.
 
 LFW holds stills only: a "person doing the challenges" is a sequence of real
 photos of the same man with his head turned, mouth open or chin down (chosen

@@ -3,14 +3,17 @@ recognised at another against the last certified template.
 
 Real Mosquitto with mutual TLS, a real ``lifecert-central run`` (consumer and template
 service), real sessions on LFW faces (see test_session_e2e for how a "person" is played).
+A session asks central over its terminal's one broker link, opened here as the service
+would (``edge.bootstrap.open_link``); a terminal's own service (which would hold that
+link) starts only once its session is done.
 """
 
 import base64
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,8 +24,9 @@ from central.devices import DeviceTrust
 from central.service import engine_for, signer_for
 from central.templates import Limits, TemplateAnswers, load_seal_key
 from edge.adapters import keys as edge_keys
+from edge.adapters.mqtt import MqttLink
 from edge.adapters.templates import CentralTemplates, ReplyError
-from edge.bootstrap import open_outbox, open_session
+from edge.bootstrap import open_link, open_outbox, open_session
 from edge.config import EdgeConfig
 from edge.config import load as load_config
 from edge.session.model import Outcome
@@ -34,6 +38,7 @@ from provisioning.stack import Stack
 from tests.fixtures.broker import tls_refusal
 from tests.fixtures.ports import free_port
 from tests.fixtures.stack import make_stack
+from tests.fixtures.waiting import wait_until
 from tests.integration.test_session_e2e import (
     CHALLENGES,
     TONY,
@@ -61,7 +66,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, lis
     with built:
         built.broker.start()
         built.start_central()
-        built.start_edge(A)
         yield built, ids, root
 
 
@@ -83,8 +87,21 @@ def edge_cfg(stack: Stack, device: str, folder: Path, **session: object) -> Edge
     )
 
 
+@contextmanager
+def link_of(cfg: EdgeConfig, start: bool = True) -> Iterator[MqttLink]:
+    """The terminal's broker link, as its service opens it (started unless told not)."""
+    with open_link(cfg, on_ack=lambda payload: None) as link:
+        if start:
+            link.start()
+        yield link
+
+
 def certify(cfg: EdgeConfig, identity: Identity) -> Outcome:
-    with open_outbox(cfg) as outbox, open_session(cfg, outbox, Screens()) as sess:
+    with (
+        link_of(cfg) as link,
+        open_outbox(cfg) as outbox,
+        open_session(cfg, outbox, Screens(), link) as sess,
+    ):
         reader = sess.ports.cards.readers[0]  # type: ignore[attr-defined]
         assert isinstance(reader, MockCardReader)
         reader.insert(identity)
@@ -120,10 +137,12 @@ def ask(service: TemplateAnswers, device: str, retiree: str, request_id: str = "
     return reply
 
 
-def client(stack: Stack, device: str, model: str = "", timeout: float = 5) -> CentralTemplates:
-    cfg = load_config(stack.edge_config(device))
+def client(
+    link: MqttLink, cfg: EdgeConfig, model: str = "", timeout: float = 5
+) -> CentralTemplates:
     key = signing.load_private_key(edge_keys.device_key_path(cfg))
-    return CentralTemplates(cfg, edge_keys.load(cfg), key, model, timeout)
+    verifier = edge_keys.load(cfg).central_verifier
+    return CentralTemplates(link, cfg.device_id, verifier, key, model, timeout)
 
 
 def embedder(cfg: EdgeConfig) -> str:
@@ -156,6 +175,7 @@ def test_certified_at_a_recognised_at_b_against_the_template_not_the_card_photo(
     cfg_a = edge_cfg(built, A, tony_frames(shared_data, root))
     first = certify(cfg_a, card(shared_data, ids[0], TONY["card"]))  # type: ignore[arg-type]
     assert first.decision == "pass" and first.result_id is not None, first.attempts
+    built.start_edge(A)  # A's own service delivers what A's session stored
     wait_central(built, first.result_id)
 
     # At B the card carries no photo: only central's template can be the reference.
@@ -168,9 +188,8 @@ def test_certified_at_a_recognised_at_b_against_the_template_not_the_card_photo(
     assert reference_used(cfg_b, second.result_id) == "template"
     assert reference_used(cfg_a, first.result_id) == "card_photo"
 
-    with client(built, B, embedder(cfg_b)) as b:  # the same exchange, by hand
-        b.start()
-        assert b.wait_ready(10)
+    with link_of(cfg_b) as link:  # the same exchange, by hand
+        b = client(link, cfg_b, embedder(cfg_b))
         template = b.fetch(ids[0])
         assert template is not None and len(template) == 128 * 4
         with pytest.raises(LookupError):
@@ -203,16 +222,17 @@ def test_replies_are_bound_to_request_device_and_embedder(
 ) -> None:
     """Uses the template the first test certified for ids[0] (hence ``shared_data``)."""
     built, ids, _ = stack
-    cfg_b = load_config(built.edge_config(B))
+    cfg_a, cfg_b = (load_config(built.edge_config(d)) for d in (A, B))
     token = ask(answers(built), B, ids[0]).encode()
-    with client(built, B, embedder(cfg_b)) as b, client(built, A, embedder(cfg_b)) as a:
+    with link_of(cfg_b, start=False) as b_link, link_of(cfg_a, start=False) as a_link:
+        b, a = client(b_link, cfg_b, embedder(cfg_b)), client(a_link, cfg_a, embedder(cfg_b))
         assert b.open_reply(token, "0" * 32, ids[0]) is not None
         with pytest.raises(ReplyError, match="another request, device or retiree"):
             a.open_reply(token, "0" * 32, ids[0])  # B's reply is not A's
         with pytest.raises(ReplyError, match="another request"):
             b.open_reply(token, "1" * 32, ids[0])
-    with client(built, B, "another-embedder@0") as b:
-        assert b.open_reply(token, "0" * 32, ids[0]) is None  # not comparable: card photo
+        other = client(b_link, cfg_b, "another-embedder@0")
+        assert other.open_reply(token, "0" * 32, ids[0]) is None  # not comparable: card photo
 
 
 def test_a_forged_reply_is_refused(stack: tuple[Stack, list[str], Path]) -> None:
@@ -220,8 +240,9 @@ def test_a_forged_reply_is_refused(stack: tuple[Stack, list[str], Path]) -> None
     forger = signing.Signer(ec.generate_private_key(ec.SECP256R1()), "f" * 64)
     data = {"request_id": "0" * 32, "device_id": B, "retiree_id": ids[0], "template": None}
     forged = forger.sign(messages.encode(messages.Reply(status="ok", data=data)))
-    with client(built, B) as b, pytest.raises(ReplyError, match="signature"):
-        b.open_reply(forged.encode(), "0" * 32, ids[0])
+    cfg_b = load_config(built.edge_config(B))
+    with link_of(cfg_b, start=False) as link, pytest.raises(ReplyError, match="signature"):
+        client(link, cfg_b).open_reply(forged.encode(), "0" * 32, ids[0])
 
 
 def test_a_revoked_device_gets_nothing(stack: tuple[Stack, list[str], Path]) -> None:
@@ -234,15 +255,17 @@ def test_a_revoked_device_gets_nothing(stack: tuple[Stack, list[str], Path]) -> 
     req, resp = topics.device_topic(R, "req"), topics.device_topic(R, "resp")
     service.trust.refresh(force=True)
     assert service.answer(req, body.encode(), resp) is None
-    deadline = time.monotonic() + 10
-    while tls_refusal(built.fleet.settings.broker.port, built.fleet.paths.bundles / R) is None:
-        assert time.monotonic() < deadline, "the broker still accepts the revoked device"
-        time.sleep(0.05)
-    with client(built, R, timeout=1) as r:
-        r.start()
-        assert not r.wait_ready(3)  # the broker refuses its certificate
+    wait_until(
+        lambda: tls_refusal(built.fleet.settings.broker.port, built.fleet.paths.bundles / R),
+        10,
+        "the broker to refuse the revoked device",
+    )
+    cfg_r = load_config(built.edge_config(R))
+    with link_of(cfg_r) as link:
+        # the broker refuses its certificate: 3 s without a connection (not a race to win)
+        assert not link.wait_connected(3)
         with pytest.raises(TimeoutError):
-            r.fetch(ids[0])
+            client(link, cfg_r, timeout=1).fetch(ids[0])
 
 
 def test_requests_are_rate_limited_and_checked(stack: tuple[Stack, list[str], Path]) -> None:
