@@ -13,8 +13,6 @@ from protocol import topics
 PASSWORD_CREDENTIAL: Final = "mqtt.password"
 """Name of the broker password as a systemd credential (``LoadCredential=mqtt.password:…``)."""
 
-TEMPLATES_SUFFIX: Final = ".templates"
-
 
 class TlsFiles(Section):
     """Mutual TLS: the fleet CA and this client's certificate and key (PEM)."""
@@ -68,14 +66,6 @@ class CentralKeys(Section):
         title="model-signing key",
         description="PEM public key model bundles must be signed with",
     )
-
-
-def templates_client(device_id: str) -> str:
-    """Username and client id of a terminal's template connection: ``<device_id>.templates``.
-
-    A device id cannot contain ``.``, so this never names another device.
-    """
-    return topics.check_device_id(device_id) + TEMPLATES_SUFFIX
 
 
 def read_password(settings: MqttSettings) -> str | None:

@@ -16,7 +16,6 @@ import click
 
 from common.cli import friendly_errors
 from protocol import topics
-from protocol.settings import templates_client
 from provisioning import pki
 from provisioning.brokerconf import BrokerOptions
 from provisioning.config import BrokerSettings
@@ -365,8 +364,8 @@ def broker_config_cmd(
     "retained message)",
 )
 def purge_sessions_cmd(directory: Path, client_ids: tuple[str, ...], everything: bool) -> None:
-    """End the running broker's sessions for these client ids (a terminal's id also ends
-    its template connection's), or, with --all and the broker stopped, every session.
+    """End the running broker's sessions for these client ids, or, with --all and the
+    broker stopped, every session.
 
     Sessions made before broker logins existed (any client id, any
     subscription) are ended with --all: terminals re-send unacked results and
@@ -386,10 +385,7 @@ def purge_sessions_cmd(directory: Path, client_ids: tuple[str, ...], everything:
         return
     if not client_ids:
         raise click.UsageError("name client ids to purge, or pass --all with the broker stopped")
-    enrolled = {d.id for d in target.devices()}
-    wanted = list(client_ids)
-    wanted += [templates_client(c) for c in client_ids if c in enrolled]
-    for client_id, present in target.purge_sessions(dict.fromkeys(wanted)).items():
+    for client_id, present in target.purge_sessions(dict.fromkeys(client_ids)).items():
         click.echo(f"{client_id}: {'session purged' if present else 'no session'}")
 
 

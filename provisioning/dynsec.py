@@ -3,18 +3,22 @@
 Every client shows a fleet certificate (mutual TLS, checked against the CRL)
 *and* logs in with a username and password that the plugin checks. A device's
 login is bound to one client id, so a terminal's key and password connect only
-as itself:
+as itself, once (its one connection carries results, requests, status and
+telemetry):
 
 =====================  ======================  ==========================  ====================
 username               client id               password                    role
 =====================  ======================  ==========================  ====================
 ``<id>``               ``<id>`` (bound)        the bundle's mqtt.password  ``device-<id>``
-``<id>.templates``     ``<id>.templates``      the same                    ``device-<id>``
 ``lifecert-central``   any (consumers 1..n)    central/mqtt.password       ``central``
 ``lifecert-admin``     any (it purges          broker/admin.password       ``admin``
                        sessions by taking
                        over their client id)
 =====================  ======================  ==========================  ====================
+
+Terminals used to log in a second time as ``<id>.templates`` (:func:`legacy_login`); no
+fleet gets that login any more, but deleting a device still deletes it and ends its
+session, for brokers an upgrade left it on.
 
 The plugin does not compare the certificate's CN with the username: the
 certificate proves "a device of this fleet, not revoked", the password proves
@@ -40,7 +44,6 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict
 
 from protocol import topics
-from protocol.settings import templates_client
 
 CENTRAL_USER: Final = "lifecert-central"
 ADMIN_USER: Final = "lifecert-admin"
@@ -91,9 +94,15 @@ def device_role(device_id: str) -> str:
     return f"device-{device_id}"
 
 
-def device_usernames(device_id: str) -> tuple[str, str]:
-    """The logins of one terminal: its service's and its template connection's."""
-    return topics.check_device_id(device_id), templates_client(device_id)
+def legacy_login(device_id: str) -> str:
+    """The second login terminals had before one connection did everything: ``<id>.templates``
+    (username and client id; a device id has no ``.``, so it names no other device)."""
+    return topics.check_device_id(device_id) + ".templates"
+
+
+def device_client_ids(device_id: str) -> tuple[str, str]:
+    """Where a device's logins and sessions may sit: its own id, and the legacy one."""
+    return topics.check_device_id(device_id), legacy_login(device_id)
 
 
 def _acl(kind: str, topic: str) -> dict[str, Any]:
@@ -164,8 +173,7 @@ def config(
     ]
     for device_id, secret in sorted(devices.items()):
         role = device_role(device_id)
-        for username in device_usernames(device_id):
-            clients.append(_client(username, secret, role, f"terminal {device_id}", username))
+        clients.append(_client(device_id, secret, role, f"terminal {device_id}", device_id))
         roles.append({"rolename": role, "acls": device_acls(device_id, root)})
     return {
         "defaultACLAccess": {
@@ -181,34 +189,32 @@ def config(
 
 
 def add_device(device_id: str, password: str, root: str) -> list[Command]:
-    """Control commands that (re)create ``device_id``'s logins with ``password``.
+    """Control commands that (re)create ``device_id``'s login with ``password``.
 
-    Any existing login of the device is deleted first (which disconnects it), so
-    the same commands enrol a device and replace its password.
+    Any existing login of the device (the legacy one too) is deleted first (which
+    disconnects it), so the same commands enrol a device and replace its password.
     """
     role = device_role(device_id)
-    create = [
-        {
-            "command": "createClient",
-            "username": username,
-            "password": password,
-            "clientid": username,
-            "textname": f"terminal {device_id}",
-            "roles": [{"rolename": role}],
-        }
-        for username in device_usernames(device_id)
-    ]
+    create = {
+        "command": "createClient",
+        "username": device_id,
+        "password": password,
+        "clientid": device_id,
+        "textname": f"terminal {device_id}",
+        "roles": [{"rolename": role}],
+    }
     return [
         *remove_device(device_id),
         {"command": "createRole", "rolename": role, "acls": device_acls(device_id, root)},
-        *create,
+        create,
     ]
 
 
 def remove_device(device_id: str) -> list[Command]:
-    """Control commands that delete ``device_id``'s logins (disconnecting them) and role."""
+    """Control commands that delete ``device_id``'s logins, the legacy one included
+    (disconnecting them; one not there is no error, see :func:`missing_ok`), and its role."""
     return [
-        *({"command": "deleteClient", "username": u} for u in device_usernames(device_id)),
+        *({"command": "deleteClient", "username": u} for u in device_client_ids(device_id)),
         {"command": "deleteRole", "rolename": device_role(device_id)},
     ]
 

@@ -558,7 +558,7 @@ class Fleet:
             return False
 
     def add_to_broker(self, device_id: str, password: str) -> str:
-        """(Re)create ``device_id``'s logins with ``password``; what was done.
+        """(Re)create ``device_id``'s login with ``password``; what was done.
 
         Live through the control topic when the broker runs (an old login is
         replaced and its connections closed), else in ``dynamic-security.json``.
@@ -570,8 +570,7 @@ class Fleet:
             with registry.locked(self.paths.registry) as reg:
                 self._write_dynsec(reg)
             return f"broker not running: its logins are in {self.paths.dynsec} for its next start"
-        ids = ", ".join(dynsec.device_usernames(device_id))
-        return f"the running broker accepts {device_id} (client ids {ids})"
+        return f"the running broker accepts {device_id} (client id {device_id})"
 
     def remove_from_broker(self, device_id: str) -> str:
         """Delete ``device_id``'s logins at the running broker (closing its connections) and
@@ -579,7 +578,7 @@ class Fleet:
         try:
             with BrokerControl(self.admin_login()) as broker:
                 _check(broker.run(dynsec.remove_device(device_id)))
-                purged = [c for c in dynsec.device_usernames(device_id) if broker.purge_session(c)]
+                purged = [c for c in dynsec.device_client_ids(device_id) if broker.purge_session(c)]
         except BrokerNotRunningError:
             with registry.locked(self.paths.registry) as reg:
                 self._write_dynsec(reg)

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from protocol import topics
-from protocol.settings import templates_client
+from provisioning.dynsec import legacy_login
 from tests.fixtures.broker import (
     FleetBroker,
     Login,
@@ -117,8 +117,9 @@ def test_a_device_cannot_take_another_devices_client_id(two: FleetBroker) -> Non
         assert not b.subscribe(topics.device_topic(B, "ack")).is_failure
         for login in (
             attacker.as_client(B),
-            attacker.as_client(templates_client(B)),
-            attacker.as_client(templates_client(A)),  # right device, wrong login for that id
+            attacker.as_client(legacy_login(B)),
+            attacker.as_client(legacy_login(A)),  # right device, wrong login for that id
+            Login(attacker.tls, legacy_login(A), a_password, legacy_login(A)),  # none any more
             attacker.as_client("anything-else"),
             Login(attacker.tls, B, a_password, B),  # B's name with A's password
             Login(attacker.tls, "lifecert-central", a_password, "lifecert-central"),
@@ -157,9 +158,8 @@ def test_own_ids_work_and_central_still_works(two: FleetBroker) -> None:
         assert done.returncode == 0 and not done.stderr, done.stderr
         got = c.expect()
         assert got is not None and got.payload == b"hi"
-        templates = Login(device.tls, templates_client(A), device.password, templates_client(A))
         done = mosquitto_cli(
-            "mosquitto_pub", templates, two.port, "-t", topics.device_topic(A, "req"), "-m", "rq"
+            "mosquitto_pub", device, two.port, "-t", topics.device_topic(A, "req"), "-m", "rq"
         )
         assert done.returncode == 0 and not done.stderr, done.stderr
         got = c.expect()

@@ -6,7 +6,7 @@ import pytest
 
 from common.config import load
 from common.errors import ConfigError
-from protocol.settings import MqttSettings, read_password, templates_client
+from protocol.settings import MqttSettings, read_password
 
 TLS = '[tls]\nca_file = "ca.pem"\ncert_file = "c.pem"\nkey_file = "k.pem"\n'
 
@@ -50,9 +50,3 @@ def test_unusable_password_files_name_the_field(
     with pytest.raises(ConfigError, match=message) as err:
         read_password(_settings(tmp_path))
     assert "Traceback" not in str(err.value)
-
-
-def test_the_template_login_never_names_another_device() -> None:
-    assert templates_client("term-0001") == "term-0001.templates"
-    with pytest.raises(ValueError, match="invalid device_id"):
-        templates_client("term.0001")

@@ -224,23 +224,16 @@ def test_dynsec_file_binds_devices_to_their_ids_and_literal_topics(fleet: Fleet)
         "unsubscribe": True,
     }
     clients = {c["username"]: c for c in doc["clients"]}
-    assert set(clients) == {
-        "lifecert-central",
-        "lifecert-admin",
-        "term-0001",
-        "term-0001.templates",
-    }
+    assert set(clients) == {"lifecert-central", "lifecert-admin", "term-0001"}  # one per device
     assert clients["term-0001"]["clientid"] == "term-0001"
-    assert clients["term-0001.templates"]["clientid"] == "term-0001.templates"
     assert "clientid" not in clients["lifecert-central"]
     password = (fleet.paths.bundle("term-0001") / "mqtt.password").read_text().strip()
-    for name in ("term-0001", "term-0001.templates"):
-        entry = clients[name]
-        secret = dynsec.PasswordHash(
-            salt=entry["salt"], hash=entry["password"], iterations=entry["iterations"]
-        )
-        assert _verifies(secret, password)
-        assert entry["roles"] == [{"rolename": "device-term-0001"}]
+    entry = clients["term-0001"]
+    secret = dynsec.PasswordHash(
+        salt=entry["salt"], hash=entry["password"], iterations=entry["iterations"]
+    )
+    assert _verifies(secret, password)
+    assert entry["roles"] == [{"rolename": "device-term-0001"}]
     roles = {r["rolename"]: r["acls"] for r in doc["roles"]}
     device = {(a["acltype"], a["topic"]) for a in roles["device-term-0001"]}
     assert ("publishClientSend", "lifecert/v1/dev/term-0001/result") in device
@@ -254,6 +247,23 @@ def test_dynsec_file_binds_devices_to_their_ids_and_literal_topics(fleet: Fleet)
     assert ("subscribePattern", "$share/+/lifecert/v1/dev/+/result") in central
     assert ("publishClientSend", "lifecert/v1/dev/+/ack") in central
     assert "device-term-0002" not in roles
+
+
+def test_a_device_gets_one_login_and_loses_the_legacy_one_too() -> None:
+    """Enrolment creates only ``<id>``; deleting (reissue, revoke) also deletes the
+    ``<id>.templates`` login older fleets had, which would keep the old password."""
+    create = dynsec.add_device("term-0001", "secret", "lifecert/v1")
+    made = [c["username"] for c in create if c["command"] == "createClient"]
+    deleted = [c["username"] for c in create if c["command"] == "deleteClient"]
+    assert made == ["term-0001"]
+    assert (
+        deleted
+        == ["term-0001", "term-0001.templates"]
+        == list(dynsec.device_client_ids("term-0001"))
+    )
+    assert [c["command"] for c in create][-2:] == ["createRole", "createClient"]
+    with pytest.raises(ValueError, match="invalid device_id"):
+        dynsec.legacy_login("term.0001")  # never another device's name
 
 
 def test_registry_keeps_only_the_hash_of_the_bundle_password(fleet: Fleet) -> None:
