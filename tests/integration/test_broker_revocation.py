@@ -130,8 +130,14 @@ def test_offline_central_loses_nothing_beyond_the_default_queue_or_a_restart(
             info.wait_for_publish(10)
     broker.restart()
     got: set[bytes] = set()
+
     with MqttPeer(central, broker.port, client_id="central-1", session_expiry=3600) as c:
-        while (msg := c.expect(2.0)) is not None:
-            got.add(msg.payload)
+
+        def everything() -> bool:
+            while (msg := c.expect(0)) is not None:
+                got.add(msg.payload)
+            return len(got) >= n
+
+        wait_until(everything, 10, f"the {n} queued results")
     assert len(got) == n
     assert "dropped" not in broker.log_path.read_text()

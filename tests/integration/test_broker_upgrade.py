@@ -25,6 +25,7 @@ from provisioning.broker import MosquittoProcess
 from provisioning.cli import main
 from provisioning.fleet import Fleet
 from tests.fixtures.broker import Login, MqttPeer, central_login, login_for, make_fleet
+from tests.fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -68,16 +69,21 @@ def _cli(fleet: Fleet, *args: str) -> str:
 
 
 def _received(fleet: Fleet, port: int) -> set[bytes]:
-    """Central consumes while B publishes N results; what central got."""
+    """Central consumes while B publishes N results; what central got (all N, else fails)."""
     central = central_login(fleet).as_client("lifecert-central-1")
     with MqttPeer(central, port, session_expiry=3600) as c:
         assert not c.subscribe(topics.shared_results()).is_failure
         with MqttPeer(login_for(fleet.paths.bundle(B)), port) as b:
             for i in range(N):
                 assert not b.publish(topics.device_topic(B, "result"), f"r{i}").is_failure
-        got = set()
-        while (msg := c.expect(1.0)) is not None:
-            got.add(msg.payload)
+        got: set[bytes] = set()
+
+        def everything() -> bool:
+            while (msg := c.expect(0)) is not None:
+                got.add(msg.payload)
+            return len(got) >= N
+
+        wait_until(everything, 10, f"central to receive {N} results")
     return got
 
 
@@ -107,7 +113,7 @@ def test_sessions_from_before_the_upgrade_stay_until_purged(tmp_path: Path) -> N
                 for i in range(N):
                     assert not b.publish(topics.device_topic(B, "result"), f"r{i}").is_failure
             got = set()
-            while (msg := c.expect(1.0)) is not None:
+            while (msg := c.expect(1.0)) is not None:  # 1 s quiet: the rest never comes
                 got.add(msg.payload)
         assert 0 < len(got) < N  # the thief's offline session took the rest
     # the upgrade: new config and logins; the persistence file still holds both sessions

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from protocol import topics
 from provisioning.stack import Stack
-from tests.fixtures.stack import central_url, count, make_stack, record, times_applied
+from tests.fixtures.stack import central_url, count, make_stack, record, times_applied, watch
+from tests.fixtures.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -72,9 +74,8 @@ def test_kill9_terminal_between_outbox_write_and_publish(
     built.start_edge(A)
     built.signal(A, signal.SIGSTOP)  # the service can no longer publish
     receipt = built.edge(A, "certify-assisted", "--retiree", ids[3], "--staff", "desk-1", "--json")
-    built.kill(A)  # power cut: the result was written, never published
+    built.kill(A)  # power cut: the result was written, never published (it was stopped)
     url = central_url(built)
-    time.sleep(1)
     assert count(url, "results") == 0
     assert built.outbox_counts(A)["pending"] == 1
     built.start_edge(A)
@@ -88,12 +89,13 @@ def test_kill9_terminal_after_publish_before_ack(stack: tuple[Stack, list[str]])
     built, ids = stack
     built.start_central()
     built.signal("central-1", signal.SIGSTOP)  # central receives nothing, acks nothing
-    built.start_edge(A)
-    rids = record(built, A, ids, 5)
-    time.sleep(2)  # the service publishes the five results; no ack can come
-    built.kill(A)
-    built.start_edge(A)  # re-sends every unacked result at start
-    time.sleep(1)
+    with watch(built, topics.device_topic(A, "result")) as seen:
+        built.start_edge(A)
+        rids = record(built, A, ids, 5)
+        wait_until(lambda: len(seen.now()) == 5, 30, "the five results at the broker")
+        built.kill(A)  # published, no ack could come
+        built.start_edge(A)  # re-sends every unacked result at start
+        wait_until(lambda: min(seen.now().values()) == 2, 30, "the five re-sent")
     built.signal("central-1", signal.SIGCONT)
     built.wait_delivered([A], timeout=60)
     _applied_once(central_url(built), rids)
@@ -147,7 +149,7 @@ def test_flood_on_a_slow_central_loses_nothing(tmp_path: Path) -> None:
         built.start_edges([A, B], {**FAST_RESEND, "LIFECERT_EDGE__OUTBOX__MAX_INFLIGHT": "1000"})
         url = central_url(built)
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline:  # the pacing is the fault simulated, not a wait
             time.sleep(0.45)
             built.signal("central-1", signal.SIGCONT)
             time.sleep(0.05)

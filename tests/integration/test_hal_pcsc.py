@@ -4,7 +4,7 @@ import datetime as dt
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from hal.card.pcsc import NO_PHOTO, PcscCardReader
 from hal.card.sscard import SocialSecurityHolder
 from hal.emulators.sscard import VirtualSocialSecurityCard
 from hal.errors import BackendUnavailableError, WrongCardError
+from tests.fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -75,11 +76,8 @@ def reader(pcscd: None) -> Iterator[PcscCardReader]:
         yield r
 
 
-def _until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "virtual reader did not change state"
-        time.sleep(0.05)
+def _until(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    wait_until(condition, timeout, "the virtual reader to change state")
 
 
 @pytest.fixture

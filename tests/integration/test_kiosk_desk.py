@@ -26,6 +26,7 @@ from edge.kiosk.desk import Desk, StaffBook, hash_pin
 from edge.kiosk.guard import authorities
 from edge.kiosk.lockout import PinLockout
 from tests.fixtures.ports import free_port
+from tests.fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -66,10 +67,29 @@ def call(
         conn.close()
 
 
+class CountingDisplay(KioskDisplay):
+    """The real display that also counts the long-polls waiting in it for a new state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = 0
+        self._count = threading.Lock()
+
+    def wait(self, after: int, timeout: float) -> None:
+        with self._count:
+            self.waiting += 1
+        try:
+            super().wait(after, timeout)
+        finally:
+            with self._count:
+                self.waiting -= 1
+
+
 @dataclass
 class Kiosk:
     port: int
     desk: Desk
+    display: CountingDisplay
     languages: list[str] = field(default_factory=list)
 
     @property
@@ -95,17 +115,14 @@ def serve(tmp_path: Path, **limits: float) -> Iterator[Kiosk]:
     lockout = PinLockout(tmp_path / "edge.sqlite", **limits)  # type: ignore[arg-type]
     desk = Desk(StaffBook(tmp_path / "staff"), lockout)
     port = free_port()
-    kiosk = Kiosk(port, desk)
+    kiosk = Kiosk(port, desk, CountingDisplay())
     app = create_app(
-        KioskDisplay(), kiosk.languages.append, desk, hosts=authorities("127.0.0.1", port)
+        kiosk.display, kiosk.languages.append, desk, hosts=authorities("127.0.0.1", port)
     )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_until(lambda: server.started, 10, "the kiosk server to start")
     yield kiosk
     server.should_exit = True
     thread.join(10)
@@ -275,7 +292,9 @@ def test_many_long_polls_do_not_hold_up_a_log_in(kiosk: Kiosk) -> None:
     version = kiosk.call("GET", "/api/state?after=-1")[2]["version"]
     with ThreadPoolExecutor(24) as pool:
         polls = [pool.submit(kiosk.call, "GET", f"/api/state?after={version}") for _ in range(20)]
-        time.sleep(0.5)  # all 20 are waiting for a new state (10 s)
+        # every long-poll thread of the app (8, edge.kiosk.app._POLLS) waits for a new state
+        # (10 s); the 12 other polls wait for one of them
+        wait_until(lambda: kiosk.display.waiting == 8, 10, "the long-polls to wait")
         start = time.monotonic()
         assert kiosk.login("li-wei", "4711")[0] == 200
         assert time.monotonic() - start < 3

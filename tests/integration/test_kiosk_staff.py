@@ -10,7 +10,6 @@ orders is tested in tests/unit/test_session_desk.py.
 """
 
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from edge.kiosk.guard import authorities
 from edge.kiosk.lockout import PinLockout
 from edge.session.model import Screen
 from tests.fixtures.ports import free_port
+from tests.fixtures.waiting import wait_until
 from tests.integration.test_kiosk_browser import CHROMIUM, FLAGS, check_accessible, shot
 
 pytestmark = pytest.mark.integration
@@ -53,10 +53,7 @@ def start(app: Any, port: int) -> Iterator[None]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_until(lambda: server.started, 10, "the kiosk server to start")
     yield
     server.should_exit = True
     thread.join(10)
@@ -80,6 +77,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
         for _ in start(counted, port):
             yield served
+            served.display.touch()  # a long-poll the closed page left returns now, not in 10 s
 
 
 def test_staff_log_in_and_drive_the_session_from_the_page(served: Served) -> None:
