@@ -237,7 +237,7 @@ class Fleet:
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
         paths.config.write_text(
-            "# lifecert fleet (lifecert fleet init); see README 'provisioning'.\n"
+            "# lifecert fleet (lifecert fleet init); see docs/operators.md.\n"
             + tomli_w.dumps(data),
             encoding="utf-8",
         )
