@@ -42,9 +42,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from central import bankfile, db, payments, population, roster, schema
+from central import bankfile, payments, population, roster
 from central.config import Policy
 from central.policy import Period
+from central.store import db, schema
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 ADDED = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)  # the synthetic roster's import

@@ -33,8 +33,9 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy.engine import Engine
 
-from central import payments, schema
+from central import payments
 from central.policy import Period
+from central.store import schema
 from common.errors import LifecertError
 from protocol import signing
 

@@ -14,7 +14,6 @@ from central import (
     bankfile,
     config,
     coverage,
-    db,
     duplicates,
     holds,
     payments,
@@ -27,6 +26,7 @@ from central import (
 )
 from central.devices import DeviceTrust
 from central.policy import Period, PeriodError
+from central.store import db
 from common import idnumber, logs
 from common.cli import friendly_errors
 from common.config import secret_path

@@ -26,8 +26,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from central.config import CentralMqtt, IngestSettings
-from central.db import StoreBusyError, StoreError
 from central.ingest import Inbound, Ingestor, Outcome
+from central.store.db import StoreBusyError, StoreError
 from common import sdnotify
 from common.errors import ConfigError
 from protocol import messages, signing, topics

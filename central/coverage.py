@@ -13,7 +13,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from central import csvio, schema
+from central import csvio
+from central.store import schema
 
 _r = schema.retirees
 NO_COMMUNITY = "(none)"

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Connection, Engine
 
-from central import schema
+from central.store import schema
 from common.errors import ConfigError, LifecertError
 from protocol import sealing, templates
 from protocol.errors import MessageError, SealError

@@ -11,7 +11,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from central import schema
+from central.store import schema
 from common.errors import LifecertError
 
 _h, _r = schema.holds, schema.retirees

@@ -26,11 +26,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from central import schema
 from central.config import Policy
-from central.db import StoreBusyError, StoreError, is_transient
 from central.devices import DeviceTrust, Standing
 from central.policy import add_months, certified_until  # noqa: F401 (add_months re-exported)
+from central.store import schema
+from central.store.db import StoreBusyError, StoreError, is_transient
 from common.errors import LifecertError
 from protocol import messages, signing, topics
 from protocol.errors import MessageError, SignatureError

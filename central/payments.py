@@ -47,9 +47,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from central import registries, schema
+from central import registries
 from central.config import PaymentSettings, Policy
 from central.policy import Period, overdue_cutoff
+from central.store import schema
 from common.errors import LifecertError
 
 _r, _reg, _h = schema.retirees, schema.registry_records, schema.holds

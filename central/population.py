@@ -16,8 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from central import csvio, schema
+from central import csvio
 from central.policy import add_months
+from central.store import schema
 from common import idnumber
 
 REGIONS = {

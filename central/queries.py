@@ -6,7 +6,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from central import payments, schema
+from central import payments
+from central.store import schema
 
 
 def _rows(result: sa.CursorResult[Any]) -> list[dict[str, Any]]:

@@ -21,9 +21,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from central import csvio, schema
+from central import csvio
 from central.csvio import RowError
 from central.policy import Period
+from central.store import schema
 from common import idnumber
 from common.errors import LifecertError
 

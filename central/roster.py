@@ -18,9 +18,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from central import csvio, rules, schema, staging
+from central import csvio, rules, staging
 from central.csvio import RowError
-from central.schema import RetireeStatus
+from central.store import schema
+from central.store.schema import RetireeStatus
 from common import idnumber
 from common.errors import LifecertError
 

@@ -30,9 +30,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from central import schema, staging
+from central import staging
 from central.csvio import RowError
-from central.schema import RetireeStatus as S
+from central.store import schema
+from central.store.schema import RetireeStatus as S
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.ACTIVE: frozenset({S.SUSPENDED, S.DECEASED, S.TERMINATED}),

@@ -7,11 +7,11 @@ from types import FrameType
 
 from sqlalchemy.engine import Engine
 
-from central import db
 from central.config import CentralConfig
 from central.consumer import Consumer
 from central.devices import DeviceTrust
 from central.ingest import Ingestor
+from central.store import db
 from central.templates import TemplateAnswers, TemplateService, load_seal_key
 from common.config import secret_path
 from common.errors import ConfigError

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from central import schema
+from central.store import schema
 
 CHUNK = 2_000
 _r = schema.retirees

@@ -41,9 +41,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 
-from central import schema
 from central.config import CentralMqtt
 from central.devices import DeviceTrust, Standing
+from central.store import schema
 from common.errors import ConfigError
 from protocol import messages, sealing, signing, templates, topics
 from protocol.errors import MessageError, SealError, SignatureError

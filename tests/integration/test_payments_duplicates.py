@@ -10,10 +10,11 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
 from PIL import Image
 
-from central import duplicates, roster, schema
+from central import duplicates, roster
 from central.config import Policy
 from central.devices import DeviceTrust
 from central.ingest import Inbound, Ingestor
+from central.store import schema
 from common import idnumber
 from protocol import sealing, templates
 

@@ -12,10 +12,11 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from central import bankfile, config, db, payments, roster, schema, service
+from central import bankfile, config, payments, roster, service
 from central.cli import main
 from central.config import PaymentSettings, Policy
 from central.policy import Period
+from central.store import db, schema
 from common import idnumber
 from provisioning import pki
 

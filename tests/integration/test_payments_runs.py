@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from central import holds, payments, queries, registries, roster, schema
+from central import holds, payments, queries, registries, roster
 from central.config import Policy
 from central.devices import DeviceTrust
 from central.ingest import Inbound, Ingestor
 from central.policy import Period
+from central.store import schema
 from common import idnumber
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from alembic import command
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from central import bankfile, db, payments, roster, schema
+from central import bankfile, payments, roster
 from central.config import Policy
 from central.policy import Period
+from central.store import db, schema
 from common import idnumber
 
 pytestmark = pytest.mark.integration

@@ -79,7 +79,7 @@ def is_transient(exc: BaseException) -> bool:
 def alembic_config(engine: Engine) -> Config:
     """An Alembic config pointing at the migrations shipped in this package."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("central") / "migrations"))
+    cfg.set_main_option("script_location", str(resources.files("central.store") / "migrations"))
     cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
     return cfg
 

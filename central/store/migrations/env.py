@@ -2,8 +2,8 @@
 
 from alembic import context
 
-from central import schema
-from central.db import create_engine
+from central.store import schema
+from central.store.db import create_engine
 
 config = context.config
 

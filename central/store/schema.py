@@ -1,6 +1,6 @@
 """Central's tables (SQLAlchemy Core), one schema for SQLite and PostgreSQL.
 
-The migrations in ``central/migrations`` create exactly these tables; a test
+The migrations in ``central/store/migrations`` create exactly these tables; a test
 compares the two so they cannot drift.
 """
 
