@@ -14,7 +14,6 @@ from central import (
     bankfile,
     config,
     coverage,
-    duplicates,
     holds,
     payments,
     population,
@@ -25,6 +24,7 @@ from central import (
     sftp,
 )
 from central.devices import DeviceTrust
+from central.fraud import cipher, duplicates, flags
 from central.policy import Period, PeriodError
 from central.store import db
 from common import idnumber, logs
@@ -813,7 +813,7 @@ def duplicates_init_key(state: _State) -> None:
     path = state.cfg.duplicates.key_file
     if path.exists():
         raise LifecertError(f"{path} exists: keep it (stored templates need it)")
-    click.echo(f"wrote {duplicates.write_key(path)}")
+    click.echo(f"wrote {cipher.write_key(path)}")
 
 
 @duplicates_group.command("scan")
@@ -829,12 +829,12 @@ def duplicates_scan(state: _State, watch: float | None) -> None:
     """
     cfg = state.cfg
     engine = state.engine()
-    cipher = duplicates.TemplateCipher.from_file(cfg.duplicates.key_file)
+    key = cipher.TemplateCipher.from_file(cfg.duplicates.key_file)
     seal_key = _private_key("seal.key", cfg.keys.seal_key, "keys.seal_key")
-    index = duplicates.FaceIndex.load(engine, cipher)
+    index = duplicates.FaceIndex.load(engine, key)
     click.echo(f"{len(index)} stored template(s) loaded")
     while True:
-        done = duplicates.scan(engine, index, cipher, seal_key, cfg.duplicates.distance)
+        done = duplicates.scan(engine, index, key, seal_key, cfg.duplicates.distance)
         if done.indexed or done.problems or not watch:
             click.echo(
                 f"{done.indexed} indexed, {done.problems} unreadable, {len(done.flags)} flagged"
@@ -867,7 +867,7 @@ def flags_list(state: _State, kind: str | None, limit: int, as_json: bool) -> No
     Example:
         lifecert-central flags list --json
     """
-    rows = duplicates.list_flags(state.engine(), kind, limit)
+    rows = flags.list_flags(state.engine(), kind, limit)
     _emit(rows, as_json, ["id", "created_at", "kind", "retiree_id", "other_retiree_id", "score"])
 
 

@@ -3,87 +3,30 @@
 Each new face template that arrives sealed in a result (``results.template_sealed``)
 is opened with central's sealing key, searched against every stored template of
 the same model (a float32 matrix in memory, Euclidean distance), then stored
-encrypted at rest (AES-256-GCM, key from ``[duplicates] key_file``, the result id as
-associated data). A hit within ``distance`` of another retiree's template raises a
-``duplicate_face`` fraud flag and a ``fraud_flag`` event on both retirees.
+encrypted at rest (``central.fraud.cipher``). A hit within ``distance`` of another
+retiree's template raises a ``duplicate_face`` fraud flag and a ``fraud_flag`` event on
+both retirees.
 """
 
 import datetime as dt
 import logging
-import os
-import secrets
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Connection, Engine
 
+from central.fraud.cipher import TemplateCipher
 from central.store import schema
-from common.errors import ConfigError, LifecertError
 from protocol import sealing, templates
 from protocol.errors import MessageError, SealError
 
 log = logging.getLogger(__name__)
 
 _t, _res, _flags = schema.face_templates, schema.results, schema.fraud_flags
-_NONCE = 12
 _BATCH = 500
-
-
-class TemplateStoreError(LifecertError, ValueError):
-    """A stored template cannot be decrypted (wrong key or tampered row)."""
-
-
-def write_key(path: Path) -> Path:
-    """Create a new random 32-byte template key (hex, mode 0600); refuses to overwrite."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_hex(32) + "\n")
-    return path
-
-
-class TemplateCipher:
-    """AES-256-GCM for templates at rest; the result id is bound as associated data."""
-
-    def __init__(self, key: bytes) -> None:
-        self._aead = AESGCM(key)
-
-    @classmethod
-    def from_file(cls, path: Path) -> "TemplateCipher":
-        try:
-            raw = path.read_bytes().strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"duplicates.key_file: cannot read {path}: {exc} "
-                "(create one: lifecert-central duplicates init-key)"
-            ) from None
-        try:
-            key = bytes.fromhex(raw.decode()) if len(raw) == 64 else raw
-        except (UnicodeDecodeError, ValueError):
-            key = raw
-        if len(key) != 32:
-            raise ConfigError(f"duplicates.key_file: {path} must hold 32 bytes (or 64 hex digits)")
-        return cls(key)
-
-    def encrypt(self, vector: np.ndarray, result_id: uuid.UUID) -> bytes:
-        nonce = secrets.token_bytes(_NONCE)
-        data = vector.astype("<f4").tobytes()
-        return nonce + self._aead.encrypt(nonce, data, result_id.bytes)
-
-    def decrypt(self, blob: bytes, result_id: uuid.UUID) -> np.ndarray:
-        try:
-            data = self._aead.decrypt(blob[:_NONCE], blob[_NONCE:], result_id.bytes)
-        except InvalidTag:
-            raise TemplateStoreError(
-                f"stored template of result {result_id} does not decrypt: wrong key or tampered"
-            ) from None
-        return np.frombuffer(data, dtype="<f4")
 
 
 class _Matrix:
@@ -300,14 +243,3 @@ def _flag(
         "duplicate face: %s and %s (distance %.3f)", retiree_id, hit.retiree_id, hit.distance
     )
     return row
-
-
-def list_flags(
-    engine: Engine, kind: str | None = None, limit: int = 100
-) -> list[dict[str, object]]:
-    """Fraud flags, newest first."""
-    query = sa.select(_flags).order_by(_flags.c.id.desc()).limit(limit)
-    if kind:
-        query = query.where(_flags.c.kind == kind)
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
