@@ -10,22 +10,11 @@ import click
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.engine import Engine
 
-from central import (
-    bankfile,
-    config,
-    coverage,
-    holds,
-    payments,
-    population,
-    queries,
-    registries,
-    roster,
-    service,
-    sftp,
-)
+from central import config, coverage, population, queries, registries, roster, service
 from central.devices import DeviceTrust
 from central.fraud import cipher, duplicates, flags
-from central.policy import Period, PeriodError
+from central.payments import bankfile, holds, recovery, review, runs, sftp
+from central.payments.period import Period, PeriodError
 from central.store import db
 from common import idnumber, logs
 from common.cli import friendly_errors
@@ -438,7 +427,7 @@ def payments_run(state: _State, period: Period, as_json: bool) -> None:
         lifecert-central --config central.toml payments run 2026-04
     """
     cfg = state.cfg
-    done = payments.run(state.engine(), period, cfg.policy, actor="cli", window=cfg.payments)
+    done = runs.run(state.engine(), period, cfg.policy, actor="cli", window=cfg.payments)
     if as_json:
         _emit(done.as_json() | {"period": str(period), "run_id": done.run_id}, True, [])
         return
@@ -475,13 +464,13 @@ def payments_discard(state: _State, period: Period, reason: str, actor: str) -> 
     Example:
         lifecert-central payments discard 2027-04 --reason "typed 2027 for 2026"
     """
-    run_id = payments.discard(state.engine(), period, reason, actor)
+    run_id = runs.discard(state.engine(), period, reason, actor)
     click.echo(f"run {run_id} for {period} discarded")
 
 
 @payments_group.command("show")
 @click.argument("period", callback=_period)
-@click.option("--decision", type=click.Choice([d.value for d in payments.Decision]))
+@click.option("--decision", type=click.Choice([d.value for d in runs.Decision]))
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 @click.pass_obj
@@ -496,7 +485,7 @@ def payments_show(
         lifecert-central payments show 2026-04 --decision hold
     """
     rows = []
-    for row in payments.lines(state.engine(), period, decision=decision):
+    for row in runs.lines(state.engine(), period, decision=decision):
         rows.append(dict(row._mapping))
         if len(rows) == limit:
             break
@@ -517,7 +506,7 @@ def payments_explain(state: _State, period: Period, id_number: str) -> None:
         lifecert-central payments explain 2026-04 110105195003071242
     """
     engine = state.engine()
-    click.echo(payments.explain(engine, period, id_number, state.cfg.policy))
+    click.echo(review.explain(engine, period, id_number, state.cfg.policy))
 
 
 @payments_group.command("diff")
@@ -533,7 +522,7 @@ def payments_diff(state: _State, period: Period, limit: int, as_json: bool) -> N
     Example:
         lifecert-central payments diff 2026-05 --limit 50
     """
-    found = payments.diff(state.engine(), period, limit=limit)
+    found = review.diff(state.engine(), period, limit=limit)
     if as_json:
         _emit(found.__dict__, True, [])
         return
@@ -653,9 +642,9 @@ def registry_hits(state: _State, summary: bool, category: str | None, as_json: b
     Example:
         lifecert-central registry hits --category died_still_paid
     """
-    found = registries.hits(state.engine())
+    found = recovery.hits(state.engine())
     if summary:
-        _emit(registries.summary(found), as_json, ["category", "count", "amount_cents"])
+        _emit(recovery.summary(found), as_json, ["category", "count", "amount_cents"])
         return
     rows = [h.__dict__ for h in found if category in (None, h.category)]
     _emit(rows, as_json, ["category", "id_number", "name", "amount_cents", "detail"])

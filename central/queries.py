@@ -6,7 +6,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from central import payments
+from central.payments import runs
 from central.store import schema
 
 
@@ -53,7 +53,7 @@ def get_retiree(engine: Engine, id_number: str, history: int = 10) -> dict[str, 
         if row is None:
             return None
         out = dict(row._mapping)
-        out["payment"] = payments.latest_line(conn, id_number)
+        out["payment"] = runs.latest_line(conn, id_number)
         h, res, ev = schema.holds, schema.results, schema.events
         out["holds"] = _rows(
             conn.execute(sa.select(h).where(h.c.retiree_id == id_number).order_by(h.c.since))

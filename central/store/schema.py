@@ -52,7 +52,7 @@ class RetireeStatus(StrEnum):
 
 class HoldReason(StrEnum):
     """Why a row of ``holds`` was placed: staff decisions. A certification hold is no row
-    but a payment run's line (``central.payments``); rows with reason
+    but a payment run's line (``central.payments.runs``); rows with reason
     ``certification_overdue`` are history from before migration 0009."""
 
     MANUAL = "manual"

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from central import registries, roster
 from central.config import Policy
-from central.policy import Period, PeriodError, certified_until
+from central.payments.period import Period, PeriodError
+from central.policy import certified_until
 from common import idnumber
 from tests.unit.test_central_units import read_roster
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import paramiko
 
-from central.config import SftpSettings
+from central.payments.settings import SftpSettings
 from common.errors import ConfigError, LifecertError
 
 log = logging.getLogger(__name__)

@@ -33,8 +33,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy.engine import Engine
 
-from central import payments
-from central.policy import Period
+from central.payments import runs
+from central.payments.period import Period
 from central.store import schema
 from common.errors import LifecertError
 from protocol import signing
@@ -216,10 +216,10 @@ def make(
     records: list[Record] = []
     withheld: list[dict[str, str]] = []
     with engine.begin() as conn:
-        run = payments.get_run(conn, period)
+        run = runs.get_run(conn, period)
         if run.status != "computed":
-            raise payments.RunError(f"the run for {period} is already {run.status}")
-        every = payments.run_lines(run)  # name and account as the run read them
+            raise runs.RunError(f"the run for {period} is already {run.status}")
+        every = runs.run_lines(run)  # name and account as the run read them
         rows = conn.execute(
             sa.select(
                 every.c.retiree_id,
@@ -270,7 +270,7 @@ def make(
 def mark_sent(engine: Engine, period: Period) -> None:
     """Record that the file of ``period`` reached the bank."""
     with engine.begin() as conn:
-        run = payments.get_run(conn, period)
+        run = runs.get_run(conn, period)
         conn.execute(_runs.update().where(_runs.c.id == run.id).values(status="sent"))
 
 
@@ -346,7 +346,7 @@ def reconcile(
     head, returned = parse_return(data)
     rec = Reconciliation()
     with engine.begin() as conn:
-        run = payments.get_run(conn, period)
+        run = runs.get_run(conn, period)
         if head["period"] != str(period) or head["run_id"] != str(run.id):
             raise BankFileError(
                 f"the return file is for {head['period']} run {head['run_id']}, "
@@ -354,7 +354,7 @@ def reconcile(
             )
         if run.status not in ("filed", "sent", "reconciled"):
             raise BankFileError(f"no payment file was made for {period}: nothing to reconcile")
-        every = payments.run_lines(run)  # the accounts the run paid to
+        every = runs.run_lines(run)  # the accounts the run paid to
         payable = {
             row.retiree_id: row
             for row in conn.execute(

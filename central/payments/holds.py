@@ -1,9 +1,9 @@
 """Manual payment holds: staff place them, staff release them, one event each.
 
 A manual hold keeps a retiree's payment on hold from the next run until released (rule 7
-of ``central.payments``), with no back-pay for the months held. The staff member's note
+of ``central.payments.runs``), with no back-pay for the months held. The staff member's note
 (why) is kept in the event. Holds for a missed certification are no rows here but the
-runs' lines (``central.payments``).
+runs' lines (``central.payments.runs``).
 """
 
 import datetime as dt
