@@ -42,10 +42,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from central import population, roster
 from central.config import Policy
 from central.payments import bankfile, review, runs
 from central.payments.period import Period
+from central.people import population, roster
 from central.store import db, schema
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

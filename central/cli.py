@@ -10,11 +10,13 @@ import click
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.engine import Engine
 
-from central import config, coverage, population, queries, registries, roster, service
+from central import config, queries, service
 from central.devices import DeviceTrust
 from central.fraud import cipher, duplicates, flags
 from central.payments import bankfile, holds, recovery, review, runs, sftp
 from central.payments.period import Period, PeriodError
+from central.people import coverage, population, registries, roster
+from central.people import queries as people_queries
 from central.store import db
 from common import idnumber, logs
 from common.cli import friendly_errors
@@ -210,7 +212,7 @@ def retirees_list(
     Example:
         lifecert-central retirees list --due-before 2026-07-01 --json
     """
-    rows = queries.list_retirees(
+    rows = people_queries.list_retirees(
         state.engine(),
         status=status,
         due_before=due_before.date() if due_before else None,
@@ -231,9 +233,11 @@ def retirees_show(state: _State, id_number: str, as_json: bool) -> None:
     Example:
         lifecert-central retirees show 110105195003071242 --json
     """
-    found = queries.get_retiree(state.engine(), id_number.strip().upper())
+    engine = state.engine()
+    found = people_queries.get_retiree(engine, id_number.strip().upper())
     if found is None:
         raise LifecertError(f"no retiree {id_number}: check the number or import the roster")
+    found["payment"] = runs.latest_line(engine, found["id_number"])
     found.pop("bank_account", None)
     if as_json:
         _emit(found, True, [])

@@ -1,7 +1,7 @@
 """The registries' hits report: every death and prison record by category, with what was
 paid that should not have been (the amount to recover).
 
-Reads the registry records (``central.registries`` matched them) and every run's lines.
+Reads the registry records (``central.people.registries`` matched them) and every run's lines.
 """
 
 import datetime as dt

@@ -47,10 +47,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from central import registries
 from central.config import Policy
 from central.payments.period import Period, overdue_cutoff
 from central.payments.settings import PaymentSettings
+from central.people import registries
 from central.store import schema
 from common.errors import LifecertError
 
@@ -661,17 +661,20 @@ def get_run(conn: Connection, period: Period) -> Any:
     return row
 
 
-def latest_line(conn: Connection, retiree_id: str) -> dict[str, Any] | None:
+def latest_line(engine: Engine, retiree_id: str) -> dict[str, Any] | None:
     """What the latest run decided for a retiree: period, decision, reason, payable and
     arrears cents (None: no run yet, or not on the roster then). A hold for a missed
     certification is only this: no row of ``holds``."""
-    run = conn.execute(sa.select(_runs).order_by(_runs.c.period.desc()).limit(1)).first()
-    if run is None:
-        return None
-    every = run_lines(run, retiree_ids=[retiree_id])
-    line = conn.execute(
-        sa.select(every.c.decision, every.c.reason, every.c.payable_cents, every.c.arrears_cents)
-    ).first()
+    with engine.connect() as conn:
+        run = conn.execute(sa.select(_runs).order_by(_runs.c.period.desc()).limit(1)).first()
+        if run is None:
+            return None
+        every = run_lines(run, retiree_ids=[retiree_id])
+        line = conn.execute(
+            sa.select(
+                every.c.decision, every.c.reason, every.c.payable_cents, every.c.arrears_cents
+            )
+        ).first()
     return None if line is None else {"period": run.period, **line._mapping}
 
 

@@ -13,9 +13,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 
-from central import roster
 from central.cli import main
 from central.payments import holds
+from central.people import roster
 from central.store import db, schema
 from common import idnumber
 

@@ -19,11 +19,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc import jws
 from joserfc.jwk import ECKey
 
-from central import roster
 from central.config import Policy
 from central.payments import bankfile, runs, sftp
 from central.payments.period import Period
 from central.payments.settings import SftpSettings
+from central.people import roster
 from common import idnumber
 from tests.fixtures.ports import free_port
 

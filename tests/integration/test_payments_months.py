@@ -12,12 +12,13 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from central import config, roster, service
+from central import config, service
 from central.cli import main
 from central.config import Policy
 from central.payments import bankfile, runs
 from central.payments.period import Period
 from central.payments.settings import PaymentSettings
+from central.people import roster
 from central.store import db, schema
 from common import idnumber
 from provisioning import pki

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from central import coverage, population, roster
 from central.cli import main
+from central.people import coverage, population, roster
 from central.store import schema
 from common import idnumber
 

@@ -11,10 +11,10 @@ import sqlalchemy as sa
 from alembic import command
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from central import roster
 from central.config import Policy
 from central.payments import bankfile, review, runs
 from central.payments.period import Period
+from central.people import roster
 from central.store import db, schema
 from common import idnumber
 

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from central import roster
 from central.config import Policy
 from central.devices import DeviceTrust
 from central.ingest import Inbound, Ingestor, Status
+from central.people import roster
 from central.store import schema
 from edge import keys as edge_keys
 from edge.outbox import Outbox

@@ -20,8 +20,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from central import csvio
-from central.csvio import RowError
+from central.people import csvio
+from central.people.csvio import RowError
 from central.store import schema
 from common import idnumber
 from common.errors import LifecertError

@@ -13,7 +13,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from central import csvio
+from central.people import csvio
 from central.store import schema
 
 _r = schema.retirees
@@ -72,7 +72,7 @@ def report(engine: Engine, as_of: dt.date, reminder_days: int) -> list[Row]:
 
 
 def to_csv(rows: list[Row]) -> str:
-    """CSV with a header row (``central.csvio``: formulas neutralised); ``certified_pct``
+    """CSV with a header row (``central.people.csvio``: formulas neutralised); ``certified_pct``
     to one decimal."""
     out = io.StringIO()
     writer = csvio.writer(out)

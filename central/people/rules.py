@@ -1,8 +1,8 @@
 """Legality rules for a roster import, checked against the file and the stored roster.
 
 The logic rules (ID number check digit, dates, amounts, required fields, free text) live
-in ``central.roster``; these need the other rows, and run in SQL over the import's
-staging table (``central.staging``), so their memory does not grow with the file:
+in ``central.people.roster``; these need the other rows, and run in SQL over the import's
+staging table (``central.people.staging``), so their memory does not grow with the file:
 
 - ``same person enrolled twice``: one ID number on two rows (every such row refused);
 - ``two benefits``: the same name under two ID numbers that share region and birth
@@ -30,8 +30,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from central import staging
-from central.csvio import RowError
+from central.people import staging
+from central.people.csvio import RowError
 from central.store import schema
 from central.store.schema import RetireeStatus as S
 

@@ -18,8 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from central import csvio, rules, staging
-from central.csvio import RowError
+from central.people import csvio, rules, staging
+from central.people.csvio import RowError
 from central.store import schema
 from central.store.schema import RetireeStatus
 from common import idnumber
@@ -179,7 +179,7 @@ def parse(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any], list[RowE
     """Check roster CSV as it is read (``lines``: an open file or any lines of text): for
     each row with a value, its line, the values to store and its problems (none: good).
     A bad header, or CSV that cannot be read on, raises ``RosterError``. The rules that
-    compare rows are ``central.rules``."""
+    compare rows are ``central.people.rules``."""
     reader = csv.DictReader(lines)
     try:
         header = [h.replace("\ufeff", "").strip() for h in (reader.fieldnames or [])]
@@ -313,7 +313,7 @@ def import_csv(
     is refused either way).
 
     Streamed: the rows that pass the per-row rules go to a staging table as the file is
-    read, the legality rules (``central.rules``) check them there, and those that add or
+    read, the legality rules (``central.people.rules``) check them there, and those that add or
     change a retiree are written from it a chunk at a time.
     """
     now = now or dt.datetime.now(dt.UTC)

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from central import csvio
+from central.people import csvio
 from central.policy import add_months
 from central.store import schema
 from common import idnumber
@@ -153,7 +153,7 @@ def generate(
 
 
 def write_csv(rows: Iterable[dict[str, Any]], path: Path) -> int:
-    """Write rows in the roster CSV format (``central.csvio``'s writer); returns how many."""
+    """Write rows in the roster CSV format (``central.people.csvio``'s writer); returns how many."""
     count = 0
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csvio.writer(out)

@@ -1,7 +1,7 @@
 """The temporary table a roster import is checked in, so memory does not grow with the file.
 
 The rows that pass the per-row rules are written here in chunks as the file is read;
-the legality rules (``central.rules``) then compare them with each other and with the
+the legality rules (``central.people.rules``) then compare them with each other and with the
 stored roster in SQL, marking the rows they refuse, and the import reads back in chunks
 the rows that add or change a retiree to write them (a re-import of an unchanged roster
 reads back nothing). A temporary table lives in the importing connection only
