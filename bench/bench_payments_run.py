@@ -42,7 +42,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from central.config import Policy
+from central.certification.settings import Policy
 from central.payments import bankfile, review, runs
 from central.payments.period import Period
 from central.people import population, roster

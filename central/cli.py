@@ -10,8 +10,9 @@ import click
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.engine import Engine
 
-from central import config, queries, service
-from central.devices import DeviceTrust
+from central import config, service
+from central.certification import queries
+from central.certification.devices import DeviceTrust
 from central.fraud import cipher, duplicates, flags
 from central.payments import bankfile, holds, recovery, review, runs, sftp
 from central.payments.period import Period, PeriodError

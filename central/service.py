@@ -7,12 +7,12 @@ from types import FrameType
 
 from sqlalchemy.engine import Engine
 
+from central.certification.consumer import Consumer
+from central.certification.devices import DeviceTrust
+from central.certification.ingest import Ingestor
+from central.certification.templates import TemplateAnswers, TemplateService, load_seal_key
 from central.config import CentralConfig
-from central.consumer import Consumer
-from central.devices import DeviceTrust
-from central.ingest import Ingestor
 from central.store import db
-from central.templates import TemplateAnswers, TemplateService, load_seal_key
 from common.config import secret_path
 from common.errors import ConfigError
 from protocol import signing, topics

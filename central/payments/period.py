@@ -8,8 +8,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from central.config import Policy
-from central.policy import add_months
+from central.certification.policy import add_months
+from central.certification.settings import Policy
 from common.errors import LifecertError
 
 _PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from central.config import Policy
+from central.certification.settings import Policy
 from central.payments.period import Period
 from central.payments.runs import Decision, Reason, RunError, get_run, run_lines
 from central.store import schema

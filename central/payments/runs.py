@@ -47,7 +47,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from central.config import Policy
+from central.certification.settings import Policy
 from central.payments.period import Period, overdue_cutoff
 from central.payments.settings import PaymentSettings
 from central.people import registries

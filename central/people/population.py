@@ -16,8 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from central.certification.policy import add_months
 from central.people import csvio
-from central.policy import add_months
 from central.store import schema
 from common import idnumber
 

@@ -24,7 +24,8 @@ import pytest
 import sqlalchemy as sa
 from cryptography import x509
 
-from central import config, ingest, service
+from central import config, service
+from central.certification import ingest
 from central.people import roster
 from central.store import db, schema
 from common import idnumber

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc import jws
 from joserfc.jwk import ECKey
 
-from central.config import Policy
+from central.certification.settings import Policy
 from central.payments import bankfile, runs, sftp
 from central.payments.period import Period
 from central.payments.settings import SftpSettings

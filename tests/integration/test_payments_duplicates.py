@@ -10,12 +10,12 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
 from PIL import Image
 
-from central.config import Policy
-from central.devices import DeviceTrust
+from central.certification.devices import DeviceTrust
+from central.certification.ingest import Inbound, Ingestor
+from central.certification.settings import Policy
 from central.fraud import duplicates
 from central.fraud.cipher import TemplateCipher, TemplateStoreError, write_key
 from central.fraud.flags import list_flags
-from central.ingest import Inbound, Ingestor
 from central.people import roster
 from central.store import schema
 from common import idnumber

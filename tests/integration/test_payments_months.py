@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from central import config, service
+from central.certification.settings import Policy
 from central.cli import main
-from central.config import Policy
 from central.payments import bankfile, runs
 from central.payments.period import Period
 from central.payments.settings import PaymentSettings

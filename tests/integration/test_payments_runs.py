@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from central.config import Policy
-from central.devices import DeviceTrust
-from central.ingest import Inbound, Ingestor
+from central.certification.devices import DeviceTrust
+from central.certification.ingest import Inbound, Ingestor
+from central.certification.settings import Policy
 from central.payments import holds, recovery, review, runs
 from central.payments.period import Period
 from central.people import registries, roster

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import command
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from central.config import Policy
+from central.certification.settings import Policy
 from central.payments import bankfile, review, runs
 from central.payments.period import Period
 from central.people import roster

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from central.certification.devices import DeviceTrust
+from central.certification.templates import Limits, TemplateAnswers, load_seal_key
 from central.config import load as load_central
-from central.devices import DeviceTrust
 from central.service import engine_for, signer_for
-from central.templates import Limits, TemplateAnswers, load_seal_key
 from edge import keys as edge_keys
 from edge.config import EdgeConfig
 from edge.config import load as load_config

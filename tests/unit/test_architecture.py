@@ -68,5 +68,5 @@ def test_rooms_import_only_what_the_table_allows(room: str) -> None:
 
 def test_the_reader_sees_imports_of_every_form() -> None:
     """Control: a top-level ``from a import b``, ``from a.b import c`` and a function's import."""
-    assert {"protocol.messages", "common.errors"} <= GRAPH["central.ingest"]
+    assert {"protocol.messages", "common.errors"} <= GRAPH["central.certification.ingest"]
     assert "protocol.topics" in GRAPH["protocol.messages"]

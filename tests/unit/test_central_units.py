@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from central import config
+from central.certification.devices import DeviceTrust, Standing
+from central.certification.policy import add_months
 from central.cli import main
-from central.devices import DeviceTrust, Standing
-from central.ingest import add_months
 from central.people import roster
 from common import idnumber
 from common.errors import ConfigError

@@ -41,8 +41,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 
-from central.config import CentralMqtt
-from central.devices import DeviceTrust, Standing
+from central.certification.devices import DeviceTrust, Standing
+from central.certification.settings import CentralMqtt
 from central.store import schema
 from common.errors import ConfigError
 from protocol import messages, sealing, signing, templates, topics

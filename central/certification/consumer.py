@@ -25,8 +25,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from central.config import CentralMqtt, IngestSettings
-from central.ingest import Inbound, Ingestor, Outcome
+from central.certification.ingest import Inbound, Ingestor, Outcome
+from central.certification.settings import CentralMqtt, IngestSettings
 from central.store.db import StoreBusyError, StoreError
 from common import sdnotify
 from common.errors import ConfigError

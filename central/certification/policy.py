@@ -6,7 +6,7 @@ Pure functions, no database: the ingest, the payment run and the reports share t
 import calendar
 import datetime as dt
 
-from central.config import Policy
+from central.certification.settings import Policy
 
 
 def add_months(day: dt.date, months: int) -> dt.date:

@@ -26,9 +26,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from central.config import Policy
-from central.devices import DeviceTrust, Standing
-from central.policy import add_months, certified_until  # noqa: F401 (add_months re-exported)
+from central.certification.devices import DeviceTrust, Standing
+from central.certification.policy import certified_until
+from central.certification.settings import Policy
 from central.store import schema
 from central.store.db import StoreBusyError, StoreError, is_transient
 from common.errors import LifecertError
