@@ -10,9 +10,9 @@ import click
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.engine import Engine
 
-from central import config, service
+from central import bootstrap, config
+from central.bootstrap import Central
 from central.certification import queries
-from central.certification.devices import DeviceTrust
 from central.fraud import cipher, duplicates, flags
 from central.payments import bankfile, holds, recovery, review, runs, sftp
 from central.payments.period import Period, PeriodError
@@ -21,28 +21,30 @@ from central.people import queries as people_queries
 from central.store import db
 from common import idnumber, logs
 from common.cli import friendly_errors
-from common.config import secret_path
 from common.errors import ConfigError, LifecertError
-from protocol import signing
-from protocol.errors import SignatureError
 
 
 class _State:
-    """The ``--config`` path, loaded lazily by the commands that need it."""
+    """The ``--config`` path; the config and central's parts built lazily by the commands
+    that need them (``central.bootstrap``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._cfg: config.CentralConfig | None = None
+        self._central: Central | None = None
+
+    @property
+    def central(self) -> Central:
+        if self._central is None:
+            self._central = Central(config.load(self.path))
+        return self._central
 
     @property
     def cfg(self) -> config.CentralConfig:
-        if self._cfg is None:
-            self._cfg = config.load(self.path)
-        return self._cfg
+        return self.central.cfg
 
     def engine(self, migrated: bool = True) -> Engine:
         """The configured database; an error if it is not at the code's migration head."""
-        engine = service.engine_for(self.cfg)
+        engine = self.central.engine
         if migrated:
             current, head = db.current_revision(engine), db.head_revision(engine)
             if current != head:
@@ -64,15 +66,6 @@ def _emit(rows: list[dict[str, Any]] | dict[str, Any], as_json: bool, columns: l
     click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for row in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _check_all(cfg: config.CentralConfig) -> None:
-    """Everything ``run`` would load: files present, CA/CRL/devices and signing key usable."""
-    if missing := cfg.missing_files():
-        raise ConfigError("missing files:\n  - " + "\n  - ".join(missing))
-    cfg.require_mqtt()
-    DeviceTrust(cfg.fleet.ca_file, cfg.fleet.crl_file, cfg.fleet.devices_dir)
-    service.signer_for(cfg)
 
 
 @click.group(invoke_without_command=True)
@@ -99,7 +92,7 @@ def main(ctx: click.Context, config_path: Path, validate_config: bool) -> None:
     """
     ctx.obj = _State(config_path)
     if validate_config:
-        _check_all(ctx.obj.cfg)
+        ctx.obj.central.check()
         click.echo(f"{config_path}: OK")
         ctx.exit(0)
     if ctx.invoked_subcommand is None:
@@ -118,9 +111,9 @@ def run(state: _State, client_id: str | None) -> None:
         lifecert-central --config /etc/lifecert/central.toml run --client-id central-2
     """
     cfg = state.cfg
-    _check_all(cfg)
+    state.central.check()
     logs.setup(cfg.log_level, cfg.log_json, "lifecert-central")
-    service.run(cfg, client_id)
+    bootstrap.run(cfg, client_id)
 
 
 @main.group("db")
@@ -312,8 +305,8 @@ def quarantine_replay(state: _State, quarantine_id: int) -> None:
         lifecert-central quarantine list --reason internal_error
         lifecert-central quarantine replay 42
     """
-    engine = state.engine()
-    outcome = service.ingestor_for(state.cfg, engine).replay(quarantine_id)
+    state.engine()  # at the code's migration head, or an error saying to upgrade
+    outcome = state.central.ingestor.replay(quarantine_id)
     why = f": {outcome.reason.value} ({outcome.detail})" if outcome.reason else ""
     click.echo(f"message {quarantine_id}: {outcome.status.value}{why}")
 
@@ -387,14 +380,6 @@ def _printable(limit: int, least: int = 0) -> Any:
 
 def _money(cents: int) -> str:
     return f"{cents / 100:,.2f}"
-
-
-def _private_key(name: str, path: Path, field: str) -> Any:
-    path = secret_path(name, path)
-    try:
-        return signing.load_private_key(path)
-    except (OSError, ValueError, SignatureError) as exc:
-        raise ConfigError(f"{field}: cannot load {path}: {exc}") from None
 
 
 def _public_key(path: Path, field: str) -> Any:
@@ -686,7 +671,7 @@ def bank_make(state: _State, period: Period) -> None:
         period,
         cfg.bank.payer,
         cfg.bank.out_dir,
-        _private_key("sign.key", cfg.keys.sign_key, "keys.sign_key"),
+        state.central.sign_key,
         _public_key(cfg.bank.encrypt_pub, "bank.encrypt_pub"),
     )
     for w in made.withheld:
@@ -824,11 +809,10 @@ def duplicates_scan(state: _State, watch: float | None) -> None:
     cfg = state.cfg
     engine = state.engine()
     key = cipher.TemplateCipher.from_file(cfg.duplicates.key_file)
-    seal_key = _private_key("seal.key", cfg.keys.seal_key, "keys.seal_key")
     index = duplicates.FaceIndex.load(engine, key)
     click.echo(f"{len(index)} stored template(s) loaded")
     while True:
-        done = duplicates.scan(engine, index, key, seal_key, cfg.duplicates.distance)
+        done = duplicates.scan(engine, index, key, state.central.seal_key, cfg.duplicates.distance)
         if done.indexed or done.problems or not watch:
             click.echo(
                 f"{done.indexed} indexed, {done.problems} unreadable, {len(done.flags)} flagged"

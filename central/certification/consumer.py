@@ -1,35 +1,29 @@
 """The MQTT consumer: shared subscription in, batched DB transactions, signed acks out.
 
-paho-mqtt 2.x, MQTT 5, mutual TLS, a persistent session (``clean_start`` off,
-session expiry) and QoS 1 with manual acks: a result's PUBACK goes to the
-broker only after the transaction that applied it has committed, so a crash
-at any point makes the broker redeliver, and ``result_id`` makes that
-harmless. After each commit central publishes a signed ``Ack`` to every
-device concerned. One stop event ends the loop: the batch in hand is finished,
-then the client disconnects cleanly.
+Results arrive over central's one broker connection (``central.certification.link``:
+MQTT 5, mutual TLS, a persistent session, QoS 1 with manual acks): a result's PUBACK goes
+to the broker only after the transaction that applied it has committed, so a crash at
+any point makes the broker redeliver, and ``result_id`` makes that harmless. After each
+commit central publishes a signed ``Ack`` to every device concerned. One stop event ends
+the loop: the batch in hand is finished, then the connection is closed cleanly.
 """
 
 import datetime as dt
 import logging
 import queue
-import ssl
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from central.certification.ingest import Inbound, Ingestor, Outcome
+from central.certification.link import Link, Route
 from central.certification.settings import CentralMqtt, IngestSettings
 from central.store.db import StoreBusyError, StoreError
 from common import sdnotify
-from common.errors import ConfigError
 from protocol import messages, signing, topics
 from protocol.limits import MAX_ACKS_PER_MESSAGE
 
@@ -48,7 +42,11 @@ class _Received:
 
 
 class Consumer:
-    """Consumes results from the broker and applies them through an ``Ingestor``."""
+    """Consumes results from the broker and applies them through an ``Ingestor``.
+
+    It owns the process's ``link`` (connected by ``run``); other services add their
+    routes to it before ``run``.
+    """
 
     def __init__(
         self,
@@ -66,83 +64,37 @@ class Consumer:
         self.ready = threading.Event()
         self.counts: Counter[str] = Counter()
         self._inbox: queue.Queue[_Received] = queue.Queue()
-        self._generation = 0
-        self._client = self._make_client()
-
-    def _make_client(self) -> mqtt.Client:
-        s = self.settings
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=s.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
-        try:
-            client.tls_set(
-                ca_certs=str(s.tls.ca_file),
-                certfile=str(s.tls.cert_file),
-                keyfile=str(s.tls.key_file),
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        self.link = Link(settings, min(65_535, max(100, 2 * ingest.batch_size)))
+        self.link.add(
+            Route(
+                subscription=topics.shared_results(settings.share_group, settings.root),
+                topics=topics.all_devices("result", settings.root),
+                qos=1,
+                on_message=self._on_message,
+                on_subscribed=self._on_subscribed,
             )
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"mqtt.tls: cannot load the TLS files: {exc}") from None
-        if (login := s.login()) is not None:
-            client.username_pw_set(*login)
-        else:
-            log.warning("no mqtt.password_file: the broker will refuse %s", s.username)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
-        return client
-
-    # -- paho callbacks (network thread) --------------------------------------------------
-
-    def _on_connect(
-        self, client: mqtt.Client, _u: Any, flags: Any, rc: ReasonCode, _p: Any
-    ) -> None:
-        if rc.is_failure:
-            log.error("broker refused the connection: %s", rc)
-            return
-        self._generation += 1
-        log.info(
-            "connected to %s:%d (session present: %s)",
-            self.settings.host,
-            self.settings.port,
-            flags.session_present,
         )
-        topic = topics.shared_results(self.settings.share_group, self.settings.root)
-        client.subscribe(topic, options=SubscribeOptions(qos=1))
 
-    def _on_subscribe(self, _c: Any, _u: Any, _mid: int, codes: list[ReasonCode], _p: Any) -> None:
-        if any(c.is_failure for c in codes):
-            log.error("subscription refused: %s", codes)
+    # -- link callbacks (network thread) --------------------------------------------------
+
+    def _on_subscribed(self, code: ReasonCode) -> None:
+        if code.is_failure:
+            log.error("subscription refused: %s", code)
             return
         log.info("subscribed to results (%s)", self.settings.share_group)
         if not self.ready.is_set():
             self.ready.set()
             sdnotify.notify("READY=1", "STATUS=consuming results")
 
-    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
-        log.warning("disconnected from the broker: %s", rc)
-
-    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, message: mqtt.MQTTMessage) -> None:
         received = Inbound(message.topic, bytes(message.payload), dt.datetime.now(dt.UTC))
-        self._inbox.put(_Received(self._generation, message.mid, received))
+        self._inbox.put(_Received(self.link.generation, message.mid, received))
 
     # -- main loop ------------------------------------------------------------------------
 
     def run(self) -> None:
         """Connect, consume until ``stop`` is set, then disconnect cleanly."""
-        s = self.settings
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = s.session_expiry_s
-        props.ReceiveMaximum = min(65_535, max(100, 2 * self.batching.batch_size))
-        self._client.connect_async(
-            s.host, s.port, keepalive=s.keepalive, clean_start=False, properties=props
-        )
-        self._client.loop_start()
+        self.link.start()
         watchdog = sdnotify.watchdog_interval()
         last_ping = 0.0
         try:
@@ -156,8 +108,7 @@ class Consumer:
         finally:
             sdnotify.notify("STOPPING=1")
             log.info("stopping: %s", dict(self.counts))
-            self._client.disconnect()
-            self._client.loop_stop()
+            self.link.stop()
 
     def _collect(self) -> list[_Received]:
         """Up to ``batch_size`` messages, for at most ``max_wait_ms`` after the first."""
@@ -194,10 +145,10 @@ class Consumer:
                     return False  # not PUBACKed: the broker redelivers them
                 delay = min(delay * 2, _RETRY_MAX_S)
         self._send_acks(outcomes)
-        current = self._generation
+        current = self.link.generation
         for received in batch:
             if received.generation == current:  # older ones the broker will redeliver
-                self._client.ack(received.mid, 1)
+                self.link.ack(received.mid, 1)
         self.counts.update(o.status.value for o in outcomes)
         self.counts["batches"] += 1
         return True
@@ -214,6 +165,7 @@ class Consumer:
                 for start in range(0, len(acks), MAX_ACKS_PER_MESSAGE):
                     chunk = tuple(acks[start : start + MAX_ACKS_PER_MESSAGE])
                     batch = messages.AckBatch(device_id=device_id, acks=chunk)
-                    self._client.publish(topic, self.signer.sign(messages.encode(batch)), qos=1)
+                    payload = self.signer.sign(messages.encode(batch)).encode()
+                    self.link.publish(topic, payload, qos=1)
             except Exception:  # the terminal re-sends and gets a 'duplicate' ack later
                 log.exception("acks for %s not sent", device_id)

@@ -4,12 +4,14 @@ A device is known when its certificate in ``devices_dir/<device_id>.pem`` is
 signed by the fleet CA and its CN equals the file name. It is refused while
 the CA's CRL lists it or outside its validity. The folder and the CRL are
 re-read when they change (checked at most once per ``check_interval_s``), so
-``lifecert fleet revoke`` takes effect in a running central.
+``lifecert fleet revoke`` takes effect in a running central. One ``DeviceTrust`` serves
+the whole process (ingest and template requests, on their own threads).
 """
 
 import datetime as dt
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,6 +93,7 @@ class DeviceTrust:
         self._devices_dir = devices_dir
         self._interval = check_interval_s
         self._clock = clock
+        self._lock = threading.Lock()  # one re-read at a time
         self._last_check = -float("inf")
         self._crl_stamp: tuple[int, int] | None = None
         self._dir_stamp: frozenset[tuple[str, int, int]] = frozenset()
@@ -104,13 +107,14 @@ class DeviceTrust:
 
         Checks at most once per ``check_interval_s``, or per ``min_interval_s`` if given.
         """
-        now = self._clock()
         interval = self._interval if min_interval_s is None else min_interval_s
-        if not force and now < self._last_check + interval:
-            return
-        self._last_check = now
-        self._refresh_crl(force)
-        self._refresh_devices(force)
+        with self._lock:
+            now = self._clock()
+            if not force and now < self._last_check + interval:
+                return
+            self._last_check = now
+            self._refresh_crl(force)
+            self._refresh_devices(force)
 
     def _refresh_crl(self, force: bool) -> None:
         try:

@@ -3,8 +3,9 @@
 MQTT 5 request/response. The terminal publishes a JSON :class:`TemplateRequest`
 on ``<root>/dev/<id>/req`` with a response topic (its own ``…/resp``) and
 correlation data; central reads the shared subscription
-``protocol.topics.shared_requests()`` and answers on that topic with a JWS
-(central's signing key) over ``messages.Reply``:
+``protocol.topics.shared_requests()`` (over its one broker connection, beside the
+results) and answers on that topic with a JWS (central's signing key) over
+``messages.Reply``:
 
 - ``ok``: ``data = {request_id, device_id, retiree_id, kind, template,
   result_id, certified_at}``; ``template`` is the sealed template of the
@@ -22,7 +23,6 @@ gets nothing. Each device may ask ``burst`` times, refilled at ``per_minute``.
 import datetime as dt
 import logging
 import queue
-import ssl
 import threading
 import time
 import uuid
@@ -37,14 +37,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 
 from central.certification.devices import DeviceTrust, Standing
-from central.certification.settings import CentralMqtt
+from central.certification.link import Link, Route
 from central.store import schema
-from common.errors import ConfigError
 from protocol import messages, sealing, signing, templates, topics
 from protocol.errors import MessageError, SealError, SignatureError
 
@@ -208,57 +206,37 @@ class TemplateAnswers:
 
 
 class TemplateService:
-    """The MQTT side: shared subscription to requests, one worker answering; a context manager."""
+    """The MQTT side: requests through central's one connection (``Link``), answered by one
+    worker thread off the network thread; a context manager."""
 
-    def __init__(
-        self,
-        settings: CentralMqtt,
-        answers: TemplateAnswers,
-        client_id: str | None = None,
-    ) -> None:
-        self.settings, self.answers = settings, answers
+    def __init__(self, link: Link, answers: TemplateAnswers) -> None:
+        self.link, self.answers = link, answers
         self._halt = threading.Event()
         self.ready = threading.Event()
         self._inbox: queue.Queue[tuple[str, bytes, str | None, bytes | None]] = queue.Queue(
             _QUEUE_MAX
         )
-        self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"{client_id or settings.client_id}-templates",
-            protocol=mqtt.MQTTv5,
-        )
-        try:
-            self._client.tls_set(
-                ca_certs=str(settings.tls.ca_file),
-                certfile=str(settings.tls.cert_file),
-                keyfile=str(settings.tls.key_file),
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        s = link.settings
+        link.add(
+            Route(
+                subscription=topics.shared_requests(s.share_group, s.root),
+                topics=topics.all_devices("req", s.root),
+                qos=0,
+                on_message=self._on_message,
+                on_subscribed=self._on_subscribed,
+                durable=False,  # requests are QoS 0: none wait for us while we are away
             )
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"mqtt.tls: cannot load the TLS files: {exc}") from None
-        if (login := settings.login()) is not None:
-            self._client.username_pw_set(*login)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
-        self._client.on_connect = self._on_connect
-        self._client.on_subscribe = self._on_subscribe
-        self._client.on_message = self._on_message
+        )
         self._worker = threading.Thread(target=self._work, name="templates", daemon=True)
 
-    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
-        if rc.is_failure:
-            log.error("broker refused the template service: %s", rc)
-            return
-        topic = topics.shared_requests(self.settings.share_group, self.settings.root)
-        client.subscribe(topic, options=SubscribeOptions(qos=0))
-
-    def _on_subscribe(self, _c: Any, _u: Any, _m: int, codes: list[ReasonCode], _p: Any) -> None:
-        if any(c.is_failure for c in codes):
-            log.error("template request subscription refused: %s", codes)
+    def _on_subscribed(self, code: ReasonCode) -> None:
+        if code.is_failure:
+            log.error("template request subscription refused: %s", code)
             return
         log.info("serving template requests")
         self.ready.set()
 
-    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, message: mqtt.MQTTMessage) -> None:
         props = getattr(message, "properties", None)
         response = getattr(props, "ResponseTopic", None)
         correlation = getattr(props, "CorrelationData", None)
@@ -285,22 +263,17 @@ class TemplateService:
             props = Properties(PacketTypes.PUBLISH)
             if correlation is not None:
                 props.CorrelationData = correlation
-            self._client.publish(response, reply.encode("ascii"), qos=0, properties=props)
+            self.link.publish(response, reply.encode("ascii"), qos=0, properties=props)
 
     def start(self) -> None:
-        """Connect in the background and start answering."""
-        s = self.settings
-        self._client.connect_async(s.host, s.port, keepalive=s.keepalive, clean_start=True)
-        self._client.loop_start()
+        """Start answering (the link, connected by its owner, brings the requests)."""
         self._worker.start()
 
     def close(self) -> None:
-        """Stop answering and disconnect."""
+        """Stop answering."""
         self._halt.set()
         if self._worker.is_alive():
             self._worker.join(timeout=5)
-        self._client.disconnect()
-        self._client.loop_stop()
         log.info("template service stopped: %s", self.answers.counts)
 
     def __enter__(self) -> Self:
@@ -308,11 +281,3 @@ class TemplateService:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def load_seal_key(path: Path) -> ec.EllipticCurvePrivateKey:
-    """Central's sealing key, with an error naming the config field."""
-    try:
-        return signing.load_private_key(path)
-    except (OSError, ValueError, SignatureError) as exc:
-        raise ConfigError(f"keys.seal_key: cannot load {path}: {exc}") from None

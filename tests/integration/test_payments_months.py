@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from central import config, service
+from central import config
+from central.bootstrap import Central
 from central.certification.settings import Policy
 from central.cli import main
 from central.payments import bankfile, runs
@@ -146,7 +147,7 @@ def cli_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A central.toml whose SQLite database holds a roster and this month's run."""
     path = tmp_path_factory.mktemp("cli") / "central.toml"
     path.write_text('[database]\nurl = "sqlite:///c.sqlite"\n')
-    engine = service.engine_for(config.load(path))
+    engine = Central(config.load(path)).engine
     db.upgrade(engine)
     _enrol(engine, dt.datetime.now(dt.UTC) - dt.timedelta(days=40))
     runs.run(engine, Period.of(dt.datetime.now(dt.UTC).date()), Policy())
