@@ -137,8 +137,8 @@ class Service:
             self.consumer.run()
 
 
-def run(cfg: CentralConfig, client_id: str | None = None) -> None:
-    """Run the service until SIGTERM or SIGINT."""
+def run(central: Central, client_id: str | None = None) -> None:
+    """Run the service on ``central``'s parts until SIGTERM or SIGINT."""
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
@@ -147,7 +147,6 @@ def run(cfg: CentralConfig, client_id: str | None = None) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    central = Central(cfg)
     try:
         Service(central, stop, client_id).run()
     finally:
