@@ -38,7 +38,14 @@ from protocol import messages, signing, topics
 from protocol.messages import Ack, AckBatch, AckStatus
 from protocol.settings import templates_client
 from provisioning.fleet import Fleet
-from tests.fixtures.broker import FleetBroker, Login, MqttPeer, enrol_bundle, login_for
+from tests.fixtures.broker import (
+    FleetBroker,
+    Login,
+    MqttPeer,
+    central_login,
+    enrol_bundle,
+    login_for,
+)
 from tests.fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -445,3 +452,31 @@ def test_a_stopped_central_leaves_its_share_of_template_requests(
         for stop, thread in running:
             stop.set()
             thread.join(10)
+
+
+def test_a_kept_subscription_nothing_reads_is_acked_and_logged(
+    broker: FleetBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A session may keep a subscription from another version of central: what arrives on
+    it reaches no service, and a QoS 1 message is PUBACKed (never redelivered, never left
+    holding a place in the broker's window) and logged."""
+    cfg = _central_config(broker.fleet, f"sqlite:///{tmp_path / 'central.sqlite'}")
+    old = central_login(broker.fleet).as_client("central-old")
+    with MqttPeer(old, broker.port, session_expiry=600) as before:
+        assert not before.subscribe(topics.all_devices("status"), qos=1).is_failure
+    stop = threading.Event()
+    consumer = Central(cfg).consumer(stop, "central-old")
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    try:
+        assert consumer.ready.wait(10)
+        bundle = enrol_bundle(broker.fleet, "term-0007")
+        with MqttPeer(bundle, broker.port) as device:
+            assert not device.publish(topics.device_topic(bundle.name, "status"), "x").is_failure
+        wait_until(lambda: "matches no route" in caplog.text, what="the warning")
+    finally:
+        stop.set()
+        thread.join(10)
+    assert f"{bundle.name}/status" in caplog.text
+    with MqttPeer(old, broker.port, resume=True) as after:  # the session, taken over
+        assert after.session_present and after.expect(1) is None  # acked: nothing re-sent
