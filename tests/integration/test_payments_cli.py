@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from central import bankfile
 from central.cli import main
-from central.policy import Period
+from central.payments import bankfile
+from central.payments.period import Period
 from common import idnumber
 from protocol import signing
 from provisioning import pki

@@ -68,5 +68,101 @@ def test_rooms_import_only_what_the_table_allows(room: str) -> None:
 
 def test_the_reader_sees_imports_of_every_form() -> None:
     """Control: a top-level ``from a import b``, ``from a.b import c`` and a function's import."""
-    assert {"protocol.messages", "common.errors"} <= GRAPH["central.ingest"]
+    assert {"protocol.messages", "common.errors"} <= GRAPH["central.certification.ingest"]
     assert "protocol.topics" in GRAPH["protocol.messages"]
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return found
+
+
+CYCLES = _cycles(GRAPH)
+
+
+CYCLE_FREE = ("common", "protocol", "central", "provisioning")
+"""The rooms checked for cycles; the others join once their own cycles are gone."""
+
+
+@pytest.mark.parametrize("room", CYCLE_FREE)
+def test_no_import_cycles_not_even_inside_functions(room: str) -> None:
+    found = [c for c in CYCLES if any(m.split(".")[0] == room for m in c)]
+    assert not found, "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    """Control: the search reports a loop it is given (and nothing for a chain)."""
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+# -- central's own rooms ----------------------------------------------------------------
+
+CENTRAL_ROOMS: dict[str, set[str]] = {
+    "store": set(),
+    "certification": {"store"},
+    "people": {"store", "certification"},
+    "payments": {"store", "certification", "people"},
+    "fraud": {"store"},
+}
+"""Whom each room of ``central/`` may import (docs/design.md, "Central's rooms")."""
+CENTRAL_TOP = {"__main__", "config", "bootstrap", "cli"}
+"""central's modules outside the rooms: they assemble the rooms, and no room imports them."""
+
+
+def _central_part(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "central" and len(parts) > 1 else None
+
+
+def test_every_central_module_is_in_a_room_or_assembles_them() -> None:
+    strays = sorted(
+        name
+        for name in MODULES
+        if (part := _central_part(name)) is not None and part not in {*CENTRAL_ROOMS, *CENTRAL_TOP}
+    )
+    assert not strays, "put these in a room of central (or add the room to CENTRAL_ROOMS):\n" + (
+        "\n".join(strays)
+    )
+
+
+@pytest.mark.parametrize("room", CENTRAL_ROOMS)
+def test_central_rooms_import_only_what_their_table_allows(room: str) -> None:
+    wrong = sorted(
+        f"{name} imports {target}"
+        for name, targets in GRAPH.items()
+        if _central_part(name) == room
+        for target in targets
+        if (other := _central_part(target)) not in (None, room) and other not in CENTRAL_ROOMS[room]
+    )
+    assert not wrong, "\n".join(wrong)

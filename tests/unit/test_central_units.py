@@ -10,10 +10,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from central import config, roster
+from central import config
+from central.certification.devices import DeviceTrust, Standing
+from central.certification.policy import add_months
 from central.cli import main
-from central.devices import DeviceTrust, Standing
-from central.ingest import add_months
+from central.people import roster
 from common import idnumber
 from common.errors import ConfigError
 from tests.fixtures.database import CentralPki
