@@ -49,6 +49,8 @@ class Device:
     not_before: dt.datetime
     not_after: dt.datetime
     verifier: signing.Verifier
+    site: str = topics.DEFAULT_SITE
+    """Where it stands: its certificate's OU (``lifecert fleet enrol --site``)."""
 
     def standing(self, revoked: frozenset[int], now: dt.datetime) -> Standing:
         """Trusted, revoked (by serial in the CRL) or expired at ``now``."""
@@ -62,6 +64,13 @@ class Device:
 def _common_name(cert: x509.Certificate) -> str | None:
     attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(attrs[0].value) if len(attrs) == 1 else None
+
+
+def _site(cert: x509.Certificate) -> str:
+    """The certificate's OU if it is a valid site name, else the default site."""
+    units = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    site = str(units[0].value) if len(units) == 1 else ""
+    return site if topics.SITE_RE.match(site) else topics.DEFAULT_SITE
 
 
 def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
@@ -183,6 +192,7 @@ class DeviceTrust:
             not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc,
             verifier=signing.Verifier(key),
+            site=_site(cert),
         )
 
     def by_kid(self, kid: str) -> Device | None:

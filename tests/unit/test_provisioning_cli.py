@@ -47,8 +47,8 @@ def test_operator_workflow(tmp_path: Path) -> None:
     assert revoked.exit_code == 0, revoked.output
     assert "no running broker found" in revoked.output
     table = _run("fleet", "list", "--dir", d)
-    assert re.search(r"term-0001\s+active", table.output)
-    assert re.search(r"term-0002\s+revoked.*stolen", table.output)
+    assert re.search(r"term-0001\s+default\s+active", table.output)
+    assert re.search(r"term-0002\s+default\s+revoked.*stolen", table.output)
     listed = json.loads(_run("fleet", "list", "--dir", d, "--json").output)
     assert [(x["id"], x["status"]) for x in listed] == [
         ("term-0001", "active"),
