@@ -42,9 +42,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from central import bankfile, db, payments, population, roster, schema
-from central.config import Policy
-from central.policy import Period
+from central.certification.settings import Policy
+from central.payments import bankfile, review, runs
+from central.payments.period import Period
+from central.people import population, roster
+from central.store import db, schema
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 ADDED = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)  # the synthetic roster's import
@@ -204,7 +206,7 @@ def main() -> None:
         t_checked = _seconds(lambda: bare(triggers=True))
         report("bare UPDATE, triggers on")
         policy = Policy()
-        t_april = _seconds(lambda: payments.run(engine, Period(2026, 4), policy, now=APRIL_RUN))
+        t_april = _seconds(lambda: runs.run(engine, Period(2026, 4), policy, now=APRIL_RUN))
         report("run 2026-04")
         with engine.begin() as conn:  # a tenth of April's overdue certify before May
             conn.execute(
@@ -226,13 +228,13 @@ def main() -> None:
         if args.repeat:
             engine.dispose()  # checkpointed into the file
             shutil.copyfile(database, before_may)
-        t_may = _seconds(lambda: payments.run(engine, Period(2026, 5), policy, now=MAY_RUN))
+        t_may = _seconds(lambda: runs.run(engine, Period(2026, 5), policy, now=MAY_RUN))
         report("run 2026-05")
         start = time.perf_counter()
-        may = payments.run(engine, Period(2026, 5), policy, now=MAY_RUN)
+        may = runs.run(engine, Period(2026, 5), policy, now=MAY_RUN)
         t_again = time.perf_counter() - start
         report("2026-05 recomputed")
-        t_diff = _seconds(lambda: payments.diff(engine, Period(2026, 5)))
+        t_diff = _seconds(lambda: review.diff(engine, Period(2026, 5)))
         report("diff 2026-05")
         key = ec.generate_private_key(ec.SECP256R1())
         t_file = _seconds(
@@ -249,7 +251,7 @@ def main() -> None:
             shutil.copyfile(before_may, database)
             t_pair_bare = _seconds(lambda: bare(triggers=False))
             start = time.perf_counter()
-            same = payments.run(engine, Period(2026, 5), policy, now=MAY_RUN)
+            same = runs.run(engine, Period(2026, 5), policy, now=MAY_RUN)
             t_pair_may = time.perf_counter() - start
             engine.dispose()
             if (same.decisions, same.payable_cents) != (may.decisions, may.payable_cents):

@@ -1,6 +1,6 @@
 """1:N face search: latency per query over N stored templates, and the cost of loading them.
 
-Builds a ``central.duplicates.FaceIndex`` of ``--templates`` 128-d float32 vectors
+Builds a ``central.fraud.duplicates.FaceIndex`` of ``--templates`` 128-d float32 vectors
 (random, scaled like dlib embeddings: norm ~ 1), then times ``--queries`` searches
 (each a full scan: one matrix-vector product, threshold, exclusion of the prober's
 own templates). Loading cost: AES-256-GCM decryption of templates as stored at
@@ -18,7 +18,8 @@ import uuid
 
 import numpy as np
 
-from central.duplicates import FaceIndex, TemplateCipher
+from central.fraud.cipher import TemplateCipher
+from central.fraud.duplicates import FaceIndex
 
 MODEL = "dlib_face_recognition_resnet_v1"
 

@@ -30,7 +30,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from central import db, population, roster
+from central.people import population, roster
+from central.store import db
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 MIB = 1024 * 1024

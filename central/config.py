@@ -1,123 +1,27 @@
-"""Central's configuration (``central.toml``), validated at start-up.
+"""Central's configuration (``central.toml``), validated at start-up: one section per room,
+each defined in the room's ``settings`` module, assembled here with central's own keys.
 
 Relative paths, including the path of a ``sqlite:///`` database URL, are taken
 from the config file's folder. ``LIFECERT_CENTRAL__SECTION__FIELD`` variables
 override single fields.
 """
 
-import zoneinfo
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from pydantic import Field
 
+from central.certification.settings import CentralMqtt, FleetFiles, IngestSettings, Policy
+from central.fraud.settings import DuplicateSettings
+from central.payments.settings import BankSettings, PaymentSettings
+from central.store.settings import DatabaseSettings
 from common import config
 from common.config import ConfigPath, Section
 from common.errors import ConfigError
-from protocol import topics
-from protocol.settings import MqttSettings, read_password
 
 ENV_PREFIX = "LIFECERT_CENTRAL"
 DEFAULT_PATH = Path("/etc/lifecert/central.toml")
 _EMPTY: Any = {}  # a missing section is validated from {} so its paths resolve like given ones
-
-
-class DatabaseSettings(Section):
-    """Where central keeps its state: SQLite (embedded default) or PostgreSQL."""
-
-    url: str = Field(
-        default="sqlite:///central.sqlite",
-        title="database URL",
-        description="SQLAlchemy URL: sqlite:///central.sqlite (relative to this file) "
-        "or postgresql+psycopg://user@host/dbname",
-    )
-    busy_timeout_s: float = Field(
-        default=30.0,
-        gt=0,
-        le=600,
-        title="busy timeout",
-        description="seconds a writer waits for a lock held by another process (SQLite)",
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _resolve_sqlite_path(cls, value: str, info: ValidationInfo) -> str:
-        try:
-            url = make_url(value)
-        except ArgumentError:
-            raise ValueError(
-                "not a database URL: use sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
-            ) from None
-        if url.get_backend_name() not in ("sqlite", "postgresql"):
-            raise ValueError(
-                f"backend {url.get_backend_name()!r} unsupported: use sqlite or postgresql"
-            )
-        if url.drivername == "postgresql":
-            url = url.set(drivername="postgresql+psycopg")
-        base = (info.context or {}).get("base_dir")
-        database = url.database
-        if url.get_backend_name() == "sqlite" and database and database != ":memory:":
-            path = Path(database).expanduser()
-            if not path.is_absolute() and base is not None:
-                url = url.set(database=str(Path(base) / path))
-        return url.render_as_string(hide_password=False)
-
-
-class CentralMqtt(MqttSettings):
-    """The broker connection, with central's client certificate, login and session settings."""
-
-    username: str = Field(
-        default="lifecert-central",
-        min_length=1,
-        title="broker username",
-        description="central's broker login (its password is in password_file)",
-    )
-    client_id: str = Field(
-        default="lifecert-central",
-        min_length=1,
-        max_length=64,
-        title="client id",
-        description="MQTT client id; give each consumer process its own (persistent session)",
-    )
-    share_group: str = Field(
-        default=topics.SHARE_GROUP,
-        pattern=r"^[A-Za-z0-9_-]+$",
-        title="share group",
-        description="shared-subscription group that consumer processes split results in",
-    )
-    session_expiry_s: int = Field(
-        default=86_400,
-        ge=0,
-        title="session expiry",
-        description="seconds the broker keeps central's session (and queued results) offline",
-    )
-
-    def login(self) -> tuple[str, str] | None:
-        """``(username, password)`` for the broker, or None without a password file."""
-        password = read_password(self)
-        return None if password is None else (self.username, password)
-
-
-class FleetFiles(Section):
-    """The fleet's trust anchors as provisioning writes them."""
-
-    ca_file: ConfigPath = Field(
-        default=Path("../ca/ca.pem"),
-        title="fleet CA",
-        description="PEM certificate of the fleet CA",
-    )
-    crl_file: ConfigPath = Field(
-        default=Path("../ca/crl.pem"),
-        title="fleet CRL",
-        description="PEM CRL signed by the fleet CA; re-read when it changes",
-    )
-    devices_dir: ConfigPath = Field(
-        default=Path("../devices"),
-        title="device certificates",
-        description="folder of <device_id>.pem certificates of enrolled devices",
-    )
 
 
 class KeyFiles(Section):
@@ -132,183 +36,6 @@ class KeyFiles(Section):
         default=Path("seal.key"),
         title="sealing key",
         description="PEM P-256 key that opens templates sealed by terminals",
-    )
-
-
-class Policy(Section):
-    """Rules a result must meet to count."""
-
-    validity_months: int = Field(
-        default=12,
-        ge=1,
-        le=60,
-        title="validity",
-        description="months a passed certification is valid, counted from the device's date",
-    )
-    max_future_skew_s: int = Field(
-        default=300,
-        ge=0,
-        le=86_400,
-        title="future skew",
-        description="seconds a device clock may run ahead of central's",
-    )
-    max_result_age_days: int = Field(
-        default=60,
-        ge=1,
-        le=3650,
-        title="maximum age",
-        description="days after which a result is too old to apply",
-    )
-    timezone: str = Field(
-        default="UTC",
-        title="time zone",
-        description="IANA zone whose calendar date certifies, e.g. Asia/Shanghai",
-    )
-    birthday_anchored: bool = Field(
-        default=False,
-        title="birthday-anchored",
-        description="a pass certifies until a birthday (the first one after the reminder "
-        "window, plus validity_months - 12) instead of device date + validity_months",
-    )
-    reminder_days: int = Field(
-        default=30,
-        ge=0,
-        le=366,
-        title="reminder window",
-        description="days before certified_until in which a retiree is 'due' (reminders, "
-        "coverage report)",
-    )
-    grace_days: int = Field(
-        default=0,
-        ge=0,
-        le=366,
-        title="grace",
-        description="days after certified_until before a payment run holds payment",
-    )
-
-    @model_validator(mode="after")
-    def _anchor_needs_whole_years(self) -> "Policy":
-        if self.birthday_anchored and self.validity_months % 12:
-            raise ValueError("birthday_anchored needs validity_months in whole years (12, 24, ...)")
-        return self
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}: use an IANA name like UTC") from None
-        return value
-
-
-class IngestSettings(Section):
-    """How the consumer batches results into transactions."""
-
-    batch_size: int = Field(
-        default=200, ge=1, le=5000, title="batch size", description="results per DB transaction"
-    )
-    max_wait_ms: int = Field(
-        default=50,
-        ge=0,
-        le=10_000,
-        title="batch wait",
-        description="milliseconds to wait for a batch to fill before applying it",
-    )
-
-
-class PaymentSettings(Section):
-    """Which months a payment run may be for: a mistyped month is refused, never stored."""
-
-    months_ahead: int = Field(
-        default=1,
-        ge=0,
-        le=12,
-        title="months ahead",
-        description="how many months after the current one (in [policy] timezone) a run may "
-        "be for; 1 lets next month's run be computed before its payday",
-    )
-    months_back: int = Field(
-        default=12,
-        ge=0,
-        le=600,
-        title="months back",
-        description="how many months before the current one a run may be for (catching up); "
-        "never before the roster's first month, the month of its first import",
-    )
-
-
-class SftpSettings(Section):
-    """The bank's SFTP drop: host key pinned, key-based login."""
-
-    host: str = Field(default="127.0.0.1", title="SFTP host", description="the bank's SFTP host")
-    port: int = Field(default=22, ge=1, le=65535, title="SFTP port", description="1-65535")
-    username: str = Field(default="lifecert", title="user", description="SFTP login name")
-    key_file: ConfigPath = Field(
-        default=Path("bank/sftp.key"),
-        title="client key",
-        description="OpenSSH private key central logs in with",
-    )
-    host_key: ConfigPath = Field(
-        default=Path("bank/host_key.pub"),
-        title="pinned host key",
-        description="the bank server's public host key (one OpenSSH line, e.g. "
-        "'ssh-ed25519 AAAA...'); any other key is refused",
-    )
-    remote_dir: str = Field(
-        default="incoming",
-        title="remote folder",
-        description="folder on the server that payment files are uploaded to",
-    )
-    timeout_s: float = Field(
-        default=20.0, gt=0, le=600, title="timeout", description="seconds to connect"
-    )
-
-
-class BankSettings(Section):
-    """Bank payment files: who pays, whose key they are encrypted for, where they go."""
-
-    payer: str = Field(
-        default="LIFECERT",
-        pattern=r"^[A-Za-z0-9_-]{1,32}$",
-        title="payer code",
-        description="our code in the bank file header (letters, digits, _ -)",
-    )
-    encrypt_pub: ConfigPath = Field(
-        default=Path("bank/bank-encrypt.pub.pem"),
-        title="bank encryption key",
-        description="the bank's PEM public key files are encrypted for (P-256 or RSA >= 2048)",
-    )
-    return_sign_pub: ConfigPath = Field(
-        default=Path("bank/bank-sign.pub.pem"),
-        title="bank signing key",
-        description="the bank's PEM public key its signed return files are verified with",
-    )
-    out_dir: ConfigPath = Field(
-        default=Path("bank/out"),
-        title="output folder",
-        description="where sealed payment files are written before delivery",
-    )
-    sftp: SftpSettings = Field(default=_EMPTY, title="SFTP", description="a [bank.sftp] table")
-
-
-class DuplicateSettings(Section):
-    """1:N face search over stored templates."""
-
-    key_file: ConfigPath = Field(
-        default=Path("templates.key"),
-        title="template key",
-        description="32-byte AES-256-GCM key (raw or hex) that encrypts templates at rest; "
-        "`lifecert-central duplicates init-key` writes one",
-    )
-    distance: float = Field(
-        default=0.71,
-        gt=0,
-        le=2,
-        title="duplicate distance",
-        description="distance of unit-length templates at or under which two are flagged as "
-        "one face; the default is SFace's at FMR 1e-6 per pair on LFW, far stricter than the "
-        "1:1 threshold (1.07) because one query meets N people",
     )
 
 

@@ -21,6 +21,9 @@ SHARE_GROUP: Final = "central"
 Kind = Literal["result", "ack", "status", "telemetry", "config", "cmd", "req", "resp"]
 KINDS: Final[tuple[str, ...]] = get_args(Kind)
 DEVICE_ID_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
+SITE_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+DEFAULT_SITE: Final = "default"
+"""A terminal's site (the community centre where it stands) when none was given."""
 
 STATUS_ONLINE: Final = "online"
 STATUS_OFFLINE: Final = "offline"
@@ -35,6 +38,16 @@ def check_device_id(device_id: str) -> str:
             "starting with a letter or digit"
         )
     return device_id
+
+
+def check_site(site: str) -> str:
+    """Return ``site`` if it is a valid site name, else raise ``ValueError``."""
+    if not SITE_RE.match(site):
+        raise ValueError(
+            f"invalid site {site!r}: use 1-63 lowercase letters, digits or '-', "
+            "starting with a letter or digit"
+        )
+    return site
 
 
 def device_topic(device_id: str, kind: Kind, root: str = ROOT) -> str:

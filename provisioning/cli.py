@@ -137,8 +137,15 @@ def init_cmd(
 @_command(fleet, "enrol")
 @_fleet_dir
 @click.argument("device_id")
+@click.option(
+    "--site",
+    default="default",
+    show_default=True,
+    help="the community centre where it stands (lowercase letters, digits, '-'); "
+    "written into its certificate, so central knows it",
+)
 @click.option("--tar", "make_tar", is_flag=True, help="also write bundles/<id>.tar.gz")
-def enrol_cmd(directory: Path, device_id: str, make_tar: bool) -> None:
+def enrol_cmd(directory: Path, device_id: str, site: str, make_tar: bool) -> None:
     """Enrol a terminal: its key, certificate, broker password and a bundle to copy onto it.
 
     The running broker accepts the new login at once (else it is in the
@@ -146,11 +153,11 @@ def enrol_cmd(directory: Path, device_id: str, make_tar: bool) -> None:
 
     \b
     Example:
-        lifecert fleet enrol term-0001 --dir fleet --tar
+        lifecert fleet enrol term-0001 --site dongcheng-3 --dir fleet --tar
         scp -r fleet/bundles/term-0001 pi@term-0001:/etc/lifecert
     """
     target = Fleet.open(directory)
-    done = target.enrol(device_id)
+    done = target.enrol(device_id, site)
     click.echo(f"enrolled {device_id} (serial {done.record.serial})")
     click.echo(f"  bundle: {done.bundle}")
     if make_tar:
@@ -260,10 +267,11 @@ def list_cmd(directory: Path, as_json: bool) -> None:
         ]
         click.echo(json.dumps(records, indent=2))
         return
-    rows = [("ID", "STATUS", "SERIAL", "ENROLLED", "EXPIRES", "REVOKED", "REASON")]
+    rows = [("ID", "SITE", "STATUS", "SERIAL", "ENROLLED", "EXPIRES", "REVOKED", "REASON")]
     rows += [
         (
             d.id,
+            d.site,
             d.status,
             d.serial[:16],
             f"{d.enrolled_at:%Y-%m-%d}",

@@ -237,7 +237,7 @@ class Fleet:
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
         paths.config.write_text(
-            "# lifecert fleet (lifecert fleet init); see README 'provisioning'.\n"
+            "# lifecert fleet (lifecert fleet init); see docs/operators.md.\n"
             + tomli_w.dumps(data),
             encoding="utf-8",
         )
@@ -375,12 +375,17 @@ class Fleet:
 
     # -- enrolment -------------------------------------------------------------------------------
 
-    def enrol(self, device_id: str) -> Enrolment:
+    def enrol(self, device_id: str, site: str = topics.DEFAULT_SITE) -> Enrolment:
         """Generate a key, certificate and broker password for ``device_id``; write its bundle.
 
+        ``site`` (the community centre where it stands) goes into the certificate's OU.
         The broker learns the new login at once (see :meth:`add_to_broker`).
         """
         _check_new_id(device_id)
+        try:
+            topics.check_site(site)
+        except ValueError as exc:
+            raise ProvisioningError(str(exc)) from None
         password = dynsec.new_password()
         with registry.locked(self.paths.registry) as reg:
             known = reg.get(device_id)
@@ -396,7 +401,7 @@ class Fleet:
                 )
             ca = self.authority()
             key = pki.new_key()
-            cert = ca.issue(device_id, key.public_key(), self.settings.pki.device_days)
+            cert = ca.issue(device_id, key.public_key(), self.settings.pki.device_days, site=site)
             bundle = self.paths.bundle(device_id)
             if bundle.exists():
                 shutil.rmtree(bundle)
@@ -412,6 +417,7 @@ class Fleet:
                 enrolled_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
                 not_after=cert.not_valid_after_utc,
                 broker_password=dynsec.hash_password(password),
+                site=site,
             )
             reg.devices.append(record)
         log.info("enrolled %s (serial %s)", device_id, record.serial)

@@ -33,13 +33,11 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-def _name(common_name: str, organisation: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
+def _name(common_name: str, organisation: str, unit: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation)]
+    if unit is not None:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit))
+    return x509.Name([*attrs, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
 def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
@@ -108,11 +106,13 @@ class Authority:
         *,
         server_names: Iterable[str] = (),
         client: bool = True,
+        site: str | None = None,
     ) -> x509.Certificate:
         """A leaf certificate: clientAuth (devices, central) or serverAuth with SANs (broker).
 
         A client certificate also names itself in a SAN URI ``urn:lifecert:<CN>``
-        (RFC 5280 path validators such as cryptography's want a SAN).
+        (RFC 5280 path validators such as cryptography's want a SAN). A terminal's ``site``
+        is its subject's organizational unit (OU), which central reads back.
         """
         now = _now()
         names = list(dict.fromkeys(server_names))
@@ -121,7 +121,7 @@ class Authority:
             usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(common_name, self.organisation))
+            .subject_name(_name(common_name, self.organisation, site))
             .issuer_name(self.cert.subject)
             .public_key(public_key)
             .serial_number(x509.random_serial_number())

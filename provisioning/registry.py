@@ -28,6 +28,7 @@ class DeviceRecord(BaseModel):
     not_after: dt.datetime
     revoked_at: dt.datetime | None = None
     reason: str | None = None
+    site: str = Field(default="default", description="where it stands; also its certificate's OU")
     broker_password: PasswordHash | None = Field(
         default=None,
         description="the broker's hash of the bundle's mqtt.password (none: enrolled before "

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from central import db, roster, schema
-from central.config import Policy
-from central.devices import DeviceTrust
-from central.ingest import Inbound, Ingestor
+from central.certification.devices import DeviceTrust
+from central.certification.ingest import Inbound, Ingestor
+from central.certification.settings import Policy
+from central.people import roster
+from central.store import db, schema
 from common import idnumber
 from tests.fixtures.database import CentralPki
 

@@ -1,19 +1,20 @@
 """Central's consumer against a real Mosquitto (the fleet's generated TLS + ACL config).
 
 A device publishes a signed result; central applies it and a signed ack that
-verifies with central's public key arrives on the device's ack topic.
+verifies with central's public key arrives on the device's ack topic. Template
+requests travel over the same connection.
 """
 
 import datetime as dt
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -23,13 +24,28 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from cryptography import x509
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
-from central import config, db, ingest, roster, schema, service
+from central import config
+from central.bootstrap import Central, Service
+from central.certification import ingest
+from central.certification.devices import Standing
+from central.people import roster
+from central.store import db, schema
 from common import idnumber
-from protocol import messages, signing
+from protocol import messages, signing, topics
 from protocol.messages import Ack, AckBatch, AckStatus
+from protocol.settings import templates_client
 from provisioning.fleet import Fleet
-from tests.fixtures.broker import FleetBroker, MqttPeer, enrol_bundle
+from tests.fixtures.broker import (
+    FleetBroker,
+    Login,
+    MqttPeer,
+    central_login,
+    enrol_bundle,
+    login_for,
+)
 from tests.fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -100,7 +116,7 @@ def running(broker: FleetBroker, db_url: str) -> Iterator[dict[str, Any]]:
     bundles = [enrol_bundle(broker.fleet, f"term-000{i}") for i in (1, 2)]
     cfg = _central_config(broker.fleet, db_url)
     stop = threading.Event()
-    consumer = service.consumer_for(cfg, stop)
+    consumer = Central(cfg).consumer(stop)
     engine = consumer.ingestor.engine
     roster.upsert(
         engine,
@@ -138,6 +154,40 @@ def running(broker: FleetBroker, db_url: str) -> Iterator[dict[str, Any]]:
 def _count(engine: Any, table: sa.Table) -> int:
     with engine.connect() as conn:
         return int(conn.scalar(sa.select(sa.func.count()).select_from(table)) or 0)
+
+
+def _ask_templates(fleet: Fleet, bundle: Path, port: int, n: int = 1) -> list[messages.Reply]:
+    """``n`` template requests for ``RETIREE`` on the device's template connection, as a
+    terminal makes them; central's verified replies (none for a request nobody answered)."""
+    device = bundle.name
+    own = login_for(bundle)
+    login = Login(own.tls, templates_client(device), own.password, templates_client(device))
+    verifier = signing.Verifier(
+        signing.load_public_key(fleet.directory / "central" / "sign.pub.pem")
+    )
+    resp = topics.device_topic(device, "resp")
+    replies = []
+    with MqttPeer(login, port) as peer:
+        assert not peer.subscribe(resp).is_failure
+        for _ in range(n):
+            request_id = uuid.uuid4().hex
+            props = Properties(PacketTypes.PUBLISH)
+            props.ResponseTopic, props.CorrelationData = resp, request_id.encode()
+            body = {"op": "face_template", "request_id": request_id, "retiree_id": RETIREE}
+            peer.publish(
+                topics.device_topic(device, "req"), json.dumps(body), qos=0, properties=props
+            )
+            msg = peer.expect(3)
+            if msg is not None:
+                assert msg.properties.CorrelationData == request_id.encode()
+                replies.append(messages.decode(messages.Reply, verifier.verify(msg.payload)))
+    return replies
+
+
+def _central_clients(broker: FleetBroker) -> list[str]:
+    """The client ids central's login connected with, in the broker's log."""
+    log = broker.log_path.read_text()
+    return re.findall(r"New client connected from \S+ as (\S+) \(.*u'lifecert-central'\)", log)
 
 
 def test_result_applied_and_signed_ack_arrives(running: dict[str, Any]) -> None:
@@ -228,7 +278,7 @@ def test_poison_messages_never_stop_central(
     # a new consumer on central's session: nothing left to redeliver but the next result
     running["stop"].set()
     running["thread"].join(10)
-    again = service.consumer_for(running["config"], threading.Event())
+    again = Central(running["config"]).consumer(threading.Event())
     thread = threading.Thread(target=again.run, daemon=True)
     thread.start()
     try:
@@ -247,7 +297,14 @@ def test_revoked_device_refused_by_running_central(running: dict[str, Any]) -> N
     device.send(_result(device.id, 1))
     assert device.ack() is not None
     broker.fleet.revoke(device.id)  # the broker keeps the open connection until reloaded
-    time.sleep(1.2)  # central re-reads the CRL at most once a second
+    trust, kid = running["consumer"].ingestor.trust, device.signer.kid
+    wait_until(  # central re-reads the CRL when due, on the look-up each message makes
+        lambda: (
+            (found := trust.by_kid(kid)) is not None
+            and found.standing(trust.revoked, dt.datetime.now(dt.UTC)) is Standing.REVOKED
+        ),
+        what="the running central to re-read the CRL",
+    )
     queued = _result(device.id, 2)
     device.send(queued)
     ack = device.ack()  # refused, recorded for staff, and acked so it is not re-sent
@@ -293,7 +350,7 @@ def test_cli_run_notifies_systemd_and_stops_on_sigterm(
         env["WATCHDOG_PID"] = str(proc.pid)
         assert "READY=1" in _wait_for(sock, "READY=1")
         assert "WATCHDOG=1" in _wait_for(sock, "WATCHDOG=1")
-        engine = service.engine_for(_central_config(broker.fleet, db_url))
+        engine = Central(_central_config(broker.fleet, db_url)).engine
         roster.upsert(
             engine,
             [{"id_number": RETIREE, "name": "W", "sex": "F", "birth_date": dt.date(1950, 3, 7)}],
@@ -305,6 +362,9 @@ def test_cli_run_notifies_systemd_and_stops_on_sigterm(
         ack = device.ack()
         assert ack is not None and ack.status is AckStatus.APPLIED
         device.peer.close()
+        (reply,) = _ask_templates(broker.fleet, bundle, broker.port)
+        assert reply.status == "ok" and reply.data["template"] is None  # no face pass yet
+        assert _central_clients(broker) == ["lifecert-central"]  # results and requests
         proc.send_signal(signal.SIGTERM)
         assert "STOPPING=1" in _wait_for(sock, "STOPPING=1")
         out, _ = proc.communicate(timeout=15)
@@ -323,7 +383,7 @@ def test_no_puback_before_commit_broker_redelivers(broker: FleetBroker, tmp_path
     url = f"sqlite:///{tmp_path / 'central.sqlite'}"
     bundle = enrol_bundle(broker.fleet, "term-0005")
     cfg = _central_config(broker.fleet, url, LIFECERT_CENTRAL__DATABASE__BUSY_TIMEOUT_S="0.2")
-    engine = service.engine_for(cfg)
+    engine = Central(cfg).engine
     db.upgrade(engine)
     roster.upsert(
         engine,
@@ -334,7 +394,7 @@ def test_no_puback_before_commit_broker_redelivers(broker: FleetBroker, tmp_path
 
     def start() -> tuple[threading.Event, threading.Thread, Any]:
         stop = threading.Event()
-        consumer = service.consumer_for(cfg, stop)
+        consumer = Central(cfg).consumer(stop)
         thread = threading.Thread(target=consumer.run, daemon=True)
         thread.start()
         assert consumer.ready.wait(10)
@@ -363,3 +423,60 @@ def test_no_puback_before_commit_broker_redelivers(broker: FleetBroker, tmp_path
     thread.join(10)
     device.peer.close()
     engine.dispose()
+
+
+def test_a_stopped_central_leaves_its_share_of_template_requests(
+    broker: FleetBroker, tmp_path: Path
+) -> None:
+    """The broker keeps a stopped central's session, and with it its subscriptions: results
+    wait there (QoS 1), but template requests (QoS 0) handed to it would be lost. A clean
+    stop leaves the request subscription, so the instance still running answers them all."""
+    cfg = _central_config(broker.fleet, f"sqlite:///{tmp_path / 'central.sqlite'}")
+    bundle = enrol_bundle(broker.fleet, "term-0006")
+    running: list[tuple[threading.Event, threading.Thread]] = []
+    for client_id in ("central-a", "central-b"):
+        stop = threading.Event()
+        service = Service(Central(cfg), stop, client_id)
+        thread = threading.Thread(target=service.run, daemon=True)
+        thread.start()
+        assert service.consumer.ready.wait(10) and service.templates.ready.wait(10)
+        running.append((stop, thread))
+    try:
+        assert len(_ask_templates(broker.fleet, bundle, broker.port, 4)) == 4
+        stop_b, thread_b = running.pop()
+        stop_b.set()
+        thread_b.join(10)
+        replies = _ask_templates(broker.fleet, bundle, broker.port, 6)
+        assert [r.error for r in replies] == ["unknown_retiree"] * 6  # every one answered
+    finally:
+        for stop, thread in running:
+            stop.set()
+            thread.join(10)
+
+
+def test_a_kept_subscription_nothing_reads_is_acked_and_logged(
+    broker: FleetBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A session may keep a subscription from another version of central: what arrives on
+    it reaches no service, and a QoS 1 message is PUBACKed (never redelivered, never left
+    holding a place in the broker's window) and logged."""
+    cfg = _central_config(broker.fleet, f"sqlite:///{tmp_path / 'central.sqlite'}")
+    old = central_login(broker.fleet).as_client("central-old")
+    with MqttPeer(old, broker.port, session_expiry=600) as before:
+        assert not before.subscribe(topics.all_devices("status"), qos=1).is_failure
+    stop = threading.Event()
+    consumer = Central(cfg).consumer(stop, "central-old")
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    try:
+        assert consumer.ready.wait(10)
+        bundle = enrol_bundle(broker.fleet, "term-0007")
+        with MqttPeer(bundle, broker.port) as device:
+            assert not device.publish(topics.device_topic(bundle.name, "status"), "x").is_failure
+        wait_until(lambda: "matches no route" in caplog.text, what="the warning")
+    finally:
+        stop.set()
+        thread.join(10)
+    assert f"{bundle.name}/status" in caplog.text
+    with MqttPeer(old, broker.port, resume=True) as after:  # the session, taken over
+        assert after.session_present and after.expect(1) is None  # acked: nothing re-sent

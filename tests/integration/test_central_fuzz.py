@@ -9,10 +9,11 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from central import roster, schema
-from central.config import Policy
-from central.devices import DeviceTrust
-from central.ingest import Inbound, Ingestor, Reason, Status
+from central.certification.devices import DeviceTrust
+from central.certification.ingest import Inbound, Ingestor, Reason, Status
+from central.certification.settings import Policy
+from central.people import roster
+from central.store import schema
 from common import idnumber
 from protocol import messages
 from tests.fixtures.database import CentralPki

@@ -15,11 +15,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from central import ingest, roster, schema
-from central.config import Policy
-from central.db import StoreError
-from central.devices import DeviceTrust
-from central.ingest import Inbound, Ingestor, Reason, ReplayError, Status, add_months
+from central.certification import ingest
+from central.certification.devices import DeviceTrust
+from central.certification.ingest import Inbound, Ingestor, Reason, ReplayError, Status
+from central.certification.policy import add_months
+from central.certification.settings import Policy
+from central.people import roster
+from central.store import schema
+from central.store.db import StoreError
 from common import idnumber
 from protocol import messages
 from protocol.limits import MAX_RESULT_BYTES

@@ -19,9 +19,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc import jws
 from joserfc.jwk import ECKey
 
-from central import bankfile, payments, roster, sftp
-from central.config import Policy, SftpSettings
-from central.policy import Period
+from central.certification.settings import Policy
+from central.payments import bankfile, runs, sftp
+from central.payments.period import Period
+from central.payments.settings import SftpSettings
+from central.people import roster
 from common import idnumber
 from tests.fixtures.ports import free_port
 
@@ -146,7 +148,7 @@ def test_file_sealed_delivered_and_reconciled(
     central_engine: Any, bank: Bank, tmp_path: Path
 ) -> None:
     ids = _people(central_engine)
-    payments.run(central_engine, APRIL, Policy(), now=NOW)
+    runs.run(central_engine, APRIL, Policy(), now=NOW)
     central_key = ec.generate_private_key(ec.SECP256R1())
     made = bankfile.make(
         central_engine,
@@ -159,8 +161,8 @@ def test_file_sealed_delivered_and_reconciled(
     )
     assert (made.count, made.total_cents) == (3, 300_000 + 11 + 15 + 17)
     assert [w["id_number"] for w in made.withheld] == [ids[1]]  # account name "X"
-    with pytest.raises(payments.RunError, match="filed"):
-        payments.run(central_engine, APRIL, Policy(), now=NOW)  # frozen once filed
+    with pytest.raises(runs.RunError, match="filed"):
+        runs.run(central_engine, APRIL, Policy(), now=NOW)  # frozen once filed
 
     remote = sftp.upload(bank.settings, made.path)
     arrived = Path(remote)
@@ -225,7 +227,7 @@ def test_wrong_host_key_is_refused(bank: Bank, tmp_path: Path) -> None:
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_tampering_is_detected(central_engine: Any, tmp_path: Path) -> None:
     _people(central_engine)
-    payments.run(central_engine, APRIL, Policy(), now=NOW)
+    runs.run(central_engine, APRIL, Policy(), now=NOW)
     central_key = ec.generate_private_key(ec.SECP256R1())
     bank_key = rsa.generate_private_key(65537, 2048)  # an RSA bank key works as well
     made = bankfile.make(

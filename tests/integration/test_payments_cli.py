@@ -1,25 +1,22 @@
-"""The payments commands end to end through the CLI (SQLite), and the README section."""
+"""The payments commands end to end through the CLI (SQLite)."""
 
 import csv
 import datetime as dt
-import re
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from central import bankfile
 from central.cli import main
-from central.policy import Period
+from central.payments import bankfile
+from central.payments.period import Period
 from common import idnumber
 from protocol import signing
 from provisioning import pki
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -117,16 +114,3 @@ def test_bad_input_is_one_clear_line(cli: Any) -> None:
     assert "Traceback" not in missing.output
     nokey = cli("duplicates", "scan")
     assert nokey.exit_code == 2 and "duplicates init-key" in nokey.output
-
-
-def test_readme_payments_commands_exist() -> None:
-    from tests.unit.test_central_units import _commands
-
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text.split("<!-- section: payments -->")[1].split("<!-- /section: payments -->")[0]
-    used = set(re.findall(r"lifecert-central(?: --\S+(?: \S+)?)* ([a-z-]+(?: [a-z-]+)?)", section))
-    known = {name for name, _ in _commands(main)}
-    leaves = {name for name, cmd in _commands(main) if not isinstance(cmd, click.Group)}
-    assert {"payments run", "bank make", "registry import", "duplicates scan"} <= used
-    for phrase in used:
-        assert phrase in known or phrase.split()[0] in leaves, f"README uses unknown {phrase!r}"

@@ -10,10 +10,14 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
 from PIL import Image
 
-from central import duplicates, roster, schema
-from central.config import Policy
-from central.devices import DeviceTrust
-from central.ingest import Inbound, Ingestor
+from central.certification.devices import DeviceTrust
+from central.certification.ingest import Inbound, Ingestor
+from central.certification.settings import Policy
+from central.fraud import duplicates
+from central.fraud.cipher import TemplateCipher, TemplateStoreError, write_key
+from central.fraud.flags import list_flags
+from central.people import roster
+from central.store import schema
 from common import idnumber
 from protocol import sealing, templates
 
@@ -96,12 +100,12 @@ def test_same_face_under_two_identities_is_flagged(
         Inbound(term.topic(), term.sign(term.result(r4, template=garbage)), dt.datetime.now(dt.UTC))
     )
 
-    cipher = duplicates.TemplateCipher.from_file(duplicates.write_key(tmp_path / "templates.key"))
+    cipher = TemplateCipher.from_file(write_key(tmp_path / "templates.key"))
     index = duplicates.FaceIndex.load(central_engine, cipher)
     limit = float(embeddings["distance"])
     report = duplicates.scan(central_engine, index, cipher, seal_key, distance=limit)
     assert (report.indexed, report.problems) == (5, 1)
-    flags = duplicates.list_flags(central_engine)
+    flags = list_flags(central_engine)
     assert [(f["kind"], f["retiree_id"], f["other_retiree_id"]) for f in flags] == [
         ("duplicate_face", r3, r1)
     ]
@@ -125,6 +129,6 @@ def test_same_face_under_two_identities_is_flagged(
     raw = embeddings["A1"].astype("<f4").tobytes()
     assert all(raw[:16] not in (b or b"") for b in blobs)  # encrypted at rest
     assert sorted(events) == sorted([r1, r3])
-    other = duplicates.TemplateCipher(b"\x01" * 32)
-    with pytest.raises(duplicates.TemplateStoreError, match="wrong key or tampered"):
+    other = TemplateCipher(b"\x01" * 32)
+    with pytest.raises(TemplateStoreError, match="wrong key or tampered"):
         duplicates.FaceIndex.load(central_engine, other)

@@ -12,10 +12,15 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from central import bankfile, config, db, payments, roster, schema, service
+from central import config
+from central.bootstrap import Central
+from central.certification.settings import Policy
 from central.cli import main
-from central.config import PaymentSettings, Policy
-from central.policy import Period
+from central.payments import bankfile, runs
+from central.payments.period import Period
+from central.payments.settings import PaymentSettings
+from central.people import roster
+from central.store import db, schema
 from common import idnumber
 from provisioning import pki
 
@@ -39,8 +44,8 @@ def _enrol(engine: Any, at: dt.datetime) -> None:
     roster.upsert(engine, [row], "test", at)
 
 
-def _run(engine: Any, period: str, **window: int) -> payments.RunSummary:
-    return payments.run(
+def _run(engine: Any, period: str, **window: int) -> runs.RunSummary:
+    return runs.run(
         engine, Period.parse(period), Policy(), now=NOW, window=PaymentSettings(**window)
     )
 
@@ -51,7 +56,7 @@ def _runs(engine: Any) -> list[str]:
 
 
 def test_a_run_is_for_a_month_near_today_after_the_roster_began(central_engine: Any) -> None:
-    with pytest.raises(payments.RunError, match="the roster is empty: import it first"):
+    with pytest.raises(runs.RunError, match="the roster is empty: import it first"):
         _run(central_engine, "2026-06")
     _enrol(central_engine, dt.datetime(2026, 2, 20, tzinfo=dt.UTC))
     refused = {
@@ -61,13 +66,13 @@ def test_a_run_is_for_a_month_near_today_after_the_roster_began(central_engine: 
         "2026-01": "before 2026-02, the roster's first month (its first import)",
     }
     for period, why in refused.items():
-        with pytest.raises(payments.RunError, match=re.escape(why)):
+        with pytest.raises(runs.RunError, match=re.escape(why)):
             _run(central_engine, period)
     assert _runs(central_engine) == []
     assert _run(central_engine, "2026-02").decisions == {"pay": 1}  # catching up from February
     for period in ("2026-03", "2026-04", "2026-05", "2026-06", "2026-07"):
         _run(central_engine, period)
-    with pytest.raises(payments.RunError, match="after 2026-07"):
+    with pytest.raises(runs.RunError, match="after 2026-07"):
         _run(central_engine, "2026-08")
     _run(central_engine, "2026-08", months_ahead=2)  # as [payments] months_ahead = 2 allows
     assert _runs(central_engine)[-1] == "2026-08"
@@ -76,22 +81,22 @@ def test_a_run_is_for_a_month_near_today_after_the_roster_began(central_engine: 
 def test_the_roster_month_is_counted_in_the_policy_time_zone(central_engine: Any) -> None:
     _enrol(central_engine, dt.datetime(2026, 4, 30, 20, tzinfo=dt.UTC))  # May 1st in Shanghai
     policy = Policy(timezone="Asia/Shanghai")
-    with pytest.raises(payments.RunError, match="before 2026-05, the roster's first month"):
-        payments.run(central_engine, Period(2026, 4), policy, now=NOW)
-    payments.run(central_engine, Period(2026, 4), Policy(), now=NOW)  # April 30th in UTC
+    with pytest.raises(runs.RunError, match="before 2026-05, the roster's first month"):
+        runs.run(central_engine, Period(2026, 4), policy, now=NOW)
+    runs.run(central_engine, Period(2026, 4), Policy(), now=NOW)  # April 30th in UTC
 
 
 def test_discard_the_latest_unfiled_run(central_engine: Any, tmp_path: Path) -> None:
     _enrol(central_engine, dt.datetime(2026, 2, 20, tzinfo=dt.UTC))
     for period in ("2026-05", "2026-06", "2026-07"):
         _run(central_engine, period)
-    with pytest.raises(payments.RunError, match="say why"):
-        payments.discard(central_engine, Period(2026, 7), " ", "staff-7")
-    with pytest.raises(payments.RunError, match=r"not the latest run \(2026-07\): discard 2026-07"):
-        payments.discard(central_engine, Period(2026, 6), "typo", "staff-7")
-    with pytest.raises(payments.RunError, match="no payment run for 2026-08"):
-        payments.discard(central_engine, Period(2026, 8), "typo", "staff-7")
-    gone = payments.discard(central_engine, Period(2026, 7), "typed July for June", "staff-7", NOW)
+    with pytest.raises(runs.RunError, match="say why"):
+        runs.discard(central_engine, Period(2026, 7), " ", "staff-7")
+    with pytest.raises(runs.RunError, match=r"not the latest run \(2026-07\): discard 2026-07"):
+        runs.discard(central_engine, Period(2026, 6), "typo", "staff-7")
+    with pytest.raises(runs.RunError, match="no payment run for 2026-08"):
+        runs.discard(central_engine, Period(2026, 8), "typo", "staff-7")
+    gone = runs.discard(central_engine, Period(2026, 7), "typed July for June", "staff-7", NOW)
     assert _runs(central_engine) == ["2026-05", "2026-06"]
     with central_engine.connect() as conn:
         event = conn.execute(
@@ -110,8 +115,8 @@ def test_discard_the_latest_unfiled_run(central_engine: Any, tmp_path: Path) -> 
 
     key = pki.new_key()
     bankfile.make(central_engine, Period(2026, 7), "LIFECERT", tmp_path, key, key.public_key())
-    with pytest.raises(payments.RunError, match=r"is filed \(its bank file is made\): it stands"):
-        payments.discard(central_engine, Period(2026, 7), "too late", "staff-7")
+    with pytest.raises(runs.RunError, match=r"is filed \(its bank file is made\): it stands"):
+        runs.discard(central_engine, Period(2026, 7), "too late", "staff-7")
     assert _runs(central_engine)[-1] == "2026-07"
 
 
@@ -131,9 +136,9 @@ def test_a_run_stored_for_9999_12_before_the_limits_can_be_discarded(
                 roster_revision=0,
             )
         )
-    with pytest.raises(payments.RunError, match=r"9999-12, which has no next month; if 9999-12"):
+    with pytest.raises(runs.RunError, match=r"9999-12, which has no next month; if 9999-12"):
         _run(central_engine, "2026-06")
-    payments.discard(central_engine, Period(9999, 12), "typed 9999-12", "staff-7", NOW)
+    runs.discard(central_engine, Period(9999, 12), "typed 9999-12", "staff-7", NOW)
     assert _run(central_engine, "2026-06").decisions == {"pay": 1}
 
 
@@ -142,10 +147,10 @@ def cli_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A central.toml whose SQLite database holds a roster and this month's run."""
     path = tmp_path_factory.mktemp("cli") / "central.toml"
     path.write_text('[database]\nurl = "sqlite:///c.sqlite"\n')
-    engine = service.engine_for(config.load(path))
+    engine = Central(config.load(path)).engine
     db.upgrade(engine)
     _enrol(engine, dt.datetime.now(dt.UTC) - dt.timedelta(days=40))
-    payments.run(engine, Period.of(dt.datetime.now(dt.UTC).date()), Policy())
+    runs.run(engine, Period.of(dt.datetime.now(dt.UTC).date()), Policy())
     engine.dispose()
     return path
 

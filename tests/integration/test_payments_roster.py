@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from central import coverage, population, roster, schema
 from central.cli import main
+from central.people import coverage, population, roster
+from central.store import schema
 from common import idnumber
 
 pytestmark = pytest.mark.integration

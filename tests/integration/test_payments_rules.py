@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from central import roster, schema
+from central.people import roster
+from central.store import schema
 from common import idnumber
 
 pytestmark = pytest.mark.integration

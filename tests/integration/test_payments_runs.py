@@ -7,11 +7,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from central import holds, payments, queries, registries, roster, schema
-from central.config import Policy
-from central.devices import DeviceTrust
-from central.ingest import Inbound, Ingestor
-from central.policy import Period
+from central.certification.devices import DeviceTrust
+from central.certification.ingest import Inbound, Ingestor
+from central.certification.settings import Policy
+from central.payments import holds, recovery, review, runs
+from central.payments.period import Period
+from central.people import registries, roster
+from central.store import schema
 from common import idnumber
 
 pytestmark = pytest.mark.integration
@@ -47,11 +49,11 @@ def enrol(engine: Any, *rows: dict[str, Any]) -> list[str]:
 
 
 def line(engine: Any, period: str, retiree: str) -> Any:
-    return next(r for r in payments.lines(engine, Period.parse(period)) if r.retiree_id == retiree)
+    return next(r for r in runs.lines(engine, Period.parse(period)) if r.retiree_id == retiree)
 
 
-def run(engine: Any, period: str, policy: Policy | None = None) -> payments.RunSummary:
-    return payments.run(engine, Period.parse(period), policy or Policy(), now=NOW)
+def run(engine: Any, period: str, policy: Policy | None = None) -> runs.RunSummary:
+    return runs.run(engine, Period.parse(period), policy or Policy(), now=NOW)
 
 
 def certify(engine: Any, retiree: str, until: dt.date) -> None:
@@ -91,9 +93,7 @@ def test_held_for_certification_then_resumed_with_arrears(central_engine: Any) -
             sa.select(schema.events.c.kind).where(schema.events.c.retiree_id == late)
         ).scalars()
         assert not [kind for kind in kinds if kind.startswith("hold_")]
-    shown = queries.get_retiree(central_engine, late)
-    assert shown is not None
-    assert shown["payment"] == {
+    assert runs.latest_line(central_engine, late) == {
         "period": "2026-05",
         "decision": "hold",
         "reason": "certification_overdue",
@@ -102,15 +102,15 @@ def test_held_for_certification_then_resumed_with_arrears(central_engine: Any) -
     }
     certify(central_engine, late, dt.date(2027, 5, 20))
     first = run(central_engine, "2026-06")
-    shown = queries.get_retiree(central_engine, late)
-    assert shown is not None and shown["payment"]["decision"] == "resume"
+    shown = runs.latest_line(central_engine, late)
+    assert shown is not None and shown["decision"] == "resume"
     back = line(central_engine, "2026-06", late)
     assert (back.decision, back.arrears_cents, back.payable_cents) == (
         "resume",
         2 * AMOUNT,
         3 * AMOUNT,
     )
-    why = payments.explain(central_engine, Period.parse("2026-06"), late, Policy())
+    why = review.explain(central_engine, Period.parse("2026-06"), late, Policy())
     assert "2 month(s)" in why and "2026-04, 2026-05" in why
     again = run(central_engine, "2026-06")  # same data, same answer; arrears not paid twice
     assert again.recomputed and (again.decisions, again.payable_cents) == (
@@ -153,7 +153,7 @@ def test_arrears_wait_through_other_holds_and_stay_unpaid_after_death(
         0,
     )
     assert june.arrears_cents == AMOUNT
-    why = payments.explain(central_engine, Period.parse("2026-06"), late, Policy())
+    why = review.explain(central_engine, Period.parse("2026-06"), late, Policy())
     assert "for 1 month(s) held only for a missed certification (2026-04)" in why
     stop = line(central_engine, "2026-06", dies)
     assert (stop.reason, stop.owed_cents) == ("deceased", 2 * AMOUNT)  # never paid to the estate
@@ -171,7 +171,7 @@ def test_arrears_wait_through_other_holds_and_stay_unpaid_after_death(
             (dies, "2026-05", AMOUNT, None),
         ]
     )
-    hits = {h.id_number: h for h in registries.hits(central_engine, today=NOW.date())}
+    hits = {h.id_number: h for h in recovery.hits(central_engine, today=NOW.date())}
     assert hits[dies].category == "died_stopped"  # May held, April and May never back-paid
     run(central_engine, "2026-07")
     assert line(central_engine, "2026-07", late)[3:7] == ("pay", None, AMOUNT, 0)
@@ -197,7 +197,7 @@ def test_death_on_first_and_last_day_stops_from_next_month(
     for retiree in ids:
         stop = line(central_engine, "2026-07", retiree)
         assert (stop.decision, stop.reason, stop.payable_cents) == ("stop", "deceased", 0)
-    hits = {h.id_number: h for h in registries.hits(central_engine, today=NOW.date())}
+    hits = {h.id_number: h for h in recovery.hits(central_engine, today=NOW.date())}
     assert (hits[first].category, hits[first].amount_cents) == ("died_still_paid", AMOUNT)  # June
     assert hits[last].amount_cents == AMOUNT
     assert hits[april].amount_cents == 2 * AMOUNT  # May and June
@@ -223,7 +223,7 @@ def test_death_recompute_month_of_death_is_paid(central_engine: Any, tmp_path: P
     run(central_engine, "2026-03")
     stop = line(central_engine, "2026-03", retiree)
     assert (stop.reason, stop.basis_date) == ("deceased", dt.date(2026, 2, 28))
-    assert "2026-02 was the last month" in payments.explain(
+    assert "2026-02 was the last month" in review.explain(
         central_engine, Period.parse("2026-03"), retiree, Policy()
     )
 
@@ -248,7 +248,7 @@ def test_prison_holds_months_started_inside_and_resumes_without_back_pay(
     assert got["2026-06"] == [("hold", "imprisoned"), ("hold", "certification_overdue")]
     assert got["2026-07"][0] == ("pay", None)
     assert line(central_engine, "2026-07", mid).arrears_cents == 0
-    hits = {h.id_number: h.category for h in registries.hits(central_engine, NOW.date())}
+    hits = {h.id_number: h.category for h in recovery.hits(central_engine, NOW.date())}
     assert hits == {mid: "released", on_first: "released"}
 
 
@@ -287,7 +287,7 @@ def test_registry_matches_on_id_and_birth_date_never_names(
     assert line(central_engine, "2026-02", known).reason == "deceased"
     assert line(central_engine, "2026-02", namesake).decision == "pay"  # same name, alive
     assert line(central_engine, "2026-02", wrong_birth).decision == "pay"  # not applied
-    cats = {h.id_number: h.category for h in registries.hits(central_engine, NOW.date())}
+    cats = {h.id_number: h.category for h in recovery.hits(central_engine, NOW.date())}
     assert cats == {
         known: "died_stopped",
         stranger: "not_on_roster",
@@ -317,7 +317,7 @@ def test_manual_status_incomplete_and_not_retired(central_engine: Any) -> None:
     run(central_engine, "2026-05")
     assert line(central_engine, "2026-05", held)[3:7] == ("pay", None, AMOUNT, 0)  # no back-pay
     assert line(central_engine, "2026-05", young).decision == "pay"
-    change = payments.diff(central_engine, Period.parse("2026-05"))
+    change = review.diff(central_engine, Period.parse("2026-05"))
     assert change.transitions == {"hold:manual -> pay": 1, "stop:not_retired -> pay": 1}
 
 
@@ -325,9 +325,9 @@ def test_run_order_is_enforced(central_engine: Any) -> None:
     enrol(central_engine, person())
     run(central_engine, "2026-04")
     run(central_engine, "2026-05")
-    with pytest.raises(payments.RunError, match="the next run is 2026-06"):
+    with pytest.raises(runs.RunError, match="the next run is 2026-06"):
         run(central_engine, "2026-08")
-    with pytest.raises(payments.RunError, match="not the latest"):
+    with pytest.raises(runs.RunError, match="not the latest"):
         run(central_engine, "2026-04")
 
 

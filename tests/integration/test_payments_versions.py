@@ -11,9 +11,11 @@ import sqlalchemy as sa
 from alembic import command
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from central import bankfile, db, payments, roster, schema
-from central.config import Policy
-from central.policy import Period
+from central.certification.settings import Policy
+from central.payments import bankfile, review, runs
+from central.payments.period import Period
+from central.people import roster
+from central.store import db, schema
 from common import idnumber
 
 pytestmark = pytest.mark.integration
@@ -47,21 +49,21 @@ def enrol(engine: Any, *rows: dict[str, Any]) -> list[str]:
     return [r["id_number"] for r in rows]
 
 
-def run(engine: Any, period: Period) -> payments.RunSummary:
-    return payments.run(engine, period, Policy(), now=NOW)
+def run(engine: Any, period: Period) -> runs.RunSummary:
+    return runs.run(engine, period, Policy(), now=NOW)
 
 
 def every_line(engine: Any, period: Period) -> list[tuple[Any, ...]]:
     """A run's lines without the storage id (pay lines have none)."""
-    return [tuple(row)[2:] for row in payments.lines(engine, period)]
+    return [tuple(row)[2:] for row in runs.lines(engine, period)]
 
 
 def reads(engine: Any, period: Period, ids: list[str]) -> tuple[Any, ...]:
     """Everything a stored run says: lines, summary, diff, explain of each retiree."""
     with engine.connect() as conn:
-        summary = payments.get_run(conn, period).summary
-    found = payments.diff(engine, period)
-    why = [payments.explain(engine, period, i, Policy()) for i in ids]
+        summary = runs.get_run(conn, period).summary
+    found = review.diff(engine, period)
+    why = [review.explain(engine, period, i, Policy()) for i in ids]
     return every_line(engine, period), summary, found.transitions, found.changes, why
 
 
@@ -103,8 +105,8 @@ def test_a_stored_run_keeps_what_it_paid_after_the_roster_moves_on(central_engin
         )
     for period in (APRIL, MAY):
         assert reads(central_engine, period, ids) == before[period]
-    with pytest.raises(payments.RunError, match="not in the run"):
-        payments.explain(central_engine, MAY, newcomer, Policy())
+    with pytest.raises(runs.RunError, match="not in the run"):
+        review.explain(central_engine, MAY, newcomer, Policy())
 
     june = run(central_engine, JUNE)
     lines = {line[0]: line for line in every_line(central_engine, JUNE)}
@@ -114,7 +116,7 @@ def test_a_stored_run_keeps_what_it_paid_after_the_roster_moves_on(central_engin
     assert lines[certified][6] == dt.date(2027, 6, 30)  # basis_date of a pay line
     assert june.decisions == {"pay": 4, "hold": 1, "stop": 1}
     assert june.payable_cents == sum(line[5] for line in lines.values())
-    found = payments.diff(central_engine, JUNE)
+    found = review.diff(central_engine, JUNE)
     assert found.transitions == {
         "(none) -> pay": 1,
         "pay -> pay": 2,
@@ -144,8 +146,8 @@ def test_recomputing_gives_the_same_lines_and_sees_later_changes(central_engine:
 def roster_totals(engine: Any, period: Period) -> tuple[dict[str, Any], dict[str, int]]:
     """A run's stored roster totals, and the same counted from the roster at its revision."""
     with engine.connect() as conn:
-        stored = payments.get_run(conn, period)
-        at = payments.roster_at(stored.roster_revision)
+        stored = runs.get_run(conn, period)
+        at = runs.roster_at(stored.roster_revision)
         count, amount = conn.execute(
             sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(at.c.monthly_amount_cents), 0))
         ).one()
@@ -241,7 +243,7 @@ def test_deleted_retiree_stays_in_the_runs_that_paid_them(central_engine: Any) -
     assert every_line(central_engine, APRIL) == lines
     run(central_engine, MAY)
     assert [line[0] for line in every_line(central_engine, MAY)] == [kept]
-    assert payments.diff(central_engine, MAY).transitions == {"(left the roster)": 1}
+    assert review.diff(central_engine, MAY).transitions == {"(left the roster)": 1}
 
 
 def test_runs_made_before_the_migration_keep_their_lines(db_url: str, tmp_path: Path) -> None:
@@ -304,7 +306,7 @@ def test_runs_made_before_the_migration_keep_their_lines(db_url: str, tmp_path: 
     ]
     may = run(engine, MAY)
     assert may.decisions == {"pay": 2, "hold": 1}
-    assert payments.diff(engine, MAY).transitions == {"(none) -> pay": 1}
+    assert review.diff(engine, MAY).transitions == {"(none) -> pay": 1}
 
     command.downgrade(db.alembic_config(engine), "0004")  # pay lines written back
     with engine.connect() as conn:
@@ -393,7 +395,7 @@ def test_arrears_rows_become_the_lines_owed_and_come_back_on_downgrade(db_url: s
     may = run(engine, MAY)
     assert may.arrears_cents == 2 * a
     assert "2 month(s) held only for a missed certification (2026-03, 2026-04)" in (
-        payments.explain(engine, MAY, owes, Policy())
+        review.explain(engine, MAY, owes, Policy())
     )
     after = [
         (owes, "2026-03", a, march, may.run_id),
@@ -447,7 +449,7 @@ def test_open_certification_holds_are_released_by_the_migration(db_url: str) -> 
     assert holds[2][2] == NOW - dt.timedelta(days=300)  # released ones keep their date
     assert events == [(late, "hold_released", "migration 0009")]
     run(engine, Period(2026, 4))  # still held: by the run's line now
-    assert payments.explain(engine, Period(2026, 4), late, Policy()).startswith(
+    assert review.explain(engine, Period(2026, 4), late, Policy()).startswith(
         "2026-04 " + late + ": hold (certification_overdue)"
     )
     engine.dispose()

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from central import roster, schema
-from central.config import Policy
-from central.devices import DeviceTrust
-from central.ingest import Inbound, Ingestor, Status
+from central.certification.devices import DeviceTrust
+from central.certification.ingest import Inbound, Ingestor, Status
+from central.certification.settings import Policy
+from central.people import roster
+from central.store import schema
 from edge.adapters import keys as edge_keys
 from edge.adapters.outbox import Outbox
 from edge.adapters.recorder import Recorder

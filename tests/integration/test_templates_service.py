@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from central.bootstrap import Central
+from central.certification.templates import Limits, TemplateAnswers
 from central.config import load as load_central
-from central.devices import DeviceTrust
-from central.service import engine_for, signer_for
-from central.templates import Limits, TemplateAnswers, load_seal_key
 from edge.adapters import keys as edge_keys
 from edge.adapters.mqtt import MqttLink
 from edge.adapters.templates import CentralTemplates, ReplyError
@@ -115,15 +114,14 @@ def tony_frames(data: Path, root: Path) -> Path:
 
 
 def answers(stack: Stack, **limits: float) -> TemplateAnswers:
-    cfg = load_central(stack.central_config)
-    trust = DeviceTrust(cfg.fleet.ca_file, cfg.fleet.crl_file, cfg.fleet.devices_dir)
+    central = Central(load_central(stack.central_config))
     return TemplateAnswers(
-        engine_for(cfg),
-        trust,
-        cfg.fleet.devices_dir,
-        load_seal_key(cfg.keys.seal_key),
-        signer_for(cfg),
-        cfg.require_mqtt().root,
+        central.engine,
+        central.trust,
+        central.cfg.fleet.devices_dir,
+        central.seal_key,
+        central.signer,
+        central.cfg.require_mqtt().root,
         Limits(**limits),  # type: ignore[arg-type]
     )
 

@@ -10,10 +10,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from central import config, roster
+from central import config
+from central.certification.devices import DeviceTrust, Standing
+from central.certification.policy import add_months
 from central.cli import main
-from central.devices import DeviceTrust, Standing
-from central.ingest import add_months
+from central.people import roster
 from common import idnumber
 from common.errors import ConfigError
 from tests.fixtures.database import CentralPki
@@ -180,16 +181,3 @@ def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Com
 def test_every_command_help_has_an_example(name: str, command: click.Command) -> None:
     assert command.help and "Example:" in command.help, name
     assert "lifecert-central" in command.help.split("Example:")[1], name
-
-
-def test_readme_central_commands_exist() -> None:
-    readme = Path(__file__).resolve().parents[2] / "README.md"
-    section = readme.read_text(encoding="utf-8").split("<!-- section: central -->")[1]
-    section = section.split("<!-- /section: central -->")[0]
-    used = set(re.findall(r"lifecert-central(?: --\S+(?: \S+)?)* ([a-z]+(?: [a-z]+)?)", section))
-    known = {name for name, _ in _commands(main)}
-    leaves = {name for name, cmd in _commands(main) if not isinstance(cmd, click.Group)}
-    assert {"roster import", "run", "retirees show", "quarantine list"} <= used
-    for phrase in used:
-        ok = phrase in known or phrase.split()[0] in leaves
-        assert ok, f"README uses unknown command {phrase!r}"

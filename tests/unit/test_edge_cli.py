@@ -9,10 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from common.errors import ConfigError
-from edge import config as edge_config
 from edge.bootstrap import open_outbox
 from edge.cli import main
-from edge.config import EdgeConfig
 from tests.unit.test_edge_keys import Bundle, edge_bundle  # noqa: F401
 from tests.unit.test_edge_outbox import RETIREE
 
@@ -162,13 +160,3 @@ def test_every_command_documents_an_example() -> None:
         result = runner.invoke(main, args)
         assert result.exit_code == 0
         assert "Example:" in result.output and "lifecert-edge" in result.output, name
-
-
-def test_readme_mentions_every_command() -> None:
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("<!-- section: edge -->")[1].split("<!-- /section: edge -->")[0]
-    for name in main.commands:
-        assert f"lifecert-edge {name}" in section or f"edge.toml {name}" in section, name
-    for field in EdgeConfig.model_fields:
-        assert field in section, field
-    assert edge_config.DB_NAME in section

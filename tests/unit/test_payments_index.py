@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from central.duplicates import FaceIndex, TemplateCipher, TemplateStoreError, write_key
+from central.fraud.cipher import TemplateCipher, TemplateStoreError, write_key
+from central.fraud.duplicates import FaceIndex
 from common.errors import ConfigError
 from protocol import templates
 from protocol.errors import MessageError

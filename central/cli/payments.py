@@ -1,0 +1,322 @@
+"""Commands of central's payments room: ``payments``, ``holds``, ``bank``."""
+
+from pathlib import Path
+from typing import Any
+
+import click
+from cryptography.hazmat.primitives import serialization
+
+from central.cli.context import State
+from central.cli.output import emit, money
+from central.cli.params import check_id_number, check_period, check_printable
+from central.payments import bankfile, holds, review, runs, sftp
+from central.payments.period import Period
+from common.cli import friendly_errors
+from common.errors import ConfigError, LifecertError
+
+
+def _public_key(path: Path, field: str) -> Any:
+    try:
+        return serialization.load_pem_public_key(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{field}: cannot load a PEM public key from {path}: {exc}") from None
+
+
+@click.group("payments")
+def payments_group() -> None:
+    """Monthly payment runs: pay, hold, stop, resume with arrears.
+
+    \b
+    Example:
+        lifecert-central payments run 2026-04
+    """
+
+
+@payments_group.command("run")
+@click.argument("period", callback=check_period)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+@click.pass_obj
+@friendly_errors
+def payments_run(state: State, period: Period, as_json: bool) -> None:
+    """Compute and store the run of PERIOD (YYYY-MM); again = recompute until filed.
+
+    Runs go in order (the month after the latest, or the latest again). PERIOD must
+    be within [payments] months_ahead (default 1) after this month and months_back
+    (default 12) before it, and not before the roster's first month: the month of
+    the first roster import. A wrong run not yet filed: `payments discard`.
+
+    \b
+    Example:
+        lifecert-central --config central.toml payments run 2026-04
+    """
+    cfg = state.cfg
+    done = runs.run(state.engine(), period, cfg.policy, actor="cli", window=cfg.payments)
+    if as_json:
+        emit(done.as_json() | {"period": str(period), "run_id": done.run_id}, True, [])
+        return
+    verb = "recomputed" if done.recomputed else "computed"
+    click.echo(f"run {done.run_id} for {period} {verb}:")
+    for decision, n in sorted(done.decisions.items()):
+        click.echo(f"  {decision:8} {n}")
+    for reason, n in sorted(done.reasons.items()):
+        click.echo(f"    {reason:24} {n}")
+    click.echo(f"payable {money(done.payable_cents)} (arrears {money(done.arrears_cents)})")
+
+
+@payments_group.command("discard")
+@click.argument("period", callback=check_period)
+@click.option(
+    "--reason", required=True, callback=check_printable(500, 1), help="Why (kept in the event)."
+)
+@click.option(
+    "--actor",
+    default="staff",
+    show_default=True,
+    callback=check_printable(100, 1),
+    help="Who discards it.",
+)
+@click.pass_obj
+@friendly_errors
+def payments_discard(state: State, period: Period, reason: str, actor: str) -> None:
+    """Discard the latest run while no bank file is made (e.g. a mistyped month).
+
+    Its lines go, an event keeps the reason and its totals; the month before is then
+    the latest again. A filed or sent run stands: correct it in the next run.
+
+    \b
+    Example:
+        lifecert-central payments discard 2027-04 --reason "typed 2027 for 2026"
+    """
+    run_id = runs.discard(state.engine(), period, reason, actor)
+    click.echo(f"run {run_id} for {period} discarded")
+
+
+@payments_group.command("show")
+@click.argument("period", callback=check_period)
+@click.option("--decision", type=click.Choice([d.value for d in runs.Decision]))
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@click.pass_obj
+@friendly_errors
+def payments_show(
+    state: State, period: Period, decision: str | None, limit: int, as_json: bool
+) -> None:
+    """List the lines of a run (ID order).
+
+    \b
+    Example:
+        lifecert-central payments show 2026-04 --decision hold
+    """
+    rows = []
+    for row in runs.lines(state.engine(), period, decision=decision):
+        rows.append(dict(row._mapping))
+        if len(rows) == limit:
+            break
+    columns = ["retiree_id", "decision", "reason", "amount_cents", "arrears_cents"]
+    emit(rows, as_json, [*columns, "payable_cents", "basis_date"])
+
+
+@payments_group.command("explain")
+@click.argument("period", callback=check_period)
+@click.argument("id_number", callback=check_id_number)
+@click.pass_obj
+@friendly_errors
+def payments_explain(state: State, period: Period, id_number: str) -> None:
+    """Say what a run decided for one retiree, and why.
+
+    \b
+    Example:
+        lifecert-central payments explain 2026-04 110105195003071242
+    """
+    engine = state.engine()
+    click.echo(review.explain(engine, period, id_number, state.cfg.policy))
+
+
+@payments_group.command("diff")
+@click.argument("period", callback=check_period)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(0))
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+@click.pass_obj
+@friendly_errors
+def payments_diff(state: State, period: Period, limit: int, as_json: bool) -> None:
+    """What changed since the previous month's run: counts per transition, then examples.
+
+    \b
+    Example:
+        lifecert-central payments diff 2026-05 --limit 50
+    """
+    found = review.diff(state.engine(), period, limit=limit)
+    if as_json:
+        emit(found.__dict__, True, [])
+        return
+    if found.previous is None:
+        click.echo(f"no run for {period.shift(-1)}: nothing to compare")
+        return
+    click.echo(f"{found.previous} -> {found.period}:")
+    for transition, n in sorted(found.transitions.items()):
+        click.echo(f"  {transition:48} {n}")
+    if found.changes:
+        emit(found.changes, False, ["retiree_id", "old", "new", "new_payable_cents"])
+
+
+@click.group("holds")
+def holds_group() -> None:
+    """Manual payment holds.
+
+    \b
+    Example:
+        lifecert-central holds place 110105195003071242 --note "bank letter returned"
+    """
+
+
+@holds_group.command("place")
+@click.argument("id_number", callback=check_id_number)
+@click.option("--note", default="", callback=check_printable(500), help="Why (kept in the event).")
+@click.option(
+    "--actor",
+    default="staff",
+    show_default=True,
+    callback=check_printable(100, 1),
+    help="Who places it.",
+)
+@click.pass_obj
+@friendly_errors
+def holds_place(state: State, id_number: str, note: str, actor: str) -> None:
+    """Place a manual hold: the retiree is held from the next run until released.
+
+    \b
+    Example:
+        lifecert-central holds place 110105195003071242 --actor staff-7 --note "letter returned"
+    """
+    hold = holds.place(state.engine(), id_number, actor, note)
+    click.echo(f"hold {hold} placed" + (f" ({note})" if note else ""))
+
+
+@holds_group.command("release")
+@click.argument("id_number", callback=check_id_number)
+@click.option("--note", default="", callback=check_printable(500), help="Why (kept in the events).")
+@click.option(
+    "--actor",
+    default="staff",
+    show_default=True,
+    callback=check_printable(100, 1),
+    help="Who releases it.",
+)
+@click.pass_obj
+@friendly_errors
+def holds_release(state: State, id_number: str, note: str, actor: str) -> None:
+    """Release a retiree's open manual holds (no back-pay for the held months).
+
+    \b
+    Example:
+        lifecert-central holds release 110105195003071242 --note "address confirmed"
+    """
+    n = holds.release(state.engine(), id_number, actor, note)
+    click.echo(f"{n} manual hold(s) released")
+
+
+@click.group("bank")
+def bank_group() -> None:
+    """Bank payment files: make, send over SFTP, reconcile the return file.
+
+    \b
+    Example:
+        lifecert-central bank make 2026-04 && lifecert-central bank send 2026-04
+    """
+
+
+def _file_of(state: State, period: Period) -> Path:
+    return state.cfg.bank.out_dir / f"{state.cfg.bank.payer}-{period}.jwe"
+
+
+@bank_group.command("make")
+@click.argument("period", callback=check_period)
+@click.pass_obj
+@friendly_errors
+def bank_make(state: State, period: Period) -> None:
+    """Write the signed, encrypted payment file of a run (freezes the run).
+
+    \b
+    Example:
+        lifecert-central --config central.toml bank make 2026-04
+    """
+    cfg = state.cfg
+    made = bankfile.make(
+        state.engine(),
+        period,
+        cfg.bank.payer,
+        cfg.bank.out_dir,
+        state.central.sign_key,
+        _public_key(cfg.bank.encrypt_pub, "bank.encrypt_pub"),
+    )
+    for w in made.withheld:
+        click.echo(f"withheld: {w['id_number']}: {w['problem']}", err=True)
+    click.echo(
+        f"{made.path}: {made.count} records, {money(made.total_cents)}, sha256 {made.sha256}"
+    )
+
+
+@bank_group.command("send")
+@click.argument("period", callback=check_period)
+@click.pass_obj
+@friendly_errors
+def bank_send(state: State, period: Period) -> None:
+    """Upload the payment file to the bank's SFTP server (pinned host key).
+
+    \b
+    Example:
+        lifecert-central bank send 2026-04
+    """
+    path = _file_of(state, period)
+    if not path.exists():
+        raise LifecertError(f"{path} does not exist: run `lifecert-central bank make {period}`")
+    remote = sftp.upload(state.cfg.bank.sftp, path)
+    bankfile.mark_sent(state.engine(), period)
+    click.echo(f"sent to {state.cfg.bank.sftp.host}:{remote}")
+
+
+@bank_group.command("reconcile")
+@click.argument("period", callback=check_period)
+@click.argument("return_file")
+@click.option("--fetch", is_flag=True, help="Download RETURN_FILE from the SFTP server first.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@click.pass_obj
+@friendly_errors
+def bank_reconcile(
+    state: State, period: Period, return_file: str, fetch: bool, as_json: bool
+) -> None:
+    """Verify the bank's signed return file and list every payable/paid difference.
+
+    \b
+    Example:
+        lifecert-central bank reconcile 2026-04 LIFECERT-2026-04.return --fetch
+    """
+    cfg = state.cfg
+    local = Path(return_file)
+    if fetch:
+        local = sftp.download(cfg.bank.sftp, return_file, cfg.bank.out_dir / Path(return_file).name)
+    try:
+        token = local.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LifecertError(f"cannot read {local}: {exc}") from None
+    data = bankfile.verify_return(
+        token, _public_key(cfg.bank.return_sign_pub, "bank.return_sign_pub")
+    )
+    rec = bankfile.reconcile(state.engine(), period, data)
+    cols = ["kind", "id_number", "payable_cents", "paid_cents", "detail"]
+    if as_json:
+        emit(rec.__dict__, True, cols)
+        return
+    click.echo(
+        f"payable {money(rec.payable_cents)}, paid {money(rec.paid_cents)}, "
+        f"{len(rec.differences)} difference(s)"
+    )
+    if rec.differences:
+        emit(rec.differences, False, cols)
+
+
+COMMANDS = (
+    payments_group,
+    holds_group,
+    bank_group,
+)

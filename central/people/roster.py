@@ -1,0 +1,343 @@
+"""Retiree roster import from CSV: check every row, then upsert by ID number.
+
+Every bad row is reported as ``line N, field F: problem (fix)``. The import is
+all-or-nothing unless ``partial`` is set, in which case the good rows are
+written and the bad ones reported. The file is streamed: memory does not grow
+with its size.
+"""
+
+import csv
+import datetime as dt
+import decimal
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from central.people import csvio, rules, staging
+from central.people.csvio import RowError
+from central.store import schema
+from central.store.schema import RetireeStatus
+from common import idnumber
+from common.errors import LifecertError
+
+REQUIRED = ("id_number", "name", "sex", "birth_date")
+OPTIONAL = (
+    "community",
+    "monthly_amount",
+    "bank_account",
+    "account_name",
+    "status",
+    "retirement_date",
+    "certified_until",
+)
+_NEW: dict[str, Any] = {
+    "community": None,
+    "monthly_amount_cents": None,
+    "bank_account": None,
+    "account_name": None,
+    "retirement_date": None,
+    "certified_until": None,
+    "status": RetireeStatus.ACTIVE.value,
+}
+_ACCOUNT_RE = re.compile(r"^[0-9]{6,34}$")
+_TEXT = ("name", "community", "account_name")  # free text: no formulas, no control characters
+
+
+class RosterFileError(LifecertError, OSError):
+    """The roster file cannot be read."""
+
+
+class RosterError(LifecertError, ValueError):
+    """The roster has bad rows; ``errors`` lists every one."""
+
+    def __init__(self, errors: list[RowError]) -> None:
+        self.errors = errors
+        super().__init__(
+            f"{len(errors)} problem(s) in the roster, nothing imported:\n"
+            + "\n".join(f"  {e}" for e in errors)
+        )
+
+
+@dataclass
+class ImportReport:
+    """What an import did."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+
+def _date(value: str) -> dt.date:
+    return dt.date.fromisoformat(value)
+
+
+def _cents(value: str) -> int:
+    amount = decimal.Decimal(value)
+    if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise ValueError(value)
+    return int(amount * 100)
+
+
+def _parse_row(line: int, raw: dict[str, str]) -> tuple[dict[str, Any], list[RowError]]:
+    """Validate one row: the values to store (only fields given) and its errors."""
+    row = {k: (v or "").strip() for k, v in raw.items() if k is not None}
+    errors: list[RowError] = []
+    out: dict[str, Any] = {}
+
+    def bad(name: str, problem: str, fix: str) -> None:
+        errors.append(RowError(line, name, problem, fix))
+
+    for name in REQUIRED:
+        if not row.get(name):
+            bad(name, "missing", f"fill in {name}")
+    id_number = row.get("id_number", "")
+    if id_number:
+        try:
+            out["id_number"] = idnumber.validate(id_number)
+        except idnumber.IdNumberError as exc:
+            bad(
+                "id_number",
+                f"{id_number!r} is not a valid ID number: {exc}",
+                "correct the ID number",
+            )
+    if full_name := row.get("name"):
+        if len(full_name) > 100:
+            bad("name", f"{len(full_name)} characters, at most 100", "shorten the name")
+        out["name"] = full_name
+    if sex := row.get("sex"):
+        if sex.upper() not in ("M", "F"):
+            bad("sex", f"{sex!r} is not M or F", "write M or F")
+        else:
+            out["sex"] = sex.upper()
+            if "id_number" in out and idnumber.sex(out["id_number"]) != out["sex"]:
+                bad(
+                    "sex",
+                    f"{out['sex']} but the ID number's 17th digit says "
+                    f"{idnumber.sex(out['id_number'])}",
+                    "check the sex or the ID number",
+                )
+    if birth := row.get("birth_date"):
+        try:
+            out["birth_date"] = _date(birth)
+        except ValueError:
+            bad("birth_date", f"{birth!r} is not a date", "write it as YYYY-MM-DD")
+        else:
+            if "id_number" in out and idnumber.birth_date(out["id_number"]) != out["birth_date"]:
+                bad(
+                    "birth_date",
+                    f"{birth} but the ID number says {idnumber.birth_date(out['id_number'])}",
+                    "check the birth date or the ID number",
+                )
+    for name in ("retirement_date", "certified_until"):
+        if value := row.get(name):
+            try:
+                out[name] = _date(value)
+            except ValueError:
+                bad(name, f"{value!r} is not a date", "write it as YYYY-MM-DD")
+    if (ret := out.get("retirement_date")) and (born := out.get("birth_date")) and ret <= born:
+        bad("retirement_date", f"{ret} is not after the birth date {born}", "correct the date")
+    if community := row.get("community"):
+        if len(community) > 100:
+            bad("community", f"{len(community)} characters, at most 100", "shorten it")
+        out["community"] = community
+    if amount := row.get("monthly_amount"):
+        try:
+            out["monthly_amount_cents"] = _cents(amount)
+        except (ValueError, decimal.InvalidOperation):
+            bad("monthly_amount", f"{amount!r} is not an amount", "write e.g. 3200.50, no currency")
+    if account := row.get("bank_account"):
+        account = account.replace(" ", "")
+        if not _ACCOUNT_RE.match(account):
+            bad("bank_account", "not 6-34 digits", "write the account number, digits only")
+        out["bank_account"] = account
+    if holder := row.get("account_name"):
+        if len(holder) > 100:
+            bad("account_name", f"{len(holder)} characters, at most 100", "shorten it")
+        out["account_name"] = holder
+    for name in _TEXT:
+        if (text := row.get(name)) and (problem := csvio.text_problem(text)):
+            bad(name, *problem)
+    if status := row.get("status"):
+        try:
+            out["status"] = RetireeStatus(status.lower()).value
+        except ValueError:
+            bad(
+                "status",
+                f"{status!r} is not a status",
+                "use one of " + ", ".join(s.value for s in RetireeStatus),
+            )
+    return out, errors
+
+
+def parse(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any], list[RowError]]]:
+    """Check roster CSV as it is read (``lines``: an open file or any lines of text): for
+    each row with a value, its line, the values to store and its problems (none: good).
+    A bad header, or CSV that cannot be read on, raises ``RosterError``. The rules that
+    compare rows are ``central.people.rules``."""
+    reader = csv.DictReader(lines)
+    try:
+        header = [h.replace("\ufeff", "").strip() for h in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise RosterError([RowError(1, "*", f"not valid CSV: {exc}", "fix the quoting")]) from None
+    if errors := csvio.header_errors(header, REQUIRED, OPTIONAL):
+        raise RosterError(errors)
+    reader.fieldnames = header
+    try:
+        for raw in reader:
+            line = reader.line_num
+            if None in raw:
+                yield (
+                    line,
+                    {},
+                    [RowError(line, "*", "more values than columns", "check the commas")],
+                )
+                continue
+            if not any((v or "").strip() for v in raw.values()):
+                continue
+            values, errors = _parse_row(line, raw)
+            yield line, values, errors
+    except csv.Error as exc:  # the rest cannot be read: refused, even partial (DictReader's
+        # own line_num is the last row read; its reader's, the line that failed)
+        problem = f"not valid CSV: {exc}"
+        fix = "fix the quoting; the rest of the file could not be read"
+        raise RosterError([RowError(reader.reader.line_num, "*", problem, fix)]) from None
+
+
+def _chunks(rows: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == staging.CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def upsert(
+    engine: Engine, rows: Iterable[dict[str, Any]], actor: str, now: dt.datetime
+) -> ImportReport:
+    """Insert new retirees and update changed ones, one event per change, in one transaction.
+
+    ``certified_until`` never moves backwards: an older roster export cannot undo a
+    certification applied since.
+    """
+    report = ImportReport()
+    with engine.begin() as conn:
+        for chunk in _chunks(rows):
+            _write(conn, chunk, actor, now, report)
+    return report
+
+
+def _write(
+    conn: Connection,
+    chunk: list[dict[str, Any]],
+    actor: str,
+    now: dt.datetime,
+    report: ImportReport,
+) -> None:
+    """``upsert`` one chunk of rows (one row per ID number) in ``conn``'s transaction."""
+    t = schema.retirees
+    existing = {
+        row.id_number: row._mapping
+        for row in conn.execute(
+            sa.select(t).where(t.c.id_number.in_([r["id_number"] for r in chunk]))
+        )
+    }
+    inserts, events = [], []
+    for values in chunk:
+        old = existing.get(values["id_number"])
+        if old is None:
+            inserts.append(_NEW | values | {"created_at": now, "updated_at": now})
+            events.append(_event(now, "roster_added", values["id_number"], actor, {}))
+            report.added += 1
+            continue
+        changes = {
+            k: v
+            for k, v in values.items()
+            if k != "id_number"
+            and old[k] != v
+            and not (k == "certified_until" and old[k] is not None and v < old[k])
+        }
+        if not changes:
+            report.unchanged += 1
+            continue
+        conn.execute(
+            t.update().where(t.c.id_number == values["id_number"]).values(**changes, updated_at=now)
+        )
+        detail = {k: [_json(old[k]), _json(v)] for k, v in changes.items() if k != "bank_account"}
+        if "bank_account" in changes:
+            detail["bank_account"] = ["(changed)", "(changed)"]
+        events.append(_event(now, "roster_updated", values["id_number"], actor, detail))
+        report.updated += 1
+    if inserts:
+        conn.execute(t.insert(), inserts)
+    if events:
+        conn.execute(schema.events.insert(), events)
+
+
+def _json(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def _event(
+    now: dt.datetime, kind: str, retiree: str, actor: str, detail: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "at": now,
+        "kind": kind,
+        "retiree_id": retiree,
+        "result_id": None,
+        "device_id": None,
+        "actor": actor,
+        "detail": detail,
+    }
+
+
+def import_csv(
+    engine: Engine,
+    path: Path,
+    *,
+    partial: bool = False,
+    actor: str = "roster-import",
+    now: dt.datetime | None = None,
+) -> ImportReport:
+    """Check ``path`` and upsert its rows in one transaction; ``RosterError`` lists every
+    bad row (nothing written) unless ``partial``, which writes the good ones (a bad header
+    is refused either way).
+
+    Streamed: the rows that pass the per-row rules go to a staging table as the file is
+    read, the legality rules (``central.people.rules``) check them there, and those that add or
+    change a retiree are written from it a chunk at a time.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    errors: list[RowError] = []
+
+    def good(rows: Iterable[tuple[int, dict[str, Any], list[RowError]]]) -> Iterator[Any]:
+        for line, values, problems in rows:
+            errors.extend(problems)
+            if not problems:
+                yield line, values
+
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as lines, engine.begin() as conn:
+            staging.create(conn)
+            staging.load(conn, good(parse(lines)))
+            errors.extend(rules.check(conn, partial=partial))
+            errors.sort(key=lambda e: e.line)
+            if errors and not partial:
+                raise RosterError(errors)
+            report = ImportReport(errors=errors)
+            for chunk in staging.changes(conn):
+                _write(conn, chunk, actor, now, report)
+            report.unchanged = staging.accepted(conn) - report.added - report.updated
+            staging.drop(conn)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RosterFileError(f"cannot read {path}: {exc} (save it as UTF-8 CSV)") from None
+    return report

@@ -1,0 +1,1 @@
+"""Central's store: the tables, the engines (SQLite, PostgreSQL) and the migrations."""
