@@ -36,11 +36,9 @@ from central.store import db, schema
 from common import idnumber
 from protocol import messages, signing, topics
 from protocol.messages import Ack, AckBatch, AckStatus
-from protocol.settings import templates_client
 from provisioning.fleet import Fleet
 from tests.fixtures.broker import (
     FleetBroker,
-    Login,
     MqttPeer,
     central_login,
     enrol_bundle,
@@ -157,11 +155,10 @@ def _count(engine: Any, table: sa.Table) -> int:
 
 
 def _ask_templates(fleet: Fleet, bundle: Path, port: int, n: int = 1) -> list[messages.Reply]:
-    """``n`` template requests for ``RETIREE`` on the device's template connection, as a
-    terminal makes them; central's verified replies (none for a request nobody answered)."""
+    """``n`` template requests for ``RETIREE`` on the device's connection (its one login), as
+    a terminal makes them; central's verified replies (none for a request nobody answered)."""
     device = bundle.name
-    own = login_for(bundle)
-    login = Login(own.tls, templates_client(device), own.password, templates_client(device))
+    login = login_for(bundle)
     verifier = signing.Verifier(
         signing.load_public_key(fleet.directory / "central" / "sign.pub.pem")
     )
