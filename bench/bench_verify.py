@@ -17,9 +17,9 @@ from pathlib import Path
 from joserfc import jws
 from joserfc.jwk import ECKey
 
-from central.config import Policy
-from central.devices import DeviceTrust
-from central.ingest import Inbound, Ingestor
+from central.certification.devices import DeviceTrust
+from central.certification.ingest import Inbound, Ingestor
+from central.certification.settings import Policy
 from common import idnumber
 from protocol import messages, signing
 from provisioning import pki
