@@ -1,10 +1,8 @@
 """Commands of central's payments room: ``payments``, ``holds``, ``bank``."""
 
 from pathlib import Path
-from typing import Any
 
 import click
-from cryptography.hazmat.primitives import serialization
 
 from central.cli.context import State
 from central.cli.output import emit, money
@@ -12,14 +10,7 @@ from central.cli.params import check_id_number, check_period, check_printable
 from central.payments import bankfile, holds, review, runs, sftp
 from central.payments.period import Period
 from common.cli import friendly_errors
-from common.errors import ConfigError, LifecertError
-
-
-def _public_key(path: Path, field: str) -> Any:
-    try:
-        return serialization.load_pem_public_key(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{field}: cannot load a PEM public key from {path}: {exc}") from None
+from common.errors import LifecertError
 
 
 @click.group("payments")
@@ -247,7 +238,7 @@ def bank_make(state: State, period: Period) -> None:
         cfg.bank.payer,
         cfg.bank.out_dir,
         state.central.sign_key,
-        _public_key(cfg.bank.encrypt_pub, "bank.encrypt_pub"),
+        bankfile.load_public_key(cfg.bank.encrypt_pub, "bank.encrypt_pub"),
     )
     for w in made.withheld:
         click.echo(f"withheld: {w['id_number']}: {w['problem']}", err=True)
@@ -300,7 +291,7 @@ def bank_reconcile(
     except (OSError, UnicodeDecodeError) as exc:
         raise LifecertError(f"cannot read {local}: {exc}") from None
     data = bankfile.verify_return(
-        token, _public_key(cfg.bank.return_sign_pub, "bank.return_sign_pub")
+        token, bankfile.load_public_key(cfg.bank.return_sign_pub, "bank.return_sign_pub")
     )
     rec = bankfile.reconcile(state.engine(), period, data)
     cols = ["kind", "id_number", "payable_cents", "paid_cents", "detail"]
