@@ -21,14 +21,15 @@ def record(
     actor: Actor,
     action: str,
     target: str,
-    before: Any,
-    after: Any,
-    now: dt.datetime | None = None,
+    before: Any = None,
+    after: Any = None,
+    *,
+    at: dt.datetime | None = None,
 ) -> None:
     """One audit entry for ``action`` on ``target`` by ``actor``."""
     conn.execute(
         schema.events.insert().values(
-            at=now or dt.datetime.now(dt.UTC),
+            at=at or dt.datetime.now(dt.UTC),
             kind=action[:40],
             actor=actor.staff_id,
             detail={

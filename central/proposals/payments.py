@@ -1,5 +1,7 @@
-"""Kinds that move money: compute a payment run, file it (make the bank file), release
-the bank file (send it over SFTP).
+"""Kinds that move money: file a payment run (make its bank file), release the bank file
+(send it over SFTP). Computing a run (``payments run``) is a draft anyone with the entry
+role may make and remake; filing it is the step that is reviewed, against the very totals
+the approvers saw (a recomputed run makes the proposal stale).
 
 These are ``external``: they run in their own transaction or leave the database, after
 the last approval is committed; a failure marks the proposal ``failed`` with the error.
@@ -47,36 +49,6 @@ def _totals(run: Any) -> str:
     counts = ", ".join(f"{n} {d}" for d, n in sorted(summary.get("decisions", {}).items()))
     payable, arrears = summary.get("payable_cents", 0), summary.get("arrears_cents", 0)
     return f"{counts}; payable {payable / 100:,.2f} (arrears {arrears / 100:,.2f})"
-
-
-class PaymentRun(Kind):
-    """Compute (or recompute, until filed) the payment run of a month.
-
-    Payload: ``period`` (YYYY-MM)."""
-
-    name = "payment_run"
-    external = True
-
-    def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:
-        period = _period(payload)
-        state = _state(conn, period)
-        if state is not None and state[1] != "computed":
-            raise ProposalError(f"period: the run for {period} is {state[1]}: it stands")
-        verb = "recompute" if state else "compute"
-        return Prepared({"period": str(period)}, str(period), f"{verb} the payment run of {period}")
-
-    def fingerprint(self, conn: Connection, proposal: Any) -> str:
-        latest = conn.execute(_runs.select().order_by(_runs.c.period.desc()).limit(1)).first()
-        period = Period.parse(proposal.payload["period"])
-        return digest([_state(conn, period), latest and [latest.period, latest.status]])
-
-    def apply_outside(
-        self, engine: Engine, proposal: Any, actor: str, ctx: Context
-    ) -> dict[str, Any]:
-        cfg = ctx.need(self.name).cfg
-        period = Period.parse(proposal.payload["period"])
-        done = runs.run(engine, period, cfg.policy, actor=actor, now=ctx.now, window=cfg.payments)
-        return done.as_json() | {"run_id": done.run_id}
 
 
 class BankMake(Kind):

@@ -27,7 +27,6 @@ class ProposalSettings(Section):
     roster_import: int = _levels(3, "roster import")
     hold: int = _levels(2, "manual hold or release")
     retiree_change: int = _levels(3, "amount or bank account change")
-    payment_run: int = _levels(2, "payment run (compute or recompute)")
     bank_make: int = _levels(3, "payment run filing (bank file make)")
     bank_send: int = _levels(3, "bank file release (SFTP send)")
     certification: int = _levels(3, "manual certification")

@@ -29,7 +29,7 @@ from central.proposals.base import (
     StaleError,
     text,
 )
-from central.proposals.payments import BankMake, BankSend, PaymentRun
+from central.proposals.payments import BankMake, BankSend
 from central.proposals.people import Certification, Hold, RetireeChange, RosterImport
 from central.proposals.settings import ProposalSettings
 from central.staff.identity import Actor, Role
@@ -43,7 +43,6 @@ KINDS: dict[str, Kind] = {
         Hold(),
         RetireeChange(),
         Certification(),
-        PaymentRun(),
         BankMake(),
         BankSend(),
     )
@@ -268,7 +267,7 @@ def propose(
             f"proposal:{proposal_id}",
             None,
             _snapshot(row) | {"summary": prepared.summary},
-            now,
+            at=now,
         )
         return _proposal(conn, row, diff_rows=0)
 
@@ -334,7 +333,7 @@ def _decide(
                 f"proposal:{proposal_id}",
                 _snapshot(row),
                 {"status": STALE, "refused": action},
-                now,
+                at=now,
             )
         else:
             conn.execute(
@@ -367,7 +366,7 @@ def _decide(
                 f"proposal:{proposal_id}",
                 _snapshot(row),
                 {**_snapshot(row), **values},
-                now,
+                at=now,
             )
     if stale is not None:
         raise stale
@@ -400,7 +399,7 @@ def _apply_outside(
                 f"proposal:{proposal_id}",
                 {"status": APPLYING},
                 {"status": FAILED, "error": problem},
-                ctx.now,
+                at=ctx.now,
             )
         raise
     with engine.begin() as conn:
@@ -416,7 +415,7 @@ def _apply_outside(
             f"proposal:{proposal_id}",
             {"status": APPLYING},
             {"status": APPLIED, "result": result},
-            ctx.now,
+            at=ctx.now,
         )
 
 
@@ -485,7 +484,7 @@ def reject(
             f"proposal:{proposal_id}",
             _snapshot(row),
             {**_snapshot(row), **values},
-            now,
+            at=now,
         )
         return _proposal(conn, _load(conn, proposal_id), diff_rows=0)
 

@@ -207,11 +207,6 @@ CASES: dict[str, Case] = {
         lambda w: _set(w.engine, w.ids[2], certified_until=dt.date(2027, 1, 31)),
         lambda w: _row(w.engine, w.ids[2]).certified_until == dt.date(2027, 3, 31),
     ),
-    "payment_run": Case(
-        lambda w: {"period": APRIL},
-        _run,
-        lambda w: _status(w.engine, APRIL) == "computed",
-    ),
     "bank_make": Case(
         lambda w: {"period": APRIL},
         _run,  # recomputed after it was proposed
@@ -322,8 +317,7 @@ def test_each_kind_refuses_the_wrong_people_and_stale_data(
         proposals.approve(w.engine, APPROVER, entered.id, **kw)
     shown = proposals.show(w.engine, entered.id)
     assert shown.status == "stale" and [s.action for s in shown.steps] == ["enter", "recheck"]
-    if kind != "payment_run":  # its stale change is the run itself
-        assert not case.applied(w)
+    assert not case.applied(w)
     with pytest.raises(proposals.ClosedError, match="stale"):
         proposals.approve(w.engine, APPROVER, entered.id, **kw)
     assert [e.kind for e in _events(w.engine, "proposal.")][-1] == "proposal.stale"
@@ -445,7 +439,7 @@ def test_bad_proposals_name_the_field_and_store_nothing(world: World) -> None:
             {"retiree_id": w.ids[0], "certified_until": "2027-01-31", "reason": "r"},
             "evidence",
         ),
-        ("payment_run", {"period": "2026-13"}, "period"),
+        ("bank_make", {"period": "2026-13"}, "period"),
         ("bank_make", {"period": APRIL}, "no payment run"),
         ("roster_import", {}, "give path"),
         ("roster_import", {"path": str(w.tmp / "missing.csv")}, "cannot read"),
