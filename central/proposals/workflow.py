@@ -17,12 +17,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from central.proposals import audit, roles, tables
+from central.proposals.assisted import AssistedReview
 from central.proposals.base import (
     Change,
     ClosedError,
     Context,
     Kind,
     NotFoundError,
+    Prepared,
     ProposalError,
     RefusedError,
     Resources,
@@ -45,6 +47,7 @@ KINDS: dict[str, Kind] = {
         Certification(),
         BankMake(),
         BankSend(),
+        AssistedReview(),
     )
 }
 """Every kind of proposal, by name."""
@@ -213,63 +216,78 @@ def propose(
                 f"{waiting} proposals wait already ([proposals] max_open): decide some first"
             )
         prepared = handler.prepare(conn, payload, ctx)
-        proposal_id = conn.execute(
-            _p.insert()
-            .values(
-                kind=kind,
-                status=OPEN,
-                levels=levels,
-                done=1,
-                target=prepared.target,
-                summary=prepared.summary,
-                payload=prepared.payload,
-                fingerprint="",
-                created_at=now,
-                created_by=actor.staff_id,
-            )
-            .returning(_p.c.id)
-        ).scalar_one()
-        rows = [
-            {
-                "proposal_id": proposal_id,
-                "line": c.line,
-                "retiree_id": c.retiree_id,
-                "change": c.change,
-                "before": c.before,
-                "after": c.after,
-            }
-            for c in prepared.rows
-        ]
-        for start in range(0, len(rows), 2_000):
-            conn.execute(_rows.insert(), rows[start : start + 2_000])
-        row = _load(conn, proposal_id)
-        conn.execute(
-            _p.update()
-            .where(_p.c.id == proposal_id)
-            .values(fingerprint=handler.fingerprint(conn, row))
-        )
-        conn.execute(
-            _s.insert().values(
-                proposal_id=proposal_id,
-                level=1,
-                staff_id=actor.staff_id,
-                role=role.value,
-                action="enter",
-                at=now,
-                reason="",
-            )
-        )
-        row = _load(conn, proposal_id)
-        audit.record(
-            conn,
-            actor,
-            "proposal.enter",
-            f"proposal:{proposal_id}",
-            None,
-            _snapshot(row) | {"summary": prepared.summary},
-            at=now,
-        )
+        row = enter(conn, actor, kind, prepared, levels, role.value, "enter", now)
         return _proposal(conn, row, diff_rows=0)
+
+
+def enter(
+    conn: Connection,
+    actor: Actor,
+    kind: str,
+    prepared: Prepared,
+    levels: int,
+    role: str,
+    action: str,
+    now: dt.datetime,
+) -> Any:
+    """Store a prepared proposal with its diff, fingerprint and first step, audited, in
+    ``conn``'s transaction; its row. (``propose`` checks who may; ingest refers results.)"""
+    handler = _kind(kind)
+    proposal_id = conn.execute(
+        _p.insert()
+        .values(
+            kind=kind,
+            status=OPEN,
+            levels=levels,
+            done=1,
+            target=prepared.target,
+            summary=prepared.summary,
+            payload=prepared.payload,
+            fingerprint="",
+            created_at=now,
+            created_by=actor.staff_id,
+        )
+        .returning(_p.c.id)
+    ).scalar_one()
+    rows = [
+        {
+            "proposal_id": proposal_id,
+            "line": c.line,
+            "retiree_id": c.retiree_id,
+            "change": c.change,
+            "before": c.before,
+            "after": c.after,
+        }
+        for c in prepared.rows
+    ]
+    for start in range(0, len(rows), 2_000):
+        conn.execute(_rows.insert(), rows[start : start + 2_000])
+    row = _load(conn, proposal_id)
+    conn.execute(
+        _p.update().where(_p.c.id == proposal_id).values(fingerprint=handler.fingerprint(conn, row))
+    )
+    conn.execute(
+        _s.insert().values(
+            proposal_id=proposal_id,
+            level=1,
+            staff_id=actor.staff_id,
+            role=role,
+            action=action,
+            at=now,
+            reason="",
+        )
+    )
+    row = _load(conn, proposal_id)
+    audit.record(
+        conn,
+        actor,
+        f"proposal.{action}",
+        f"proposal:{proposal_id}",
+        None,
+        _snapshot(row) | {"summary": prepared.summary},
+        at=now,
+    )
+    return row
 
 
 def _check_person(conn: Connection, actor: Actor, row: Any, level: int) -> Role:
