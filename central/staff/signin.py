@@ -96,6 +96,43 @@ def actor_for_certificate(
     return actor
 
 
+def actor_for_key_holder(
+    engine: Engine,
+    cert: x509.Certificate,
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    via: str,
+    address: str | None,
+    max_failed_logins: int = accounts.DEFAULT_MAX_FAILED,
+) -> Actor:
+    """Sign in the holder of ``cert`` and ``key`` (the CLI's way): proof of possession
+    first (a wrong key for one of our certificates counts as a failed sign-in), then
+    ``actor_for_certificate``."""
+    try:
+        prove_possession(cert, key)
+    except SignInRefused as refused:
+        with engine.connect() as conn:
+            ca = pinned(conn)
+            row = conn.execute(
+                sa.select(staff_certs.c.staff_id).where(
+                    staff_certs.c.fingerprint == signing.cert_fingerprint(cert)
+                )
+            ).first()
+        if ca is not None and row is not None:
+            accounts.record_failed_login(
+                engine,
+                row.staff_id,
+                limit=max_failed_logins,
+                via=via,
+                address=address,
+                reason=refused.reason,
+            )
+        raise
+    return actor_for_certificate(
+        engine, cert, via=via, address=address, max_failed_logins=max_failed_logins
+    )
+
+
 def prove_possession(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
     """Sign a fresh nonce with ``key`` and verify it with ``cert``'s public key, or
     ``SignInRefused``: whoever presents a certificate must hold its key."""
