@@ -112,12 +112,9 @@ def add(
             raise click.UsageError("--first-admin is an administrator only: drop --role etc.")
         if out is None:
             raise click.UsageError("--first-admin needs --out FOLDER for the certificate")
-        account = accounts.add_first_admin(engine, staff_id, name)
-        issued = ca.issue_first_admin(engine, state.cfg.staff, staff_id)
+        issued = ca.bootstrap(engine, state.cfg.staff, staff_id, name)
         cert_path, key_path = _write_credentials(out, issued, staff_id)
-        click.echo(
-            f"added {account.staff_id} (administrator); certificate {cert_path}, key {key_path}"
-        )
+        click.echo(f"added {staff_id} (administrator); certificate {cert_path}, key {key_path}")
         return
     actor = require(state, Permission.STAFF_MANAGE)
     account = accounts.add(

@@ -199,26 +199,19 @@ def add(
         )
 
 
-def add_first_admin(engine: Engine, staff_id: str, name: str) -> Account:
+def add_first_admin(conn: Connection, staff_id: str, name: str) -> Account:
     """The first administrator, made by whoever holds the config: only while no staff
-    account exists at all."""
-    with engine.begin() as conn:
-        audit.lock(conn)  # two bootstraps at once: the second sees the first's account
-        if conn.scalar(sa.select(sa.func.count()).select_from(staff)):
-            raise StaffError(
-                "staff accounts exist already: an administrator adds new ones "
-                "(`staff add` signed in with --staff-cert/--staff-key)"
-            )
-        bootstrap = Actor("bootstrap", frozenset(), via="cli")
-        return _insert(
-            conn,
-            bootstrap,
-            staff_id,
-            name,
-            frozenset({Role.ADMINISTRATOR}),
-            frozenset(),
-            frozenset(),
+    account exists at all (in the caller's transaction; see ``ca.bootstrap``)."""
+    audit.lock(conn)  # two bootstraps at once: the second sees the first's account
+    if conn.scalar(sa.select(sa.func.count()).select_from(staff)):
+        raise StaffError(
+            "staff accounts exist already: an administrator adds new ones "
+            "(`staff add` signed in with --staff-cert/--staff-key)"
         )
+    bootstrap = Actor("bootstrap", frozenset(), via="cli")
+    return _insert(
+        conn, bootstrap, staff_id, name, frozenset({Role.ADMINISTRATOR}), frozenset(), frozenset()
+    )
 
 
 def _update(conn: Connection, by: Actor, account: Account, action: str, **values: Any) -> Account:

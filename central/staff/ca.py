@@ -273,15 +273,12 @@ def issue(
         return _issue(conn, authority, by, staff_id, days or settings.cert_days)
 
 
-def issue_first_admin(engine: Engine, settings: StaffSettings, staff_id: str) -> Issued:
-    """The bootstrap administrator's certificate, right after ``add_first_admin``: only
-    while that account is the only one and has no certificate yet."""
+def bootstrap(engine: Engine, settings: StaffSettings, staff_id: str, name: str) -> Issued:
+    """The first administrator's account and certificate, in one transaction: only while
+    no staff account exists (``staff add --first-admin``)."""
     authority = load(engine, settings)
     with engine.begin() as conn:
-        audit.lock(conn)
-        others = conn.scalar(sa.select(sa.func.count()).select_from(staff_certs))
-        if others:
-            raise CaError("staff certificates exist already: an administrator issues them")
+        accounts.add_first_admin(conn, staff_id, name)
         return _issue(
             conn, authority, Actor("bootstrap", frozenset()), staff_id, settings.cert_days
         )
