@@ -67,13 +67,19 @@ def canonical_json(value: Any) -> str | None:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _stamp(at: dt.datetime) -> str:
-    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """ISO 8601 in UTC to the microsecond (``+00:00``)."""
+    if at.tzinfo is not dt.UTC:
+        at = at.astimezone(dt.UTC)
+    return at.isoformat(timespec="microseconds")
 
 
 def entry_bytes(row: Any) -> bytes:
     """The canonical encoding of an entry (every column but ``hash``): what is hashed."""
-    return json.dumps(
+    return _ENCODE(
         [
             row.id,
             _stamp(row.at),
@@ -88,9 +94,7 @@ def entry_bytes(row: Any) -> bytes:
             row.via,
             row.event_id,
             row.prev_hash,
-        ],
-        separators=(",", ":"),
-        ensure_ascii=False,
+        ]
     ).encode()
 
 
