@@ -78,13 +78,7 @@ class Central:
     def ingestor(self) -> Ingestor:
         """Verifies and applies results, trusting the fleet's devices under the policy."""
         root = self.cfg.mqtt.root if self.cfg.mqtt else topics.ROOT
-        return Ingestor(
-            self.engine,
-            self.trust,
-            self.cfg.policy,
-            root,
-            review_levels=self.cfg.proposals.assisted_review,
-        )
+        return Ingestor(self.engine, self.trust, self.cfg.policy, root)
 
     def check(self) -> None:
         """Load everything ``run`` needs: files present, [mqtt], CA/CRL/devices, both keys."""

@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.stack",
     "tests.fixtures.bank",
+    "tests.fixtures.staff",
 ]
 
 SHARED_DATA = Path(

@@ -29,7 +29,6 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from central.certification.devices import DeviceTrust, Standing
 from central.certification.policy import certified_until
 from central.certification.settings import Policy
-from central.proposals import referral
 from central.store import schema
 from central.store.db import StoreBusyError, StoreError, is_transient
 from common.errors import LifecertError
@@ -257,13 +256,11 @@ class Ingestor:
         trust: DeviceTrust,
         policy: Policy,
         root: str = topics.ROOT,
-        review_levels: int = 2,
     ) -> None:
         self.engine = engine
         self.trust = trust
         self.policy = policy
         self.root = root
-        self.review_levels = review_levels  # people an assisted pass sent to review needs
         self._zone = zoneinfo.ZoneInfo(policy.timezone)
 
     # -- verification (no database) -------------------------------------------------------
@@ -516,8 +513,9 @@ class Ingestor:
             passed_on = r.device_time.astimezone(self._zone).date()
             candidate = certified_until(passed_on, born, self.policy)
             why = self._review(conn, r, born, passed_on, snap)
-            if why is not None:
-                referred = {"why": why, "proposal": self._refer(conn, item, old, candidate, why)}
+            if why is not None:  # stored unapplied: an approved assisted_review proposal
+                # (central.proposals) certifies until ``referred_until``
+                referred = {"referred": why, "referred_until": candidate.isoformat()}
             elif old is None or candidate > old:
                 new = candidate
                 until = {"b_retiree": r.retiree_id, "b_until": new, "b_at": msg.received_at}
@@ -590,24 +588,6 @@ class Ingestor:
             if last == Method.ASSISTED.value:
                 return "second assisted pass in a row ([policy] assisted_review_repeat)"
         return None
-
-    def _refer(
-        self, conn: Connection, item: _Verified, old: dt.date | None, until: dt.date, why: str
-    ) -> int:
-        r = item.result
-        assert r.assisted is not None  # an assisted result always names its staff member
-        return referral.refer(
-            conn,
-            result_id=str(r.result_id),
-            retiree_id=r.retiree_id,
-            device_id=r.device_id,
-            staff_id=r.assisted.staff_id,
-            old=old,
-            until=until,
-            why=why,
-            levels=self.review_levels,
-            now=item.msg.received_at,
-        )
 
     @staticmethod
     def _event(item: _Verified, kind: str, detail: dict[str, Any]) -> dict[str, Any]:

@@ -12,15 +12,15 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.engine import Connection, Engine
 
+from central.certification.settings import Policy
+from central.payments.settings import BankSettings
+from central.proposals.settings import ProposalSettings
 from common.errors import LifecertError
-
-if TYPE_CHECKING:  # central.config reads [proposals] from this room: no import at run time
-    from central.config import CentralConfig
 
 
 class ProposalError(LifecertError, ValueError):
@@ -43,12 +43,25 @@ class ClosedError(LifecertError, RuntimeError):
     """The proposal was already decided (applied, rejected or failed)."""
 
 
+class Settings(Protocol):
+    """The sections of ``central.toml`` the proposals read (``CentralConfig`` has them)."""
+
+    @property
+    def policy(self) -> Policy: ...
+
+    @property
+    def bank(self) -> BankSettings: ...
+
+    @property
+    def proposals(self) -> ProposalSettings: ...
+
+
 class Resources(Protocol):
     """What applying the payment kinds needs beyond the database (``central.bootstrap.Central``
     is one)."""
 
     @property
-    def cfg(self) -> "CentralConfig": ...
+    def cfg(self) -> Settings: ...
 
     @property
     def sign_key(self) -> ec.EllipticCurvePrivateKey: ...

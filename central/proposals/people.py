@@ -15,13 +15,13 @@ from sqlalchemy.engine import Connection
 from central.certification.settings import Policy
 from central.payments import holds
 from central.people import roster, staging
-from central.proposals import tables
 from central.proposals.base import Change, Context, Kind, Prepared, ProposalError, digest, text
+from central.proposals.tables import proposal_rows
 from central.store import schema
 from common import idnumber
 
 _r = schema.retirees
-_rows = tables.proposal_rows
+_rows = proposal_rows
 _CHUNK = 2_000
 _ALIVE = (schema.RetireeStatus.ACTIVE.value, schema.RetireeStatus.SUSPENDED.value)
 

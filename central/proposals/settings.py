@@ -30,7 +30,7 @@ class ProposalSettings(Section):
     bank_make: int = _levels(3, "payment run filing (bank file make)")
     bank_send: int = _levels(3, "bank file release (SFTP send)")
     certification: int = _levels(3, "manual certification")
-    assisted_review: int = _levels(2, "assisted pass sent to review")
+    assisted_review: int = _levels(2, "decision on an assisted pass sent to review")
     max_open: int = Field(
         default=10_000,
         ge=1,

@@ -10,13 +10,13 @@ closed as ``stale``). Every step is audited.
 """
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from central.proposals import audit, roles, tables
 from central.proposals.assisted import AssistedReview
 from central.proposals.base import (
     Change,
@@ -33,10 +33,14 @@ from central.proposals.base import (
 )
 from central.proposals.payments import BankMake, BankSend
 from central.proposals.people import Certification, Hold, RetireeChange, RosterImport
+from central.proposals.roles import check as check_role
+from central.proposals.roles import may, role_for
 from central.proposals.settings import ProposalSettings
+from central.proposals.tables import proposal_rows, proposal_steps, proposals
+from central.staff import audit
 from central.staff.identity import Actor, Role
 
-_p, _s, _rows = tables.proposals, tables.proposal_steps, tables.proposal_rows
+_p, _s, _rows = proposals, proposal_steps, proposal_rows
 
 KINDS: dict[str, Kind] = {
     k.name: k
@@ -106,7 +110,7 @@ class Proposal:
     @property
     def next_role(self) -> Role | None:
         """The role the proposal waits for (None once decided)."""
-        return roles.role_for(self.done + 1, self.levels) if self.status == OPEN else None
+        return role_for(self.done + 1, self.levels) if self.status == OPEN else None
 
     @property
     def next_action(self) -> str | None:
@@ -114,6 +118,11 @@ class Proposal:
         if self.status != OPEN:
             return None
         return "approve" if self.done + 1 == self.levels else "recheck"
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with dates and other non-JSON values as text."""
+    return json.loads(json.dumps(value, default=str))
 
 
 def _kind(name: str) -> Kind:
@@ -207,7 +216,7 @@ def propose(
         raise ProposalError("payload: a JSON object")
     settings = settings or (resources.cfg.proposals if resources else ProposalSettings())
     levels = int(getattr(settings, kind))
-    role = roles.check(actor, kind, 1, levels)
+    role = check_role(actor, kind, 1, levels)
     ctx = Context(now, resources)
     with engine.begin() as conn:
         waiting = conn.scalar(sa.select(sa.func.count()).where(_p.c.status == OPEN)) or 0
@@ -302,7 +311,7 @@ def _check_person(conn: Connection, actor: Actor, row: Any, level: int) -> Role:
                 f"{actor.staff_id} already took a step on proposal {row.id} ({step.action}, level "
                 f"{step.level}): each level needs a different person"
             )
-    return roles.check(actor, row.kind, level, row.levels)
+    return check_role(actor, row.kind, level, row.levels)
 
 
 def _decide(
@@ -374,7 +383,7 @@ def _decide(
                     values |= {
                         "status": APPLIED,
                         "decided_at": now,
-                        "result": audit.jsonable(result),
+                        "result": _jsonable(result),
                     }
             conn.execute(_p.update().where(_p.c.id == proposal_id).values(**values))
             audit.record(
@@ -424,7 +433,7 @@ def _apply_outside(
         conn.execute(
             _p.update()
             .where(_p.c.id == proposal_id)
-            .values(status=APPLIED, decided_at=ctx.now, result=audit.jsonable(result))
+            .values(status=APPLIED, decided_at=ctx.now, result=_jsonable(result))
         )
         audit.record(
             conn,
@@ -432,7 +441,7 @@ def _apply_outside(
             "proposal.applied",
             f"proposal:{proposal_id}",
             {"status": APPLYING},
-            {"status": APPLIED, "result": result},
+            {"status": APPLIED, "result": _jsonable(result)},
             at=ctx.now,
         )
 
@@ -520,7 +529,7 @@ def list_for(engine: Engine, actor: Actor, limit: int = 100) -> list[Proposal]:
             execution_options={"yield_per": 500},
         )
         for row in rows:
-            if actor.has(roles.role_for(row.done + 1, row.levels)):
+            if may(actor, row.done + 1, row.levels):
                 found.append(_proposal(conn, row))
                 if len(found) == limit:
                     break

@@ -1,5 +1,6 @@
 """Assisted passes the policy sends to review (age, a second assisted pass in a row): stored,
-not applied, acked, and certified only when an approver approves; SQLite and PostgreSQL."""
+not applied, acked, in the review queue, and certified only by an approved decision;
+SQLite and PostgreSQL."""
 
 import datetime as dt
 from typing import Any
@@ -12,6 +13,7 @@ from central.certification.devices import DeviceTrust
 from central.certification.ingest import Inbound, Ingestor, Status
 from central.certification.policy import add_months
 from central.certification.settings import Policy
+from central.proposals import assisted
 from central.people import roster
 from central.staff.identity import Actor, Role
 from central.store import schema
@@ -23,8 +25,16 @@ pytestmark = pytest.mark.integration
 NOW = dt.datetime.now(dt.UTC)
 OLD = idnumber.make("110105", dt.date(1930, 3, 7), 124)  # 96 years old
 YOUNG = idnumber.make("310104", dt.date(1950, 11, 30), 31)
+CLERK = Actor("clerk-1", frozenset({Role.ENTRY_CLERK}))
 APPROVER = Actor("approver-1", frozenset({Role.APPROVER}))
 REVIEWER = Actor("reviewer-1", frozenset({Role.REVIEWER}))
+
+
+def _decide(engine: Any, result: Any, decision: str, reason: str) -> Any:
+    [item] = assisted.referred(engine)
+    assert item["result_id"] == str(result.result_id)
+    payload = {"result_id": item["result_id"], "decision": decision, "reason": reason}
+    return proposals.propose(engine, CLERK, "assisted_review", payload)
 
 
 @pytest.fixture
@@ -70,15 +80,22 @@ def test_an_old_retirees_assisted_pass_waits_for_an_approver(world: dict[str, An
     assert outcome.status is Status.APPLIED and outcome.ack is not None
     assert (outcome.ack.reason, outcome.ack.certified_until) == ("referred_for_review", None)
     assert _until(engine, OLD) is None and not _applied(engine, result.result_id)
-    [waiting] = proposals.list_for(engine, APPROVER)
-    assert waiting.kind == "assisted_review" and waiting.created_by == "device:term-0001"
-    assert "age 96 >= 90" in waiting.summary and "staff-7" in waiting.summary
-    assert proposals.list_for(engine, REVIEWER) == []
-    with pytest.raises(proposals.ProposalError, match="from terminals"):
-        proposals.propose(engine, Actor("c", frozenset({Role.ENTRY_CLERK})), "assisted_review", {})
+    [item] = assisted.referred(engine)
+    assert (item["staff_id"], item["device_id"]) == ("staff-7", "term-0001")
+    assert item["why"].startswith("age 96 >= 90")
+    with pytest.raises(proposals.ProposalError, match="result_id"):
+        proposals.propose(engine, CLERK, "assisted_review", {"result_id": "nope"})
+    waiting = _decide(engine, result, "certify", "called the family: alive")
+    assert assisted.referred(engine) == []  # decided (waiting for approval)
+    with pytest.raises(proposals.ProposalError, match="decided in proposal"):
+        proposals.propose(
+            engine, CLERK, "assisted_review",
+            {"result_id": str(result.result_id), "decision": "certify", "reason": "again"},
+        )  # fmt: skip
     with pytest.raises(proposals.RefusedError, match="approver role"):
         proposals.approve(engine, REVIEWER, waiting.id)
-    done = proposals.approve(engine, APPROVER, waiting.id, "called the family: alive")
+    assert _until(engine, OLD) is None
+    done = proposals.approve(engine, APPROVER, waiting.id)
     assert done.status == "applied"
     expected = add_months(result.device_time.date(), 12)
     assert _until(engine, OLD) == expected and _applied(engine, result.result_id)
@@ -95,11 +112,11 @@ def test_a_second_assisted_pass_in_a_row_is_reviewed_and_can_be_rejected(
     assert until is not None
     second, result = _send(ingestor, term, YOUNG)
     assert second.ack is not None and second.ack.reason == "referred_for_review"
-    [waiting] = proposals.list_for(engine, APPROVER)
-    assert "second assisted pass in a row" in waiting.summary
-    done = proposals.reject(engine, APPROVER, waiting.id, "staff-7 assisted twice: visit first")
-    assert done.status == "rejected" and _until(engine, YOUNG) == until
-    assert not _applied(engine, result.result_id)
+    assert "second assisted pass in a row" in assisted.referred(engine)[0]["why"]
+    waiting = _decide(engine, result, "refuse", "staff-7 assisted twice: visit first")
+    done = proposals.approve(engine, APPROVER, waiting.id)
+    assert done.status == "applied" and _until(engine, YOUNG) == until
+    assert not _applied(engine, result.result_id) and assisted.referred(engine) == []
     # with the policy off, the same pass certifies at once
     relaxed = Ingestor(engine, world["trust"], Policy(assisted_review_repeat=False))
     third, _ = _send(relaxed, term, YOUNG)
@@ -111,8 +128,8 @@ def test_a_review_is_stale_once_the_retiree_was_certified_otherwise(
 ) -> None:
     engine, term = world["engine"], world["term"]
     ingestor = Ingestor(engine, world["trust"], Policy())
-    _send(ingestor, term, OLD)
-    [waiting] = proposals.list_for(engine, APPROVER)
+    _, result = _send(ingestor, term, OLD)
+    waiting = _decide(engine, result, "certify", "seen on video call")
     with engine.begin() as conn:  # e.g. a face pass at a kiosk applied meanwhile
         conn.execute(
             schema.retirees.update()

@@ -1,7 +1,7 @@
 """Proposals: changes to money or eligibility entered, rechecked and approved by others.
 
 Revision ID: 0015
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-06
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
