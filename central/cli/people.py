@@ -6,13 +6,15 @@ from pathlib import Path
 
 import click
 
-from central.cli.context import State
+from central.cli.context import State, require
 from central.cli.output import emit
 from central.cli.params import check_id_number, check_printable
 from central.cli.proposals import propose
 from central.payments import recovery, runs
 from central.people import coverage, population, registries
 from central.people import queries as people_queries
+from central.staff import audit
+from central.staff.permissions import Permission
 from common.cli import friendly_errors
 from common.errors import LifecertError
 
@@ -206,9 +208,12 @@ def registry_import(state: State, kind: str, csv_file: Path, partial: bool) -> N
     Example:
         lifecert-central registry import prison prison-2026-04.csv --partial
     """
-    report = registries.import_csv(
-        state.engine(), registries.RegistryKind(kind), csv_file, partial=partial
-    )
+    actor = require(state, Permission.PROPOSAL_ENTER)  # not yet a proposal (proposals.md)
+    engine = state.engine()
+    report = registries.import_csv(engine, registries.RegistryKind(kind), csv_file, partial=partial)
+    with engine.begin() as conn:
+        counts = {k: v for k, v in report.__dict__.items() if k != "errors"}
+        audit.record(conn, actor, "registry.import", f"{kind}:{csv_file.name}", None, counts)
     for err in report.errors:
         click.echo(f"skipped: {err}", err=True)
     click.echo(

@@ -142,8 +142,10 @@ def _step(state: State, action: str, proposal_id: int, reason: str) -> None:
     elif action == "approve":
         actor = require(state, Permission.PROPOSAL_APPROVE)
         done = proposals.approve(engine, actor, proposal_id, reason, resources=state.central)
-    else:
-        actor = state.actor if state.signed_in else require(state, Permission.PROPOSAL_RECHECK)
+    else:  # a reviewer or an approver, whichever the next level needs (checked per item)
+        if not state.signed_in:
+            require(state, Permission.PROPOSAL_RECHECK)  # the message: sign in
+        actor = state.actor
         done = proposals.reject(engine, actor, proposal_id, reason)
     click.echo(f"proposal {done.id}: {action}ed by {actor.staff_id}; {_waits(done)}")
     if done.result:

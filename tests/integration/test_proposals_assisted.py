@@ -13,8 +13,8 @@ from central.certification.devices import DeviceTrust
 from central.certification.ingest import Inbound, Ingestor, Status
 from central.certification.policy import add_months
 from central.certification.settings import Policy
-from central.proposals import assisted
 from central.people import roster
+from central.proposals import assisted
 from central.staff.identity import Actor, Role
 from central.store import schema
 from common import idnumber
