@@ -147,7 +147,8 @@ def _step(state: State, action: str, proposal_id: int, reason: str) -> None:
             require(state, Permission.PROPOSAL_RECHECK)  # the message: sign in
         actor = state.actor
         done = proposals.reject(engine, actor, proposal_id, reason)
-    click.echo(f"proposal {done.id}: {action}ed by {actor.staff_id}; {_waits(done)}")
+    past = {"recheck": "rechecked", "approve": "approved", "reject": "rejected"}[action]
+    click.echo(f"proposal {done.id}: {past} by {actor.staff_id}; {_waits(done)}")
     if done.result:
         click.echo(f"result: {json.dumps(done.result, default=str)}")
 
