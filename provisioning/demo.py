@@ -46,6 +46,8 @@ def roster_csv(path: Path, count: int, rng: random.Random) -> list[str]:
 
 
 STAFF = (("clerk", "entry_clerk"), ("reviewer", "reviewer"), ("approver", "approver"))
+DESK = ("desk-1", "desk-2")
+SITE = "default"  # the demo's terminals are enrolled without --site
 
 
 def _signed(folder: Path, staff_id: str) -> list[str]:
@@ -67,6 +69,8 @@ def _staff(stack: Stack, folder: Path) -> None:
     for staff_id, role in STAFF:
         stack.central(*admin, "staff", "add", staff_id, "--name", staff_id.title(), "--role", role)
         stack.central(*admin, "staff", "cert", "issue", staff_id, "--out", str(folder))
+    for desk in DESK:  # who assists at the terminals: known to central, at their site
+        stack.central(*admin, "staff", "add", desk, "--name", desk.title(), "--site", SITE)
 
 
 def _import_roster(stack: Stack, folder: Path, path: Path) -> str:
@@ -122,7 +126,7 @@ def run_demo(
                     "--retiree",
                     number,
                     "--staff",
-                    f"desk-{1 + i % 2}",
+                    DESK[i % 2],
                     "--json",
                 )
                 receipts.append((device_id, number, json.loads(out)))

@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from central.certification.devices import DeviceTrust, Standing
 from central.certification.policy import certified_until
 from central.certification.settings import Policy
+from central.staff.tables import staff as _staff
 from central.store import schema
 from central.store.db import StoreBusyError, StoreError, is_transient
 from common.errors import LifecertError
@@ -76,6 +77,9 @@ _LAST_PASS = (
     .order_by(_res.c.device_time.desc())
     .limit(1)
 )
+_STAFF_SITES = sa.select(_staff.c.staff_id, _staff.c.sites).where(
+    _staff.c.staff_id.in_(sa.bindparam("b_staff", expanding=True)), _staff.c.active
+)
 _INSERT_FLAG = schema.fraud_flags.insert()
 _FLAGGED = sa.select(schema.fraud_flags.c.id).where(
     schema.fraud_flags.c.result_id == sa.bindparam("b_result")
@@ -114,6 +118,8 @@ class Reason(StrEnum):
     TOO_OLD = "too_old"
     UNKNOWN_RETIREE = "unknown_retiree"
     RETIREE_INACTIVE = "retiree_inactive"
+    UNKNOWN_STAFF = "unknown_staff"
+    STAFF_NOT_AT_SITE = "staff_not_at_site"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -150,6 +156,7 @@ class _Verified:
     msg: Inbound
     result: Result
     kid: str
+    site: str = topics.DEFAULT_SITE  # the device certificate's OU
 
 
 @dataclass(frozen=True)
@@ -176,6 +183,7 @@ class _Snapshot:
     retirees: dict[str, dt.date | None]
     people: dict[str, tuple[dt.date, str]] = field(default_factory=dict)  # birth date, status
     last_pass: dict[str, str] = field(default_factory=dict)  # method of the batch's last pass
+    staff: dict[str, frozenset[str]] = field(default_factory=dict)  # active staff: their sites
 
     @classmethod
     def read(cls, conn: Connection, items: Sequence["_Verified"]) -> "_Snapshot":
@@ -195,6 +203,9 @@ class _Snapshot:
         for person in conn.execute(_BATCH_RETIREES, {"b_retirees": ids}):
             snap.retirees[person.id_number] = person.certified_until
             snap.people[person.id_number] = (person.birth_date, person.status)
+        if named := sorted({i.result.assisted.staff_id for i in items if i.result.assisted}):
+            for member in conn.execute(_STAFF_SITES, {"b_staff": named}):
+                snap.staff[member.staff_id] = frozenset(member.sites or ())
         return snap
 
     def note(self, result_id: uuid.UUID, device_id: str, seq: int) -> None:
@@ -326,7 +337,7 @@ class Ingestor:
                 f"for retiree {result.retiree_id} at {result.device_time:%Y-%m-%dT%H:%M:%SZ}"
             )
             return _Refused(msg, reason, detail, topic_device, kid, result.result_id, topic_device)
-        return _Verified(msg, result, kid)
+        return _Verified(msg, result, kid, device.site)
 
     def _verify_safely(self, msg: Inbound) -> "_Verified | _Refused":
         """``verify``, with any exception (a bug, a library surprise) as ``internal_error``."""
@@ -495,6 +506,8 @@ class Ingestor:
             return self._reject(
                 conn, item, Reason.TOO_OLD, f"result is {-skew / 86_400:.1f} days old"
             )
+        if r.method is Method.ASSISTED and (refusal := self._assistant(item, snap)) is not None:
+            return self._reject(conn, item, *refusal)
         if r.retiree_id not in snap.retirees:
             return self._reject(conn, item, Reason.UNKNOWN_RETIREE, "retiree not on the roster")
         born, status = snap.people[r.retiree_id]
@@ -566,6 +579,24 @@ class Ingestor:
                 certified_until=new,
             ),
         )
+
+    @staticmethod
+    def _assistant(item: _Verified, snap: _Snapshot) -> tuple[Reason, str] | None:
+        """Why an assisted result's staff member does not count (None: they do): central
+        must know them (an active account) and allow them at the terminal's site."""
+        assert item.result.assisted is not None  # an assisted result always names them
+        staff_id = item.result.assisted.staff_id
+        sites = snap.staff.get(staff_id)
+        if sites is None:
+            return Reason.UNKNOWN_STAFF, f"staff member {staff_id!r} is no active account"
+        if item.site not in sites:
+            allowed = ", ".join(sorted(sites)) or "none"
+            return (
+                Reason.STAFF_NOT_AT_SITE,
+                f"staff member {staff_id!r} may not assist at site {item.site!r} "
+                f"(their sites: {allowed})",
+            )
+        return None
 
     def _review(
         self, conn: Connection, r: Result, born: dt.date, passed_on: dt.date, snap: _Snapshot

@@ -44,6 +44,7 @@ from tests.fixtures.broker import (
     enrol_bundle,
     login_for,
 )
+from tests.fixtures.database import known_staff
 from tests.fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -116,6 +117,7 @@ def running(broker: FleetBroker, db_url: str) -> Iterator[dict[str, Any]]:
     stop = threading.Event()
     consumer = Central(cfg).consumer(stop)
     engine = consumer.ingestor.engine
+    known_staff(engine, "desk-1")
     roster.upsert(
         engine,
         [
@@ -348,6 +350,7 @@ def test_cli_run_notifies_systemd_and_stops_on_sigterm(
         assert "READY=1" in _wait_for(sock, "READY=1")
         assert "WATCHDOG=1" in _wait_for(sock, "WATCHDOG=1")
         engine = Central(_central_config(broker.fleet, db_url)).engine
+        known_staff(engine, "desk-1")
         roster.upsert(
             engine,
             [{"id_number": RETIREE, "name": "W", "sex": "F", "birth_date": dt.date(1950, 3, 7)}],
@@ -382,6 +385,7 @@ def test_no_puback_before_commit_broker_redelivers(broker: FleetBroker, tmp_path
     cfg = _central_config(broker.fleet, url, LIFECERT_CENTRAL__DATABASE__BUSY_TIMEOUT_S="0.2")
     engine = Central(cfg).engine
     db.upgrade(engine)
+    known_staff(engine, "desk-1")
     roster.upsert(
         engine,
         [{"id_number": RETIREE, "name": "W", "sex": "F", "birth_date": dt.date(1950, 3, 7)}],

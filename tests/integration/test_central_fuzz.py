@@ -16,7 +16,7 @@ from central.people import roster
 from central.store import schema
 from common import idnumber
 from protocol import messages
-from tests.fixtures.database import CentralPki
+from tests.fixtures.database import CentralPki, known_staff
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +33,7 @@ def setup(central_engine: Any, central_pki: CentralPki) -> dict[str, Any]:
     )
     term = central_pki.terminal("term-0001")
     trust = DeviceTrust(central_pki.ca_file, central_pki.crl_file, central_pki.devices_dir)
+    known_staff(central_engine, "staff-7", "desk-1")
     ingest = Ingestor(central_engine, trust, Policy())
     original = term.sign(term.result(RETIREE))
     first = ingest.apply(Inbound(term.topic(), original, dt.datetime.now(dt.UTC)))

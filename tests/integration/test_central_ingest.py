@@ -27,7 +27,7 @@ from common import idnumber
 from protocol import messages
 from protocol.limits import MAX_RESULT_BYTES
 from protocol.messages import AckStatus
-from tests.fixtures.database import CentralPki, Terminal
+from tests.fixtures.database import CentralPki, Terminal, known_staff
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +65,7 @@ def world(central_engine: Any, central_pki: CentralPki) -> dict[str, Any]:
     trust = DeviceTrust(
         central_pki.ca_file, central_pki.crl_file, central_pki.devices_dir, check_interval_s=0
     )
+    known_staff(central_engine, "staff-7")
     return {
         "engine": central_engine,
         "pki": central_pki,

@@ -20,6 +20,7 @@ from central.people import roster
 from central.store import schema
 from common import idnumber
 from protocol import sealing, templates
+from tests.fixtures.database import known_staff
 
 pytestmark = pytest.mark.integration
 MODEL = "dlib_face_recognition_resnet_v1"
@@ -79,6 +80,7 @@ def test_same_face_under_two_identities_is_flagged(
         dt.datetime.now(dt.UTC),
     )
     term = central_pki.terminal("term-0001")
+    known_staff(central_engine, "staff-7")
     ingestor = Ingestor(
         central_engine,
         DeviceTrust(central_pki.ca_file, central_pki.crl_file, central_pki.devices_dir),

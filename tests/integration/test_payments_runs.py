@@ -15,6 +15,7 @@ from central.payments.period import Period
 from central.people import registries, roster
 from central.store import schema
 from common import idnumber
+from tests.fixtures.database import known_staff
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +70,7 @@ def certify(engine: Any, retiree: str, until: dt.date) -> None:
 def ingestor_for(engine: Any, pki: Any, policy: Policy | None = None) -> Ingestor:
     """Central's ingest, trusting the test fleet's terminals."""
     trust = DeviceTrust(pki.ca_file, pki.crl_file, pki.devices_dir)
+    known_staff(engine, "staff-7")
     return Ingestor(engine, trust, policy or Policy())
 
 

@@ -1,6 +1,7 @@
-"""Assisted passes the policy sends to review (age, a second assisted pass in a row): stored,
-not applied, acked, in the review queue, and certified only by an approved decision;
-SQLite and PostgreSQL."""
+"""Assisted results: the staff member named must be known to central and allowed at the
+terminal's site (else quarantined with the reason); passes the policy sends to review (age,
+a second assisted pass in a row) are stored, not applied, acked, queued, and certify only by
+an approved decision; SQLite and PostgreSQL."""
 
 import datetime as dt
 from typing import Any
@@ -18,7 +19,7 @@ from central.proposals import assisted
 from central.staff.identity import Actor, Role
 from central.store import schema
 from common import idnumber
-from tests.fixtures.database import CentralPki, Terminal
+from tests.fixtures.database import CentralPki, Terminal, known_staff
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +45,7 @@ def world(central_engine: Any, central_pki: CentralPki) -> dict[str, Any]:
         for n, b in ((OLD, dt.date(1930, 3, 7)), (YOUNG, dt.date(1950, 11, 30)))
     ]
     roster.upsert(central_engine, people, "test", NOW)
+    known_staff(central_engine, "staff-7")  # allowed at the default site
     trust = DeviceTrust(
         central_pki.ca_file, central_pki.crl_file, central_pki.devices_dir, check_interval_s=0
     )
@@ -139,3 +141,31 @@ def test_a_review_is_stale_once_the_retiree_was_certified_otherwise(
     with pytest.raises(proposals.StaleError):
         proposals.approve(engine, APPROVER, waiting.id)
     assert _until(engine, OLD) == dt.date(2031, 1, 1)
+
+
+def test_an_assisted_result_names_staff_known_at_the_terminals_site(
+    world: dict[str, Any], central_pki: CentralPki
+) -> None:
+    engine, term = world["engine"], world["term"]
+    ingestor = Ingestor(engine, world["trust"], Policy())
+    known_staff(engine, "desk-far", sites=("riverside",))
+    for staff_id, reason, detail in [
+        ("nobody-at-all", "unknown_staff", "'nobody-at-all' is no active account"),
+        ("desk-far", "staff_not_at_site", "may not assist at site 'default'"),
+    ]:
+        result = term.result(YOUNG, assisted={"staff_id": staff_id, "document": "id_card"})
+        outcome = ingestor.apply(Inbound(term.topic(), term.sign(result), NOW))
+        assert outcome.status is Status.REJECTED and outcome.reason is not None
+        assert outcome.reason.value == reason and detail in outcome.detail
+        assert outcome.ack is not None and outcome.ack.reason == reason
+    assert _until(engine, YOUNG) is None
+    with engine.connect() as conn:
+        assert sorted(conn.scalars(sa.select(schema.quarantine.c.reason))) == [
+            "staff_not_at_site",
+            "unknown_staff",
+        ]
+    # allowed at the site of the terminal's certificate (its OU): certifies
+    riverside = central_pki.terminal("term-0099", site="riverside")
+    result = riverside.result(YOUNG, assisted={"staff_id": "desk-far", "document": "id_card"})
+    outcome = ingestor.apply(Inbound(riverside.topic(), riverside.sign(result), NOW))
+    assert outcome.status is Status.APPLIED and _until(engine, YOUNG) is not None

@@ -30,7 +30,7 @@ from edge.kiosk.lockout import PinLockout
 from edge.session.model import Order
 from protocol import messages, sealing
 from protocol.messages import Channel, Method, Result
-from tests.fixtures.database import CentralPki
+from tests.fixtures.database import CentralPki, known_staff
 from tests.unit.test_edge_keys import Bundle, edge_bundle  # noqa: F401
 from tests.unit.test_session_core import RETIREE, Veins, build, card, live_script
 
@@ -85,6 +85,7 @@ def test_desk_vein_template_is_sealed_and_stored_by_central(
     trust = DeviceTrust(
         central_pki.ca_file, central_pki.crl_file, central_pki.devices_dir, check_interval_s=0
     )
+    known_staff(central_engine, "li-wei")
     ingest = Ingestor(central_engine, trust, Policy())
     resent = vein.model_copy(update={"device_id": term.device_id, "seq": 1})
     outcome = ingest.apply(Inbound(term.topic(), term.sign(resent), now))
