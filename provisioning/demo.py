@@ -70,7 +70,10 @@ def _staff(stack: Stack, folder: Path) -> None:
         stack.central(*admin, "staff", "add", staff_id, "--name", staff_id.title(), "--role", role)
         stack.central(*admin, "staff", "cert", "issue", staff_id, "--out", str(folder))
     for desk in DESK:  # who assists at the terminals: known to central, at their site
-        stack.central(*admin, "staff", "add", desk, "--name", desk.title(), "--site", SITE)
+        stack.central(
+            *admin, "staff", "add", desk, "--name", desk.title(), "--role", "coordinator",
+            *(arg for c in COMMUNITIES for arg in ("--community", c)), "--site", SITE,
+        )  # fmt: skip
 
 
 def _import_roster(stack: Stack, folder: Path, path: Path) -> str:
