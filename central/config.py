@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from central.certification.settings import CentralMqtt, FleetFiles, IngestSettings, Policy
+from central.console.settings import ConsoleSettings
 from central.fraud.settings import DuplicateSettings
 from central.payments.settings import BankSettings, PaymentSettings
 from central.store.settings import DatabaseSettings
@@ -64,6 +65,9 @@ class CentralConfig(Section):
     bank: BankSettings = Field(default=_EMPTY, title="bank", description="a [bank] table")
     duplicates: DuplicateSettings = Field(
         default=_EMPTY, title="duplicates", description="a [duplicates] table"
+    )
+    console: ConsoleSettings = Field(
+        default=_EMPTY, title="console", description="a [console] table"
     )
 
     def require_mqtt(self) -> CentralMqtt:

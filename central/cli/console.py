@@ -1,0 +1,33 @@
+"""Commands of central's console room: ``console`` serves the staff console."""
+
+import click
+
+from central.cli.context import State
+from central.console import app, server
+from central.console.readonly import reader
+from common.cli import friendly_errors
+
+
+@click.command("console")
+@click.option("--print-url", is_flag=True, help="Print the URL the console serves, then exit.")
+@click.pass_obj
+@friendly_errors
+def console_cmd(state: State, print_url: bool) -> None:
+    """Serve the staff console (HTTPS, staff client certificates only) from [console].
+
+    \b
+    Example:
+        lifecert-central console --print-url
+        lifecert-central console
+    """
+    settings = state.cfg.console
+    if print_url:
+        click.echo(server.url(settings))
+        return
+    engine = state.engine()
+    served = server.server(app.build(engine, reader(state.cfg.database), state.cfg), settings)
+    click.echo(f"console at {server.url(settings)}", err=True)
+    served.run()
+
+
+COMMANDS = (console_cmd,)

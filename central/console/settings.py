@@ -1,0 +1,64 @@
+"""The ``[console]`` section of ``central.toml``."""
+
+from pathlib import Path
+
+from pydantic import Field
+
+from common.config import ConfigPath, Section
+
+
+class ConsoleSettings(Section):
+    """Where and how the staff console is served (HTTPS, staff client certificates only)."""
+
+    host: str = Field(default="127.0.0.1", title="host", description="address to listen on")
+    port: int = Field(default=8443, ge=1, le=65535, title="port", description="HTTPS port")
+    cert_file: ConfigPath = Field(
+        default=Path("console/server.pem"),
+        title="server certificate",
+        description="PEM certificate (chain) the console presents to browsers",
+    )
+    key_file: ConfigPath = Field(
+        default=Path("console/server.key"),
+        title="server key",
+        description="PEM private key of cert_file",
+    )
+    staff_ca_file: ConfigPath = Field(
+        default=Path("staff/ca.pem"),
+        title="staff CA",
+        description="PEM CA that issues staff certificates (never the device CA)",
+    )
+    staff_crl_file: ConfigPath = Field(
+        default=Path("staff/crl.pem"),
+        title="staff CRL",
+        description="PEM CRL of the staff CA: revoked certificates are refused at the handshake",
+    )
+    session_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=24 * 60,
+        title="session idle time",
+        description="minutes without a request after which a session expires",
+    )
+    session_max_hours: int = Field(
+        default=10,
+        ge=1,
+        le=72,
+        title="session lifetime",
+        description="hours after sign-in after which a session expires however busy",
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        title="request size limit",
+        description="largest request body accepted (bytes); larger ones get 413",
+    )
+    page_size: int = Field(
+        default=100, ge=10, le=1000, title="page size", description="rows per drill-down page"
+    )
+    export_limit: int = Field(
+        default=1_000_000,
+        ge=1000,
+        title="CSV export limit",
+        description="most rows one CSV export writes",
+    )
