@@ -24,8 +24,10 @@ def console_cmd(state: State, print_url: bool) -> None:
     if print_url:
         click.echo(server.url(settings))
         return
+    context = server.tls_context(settings)  # the files first: a bad path is a config error
     engine = state.engine()
-    served = server.server(app.build(engine, reader(state.cfg.database), state.cfg), settings)
+    console = app.build(engine, reader(state.cfg.database), settings, state.cfg.policy)
+    served = server.server(console, settings, context)
     click.echo(f"console at {server.url(settings)}", err=True)
     served.run()
 

@@ -27,9 +27,10 @@ from sqlalchemy.engine import Engine
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from central.config import CentralConfig
+from central.certification.settings import Policy
 from central.console import access, charts, identity, queries, reviews
 from central.console.server import PEER_CERT
+from central.console.settings import ConsoleSettings
 from central.people import csvio
 from central.staff.identity import Actor
 from protocol.messages import Channel, Method
@@ -58,14 +59,15 @@ class Context:
 
     engine: Engine  # writes (review decisions, sign-ins, the daily coverage record)
     reader: Engine  # reads (no write lock taken on SQLite)
-    cfg: CentralConfig
+    settings: ConsoleSettings
+    policy: Policy
     sessions: access.Sessions
     templates: Jinja2Templates
     recorded: set[dt.date] = field(default_factory=set)
 
     @property
     def timezone(self) -> str:
-        return self.cfg.policy.timezone
+        return self.policy.timezone
 
     def today(self) -> dt.date:
         return dt.datetime.now(zoneinfo.ZoneInfo(self.timezone)).date()
@@ -201,7 +203,7 @@ def _me(session: access.Session) -> Me:
 def dashboard(ctx: Context, actor: Actor, as_of: dt.date) -> dict[str, Any]:
     """Everything the dashboard shows, for ``actor`` on ``as_of``."""
     scope = access.scope(actor)
-    reminder = ctx.cfg.policy.reminder_days
+    reminder = ctx.policy.reminder_days
     today = ctx.today()
     if as_of == today and today not in ctx.recorded:
         with ctx.engine.begin() as conn:
@@ -244,7 +246,7 @@ def _retirees_query(
         state,
         _community(request, community),
         as_of,
-        ctx.cfg.policy.reminder_days,
+        ctx.policy.reminder_days,
         _scope(request),
         run_id,
     )
@@ -470,7 +472,7 @@ def create_app(ctx: Context) -> FastAPI:
         """The whole drill-down list as CSV (formulas neutralised)."""
         day = as_of or ctx.today()
         query = _retirees_query(request, state, community, day)
-        rows = queries.stream(ctx.reader, query, ctx.cfg.console.export_limit)
+        rows = queries.stream(ctx.reader, query, ctx.settings.export_limit)
         name = f"retirees-{state.value if state else 'all'}-{day}.csv"
         return _csv(rows, RETIREE_COLUMNS, name)
 
@@ -571,7 +573,7 @@ def create_app(ctx: Context) -> FastAPI:
     ) -> Response:
         day = as_of or ctx.today()
         query = _retirees_query(request, state, community, day)
-        size = ctx.cfg.console.page_size
+        size = ctx.settings.page_size
         with ctx.reader.connect() as conn:
             rows = queries.retirees_page(conn, query, after, size)
         filters = {
@@ -612,7 +614,7 @@ def create_app(ctx: Context) -> FastAPI:
             method.value if method else None,
         )
         with ctx.reader.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(query.limit(ctx.cfg.console.page_size))]
+            rows = [dict(r._mapping) for r in conn.execute(query.limit(ctx.settings.page_size))]
         return _page(request, "certifications.html", {"rows": rows, "day": shown})
 
     @route("GET", "/payments", "payments", response_class=HTMLResponse)
@@ -624,7 +626,7 @@ def create_app(ctx: Context) -> FastAPI:
 
     @route("GET", "/reviews", "reviews", response_class=HTMLResponse)
     def page_reviews(request: Request) -> Response:
-        size = ctx.cfg.console.page_size
+        size = ctx.settings.page_size
         with ctx.reader.connect() as conn:
             queues = {name: reviews.items(conn, name, size) for name in reviews.QUEUES}
         return _page(request, "reviews.html", {"queues": queues, "defs": reviews.QUEUES})
@@ -693,14 +695,15 @@ async def _nothing() -> Message:
     return {"type": "http.disconnect"}
 
 
-def build(engine: Engine, reader: Engine, cfg: CentralConfig) -> ASGIApp:
+def build(engine: Engine, reader: Engine, settings: ConsoleSettings, policy: Policy) -> FastAPI:
     """The console app with its body limit, ready for ``central.console.server``."""
     templates = Jinja2Templates(
         directory=str(resources.files("central.console").joinpath("templates"))
     )
     sessions = access.Sessions(
-        idle=dt.timedelta(minutes=cfg.console.session_minutes),
-        lifetime=dt.timedelta(hours=cfg.console.session_max_hours),
+        idle=dt.timedelta(minutes=settings.session_minutes),
+        lifetime=dt.timedelta(hours=settings.session_max_hours),
     )
-    ctx = Context(engine, reader, cfg, sessions, templates)
-    return BodyLimit(create_app(ctx), cfg.console.max_body_bytes)
+    app = create_app(Context(engine, reader, settings, policy, sessions, templates))
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

@@ -261,13 +261,14 @@ def run_figures(conn: Connection, run: Any) -> RunFigures:
             sums[decision] = int(payable or 0)
             paid_elsewhere += int(payable or 0)
     sums[Decision.PAY.value] = int(summary.get("payable_cents", 0)) - paid_elsewhere
+    community = sa.func.coalesce(_r.c.community, sa.literal_column(f"'{NO_COMMUNITY}'"))
     held = {
         name: int(n)
         for name, n in conn.execute(
-            sa.select(sa.func.coalesce(_r.c.community, NO_COMMUNITY), sa.func.count())
+            sa.select(community, sa.func.count())
             .select_from(_lines.join(_r, _r.c.id_number == _lines.c.retiree_id))
             .where(_lines.c.run_id == run.id, _lines.c.decision == Decision.HOLD.value)
-            .group_by(sa.func.coalesce(_r.c.community, NO_COMMUNITY))
+            .group_by(community)
         )
     }
     figures = RunFigures(

@@ -60,9 +60,12 @@ def url(settings: ConsoleSettings) -> str:
     return f"https://{host}:{settings.port}/"
 
 
-def server(app: Any, settings: ConsoleSettings) -> uvicorn.Server:
-    """A uvicorn server for ``app`` on ``[console] host:port`` over the context above."""
-    context = tls_context(settings)
+def server(
+    app: Any, settings: ConsoleSettings, context: ssl.SSLContext | None = None
+) -> uvicorn.Server:
+    """A uvicorn server for ``app`` on ``[console] host:port`` over ``context`` (default:
+    ``tls_context(settings)``)."""
+    context = context or tls_context(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,
