@@ -6,8 +6,8 @@ import contextlib
 import datetime as dt
 import os
 import re
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
