@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from central.certification.settings import Policy
 from central.console import access, charts, identity, queries, reviews
+from central.console.fresh import Fresh
 from central.console.server import PEER_CERT
 from central.console.settings import ConsoleSettings
 from central.people import csvio
@@ -63,6 +64,7 @@ class Context:
     policy: Policy
     sessions: access.Sessions
     templates: Jinja2Templates
+    fresh: Fresh = field(default_factory=lambda: Fresh(0))
     recorded: set[dt.date] = field(default_factory=set)
 
     @property
@@ -201,14 +203,28 @@ def _me(session: access.Session) -> Me:
 
 
 def dashboard(ctx: Context, actor: Actor, as_of: dt.date) -> dict[str, Any]:
-    """Everything the dashboard shows, for ``actor`` on ``as_of``."""
+    """Everything the dashboard shows, for ``actor`` on ``as_of`` (at most
+    ``[console] dashboard_cache_s`` old)."""
     scope = access.scope(actor)
-    reminder = ctx.policy.reminder_days
     today = ctx.today()
     if as_of == today and today not in ctx.recorded:
         with ctx.engine.begin() as conn:
-            queries.record_history(conn, today, queries.coverage(conn, today, reminder, None))
+            rows = queries.coverage(conn, today, ctx.policy.reminder_days, None)
+            queries.record_history(conn, today, rows)
         ctx.recorded.add(today)
+    key = (
+        scope,
+        actor.staff_id if scope is not None else None,
+        as_of,
+        access.allowed(actor, "payments"),
+        access.allowed(actor, "reviews"),
+    )
+    return ctx.fresh.get(key, lambda: _dashboard(ctx, actor, as_of))
+
+
+def _dashboard(ctx: Context, actor: Actor, as_of: dt.date) -> dict[str, Any]:
+    scope = access.scope(actor)
+    reminder = ctx.policy.reminder_days
     with ctx.reader.connect() as conn:
         rows = queries.coverage(conn, as_of, reminder, scope)
         known = identity.coordinators(ctx.engine)
@@ -704,6 +720,7 @@ def build(engine: Engine, reader: Engine, settings: ConsoleSettings, policy: Pol
         idle=dt.timedelta(minutes=settings.session_minutes),
         lifetime=dt.timedelta(hours=settings.session_max_hours),
     )
-    app = create_app(Context(engine, reader, settings, policy, sessions, templates))
+    fresh = Fresh(settings.dashboard_cache_s)
+    app = create_app(Context(engine, reader, settings, policy, sessions, templates, fresh))
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -73,9 +73,16 @@ class Coverage:
 
 
 def _in_scope(column: Any, scope: Scope) -> Any:
+    """``column`` (a community, NULL for none) in ``scope``; plain comparisons, so the
+    community indexes serve them."""
     if scope is None:
         return sa.true()
-    return sa.func.coalesce(column, NO_COMMUNITY).in_(sorted(scope))
+    named = column.in_(sorted(scope - {NO_COMMUNITY}))
+    return sa.or_(named, column.is_(None)) if NO_COMMUNITY in scope else named
+
+
+def _is_community(column: Any, community: str) -> Any:
+    return column.is_(None) if community == NO_COMMUNITY else column == community
 
 
 def coverage_query(as_of: dt.date, reminder_days: int, scope: Scope) -> sa.Select[Any]:
@@ -310,7 +317,7 @@ def retirees_query(
         until.label("certified_until"),
     ).where(_r.c.status.in_(_COUNTED), _in_scope(_r.c.community, scope))
     if community is not None:
-        query = query.where(sa.func.coalesce(_r.c.community, NO_COMMUNITY) == community)
+        query = query.where(_is_community(_r.c.community, community))
     window = as_of + dt.timedelta(days=reminder_days)
     if state is State.CERTIFIED:
         query = query.where(until >= window)

@@ -53,6 +53,13 @@ class ConsoleSettings(Section):
         title="request size limit",
         description="largest request body accepted (bytes); larger ones get 413",
     )
+    dashboard_cache_s: float = Field(
+        default=10,
+        ge=0,
+        le=600,
+        title="dashboard freshness",
+        description="seconds the dashboard's figures are reused for the same view (0: never)",
+    )
     page_size: int = Field(
         default=100, ge=10, le=1000, title="page size", description="rows per drill-down page"
     )

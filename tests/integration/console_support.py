@@ -175,6 +175,7 @@ key_file = "{server_key}"
 staff_ca_file = "{staff.ca_file}"
 staff_crl_file = "{staff.crl_file}"
 max_body_bytes = 4096
+dashboard_cache_s = 0
 """
     )
     cfg = config.load(root / "central.toml")
