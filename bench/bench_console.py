@@ -2,10 +2,10 @@
 second process, beside the bare SQL of the same queries in the same run.
 
 1. A database with ``--retirees`` synthetic retirees (8 % overdue; kept in ``--db`` and
-   reused by later runs with the same count), this month's payment run, 5,000 results
-   today and a few review items;
-2. a staff CA, a server certificate, an approver's (every community) and a
-   coordinator's (two communities) certificates;
+   copied for each later run with the same count), this month's payment run and 5,000
+   results today;
+2. the staff room's CA and accounts (``central.staff``), an approver (every community) and
+   a coordinator (two communities), and a server certificate;
 3. ``lifecert-central console`` started as its own process (``python -m central ...``);
 4. ``--clients`` threads here, each its own HTTPS connection, signed in, requesting the
    pages round robin for ``--seconds`` (after one warm-up round); latency per page;
@@ -20,6 +20,7 @@ import datetime as dt
 import os
 import platform
 import shutil
+import socket
 import ssl
 import statistics
 import subprocess
@@ -38,6 +39,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from central.certification.settings import Policy
+from central.config import load as load_config
 from central.console import queries, reviews
 from central.payments import runs
 from central.payments.period import Period
@@ -45,6 +47,7 @@ from central.people import population
 from central.store import db, schema
 from provisioning.stack import free_port
 from tests.integration.console_pki import Ca
+from tests.integration.console_support import staff_certificates
 
 PAGES = {
     "api dashboard": "/api/dashboard",
@@ -192,64 +195,70 @@ def load(
     return out
 
 
+def _wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit("the console did not start") from None
+            time.sleep(0.2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--retirees", type=int, default=1_000_000)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rounds", type=int, default=50, help="bare SQL repetitions")
-    parser.add_argument("--db", type=Path, default=Path("/tmp/bench_console.sqlite"))
-    parser.add_argument("--database-url", help="a PostgreSQL URL to fill instead of --db")
+    parser.add_argument(
+        "--db",
+        type=Path,
+        default=Path("/tmp/bench_console.sqlite"),
+        help="the filled SQLite database, kept and copied for each run",
+    )
+    parser.add_argument("--database-url", help="a fresh PostgreSQL database to fill instead")
     args = parser.parse_args()
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"load {os.getloadavg()[0]:.1f}"
     )
-    url = args.database_url or f"sqlite:///{args.db}"
-    stamp = args.db.with_suffix(".count")
-    if args.database_url or not stamp.exists() or stamp.read_text() != str(args.retirees):
-        if not args.database_url:
+    root = Path(tempfile.mkdtemp(prefix="bench-console-"))
+    if args.database_url:
+        url = args.database_url
+        fill(url, args.retirees)
+    else:
+        stamp = args.db.with_suffix(".count")
+        if not stamp.exists() or stamp.read_text() != str(args.retirees):
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{args.db}{suffix}").unlink(missing_ok=True)
-        fill(url, args.retirees)
-        if not args.database_url:
+            fill(f"sqlite:///{args.db}", args.retirees)
             stamp.write_text(str(args.retirees))
-    engine = db.create_engine(url)
-    db.upgrade(engine)  # a kept database gets the indexes of later migrations
-    engine.dispose()
-    root = Path(tempfile.mkdtemp(prefix="bench-console-"))
+        shutil.copy(args.db, root / "central.sqlite")
+        url = f"sqlite:///{root / 'central.sqlite'}"
     try:
-        staff, web = Ca(root / "staff", "staff CA"), Ca(root / "web", "web CA")
+        web = Ca(root / "web", "web CA")
         pem, key, _ = web.issue("console", server=True)
-        certs = {
-            "approver": staff.issue("approver", units=("approver",))[:2],
-            "coordinator": staff.issue(
-                "coordinator", units=("coordinator",), localities=("Haidian", "Xuhui")
-            )[:2],
-        }
         port = free_port()
         config = root / "central.toml"
         config.write_text(
             f'[database]\nurl = "{url}"\n[console]\nport = {port}\ncert_file = "{pem}"\n'
-            f'key_file = "{key}"\nstaff_ca_file = "{staff.ca_file}"\n'
-            f'staff_crl_file = "{staff.crl_file}"\n'
+            f'key_file = "{key}"\n'
         )
+        cfg = load_config(config)
+        engine = db.create_engine(url)
+        db.upgrade(engine)
+        everyone = staff_certificates(engine, cfg.staff, root / "certs")
+        engine.dispose()
+        certs = {who: everyone[who] for who in ("approver", "coordinator")}
         server = subprocess.Popen(
             [sys.executable, "-m", "central", "--config", str(config), "console"],
             env=os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])},
         )
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    import socket
-
-                    socket.create_connection(("127.0.0.1", port), 1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit("the console did not start") from None
-                    time.sleep(0.2)
+            _wait_for(port, server)
 
             def tls(who: str) -> ssl.SSLContext:
                 context = ssl.create_default_context(cafile=str(web.ca_file))

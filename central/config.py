@@ -15,6 +15,7 @@ from central.certification.settings import CentralMqtt, FleetFiles, IngestSettin
 from central.console.settings import ConsoleSettings
 from central.fraud.settings import DuplicateSettings
 from central.payments.settings import BankSettings, PaymentSettings
+from central.staff.settings import StaffSettings
 from central.store.settings import DatabaseSettings
 from common import config
 from common.config import ConfigPath, Section
@@ -69,6 +70,7 @@ class CentralConfig(Section):
     console: ConsoleSettings = Field(
         default=_EMPTY, title="console", description="a [console] table"
     )
+    staff: StaffSettings = Field(default=_EMPTY, title="staff", description="a [staff] table")
 
     def require_mqtt(self) -> CentralMqtt:
         """The [mqtt] section, or a ``ConfigError`` saying to add it."""

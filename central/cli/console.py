@@ -24,9 +24,11 @@ def console_cmd(state: State, print_url: bool) -> None:
     if print_url:
         click.echo(server.url(settings))
         return
-    context = server.tls_context(settings)  # the files first: a bad path is a config error
+    context = server.tls_context(settings, state.cfg.staff)  # files first: a bad one = exit 2
     engine = state.engine()
-    console = app.build(engine, reader(state.cfg.database), settings, state.cfg.policy)
+    console = app.build(
+        engine, reader(state.cfg.database), settings, state.cfg.policy, state.cfg.staff
+    )
     served = server.server(console, settings, context)
     click.echo(f"console at {server.url(settings)}", err=True)
     served.run()

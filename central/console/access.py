@@ -1,4 +1,4 @@
-"""Who may call what: one table (endpoint -> roles), sessions that expire, CSRF tokens.
+"""Who may call what: one table (endpoint -> permissions), sessions that expire, CSRF tokens.
 
 Every route names its entry of ``PERMISSIONS`` and is checked on the server; the tests
 build the whole endpoint x role matrix from this table. A coordinator who is nothing else
@@ -13,47 +13,55 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from central.staff import permissions
 from central.staff.identity import Actor, Role
+from central.staff.permissions import Permission
 
-R = Role
-EVERYONE = frozenset(Role)
-VIEWERS = frozenset({R.COORDINATOR, R.ENTRY_CLERK, R.REVIEWER, R.APPROVER, R.AUDITOR})
-MONEY_VIEWERS = frozenset({R.ENTRY_CLERK, R.REVIEWER, R.APPROVER, R.AUDITOR})
-REVIEW_VIEWERS = frozenset({R.REVIEWER, R.APPROVER, R.AUDITOR})
-DECIDERS = frozenset({R.REVIEWER, R.APPROVER})
+P = Permission
 
 
 @dataclass(frozen=True)
 class Rule:
-    """Roles allowed; ``session=False``: the staff certificate alone (sign-in, style sheet)."""
+    """Permissions needed (all of them; none: any signed-in staff member);
+    ``session=False``: the staff certificate alone (sign-in, style sheet)."""
 
-    roles: frozenset[Role]
+    needs: frozenset[Permission] = frozenset()
     session: bool = True
 
 
 PERMISSIONS: dict[str, Rule] = {
-    "signin": Rule(EVERYONE, session=False),
-    "static": Rule(EVERYONE, session=False),
-    "signout": Rule(EVERYONE),
-    "me": Rule(EVERYONE),
-    "openapi": Rule(EVERYONE),
-    "dashboard": Rule(VIEWERS),
-    "retirees": Rule(VIEWERS),
-    "certifications": Rule(VIEWERS),
-    "payments": Rule(MONEY_VIEWERS),
-    "reviews": Rule(REVIEW_VIEWERS),
-    "review_decide": Rule(DECIDERS),
+    "signin": Rule(session=False),
+    "static": Rule(session=False),
+    "signout": Rule(),
+    "me": Rule(),
+    "openapi": Rule(),
+    "dashboard": Rule(frozenset({P.DASHBOARD_READ})),
+    "retirees": Rule(frozenset({P.PEOPLE_READ})),
+    "certifications": Rule(frozenset({P.RESULTS_READ})),
+    "payments": Rule(frozenset({P.PAYMENTS_READ})),
+    "reviews": Rule(frozenset({P.RESULTS_READ, P.FRAUD_READ})),
+    "review_decide": Rule(frozenset({P.RESULTS_READ, P.FRAUD_READ, P.REVIEW_DECIDE})),
+    "audit": Rule(frozenset({P.AUDIT_READ})),
 }
-"""Endpoint -> permitted roles: the one table every route is authorised from."""
+"""Endpoint -> the permissions it needs: the one table every route is authorised from
+(roles hold permissions by ``central.staff.permissions.GRANTS``)."""
 
-WIDE = frozenset({R.ENTRY_CLERK, R.REVIEWER, R.APPROVER, R.AUDITOR})
+WIDE = frozenset({Role.ENTRY_CLERK, Role.REVIEWER, Role.APPROVER, Role.AUDITOR})
 """Roles that see every community."""
+
+
+def roles_for(endpoint: str) -> frozenset[Role]:
+    """The roles that may call ``endpoint`` (for the docs and the tests' matrix)."""
+    rule = PERMISSIONS[endpoint]
+    return frozenset(r for r in Role if rule.needs <= permissions.permissions(frozenset({r})))
 
 
 def allowed(actor: Actor, endpoint: str) -> bool:
     """Whether ``actor`` may call ``endpoint`` (an unknown endpoint: nobody)."""
     rule = PERMISSIONS.get(endpoint)
-    return rule is not None and bool(actor.roles & rule.roles)
+    if rule is None or not actor.roles:
+        return False
+    return rule.needs <= permissions.permissions(actor.roles)
 
 
 def scope(actor: Actor) -> frozenset[str] | None:
@@ -71,6 +79,7 @@ class Session:
     csrf: str
     started: dt.datetime
     seen: dt.datetime
+    checked: dt.datetime
 
 
 def fingerprint(der: bytes) -> str:
@@ -91,7 +100,13 @@ class Sessions:
     def start(self, actor: Actor, cert_fingerprint: str) -> Session:
         now = self.clock()
         made = Session(
-            secrets.token_urlsafe(32), actor, cert_fingerprint, secrets.token_urlsafe(32), now, now
+            secrets.token_urlsafe(32),
+            actor,
+            cert_fingerprint,
+            secrets.token_urlsafe(32),
+            now,
+            now,
+            now,
         )
         with self._lock:
             self._expire(now)

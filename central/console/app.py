@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import sqlalchemy as sa
 from cryptography import x509
 from fastapi import Depends, FastAPI, Form, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,7 +34,10 @@ from central.console.fresh import Fresh
 from central.console.server import PEER_CERT
 from central.console.settings import ConsoleSettings
 from central.people import csvio
+from central.staff import audit
 from central.staff.identity import Actor
+from central.staff.settings import StaffSettings
+from central.staff.tables import audit_log
 from protocol.messages import Channel, Method
 
 COOKIE = "__Host-lifecert-session"
@@ -62,6 +66,7 @@ class Context:
     reader: Engine  # reads (no write lock taken on SQLite)
     settings: ConsoleSettings
     policy: Policy
+    staff: StaffSettings
     sessions: access.Sessions
     templates: Jinja2Templates
     fresh: Fresh = field(default_factory=lambda: Fresh(0))
@@ -107,6 +112,14 @@ async def authorise(request: Request) -> access.Session | None:
         raise RefusedError(
             401, "no session or it expired: sign in again (POST /api/session)", signin=True
         )
+    now = ctx.sessions.clock()
+    if now - session.checked > identity.RECHECK:
+        if not identity.still_valid(ctx.engine, session.actor):
+            ctx.sessions.end(session.token)
+            raise RefusedError(
+                401, "the certificate was revoked or the account locked: session ended"
+            )
+        session.checked = now
     if not access.allowed(session.actor, key or ""):
         roles = ", ".join(sorted(session.actor.roles))
         raise RefusedError(403, f"{session.actor.staff_id} ({roles}) may not use {key}")
@@ -149,7 +162,13 @@ def _sign_in(request: Request, via: str) -> access.Session:
     cert = x509.load_der_x509_certificate(der)
     address = request.client.host if request.client else None
     try:
-        actor = identity.actor_for_certificate(ctx.engine, cert, via=via, address=address)
+        actor = identity.actor_for_certificate(
+            ctx.engine,
+            cert,
+            via=via,
+            address=address,
+            max_failed_logins=ctx.staff.max_failed_logins,
+        )
     except identity.SignInRefused as exc:
         raise RefusedError(403, str(exc)) from None
     return ctx.sessions.start(actor, access.fingerprint(der))
@@ -535,7 +554,50 @@ def create_app(ctx: Context) -> FastAPI:
         """Decide an open review item (``X-CSRF-Token`` header from ``POST /api/session``)."""
         return reviews.decide(ctx.engine, queue, item, body.decision, body.reason, _actor(request))
 
+    @route("GET", "/api/audit", "audit")
+    def api_audit(
+        after: Annotated[int, Query(ge=0, description="entry id to start after")] = 0,
+        limit: LimitQ = 100,
+    ) -> dict[str, Any]:
+        """Audit entries in chain order after entry ``after``."""
+        with ctx.reader.connect() as conn:
+            rows = _audit_rows(conn, after, limit)
+        return {"entries": rows, "next_after": rows[-1]["id"] if len(rows) == limit else None}
+
+    @route("GET", "/api/audit.csv", "audit", response_class=StreamingResponse)
+    def api_audit_csv() -> StreamingResponse:
+        """The whole audit chain as CSV, in chain order (hashes included: verify offline)."""
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        return _csv(audit.export(ctx.reader), AUDIT_COLUMNS, f"audit-{stamp}.csv")
+
+    @route("GET", "/api/audit/verify", "audit")
+    def api_audit_verify() -> dict[str, Any]:
+        """Walk the whole chain: ok with its length and head, or the first bad entry."""
+        return _verify(ctx)
+
     # -- pages --------------------------------------------------------------------------
+
+    @route("GET", "/audit", "audit", response_class=HTMLResponse)
+    def page_audit(
+        request: Request,
+        verify: Annotated[bool, Query()] = False,
+        after: Annotated[int | None, Query(ge=0)] = None,
+    ) -> Response:
+        size = ctx.settings.page_size
+        with ctx.reader.connect() as conn:
+            if after is None:
+                last = conn.scalar(sa.select(sa.func.max(audit_log.c.id))) or 0
+                after = max(0, int(last) - size)
+            rows = _audit_rows(conn, after, size)
+        return _page(
+            request,
+            "audit.html",
+            {
+                "rows": rows,
+                "checked": _verify(ctx) if verify else None,
+                "earlier": max(0, after - size) if after else None,
+            },
+        )
 
     @route("GET", "/", "dashboard", response_class=HTMLResponse)
     def page_dashboard(request: Request, as_of: AsOf = None) -> Response:
@@ -663,6 +725,44 @@ def create_app(ctx: Context) -> FastAPI:
     return app
 
 
+AUDIT_COLUMNS = [
+    "id",
+    "at",
+    "staff_id",
+    "roles",
+    "action",
+    "target",
+    "before",
+    "after",
+    "address",
+    "cert_serial",
+    "via",
+    "event_id",
+    "prev_hash",
+    "hash",
+]
+
+
+def _audit_rows(conn: Any, after: int, limit: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(audit_log).where(audit_log.c.id > after).order_by(audit_log.c.id).limit(limit)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def _verify(ctx: Context) -> dict[str, Any]:
+    try:
+        found = audit.verify(ctx.reader)
+    except audit.ChainError as exc:
+        return {"ok": False, "entry_id": exc.entry_id, "problem": exc.problem}
+    return {
+        "ok": True,
+        "entries": found.entries,
+        "head": {"id": found.head[0], "hash": found.head[1]},
+        "unsealed_events": found.unsealed_events,
+    }
+
+
 def _local(target: str) -> str:
     """``target`` if it is a path on this site, else ``/`` (no open redirect)."""
     return target if target.startswith("/") and not target.startswith("//") else "/"
@@ -711,7 +811,13 @@ async def _nothing() -> Message:
     return {"type": "http.disconnect"}
 
 
-def build(engine: Engine, reader: Engine, settings: ConsoleSettings, policy: Policy) -> FastAPI:
+def build(
+    engine: Engine,
+    reader: Engine,
+    settings: ConsoleSettings,
+    policy: Policy,
+    staff: StaffSettings,
+) -> FastAPI:
     """The console app with its body limit, ready for ``central.console.server``."""
     templates = Jinja2Templates(
         directory=str(resources.files("central.console").joinpath("templates"))
@@ -721,6 +827,6 @@ def build(engine: Engine, reader: Engine, settings: ConsoleSettings, policy: Pol
         lifetime=dt.timedelta(hours=settings.session_max_hours),
     )
     fresh = Fresh(settings.dashboard_cache_s)
-    app = create_app(Context(engine, reader, settings, policy, sessions, templates, fresh))
+    app = create_app(Context(engine, reader, settings, policy, staff, sessions, templates, fresh))
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -1,4 +1,4 @@
-"""Review queues: items staff decide on, each decision with a reason.
+"""Review queues: items staff decide on, each decision with a reason, in the audit chain.
 
 Queues: ``quarantine`` (messages central refused), ``fraud`` (open fraud flags),
 ``referred`` (results the terminal referred to staff), ``registry`` (registry records that
@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from central.console.tables import review_decisions
+from central.staff import audit
 from central.staff.identity import Actor
 from central.store import schema
 from common.errors import LifecertError
@@ -174,20 +175,13 @@ def decide(
                 .where(schema.fraud_flags.c.id == int(item))
                 .values(status=decision)
             )
-        conn.execute(
-            schema.events.insert().values(
-                at=now,
-                kind="review_decided",
-                actor=actor.staff_id,
-                detail={
-                    "queue": queue,
-                    "item": item,
-                    "decision": decision,
-                    "reason": reason,
-                    "via": actor.via,
-                    "address": actor.address,
-                    "cert_serial": actor.cert_serial,
-                },
-            )
+        audit.record(
+            conn,
+            actor,
+            "review.decide",
+            f"{queue}:{item}",
+            None,
+            {"decision": decision, "reason": reason},
+            at=now,
         )
     return {"queue": queue, "item": item, "decision": decision, "reason": reason}

@@ -15,6 +15,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from central.console.settings import ConsoleSettings
+from central.staff.settings import StaffSettings
 from common.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class PeerCertProtocol(H11Protocol):
         self.app_state = {**self.app_state, PEER_CERT: der}
 
 
-def tls_context(settings: ConsoleSettings) -> ssl.SSLContext:
+def tls_context(settings: ConsoleSettings, staff: StaffSettings) -> ssl.SSLContext:
     """Server context: TLS 1.2+, the console's certificate, staff CA + CRL, client certificate
     required (``ConfigError`` naming the file that cannot be read)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -40,17 +41,14 @@ def tls_context(settings: ConsoleSettings) -> ssl.SSLContext:
     ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF | ssl.VERIFY_X509_STRICT
     steps: list[tuple[str, Any]] = [
         ("console.cert_file", lambda: ctx.load_cert_chain(settings.cert_file, settings.key_file)),
-        ("console.staff_ca_file", lambda: ctx.load_verify_locations(cafile=settings.staff_ca_file)),
-        (
-            "console.staff_crl_file",
-            lambda: ctx.load_verify_locations(cafile=settings.staff_crl_file),
-        ),
+        ("staff.ca_file", lambda: ctx.load_verify_locations(cafile=staff.ca_file)),
+        ("staff.crl_file", lambda: ctx.load_verify_locations(cafile=staff.crl_file)),
     ]
     for name, step in steps:
         try:
             step()
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"{name}: cannot load ({exc}): check the [console] files") from None
+            raise ConfigError(f"{name}: cannot load ({exc}): check the file it names") from None
     return ctx
 
 
@@ -60,12 +58,8 @@ def url(settings: ConsoleSettings) -> str:
     return f"https://{host}:{settings.port}/"
 
 
-def server(
-    app: Any, settings: ConsoleSettings, context: ssl.SSLContext | None = None
-) -> uvicorn.Server:
-    """A uvicorn server for ``app`` on ``[console] host:port`` over ``context`` (default:
-    ``tls_context(settings)``)."""
-    context = context or tls_context(settings)
+def server(app: Any, settings: ConsoleSettings, context: ssl.SSLContext) -> uvicorn.Server:
+    """A uvicorn server for ``app`` on ``[console] host:port`` over ``context``."""
     config = uvicorn.Config(
         app,
         host=settings.host,

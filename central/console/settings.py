@@ -8,7 +8,8 @@ from common.config import ConfigPath, Section
 
 
 class ConsoleSettings(Section):
-    """Where and how the staff console is served (HTTPS, staff client certificates only)."""
+    """Where and how the staff console is served (HTTPS, staff client certificates only:
+    the staff CA and its CRL are ``[staff] ca_file`` and ``crl_file``)."""
 
     host: str = Field(default="127.0.0.1", title="host", description="address to listen on")
     port: int = Field(default=8443, ge=1, le=65535, title="port", description="HTTPS port")
@@ -21,16 +22,6 @@ class ConsoleSettings(Section):
         default=Path("console/server.key"),
         title="server key",
         description="PEM private key of cert_file",
-    )
-    staff_ca_file: ConfigPath = Field(
-        default=Path("staff/ca.pem"),
-        title="staff CA",
-        description="PEM CA that issues staff certificates (never the device CA)",
-    )
-    staff_crl_file: ConfigPath = Field(
-        default=Path("staff/crl.pem"),
-        title="staff CRL",
-        description="PEM CRL of the staff CA: revoked certificates are refused at the handshake",
     )
     session_minutes: int = Field(
         default=30,

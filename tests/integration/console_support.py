@@ -1,5 +1,5 @@
-"""A running console for the tests: a seeded database (SQLite or PostgreSQL), a staff CA,
-a device CA, staff certificates per role, and uvicorn serving HTTPS in a thread."""
+"""A running console for the tests: a seeded database (SQLite or PostgreSQL), the staff
+room's CA and accounts (one per role), a device CA, and uvicorn serving HTTPS in a thread."""
 
 import contextlib
 import datetime as dt
@@ -14,6 +14,10 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from central import config
 from central.certification.settings import Policy
@@ -23,7 +27,9 @@ from central.console.readonly import reader
 from central.payments import runs
 from central.payments.period import Period
 from central.people import population
-from central.staff.identity import Role
+from central.staff import accounts, ca
+from central.staff.identity import Actor, Role
+from central.staff.settings import StaffSettings
 from central.store import db, schema
 from provisioning.stack import free_port
 from tests.integration.console_pki import Ca
@@ -38,10 +44,10 @@ class Console:
     root: Path
     url: str
     engine: Any
-    staff: Ca
     web: Ca
     ctx: console_app.Context
     app: Any
+    staff: StaffSettings
     certs: dict[str, tuple[Path, Path]] = field(default_factory=dict)
 
     def tls(self, who: str | None) -> ssl.SSLContext:
@@ -61,9 +67,70 @@ class Console:
             yield client
 
 
-ROLE_SUBJECTS: dict[str, dict[str, Any]] = {
-    role.value: {"units": (role.value,)} for role in Role
-} | {Role.COORDINATOR.value: {"units": ("coordinator",), "localities": COMMUNITIES}}
+ADMIN = Actor("admin", frozenset({Role.ADMINISTRATOR}))
+
+
+def _write(
+    path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> tuple[Path, Path]:
+    pem, key_file = path.with_suffix(".pem"), path.with_suffix(".key")
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return pem, key_file
+
+
+def staff_certificates(
+    engine: Any, settings: StaffSettings, out: Path
+) -> dict[str, tuple[Path, Path]]:
+    """The staff CA, one account per role (the coordinator with ``COMMUNITIES``), one with
+    two roles, a revoked and an expired certificate, and a locked account's."""
+    out.mkdir(parents=True, exist_ok=True)
+    ca.init(engine, settings)
+    certs: dict[str, tuple[Path, Path]] = {}
+    first = ca.bootstrap(engine, settings, "admin", "The Administrator")
+    certs[Role.ADMINISTRATOR.value] = _write(out / "admin", first.cert, first.key)
+    people: dict[str, tuple[set[Role], tuple[str, ...]]] = {
+        r.value: ({r}, ()) for r in Role if r is not Role.ADMINISTRATOR
+    }
+    people[Role.COORDINATOR.value] = ({Role.COORDINATOR}, COMMUNITIES)
+    people["two-roles"] = ({Role.COORDINATOR, Role.REVIEWER}, ("Dongcheng",))
+    people["revoked"] = ({Role.REVIEWER}, ())
+    people["expired"] = ({Role.REVIEWER}, ())
+    people["locked"] = ({Role.REVIEWER}, ())
+    people["late"] = ({Role.AUDITOR}, ())  # revoked while the console runs
+    for staff_id, (roles, communities) in people.items():
+        accounts.add(engine, ADMIN, staff_id, staff_id.title(), roles, communities)
+        issued = ca.issue(engine, settings, ADMIN, staff_id)
+        certs[staff_id] = _write(out / staff_id, issued.cert, issued.key)
+        if staff_id == "revoked":
+            ca.revoke(engine, settings, ADMIN, ca.serial_hex(issued.cert), "test")
+    accounts.lock(engine, ADMIN, "locked")
+    authority = ca.load(engine, settings)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    expired = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "expired")]))
+        .issuer_name(authority.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=3))
+        .not_valid_after(now - dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(authority.key.public_key()),
+            critical=False,
+        )
+        .sign(authority.key, hashes.SHA256())
+    )
+    certs["expired"] = _write(out / "expired-old", expired, key)
+    return certs
 
 
 def seed(engine: Any, now: dt.datetime) -> None:
@@ -144,25 +211,10 @@ def seed(engine: Any, now: dt.datetime) -> None:
 
 def start(root: Path, url: str) -> Iterator[Console]:
     """Seed ``url``, make the PKI and config, serve the console; stop it after."""
-    staff = Ca(root / "staff", "staff CA")
     web = Ca(root / "web", "console server CA")
     devices = Ca(root / "devices", "fleet CA")
     server_pem, server_key, _ = web.issue("console", server=True)
-    certs: dict[str, tuple[Path, Path]] = {}
-    for name, subject in ROLE_SUBJECTS.items():
-        pem, key, _ = staff.issue(name, **subject)
-        certs[name] = (pem, key)
-    pem, key, _ = staff.issue("two-roles", units=("coordinator+reviewer",))
-    certs["two-roles"] = (pem, key)
-    pem, key, revoked = staff.issue("revoked", units=("reviewer",))
-    certs["revoked"] = (pem, key)
-    staff.revoke(revoked)
-    pem, key, _ = staff.issue("expired", units=("reviewer",), days=2, start_days_ago=5)
-    certs["expired"] = (pem, key)
-    pem, key, _ = devices.issue("term-1")
-    certs["device"] = (pem, key)
-    pem, key, _ = staff.issue("nobody")  # no role
-    certs["nobody"] = (pem, key)
+    device_pem, device_key, _ = devices.issue("term-1")
     port = free_port()
     (root / "central.toml").write_text(
         f"""
@@ -172,8 +224,6 @@ url = "{url}"
 port = {port}
 cert_file = "{server_pem}"
 key_file = "{server_key}"
-staff_ca_file = "{staff.ca_file}"
-staff_crl_file = "{staff.crl_file}"
 max_body_bytes = 4096
 dashboard_cache_s = 0
 """
@@ -181,10 +231,12 @@ dashboard_cache_s = 0
     cfg = config.load(root / "central.toml")
     engine = db.create_engine(cfg.database.url, busy_timeout_s=10)
     db.upgrade(engine)
+    certs = staff_certificates(engine, cfg.staff, root / "certs")
+    certs["device"] = (device_pem, device_key)
     seed(engine, dt.datetime.now(dt.UTC))
-    app = console_app.build(engine, reader(cfg.database), cfg.console, cfg.policy)
+    app = console_app.build(engine, reader(cfg.database), cfg.console, cfg.policy, cfg.staff)
     ctx: console_app.Context = app.state.ctx
-    served = server.server(app, cfg.console)
+    served = server.server(app, cfg.console, server.tls_context(cfg.console, cfg.staff))
     thread = threading.Thread(target=served.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -193,7 +245,7 @@ dashboard_cache_s = 0
             raise RuntimeError("the console did not start")
         time.sleep(0.05)
     try:
-        yield Console(root, server.url(cfg.console), engine, staff, web, ctx, app, certs)
+        yield Console(root, server.url(cfg.console), engine, web, ctx, app, cfg.staff, certs)
     finally:
         served.should_exit = True
         thread.join(10)

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
-from central.console import access
+from central.console import access, identity
 from central.console.tables import review_decisions
 from central.people import coverage as people_coverage
 from central.staff.identity import Role
@@ -71,11 +71,34 @@ def test_plain_http_gets_no_page(console: Console) -> None:
         httpx.get(console.url.replace("https://", "http://") + "api/me", timeout=5)
 
 
-def test_a_staff_certificate_without_a_role_is_refused_at_sign_in(console: Console) -> None:
-    with console.client("nobody", signed_in=False) as client:
+def test_a_locked_account_is_refused_at_sign_in(console: Console) -> None:
+    with console.client("locked", signed_in=False) as client:
         reply = client.post("/api/session", json={})
+        page = client.post("/signin", data={"csrf_token": "x"})
     assert reply.status_code == 403
-    assert "holds no role" in reply.json()["error"]
+    assert "locked" in reply.json()["error"]
+    assert page.status_code == 403
+
+
+def test_revoking_a_certificate_ends_its_live_session(console: Console) -> None:
+    from central.staff import ca
+    from tests.integration.console_support import ADMIN
+
+    sessions = console.ctx.sessions
+    with console.client("late") as client:
+        assert client.get("/api/me").status_code == 200
+        serial = ca.list_certs(console.engine, "late")[0]["serial"]
+        ca.revoke(console.engine, console.staff, ADMIN, serial, "left")
+        real = sessions.clock
+        later = real() + identity.RECHECK + dt.timedelta(seconds=1)
+        sessions.clock = lambda: later
+        try:
+            gone = client.get("/api/me")
+            assert gone.status_code == 401 and "revoked" in gone.json()["error"]
+            again = client.post("/api/session", json={})  # the CRL loaded at start: sign-in
+            assert again.status_code == 403 and "revoked" in again.json()["error"]
+        finally:
+            sessions.clock = real
 
 
 # -- authorization: every endpoint x every role, from the one table ----------------------
@@ -99,10 +122,10 @@ def _matrix(console: Console) -> list[tuple[APIRoute, str, str, bool]]:
     cases = []
     for route in _routes(console):
         key = route.openapi_extra["x-permission"]  # type: ignore[index]
-        rule = access.PERMISSIONS[key]
+        permitted = access.roles_for(key)
         for method in sorted(route.methods):
             for role in Role:
-                cases.append((route, method, role.value, role in rule.roles))
+                cases.append((route, method, role.value, role in permitted))
     return cases
 
 
@@ -132,7 +155,7 @@ def test_authorization_matrix(console: Console) -> None:
             else:
                 assert reply.status_code == 403, (method, path, role, reply.status_code)
             checked += 1
-    assert checked >= 12 * len(Role)
+    assert checked >= 16 * len(Role)
     assert _decisions(console) == 0  # item 999999 is no open item: nothing decided
 
 
@@ -355,6 +378,33 @@ def test_schemathesis_finds_no_server_error(console: Console) -> None:
     session.close()
 
 
+# -- audit -------------------------------------------------------------------------
+
+
+def test_decisions_are_in_the_audit_chain_auditors_verify_and_export_it(
+    console: Console,
+) -> None:
+    with console.client("reviewer") as client:
+        item = _open_item(console, client, "registry")
+        decided = client.post(
+            f"/api/reviews/registry/{item}",
+            json={"decision": "not_ours", "reason": "another city's record"},
+        )
+        assert decided.status_code == 200
+        assert client.get("/api/audit").status_code == 403
+    with console.client("auditor") as client:
+        entries = client.get("/api/audit", params={"limit": 1000}).json()["entries"]
+        mine = [e for e in entries if e["action"] == "review.decide"]
+        assert any(e["target"] == f"registry:{item}" and e["staff_id"] == "reviewer" for e in mine)
+        signins = [e for e in entries if e["action"] == "staff.signin"]
+        assert {e["via"] for e in signins} >= {"api"}
+        assert client.get("/api/audit/verify").json()["ok"] is True
+        export = client.get("/api/audit.csv")
+        assert export.status_code == 200
+        assert len(export.text.splitlines()) >= len(entries) + 1
+        assert "Chain intact" in client.get("/audit", params={"verify": "true"}).text
+
+
 # -- the command --------------------------------------------------------------------
 
 
@@ -370,3 +420,25 @@ def test_console_print_url_and_a_bad_certificate_path(tmp_path: Path) -> None:
     refused = CliRunner().invoke(main, ["--config", str(config), "console"])
     assert refused.exit_code == 2
     assert "console.cert_file" in refused.output and "Traceback" not in refused.output
+
+
+def test_a_tampered_audit_log_shows_as_broken(console: Console) -> None:
+    """Last in the module: it leaves the chain broken."""
+    from central.staff.tables import audit_log
+
+    with console.engine.connect() as conn:
+        target = conn.scalar(
+            sa.select(sa.func.min(audit_log.c.id)).where(audit_log.c.action == "review.decide")
+        )
+    with console.engine.begin() as conn:  # past the append-only triggers, as a DBA could
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update")
+        else:
+            conn.exec_driver_sql("DROP TRIGGER audit_log_no_update")
+        conn.execute(audit_log.update().where(audit_log.c.id == target).values(staff_id="x"))
+    with console.client("auditor") as client:
+        broken = client.get("/api/audit/verify").json()
+        page = client.get("/audit", params={"verify": "true"}).text
+    assert broken["ok"] is False and broken["entry_id"] == target
+    assert "changed" in broken["problem"]
+    assert f"Chain broken at entry {target}" in page

@@ -171,6 +171,7 @@ CENTRAL_ROOMS: dict[str, set[str]] = {
     "people": {"store", "certification"},
     "payments": {"store", "certification", "people"},
     "fraud": {"store"},
+    "staff": {"store"},
     "console": {"store", "certification", "people", "payments", "staff"},
 }
 """Whom each room of ``central/`` may import (docs/design.md, "Central's rooms")."""
