@@ -54,7 +54,7 @@ def stacked_bars(
 def line(points: Sequence[tuple[str, float]], title: str, width: int = 640) -> Markup:
     """A line of percentages (0-100) over labelled points (months)."""
     height, left, top, bottom = 200, 40, 28, 30
-    plot_w, plot_h = width - left - 20, height - top - bottom
+    plot_w, plot_h = width - left - 40, height - top - bottom
     out = [
         f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} '
         f'{height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',

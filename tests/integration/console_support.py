@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from central import config
 from central.certification.settings import Policy
 from central.console import app as console_app
-from central.console import server
+from central.console import queries, server
 from central.console.readonly import reader
 from central.payments import runs
 from central.payments.period import Period
@@ -34,7 +34,7 @@ from central.store import db, schema
 from provisioning.stack import free_port
 from tests.integration.console_pki import Ca
 
-COMMUNITIES = ("Dongcheng", "Haidian")  # the coordinator's
+COMMUNITIES = ("Chaoyang", "Haidian")  # the coordinator's
 
 
 @dataclass
@@ -99,7 +99,7 @@ def staff_certificates(
         r.value: ({r}, ()) for r in Role if r is not Role.ADMINISTRATOR
     }
     people[Role.COORDINATOR.value] = ({Role.COORDINATOR}, COMMUNITIES)
-    people["two-roles"] = ({Role.COORDINATOR, Role.REVIEWER}, ("Dongcheng",))
+    people["two-roles"] = ({Role.COORDINATOR, Role.REVIEWER}, ("Chaoyang",))
     people["revoked"] = ({Role.REVIEWER}, ())
     people["expired"] = ({Role.REVIEWER}, ())
     people["locked"] = ({Role.REVIEWER}, ())
@@ -134,8 +134,9 @@ def staff_certificates(
 
 
 def seed(engine: Any, now: dt.datetime) -> None:
-    """400 retirees (10% overdue), this month's payment run, today's results, and one item
-    in each review queue."""
+    """400 retirees (10% overdue), this month's payment run, today's results, one item in
+    each review queue, and five earlier month-ends of coverage history (made up: the
+    certified share rising towards today's) for the trend."""
     today = now.date()
     population.insert(
         engine,
@@ -143,6 +144,19 @@ def seed(engine: Any, now: dt.datetime) -> None:
         added=now - dt.timedelta(days=200),
     )
     runs.run(engine, Period.of(today), Policy(), now=now)
+    with engine.begin() as conn:
+        rows = queries.coverage(conn, today, Policy().reminder_days, None)
+        for back in range(5, 0, -1):
+            day = today.replace(day=1) - dt.timedelta(days=1 + 30 * (back - 1))
+            share = 1 - 0.04 * back
+            queries.record_history(
+                conn,
+                day,
+                [
+                    queries.Coverage(r.name, r.retirees, int(r.certified * share), r.due, 0)
+                    for r in rows
+                ],
+            )
     with engine.begin() as conn:
         ids = conn.execute(
             sa.select(schema.retirees.c.id_number).order_by(schema.retirees.c.id_number).limit(6)
