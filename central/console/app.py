@@ -823,7 +823,7 @@ def build(
         directory=str(resources.files("central.console").joinpath("templates"))
     )
     sessions = access.Sessions(
-        idle=dt.timedelta(minutes=settings.session_minutes),
+        idle=dt.timedelta(minutes=staff.session_minutes),
         lifetime=dt.timedelta(hours=settings.session_max_hours),
     )
     fresh = Fresh(settings.dashboard_cache_s)

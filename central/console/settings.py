@@ -9,7 +9,8 @@ from common.config import ConfigPath, Section
 
 class ConsoleSettings(Section):
     """Where and how the staff console is served (HTTPS, staff client certificates only:
-    the staff CA and its CRL are ``[staff] ca_file`` and ``crl_file``)."""
+    the staff CA and its CRL are ``[staff] ca_file`` and ``crl_file``; a session ends after
+    ``[staff] session_minutes`` without a request)."""
 
     host: str = Field(default="127.0.0.1", title="host", description="address to listen on")
     port: int = Field(default=8443, ge=1, le=65535, title="port", description="HTTPS port")
@@ -22,13 +23,6 @@ class ConsoleSettings(Section):
         default=Path("console/server.key"),
         title="server key",
         description="PEM private key of cert_file",
-    )
-    session_minutes: int = Field(
-        default=30,
-        ge=1,
-        le=24 * 60,
-        title="session idle time",
-        description="minutes without a request after which a session expires",
     )
     session_max_hours: int = Field(
         default=10,

@@ -3,6 +3,7 @@
 import datetime as dt
 import threading
 import time
+from pathlib import Path
 
 from central.console import access, charts
 from central.console.fresh import Fresh
@@ -72,3 +73,23 @@ def test_charts_escape_their_labels() -> None:
     svg = charts.stacked_bars([("<script>", [("certified", 3)])], "a & b")
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "a &amp; b" in svg
     assert "no history yet" in charts.line([], "trend")
+
+
+def test_the_docs_table_of_permissions_is_the_codes() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "console.md").read_text()
+    section = text.split("## Who may do what", 1)[1].split("\n## ", 1)[0]
+    shown: dict[str, frozenset[str]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or cells[0] in ("endpoint", "---"):
+            continue
+        roles = (
+            {r.value for r in Role}
+            if cells[3] == "all roles"
+            else {r.strip().replace(" ", "_") for r in cells[3].split(",")}
+        )
+        for key in cells[0].split(","):
+            shown[key.strip()] = frozenset(roles)
+    assert shown.keys() == access.PERMISSIONS.keys()
+    for key, roles in shown.items():
+        assert roles == {r.value for r in access.roles_for(key)}, key
