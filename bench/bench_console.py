@@ -135,7 +135,7 @@ def bare(url: str, rounds: int) -> dict[str, list[float]]:
 
     def page(state: queries.State, community: str | None) -> Callable[[sa.Connection], Any]:
         query = queries.retirees_query(state, community, today, reminder, None, run_id)
-        return lambda conn: queries.retirees_page(conn, query, None, 100)
+        return lambda conn: queries.retirees_page(conn, query, 100)
 
     timed("api list overdue", page(queries.State.OVERDUE, None))
     timed("html list due, one community", page(queries.State.DUE, "Haidian"))

@@ -8,9 +8,11 @@ without a key is refused to everyone.
 
 import datetime as dt
 import io
+import json
 import secrets
+import uuid
 import zoneinfo
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Annotated, Any
@@ -269,22 +271,30 @@ def _dashboard(ctx: Context, actor: Actor, as_of: dt.date) -> dict[str, Any]:
 
 
 def _retirees_query(
-    request: Request, state: queries.State | None, community: str | None, as_of: dt.date
+    request: Request,
+    state: queries.State | None,
+    community: str | None,
+    as_of: dt.date,
+    after: str | None = None,
+    split: bool = False,
 ) -> Any:
+    """The list's query; ``split``: one per community of a coordinator's scope (each read in
+    its index order; ``queries.retirees_page`` merges them)."""
     ctx = _ctx(request)
     run_id = None
     if state is queries.State.HELD:
         with ctx.reader.connect() as conn:
             run = queries.latest_run(conn)
         run_id = None if run is None else int(run.id)
-    return queries.retirees_query(
-        state,
-        _community(request, community),
-        as_of,
-        ctx.policy.reminder_days,
-        _scope(request),
-        run_id,
-    )
+    scope = _scope(request)
+    community = _community(request, community)
+    reminder = ctx.policy.reminder_days
+    if split and community is None and scope is not None and len(scope) > 1:
+        return [
+            queries.retirees_query(state, name, as_of, reminder, scope, run_id, after)
+            for name in sorted(scope)
+        ]
+    return queries.retirees_query(state, community, as_of, reminder, scope, run_id, after)
 
 
 def _csv(rows: Iterator[dict[str, Any]], columns: list[str], filename: str) -> StreamingResponse:
@@ -333,21 +343,6 @@ def create_app(ctx: Context) -> FastAPI:
         dependencies=[Depends(authorise)],
     )
     app.state.ctx = ctx
-
-    @app.middleware("http")
-    async def headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        response.headers["content-security-policy"] = (
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-            "frame-ancestors 'none'; base-uri 'none'"
-        )
-        response.headers["x-content-type-options"] = "nosniff"
-        response.headers["referrer-policy"] = "no-referrer"
-        response.headers["cache-control"] = "no-store"
-        response.headers["strict-transport-security"] = "max-age=31536000"
-        return response
 
     def route(method: str, path: str, key: str, **kw: Any) -> Callable[[Any], Any]:
         return app.api_route(
@@ -474,10 +469,10 @@ def create_app(ctx: Context) -> FastAPI:
         return _me(session)
 
     @route("GET", "/api/dashboard", "dashboard")
-    def api_dashboard(request: Request, as_of: AsOf = None) -> dict[str, Any]:
+    def api_dashboard(request: Request, as_of: AsOf = None) -> Response:
         """Coverage (per community, per coordinator, trend), today's certifications, the
         month's payment run and open review items."""
-        return dashboard(ctx, _actor(request), as_of or ctx.today())
+        return _json(dashboard(ctx, _actor(request), as_of or ctx.today()))
 
     @route("GET", "/api/retirees", "retirees")
     def api_retirees(
@@ -487,15 +482,14 @@ def create_app(ctx: Context) -> FastAPI:
         after: AfterQ = None,
         limit: LimitQ = 100,
         as_of: AsOf = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Drill-down: retirees in a state (and community), by ID number, a page at a time."""
-        query = _retirees_query(request, state, community, as_of or ctx.today())
+        query = _retirees_query(request, state, community, as_of or ctx.today(), after, True)
         with ctx.reader.connect() as conn:
-            rows = queries.retirees_page(conn, query, after, limit)
-        return {
-            "rows": rows,
-            "next_after": rows[-1]["id_number"] if len(rows) == limit else None,
-        }
+            rows = queries.retirees_page(conn, query, limit)
+        return _json(
+            {"rows": rows, "next_after": rows[-1]["id_number"] if len(rows) == limit else None}
+        )
 
     @route("GET", "/api/retirees.csv", "retirees", response_class=StreamingResponse)
     def api_retirees_csv(
@@ -650,10 +644,10 @@ def create_app(ctx: Context) -> FastAPI:
         as_of: AsOf = None,
     ) -> Response:
         day = as_of or ctx.today()
-        query = _retirees_query(request, state, community, day)
+        query = _retirees_query(request, state, community, day, after, True)
         size = ctx.settings.page_size
         with ctx.reader.connect() as conn:
-            rows = queries.retirees_page(conn, query, after, size)
+            rows = queries.retirees_page(conn, query, size)
         filters = {
             k: v
             for k, v in {
@@ -768,6 +762,47 @@ def _local(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/"
 
 
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        b"frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"strict-transport-security", b"max-age=31536000"),
+]
+
+
+class SecurityHeaders:
+    """ASGI middleware: the headers above on every response (no script, no framing, no
+    caching of staff data)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, dt.date | dt.datetime | uuid.UUID):
+        return value.isoformat() if not isinstance(value, uuid.UUID) else str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _json(data: Any) -> Response:
+    """``data`` as JSON, dates as ISO text (straight ``json.dumps``: lists of rows are
+    the API's bulk)."""
+    return Response(json.dumps(data, default=_json_default), media_type="application/json")
+
+
 class BodyLimit:
     """ASGI middleware: a request body over ``limit`` bytes gets 413, unread."""
 
@@ -829,4 +864,5 @@ def build(
     fresh = Fresh(settings.dashboard_cache_s)
     app = create_app(Context(engine, reader, settings, policy, staff, sessions, templates, fresh))
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app

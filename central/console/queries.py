@@ -7,6 +7,8 @@ new ``created_at``) and kept in memory.
 """
 
 import datetime as dt
+import heapq
+import itertools
 import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -305,9 +307,11 @@ def retirees_query(
     reminder_days: int,
     scope: Scope,
     run_id: int | None,
+    after: str | None = None,
 ) -> sa.Select[Any]:
     """The drill-down list's query: retirees in ``scope`` (and ``community``) in ``state``,
-    by ID number."""
+    by ID number after ``after``. The held are read from the run's lines in their
+    (run, retiree) index order, joined to the roster."""
     until = _r.c.certified_until
     query = sa.select(
         _r.c.id_number,
@@ -326,21 +330,27 @@ def retirees_query(
     elif state is State.OVERDUE:
         query = query.where(sa.or_(until.is_(None), until < as_of))
     elif state is State.HELD:
-        held = sa.select(_lines.c.retiree_id).where(
+        query = query.join_from(_lines, _r, _r.c.id_number == _lines.c.retiree_id).where(
             _lines.c.run_id == (run_id if run_id is not None else -1),
             _lines.c.decision == Decision.HOLD.value,
         )
-        query = query.where(_r.c.id_number.in_(held))
+        if after:
+            query = query.where(_lines.c.retiree_id > after)
+        return query.order_by(_lines.c.retiree_id)
+    if after:
+        query = query.where(_r.c.id_number > after)
     return query.order_by(_r.c.id_number)
 
 
 def retirees_page(
-    conn: Connection, query: sa.Select[Any], after: str | None, limit: int
+    conn: Connection, query: sa.Select[Any] | list[sa.Select[Any]], limit: int
 ) -> list[dict[str, Any]]:
-    """One page of ``retirees_query`` after ID number ``after``."""
-    if after:
-        query = query.where(_r.c.id_number > after)
-    return [dict(row._mapping) for row in conn.execute(query.limit(limit))]
+    """One page (``limit`` rows) of ``retirees_query``, or of several (one per community,
+    each read in its index order) merged by ID number."""
+    parts = query if isinstance(query, list) else [query]
+    pages = [[dict(row._mapping) for row in conn.execute(q.limit(limit))] for q in parts]
+    merged = heapq.merge(*pages, key=lambda row: row["id_number"])
+    return list(itertools.islice(merged, limit))
 
 
 def stream(engine: Engine, query: sa.Select[Any], limit: int) -> Iterator[dict[str, Any]]:

@@ -50,13 +50,11 @@ review_decisions = sa.Table(
     sa.UniqueConstraint("queue", "item"),
 )
 
-# today's certifications read ``results`` by the time they arrived (migration 0020); the
-# drill-down lists read retirees by community and certification date (migration 0021)
+# today's certifications read ``results`` by the time they arrived (migration 0020); a
+# community's drill-down list reads retirees in ID order (migration 0021)
 sa.Index("ix_results_received_at", metadata.tables["results"].c.received_at)
-_retirees = metadata.tables["retirees"]
-sa.Index("ix_retirees_certified_until", _retirees.c.certified_until)
 sa.Index(
-    "ix_retirees_community_certified_until",
-    _retirees.c.community,
-    _retirees.c.certified_until,
+    "ix_retirees_community_id_number",
+    metadata.tables["retirees"].c.community,
+    metadata.tables["retirees"].c.id_number,
 )

@@ -1,5 +1,5 @@
-"""The console's drill-down lists: retirees indexed by certification date, and by
-community then certification date.
+"""The console's drill-down lists: retirees indexed by community then ID number, so a
+community's list is read in page order and stops at a page.
 
 Revision ID: 0021
 Revises: 0020
@@ -17,14 +17,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Two indexes on ``retirees``."""
-    op.create_index("ix_retirees_certified_until", "retirees", ["certified_until"])
-    op.create_index(
-        "ix_retirees_community_certified_until", "retirees", ["community", "certified_until"]
-    )
+    """One index on ``retirees``."""
+    op.create_index("ix_retirees_community_id_number", "retirees", ["community", "id_number"])
 
 
 def downgrade() -> None:
-    """Drop them."""
-    op.drop_index("ix_retirees_community_certified_until", "retirees")
-    op.drop_index("ix_retirees_certified_until", "retirees")
+    """Drop it."""
+    op.drop_index("ix_retirees_community_id_number", "retirees")
