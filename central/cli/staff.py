@@ -13,7 +13,7 @@ import click
 
 from central.cli.context import State, require
 from central.cli.output import emit
-from central.staff import accounts, ca
+from central.staff import accounts, ca, directory
 from central.staff.identity import Role
 from central.staff.permissions import Permission
 from common.cli import friendly_errors
@@ -346,6 +346,36 @@ def cert_revoke(state: State, serial: str, reason: str) -> None:
     actor = require(state, Permission.STAFF_CERTS)
     row = ca.revoke(state.engine(), state.cfg.staff, actor, serial, reason)
     click.echo(f"revoked {row['serial']} of {row['staff_id']}; CRL {state.cfg.staff.crl_file}")
+
+
+@staff_group.command("directory")
+@click.option("--site", required=True, help="The terminals' site (their certificate's OU).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="File to write (copy it to the site's terminals as [kiosk] staff_directory).",
+)
+@click.option("--days", type=click.IntRange(1, 31), default=7, show_default=True)
+@click.pass_obj
+@friendly_errors
+def directory_(state: State, site: str, out: Path, days: int) -> None:
+    """Sign the directory of staff who may log in at a site's terminal desks: the active,
+    unlocked accounts given that --site.
+
+    \b
+    Example:
+        lifecert-central --staff-cert me.pem --staff-key me.key \\
+            staff directory --site hepingli --out staff-directory.jws
+    """
+    actor = require(state, Permission.STAFF_MANAGE)
+    made, token = directory.publish(state.engine(), actor, state.central.signer, site, days)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(token + "\n")
+    os.replace(tmp, out)
+    click.echo(
+        f"{out}: {len(made.staff)} staff for site {site} until {made.expires_at:%Y-%m-%d %H:%M} UTC"
+    )
 
 
 COMMANDS = (staff_group,)
