@@ -62,6 +62,7 @@ def _broken_at(engine: Engine, **kwargs: Any) -> tuple[int, str]:
 
 
 def test_an_intact_chain_verifies_and_seals_events(central_engine: Engine) -> None:
+    assert tuple(audit_log.c.keys()) == audit.COLUMNS  # verify reads rows by position
     _chain(central_engine)
     verified = audit.verify(central_engine)
     assert verified.entries == 8 and verified.unsealed_events == 0
