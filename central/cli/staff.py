@@ -46,17 +46,38 @@ def _row(account: accounts.Account) -> dict[str, object]:
     return item
 
 
+def _check_out(out: Path, staff_id: str) -> None:
+    """Before issuing: ``out`` is a writable folder without ``STAFF_ID.pem``/``.key``."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LifecertError(f"--out: cannot make the folder {out}: {exc.strerror}") from None
+    for path in (out / f"{staff_id}.pem", out / f"{staff_id}.key"):
+        if path.exists():
+            raise LifecertError(f"--out: {path} exists: choose another folder")
+    if not os.access(out, os.W_OK):
+        raise LifecertError(f"--out: cannot write to {out}: choose another folder")
+
+
 def _write_credentials(out: Path, issued: ca.Issued, staff_id: str) -> tuple[Path, Path]:
     """``out/STAFF_ID.pem`` and ``out/STAFF_ID.key`` (0600); never over existing files."""
     cert_path, key_path = out / f"{staff_id}.pem", out / f"{staff_id}.key"
-    out.mkdir(parents=True, exist_ok=True)
     try:
+        out.mkdir(parents=True, exist_ok=True)
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(issued.key_pem())
+        cert_path.write_bytes(ca.pem(issued.cert))
     except FileExistsError:
-        raise LifecertError(f"--out: {key_path} exists: choose another folder") from None
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(issued.key_pem())
-    cert_path.write_bytes(ca.pem(issued.cert))
+        raise LifecertError(
+            f"--out: {key_path} exists: choose another folder (the certificate "
+            f"{ca.serial_hex(issued.cert)} was issued: revoke it)"
+        ) from None
+    except OSError as exc:
+        raise LifecertError(
+            f"--out: cannot write to {out}: {exc.strerror} (the certificate "
+            f"{ca.serial_hex(issued.cert)} was issued: revoke it)"
+        ) from None
     return cert_path, key_path
 
 
@@ -112,6 +133,7 @@ def add(
             raise click.UsageError("--first-admin is an administrator only: drop --role etc.")
         if out is None:
             raise click.UsageError("--first-admin needs --out FOLDER for the certificate")
+        _check_out(out, staff_id)
         issued = ca.bootstrap(engine, state.cfg.staff, staff_id, name)
         cert_path, key_path = _write_credentials(out, issued, staff_id)
         click.echo(f"added {staff_id} (administrator); certificate {cert_path}, key {key_path}")
@@ -305,6 +327,7 @@ def cert_issue(state: State, staff_id: str, out: Path, days: int | None) -> None
             staff cert issue wang.li --out /media/usb
     """
     actor = require(state, Permission.STAFF_CERTS)
+    _check_out(out, staff_id)
     issued = ca.issue(state.engine(), state.cfg.staff, actor, staff_id, days)
     cert_path, key_path = _write_credentials(out, issued, staff_id)
     click.echo(
@@ -371,8 +394,11 @@ def directory_(state: State, site: str, out: Path, days: int) -> None:
     actor = require(state, Permission.STAFF_MANAGE)
     made, token = directory.publish(state.engine(), actor, state.central.signer, site, days)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(token + "\n")
-    os.replace(tmp, out)
+    try:
+        tmp.write_text(token + "\n")
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise LifecertError(f"--out: cannot write {out}: {exc.strerror}") from None
     click.echo(
         f"{out}: {len(made.staff)} staff for site {site} until {made.expires_at:%Y-%m-%d %H:%M} UTC"
     )
