@@ -195,17 +195,14 @@ def event_json(row: Any) -> str:
     )
 
 
-def _unsealed(conn: Connection, everything: bool) -> sa.Select[Any]:
+def _unsealed() -> sa.Select[Any]:
     sealed = sa.select(audit_log.c.event_id).where(audit_log.c.event_id == events.c.id)
-    query = sa.select(events).where(~sa.exists(sealed)).order_by(events.c.id)
-    if not everything:
-        newest = conn.scalar(sa.select(sa.func.max(audit_log.c.event_id))) or 0
-        query = query.where(events.c.id > newest - _EVENT_WINDOW)
-    return query
+    return sa.select(events).where(~sa.exists(sealed)).order_by(events.c.id)
 
 
 def seal_events(conn: Connection, *, everything: bool = False, locked: bool = False) -> int:
-    """Append an entry for each event not yet in the chain; how many were sealed.
+    """Append an entry for each event not yet in the chain, in id order, a batch at a
+    time; how many were sealed.
 
     Looks only near the newest sealed event (events commit a little out of id order)
     unless ``everything``.
@@ -213,11 +210,13 @@ def seal_events(conn: Connection, *, everything: bool = False, locked: bool = Fa
     if not locked:
         lock(conn)
     head = _head(conn)
+    floor = -1
+    if not everything:
+        floor = (conn.scalar(sa.select(sa.func.max(audit_log.c.event_id))) or 0) - _EVENT_WINDOW
     count = 0
-    rows = conn.execute(_unsealed(conn, everything)).all()
-    for start in range(0, len(rows), _BATCH):
+    while rows := conn.execute(_unsealed().where(events.c.id > floor).limit(_BATCH)).all():
         batch = []
-        for row in rows[start : start + _BATCH]:
+        for row in rows:
             entry = _make(
                 head,
                 at=row.at,
@@ -236,6 +235,7 @@ def seal_events(conn: Connection, *, everything: bool = False, locked: bool = Fa
             head = (entry.id, entry.hash)
         conn.execute(audit_log.insert(), batch)
         count += len(batch)
+        floor = rows[-1].id
     return count
 
 
@@ -349,9 +349,7 @@ def verify(
                 raise ChainError(anchor_id, "the anchored entry is gone (the chain was cut)")
             if found != anchor_hash:
                 raise ChainError(anchor_id, "hash differs from the anchor (chain rewritten)")
-        unsealed = conn.scalar(
-            sa.select(sa.func.count()).select_from(_unsealed(conn, everything=True).subquery())
-        )
+        unsealed = conn.scalar(sa.select(sa.func.count()).select_from(_unsealed().subquery()))
     return Verified(last[0], last, unsealed or 0)
 
 
