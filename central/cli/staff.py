@@ -189,8 +189,14 @@ def show(state: State, staff_id: str, as_json: bool) -> None:
 
 
 def _change(name: str, doc: str) -> click.Command:
-    """``staff lock|unlock ID``: one account change by a signed-in administrator."""
-    func = {"lock": accounts.lock, "unlock": accounts.unlock}[name]
+    """``staff lock|unlock|deactivate|activate ID``: one account change by a signed-in
+    administrator."""
+    func = {
+        "lock": accounts.lock,
+        "unlock": accounts.unlock,
+        "deactivate": lambda e, a, s: accounts.set_active(e, a, s, False),
+        "activate": lambda e, a, s: accounts.set_active(e, a, s, True),
+    }[name]
 
     @click.command(name, help=doc)
     @click.argument("staff_id", callback=_check_id)
@@ -199,7 +205,10 @@ def _change(name: str, doc: str) -> click.Command:
     def command(state: State, staff_id: str) -> None:
         actor = require(state, Permission.STAFF_MANAGE)
         account = func(state.engine(), actor, staff_id)
-        click.echo(f"{account.staff_id}: {'locked' if account.locked else 'unlocked'}")
+        state_ = "locked" if account.locked else "unlocked"
+        if name in ("deactivate", "activate"):
+            state_ = "active" if account.active else "inactive"
+        click.echo(f"{account.staff_id}: {state_}")
 
     return command
 
@@ -217,6 +226,21 @@ staff_group.add_command(
         "Unlock an account and clear its failed sign-ins (another administrator).\n\n\b\n"
         "Example:\n"
         "    lifecert-central --staff-cert me.pem --staff-key me.key staff unlock wang.li",
+    )
+)
+staff_group.add_command(
+    _change(
+        "deactivate",
+        "Deactivate the account of someone who left: it never signs in again.\n\n\b\n"
+        "Example:\n"
+        "    lifecert-central --staff-cert me.pem --staff-key me.key staff deactivate wang.li",
+    )
+)
+staff_group.add_command(
+    _change(
+        "activate",
+        "Activate a deactivated account again.\n\n\b\nExample:\n"
+        "    lifecert-central --staff-cert me.pem --staff-key me.key staff activate wang.li",
     )
 )
 

@@ -296,6 +296,16 @@ def unlock(engine: Engine, by: Actor, staff_id: str) -> Account:
         )
 
 
+def set_active(engine: Engine, by: Actor, staff_id: str, active: bool) -> Account:
+    """Deactivate an account (someone who left: it never signs in again, and leaves every
+    staff directory) or activate it again."""
+    check(by, Permission.STAFF_MANAGE)
+    _not_self(by, staff_id, "deactivate or activate")
+    action = "staff.activate" if active else "staff.deactivate"
+    with engine.begin() as conn:
+        return _update(conn, by, need(conn, staff_id, for_update=True), action, active=active)
+
+
 def record_failed_login(
     engine: Engine,
     staff_id: str,

@@ -90,6 +90,11 @@ def test_failed_sign_ins_lock_until_an_administrator_unlocks(staff_pki: StaffPki
     assert staff_pki.actor(issued).staff_id == "erin"
     accounts.lock(staff_pki.engine, staff_pki.admin, "erin")
     assert "locked" in _refused(staff_pki, issued.cert)
+    accounts.unlock(staff_pki.engine, staff_pki.admin, "erin")
+    accounts.set_active(staff_pki.engine, staff_pki.admin, "erin", False)
+    assert "not active" in _refused(staff_pki, issued.cert)
+    with pytest.raises(ca.CaError, match="not active"):
+        ca.issue(staff_pki.engine, staff_pki.settings, staff_pki.admin, "erin")
 
 
 def test_separation_of_duties_between_roles(staff_pki: StaffPki) -> None:
