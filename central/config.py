@@ -14,6 +14,7 @@ from pydantic import Field
 from central.certification.settings import CentralMqtt, FleetFiles, IngestSettings, Policy
 from central.fraud.settings import DuplicateSettings
 from central.payments.settings import BankSettings, PaymentSettings
+from central.proposals.settings import ProposalSettings
 from central.staff.settings import StaffSettings
 from central.store.settings import DatabaseSettings
 from common import config
@@ -65,6 +66,9 @@ class CentralConfig(Section):
     bank: BankSettings = Field(default=_EMPTY, title="bank", description="a [bank] table")
     duplicates: DuplicateSettings = Field(
         default=_EMPTY, title="duplicates", description="a [duplicates] table"
+    )
+    proposals: ProposalSettings = Field(
+        default=_EMPTY, title="proposals", description="a [proposals] table"
     )
     staff: StaffSettings = Field(default=_EMPTY, title="staff", description="a [staff] table")
 

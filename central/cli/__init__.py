@@ -10,7 +10,17 @@ from pathlib import Path
 import click
 
 from central import config
-from central.cli import audit, certification, fraud, payments, people, staff, store
+from central.cli import (
+    assisted,
+    audit,
+    certification,
+    fraud,
+    payments,
+    people,
+    proposals,
+    staff,
+    store,
+)
 from central.cli.context import State
 from common.cli import friendly_errors
 
@@ -76,5 +86,7 @@ for command in (
     *fraud.COMMANDS,
     *staff.COMMANDS,
     *audit.COMMANDS,
+    *proposals.COMMANDS,
+    *assisted.COMMANDS,
 ):
     main.add_command(command)

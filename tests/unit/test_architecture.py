@@ -173,6 +173,7 @@ CENTRAL_ROOMS: dict[str, set[str]] = {
     "fraud": {"store"},
     "staff": {"store"},
     "notify": set(),
+    "proposals": {"store", "certification", "people", "payments", "staff"},
 }
 """Whom each room of ``central/`` may import (docs/design.md, "Central's rooms")."""
 CENTRAL_TOP = {"__main__", "config", "bootstrap", "cli"}
