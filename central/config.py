@@ -15,6 +15,7 @@ from central.certification.settings import CentralMqtt, FleetFiles, IngestSettin
 from central.console.settings import ConsoleSettings
 from central.fraud.settings import DuplicateSettings
 from central.payments.settings import BankSettings, PaymentSettings
+from central.proposals.settings import ProposalSettings
 from central.staff.settings import StaffSettings
 from central.store.settings import DatabaseSettings
 from common import config
@@ -69,6 +70,9 @@ class CentralConfig(Section):
     )
     console: ConsoleSettings = Field(
         default=_EMPTY, title="console", description="a [console] table"
+    )
+    proposals: ProposalSettings = Field(
+        default=_EMPTY, title="proposals", description="a [proposals] table"
     )
     staff: StaffSettings = Field(default=_EMPTY, title="staff", description="a [staff] table")
 

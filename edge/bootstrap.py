@@ -27,6 +27,7 @@ from edge.adapters.recorder import Recorder
 from edge.adapters.templates import CentralTemplates, Fetch, Requester
 from edge.config import EdgeConfig
 from edge.kiosk.desk import Desk, StaffBook
+from edge.kiosk.directory import DirectoryFile, certificate_site
 from edge.kiosk.lockout import PinLockout
 from edge.session.core import Session
 from edge.session.ports import Display, Ports
@@ -57,6 +58,19 @@ def open_link(cfg: EdgeConfig, on_ack: OnAck, on_connect: OnConnect | None = Non
     return MqttLink(cfg, edge_keys.device_key_path(cfg), on_ack=on_ack, on_connect=on_connect)
 
 
+def open_directory(cfg: EdgeConfig) -> DirectoryFile | None:
+    """Central's staff directory when ``[kiosk] staff_directory`` is set, for this
+    terminal's site (its certificate's OU), verified with ``[central] sign_pub``."""
+    path = cfg.kiosk.staff_directory
+    if path is None:
+        return None
+    try:
+        verifier = signing.Verifier(signing.load_public_key(cfg.central.sign_pub))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"central.sign_pub: cannot load {cfg.central.sign_pub}: {exc}") from None
+    return DirectoryFile(path, verifier, certificate_site(cfg.mqtt.tls.cert_file))
+
+
 def open_desk(cfg: EdgeConfig) -> Desk | None:
     """Desk mode when ``[kiosk] staff_file`` is set: its staff, the lock-out in edge.sqlite."""
     kiosk = cfg.kiosk
@@ -71,7 +85,7 @@ def open_desk(cfg: EdgeConfig) -> Desk | None:
         busy_timeout_s=cfg.outbox.busy_timeout_s,
     )
     try:
-        return Desk(StaffBook(kiosk.staff_file), lockout)
+        return Desk(StaffBook(kiosk.staff_file), lockout, open_directory(cfg))
     except BaseException:
         lockout.close()
         raise

@@ -10,7 +10,18 @@ from pathlib import Path
 import click
 
 from central import config
-from central.cli import audit, certification, console, fraud, payments, people, staff, store
+from central.cli import (
+    assisted,
+    audit,
+    certification,
+    console,
+    fraud,
+    payments,
+    people,
+    proposals,
+    staff,
+    store,
+)
 from central.cli.context import State
 from common.cli import friendly_errors
 
@@ -77,5 +88,7 @@ for command in (
     *console.COMMANDS,
     *staff.COMMANDS,
     *audit.COMMANDS,
+    *proposals.COMMANDS,
+    *assisted.COMMANDS,
 ):
     main.add_command(command)

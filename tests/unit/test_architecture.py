@@ -172,7 +172,9 @@ CENTRAL_ROOMS: dict[str, set[str]] = {
     "payments": {"store", "certification", "people"},
     "fraud": {"store"},
     "staff": {"store"},
-    "console": {"store", "certification", "people", "payments", "staff"},
+    "notify": set(),
+    "proposals": {"store", "certification", "people", "payments", "staff"},
+    "console": {"store", "certification", "people", "payments", "staff", "proposals"},
 }
 """Whom each room of ``central/`` may import (docs/design.md, "Central's rooms")."""
 CENTRAL_TOP = {"__main__", "config", "bootstrap", "cli"}
