@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from central.certification.settings import CentralMqtt, FleetFiles, IngestSettings, Policy
+from central.fleet.health_settings import AlertSettings, MetricsSettings
 from central.fraud.settings import DuplicateSettings
 from central.payments.settings import BankSettings, PaymentSettings
 from central.store.settings import DatabaseSettings
@@ -64,6 +65,10 @@ class CentralConfig(Section):
     bank: BankSettings = Field(default=_EMPTY, title="bank", description="a [bank] table")
     duplicates: DuplicateSettings = Field(
         default=_EMPTY, title="duplicates", description="a [duplicates] table"
+    )
+    alerts: AlertSettings = Field(default=_EMPTY, title="alerts", description="an [alerts] table")
+    metrics: MetricsSettings = Field(
+        default=_EMPTY, title="metrics", description="a [metrics] table"
     )
 
     def require_mqtt(self) -> CentralMqtt:
