@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.fixtures.broker",
     "tests.fixtures.database",
     "tests.fixtures.stack",
+    "tests.fixtures.webhook",
 ]
 
 SHARED_DATA = Path(
