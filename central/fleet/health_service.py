@@ -13,12 +13,14 @@ from central.fleet.health import FleetHealth, load_states
 
 log = logging.getLogger(__name__)
 
-FLUSH_INTERVAL_S = 1.0
+FLUSH_INTERVAL_S = 5.0
+"""Seconds between writes of the fleet's state (one transaction each, the latest per device)."""
 
 
 class HealthService:
-    """Writes the fleet's state every second and checks alerts every ``[alerts] interval_s``,
-    on its own thread (a context manager: leaving it stops the thread and the metrics)."""
+    """Writes the fleet's state every ``FLUSH_INTERVAL_S`` and checks alerts every
+    ``[alerts] interval_s`` (writing first), on its own thread; a context manager: leaving
+    it stops the thread and the metrics server."""
 
     def __init__(
         self, health: FleetHealth, alerts: Alerts, stop: threading.Event, metrics: Any = None
@@ -36,11 +38,15 @@ class HealthService:
 
     def _run(self) -> None:
         interval = self.alerts.settings.interval_s
+        next_flush = time.monotonic() + FLUSH_INTERVAL_S
         next_check = time.monotonic() + min(interval, 5.0)  # let retained statuses arrive
-        while not self.stop.wait(FLUSH_INTERVAL_S):
-            self.health.flush()
-            if time.monotonic() >= next_check:
-                next_check = time.monotonic() + interval
+        while not self.stop.wait(max(min(next_flush, next_check) - time.monotonic(), 0.05)):
+            now = time.monotonic()
+            if now >= next_flush or now >= next_check:
+                next_flush = now + FLUSH_INTERVAL_S
+                self.health.flush()  # before a check, so that it sees the latest state
+            if now >= next_check:
+                next_check = now + interval
                 try:
                     self.alerts.check(load_states(self.health.engine), dt.datetime.now(dt.UTC))
                     self.checks += 1
