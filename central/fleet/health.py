@@ -112,11 +112,15 @@ class FleetHealth:
             self.on_status(message)
             link.ack(message.mid, message.qos)  # the link acks manually; a status is QoS 1
 
-        for kind, qos, handler in (("status", 1, on_status), ("telemetry", 0, self.on_telemetry)):
+        kinds: tuple[tuple[topics.Kind, int, Callable[[mqtt.MQTTMessage], None]], ...] = (
+            ("status", 1, on_status),
+            ("telemetry", 0, self.on_telemetry),
+        )
+        for kind, qos, handler in kinds:
             link.add(
                 Route(
-                    subscription=topics.all_devices(kind, self.root),  # type: ignore[arg-type]
-                    topics=topics.all_devices(kind, self.root),  # type: ignore[arg-type]
+                    subscription=topics.all_devices(kind, self.root),
+                    topics=topics.all_devices(kind, self.root),
                     qos=qos,
                     on_message=handler,
                     on_subscribed=self._on_subscribed,

@@ -59,6 +59,9 @@ def fleet(tmp_path: Path, hooks: Hooks) -> Iterator[tuple[Stack, sa.Engine, int]
         yield stack, engine, metrics_port
     finally:
         stack.signal(FROZEN, signal.SIGCONT)
+        for device_id in TERMINALS:  # all at once, then close() waits for each
+            if stack.running(device_id):
+                stack.signal(device_id, signal.SIGTERM)
         stack.close()
         engine.dispose()
 
