@@ -26,6 +26,7 @@ from central.fleet.health import FleetHealth, load_states
 from central.fleet.health_schema import fleet_alerts
 from central.fleet.health_settings import MetricsSettings
 from central.store import schema
+from common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,11 @@ def serve(settings: MetricsSettings, collector: CentralCollector) -> Any:
     """Serve ``/metrics`` on ``[metrics] bind:port`` in a thread; the server (``shutdown()``)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
-    server, _thread = start_http_server(settings.port, settings.bind, registry=registry)
+    try:
+        server, _thread = start_http_server(settings.port, settings.bind, registry=registry)
+    except OSError as exc:
+        raise ConfigError(
+            f"metrics.port: cannot listen on {settings.bind}:{settings.port}: {exc.strerror}"
+        ) from None
     log.info("metrics on http://%s:%d/metrics", settings.bind, settings.port)
     return server
