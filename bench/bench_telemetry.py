@@ -9,8 +9,9 @@ core. In one run, on one broker (the fleet's generated mutual-TLS + dynsec confi
   total for ``--seconds``;
 - ``lifecert-central run`` (results consumer, template service, fleet health with alerts
   every 30 s and metrics) keeps every terminal's state in its database;
-- a bare paho subscriber process (central's login, QoS 0) receives the same messages and
-  does nothing with them.
+- two bare paho subscriber processes (central's login, QoS 0) receive the same messages
+  and only count them: one runs paho's loop on its main thread, one on a thread of its own
+  (``loop_start``, as central's link does).
 
 Reported: CPU seconds of each (central also net of its own idle CPU, measured for the same
 time before the reports start), µs per message and % of one core at the paced rate, and
@@ -25,6 +26,7 @@ import multiprocessing as mp
 import os
 import platform
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -55,14 +57,20 @@ def _client(ca: Path, cert: Path, key: Path, client_id: str, login: tuple[str, s
     return client
 
 
-def _bare(tls: tuple[Path, Path, Path], login: tuple[str, str], port: int, ready: Any, out: Any,
-          stop: Any) -> None:  # fmt: skip
-    """Count telemetry messages until ``stop``; put (count, own CPU seconds while counting)."""
+def _bare(tls: tuple[Path, Path, Path], login: tuple[str, str], port: int, threaded: bool,
+          ready: Any, out: Any, stop: Any) -> None:  # fmt: skip
+    """Count telemetry messages until ``stop``; put (count, own CPU seconds while counting).
+
+    ``threaded``: paho's network loop on its own thread (``loop_start``, as central's link
+    runs it) instead of ``loop()`` calls on the main thread.
+    """
     got = 0
+    first = threading.Event()
 
     def on_message(_c: Any, _u: Any, _m: mqtt.MQTTMessage) -> None:
         nonlocal got
         got += 1
+        first.set()
 
     client = _client(*tls, f"bench-bare-{os.getpid()}", login)
     client.on_message = on_message
@@ -70,12 +78,19 @@ def _bare(tls: tuple[Path, Path, Path], login: tuple[str, str], port: int, ready
     client.connect("127.0.0.1", port)
     client.subscribe(topics.all_devices("telemetry"), qos=0)
     cpu0 = None
-    while not stop.is_set():
-        client.loop(0.05)
-        if cpu0 is None and got:
-            cpu0 = cpu_seconds(os.getpid())
+    if threaded:
+        client.loop_start()
+        first.wait()
+        cpu0 = cpu_seconds(os.getpid())
+        stop.wait()
+        client.loop_stop()
+    else:
+        while not stop.is_set():
+            client.loop(0.05)
+            if cpu0 is None and got:
+                cpu0 = cpu_seconds(os.getpid())
     client.disconnect()
-    out.put((got, cpu_seconds(os.getpid()) - (cpu0 or 0.0)))
+    out.put((threaded, got, cpu_seconds(os.getpid()) - (cpu0 or 0.0)))
 
 
 def reports(stack: Stack, devices: list[str]) -> dict[str, Telemetry]:
@@ -150,22 +165,20 @@ def run(devices: int, rate: float, seconds: float) -> dict[str, Any]:
         stack.broker.start()
         stack.start_central()
         central_pid = stack._procs["central-1"].pid
-        ready, out, stop = ctx.Event(), ctx.Queue(), ctx.Event()
+        out, stop = ctx.Queue(), ctx.Event()
         fleet = stack.fleet
         tls = fleet.central_tls()
-        bare = ctx.Process(
-            target=_bare,
-            args=(
-                (tls.ca_file, tls.cert_file, tls.key_file),
-                ("lifecert-central", fleet.central_password()),
-                stack.broker.port,
-                ready,
-                out,
-                stop,
-            ),
-        )
-        bare.start()
-        ready.wait(30)
+        login = ("lifecert-central", fleet.central_password())
+        files = (tls.ca_file, tls.cert_file, tls.key_file)
+        bares = []
+        for threaded in (False, True):
+            ready = ctx.Event()
+            bare = ctx.Process(
+                target=_bare, args=(files, login, stack.broker.port, threaded, ready, out, stop)
+            )
+            bare.start()
+            ready.wait(30)
+            bares.append(bare)
         time.sleep(3)
         idle0 = cpu_seconds(central_pid)
         time.sleep(seconds)
@@ -175,9 +188,15 @@ def run(devices: int, rate: float, seconds: float) -> dict[str, Any]:
         time.sleep(2)  # the last flush
         central_cpu = cpu_seconds(central_pid) - cpu0
         stop.set()
-        got, bare_cpu = out.get(timeout=30)
-        bare.join(10)
+        bare_runs = {
+            threaded: (got, cpu)
+            for threaded, got, cpu in (out.get(timeout=30), out.get(timeout=30))
+        }
+        for bare in bares:
+            bare.join(10)
         central_kept = kept(metrics_port)
+    got, bare_cpu = bare_runs[False]
+    got_t, bare_t_cpu = bare_runs[True]
     per_s = sent / seconds
     net = max(central_cpu - idle, 0.0)
     return {
@@ -196,6 +215,10 @@ def run(devices: int, rate: float, seconds: float) -> dict[str, Any]:
         "central_core_pct": round(100 * central_cpu / seconds, 2),
         "central_net_core_pct": round(100 * net / seconds, 2),
         "bare_core_pct": round(100 * bare_cpu / seconds, 2),
+        "bare_threaded_received": got_t,
+        "bare_threaded_cpu_s": round(bare_t_cpu, 2),
+        "bare_threaded_us_per_msg": round(bare_t_cpu / max(got_t, 1) * 1e6, 1),
+        "bare_threaded_core_pct": round(100 * bare_t_cpu / seconds, 2),
         "enrol_s": round(enrol_s, 1),
         "loadavg": os.getloadavg(),
     }
