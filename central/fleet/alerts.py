@@ -6,7 +6,9 @@ compares that with the open alerts: a new pair is stored and delivered (raised o
 at every check), a pair no longer firing is cleared and the clearing delivered. An
 operator acknowledges an alert by id (``lifecert-central fleet ack``); acknowledging does
 not clear it. Delivery goes through ``central.notify`` notifiers; a failure is logged and
-kept on the alert (``notify_error``) and never stops the checks.
+kept on the alert (``notify_error``) and never stops the checks; a notifier that failed
+is not tried again in the same check (a dead webhook costs its retries once, not once
+per alert).
 """
 
 import datetime as dt
@@ -144,8 +146,10 @@ def firing(
     offline alert stays open out of hours until the terminal is back)."""
     out: dict[Key, str] = {}
     is_open = settings.is_open(now.astimezone(zone))
+    enrolled = {c.device_id for c in trust.certs if c.serial not in trust.revoked}
     for d in devices:
-        out.update(_device_rules(d, now, settings, is_open, already))
+        if d.device_id in enrolled:  # a revoked or removed terminal is no longer watched
+            out.update(_device_rules(d, now, settings, is_open, already))
     horizon = now + dt.timedelta(days=settings.cert_expiry_days)
     newest: dict[str, DeviceCert] = {}
     for c in trust.certs:
@@ -244,20 +248,24 @@ class Alerts:
                 cleared = [
                     dict(r._mapping) for r in conn.execute(sa.select(t).where(t.c.id.in_(gone)))
                 ]
+        down: set[str] = set()
         for alert in raised:
             log.warning("alert %d raised: %s %s: %s",
                         alert["id"], alert["rule"], alert["subject"], alert["reason"])  # fmt: skip
-            self._deliver(alert, "raised")
+            self._deliver(alert, "raised", down)
         for alert in cleared:
             log.info("alert %d cleared: %s %s", alert["id"], alert["rule"], alert["subject"])
-            self._deliver(alert, "cleared")
+            self._deliver(alert, "cleared", down)
         return len(raised), len(cleared)
 
-    def _deliver(self, alert: dict[str, Any], event: str) -> None:
+    def _deliver(self, alert: dict[str, Any], event: str, down: set[str]) -> None:
         subject = alert["subject"]
         where = "the fleet" if subject == FLEET_WIDE else subject
         errors = []
         for outlet in self.outlets:
+            if outlet.channel in down:  # failed earlier in this check: do not wait on it again
+                errors.append(f"{outlet.channel}: not tried (it failed earlier in this check)")
+                continue
             message = Message(
                 channel=outlet.channel,
                 recipient=outlet.recipient,
@@ -278,6 +286,7 @@ class Alerts:
                 log.error("alert %d (%s) not delivered by %s: %s",
                           alert["id"], event, outlet.channel, exc)  # fmt: skip
                 errors.append(f"{outlet.channel}: {exc}")
+                down.add(outlet.channel)
         if errors:
             with self.engine.begin() as conn:
                 conn.execute(

@@ -77,7 +77,9 @@ def _device(
     return DeviceState(device_id, status, at, at if report else None, skew, report)
 
 
-NO_CERTS = Trust((), frozenset(), NOW + dt.timedelta(days=60))
+YEAR = NOW + dt.timedelta(days=365)
+NO_CERTS = Trust((DeviceCert("term-0001", 1, YEAR),), frozenset(), NOW + dt.timedelta(days=60))
+"""term-0001 enrolled for a year, a CRL good for 60 days: nothing about them fires."""
 
 
 def _fire(*devices: DeviceState, trust: Trust = NO_CERTS, **settings: Any) -> dict[Any, str]:
@@ -86,6 +88,14 @@ def _fire(*devices: DeviceState, trust: Trust = NO_CERTS, **settings: Any) -> di
 
 def test_a_healthy_terminal_raises_nothing() -> None:
     assert _fire(_device(telemetry={})) == {}
+
+
+def test_a_revoked_or_removed_terminal_is_not_watched() -> None:
+    gone = _device("offline", NOW - dt.timedelta(hours=1), telemetry={})
+    assert list(_fire(gone)) == [("offline", "term-0001")]
+    revoked = Trust(NO_CERTS.certs, frozenset({1}), NO_CERTS.crl_next_update)
+    assert _fire(gone, trust=revoked) == {}
+    assert _fire(_device("offline", NOW - dt.timedelta(hours=1), device_id="term-0404")) == {}
 
 
 def test_offline_fires_after_the_grace_in_opening_hours_only() -> None:
