@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
+from central.cli import main
 from central.fleet import alerts
 from central.fleet.health import load_states
+from central.store import db
 from protocol import topics
 from provisioning.stack import Stack
 from tests.fixtures.broker import MqttPeer, login_for
@@ -43,8 +46,8 @@ def fleet(tmp_path: Path, hooks: Hooks) -> Iterator[tuple[Stack, sa.Engine, int]
             f'notify = ["log", "webhook"]\nwebhook_url = "{hooks.url}"\n'
             f"webhook_timeout_s = 2\n\n[metrics]\nport = {metrics_port}\n"
         )
-    stack.central("db", "upgrade")
-    engine = sa.create_engine(central_url(stack))
+    engine = db.create_engine(central_url(stack))
+    db.upgrade(engine)
     stack.broker.start()
     try:
         stack.start_central()
@@ -75,6 +78,13 @@ def _open_offline(engine: sa.Engine) -> set[str]:
     return {a["subject"] for a in alerts.list_alerts(engine, True) if a["rule"] == "offline"}
 
 
+def _cli(stack: Stack, *args: str) -> str:
+    """``lifecert-central --config … ARGS`` in this process (the real click command)."""
+    done = CliRunner().invoke(main, ["--config", str(stack.central_config), *args])
+    assert done.exit_code == 0, done.output
+    return done.output
+
+
 def _metrics(port: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
         text = answer.read().decode()
@@ -101,7 +111,7 @@ def test_killed_and_unplugged_terminals_show_offline_and_are_alerted(
         30,
         "every terminal online with telemetry",
     )
-    rows = {r["device_id"]: r for r in json.loads(stack.central("fleet", "status", "--json"))}
+    rows = {r["device_id"]: r for r in json.loads(_cli(stack, "fleet", "status", "--json"))}
     assert set(rows) == set(TERMINALS)
     row = rows[TERMINALS[-1]]
     assert row["state"] == "online" and row["backlog"] == 0 and row["software"]
@@ -145,11 +155,11 @@ def test_killed_and_unplugged_terminals_show_offline_and_are_alerted(
     assert m[dropped % "oversized"] >= 2
     assert stack.running("central-1")
 
-    table = stack.central("fleet", "alerts", "--open").splitlines()
+    table = _cli(stack, "fleet", "alerts", "--open").splitlines()
     assert table[0].split()[:3] == ["id", "rule", "subject"]
     assert {line.split()[2] for line in table[1:] if line.split()[1] == "offline"} == gone
     alert_id = next(a["id"] for a in alerts.list_alerts(engine, True) if a["subject"] == FROZEN)
-    said = stack.central("fleet", "ack", str(alert_id), "--by", "ops on call")
+    said = _cli(stack, "fleet", "ack", str(alert_id), "--by", "ops on call")
     assert f"alert {alert_id} (offline on {FROZEN}) acknowledged by ops on call" in said
 
     # back: the frozen one resumes, a killed one restarts; their alerts clear
