@@ -24,6 +24,12 @@ from central.certification.ingest import Ingestor
 from central.certification.link import Link
 from central.certification.templates import TemplateAnswers, TemplateService
 from central.config import CentralConfig
+from central.fleet import alerts as fleet_alerts
+from central.fleet import metrics as fleet_metrics
+from central.fleet.health import FleetHealth
+from central.fleet.health_service import HealthService
+from central.notify.base import LogNotifier
+from central.notify.webhook import WebhookNotifier
 from central.store import db
 from common.config import secret_path
 from common.errors import ConfigError
@@ -113,6 +119,41 @@ class Central:
         )
         return TemplateService(link, answers)
 
+    def alerts(self) -> fleet_alerts.Alerts:
+        """The fleet alert rules with the notifiers ``[alerts] notify`` names."""
+        a = self.cfg.alerts
+        outlets = [
+            fleet_alerts.Outlet("log", "log", LogNotifier())
+            if name == "log"
+            else fleet_alerts.Outlet(
+                "webhook",
+                str(a.webhook_url),
+                WebhookNotifier(a.webhook_timeout_s, a.webhook_attempts),
+            )
+            for name in a.notify
+        ]
+        fleet = self.cfg.fleet
+        return fleet_alerts.Alerts(
+            self.engine,
+            a,
+            self.cfg.policy.timezone,
+            outlets,
+            lambda: fleet_alerts.read_trust(fleet.devices_dir, fleet.crl_file),
+        )
+
+    def health_service(self, consumer: Consumer, stop: threading.Event) -> HealthService:
+        """Fleet health over the consumer's link: state, alerts and (if a port is set) metrics."""
+        health = FleetHealth(self.engine, self.trust.is_enrolled, consumer.link.settings.root)
+        health.attach(consumer.link)
+        metrics = None
+        if self.cfg.metrics.port:
+            collector = fleet_metrics.CentralCollector(
+                self.engine, consumer.counts, consumer.backlog, health,
+                self.cfg.alerts.silent_after_s,
+            )  # fmt: skip
+            metrics = fleet_metrics.serve(self.cfg.metrics, collector)
+        return HealthService(health, self.alerts(), stop, metrics)
+
     def close(self) -> None:
         """Release the database connections (if the engine was built)."""
         if "engine" in self.__dict__:
@@ -120,20 +161,23 @@ class Central:
 
 
 class Service:
-    """What ``lifecert-central run`` serves: the consumer and the template service, over the
-    consumer's one broker connection (one paho client, one session)."""
+    """What ``lifecert-central run`` serves: the consumer, the template service and fleet
+    health (with alerts and metrics), over the consumer's one broker connection (one paho
+    client, one session)."""
 
     def __init__(
         self, central: Central, stop: threading.Event, client_id: str | None = None
     ) -> None:
         self.consumer = central.consumer(stop, client_id)
         self.templates = central.template_service(self.consumer.link)
+        self.health = central.health_service(self.consumer, threading.Event())
 
     def run(self) -> None:
         """Serve until the stop event is set: the batch in hand is finished, the template
-        request subscription left, the connection closed cleanly."""
-        with self.templates:
+        request subscription left, the connection closed cleanly, fleet state flushed."""
+        with self.templates, self.health:
             self.templates.start()
+            self.health.start()
             self.consumer.run()
 
 

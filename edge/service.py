@@ -9,7 +9,6 @@ one event) runs the steps in reverse: STOPPING, ``stopped`` status, close.
 """
 
 import contextlib
-import json
 import logging
 import queue
 import threading
@@ -23,6 +22,8 @@ from edge.adapters.outbox import Outbox, OutboxError
 from edge.bootstrap import open_link, open_outbox
 from edge.config import EdgeConfig
 from edge.publisher import Publisher
+from edge.telemetry import Health
+from protocol import messages
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,6 +48,7 @@ class EdgeService:
         self._acks: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._connects: queue.SimpleQueue[bool] = queue.SimpleQueue()
         self._keys = edge_keys.load(cfg)
+        self._health = Health(cfg)
 
     def stop(self) -> None:
         """Ask the loop to finish (thread- and signal-safe)."""
@@ -106,7 +108,8 @@ class EdgeService:
                 sdnotify.notify("WATCHDOG=1")
                 last_ping = now
             if telemetry and link.connected and now - last_telemetry >= telemetry:
-                link.publish_telemetry(self._health(outbox, publisher))
+                report = self._health.report(outbox, publisher.inflight)
+                link.publish_telemetry(messages.encode(report))
                 last_telemetry = now
             self._wake.wait(poll)
 
@@ -122,14 +125,3 @@ class EdgeService:
                 raise
         if link.connected:
             publisher.publish_due()
-
-    @staticmethod
-    def _health(outbox: Outbox, publisher: Publisher) -> bytes:
-        age = outbox.oldest_pending_age()
-        return json.dumps(
-            {
-                **outbox.counts(),
-                "inflight": publisher.inflight,
-                "oldest_pending_s": None if age is None else round(age, 1),
-            }
-        ).encode()

@@ -15,6 +15,7 @@ from central.cli import (
     audit,
     certification,
     console,
+    fleet_health,
     fraud,
     payments,
     people,
@@ -90,5 +91,6 @@ for command in (
     *audit.COMMANDS,
     *proposals.COMMANDS,
     *assisted.COMMANDS,
+    *fleet_health.COMMANDS,
 ):
     main.add_command(command)

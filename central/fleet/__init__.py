@@ -1,0 +1,1 @@
+"""Fleet operations: terminal health and alerts, desired config and rollouts, enrolment."""
