@@ -11,6 +11,7 @@ answers requests over it.
 import logging
 import signal
 import threading
+from contextlib import ExitStack
 from functools import cached_property
 from pathlib import Path
 from types import FrameType
@@ -24,6 +25,8 @@ from central.certification.ingest import Ingestor
 from central.certification.link import Link
 from central.certification.templates import TemplateAnswers, TemplateService
 from central.config import CentralConfig
+from central.fleet.commands_link import FleetLink
+from central.fleet.rollouts_server import BundleServer
 from central.store import db
 from common.config import secret_path
 from common.errors import ConfigError
@@ -113,6 +116,16 @@ class Central:
         )
         return TemplateService(link, answers)
 
+    def fleet_link(self, link: Link) -> FleetLink:
+        """Desired configs and commands out, reports and acks in, over ``link``."""
+        return FleetLink(link, self.engine, self.trust, self.signer, self.cfg.rollout)
+
+    def bundle_server(self) -> BundleServer | None:
+        """The HTTPS server of rollout bundles, if ``[rollout] bundle_port`` is set."""
+        if not self.cfg.rollout.bundle_port:
+            return None
+        return BundleServer(self.engine, self.trust, self.cfg.rollout, self.cfg.fleet.ca_file)
+
     def close(self) -> None:
         """Release the database connections (if the engine was built)."""
         if "engine" in self.__dict__:
@@ -120,20 +133,26 @@ class Central:
 
 
 class Service:
-    """What ``lifecert-central run`` serves: the consumer and the template service, over the
-    consumer's one broker connection (one paho client, one session)."""
+    """What ``lifecert-central run`` serves: the consumer, the template service and the
+    fleet's configs and commands, over the consumer's one broker connection (one paho
+    client, one session); and the rollout bundle server, if configured."""
 
     def __init__(
         self, central: Central, stop: threading.Event, client_id: str | None = None
     ) -> None:
         self.consumer = central.consumer(stop, client_id)
         self.templates = central.template_service(self.consumer.link)
+        self.fleet = central.fleet_link(self.consumer.link)
+        self.bundles = central.bundle_server()
 
     def run(self) -> None:
         """Serve until the stop event is set: the batch in hand is finished, the template
         request subscription left, the connection closed cleanly."""
-        with self.templates:
+        with self.templates, self.fleet, ExitStack() as stack:
+            if self.bundles is not None:
+                stack.enter_context(self.bundles).start()
             self.templates.start()
+            self.fleet.start()
             self.consumer.run()
 
 

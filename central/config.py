@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from central.certification.settings import CentralMqtt, FleetFiles, IngestSettings, Policy
+from central.fleet.rollouts_settings import RolloutSettings
 from central.fraud.settings import DuplicateSettings
 from central.payments.settings import BankSettings, PaymentSettings
 from central.store.settings import DatabaseSettings
@@ -64,6 +65,11 @@ class CentralConfig(Section):
     bank: BankSettings = Field(default=_EMPTY, title="bank", description="a [bank] table")
     duplicates: DuplicateSettings = Field(
         default=_EMPTY, title="duplicates", description="a [duplicates] table"
+    )
+    rollout: RolloutSettings = Field(
+        default=_EMPTY,
+        title="fleet config, commands and rollouts",
+        description="a [rollout] table",
     )
 
     def require_mqtt(self) -> CentralMqtt:

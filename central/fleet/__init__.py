@@ -1,0 +1,1 @@
+"""Fleet operations: health, desired config, commands, rollouts, enrolment."""
