@@ -220,6 +220,7 @@ def rollout() -> None:
 @rollout.command("create")
 @click.argument("bundle", type=click.Path(path_type=Path, file_okay=False, exists=True))
 @click.option("--canary", help="Group whose terminals form the first wave.")
+@click.option("--group", "only_group", help="Roll out to this group only (default: all).")
 @click.option(
     "--wave", "percents", type=int, multiple=True, help="Cumulative % of the rest, e.g. 25."
 )
@@ -236,6 +237,7 @@ def rollout_create(
     state: State,
     bundle: Path,
     canary: str | None,
+    only_group: str | None,
     percents: tuple[int, ...],
     max_failure_rate: float,
 ) -> None:
@@ -247,9 +249,12 @@ def rollout_create(
     """
     central, engine, s = state.central, state.engine(), state.cfg.rollout
     first: list[str] = []
-    if canary:
-        with engine.connect() as conn:
+    only: list[str] | None = None
+    with engine.connect() as conn:
+        if canary:
             first = desired.group_members(conn, desired.check_group(canary))
+        if only_group:
+            only = desired.group_members(conn, desired.check_group(only_group))
     rollout_id = rollouts.create(
         engine,
         members(central.trust),
@@ -261,6 +266,7 @@ def rollout_create(
         max_failure_rate=max_failure_rate,
         max_bytes=s.max_bundle_bytes,
         now=_now(),
+        only=only,
     )
     (row,) = rollouts.status(engine, rollout_id)
     waves = ", ".join(f"{w['wave']} ({w.get('pending', 0)})" for w in row["waves"])

@@ -187,8 +187,12 @@ def create(
     max_failure_rate: float,
     max_bytes: int,
     now: dt.datetime,
+    only: list[str] | None = None,
 ) -> str:
-    """Check and pack the bundle, plan the waves; the new rollout's id."""
+    """Check and pack the bundle, plan the waves (over the devices in ``only``, if given,
+    else every enrolled one); the new rollout's id."""
+    if only is not None:
+        members = [m for m in members if m.device_id in set(only)]
     if not 0 <= max_failure_rate < 1:
         raise RolloutError("--max-failure-rate: a fraction from 0 up to (not including) 1")
     version, files = check_bundle(folder, public_key, max_bytes)

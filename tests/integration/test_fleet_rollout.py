@@ -42,6 +42,7 @@ pytestmark = [pytest.mark.integration]
 
 DEVICES = ["term-r01", "term-r02", "term-r03", "term-r04"]
 CANARY = DEVICES[:2]
+CRASHER = "term-r05"
 
 
 class Fleet:
@@ -92,7 +93,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iter
             "no built model bundle in var/models (with var/models-dev/sign.key): make models"
         )
     root = tmp_path_factory.mktemp("fleet")
-    stack, _ = make_stack(root / "stack", DEVICES, retirees=1)
+    stack, _ = make_stack(root / "stack", [*DEVICES, CRASHER], retirees=1)
     env = fleet_env(selftest_dir(shared_data, root / "selftest"))
     mp = pytest.MonkeyPatch()
     for name, value in env.items():
@@ -100,13 +101,14 @@ def running(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iter
     bundles = model_bundles(stack.fleet, built, root / "bundles")
     with stack:
         stack.edge(DEVICES[0], "fleet", "install-bundle", str(bundles["good"]))  # the CLI
-        for device_id in DEVICES[1:]:  # the same, faster
+        for device_id in [*DEVICES[1:], CRASHER]:  # the same, faster
             Updater(load_edge_config(stack.edge_config(device_id)), None).install(bundles["good"])
         stack.broker.start()
         stack.start_central()
-        stack.start_edges(DEVICES)
+        stack.start_edges([*DEVICES, CRASHER])
         fleet_ = Fleet(stack, bundles, env)
         fleet_.central("fleet", "group", "add", "canary", *CANARY)
+        desired.add_to_group(fleet_.engine, "four", DEVICES)
         yield fleet_
         fleet_.engine.dispose()
     mp.undo()
@@ -265,7 +267,7 @@ def test_a_bad_bundle_is_rolled_back_on_every_canary_and_never_reaches_the_rest(
     running: Fleet,
 ) -> None:
     before = {d: _verified_release(running, d) for d in DEVICES}
-    rollout_id = _rollout(running, "bad", "--canary", "canary", "--wave", "100")
+    rollout_id = _rollout(running, "bad", "--group", "four", "--canary", "canary", "--wave", "100")
     assert set(_states(running, rollout_id).values()) == {"pending"}
     running.central("fleet", "rollout", "advance", rollout_id)
     running.stack.wait_until(
@@ -297,7 +299,7 @@ def test_a_bad_bundle_is_rolled_back_on_every_canary_and_never_reaches_the_rest(
 
 
 def test_a_good_bundle_reaches_every_terminal_wave_by_wave(running: Fleet) -> None:
-    rollout_id = _rollout(running, "good2", "--canary", "canary", "--wave", "50")
+    rollout_id = _rollout(running, "good2", "--group", "four", "--canary", "canary", "--wave", "50")
     running.central("fleet", "rollout", "advance", rollout_id)
     running.stack.wait_until(
         lambda: {_states(running, rollout_id)[d] for d in CANARY} == {"succeeded"},
@@ -316,9 +318,91 @@ def test_a_good_bundle_reaches_every_terminal_wave_by_wave(running: Fleet) -> No
     (release,) = {_verified_release(running, d) for d in DEVICES}
     assert not release.startswith("local-")
     wait_until(
-        lambda: {r["model_version"] for r in running.config_rows().values()} == {release},
+        lambda: {running.config_rows()[d]["model_version"] for d in DEVICES} == {release},
         20,
         "every terminal to report the new release",
     )
     shown = running.central("fleet", "config", "show", "--json", "--device", "term-r04")
     assert json.loads(shown)[0]["model_version"] == release
+
+
+# -- kill -9 at each step of an update -------------------------------------------------------
+
+# Each start of the terminal process crashes at the next step (the fault is injected at that
+# step: the process SIGKILLs itself there), and first recovers from the previous crash. The
+# order keeps a recovery from reaching the next start's own step.
+CRASH_PLAN = [  # (step to crash at, what the recovery of that crash must leave)
+    ("switched", "new"),  # after the switch, before the self-test: tested again, kept
+    ("download-half", "old"),
+    ("selftest", "new"),
+    ("downloaded", "old"),
+    ("tested", "new"),
+    ("staged", "old"),
+]
+
+
+def _offer(running: Fleet, bundle: str) -> str:
+    central = Central(central_config.load(running.stack.central_config))
+    now = dt.datetime.now(dt.UTC)
+    s = central.cfg.rollout
+    rollout_id = rollouts.create(
+        running.engine,
+        members(running.trust),
+        running.bundles[bundle],
+        s.model_sign_pub,
+        s.store_dir,
+        canary=[],
+        percents=[],
+        max_failure_rate=0.5,
+        max_bytes=s.max_bundle_bytes,
+        now=now,
+        only=[CRASHER],
+    )
+    url = f"https://127.0.0.1:{s.bundle_port}"
+    rollouts.advance(running.engine, central.signer, rollout_id, url, dt.timedelta(hours=1), now)
+    return rollout_id
+
+
+def _leftovers(running: Fleet) -> list[str]:
+    releases = running.stack.fleet.paths.bundle(CRASHER) / "var" / "releases"
+    return sorted(p.name for p in releases.iterdir() if p.name.startswith("."))
+
+
+def test_kill_9_at_each_step_of_an_update_leaves_the_old_or_the_new_bundle(
+    running: Fleet,
+) -> None:
+    stack, fault = running.stack, "LIFECERT_EDGE_FAULT_AT"
+    stack.stop(CRASHER)
+    current = _verified_release(running, CRASHER)
+    names = {"good": "", "good2": ""}
+    pending: tuple[str, str, str] | None = None  # rollout, old release, expectation
+    for step, expect in [*CRASH_PLAN, (None, None)]:
+        stack.start_edge(CRASHER, extra_env={fault: step} if step else {})
+        if pending is not None:
+            rollout_id, old, expected = pending
+            stack.wait_until(
+                lambda rid=rollout_id: _states(running, rid)[CRASHER] in ("succeeded", "failed"),
+                60,
+                f"the terminal to recover from the crash and answer {rollout_id}",
+            )
+            now_running = _verified_release(running, CRASHER)
+            state = _states(running, rollout_id)[CRASHER]
+            if expected == "old":
+                assert (now_running, state) == (old, "failed"), stack.log_tail(CRASHER)
+                detail = rollouts.devices(running.engine, rollout_id)[0]["detail"]
+                assert "interrupted at step" in detail
+            else:
+                assert now_running != old and state == "succeeded", stack.log_tail(CRASHER)
+            assert _leftovers(running) == []
+            current = now_running
+        if step is None:
+            break
+        bundle = "good2" if current == names["good"] else "good"
+        rollout_id = _offer(running, bundle)
+        stack.wait_until(lambda: not stack.running(CRASHER), 60, f"the crash at {step}")
+        assert stack._procs[CRASHER].returncode == -9
+        names[bundle] = rollouts.status(running.engine, rollout_id)[0]["sha256"][:16]
+        link = pointer(stack, CRASHER).resolve().name
+        assert link in (current, names[bundle])  # never anything else, even mid-update
+        assert f"fault injection: killing myself at {step}" in stack.log_tail(CRASHER, 5)
+        pending = (rollout_id, current, expect)
