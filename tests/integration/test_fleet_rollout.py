@@ -25,7 +25,7 @@ from edge.config import load as load_edge_config
 from edge.fleet.updates import Updater
 from models.bundle import load_bundle
 from protocol import fleet, messages, signing, topics
-from provisioning.stack import Stack, StackError
+from provisioning.stack import Stack
 from tests.fixtures.broker import MqttPeer, central_login
 from tests.fixtures.rollout import (
     built_bundle,
@@ -52,10 +52,32 @@ class Fleet:
     def __init__(self, stack: Stack, bundles: dict[str, Path], env: dict[str, str]) -> None:
         self.stack, self.bundles, self.env = stack, bundles, env
         self.engine = central_db(stack)
-        self.trust = Central(central_config.load(stack.central_config)).trust
+        self.central_parts = Central(central_config.load(stack.central_config))
+        self.trust = self.central_parts.trust
 
     def central(self, *args: str) -> str:
         return self.stack.central(*args)
+
+    def set_config(self, target: str, setting: str) -> None:
+        """What ``fleet config set TARGET SETTING`` does, in this process (faster)."""
+        now = dt.datetime.now(dt.UTC)
+        desired.set_config(self.engine, target, dict([desired.parse_setting(setting)]), [], now)
+        desired.refresh(self.engine, members(self.trust), self.central_parts.signer, now)
+
+    def send(self, action: str, device_id: str) -> str:
+        """What ``fleet cmd send ACTION DEVICE`` does, in this process; the command id."""
+        now, ttl = dt.datetime.now(dt.UTC), dt.timedelta(minutes=5)
+        signer = self.central_parts.signer
+        return str(
+            central_commands.send(self.engine, signer, device_id, fleet.Action(action), now, ttl)
+        )
+
+    def advance(self, rollout_id: str) -> None:
+        """What ``fleet rollout advance`` does, in this process."""
+        port = self.env["LIFECERT_CENTRAL__ROLLOUT__BUNDLE_PORT"]
+        now, ttl = dt.datetime.now(dt.UTC), dt.timedelta(hours=1)
+        signer = self.central_parts.signer
+        rollouts.advance(self.engine, signer, rollout_id, f"https://127.0.0.1:{port}", ttl, now)
 
     def config_rows(self) -> dict[str, dict[str, Any]]:
         now, after = dt.datetime.now(dt.UTC), dt.timedelta(seconds=2)
@@ -107,7 +129,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iter
         stack.start_central()
         stack.start_edges([*DEVICES, CRASHER])
         fleet_ = Fleet(stack, bundles, env)
-        fleet_.central("fleet", "group", "add", "canary", *CANARY)
+        desired.add_to_group(fleet_.engine, "canary", CANARY)
         desired.add_to_group(fleet_.engine, "four", DEVICES)
         yield fleet_
         fleet_.engine.dispose()
@@ -138,7 +160,7 @@ def test_desired_config_is_applied_reported_or_refused_with_a_reason(running: Fl
         lambda: running.config_rows()["term-r01"]["state"] == "drift", 10, "drift after 2 s"
     )
     # a setting that is not remotely changeable at all
-    running.central("fleet", "config", "set", "device:term-r01", "mqtt.host=evil.example")
+    running.set_config("device:term-r01", "mqtt.host=evil.example")
     running.stack.wait_until(
         lambda: "not changeable remotely" in (running.config_rows()["term-r01"]["refused"] or ""),
         20,
@@ -147,7 +169,7 @@ def test_desired_config_is_applied_reported_or_refused_with_a_reason(running: Fl
 
 
 def test_a_forged_foreign_or_replayed_config_is_refused(running: Fleet) -> None:
-    running.central("fleet", "config", "set", "device:term-r02", "outbox.poll_interval_s=0.3")
+    running.set_config("device:term-r02", "outbox.poll_interval_s=0.3")
     running.stack.wait_until(
         lambda: running.config_rows()["term-r02"]["state"] == "in sync", 20, "r02 in sync"
     )
@@ -180,7 +202,7 @@ def test_a_forged_foreign_or_replayed_config_is_refused(running: Fleet) -> None:
         # the genuine config again (retained) is old news, not a refusal; bump and replay
         topic = topics.device_topic("term-r02", "config", root)
         old = tokens["term-r02"]
-        running.central("fleet", "config", "set", "device:term-r02", "outbox.poll_interval_s=0.4")
+        running.set_config("device:term-r02", "outbox.poll_interval_s=0.4")
         running.stack.wait_until(
             lambda: running.config_rows()["term-r02"]["reported_version"] == version + 1,
             20,
@@ -202,8 +224,7 @@ def test_signed_commands_are_acked_and_forged_or_replayed_ones_refused(running: 
     assert row["status"] == "done", row
     assert "2 reference pairs as expected" in row["detail"]
 
-    out = running.central("fleet", "cmd", "send", "resync_templates", "term-r03")
-    assert running.wait_command(out.split()[0])["status"] == "done"
+    assert running.wait_command(running.send("resync_templates", "term-r03"))["status"] == "done"
 
     root = running.stack.fleet.settings.root
     token = running.token_of(command_id)
@@ -239,8 +260,7 @@ def test_signed_commands_are_acked_and_forged_or_replayed_ones_refused(running: 
     )
     assert running.stack.running("term-r03")  # the forged restart did nothing
 
-    out = running.central("fleet", "cmd", "send", "restart", "term-r04")
-    assert running.wait_command(out.split()[0])["status"] == "done"
+    assert running.wait_command(running.send("restart", "term-r04"))["status"] == "done"
     running.stack.wait_until(lambda: not running.stack.running("term-r04"), 20, "r04 to exit")
     assert running.stack._procs["term-r04"].returncode == 75
     running.stack.start_edge("term-r04")
@@ -283,8 +303,8 @@ def test_a_bad_bundle_is_rolled_back_on_every_canary_and_never_reaches_the_rest(
             assert "self-test failed" in row["detail"] and "rolled back" in row["detail"]
         else:
             assert row["state"] == "pending"
-    with pytest.raises(StackError, match="halted"):
-        running.central("fleet", "rollout", "advance", rollout_id)
+    with pytest.raises(rollouts.RolloutError, match="halted"):
+        running.advance(rollout_id)
     assert {d: _verified_release(running, d) for d in DEVICES} == before
     offered = {r["device_id"] for r in running.commands().values() if r["rollout_id"] == rollout_id}
     assert offered == set(CANARY)
@@ -300,7 +320,7 @@ def test_a_bad_bundle_is_rolled_back_on_every_canary_and_never_reaches_the_rest(
 
 def test_a_good_bundle_reaches_every_terminal_wave_by_wave(running: Fleet) -> None:
     rollout_id = _rollout(running, "good2", "--group", "four", "--canary", "canary", "--wave", "50")
-    running.central("fleet", "rollout", "advance", rollout_id)
+    running.advance(rollout_id)
     running.stack.wait_until(
         lambda: {_states(running, rollout_id)[d] for d in CANARY} == {"succeeded"},
         90,
@@ -309,7 +329,7 @@ def test_a_good_bundle_reaches_every_terminal_wave_by_wave(running: Fleet) -> No
     while (st := rollouts.status(running.engine, rollout_id)[0])["state"] == "running":
         states = _states(running, rollout_id)
         if "offered" not in states.values():
-            running.central("fleet", "rollout", "advance", rollout_id)
+            running.advance(rollout_id)
         running.stack.wait_until(
             lambda: "offered" not in _states(running, rollout_id).values(), 90, "a wave to finish"
         )
