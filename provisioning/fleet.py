@@ -6,6 +6,7 @@ Layout (docs/design.md)::
     ca/ca.pem ca.key crl.pem
     devices/<id>.pem
     central/{sign,seal}.key {sign,seal}.pub.pem client.pem client.key mqtt.password central.toml
+            bundles.pem bundles.key (HTTPS of rollout bundles)
     models/sign.key sign.pub.pem
     broker/server.pem server.key admin.pem admin.key admin.password
            mosquitto.conf dynamic-security.json
