@@ -5,6 +5,7 @@ mTLS + dynamic-security config, ``lifecert-central run`` (with its bundle server
 
 import datetime as dt
 import json
+import shutil
 import ssl
 import urllib.error
 import urllib.request
@@ -21,6 +22,7 @@ from central.bootstrap import Central
 from central.fleet import commands as central_commands
 from central.fleet import desired, rollouts
 from central.fleet.commands_link import members
+from edge.adapters import keys as edge_keys
 from edge.config import load as load_edge_config
 from edge.fleet.updates import Updater
 from models.bundle import load_bundle
@@ -361,7 +363,7 @@ CRASH_PLAN = [  # (step to crash at, what the recovery of that crash must leave)
 ]
 
 
-def _offer(running: Fleet, bundle: str) -> str:
+def _offer(running: Fleet, bundle: str, advance: bool = True) -> str:
     central = Central(central_config.load(running.stack.central_config))
     now = dt.datetime.now(dt.UTC)
     s = central.cfg.rollout
@@ -378,8 +380,8 @@ def _offer(running: Fleet, bundle: str) -> str:
         now=now,
         only=[CRASHER],
     )
-    url = f"https://127.0.0.1:{s.bundle_port}"
-    rollouts.advance(running.engine, central.signer, rollout_id, url, dt.timedelta(hours=1), now)
+    if advance:
+        running.advance(rollout_id)
     return rollout_id
 
 
@@ -426,3 +428,74 @@ def test_kill_9_at_each_step_of_an_update_leaves_the_old_or_the_new_bundle(
         assert link in (current, names[bundle])  # never anything else, even mid-update
         assert f"fault injection: killing myself at {step}" in stack.log_tail(CRASHER, 5)
         pending = (rollout_id, current, expect)
+
+
+def test_a_tampered_bundle_is_refused_by_central_and_by_the_terminal(
+    running: Fleet, tmp_path: Path
+) -> None:
+    s = running.central_parts.cfg.rollout
+    tampered = tmp_path / "tampered"
+    shutil.copytree(running.bundles["good2"], tampered)
+    model = next(tampered.glob("*.tflite"))
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    with pytest.raises(rollouts.RolloutError, match="does not match its SHA-256"):
+        rollouts.create(
+            running.engine,
+            members(running.trust),
+            tampered,
+            s.model_sign_pub,
+            s.store_dir,
+            canary=[],
+            percents=[],
+            max_failure_rate=0.5,
+            max_bytes=s.max_bundle_bytes,
+            now=dt.datetime.now(dt.UTC),
+        )
+
+    # an archive changed on central's disk after the offer was signed
+    before = _verified_release(running, CRASHER)
+    rollout_id = _offer(running, "good", advance=False)
+    if rollouts.status(running.engine, rollout_id)[0]["sha256"].startswith(before):
+        rollout_id = _offer(running, "good2", advance=False)  # "good" is what it runs
+    archive = rollouts.archive_path(s.store_dir, rollout_id)
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    running.advance(rollout_id)
+    running.stack.wait_until(
+        lambda: _states(running, rollout_id)[CRASHER] == "failed", 60, "the refusal"
+    )
+    detail = rollouts.devices(running.engine, rollout_id)[0]["detail"]
+    assert "tampered or truncated" in detail, detail
+    assert _verified_release(running, CRASHER) == before
+    assert _leftovers(running) == []
+
+
+def test_garbage_from_a_terminal_never_stops_central(running: Fleet) -> None:
+    """Oversized, unsigned, foreign-signed and malformed reports and acks are dropped."""
+    stack = running.stack
+    stack.stop(CRASHER)  # its login is bound to its client id: use it while it is away
+    root = stack.fleet.settings.root
+    bundle = stack.fleet.paths.bundle(CRASHER)
+    cfg = load_edge_config(stack.edge_config(CRASHER))
+    signer = edge_keys.load(cfg).signer
+    fake = fleet.Reported(
+        device_id="term-r01", config_version=99, software_version="9", at=dt.datetime.now(dt.UTC)
+    )
+    garbage = [
+        b"\x00" * (fleet.MAX_REPORTED_BYTES + 1),
+        b"not a jws",
+        signer.sign(b'{"format": "lifecert-reported/1"}').encode(),
+        signer.sign(messages.encode(fake)).encode(),  # names another device
+    ]
+    with MqttPeer(bundle, stack.fleet.settings.broker.port, client_id=CRASHER) as peer:
+        for kind in ("reported", "cmdack"):
+            for payload in garbage:
+                topic = topics.device_topic(CRASHER, kind, root)  # type: ignore[arg-type]
+                assert not peer.publish(topic, payload, qos=1).is_failure
+    assert running.config_rows()["term-r01"]["reported_version"] != 99
+    # central still serves: a command to another terminal is acked
+    assert running.wait_command(running.send("resync_templates", "term-r02"))["status"] == "done"
+    assert stack.running("central-1")
