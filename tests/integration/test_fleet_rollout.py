@@ -29,6 +29,7 @@ from models.bundle import load_bundle
 from protocol import fleet, messages, signing, topics
 from provisioning.stack import Stack
 from tests.fixtures.broker import MqttPeer, central_login
+from tests.fixtures.ports import free_port
 from tests.fixtures.rollout import (
     built_bundle,
     central_db,
@@ -37,7 +38,6 @@ from tests.fixtures.rollout import (
     pointer,
     selftest_dir,
 )
-from tests.fixtures.stack import make_stack
 from tests.fixtures.waiting import wait_until
 
 pytestmark = [pytest.mark.integration]
@@ -117,13 +117,14 @@ def running(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iter
             "no built model bundle in var/models (with var/models-dev/sign.key): make models"
         )
     root = tmp_path_factory.mktemp("fleet")
-    stack, _ = make_stack(root / "stack", [*DEVICES, CRASHER], retirees=1)
+    stack = Stack.create(root / "stack", free_port(), [*DEVICES, CRASHER])
     env = fleet_env(selftest_dir(shared_data, root / "selftest"))
     mp = pytest.MonkeyPatch()
     for name, value in env.items():
         mp.setenv(name, value)
     bundles = model_bundles(stack.fleet, built, root / "bundles")
     with stack:
+        stack.central("db", "upgrade")
         stack.edge(DEVICES[0], "fleet", "install-bundle", str(bundles["good"]))  # the CLI
         for device_id in [*DEVICES[1:], CRASHER]:  # the same, faster
             Updater(load_edge_config(stack.edge_config(device_id)), None).install(bundles["good"])
