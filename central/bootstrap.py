@@ -26,7 +26,7 @@ from central.certification.link import Link
 from central.certification.templates import TemplateAnswers, TemplateService
 from central.config import CentralConfig
 from central.fleet.commands_link import FleetLink
-from central.fleet.rollouts_server import BundleServer
+from central.fleet.rollouts_server import BundleServer, server_context
 from central.store import db
 from common.config import secret_path
 from common.errors import ConfigError
@@ -89,6 +89,8 @@ class Central:
             raise ConfigError("missing files:\n  - " + "\n  - ".join(missing))
         self.cfg.require_mqtt()
         _ = self.trust, self.signer, self.seal_key
+        if self.cfg.rollout.bundle_port:
+            server_context(self.cfg.rollout, self.cfg.fleet.ca_file)
 
     def migrate(self) -> str | None:
         """Migrate the database to the code's head; the revision it is at."""
