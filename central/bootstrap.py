@@ -11,6 +11,7 @@ answers requests over it.
 import logging
 import signal
 import threading
+from contextlib import ExitStack
 from functools import cached_property
 from pathlib import Path
 from types import FrameType
@@ -26,8 +27,10 @@ from central.certification.templates import TemplateAnswers, TemplateService
 from central.config import CentralConfig
 from central.fleet import alerts as fleet_alerts
 from central.fleet import metrics as fleet_metrics
+from central.fleet.commands_link import FleetLink
 from central.fleet.health import FleetHealth
 from central.fleet.health_service import HealthService
+from central.fleet.rollouts_server import BundleServer, server_context
 from central.notify.base import LogNotifier
 from central.notify.webhook import WebhookNotifier
 from central.store import db
@@ -92,6 +95,8 @@ class Central:
             raise ConfigError("missing files:\n  - " + "\n  - ".join(missing))
         self.cfg.require_mqtt()
         _ = self.trust, self.signer, self.seal_key
+        if self.cfg.rollout.bundle_port:
+            server_context(self.cfg.rollout, self.cfg.fleet.ca_file)
 
     def migrate(self) -> str | None:
         """Migrate the database to the code's head; the revision it is at."""
@@ -154,6 +159,16 @@ class Central:
             metrics = fleet_metrics.serve(self.cfg.metrics, collector)
         return HealthService(health, self.alerts(), stop, metrics)
 
+    def fleet_link(self, link: Link) -> FleetLink:
+        """Desired configs and commands out, reports and acks in, over ``link``."""
+        return FleetLink(link, self.engine, self.trust, self.signer, self.cfg.rollout)
+
+    def bundle_server(self) -> BundleServer | None:
+        """The HTTPS server of rollout bundles, if ``[rollout] bundle_port`` is set."""
+        if not self.cfg.rollout.bundle_port:
+            return None
+        return BundleServer(self.engine, self.trust, self.cfg.rollout, self.cfg.fleet.ca_file)
+
     def close(self) -> None:
         """Release the database connections (if the engine was built)."""
         if "engine" in self.__dict__:
@@ -161,9 +176,10 @@ class Central:
 
 
 class Service:
-    """What ``lifecert-central run`` serves: the consumer, the template service and fleet
-    health (with alerts and metrics), over the consumer's one broker connection (one paho
-    client, one session)."""
+    """What ``lifecert-central run`` serves: the consumer, the template service, fleet health
+    (with alerts and metrics) and the fleet's configs and commands, over the consumer's one
+    broker connection (one paho client, one session); and the rollout bundle server, if
+    configured."""
 
     def __init__(
         self, central: Central, stop: threading.Event, client_id: str | None = None
@@ -171,13 +187,18 @@ class Service:
         self.consumer = central.consumer(stop, client_id)
         self.templates = central.template_service(self.consumer.link)
         self.health = central.health_service(self.consumer, threading.Event())
+        self.fleet = central.fleet_link(self.consumer.link)
+        self.bundles = central.bundle_server()
 
     def run(self) -> None:
         """Serve until the stop event is set: the batch in hand is finished, the template
         request subscription left, the connection closed cleanly, fleet state flushed."""
-        with self.templates, self.health:
+        with self.templates, self.health, self.fleet, ExitStack() as stack:
+            if self.bundles is not None:
+                stack.enter_context(self.bundles).start()
             self.templates.start()
             self.health.start()
+            self.fleet.start()
             self.consumer.run()
 
 

@@ -14,6 +14,7 @@ from pydantic import Field
 from central.certification.settings import CentralMqtt, FleetFiles, IngestSettings, Policy
 from central.console.settings import ConsoleSettings
 from central.fleet.health_settings import AlertSettings, MetricsSettings
+from central.fleet.rollouts_settings import RolloutSettings
 from central.fraud.settings import DuplicateSettings
 from central.payments.settings import BankSettings, PaymentSettings
 from central.proposals.settings import ProposalSettings
@@ -79,6 +80,11 @@ class CentralConfig(Section):
     alerts: AlertSettings = Field(default=_EMPTY, title="alerts", description="an [alerts] table")
     metrics: MetricsSettings = Field(
         default=_EMPTY, title="metrics", description="a [metrics] table"
+    )
+    rollout: RolloutSettings = Field(
+        default=_EMPTY,
+        title="fleet config, commands and rollouts",
+        description="a [rollout] table",
     )
 
     def require_mqtt(self) -> CentralMqtt:

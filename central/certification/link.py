@@ -158,7 +158,17 @@ class Link:
         self._client.ack(mid, qos)
 
     def publish(
-        self, topic: str, payload: bytes, qos: int, properties: Properties | None = None
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        properties: Properties | None = None,
+        retain: bool = False,
     ) -> None:
         """Queue a message (thread-safe; lost if the connection is down at QoS 0)."""
-        self._client.publish(topic, payload, qos=qos, properties=properties)
+        self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker has accepted the connection."""
+        return self._client.is_connected()

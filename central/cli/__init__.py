@@ -15,7 +15,7 @@ from central.cli import (
     audit,
     certification,
     console,
-    fleet_health,
+    fleet,
     fraud,
     payments,
     people,
@@ -91,6 +91,6 @@ for command in (
     *audit.COMMANDS,
     *proposals.COMMANDS,
     *assisted.COMMANDS,
-    *fleet_health.COMMANDS,
+    *fleet.COMMANDS,
 ):
     main.add_command(command)

@@ -56,17 +56,7 @@ def fleet_status(state: State) -> list[dict[str, Any]]:
     return rows
 
 
-@click.group("fleet")
-def fleet_group() -> None:
-    """Terminals' health, and alerts raised from it.
-
-    \b
-    Example:
-        lifecert-central fleet status
-    """
-
-
-@fleet_group.command("status")
+@click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 @click.pass_obj
 @friendly_errors
@@ -85,7 +75,7 @@ def status(state: State, as_json: bool) -> None:
         click.echo(f"{online} of {len(rows)} terminal(s) online")
 
 
-@fleet_group.command("alerts")
+@click.command("alerts")
 @click.option("--open", "open_only", is_flag=True, help="Only alerts not cleared yet.")
 @click.option("--limit", default=200, show_default=True, type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
@@ -102,7 +92,7 @@ def alerts_list(state: State, open_only: bool, limit: int, as_json: bool) -> Non
     emit(rows, as_json, ALERT_COLUMNS)
 
 
-@fleet_group.command("ack")
+@click.command("ack")
 @click.argument("alert_id", type=click.IntRange(1))
 @click.option("--by", required=True, help="Who acknowledges it (your name or staff id).")
 @click.pass_obj
@@ -121,4 +111,4 @@ def ack(state: State, alert_id: int, by: str) -> None:
     click.echo(f"alert {row['id']} ({row['rule']} on {row['subject']}) acknowledged by {name}")
 
 
-COMMANDS = (fleet_group,)
+COMMANDS = (status, alerts_list, ack)

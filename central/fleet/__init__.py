@@ -1,1 +1,1 @@
-"""Fleet operations: terminal health and alerts, desired config and rollouts, enrolment."""
+"""Fleet operations: health and alerts, desired config, commands, rollouts, enrolment."""
