@@ -3,7 +3,8 @@ and ``fleet_rollout`` (groups, desired config, signed commands, rollouts)."""
 
 import click
 
-from central.cli import fleet_health, fleet_rollout
+from central.cli.fleet_health import COMMANDS as HEALTH
+from central.cli.fleet_rollout import COMMANDS as ROLLOUT
 
 
 @click.group("fleet")
@@ -18,7 +19,7 @@ def fleet() -> None:
     """
 
 
-for command in (*fleet_health.COMMANDS, *fleet_rollout.COMMANDS):
+for command in (*HEALTH, *ROLLOUT):
     fleet.add_command(command)
 
 COMMANDS = (fleet,)
