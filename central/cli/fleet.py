@@ -13,7 +13,7 @@ def fleet() -> None:
     rollouts of model bundles.
 
     \b
-    Examples:
+    Example:
         lifecert-central fleet status
         lifecert-central fleet config set site:north log_level=DEBUG
     """
