@@ -14,6 +14,8 @@ from central.cli import (
     assisted,
     audit,
     certification,
+    console,
+    fleet,
     fraud,
     payments,
     people,
@@ -84,9 +86,11 @@ for command in (
     *people.COMMANDS,
     *payments.COMMANDS,
     *fraud.COMMANDS,
+    *console.COMMANDS,
     *staff.COMMANDS,
     *audit.COMMANDS,
     *proposals.COMMANDS,
     *assisted.COMMANDS,
+    *fleet.COMMANDS,
 ):
     main.add_command(command)

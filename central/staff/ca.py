@@ -193,9 +193,14 @@ def init(engine: Engine, settings: StaffSettings, name: str = "central") -> x509
         audit.record(
             conn, audit.SYSTEM, "staff.ca_init", "staff-ca", None, {"fingerprint": fingerprint}
         )
-        _write_private(settings.ca_key, key)
-        _write_public(settings.ca_file, pem(cert))
-        _write_public(settings.crl_file, Authority(cert, key).crl([], settings.crl_days, 1))
+        try:
+            _write_private(settings.ca_key, key)
+            _write_public(settings.ca_file, pem(cert))
+            _write_public(settings.crl_file, Authority(cert, key).crl([], settings.crl_days, 1))
+        except OSError as exc:
+            raise CaError(
+                f"staff.ca_file / ca_key / crl_file: cannot write {exc.filename}: {exc.strerror}"
+            ) from None
     return cert
 
 
@@ -302,7 +307,10 @@ def write_crl(conn: Connection, authority: Authority, settings: StaffSettings) -
     ).all()
     revoked = [(int(r.serial, 16), r.revoked_at) for r in rows]
     number = int(dt.datetime.now(dt.UTC).timestamp())  # increases with every rewrite
-    _write_public(settings.crl_file, authority.crl(revoked, settings.crl_days, number))
+    try:
+        _write_public(settings.crl_file, authority.crl(revoked, settings.crl_days, number))
+    except OSError as exc:
+        raise CaError(f"staff.crl_file: cannot write {exc.filename}: {exc.strerror}") from None
     return len(revoked)
 
 

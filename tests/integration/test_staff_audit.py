@@ -62,6 +62,7 @@ def _broken_at(engine: Engine, **kwargs: Any) -> tuple[int, str]:
 
 
 def test_an_intact_chain_verifies_and_seals_events(central_engine: Engine) -> None:
+    assert tuple(audit_log.c.keys()) == audit.COLUMNS  # verify reads rows by position
     _chain(central_engine)
     verified = audit.verify(central_engine)
     assert verified.entries == 8 and verified.unsealed_events == 0
@@ -211,3 +212,30 @@ def test_concurrent_appends_keep_one_linear_chain(central_engine: Engine) -> Non
     verified = audit.verify(central_engine)
     assert verified.entries == workers * each + workers * 3
     assert verified.unsealed_events == 0
+
+
+def test_sealing_goes_in_batches_and_finds_late_commits(
+    central_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit, "_BATCH", 2)
+    monkeypatch.setattr(audit, "_EVENT_WINDOW", 3)
+    with central_engine.begin() as conn:
+        for n in range(5):
+            _event(conn, f"e{n}")
+        conn.execute(
+            events.insert().values(  # an event committed late with a low id
+                id=100, at=dt.datetime.now(dt.UTC), kind="far", actor="x", detail={}
+            )
+        )
+        assert audit.seal_events(conn) == 6
+        conn.execute(
+            events.insert().values(
+                id=50, at=dt.datetime.now(dt.UTC), kind="late", actor="x", detail={}
+            )
+        )
+        assert audit.seal_events(conn) == 0  # further back than the window
+        assert audit.seal_events(conn, everything=True) == 1
+    with central_engine.connect() as conn:
+        sealed = conn.scalars(sa.select(audit_log.c.event_id).order_by(audit_log.c.id)).all()
+    assert sealed == [1, 2, 3, 4, 5, 100, 50]
+    assert audit.verify(central_engine).entries == 7
