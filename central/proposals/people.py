@@ -23,6 +23,8 @@ from common import idnumber
 _r = schema.retirees
 _rows = proposal_rows
 _CHUNK = 2_000
+MAX_CSV_CHARS = 256 * 1024 * 1024
+"""The largest roster text a proposal takes (about 2 million rows)."""
 _ALIVE = (schema.RetireeStatus.ACTIVE.value, schema.RetireeStatus.SUSPENDED.value)
 
 
@@ -50,8 +52,9 @@ def mask(account: str | None) -> str | None:
 class RosterImport(Kind):
     """Add and change retirees from a roster file, shown as a diff before approval.
 
-    Payload: ``path`` (a CSV file central can read) or ``csv`` (its text), ``partial``
-    (import the good rows even if some are bad). The rows are checked and the diff
+    Payload: ``path`` (a CSV file on central's machine: for the CLI only, never from a web
+    client) or ``csv`` (its text, at most ``MAX_CSV_CHARS``), ``partial`` (import the good
+    rows even if some are bad). The rows are checked and the diff
     stored when proposed; the approval writes exactly that diff, refused as stale when
     any retiree it touches changed since."""
 
@@ -63,6 +66,8 @@ class RosterImport(Kind):
             raise ProposalError("partial: true or false")
         if isinstance(payload.get("csv"), str):
             source, data = "upload", payload["csv"]
+            if len(data) > MAX_CSV_CHARS:
+                raise ProposalError(f"csv: more than {MAX_CSV_CHARS:,} characters: split the file")
         elif isinstance(payload.get("path"), str):
             source = Path(payload["path"]).name
             try:
