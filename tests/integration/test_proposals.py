@@ -242,8 +242,8 @@ CASES: dict[str, Case] = {
 
 
 @pytest.fixture
-def world(central_engine: Any, tmp_path: Path) -> World:
-    return World(central_engine, _people(central_engine), _resources(tmp_path, None), tmp_path)
+def world(migrated_engine: Any, tmp_path: Path) -> World:
+    return World(migrated_engine, _people(migrated_engine), _resources(tmp_path, None), tmp_path)
 
 
 def _world_for(case: Case, w: World, request: pytest.FixtureRequest) -> World:

@@ -39,17 +39,17 @@ def _decide(engine: Any, result: Any, decision: str, reason: str) -> Any:
 
 
 @pytest.fixture
-def world(central_engine: Any, central_pki: CentralPki) -> dict[str, Any]:
+def world(migrated_engine: Any, central_pki: CentralPki) -> dict[str, Any]:
     people = [
         {"id_number": n, "name": f"P {n[-4:]}", "sex": idnumber.sex(n), "birth_date": b}
         for n, b in ((OLD, dt.date(1930, 3, 7)), (YOUNG, dt.date(1950, 11, 30)))
     ]
-    roster.upsert(central_engine, people, "test", NOW)
-    known_staff(central_engine, "staff-7")  # allowed at the default site
+    roster.upsert(migrated_engine, people, "test", NOW)
+    known_staff(migrated_engine, "staff-7")  # allowed at the default site
     trust = DeviceTrust(
         central_pki.ca_file, central_pki.crl_file, central_pki.devices_dir, check_interval_s=0
     )
-    return {"engine": central_engine, "term": central_pki.terminal("term-0001"), "trust": trust}
+    return {"engine": migrated_engine, "term": central_pki.terminal("term-0001"), "trust": trust}
 
 
 def _send(ingestor: Ingestor, term: Terminal, retiree: str) -> Any:

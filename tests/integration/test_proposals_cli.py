@@ -23,11 +23,11 @@ HEADER = "id_number,name,sex,birth_date,monthly_amount,certified_until\n"
 
 
 @pytest.fixture
-def cli(db_url: str, tmp_path: Path) -> StaffCli:
+def cli(migrated_url: str, tmp_path: Path) -> StaffCli:
+    db_url = migrated_url
     config = tmp_path / "central.toml"
     config.write_text(f'[database]\nurl = "{db_url}"\n')
     engine = db.create_engine(db_url)
-    db.upgrade(engine)
     roster.upsert(  # setting up: a database restored with one retiree
         engine,
         [
