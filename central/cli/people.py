@@ -6,15 +6,13 @@ from pathlib import Path
 
 import click
 
-from central.cli.context import State, require
+from central.cli.context import State
 from central.cli.output import emit
 from central.cli.params import check_id_number, check_printable
 from central.cli.proposals import propose
 from central.payments import recovery, runs
 from central.people import coverage, population, registries
 from central.people import queries as people_queries
-from central.staff import audit
-from central.staff.permissions import Permission
 from common.cli import friendly_errors
 from common.errors import LifecertError
 
@@ -199,7 +197,8 @@ def registry_group() -> None:
 @click.pass_obj
 @friendly_errors
 def registry_import(state: State, kind: str, csv_file: Path, partial: bool) -> None:
-    """Import a registry CSV; records match retirees on ID number AND birth date.
+    """Propose importing a registry CSV; records match retirees on ID number AND birth date
+    (a death marks them deceased) once rechecked and approved by others.
 
     death: id_number, birth_date, death_date (name optional).
     prison: id_number, birth_date, start_date, release_date (empty: still inside).
@@ -208,18 +207,10 @@ def registry_import(state: State, kind: str, csv_file: Path, partial: bool) -> N
     Example:
         lifecert-central registry import prison prison-2026-04.csv --partial
     """
-    actor = require(state, Permission.PROPOSAL_ENTER)  # not yet a proposal (proposals.md)
-    engine = state.engine()
-    report = registries.import_csv(engine, registries.RegistryKind(kind), csv_file, partial=partial)
-    with engine.begin() as conn:
-        counts = {k: v for k, v in report.__dict__.items() if k != "errors"}
-        audit.record(conn, actor, "registry.import", f"{kind}:{csv_file.name}", None, counts)
-    for err in report.errors:
-        click.echo(f"skipped: {err}", err=True)
-    click.echo(
-        f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged; "
-        f"{report.matched} matched to retirees, {report.deceased} marked deceased"
-    )
+    payload = {"kind": kind, "path": str(csv_file.resolve()), "partial": partial}
+    made = propose(state, "registry_import", payload)
+    for line in made.payload["skipped"]:
+        click.echo(f"skipped: {line}", err=True)
 
 
 @registry_group.command("hits")

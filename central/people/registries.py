@@ -214,52 +214,59 @@ def match(conn: Connection, now: dt.datetime) -> tuple[int, int]:
 
 def store(engine: Engine, records: Iterable[Record], source: str, now: dt.datetime) -> ImportReport:
     """Upsert records (key: kind, ID number, start date), then match, in one transaction."""
+    with engine.begin() as conn:
+        return store_in(conn, records, source, now)
+
+
+def store_in(
+    conn: Connection, records: Iterable[Record], source: str, now: dt.datetime
+) -> ImportReport:
+    """``store`` in ``conn``'s transaction (a registry proposal's approval)."""
     report = ImportReport()
     listed = list(records)
-    with engine.begin() as conn:
-        for start in range(0, len(listed), _CHUNK):
-            chunk = listed[start : start + _CHUNK]
-            existing = {
-                (row.kind, row.id_number, row.start_date): row
-                for row in conn.execute(
-                    sa.select(_reg).where(_reg.c.id_number.in_({r.id_number for r in chunk}))
+    for start in range(0, len(listed), _CHUNK):
+        chunk = listed[start : start + _CHUNK]
+        existing = {
+            (row.kind, row.id_number, row.start_date): row
+            for row in conn.execute(
+                sa.select(_reg).where(_reg.c.id_number.in_({r.id_number for r in chunk}))
+            )
+        }
+        inserts = []
+        for rec in chunk:
+            old = existing.get((rec.kind.value, rec.id_number, rec.start_date))
+            if old is None:
+                inserts.append(
+                    {
+                        "kind": rec.kind.value,
+                        "id_number": rec.id_number,
+                        "birth_date": rec.birth_date,
+                        "name": rec.name,
+                        "start_date": rec.start_date,
+                        "end_date": rec.end_date,
+                        "source": source[:200],
+                        "imported_at": now,
+                    }
                 )
-            }
-            inserts = []
-            for rec in chunk:
-                old = existing.get((rec.kind.value, rec.id_number, rec.start_date))
-                if old is None:
-                    inserts.append(
-                        {
-                            "kind": rec.kind.value,
-                            "id_number": rec.id_number,
-                            "birth_date": rec.birth_date,
-                            "name": rec.name,
-                            "start_date": rec.start_date,
-                            "end_date": rec.end_date,
-                            "source": source[:200],
-                            "imported_at": now,
-                        }
+                report.added += 1
+            elif (old.end_date, old.birth_date) != (rec.end_date, rec.birth_date):
+                conn.execute(
+                    _reg.update()
+                    .where(_reg.c.id == old.id)
+                    .values(
+                        end_date=rec.end_date,
+                        birth_date=rec.birth_date,
+                        retiree_id=None,
+                        source=source[:200],
+                        imported_at=now,
                     )
-                    report.added += 1
-                elif (old.end_date, old.birth_date) != (rec.end_date, rec.birth_date):
-                    conn.execute(
-                        _reg.update()
-                        .where(_reg.c.id == old.id)
-                        .values(
-                            end_date=rec.end_date,
-                            birth_date=rec.birth_date,
-                            retiree_id=None,
-                            source=source[:200],
-                            imported_at=now,
-                        )
-                    )
-                    report.updated += 1
-                else:
-                    report.unchanged += 1
-            if inserts:
-                conn.execute(_reg.insert(), inserts)
-        report.matched, report.deceased = match(conn, now)
+                )
+                report.updated += 1
+            else:
+                report.unchanged += 1
+        if inserts:
+            conn.execute(_reg.insert(), inserts)
+    report.matched, report.deceased = match(conn, now)
     return report
 
 

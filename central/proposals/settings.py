@@ -25,6 +25,7 @@ class ProposalSettings(Section):
     """People per kind of proposal; money-moving steps default to three."""
 
     roster_import: int = _levels(3, "roster import")
+    registry_import: int = _levels(3, "death or prison registry import")
     hold: int = _levels(2, "manual hold or release")
     retiree_change: int = _levels(3, "amount or bank account change")
     bank_make: int = _levels(3, "payment run filing (bank file make)")

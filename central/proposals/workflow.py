@@ -33,6 +33,7 @@ from central.proposals.base import (
 )
 from central.proposals.payments import BankMake, BankSend
 from central.proposals.people import Certification, Hold, RetireeChange, RosterImport
+from central.proposals.registry import RegistryImport
 from central.proposals.roles import check as check_role
 from central.proposals.roles import may, role_for
 from central.proposals.settings import ProposalSettings
@@ -46,6 +47,7 @@ KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
         RosterImport(),
+        RegistryImport(),
         Hold(),
         RetireeChange(),
         Certification(),

@@ -73,7 +73,8 @@ def test_population_run_registry_coverage_bank(cli: Any, tmp_path: Path) -> None
     assert bad.exit_code == 1 and "line 3, field id_number" in bad.output
     assert "Traceback" not in bad.output
     good = cli("registry", "import", "death", str(death), "--partial", who="clerk")
-    assert "1 matched to retirees, 1 marked deceased" in good.output
+    assert "1 retiree(s) would be marked deceased" in good.output
+    assert '"matched": 1, "deceased": 1' in cli.through(good).output
     assert cli("payments", "run", str(later), who="clerk").exit_code == 0
     why = cli("payments", "explain", str(later), first).output
     assert f"died on {first_day}" in why and f"{this} was the last month payable" in why

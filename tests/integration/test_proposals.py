@@ -197,6 +197,14 @@ CASES: dict[str, Case] = {
         lambda w: _set(w.engine, w.ids[0], monthly_amount_cents=120_000),
         _roster_applied,
     ),
+    "registry_import": Case(
+        lambda w: {
+            "kind": "death",
+            "csv": f"id_number,birth_date,death_date\n{w.ids[3]},1950-03-07,2026-04-20\n",
+        },
+        lambda w: _set(w.engine, w.ids[3], status="suspended"),
+        lambda w: _row(w.engine, w.ids[3]).status == "deceased",
+    ),
     "hold": Case(
         lambda w: {"retiree_id": w.ids[0], "action": "place", "note": "bank letter returned"},
         lambda w: holds.place(w.engine, w.ids[0], "someone", "", NOW) and None,
