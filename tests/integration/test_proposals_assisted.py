@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from central import proposals
+from central.certification import assisted as share
 from central.certification.devices import DeviceTrust
 from central.certification.ingest import Inbound, Ingestor, Status
 from central.certification.policy import add_months
@@ -169,3 +170,28 @@ def test_an_assisted_result_names_staff_known_at_the_terminals_site(
     result = riverside.result(YOUNG, assisted={"staff_id": "desk-far", "document": "id_card"})
     outcome = ingestor.apply(Inbound(riverside.topic(), riverside.sign(result), NOW))
     assert outcome.status is Status.APPLIED and _until(engine, YOUNG) is not None
+
+
+def test_the_assisted_share_per_staff_member_and_terminal(world: dict[str, Any]) -> None:
+    engine, term = world["engine"], world["term"]
+    ingestor = Ingestor(engine, world["trust"], Policy())
+    known_staff(engine, "desk-2")
+    _send(ingestor, term, YOUNG)  # staff-7: applied
+    _send(ingestor, term, OLD)  # staff-7: referred (age)
+    other = term.result(YOUNG, assisted={"staff_id": "desk-2", "document": "id_card"})
+    ingestor.apply(Inbound(term.topic(), term.sign(other), NOW))  # desk-2: referred (repeat)
+    found = share.report(engine, NOW - dt.timedelta(days=1))
+    assert found.staff == [
+        {"staff_id": "staff-7", "assisted": 2, "share_pct": 66.7, "terminals": 1, "referred": 1},
+        {"staff_id": "desk-2", "assisted": 1, "share_pct": 33.3, "terminals": 1, "referred": 1},
+    ]
+    assert found.terminals == [
+        {
+            "device_id": "term-0001",
+            "results": 3,
+            "assisted": 3,
+            "assisted_pct": 100.0,
+            "referred": 2,
+        }
+    ]
+    assert share.report(engine, NOW + dt.timedelta(days=1)).staff == []

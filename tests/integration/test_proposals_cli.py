@@ -10,9 +10,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from central.certification.devices import DeviceTrust
+from central.certification.ingest import Inbound, Ingestor
+from central.certification.settings import Policy
 from central.people import roster
 from central.store import db, schema
 from common import idnumber
+from tests.fixtures.database import CentralPki, known_staff
 from tests.fixtures.proposals import StaffCli, staff_cli
 
 pytestmark = pytest.mark.integration
@@ -134,3 +138,27 @@ def test_certify_by_hand_rejected_with_a_reason_and_bad_input(cli: Any) -> None:
         assert done.exit_code == 1 and message in done.output, (args, done.output)
         assert "Traceback" not in done.output
     assert len(json.loads(cli("proposals", "list", "--all", "--json", who="clerk").output)) == 1
+
+
+def test_assisted_queue_decision_and_report(cli: Any, central_pki: CentralPki) -> None:
+    engine = db.create_engine(cli.url)
+    known_staff(engine, "staff-7")
+    term = central_pki.terminal("term-0001")
+    trust = DeviceTrust(central_pki.ca_file, central_pki.crl_file, central_pki.devices_dir)
+    ingestor = Ingestor(engine, trust, Policy())
+    now = dt.datetime.now(dt.UTC)
+    for _ in range(2):  # the second assisted pass in a row is referred
+        ingestor.apply(Inbound(term.topic(), term.sign(term.result(WANG)), now))
+    engine.dispose()
+    anonymous = cli("assisted", "referred")
+    assert anonymous.exit_code == 1 and "sign in" in anonymous.output
+    [item] = json.loads(cli("assisted", "referred", "--json", who="reviewer").output)
+    assert item["staff_id"] == "staff-7" and "in a row" in item["why"]
+    decided = cli(
+        "assisted", "decide", item["result_id"], "--certify", "--reason", "called", who="clerk"
+    )
+    assert "waits for: approve by an approver (level 2 of 2)" in decided.output
+    assert '"certified_until"' in cli.through(decided).output
+    assert _retiree(cli.url, WANG).certified_until == dt.date.fromisoformat(item["certified_until"])
+    report = json.loads(cli("assisted", "report", "--json", who="reviewer").output)
+    assert report["staff"][0]["staff_id"] == "staff-7" and report["staff"][0]["assisted"] == 2
