@@ -245,6 +245,7 @@ def bank_reconcile(
     Example:
         lifecert-central bank reconcile 2026-04 LIFECERT-2026-04.return --fetch
     """
+    require(state, Permission.PROPOSAL_ENTER)  # stores the bank's answer: a signed-in clerk
     cfg = state.cfg
     local = Path(return_file)
     if fetch:
