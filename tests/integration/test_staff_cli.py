@@ -17,9 +17,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def cli(db_url: str, tmp_path: Path) -> Any:
+def cli(staff_db_url: str, tmp_path: Path) -> Any:
     config = tmp_path / "central.toml"
-    config.write_text(f'[database]\nurl = "{db_url}"\n[staff]\nmax_failed_logins = 3\n')
+    config.write_text(f'[database]\nurl = "{staff_db_url}"\n[staff]\nmax_failed_logins = 3\n')
 
     def invoke(*args: str, who: str | None = None) -> Any:
         signed = [] if who is None else [
@@ -101,7 +101,7 @@ def test_a_wrong_key_counts_and_locks(cli: Any, tmp_path: Path) -> None:
     assert cli("staff", "unlock", "li", who="root").output == "li: unlocked\n"
 
 
-def test_audit_verify_and_export(cli: Any, tmp_path: Path, db_url: str) -> None:
+def test_audit_verify_and_export(cli: Any, tmp_path: Path, staff_db_url: str) -> None:
     certs = tmp_path / "certs"
     cli("staff", "ca", "init")
     cli("staff", "add", "root", "--name", "Root", "--first-admin", "--out", str(certs))
@@ -126,7 +126,7 @@ def test_audit_verify_and_export(cli: Any, tmp_path: Path, db_url: str) -> None:
 
     from central.store import db
 
-    engine = db.create_engine(db_url)
+    engine = db.create_engine(staff_db_url)
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update")
