@@ -83,3 +83,22 @@ def test_another_signed_message_does_not_pass_for_a_directory() -> None:
 def test_a_bad_site_is_refused_at_central(staff_pki: StaffPki) -> None:
     with pytest.raises(accounts.StaffError, match="--site"):
         directory.publish(staff_pki.engine, staff_pki.admin, SIGNER, "Hepingli Street", 7)
+
+
+def test_central_says_who_may_assist_where(staff_pki: StaffPki) -> None:
+    staff_pki.member("wang.li", [Role.ENTRY_CLERK], sites=["hepingli"])
+    staff_pki.member("zhao", [Role.ENTRY_CLERK], sites=["hepingli"])
+    accounts.lock(staff_pki.engine, staff_pki.admin, "zhao")
+    with staff_pki.engine.connect() as conn:
+        assert accounts.assist_refusal(conn, "wang.li", "hepingli") is None
+        codes = [
+            refusal.code
+            for staff_id, site in [
+                ("wang.li", "andingmen"),
+                ("zhao", "hepingli"),
+                ("nobody", "hepingli"),
+                ("Robert'); DROP", "hepingli"),
+            ]
+            if (refusal := accounts.assist_refusal(conn, staff_id, site)) is not None
+        ]
+    assert codes == ["staff_not_at_site", "staff_locked", "staff_unknown", "staff_unknown"]
