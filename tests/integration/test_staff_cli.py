@@ -2,6 +2,7 @@
 real staff certificates: bootstrap, sign-in, roles, lockout, audit verify and export."""
 
 import csv
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from central.cli import main
 from central.staff import audit
+from protocol import signing, staffdir
 
 pytestmark = pytest.mark.integration
 
@@ -137,3 +141,34 @@ def test_audit_verify_and_export(cli: Any, tmp_path: Path, staff_db_url: str) ->
     broken = cli("audit", "verify", who="zhao")
     assert broken.exit_code == 1
     assert "audit chain broken at entry 3: its content does not match its hash" in broken.output
+
+
+def test_staff_directory_for_a_site(cli: Any, tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "sign.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    certs = str(tmp_path / "certs")
+    cli("staff", "ca", "init")
+    cli("staff", "add", "root", "--name", "Root", "--first-admin", "--out", certs)
+    added = cli(
+        "staff", "add", "wang.li", "--name", "Wang Li", "--role", "entry_clerk",
+        "--site", "hepingli", who="root",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    out = tmp_path / "staff-directory.jws"
+    made = cli("staff", "directory", "--site", "hepingli", "--out", str(out), who="root")
+    assert made.exit_code == 0 and "1 staff for site hepingli" in made.output
+    directory = staffdir.verify(
+        out.read_bytes(),
+        signing.Verifier(key.public_key()),
+        site="hepingli",
+        now=dt.datetime.now(dt.UTC),
+    )
+    assert [e.staff_id for e in directory.staff] == ["wang.li"]
+    bad = cli("staff", "directory", "--site", "Heping Li", "--out", str(out), who="root")
+    assert bad.exit_code == 1 and "--site: invalid site" in bad.output
