@@ -24,6 +24,7 @@ from central.certification.ingest import Ingestor
 from central.certification.link import Link
 from central.certification.templates import TemplateAnswers, TemplateService
 from central.config import CentralConfig
+from central.staff import audit
 from central.store import db
 from common.config import secret_path
 from common.errors import ConfigError
@@ -121,20 +122,33 @@ class Central:
 
 class Service:
     """What ``lifecert-central run`` serves: the consumer and the template service, over the
-    consumer's one broker connection (one paho client, one session)."""
+    consumer's one broker connection (one paho client, one session), and a thread sealing
+    new events into the audit chain every ``[staff] seal_interval_s``."""
 
     def __init__(
         self, central: Central, stop: threading.Event, client_id: str | None = None
     ) -> None:
+        self.stop = stop
         self.consumer = central.consumer(stop, client_id)
         self.templates = central.template_service(self.consumer.link)
+        self.sealer = threading.Thread(
+            target=audit.seal_until,
+            args=(central.engine, stop, central.cfg.staff.seal_interval_s),
+            name="audit-sealer",
+            daemon=True,
+        )
 
     def run(self) -> None:
         """Serve until the stop event is set: the batch in hand is finished, the template
         request subscription left, the connection closed cleanly."""
         with self.templates:
             self.templates.start()
-            self.consumer.run()
+            self.sealer.start()
+            try:
+                self.consumer.run()
+            finally:
+                self.stop.set()
+                self.sealer.join(timeout=30)
 
 
 def run(central: Central, client_id: str | None = None) -> None:

@@ -15,6 +15,7 @@ from central.staff import audit
 from central.staff.identity import Actor, Role
 from central.staff.tables import audit_log
 from central.store.schema import events
+from tests.fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -239,3 +240,18 @@ def test_sealing_goes_in_batches_and_finds_late_commits(
         sealed = conn.scalars(sa.select(audit_log.c.event_id).order_by(audit_log.c.id)).all()
     assert sealed == [1, 2, 3, 4, 5, 100, 50]
     assert audit.verify(staff_engine).entries == 7
+
+
+def test_the_service_seals_events_as_they_come(staff_engine: Engine) -> None:
+    stop = threading.Event()
+    sealer = threading.Thread(target=audit.seal_until, args=(staff_engine, stop, 0.05))
+    sealer.start()
+    try:
+        with staff_engine.begin() as conn:
+            _event(conn, "result_applied")
+        wait_until(lambda: audit.verify(staff_engine).entries == 1, timeout=10)
+    finally:
+        stop.set()
+        sealer.join(5)
+    assert not sealer.is_alive()
+    assert audit.verify(staff_engine).unsealed_events == 0
