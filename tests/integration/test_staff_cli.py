@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from central.cli import main
@@ -172,3 +172,32 @@ def test_staff_directory_for_a_site(cli: Any, tmp_path: Path) -> None:
     assert [e.staff_id for e in directory.staff] == ["wang.li"]
     bad = cli("staff", "directory", "--site", "Heping Li", "--out", str(out), who="root")
     assert bad.exit_code == 1 and "--site: invalid site" in bad.output
+
+
+def test_a_certificate_for_the_members_own_request(cli: Any, tmp_path: Path) -> None:
+    """With --csr the member's key never leaves them; a request for a foreign key is refused."""
+    certs = tmp_path / "certs"
+    cli("staff", "ca", "init")
+    cli("staff", "add", "root", "--name", "Root", "--first-admin", "--out", str(certs))
+    cli("staff", "add", "zhao", "--name", "Zhao", "--role", "auditor", who="root")
+    own = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "zhao")])
+    request = x509.CertificateSigningRequestBuilder().subject_name(name).sign(own, hashes.SHA256())
+    csr = tmp_path / "zhao.csr"
+    csr.write_bytes(request.public_bytes(serialization.Encoding.PEM))
+    issued = cli(
+        "staff", "cert", "issue", "zhao", "--csr", str(csr), "--out", str(certs), who="root"
+    )
+    assert issued.exit_code == 0, issued.output
+    assert not (certs / "zhao.key").exists()
+    (certs / "zhao.key").write_bytes(
+        own.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    assert cli("audit", "head", who="zhao").exit_code == 0
+    csr.write_text("not a request")
+    bad = cli("staff", "cert", "issue", "zhao", "--csr", str(csr), "--out", str(certs), who="root")
+    assert bad.exit_code == 1 and "--csr: not a PEM certificate request" in bad.output
