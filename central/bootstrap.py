@@ -33,6 +33,7 @@ from central.fleet.health_service import HealthService
 from central.fleet.rollouts_server import BundleServer, server_context
 from central.notify.base import LogNotifier
 from central.notify.webhook import WebhookNotifier
+from central.staff import audit
 from central.store import db
 from common.config import secret_path
 from common.errors import ConfigError
@@ -178,17 +179,25 @@ class Central:
 class Service:
     """What ``lifecert-central run`` serves: the consumer, the template service, fleet health
     (with alerts and metrics) and the fleet's configs and commands, over the consumer's one
-    broker connection (one paho client, one session); and the rollout bundle server, if
-    configured."""
+    broker connection (one paho client, one session); the rollout bundle server, if
+    configured; and a thread sealing new events into the audit chain every
+    ``[staff] seal_interval_s``."""
 
     def __init__(
         self, central: Central, stop: threading.Event, client_id: str | None = None
     ) -> None:
+        self.stop = stop
         self.consumer = central.consumer(stop, client_id)
         self.templates = central.template_service(self.consumer.link)
         self.health = central.health_service(self.consumer, threading.Event())
         self.fleet = central.fleet_link(self.consumer.link)
         self.bundles = central.bundle_server()
+        self.sealer = threading.Thread(
+            target=audit.seal_until,
+            args=(central.engine, stop, central.cfg.staff.seal_interval_s),
+            name="audit-sealer",
+            daemon=True,
+        )
 
     def run(self) -> None:
         """Serve until the stop event is set: the batch in hand is finished, the template
@@ -199,7 +208,12 @@ class Service:
             self.templates.start()
             self.health.start()
             self.fleet.start()
-            self.consumer.run()
+            self.sealer.start()
+            try:
+                self.consumer.run()
+            finally:
+                self.stop.set()
+                self.sealer.join(timeout=30)
 
 
 def run(central: Central, client_id: str | None = None) -> None:
