@@ -13,6 +13,7 @@ from pydantic import Field
 
 from central.certification.settings import CentralMqtt, FleetFiles, IngestSettings, Policy
 from central.fraud.settings import DuplicateSettings
+from central.notify.settings import NotifySettings
 from central.payments.settings import BankSettings, PaymentSettings
 from central.store.settings import DatabaseSettings
 from common import config
@@ -64,6 +65,9 @@ class CentralConfig(Section):
     bank: BankSettings = Field(default=_EMPTY, title="bank", description="a [bank] table")
     duplicates: DuplicateSettings = Field(
         default=_EMPTY, title="duplicates", description="a [duplicates] table"
+    )
+    notify: NotifySettings = Field(
+        default=_EMPTY, title="notify", description="a [notify] table (outbox, adapters)"
     )
 
     def require_mqtt(self) -> CentralMqtt:
