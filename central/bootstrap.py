@@ -24,7 +24,7 @@ from central.certification.ingest import Ingestor
 from central.certification.link import Link
 from central.certification.templates import TemplateAnswers, TemplateService
 from central.config import CentralConfig
-from central.notify import adapters, outbox
+from central.notify import adapters, outbox, reminders
 from central.notify.base import Notifier
 from central.store import db
 from common.config import secret_path
@@ -91,6 +91,23 @@ class Central:
         """Delivers the outbox's due messages through ``notifiers``."""
         return outbox.Sender(self.engine, self.notifiers, self.cfg.notify)
 
+    def remind_daily(self, stop: threading.Event, every_s: float = 600.0) -> None:
+        """Run the reminders once per day (in the policy's time zone) until ``stop``."""
+        done: object = None
+        while not stop.is_set():
+            day = reminders.today(self.cfg.policy)
+            if day != done:
+                try:
+                    summary = reminders.run(
+                        self.engine, day, self.cfg.notify.reminders, self.cfg.policy
+                    )
+                except Exception:  # the database is away, say: try again next time round
+                    log.exception("reminders for %s failed; trying again later", day)
+                else:
+                    log.info("reminders for %s: %s enqueued", day, summary.enqueued)
+                    done = day
+            stop.wait(every_s)
+
     def check(self) -> None:
         """Load everything ``run`` needs: files present, [mqtt], CA/CRL/devices, both keys."""
         if missing := self.cfg.missing_files():
@@ -132,8 +149,8 @@ class Central:
 
 class Service:
     """What ``lifecert-central run`` serves: the consumer and the template service, over the
-    consumer's one broker connection (one paho client, one session), and the notifier's
-    outbox sender in a thread of its own."""
+    consumer's one broker connection (one paho client, one session); the notifier's outbox
+    sender and the daily reminders each in a thread of its own."""
 
     def __init__(
         self, central: Central, stop: threading.Event, client_id: str | None = None
@@ -141,20 +158,26 @@ class Service:
         self.consumer = central.consumer(stop, client_id)
         self.templates = central.template_service(self.consumer.link)
         self.sender = central.sender()
+        self.central = central
         self.stop = stop
 
     def run(self) -> None:
         """Serve until the stop event is set: the batch in hand is finished, the template
         request subscription left, the connection closed cleanly."""
-        sender = threading.Thread(target=self.sender.run, args=(self.stop,), name="notify")
-        sender.start()
+        helpers = [
+            threading.Thread(target=self.sender.run, args=(self.stop,), name="notify"),
+            threading.Thread(target=self.central.remind_daily, args=(self.stop,), name="remind"),
+        ]
+        for thread in helpers:
+            thread.start()
         try:
             with self.templates:
                 self.templates.start()
                 self.consumer.run()
         finally:
             self.stop.set()
-            sender.join()
+            for thread in helpers:
+                thread.join()
 
 
 def run(central: Central, client_id: str | None = None) -> None:

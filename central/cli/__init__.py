@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from central import config
-from central.cli import certification, fraud, notify, payments, people, store
+from central.cli import certification, fraud, notify, payments, people, reminders, store
 from central.cli.context import State
 from common.cli import friendly_errors
 
@@ -53,5 +53,6 @@ for command in (
     *payments.COMMANDS,
     *fraud.COMMANDS,
     *notify.COMMANDS,
+    *reminders.COMMANDS,
 ):
     main.add_command(command)

@@ -116,10 +116,11 @@ def enqueue(conn: Connection, message: Message, now: dt.datetime | None = None) 
 
 def enqueue_many(
     conn: Connection, messages: Iterable[Message], now: dt.datetime | None = None
-) -> int:
-    """``enqueue`` each of ``messages`` (one statement per chunk); how many were new."""
+) -> list[str]:
+    """``enqueue`` each of ``messages`` (one statement per chunk); the keys that were new."""
     now = now or dt.datetime.now(dt.UTC)
-    stored, chunk = 0, []
+    stored: list[str] = []
+    chunk: list[dict[str, Any]] = []
     for message in messages:
         chunk.append(_row(message, now))
         if len(chunk) == 1_000:
@@ -130,9 +131,9 @@ def enqueue_many(
     return stored
 
 
-def _insert_chunk(conn: Connection, rows: list[dict[str, Any]]) -> int:
-    stmt = _insert_ignoring_dup(conn).returning(outbox.c.id)
-    return len(conn.execute(stmt, rows).all())
+def _insert_chunk(conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
+    stmt = _insert_ignoring_dup(conn).returning(outbox.c.key)
+    return list(conn.scalars(stmt, rows))
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,11 @@ class Sender:
     def run(self, stop: threading.Event) -> None:
         """Pass after pass until ``stop`` is set, resting ``interval_s`` when idle."""
         while not stop.is_set():
-            outcome = self.run_once()
+            try:
+                outcome = self.run_once()
+            except Exception:  # the database is away, say: the messages wait in the outbox
+                log.exception("notify: a sending pass failed; trying again later")
+                outcome = Outcome()
             if not (outcome.sent or outcome.retried or outcome.dead):
                 stop.wait(self.settings.interval_s)
 

@@ -174,7 +174,7 @@ def test_sms_retries_with_backoff_and_no_duplicates(
     sender = outbox.Sender(central_engine, adapters.build(settings), settings)
     with central_engine.begin() as conn:
         assert outbox.enqueue_many(conn, [_msg(f"k{i}", body=f"code {i}") for i in range(3)], T0)
-        assert outbox.enqueue_many(conn, [_msg("k1"), _msg("k3")], T0) == 1  # k1 is there
+        assert outbox.enqueue_many(conn, [_msg("k1"), _msg("k3")], T0) == ["k3"]  # k1 is there
     # k0 fails, k1 is accepted but its reply is lost, k2 ok, k3 fails
     state.fail = ["500", "drop", "ok", "500"]
     caplog.set_level(logging.INFO)
