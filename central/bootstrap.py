@@ -26,6 +26,7 @@ from central.certification.templates import TemplateAnswers, TemplateService
 from central.config import CentralConfig
 from central.notify import adapters, outbox, reminders
 from central.notify.base import Notifier
+from central.payments.status import StatusAnswers
 from central.store import db
 from common.config import secret_path
 from common.errors import ConfigError
@@ -130,7 +131,8 @@ class Central:
         return Consumer(mqtt, self.cfg.ingest, self.ingestor, self.signer, stop)
 
     def template_service(self, link: Link) -> TemplateService:
-        """The template request service, answering over ``link`` (add it before it starts)."""
+        """The terminal request service (templates, status), answering over ``link`` (add
+        it before it starts)."""
         answers = TemplateAnswers(
             self.engine,
             self.trust,
@@ -138,8 +140,14 @@ class Central:
             self.seal_key,
             self.signer,
             link.settings.root,
+            handlers={"status": StatusAnswers(self.engine, self.cfg.policy, self.site_of)},
         )
         return TemplateService(link, answers)
+
+    def site_of(self, kid: str) -> str | None:
+        """The site of the enrolled device whose certificate has ``kid`` (None: unknown)."""
+        device = self.trust.by_kid(kid)
+        return device.site if device else None
 
     def close(self) -> None:
         """Release the database connections (if the engine was built)."""
