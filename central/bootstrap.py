@@ -22,6 +22,7 @@ from central.certification.consumer import Consumer
 from central.certification.devices import DeviceTrust
 from central.certification.ingest import Ingestor
 from central.certification.link import Link
+from central.certification.receipts import ReceiptAnswers
 from central.certification.templates import TemplateAnswers, TemplateService
 from central.config import CentralConfig
 from central.notify import adapters, outbox, reminders
@@ -140,7 +141,10 @@ class Central:
             self.seal_key,
             self.signer,
             link.settings.root,
-            handlers={"status": StatusAnswers(self.engine, self.cfg.policy, self.site_of)},
+            handlers={
+                "status": StatusAnswers(self.engine, self.cfg.policy, self.site_of),
+                "receipt": ReceiptAnswers(self.engine, self.signer, self.cfg.policy),
+            },
         )
         return TemplateService(link, answers)
 

@@ -10,7 +10,16 @@ from pathlib import Path
 import click
 
 from central import config
-from central.cli import certification, fraud, notify, payments, people, reminders, store
+from central.cli import (
+    certification,
+    fraud,
+    notify,
+    payments,
+    people,
+    receipts,
+    reminders,
+    store,
+)
 from central.cli.context import State
 from common.cli import friendly_errors
 
@@ -54,5 +63,6 @@ for command in (
     *fraud.COMMANDS,
     *notify.COMMANDS,
     *reminders.COMMANDS,
+    *receipts.COMMANDS,
 ):
     main.add_command(command)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from central.bootstrap import Central
 from central.certification.settings import Policy
@@ -19,13 +20,15 @@ from central.people import roster
 from central.store import schema
 from common import idnumber
 from edge.adapters import keys as edge_keys
+from edge.adapters.receipts import CentralReceipts, qr_png, qr_svg
 from edge.adapters.status import CentralStatus
+from edge.adapters.templates import ReplyError
 from edge.bootstrap import open_link
 from edge.config import load as load_edge
 from edge.session.ports import UnknownRetireeError
 from protocol import messages, signing, topics
 from provisioning.stack import Stack
-from tests.fixtures.stack import make_stack
+from tests.fixtures.stack import central_url, make_stack
 
 pytestmark = pytest.mark.integration
 
@@ -180,3 +183,31 @@ def test_status_requests_rate_limited_per_device_and_bad_ones_refused(
     other = topics.device_topic("term-zz9", "req")
     assert answers.answer(other, good, topics.device_topic("term-zz9", "resp")) is None
     central.close()
+
+
+def test_kiosk_fetches_a_receipt_of_its_own_pass_over_the_broker(
+    stack: tuple[Stack, list[str]],
+) -> None:
+    built, ids = stack
+    rid = uuid.uuid4()
+    engine = sa.create_engine(central_url(built))
+    with engine.begin() as conn:
+        conn.execute(
+            schema.results.insert(),
+            _result(ids[2], NOW, "k", "kiosk", result_id=rid, seq=1, device_id=DEVICE),
+        )
+        conn.execute(  # a result of the same retiree from another terminal
+            schema.results.insert(),
+            _result(ids[2], NOW, "k", "kiosk", device_id="term-x1", seq=1),
+        )
+    engine.dispose()
+    cfg = load_edge(built.edge_config(DEVICE))
+    keys = edge_keys.load(cfg)
+    with open_link(cfg, on_ack=lambda payload: None) as link:
+        link.start()
+        asker = CentralReceipts(link, DEVICE, keys.central_verifier, keys.central_sign_kid, 10)
+        token, found = asker.fetch(rid)
+        assert found.result_id == rid and found.masked_id == ids[2][:3] + "*" * 11 + ids[2][-4:]
+        assert qr_png(token).startswith(b"\x89PNG") and "<svg" in qr_svg(token)
+        with pytest.raises(ReplyError, match="not_found"):
+            asker.fetch(uuid.uuid4())
