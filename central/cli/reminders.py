@@ -44,7 +44,7 @@ def reminders_run(state: State, on: dt.datetime | None) -> None:
     with click.progressbar(length=total, label=f"reminders for {day}") as bar:
         summary = reminders.run(engine, day, settings, cfg.policy, bar.update)
     for stage, seen in summary.seen.items():
-        click.echo(f"{stage}: {summary.enqueued[stage]} enqueued ({seen} due)")
+        click.echo(f"{stage}: {summary.enqueued[stage]} enqueued ({seen} to remind)")
 
 
 @reminders_group.command("report")

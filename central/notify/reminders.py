@@ -107,7 +107,8 @@ def load_templates(override: Path | None = None) -> dict[tuple[str, str], Templa
 
 @dataclass(frozen=True)
 class Summary:
-    """What one reminders run did, per stage: candidates seen and messages newly enqueued."""
+    """What one reminders run did, per stage: retirees not yet reminded for it (``seen``)
+    and messages newly enqueued."""
 
     on: dt.date
     seen: dict[str, int]
@@ -188,7 +189,7 @@ def _pages(engine: Engine, stage: _Stage) -> Iterator[list[Any]]:
             rows = conn.execute(
                 sa.select(*columns)
                 .where(_reachable(), _r.c.certified_until.is_not(None), stage.where)
-                .where(_r.c.id_number > last)
+                .where(~_sent(stage.name), _r.c.id_number > last)
                 .order_by(_r.c.id_number)
                 .limit(CHUNK)
             ).all()
@@ -196,6 +197,19 @@ def _pages(engine: Engine, stage: _Stage) -> Iterator[list[Any]]:
             return
         last = rows[-1].id_number
         yield list(rows)
+
+
+def _sent(stage: str) -> sa.ColumnElement[bool]:
+    """This stage of the retiree's current due cycle is in ``reminders`` already."""
+    return (
+        sa.exists()
+        .where(
+            reminders.c.retiree_id == _r.c.id_number,
+            reminders.c.stage == stage,
+            reminders.c.due_date == _r.c.certified_until,
+        )
+        .correlate(_r)
+    )
 
 
 def _address(row: Any) -> tuple[str, str]:
@@ -214,7 +228,10 @@ def count(engine: Engine, on: dt.date, settings: ReminderSettings, policy: Polic
             total += int(
                 conn.scalar(
                     sa.select(sa.func.count()).where(
-                        _reachable(), _r.c.certified_until.is_not(None), stage.where
+                        _reachable(),
+                        _r.c.certified_until.is_not(None),
+                        stage.where,
+                        ~_sent(stage.name),
                     )
                 )
                 or 0

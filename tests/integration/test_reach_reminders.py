@@ -141,7 +141,7 @@ def test_cli_run_and_report(roster_in: Any, db_url: str, tmp_path: Path) -> None
     cli = CliRunner()
     done = cli.invoke(main, ["--config", str(config), "reminders", "run", "--date", "2027-01-01"])
     assert done.exit_code == 0, done.output
-    assert "before30: 2 enqueued (2 due)" in done.output and "hold: 1 enqueued" in done.output
+    assert "before30: 2 enqueued (2 to remind)" in done.output and "hold: 1 enqueued" in done.output
     shown = cli.invoke(
         main, ["--config", str(config), "reminders", "report", "--since", "2027-01-01"]
     )
