@@ -263,7 +263,7 @@ def run(
                     name=row.name,
                     due_date=due.isoformat(),
                     days=str((due - on).days),
-                    period=getattr(row, "period", "") or "",
+                    period=(row.period if stage.period is not None else "") or "",
                 )
                 channel, recipient = _address(row)
                 key = f"reminder:{stage.name}:{due.isoformat()}:{row.id_number}"
