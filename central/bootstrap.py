@@ -132,7 +132,7 @@ class Central:
         return Consumer(mqtt, self.cfg.ingest, self.ingestor, self.signer, stop)
 
     def template_service(self, link: Link) -> TemplateService:
-        """The terminal request service (templates, status), answering over ``link`` (add
+        """The terminal request service (templates, status, receipts), answering over ``link`` (add
         it before it starts)."""
         answers = TemplateAnswers(
             self.engine,

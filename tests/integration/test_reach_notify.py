@@ -20,6 +20,7 @@ from central.notify import adapters, outbox
 from central.notify.base import DeliveryError, Message
 from central.notify.email import SmtpNotifier
 from central.notify.settings import NotifySettings, SmsSettings, SmtpSettings
+from central.store import db
 from provisioning import pki
 from tests.fixtures.ports import free_port
 
@@ -226,8 +227,10 @@ def test_sms_wrong_token_is_a_dead_letter_at_once(
     assert state.accepted == {}
 
 
-def test_bad_messages_refused_before_storing(central_engine: Any) -> None:
-    with central_engine.begin() as conn:
+def test_bad_messages_refused_before_storing(tmp_path: Path) -> None:
+    engine = db.create_engine(f"sqlite:///{tmp_path / 'c.sqlite'}")  # the checks are the
+    db.upgrade(engine)  # same on both engines: they run before the database is asked
+    with engine.begin() as conn:
         for bad in (_msg(""), _msg("x" * 201), _msg("k", body="x" * 5000), _msg("k", recipient="")):
             with pytest.raises(outbox.OutboxError):
                 outbox.enqueue(conn, bad, T0)

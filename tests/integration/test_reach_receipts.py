@@ -33,6 +33,7 @@ from protocol import messages, receipts, signing
 from provisioning import pki
 from provisioning.cli import main as lifecert
 from tests.fixtures.ports import free_port
+from tests.integration.test_kiosk_browser import CHROMIUM, FLAGS
 
 pytestmark = pytest.mark.integration
 
@@ -234,3 +235,22 @@ def test_public_page_verifies_over_http(page: str) -> None:
         key = serialization.load_pem_public_key(http.get("/key.pem").content)
         assert isinstance(key, ec.EllipticCurvePublicKey)
         assert signing.key_fingerprint(key) == SIGNER.kid
+
+
+def test_public_page_in_a_real_browser(page: str) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (apt install chromium)")
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        tab = browser.new_page()
+        tab.goto(page + "/")
+        tab.fill("#token", _token())
+        tab.click("button[type=submit]")
+        tab.wait_for_selector(".ok")
+        assert "110***********1249" in tab.inner_text(".ok")
+        tab.fill("#token", _tamper(_token()))
+        tab.click("button[type=submit]")
+        tab.wait_for_selector(".bad")
+        assert "altered or forged" in tab.inner_text(".bad")
+        browser.close()
