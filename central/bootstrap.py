@@ -101,7 +101,7 @@ class Central:
             if day != done:
                 try:
                     summary = reminders.run(
-                        self.engine, day, self.cfg.notify.reminders, self.cfg.policy
+                        self.engine, day, self.cfg.notify.reminders, self.cfg.policy, stop=stop
                     )
                 except Exception:  # the database is away, say: try again next time round
                     log.exception("reminders for %s failed; trying again later", day)

@@ -24,6 +24,7 @@ Texts are files, ``templates/<stage>.<language>.txt`` (stage ``before``, ``due``
 
 import datetime as dt
 import string
+import threading
 import zoneinfo
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -245,9 +246,10 @@ def run(
     settings: ReminderSettings,
     policy: Policy,
     progress: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> Summary:
     """Enqueue every reminder due on ``on`` (see the module docstring); ``progress`` is told
-    how many candidates each chunk covered."""
+    how many candidates each chunk covered; a set ``stop`` ends it between chunks."""
     templates = load_templates(settings.templates_dir)
     seen: dict[str, int] = {}
     enqueued: dict[str, int] = {}
@@ -255,6 +257,8 @@ def run(
     for stage in _stages(on, settings, policy):
         seen[stage.name] = enqueued[stage.name] = 0
         for rows in _pages(engine, stage):
+            if stop is not None and stop.is_set():  # what is enqueued stays; the rest next run
+                return Summary(on, seen, enqueued)
             messages, records = [], {}
             for row in rows:
                 language = row.language or Language.ZH.value

@@ -2,6 +2,7 @@
 the CLI (SQLite and PostgreSQL)."""
 
 import datetime as dt
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,9 @@ def _outbox(engine: Any) -> dict[str, Any]:
 
 def test_stages_once_per_cycle_opt_out_and_language(roster_in: Any) -> None:
     engine = roster_in
+    stopped = threading.Event()
+    stopped.set()  # a service stopping: nothing more is enqueued
+    assert sum(reminders.run(engine, ON, SETTINGS, Policy(), stop=stopped).enqueued.values()) == 0
     summary = reminders.run(engine, ON, SETTINGS, Policy())
     assert summary.enqueued == {"before30": 2, "before7": 1, "due": 1, "hold": 1}
     sent = _outbox(engine)
