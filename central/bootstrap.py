@@ -23,6 +23,7 @@ from central.certification.consumer import Consumer
 from central.certification.devices import DeviceTrust
 from central.certification.ingest import Ingestor
 from central.certification.link import Link
+from central.certification.receipts import ReceiptAnswers
 from central.certification.templates import TemplateAnswers, TemplateService
 from central.config import CentralConfig
 from central.fleet import alerts as fleet_alerts
@@ -31,8 +32,10 @@ from central.fleet.commands_link import FleetLink
 from central.fleet.health import FleetHealth
 from central.fleet.health_service import HealthService
 from central.fleet.rollouts_server import BundleServer, server_context
-from central.notify.base import LogNotifier
+from central.notify import adapters, outbox, reminders
+from central.notify.base import LogNotifier, Notifier
 from central.notify.webhook import WebhookNotifier
+from central.payments.status import StatusAnswers
 from central.staff import audit
 from central.store import db
 from common.config import secret_path
@@ -90,12 +93,38 @@ class Central:
         root = self.cfg.mqtt.root if self.cfg.mqtt else topics.ROOT
         return Ingestor(self.engine, self.trust, self.cfg.policy, root)
 
+    @cached_property
+    def notifiers(self) -> dict[str, Notifier]:
+        """The adapter of each notify channel (``[notify] channels``)."""
+        return adapters.build(self.cfg.notify)
+
+    def sender(self) -> outbox.Sender:
+        """Delivers the outbox's due messages through ``notifiers``."""
+        return outbox.Sender(self.engine, self.notifiers, self.cfg.notify)
+
+    def remind_daily(self, stop: threading.Event, every_s: float = 600.0) -> None:
+        """Run the reminders once per day (in the policy's time zone) until ``stop``."""
+        done: object = None
+        while not stop.is_set():
+            day = reminders.today(self.cfg.policy)
+            if day != done:
+                try:
+                    summary = reminders.run(
+                        self.engine, day, self.cfg.notify.reminders, self.cfg.policy, stop=stop
+                    )
+                except Exception:  # the database is away, say: try again next time round
+                    log.exception("reminders for %s failed; trying again later", day)
+                else:
+                    log.info("reminders for %s: %s enqueued", day, summary.enqueued)
+                    done = day
+            stop.wait(every_s)
+
     def check(self) -> None:
         """Load everything ``run`` needs: files present, [mqtt], CA/CRL/devices, both keys."""
         if missing := self.cfg.missing_files():
             raise ConfigError("missing files:\n  - " + "\n  - ".join(missing))
         self.cfg.require_mqtt()
-        _ = self.trust, self.signer, self.seal_key
+        _ = self.trust, self.signer, self.seal_key, self.notifiers
         if self.cfg.rollout.bundle_port:
             server_context(self.cfg.rollout, self.cfg.fleet.ca_file)
 
@@ -114,7 +143,8 @@ class Central:
         return Consumer(mqtt, self.cfg.ingest, self.ingestor, self.signer, stop)
 
     def template_service(self, link: Link) -> TemplateService:
-        """The template request service, answering over ``link`` (add it before it starts)."""
+        """The terminal request service (templates, status, receipts), answering over ``link`` (add
+        it before it starts)."""
         answers = TemplateAnswers(
             self.engine,
             self.trust,
@@ -122,6 +152,10 @@ class Central:
             self.seal_key,
             self.signer,
             link.settings.root,
+            handlers={
+                "status": StatusAnswers(self.engine, self.cfg.policy, self.site_of),
+                "receipt": ReceiptAnswers(self.engine, self.signer, self.cfg.policy),
+            },
         )
         return TemplateService(link, answers)
 
@@ -170,6 +204,11 @@ class Central:
             return None
         return BundleServer(self.engine, self.trust, self.cfg.rollout, self.cfg.fleet.ca_file)
 
+    def site_of(self, kid: str) -> str | None:
+        """The site of the enrolled device whose certificate has ``kid`` (None: unknown)."""
+        device = self.trust.by_kid(kid)
+        return device.site if device else None
+
     def close(self) -> None:
         """Release the database connections (if the engine was built)."""
         if "engine" in self.__dict__:
@@ -180,40 +219,48 @@ class Service:
     """What ``lifecert-central run`` serves: the consumer, the template service, fleet health
     (with alerts and metrics) and the fleet's configs and commands, over the consumer's one
     broker connection (one paho client, one session); the rollout bundle server, if
-    configured; and a thread sealing new events into the audit chain every
-    ``[staff] seal_interval_s``."""
+    configured; and threads of their own for the notifier's outbox sender, the daily
+    reminders and sealing new events into the audit chain every ``[staff] seal_interval_s``."""
 
     def __init__(
         self, central: Central, stop: threading.Event, client_id: str | None = None
     ) -> None:
         self.stop = stop
+        self.central = central
         self.consumer = central.consumer(stop, client_id)
         self.templates = central.template_service(self.consumer.link)
         self.health = central.health_service(self.consumer, threading.Event())
         self.fleet = central.fleet_link(self.consumer.link)
         self.bundles = central.bundle_server()
-        self.sealer = threading.Thread(
-            target=audit.seal_until,
-            args=(central.engine, stop, central.cfg.staff.seal_interval_s),
-            name="audit-sealer",
-            daemon=True,
-        )
+        self.sender = central.sender()
 
     def run(self) -> None:
         """Serve until the stop event is set: the batch in hand is finished, the template
         request subscription left, the connection closed cleanly, fleet state flushed."""
-        with self.templates, self.health, self.fleet, ExitStack() as stack:
-            if self.bundles is not None:
-                stack.enter_context(self.bundles).start()
-            self.templates.start()
-            self.health.start()
-            self.fleet.start()
-            self.sealer.start()
-            try:
+        central, stop = self.central, self.stop
+        helpers = [
+            threading.Thread(target=self.sender.run, args=(stop,), name="notify"),
+            threading.Thread(target=central.remind_daily, args=(stop,), name="remind"),
+            threading.Thread(
+                target=audit.seal_until,
+                args=(central.engine, stop, central.cfg.staff.seal_interval_s),
+                name="audit-sealer",
+            ),
+        ]
+        for thread in helpers:
+            thread.start()
+        try:
+            with self.templates, self.health, self.fleet, ExitStack() as stack:
+                if self.bundles is not None:
+                    stack.enter_context(self.bundles).start()
+                self.templates.start()
+                self.health.start()
+                self.fleet.start()
                 self.consumer.run()
-            finally:
-                self.stop.set()
-                self.sealer.join(timeout=30)
+        finally:
+            stop.set()
+            for thread in helpers:
+                thread.join(timeout=30)
 
 
 def run(central: Central, client_id: str | None = None) -> None:

@@ -16,6 +16,7 @@ from central.console.settings import ConsoleSettings
 from central.fleet.health_settings import AlertSettings, MetricsSettings
 from central.fleet.rollouts_settings import RolloutSettings
 from central.fraud.settings import DuplicateSettings
+from central.notify.settings import NotifySettings
 from central.payments.settings import BankSettings, PaymentSettings
 from central.proposals.settings import ProposalSettings
 from central.staff.settings import StaffSettings
@@ -85,6 +86,9 @@ class CentralConfig(Section):
         default=_EMPTY,
         title="fleet config, commands and rollouts",
         description="a [rollout] table",
+    )
+    notify: NotifySettings = Field(
+        default=_EMPTY, title="notify", description="a [notify] table (outbox, adapters)"
     )
 
     def require_mqtt(self) -> CentralMqtt:

@@ -22,6 +22,7 @@ from provisioning.config import BrokerSettings
 from provisioning.demo import demo
 from provisioning.errors import ProvisioningError
 from provisioning.fleet import Fleet
+from provisioning.receipts import verify_receipt_cmd
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -412,3 +413,4 @@ def purge_sessions_cmd(directory: Path, client_ids: tuple[str, ...], everything:
 
 
 main.add_command(demo)
+main.add_command(verify_receipt_cmd)
