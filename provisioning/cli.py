@@ -233,14 +233,34 @@ def revoke_cmd(directory: Path, device_id: str, reason: str, reload: bool) -> No
 @_command(fleet, "crl")
 @_fleet_dir
 @click.option("--reload/--no-reload", default=True, show_default=True, help="reload the broker")
-def crl_cmd(directory: Path, reload: bool) -> None:
-    """Re-issue the CRL with a fresh nextUpdate (run it monthly, e.g. from cron).
+@click.option(
+    "--renew-if-due",
+    is_flag=True,
+    help="only if nextUpdate is closer than pki.crl_renew_days (what the shipped "
+    "lifecert-crl.timer runs daily)",
+)
+def crl_cmd(directory: Path, reload: bool, renew_if_due: bool) -> None:
+    """Re-issue the CRL with a fresh nextUpdate and reload the broker.
+
+    Once nextUpdate passes the broker refuses every terminal: systemd's
+    lifecert-crl.timer runs this daily with --renew-if-due.
 
     \b
     Example:
         lifecert fleet crl --dir fleet
+        lifecert fleet crl --renew-if-due --dir /var/lib/lifecert-fleet
     """
     target = Fleet.open(directory)
+    if renew_if_due:
+        why = target.crl_due()
+        if why is None:
+            current = pki.load_crl(target.paths.crl)
+            click.echo(
+                f"CRL {target.paths.crl}: next update {current.next_update_utc:%Y-%m-%d %H:%M} "
+                "UTC, not due yet"
+            )
+            return
+        click.echo(f"renewing the CRL: {why}")
     crl = target.refresh_crl()
     click.echo(f"CRL {target.paths.crl}: next update {crl.next_update_utc:%Y-%m-%d %H:%M} UTC")
     if reload:

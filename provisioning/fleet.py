@@ -540,7 +540,28 @@ class Fleet:
 
     def refresh_crl(self) -> x509.CertificateRevocationList:
         """Re-issue the CRL with a fresh nextUpdate (run well before the old one passes)."""
-        return self._write_crl(registry.read(self.paths.registry))
+        with registry.locked(self.paths.registry) as reg:
+            return self._write_crl(reg)
+
+    def crl_due(self, now: dt.datetime | None = None) -> str | None:
+        """Why the CRL must be re-issued now, or None while it is good for longer than
+        ``pki.crl_renew_before`` (missing, unreadable or not the CA's counts as due)."""
+        now = now or dt.datetime.now(dt.UTC)
+        try:
+            crl = pki.load_crl(self.paths.crl)
+        except (OSError, ValueError) as exc:
+            return f"the CRL {self.paths.crl} cannot be read ({exc})"
+        if not crl.is_signature_valid(self.authority().cert.public_key()):  # type: ignore[arg-type]
+            return f"the CRL {self.paths.crl} is not signed by this fleet's CA"
+        next_update = crl.next_update_utc
+        if next_update is None:
+            return "the CRL has no nextUpdate"
+        margin = self.settings.pki.crl_renew_before
+        if next_update - now < margin:
+            left = "passed" if next_update <= now else f"is in {_days(next_update - now)}"
+            when = f"{next_update:%Y-%m-%d %H:%M} UTC"
+            return f"its nextUpdate {when} {left} (renewal margin {_days(margin)})"
+        return None
 
     def _write_crl(self, reg: registry.Registry) -> x509.CertificateRevocationList:
         previous = pki.crl_number(pki.load_crl(self.paths.crl)) if self.paths.crl.exists() else 0
@@ -724,6 +745,11 @@ class Fleet:
             )
         os.kill(pid, signal.SIGHUP)
         return f"sent SIGHUP to mosquitto (pid {pid}): it re-reads the CRL"
+
+
+def _days(delta: dt.timedelta) -> str:
+    days = delta.total_seconds() / 86400
+    return f"{days:.1f} days" if days >= 1 else f"{delta.total_seconds() / 3600:.1f} hours"
 
 
 def _check(responses: list[dict[str, Any]]) -> None:
