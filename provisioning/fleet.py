@@ -31,13 +31,14 @@ import socket
 import subprocess
 import tarfile
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
 
 from common.config import format_errors
@@ -381,12 +382,49 @@ class Fleet:
         ``site`` (the community centre where it stands) goes into the certificate's OU.
         The broker learns the new login at once (see :meth:`add_to_broker`).
         """
+        password = dynsec.new_password()
+        key = pki.new_key()
+        bundle = self.paths.bundle(device_id)
+
+        def write_bundle(cert: x509.Certificate) -> None:
+            if bundle.exists():
+                shutil.rmtree(bundle)
+            bundle.mkdir(parents=True, mode=0o700)
+            pki.write_private_key(bundle / "device.key", key)
+            pki.write_cert(bundle / "device.pem", cert)
+            self._write_bundle(device_id, password)
+
+        record = self._register(device_id, site, key.public_key(), password, write_bundle)
+        return Enrolment(record, bundle, self._tell_broker(device_id, password))
+
+    def enrol_public_key(
+        self, device_id: str, site: str, public_key: ec.EllipticCurvePublicKey, password: str
+    ) -> tuple[DeviceRecord, x509.Certificate, str]:
+        """Enrol a terminal whose key was born on it (claim enrolment): certificate for
+        ``public_key``, registry record, broker login with the password it chose; no bundle.
+        The record, the certificate and what the broker was told."""
+        issued: list[x509.Certificate] = []
+        record = self._register(device_id, site, public_key, password, issued.append)
+        try:
+            told = self.add_to_broker(device_id, password)
+        except ProvisioningError as exc:
+            told = f"the broker did not take {device_id}'s login: {exc}"
+        return record, issued[0], told
+
+    def _register(
+        self,
+        device_id: str,
+        site: str,
+        public_key: ec.EllipticCurvePublicKey,
+        password: str,
+        keep: Callable[[x509.Certificate], None],
+    ) -> DeviceRecord:
+        """Issue ``device_id``'s certificate, hand it to ``keep``, record it (registry lock)."""
         _check_new_id(device_id)
         try:
             topics.check_site(site)
         except ValueError as exc:
             raise ProvisioningError(str(exc)) from None
-        password = dynsec.new_password()
         with registry.locked(self.paths.registry) as reg:
             known = reg.get(device_id)
             if known is not None:
@@ -399,16 +437,10 @@ class Fleet:
                     f"device {device_id!r} is {what}: choose a new id, or copy the existing "
                     f"bundle from {self.paths.bundle(device_id)}"
                 )
-            ca = self.authority()
-            key = pki.new_key()
-            cert = ca.issue(device_id, key.public_key(), self.settings.pki.device_days, site=site)
-            bundle = self.paths.bundle(device_id)
-            if bundle.exists():
-                shutil.rmtree(bundle)
-            bundle.mkdir(parents=True, mode=0o700)
-            pki.write_private_key(bundle / "device.key", key)
-            pki.write_cert(bundle / "device.pem", cert)
-            self._write_bundle(device_id, password)
+            cert = self.authority().issue(
+                device_id, public_key, self.settings.pki.device_days, site=site
+            )
+            keep(cert)
             pki.write_cert(self.paths.devices / f"{device_id}.pem", cert)
             record = DeviceRecord(
                 id=device_id,
@@ -421,7 +453,7 @@ class Fleet:
             )
             reg.devices.append(record)
         log.info("enrolled %s (serial %s)", device_id, record.serial)
-        return Enrolment(record, bundle, self._tell_broker(device_id, password))
+        return record
 
     def reissue(self, device_id: str) -> Enrolment:
         """A new broker password for an active device: ``mqtt.password`` and ``edge.toml`` in
