@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
 from protocol import topics
 
@@ -143,6 +143,7 @@ class RenewalRequest(_Strict):
     """A terminal's renewal request (payload of a JWS signed with its current key)."""
 
     v: Literal[1] = 1
+    type: Literal["renew"] = "renew"
     device_id: DeviceId
     request_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
     csr: str = Field(max_length=MAX_CSR_BYTES)
@@ -157,12 +158,22 @@ class RenewalReply(_Strict):
     request_id: str = Field(max_length=64)
     certificate: str | None = Field(default=None, max_length=MAX_PEM_BYTES)
     error: str | None = Field(default=None, max_length=1000)
+    finished: bool = Field(default=False, description="the old certificate is now revoked")
 
 
 class RenewalDone(_Strict):
     """The terminal runs on its new certificate (payload of a JWS signed with the new key)."""
 
     v: Literal[1] = 1
+    type: Literal["renewed"] = "renewed"
     device_id: DeviceId
     request_id: str = Field(max_length=64)
-    done: Literal[True] = True
+
+
+RenewalMessage = Annotated[RenewalRequest | RenewalDone, Field(discriminator="type")]
+_RENEWAL: TypeAdapter[RenewalRequest | RenewalDone] = TypeAdapter(RenewalMessage)
+
+
+def parse_renewal(payload: bytes) -> RenewalRequest | RenewalDone:
+    """A verified payload from a terminal's ``csr`` topic; ``ValidationError`` if malformed."""
+    return _RENEWAL.validate_json(payload)

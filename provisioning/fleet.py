@@ -126,6 +126,11 @@ class FleetPaths:
         return self.broker / "admin.password"
 
     @property
+    def renewal_password(self) -> Path:
+        """The broker password of ``lifecert-renewal`` (the renewal service)."""
+        return self.broker / "renewal.password"
+
+    @property
     def bundles(self) -> Path:
         """Enrolment bundles, one folder per device."""
         return self.root / "bundles"
@@ -286,15 +291,18 @@ class Fleet:
         if not p.admin_password.exists():
             write_secret(p.admin_password, dynsec.new_password())
             made.append(str(p.admin_password))
-        if not (p.broker / "admin.pem").exists() or not (p.broker / "admin.key").exists():
-            key = pki.new_key()
-            days = self.settings.pki.service_days
-            pki.write_private_key(p.broker / "admin.key", key)
-            pki.write_cert(
-                p.broker / "admin.pem",
-                self.authority().issue(dynsec.ADMIN_USER, key.public_key(), days),
-            )
-            made.append(str(p.broker / "admin.pem"))
+        if not p.renewal_password.exists():
+            write_secret(p.renewal_password, dynsec.new_password())
+            made.append(str(p.renewal_password))
+        for stem, user in (("admin", dynsec.ADMIN_USER), ("renewal", dynsec.RENEWAL_USER)):
+            if not (p.broker / f"{stem}.pem").exists() or not (p.broker / f"{stem}.key").exists():
+                key = pki.new_key()
+                days = self.settings.pki.service_days
+                pki.write_private_key(p.broker / f"{stem}.key", key)
+                pki.write_cert(
+                    p.broker / f"{stem}.pem", self.authority().issue(user, key.public_key(), days)
+                )
+                made.append(str(p.broker / f"{stem}.pem"))
         return made
 
     def _write_central_config(self) -> None:
@@ -354,6 +362,13 @@ class Fleet:
         """Central's broker password (``central/mqtt.password``)."""
         return _read_secret(
             self.paths.central_password, "run `lifecert fleet broker-config` to create it"
+        )
+
+    def renewal_password(self) -> str:
+        """The renewal service's broker password (``broker/renewal.password``)."""
+        return _read_secret(
+            self.paths.renewal_password,
+            "run `lifecert fleet broker-config` to create it, then restart the broker",
         )
 
     def admin_login(self) -> AdminLogin:
@@ -564,7 +579,7 @@ class Fleet:
             record.status = "revoked"
             record.revoked_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
             record.reason = reason or None
-            self._write_crl(reg)
+            self.write_crl(reg)
             if not self.broker_running():
                 self._write_dynsec(reg)
         log.info("revoked %s (serial %s)", device_id, record.serial)
@@ -573,7 +588,7 @@ class Fleet:
     def refresh_crl(self) -> x509.CertificateRevocationList:
         """Re-issue the CRL with a fresh nextUpdate (run well before the old one passes)."""
         with registry.locked(self.paths.registry) as reg:
-            return self._write_crl(reg)
+            return self.write_crl(reg)
 
     def crl_due(self, now: dt.datetime | None = None) -> str | None:
         """Why the CRL must be re-issued now, or None while it is good for longer than
@@ -595,10 +610,11 @@ class Fleet:
             return f"its nextUpdate {when} {left} (renewal margin {_days(margin)})"
         return None
 
-    def _write_crl(self, reg: registry.Registry) -> x509.CertificateRevocationList:
+    def write_crl(self, reg: registry.Registry) -> x509.CertificateRevocationList:
+        """Re-issue the CRL from ``reg`` (call with the registry locked)."""
         previous = pki.crl_number(pki.load_crl(self.paths.crl)) if self.paths.crl.exists() else 0
         crl = self.authority().crl(
-            [(int(d.serial, 16), d.revoked_at or dt.datetime.now(dt.UTC)) for d in reg.revoked()],
+            reg.revoked_serials(),
             self.settings.pki.crl_days,
             number=previous + 1,
         )
@@ -740,6 +756,11 @@ class Fleet:
             },
             central=dynsec.hash_password(_read_secret(self.paths.central_password, fix)),
             admin=dynsec.hash_password(_read_secret(self.paths.admin_password, fix)),
+            renewal=(
+                dynsec.hash_password(_read_secret(self.paths.renewal_password, fix))
+                if self.paths.renewal_password.exists()
+                else None
+            ),
         )
         tmp = self.paths.dynsec.with_name(self.paths.dynsec.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
