@@ -21,7 +21,7 @@ from contextlib import ExitStack, contextmanager
 
 from common.errors import ConfigError
 from edge.adapters import keys as edge_keys
-from edge.adapters.mqtt import MqttLink, OnAck, OnConnect
+from edge.adapters.mqtt import MqttLink, OnAck, OnCert, OnConnect
 from edge.adapters.outbox import Clock, Outbox
 from edge.adapters.recorder import Recorder
 from edge.adapters.templates import CentralTemplates, Fetch, Requester
@@ -47,14 +47,21 @@ def open_outbox(cfg: EdgeConfig, clock: Clock = time.time) -> Outbox:
     )
 
 
-def open_link(cfg: EdgeConfig, on_ack: OnAck, on_connect: OnConnect | None = None) -> MqttLink:
+def open_link(
+    cfg: EdgeConfig,
+    on_ack: OnAck,
+    on_connect: OnConnect | None = None,
+    on_cert: OnCert | None = None,
+) -> MqttLink:
     """The terminal's MQTT link (not started), logged in as its device id.
 
     One per process: it carries results and acks, template requests and replies, status
     and telemetry; the broker lets the device id connect once (a second connection under
     it would end the first).
     """
-    return MqttLink(cfg, edge_keys.device_key_path(cfg), on_ack=on_ack, on_connect=on_connect)
+    return MqttLink(
+        cfg, edge_keys.device_key_path(cfg), on_ack=on_ack, on_connect=on_connect, on_cert=on_cert
+    )
 
 
 def open_desk(cfg: EdgeConfig) -> Desk | None:

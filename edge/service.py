@@ -17,6 +17,7 @@ import time
 from typing import TypeVar
 
 from common import sdnotify
+from edge import renewal
 from edge.adapters import keys as edge_keys
 from edge.adapters.mqtt import MqttLink
 from edge.adapters.outbox import Outbox, OutboxError
@@ -46,7 +47,19 @@ class EdgeService:
         self._wake = threading.Event()
         self._acks: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._connects: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        if done := renewal.recover(cfg):  # a power cut mid-switch: before the keys load
+            log.warning("%s", done)
         self._keys = edge_keys.load(cfg)
+        self.renewer = renewal.Renewer(cfg, self._keys.signer)
+
+    def request_renewal(self) -> None:
+        """Renew the certificate now (central's signed ``renew`` command)."""
+        self.renewer.request()
+        self._wake.set()
+
+    def _on_cert(self, payload: bytes) -> None:
+        self.renewer.on_cert(payload)
+        self._wake.set()
 
     def stop(self) -> None:
         """Ask the loop to finish (thread- and signal-safe)."""
@@ -64,7 +77,9 @@ class EdgeService:
     def run(self) -> None:
         """Run until the stop event is set."""
         with open_outbox(self.cfg) as outbox:
-            link = open_link(self.cfg, on_ack=self._on_ack, on_connect=self._on_connect)
+            link = open_link(
+                self.cfg, on_ack=self._on_ack, on_connect=self._on_connect, on_cert=self._on_cert
+            )
             publisher = Publisher(
                 outbox,
                 self._keys.central_verifier,
@@ -99,6 +114,7 @@ class EdgeService:
             self._wake.clear()
             try:
                 self._step(link, publisher)
+                self.renewer.step(link, outbox.counts()["pending"])
             except OutboxError as exc:
                 log.error("outbox unavailable, will retry: %s", exc)
             now = time.monotonic()

@@ -3,15 +3,17 @@ on the terminal (a thin layer over :mod:`provisioning.claims`)."""
 
 import json
 import logging
+import signal
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
 
 from common.cli import friendly_errors
 from protocol import topics
-from provisioning import claims, enrolserver
+from provisioning import claims, enrolserver, renewal
 from provisioning.cliutil import fleet_dir, os_errors
 from provisioning.fleet import Fleet
 
@@ -147,10 +149,34 @@ def enrol_server_cmd(directory: Path, bind: str, port: int, names: tuple[str, ..
     enrolserver.serve(Fleet.open(directory), bind, port, names)
 
 
+@_cmd("renewal-service")
+@fleet_dir
+def renewal_service_cmd(directory: Path) -> None:
+    """Answer terminals' certificate renewals over MQTT until SIGTERM (holds the CA key).
+
+    Revokes each old certificate once the terminal confirms with its new one, and
+    reloads the broker (see broker.pid_file / broker.reload_command).
+
+    \b
+    Example:
+        lifecert fleet renewal-service --dir fleet
+    """
+    logging.getLogger().setLevel(logging.INFO)
+    service = renewal.Service(Fleet.open(directory))
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        service.stop_event.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    service.run()
+
+
 COMMANDS: tuple[click.Command, ...] = (
     token,
     pending_cmd,
     approve_cmd,
     reject_cmd,
     enrol_server_cmd,
+    renewal_service_cmd,
 )

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 OnConnect = Callable[[bool], None]
 OnAck = Callable[[bytes], None]
+OnCert = Callable[[bytes], None]
 
 
 def tls_context(cfg: EdgeConfig, key_file: Path) -> ssl.SSLContext:
@@ -83,10 +84,13 @@ class MqttLink:
         key_file: Path,
         on_ack: OnAck,
         on_connect: OnConnect | None = None,
+        on_cert: OnCert | None = None,
     ) -> None:
         self._cfg = cfg
         self._on_ack = on_ack
         self._on_connect_cb = on_connect
+        self._on_cert = on_cert
+        self._key_file = key_file
         root = cfg.mqtt.root
         self.result_topic = topics.device_topic(cfg.device_id, "result", root)
         self.ack_topic = topics.device_topic(cfg.device_id, "ack", root)
@@ -94,6 +98,8 @@ class MqttLink:
         self.telemetry_topic = topics.device_topic(cfg.device_id, "telemetry", root)
         self.req_topic = topics.device_topic(cfg.device_id, "req", root)
         self.resp_topic = topics.device_topic(cfg.device_id, "resp", root)
+        self.csr_topic = topics.device_topic(cfg.device_id, "csr", root)
+        self.cert_topic = topics.device_topic(cfg.device_id, "cert", root)
         self._connected = threading.Event()
         self._replies = threading.Event()  # connected and subscribed to the reply topic
         self._waiting: dict[bytes, queue.SimpleQueue[bytes]] = {}
@@ -104,7 +110,8 @@ class MqttLink:
             client_id=cfg.device_id,
             protocol=MQTTProtocolVersion.MQTTv5,
         )
-        client.tls_set_context(tls_context(cfg, key_file))
+        self._tls = tls_context(cfg, key_file)
+        client.tls_set_context(self._tls)
         set_login(client, cfg)
         client.will_set(self.status_topic, topics.STATUS_OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(cfg.link.reconnect_min_s, cfg.link.reconnect_max_s)
@@ -176,6 +183,30 @@ class MqttLink:
             with self._lock:
                 self._waiting.pop(correlation, None)
 
+    def publish_csr(self, jws: str) -> bool:
+        """Publish a signed renewal message on the ``csr`` topic (QoS 1); False if offline."""
+        if not self.connected:
+            return False
+        info = self._client.publish(self.csr_topic, jws.encode("ascii"), qos=1)
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def reconnect(self) -> None:
+        """Reconnect (same client id and session) with the key and certificate now on disk:
+        after a renewal switched them."""
+        cert_file = self._cfg.mqtt.tls.cert_file
+        try:
+            self._tls.load_cert_chain(str(cert_file), str(self._key_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"mqtt.tls: cannot load {cert_file} with {self._key_file}: {exc}"
+            ) from None
+        self._started = False
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+        self._replies.clear()
+        self.start()
+
     def publish_telemetry(self, payload: bytes) -> None:
         """Publish health metrics (QoS 0, best effort)."""
         if self.connected:
@@ -217,7 +248,11 @@ class MqttLink:
             log.warning("broker refused the connection: %s", reason)
             return
         client.subscribe(
-            [(self.ack_topic, SubscribeOptions(qos=1)), (self.resp_topic, SubscribeOptions(qos=0))]
+            [
+                (self.ack_topic, SubscribeOptions(qos=1)),
+                (self.resp_topic, SubscribeOptions(qos=0)),
+                (self.cert_topic, SubscribeOptions(qos=1)),
+            ]
         )
         client.publish(self.status_topic, topics.STATUS_ONLINE, qos=1, retain=True)
         self._connected.set()
@@ -233,7 +268,9 @@ class MqttLink:
         codes: list[ReasonCode],
         properties: Properties | None,
     ) -> None:
-        ack, resp = codes
+        ack, resp, *cert = codes
+        if cert and cert[0].is_failure:
+            log.warning("certificate renewal topic refused: %s (broker config predates it)", cert)
         if ack.is_failure:
             log.error("ack topic subscription refused: %s", ack)
         if resp.is_failure:
@@ -262,6 +299,9 @@ class MqttLink:
     def _handle_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         if msg.topic == self.ack_topic:
             self._on_ack(bytes(msg.payload))
+        elif msg.topic == self.cert_topic:
+            if self._on_cert is not None:
+                self._on_cert(bytes(msg.payload))
         elif msg.topic == self.resp_topic:
             correlation = getattr(msg.properties, "CorrelationData", None)
             with self._lock:

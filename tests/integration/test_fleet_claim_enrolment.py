@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
@@ -169,9 +169,8 @@ def _flip(token: str, at: int) -> str:
     return "".join(chars)
 
 
-def _csr_with(key: Any, cn: str) -> str:
-    from cryptography.hazmat.primitives import serialization
-
+def csr_with(key: Any, cn: str) -> str:
+    """A PEM CSR with CN = ``cn`` signed by ``key`` (of any type)."""
     csr = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
@@ -187,8 +186,8 @@ def test_bad_claims_are_refused_with_a_clear_message_and_change_nothing(stack: S
     before = registry.read(fleet.paths.registry).model_dump_json()
     cases = [
         ({"csr": make_csr(p256, "term-other")}, 400, "csr: CN 'term-other' differs"),
-        ({"csr": _csr_with(rsa.generate_private_key(65537, 2048), device)}, 400, "RSA 2048"),
-        ({"csr": _csr_with(ec.generate_private_key(ec.SECP384R1()), device)}, 400, "secp384r1"),
+        ({"csr": csr_with(rsa.generate_private_key(65537, 2048), device)}, 400, "RSA 2048"),
+        ({"csr": csr_with(ec.generate_private_key(ec.SECP384R1()), device)}, 400, "secp384r1"),
         ({"csr": "-----BEGIN CERTIFICATE REQUEST-----\nAAAA"}, 400, "csr: not a PEM"),
         ({"csr": "A" * 5000}, 400, "csr:"),
         ({"password": "short"}, 400, "password:"),
