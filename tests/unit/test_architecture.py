@@ -171,6 +171,7 @@ CENTRAL_ROOMS: dict[str, set[str]] = {
     "people": {"store", "certification"},
     "payments": {"store", "certification", "people"},
     "fraud": {"store"},
+    "fleet": {"store", "certification"},
 }
 """Whom each room of ``central/`` may import (docs/design.md, "Central's rooms")."""
 CENTRAL_TOP = {"__main__", "config", "bootstrap", "cli"}

@@ -1,0 +1,1 @@
+"""Fleet operations: health, desired config, rollouts and the fleet audit (issue 15)."""
