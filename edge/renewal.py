@@ -45,6 +45,8 @@ from protocol.errors import SignatureError
 log = logging.getLogger(__name__)
 
 STATE_FILE = "renewal.json"
+DUE_CHECK_S = 60.0
+"""Seconds between looks at the certificate's age while no renewal is under way."""
 
 
 class Link(Protocol):
@@ -172,6 +174,7 @@ class Renewer:
         if state is None:
             self.state_file.unlink(missing_ok=True)
         else:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
             write_private(self.state_file, json.dumps(state).encode())
 
     def _current(self) -> x509.Certificate:
@@ -213,6 +216,8 @@ class Renewer:
             if now >= self._not_before and self.due():
                 self._start()
                 self._send_request(link)
+            elif not self._forced:
+                self._not_before = max(self._not_before, now + DUE_CHECK_S)
         elif now - self._last_sent >= self.cfg.renewal.retry_s:
             if stage == "requested":
                 self._send_request(link)
@@ -277,6 +282,7 @@ class Renewer:
         if reply.finished or (reply.error and stage == "installed"):
             self._save(None)
             self.files.next_key.unlink(missing_ok=True)
+            self._not_before = time.monotonic() + DUE_CHECK_S
             log.info("renewal %s finished: the old certificate is revoked", reply.request_id)
         elif reply.error:
             log.error("renewal %s refused: %s", reply.request_id, reply.error)

@@ -151,7 +151,8 @@ def enrol_server_cmd(directory: Path, bind: str, port: int, names: tuple[str, ..
 
 @_cmd("renewal-service")
 @fleet_dir
-def renewal_service_cmd(directory: Path) -> None:
+@click.option("--validate-config", is_flag=True, help="check the fleet's files, print OK, exit")
+def renewal_service_cmd(directory: Path, validate_config: bool) -> None:
     """Answer terminals' certificate renewals over MQTT until SIGTERM (holds the CA key).
 
     Revokes each old certificate once the terminal confirms with its new one, and
@@ -163,6 +164,9 @@ def renewal_service_cmd(directory: Path) -> None:
     """
     logging.getLogger().setLevel(logging.INFO)
     service = renewal.Service(Fleet.open(directory))
+    if validate_config:
+        click.echo(service.check())
+        return
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
         service.stop_event.set()

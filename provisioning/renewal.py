@@ -23,6 +23,7 @@ import logging
 import queue
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,20 @@ class Service:
         self._inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self._ready = threading.Event()
 
+    def check(self) -> str:
+        """What ``--validate-config`` reports: the files and login the service needs are there."""
+        p = self.fleet.paths
+        for path in (p.broker / "renewal.pem", p.broker / "renewal.key"):
+            if not path.is_file():
+                raise ProvisioningError(
+                    f"{path} is missing: run `lifecert fleet broker-config`, then restart "
+                    "the broker"
+                )
+        self.fleet.renewal_password()
+        broker = self.fleet.settings.broker
+        where = f"{broker.host}:{broker.port}"
+        return f"OK: {self.fleet.directory} (CA, {dynsec.RENEWAL_USER} login, broker {where})"
+
     def _client(self) -> mqtt.Client:
         p = self.fleet.paths
         client = mqtt.Client(
@@ -270,8 +285,13 @@ class Service:
         )
         client.loop_start()
         sdnotify.notify("READY=1")
+        watchdog = sdnotify.watchdog_interval()
+        last_ping = 0.0
         try:
             while not self.stop_event.is_set():
+                if watchdog and time.monotonic() - last_ping >= watchdog:
+                    sdnotify.notify("WATCHDOG=1")
+                    last_ping = time.monotonic()
                 try:
                     topic, payload = self._inbox.get(timeout=0.5)
                 except queue.Empty:

@@ -10,8 +10,8 @@ import pytest
 
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
 SERVICES = sorted(UNITS.glob("*.service"))
-TIMERS = sorted(UNITS.glob("*.timer"))
-ONESHOTS = {"lifecert-crl.service"}
+TIMERS = sorted([*UNITS.glob("*.timer"), *UNITS.glob("*.path")])
+ONESHOTS = {"lifecert-crl.service", "lifecert-crl-reload.service"}
 
 
 def _parse(unit: Path) -> configparser.RawConfigParser:
@@ -95,7 +95,11 @@ def test_crl_timer_runs_the_renewal_daily_and_catches_up() -> None:
     service = _parse(UNITS / "lifecert-crl.service")["Service"]
     assert service["Type"] == "oneshot"
     assert "fleet crl --renew-if-due" in service["ExecStart"]
-    assert "reload" in service["ExecStartPost"]
+    path = _parse(UNITS / "lifecert-crl-reload.path")["Path"]  # any CRL change reloads the broker
+    assert path["PathChanged"].endswith("/ca/crl.pem")
+    assert path["Unit"] == "lifecert-crl-reload.service"
+    reload = _parse(UNITS / "lifecert-crl-reload.service")["Service"]
+    assert "reload" in reload["ExecStart"] and "mosquitto" in reload["ExecStart"]
     assert service["ProtectSystem"] == "strict"
     assert service["NoNewPrivileges"] == "yes"
     assert service["User"] != "root"
