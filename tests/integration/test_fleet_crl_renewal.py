@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from provisioning import broker as broker_mod
 from provisioning import pki
+from provisioning.cli import main
 from provisioning.fleet import Fleet
 from tests.fixtures.broker import FleetBroker, tls_refusal
 from tests.fixtures.waiting import wait_until
@@ -74,9 +76,9 @@ class ShortCrl:
 
 @pytest.fixture
 def short(fleet: Fleet) -> Iterator[ShortCrl]:
-    """The fleet's broker, started on a CRL that expires in 3 s."""
+    """The fleet's broker, started on a CRL that expires in 2 s."""
     bundle = fleet.enrol("term-crl1").bundle
-    next_update = _short_crl(fleet, 3)
+    next_update = _short_crl(fleet, 2)
     with broker_mod.for_fleet(fleet) as process:
         yield ShortCrl(FleetBroker(fleet, process), next_update, bundle)
 
@@ -96,20 +98,24 @@ def test_renewal_before_next_update_keeps_terminals_connecting(short: ShortCrl) 
     _sleep_past(short.next_update)
     assert tls_refusal(port, short.bundle) is None
 
-    again = _lifecert("fleet", "crl", "--renew-if-due", "--dir", str(fleet.directory))
-    assert again.returncode == 0 and "not due yet" in again.stdout, again.stdout
-    assert "SIGHUP" not in again.stdout
+    again = CliRunner().invoke(
+        main, ["fleet", "crl", "--renew-if-due", "--dir", str(fleet.directory)]
+    )
+    assert again.exit_code == 0 and "not due yet" in again.output, again.output
+    assert "SIGHUP" not in again.output
 
 
 def test_without_renewal_an_expired_crl_locks_every_terminal_out(short: ShortCrl) -> None:
     """What the timer prevents (and that the test above could fail)."""
     port = short.broker.port
     assert tls_refusal(port, short.bundle) is None
-    _sleep_past(short.next_update)
+    _short_crl(short.broker.fleet, -1)  # nextUpdate just passed
+    short.broker.reload()
     refusal = wait_until(lambda: tls_refusal(port, short.bundle), 5, "a refusal")
     assert "expired" in refusal, refusal  # OpenSSL: CRL has expired -> alert "expired"
-    done = _lifecert("fleet", "crl", "--renew-if-due", "--dir", str(short.broker.fleet_dir))
-    assert "renewing the CRL" in done.stdout and "passed" in done.stdout, done.stdout
+    args = ["fleet", "crl", "--renew-if-due", "--dir", str(short.broker.fleet_dir)]
+    done = CliRunner().invoke(main, args)
+    assert "renewing the CRL" in done.output and "passed" in done.output, done.output
     wait_until(lambda: tls_refusal(port, short.bundle) is None, 5, "accepted again")
 
 

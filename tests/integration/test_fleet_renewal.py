@@ -15,10 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from central.certification.devices import DeviceTrust, Standing
+from central.cli import main as central_main
+from central.store import schema
+from common import idnumber
 from edge.enrolment import make_csr
 from protocol import enrolment, signing, topics
 from provisioning import pki, registry
@@ -26,7 +31,8 @@ from provisioning.fleet import Fleet
 from provisioning.renewal import Renewals
 from provisioning.stack import Stack
 from tests.fixtures.broker import FleetBroker, MqttPeer, tls_refusal
-from tests.fixtures.stack import central_url, count, make_stack, record
+from tests.fixtures.ports import free_port
+from tests.fixtures.stack import central_url, count, record, synthetic_retirees
 from tests.fixtures.waiting import wait_until
 from tests.integration.test_fleet_claim_enrolment import csr_with
 
@@ -61,10 +67,31 @@ class Built:
         )  # fmt: skip
 
 
+def _migrate_with_retirees(config: Path, n: int) -> list[str]:
+    """Central's database migrated in-process, with ``n`` retirees to certify; their ids."""
+    done = CliRunner().invoke(central_main, ["--config", str(config), "db", "upgrade"])
+    assert done.exit_code == 0, done.output
+    ids = synthetic_retirees(n)
+    now = dt.datetime.now(dt.UTC)
+    engine = sa.create_engine(f"sqlite:///{config.parent / 'central.sqlite'}")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(schema.retirees),
+            [
+                {"id_number": p, "name": f"R {i}", "sex": idnumber.sex(p),
+                 "birth_date": idnumber.birth_date(p), "created_at": now, "updated_at": now}
+                for i, p in enumerate(ids)
+            ],
+        )  # fmt: skip
+    engine.dispose()
+    return ids
+
+
 @pytest.fixture
 def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Built]:
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # the processes run this tree's code
-    stack, ids = make_stack(tmp_path, [A])
+    stack = Stack.create(tmp_path, free_port(), [A])
+    ids = _migrate_with_retirees(stack.central_config, 5)
     config = stack.fleet.paths.config
     config.write_text(config.read_text() + "\n[pki]\ndevice_days = 3000\n")  # renewed: not due
     stack.broker.pid_file = stack.fleet.settings.broker.pid_file  # the service SIGHUPs it
