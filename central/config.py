@@ -14,6 +14,8 @@ from pydantic import Field
 from central.certification.settings import CentralMqtt, FleetFiles, IngestSettings, Policy
 from central.fraud.settings import DuplicateSettings
 from central.payments.settings import BankSettings, PaymentSettings
+from central.proposals.settings import ProposalSettings
+from central.staff.settings import StaffSettings
 from central.store.settings import DatabaseSettings
 from common import config
 from common.config import ConfigPath, Section
@@ -65,6 +67,10 @@ class CentralConfig(Section):
     duplicates: DuplicateSettings = Field(
         default=_EMPTY, title="duplicates", description="a [duplicates] table"
     )
+    proposals: ProposalSettings = Field(
+        default=_EMPTY, title="proposals", description="a [proposals] table"
+    )
+    staff: StaffSettings = Field(default=_EMPTY, title="staff", description="a [staff] table")
 
     def require_mqtt(self) -> CentralMqtt:
         """The [mqtt] section, or a ``ConfigError`` saying to add it."""

@@ -27,6 +27,7 @@ from edge.adapters.recorder import Recorder
 from edge.adapters.templates import CentralTemplates, Fetch, Requester
 from edge.config import EdgeConfig
 from edge.kiosk.desk import Desk, StaffBook
+from edge.kiosk.directory import DirectoryFile, certificate_site
 from edge.kiosk.lockout import PinLockout
 from edge.session.core import Session
 from edge.session.ports import Display, Ports
@@ -64,6 +65,19 @@ def open_link(
     )
 
 
+def open_directory(cfg: EdgeConfig) -> DirectoryFile | None:
+    """Central's staff directory when ``[kiosk] staff_directory`` is set, for this
+    terminal's site (its certificate's OU), verified with ``[central] sign_pub``."""
+    path = cfg.kiosk.staff_directory
+    if path is None:
+        return None
+    try:
+        verifier = signing.Verifier(signing.load_public_key(cfg.central.sign_pub))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"central.sign_pub: cannot load {cfg.central.sign_pub}: {exc}") from None
+    return DirectoryFile(path, verifier, certificate_site(cfg.mqtt.tls.cert_file))
+
+
 def open_desk(cfg: EdgeConfig) -> Desk | None:
     """Desk mode when ``[kiosk] staff_file`` is set: its staff, the lock-out in edge.sqlite."""
     kiosk = cfg.kiosk
@@ -78,7 +92,7 @@ def open_desk(cfg: EdgeConfig) -> Desk | None:
         busy_timeout_s=cfg.outbox.busy_timeout_s,
     )
     try:
-        return Desk(StaffBook(kiosk.staff_file), lockout)
+        return Desk(StaffBook(kiosk.staff_file), lockout, open_directory(cfg))
     except BaseException:
         lockout.close()
         raise

@@ -17,6 +17,7 @@ from edge import enrolment
 from edge.adapters import keys as edge_keys
 from edge.adapters.outbox import Row, Status
 from edge.adapters.recorder import Recorder
+from edge.bootstrap import open_directory
 from edge.config import EdgeConfig
 from edge.service import EdgeService, open_outbox
 from edge.session.model import Document, assisted
@@ -127,6 +128,13 @@ def certify_assisted(
     """
     cfg = state.config()
     keys = edge_keys.load(cfg)
+    directory = open_directory(cfg)
+    if directory is not None and not directory.allows(staff):
+        raise click.BadParameter(
+            f"{staff!r} is not in central's staff directory for this site "
+            f"({cfg.kiosk.staff_directory}; if it is out of date, the log says so)",
+            param_hint="--staff",
+        )
     with open_outbox(cfg) as outbox:
         receipt = Recorder(outbox, keys).record(
             assisted(retiree, staff, cast(Document, document), note)

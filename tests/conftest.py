@@ -10,6 +10,8 @@ pytest_plugins = [
     "tests.fixtures.broker",
     "tests.fixtures.database",
     "tests.fixtures.stack",
+    "tests.fixtures.bank",
+    "tests.fixtures.staff",
 ]
 
 SHARED_DATA = Path(

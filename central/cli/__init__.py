@@ -10,7 +10,18 @@ from pathlib import Path
 import click
 
 from central import config
-from central.cli import certification, fleet_audit, fraud, payments, people, store
+from central.cli import (
+    assisted,
+    audit,
+    certification,
+    fleet_audit,
+    fraud,
+    payments,
+    people,
+    proposals,
+    staff,
+    store,
+)
 from central.cli.context import State
 from common.cli import friendly_errors
 
@@ -28,16 +39,38 @@ from common.cli import friendly_errors
 @click.option(
     "--validate-config", is_flag=True, help="Check the config and the files it names, then exit."
 )
+@click.option(
+    "--staff-cert",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="LIFECERT_STAFF_CERT",
+    help="Your staff certificate (PEM) to act signed in (or $LIFECERT_STAFF_CERT).",
+)
+@click.option(
+    "--staff-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="LIFECERT_STAFF_KEY",
+    help="The private key of --staff-cert (PEM) (or $LIFECERT_STAFF_KEY).",
+)
 @click.pass_context
 @friendly_errors
-def main(ctx: click.Context, config_path: Path, validate_config: bool) -> None:
+def main(
+    ctx: click.Context,
+    config_path: Path,
+    validate_config: bool,
+    staff_cert: Path | None,
+    staff_key: Path | None,
+) -> None:
     """Central service: consume signed results, keep retirees' certification.
+
+    Commands that change data act as the staff member whose certificate and key
+    are given (--staff-cert/--staff-key).
 
     \b
     Example:
         lifecert-central --config fleet/central/central.toml --validate-config
+        lifecert-central --staff-cert me.pem --staff-key me.key staff list
     """
-    ctx.obj = State(config_path)
+    ctx.obj = State(config_path, staff_cert, staff_key)
     if validate_config:
         ctx.obj.central.check()
         click.echo(f"{config_path}: OK")
@@ -52,6 +85,10 @@ for command in (
     *people.COMMANDS,
     *payments.COMMANDS,
     *fraud.COMMANDS,
+    *staff.COMMANDS,
+    *audit.COMMANDS,
+    *proposals.COMMANDS,
+    *assisted.COMMANDS,
     *fleet_audit.COMMANDS,
 ):
     main.add_command(command)

@@ -171,6 +171,9 @@ CENTRAL_ROOMS: dict[str, set[str]] = {
     "people": {"store", "certification"},
     "payments": {"store", "certification", "people"},
     "fraud": {"store"},
+    "staff": {"store"},
+    "notify": set(),
+    "proposals": {"store", "certification", "people", "payments", "staff"},
     "fleet": {"store", "certification"},
 }
 """Whom each room of ``central/`` may import (docs/design.md, "Central's rooms")."""
