@@ -25,6 +25,7 @@ import os
 import queue
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -35,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
+from common.errors import ConfigError
 from edge.adapters import keys as edge_keys
 from edge.config import EdgeConfig
 from edge.enrolment import key_pem, make_csr, write_private, write_public
@@ -143,9 +145,13 @@ class Renewer:
         self._last_sent = -float("inf")
         self._not_before = 0.0
         self.writable = self.files.key == cfg.mqtt.tls.key_file
-        ca = x509.load_pem_x509_certificate(cfg.mqtt.tls.ca_file.read_bytes())
+        try:
+            ca = x509.load_pem_x509_certificate(cfg.mqtt.tls.ca_file.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"mqtt.tls.ca_file: cannot load the fleet CA: {exc}") from None
         ca_key = ca.public_key()
-        assert isinstance(ca_key, ec.EllipticCurvePublicKey)
+        if not isinstance(ca_key, ec.EllipticCurvePublicKey):
+            raise ConfigError("mqtt.tls.ca_file: the fleet CA's key is not P-256")
         self._ca = ca
         self._ca_verifier = signing.Verifier(ca_key)
 
@@ -200,8 +206,9 @@ class Renewer:
 
     # -- the loop -------------------------------------------------------------------------------
 
-    def step(self, link: Link, undelivered: int) -> None:
-        """Handle answers, then send what the stage calls for (when connected)."""
+    def step(self, link: Link, undelivered: Callable[[], int]) -> None:
+        """Handle answers, then send what the stage calls for (when connected);
+        ``undelivered`` counts the results not yet acked (asked only when it matters)."""
         while True:
             try:
                 payload = self._inbox.get_nowait()
@@ -221,7 +228,7 @@ class Renewer:
         elif now - self._last_sent >= self.cfg.renewal.retry_s:
             if stage == "requested":
                 self._send_request(link)
-            elif undelivered == 0:
+            elif undelivered() == 0:
                 self._send_done(link)
 
     def _start(self) -> None:

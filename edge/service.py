@@ -17,6 +17,7 @@ import time
 from typing import TypeVar
 
 from common import sdnotify
+from common.errors import ConfigError, LifecertError
 from edge import renewal
 from edge.adapters import keys as edge_keys
 from edge.adapters.mqtt import MqttLink
@@ -47,8 +48,13 @@ class EdgeService:
         self._wake = threading.Event()
         self._acks: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._connects: queue.SimpleQueue[bool] = queue.SimpleQueue()
-        if done := renewal.recover(cfg):  # a power cut mid-switch: before the keys load
-            log.warning("%s", done)
+        try:
+            if done := renewal.recover(cfg):  # a power cut mid-switch: before the keys load
+                log.warning("%s", done)
+        except OSError as exc:
+            raise ConfigError(
+                f"mqtt.tls: cannot finish an interrupted certificate switch: {exc}"
+            ) from None
         self._keys = edge_keys.load(cfg)
         self.renewer = renewal.Renewer(cfg, self._keys.signer)
 
@@ -114,9 +120,9 @@ class EdgeService:
             self._wake.clear()
             try:
                 self._step(link, publisher)
-                self.renewer.step(link, outbox.counts()["pending"])
             except OutboxError as exc:
                 log.error("outbox unavailable, will retry: %s", exc)
+            self._renew(link, outbox)
             now = time.monotonic()
             if watchdog and now - last_ping >= watchdog:
                 sdnotify.notify("WATCHDOG=1")
@@ -125,6 +131,13 @@ class EdgeService:
                 link.publish_telemetry(self._health(outbox, publisher))
                 last_telemetry = now
             self._wake.wait(poll)
+
+    def _renew(self, link: MqttLink, outbox: Outbox) -> None:
+        """One step of certificate renewal; its failures never stop delivery."""
+        try:
+            self.renewer.step(link, lambda: outbox.counts()["pending"])
+        except (OSError, ValueError, LifecertError) as exc:
+            log.error("certificate renewal step failed, will retry: %s", exc)
 
     def _step(self, link: MqttLink, publisher: Publisher) -> None:
         for session_present in _drain(self._connects):

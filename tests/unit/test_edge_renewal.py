@@ -67,27 +67,27 @@ def test_a_whole_renewal_through_the_fleets_service(
     service = fleet_renewal.Renewals(fleet)
     csr_topic = topics.device_topic(DEVICE, "csr")
 
-    renewer.step(link, undelivered=0)
+    renewer.step(link, undelivered=lambda: 0)
     assert renewer.stage() == "requested" and len(link.sent) == 1
     forged = signing.Signer(ec.generate_private_key(ec.SECP256R1()), "0" * 64)
     renewer.on_cert(forged.sign(b'{"v":1,"device_id":"term-rn01","request_id":"x"}'))
-    renewer.step(link, undelivered=0)  # a reply not signed by the CA changes nothing
+    renewer.step(link, undelivered=lambda: 0)  # a reply not signed by the CA changes nothing
     assert renewer.stage() == "requested" and link.reconnects == 0
 
     answer = service.handle(csr_topic, link.sent[-1].encode())
     assert answer.reply is not None
     renewer.on_cert(answer.reply.encode())
-    renewer.step(link, undelivered=3)
+    renewer.step(link, undelivered=lambda: 3)
     assert link.reconnects == 1 and renewer.stage() == "installed"
     assert keys.signer.sign(b"x") and keys.signer.kid != old_kid  # signs with the new key now
     sent = len(link.sent)
-    renewer.step(link, undelivered=3)  # results signed with the old key still out: wait
+    renewer.step(link, undelivered=lambda: 3)  # results signed with the old key still out: wait
     assert len(link.sent) == sent
-    renewer.step(link, undelivered=0)
+    renewer.step(link, undelivered=lambda: 0)
     done = service.handle(csr_topic, link.sent[-1].encode())
     assert done.reload and done.reply is not None
     renewer.on_cert(done.reply.encode())
-    renewer.step(link, undelivered=0)
+    renewer.step(link, undelivered=lambda: 0)
     assert renewer.stage() == "idle"
     record = fleet.devices()[0]
     assert record.fingerprint == keys.signer.kid
