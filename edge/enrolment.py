@@ -121,7 +121,12 @@ class _Server:
             return exc.code, exc.read(MAX_REPLY_BYTES + 1)
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise EnrolmentError(f"--server: cannot reach {self.url}: {reason}") from None
+            hint = (
+                " (is this host name among the enrol-server's --name values?)"
+                if "CERTIFICATE_VERIFY_FAILED" in str(reason)
+                else ""
+            )
+            raise EnrolmentError(f"--server: cannot reach {self.url}: {reason}{hint}") from None
 
     def reply(self, path: str, body: dict[str, Any]) -> ClaimReply:
         code, data = self.call(path, body)

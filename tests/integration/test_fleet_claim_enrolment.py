@@ -139,6 +139,10 @@ def test_approved_terminal_gets_its_certificate_and_logs_in(stack: Stack, tmp_pa
 
     again, body = _post(stack, "/v1/claims", {"token": token, "csr": "x", "password": PASSWORD})
     assert again == 409 and "token: already used" in body["error"]
+    second = _terminal(stack, tmp_path / "copy", token)  # the token again, on another machine
+    _out, err = second.communicate(timeout=30)
+    assert second.returncode == 1 and "refused: token: already used" in err, err
+    assert "Traceback" not in err
 
 
 def test_auto_approve_token_enrols_without_the_operator(stack: Stack, tmp_path: Path) -> None:
