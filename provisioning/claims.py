@@ -345,19 +345,17 @@ def reply(fleet: Fleet, claim: ClaimRecord) -> ClaimReply:
     """The answer for ``claim``; an approved one carries the CA-signed document."""
     if claim.state != "approved" or claim.certificate is None:
         return ClaimReply(status=claim.state, request=claim.id, reason=claim.reason)
-    return ClaimReply(
-        status="approved", request=claim.id, document=document(fleet, claim.device_id, claim)
-    )
+    return ClaimReply(status="approved", request=claim.id, document=document(fleet, claim))
 
 
-def document(fleet: Fleet, device_id: str, claim: ClaimRecord) -> str:
+def document(fleet: Fleet, claim: ClaimRecord) -> str:
     """The enrolment document of an approved claim as a JWS signed by the fleet CA's key."""
     ca = fleet.authority()
     p = fleet.paths
     models_pub = p.models / "sign.pub.pem"
     broker = fleet.settings.broker
     payload = enrolment.Document(
-        device_id=device_id,
+        device_id=claim.device_id,
         site=claim.site,
         certificate=claim.certificate or "",
         ca=pki.pem(ca.cert),
