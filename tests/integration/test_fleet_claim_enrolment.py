@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from edge.enrolment import make_csr
-from protocol import topics
+from protocol import signing, topics
 from provisioning import broker as broker_mod
 from provisioning import claims, registry
 from provisioning.cli import main
@@ -249,3 +249,41 @@ def test_token_for_an_enrolled_id_is_refused(stack: Stack) -> None:
         ],
     )
     assert done.exit_code == 1 and "already enrolled" in done.output
+
+
+def test_nothing_but_the_key_is_taken_from_the_csr(stack: Stack) -> None:
+    """A CSR asking to be a CA, for other names, another site and organisation gets the
+    fleet's own certificate for the token's device id and site."""
+    device = "term-claim7"
+    token = _token(stack.fleet, device, "--auto-approve")
+    key = ec.generate_private_key(ec.SECP256R1())
+    greedy = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "evil"),
+                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "other-site"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, device),
+                ]
+            )
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("mqtt.example.org")]), False)
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
+    code, reply = _post(stack, "/v1/claims", {"token": token, "csr": greedy, "password": PASSWORD})
+    assert code == 200 and reply["status"] == "approved", reply
+    ca_key = stack.fleet.authority().cert.public_key()
+    assert isinstance(ca_key, ec.EllipticCurvePublicKey)
+    doc = json.loads(signing.Verifier(ca_key).verify(reply["document"]))
+    cert = x509.load_pem_x509_certificate(doc["certificate"].encode())
+    assert cert.public_key() == key.public_key()
+    assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(n.value) for n in names] == [f"urn:lifecert:{device}"]
+    subject = {a.oid: a.value for a in cert.subject}
+    assert subject[NameOID.ORGANIZATIONAL_UNIT_NAME] == "north-1"
+    assert subject[NameOID.ORGANIZATION_NAME] == stack.fleet.authority().organisation
