@@ -120,7 +120,8 @@ def open_session(
     # The session's devices and models (the TFLite runtime, SciPy for veins, the HAL backends)
     # load here, not with this module: the command line and a terminal without a kiosk
     # open only the outbox, and start in half the time.
-    from edge.adapters.cache import TemplateCache, cache_key
+    from edge.adapters.cache import TemplateCache
+    from edge.adapters.cache import key_for as cache_key_for
     from edge.adapters.devices import (
         CardSlots,
         PipelineFaces,
@@ -170,12 +171,16 @@ def open_session(
                 link,
                 cfg.device_id,
                 keys.central_verifier,
-                device_key,
+                keys.signer.private_keys
+                if isinstance(keys.signer, edge_keys.DeviceSigner)
+                else device_key,
                 faces.template_model,
                 cfg.session.template_timeout_s,
             ).fetch
         cache = stack.enter_context(
-            TemplateCache(cfg.db_path, cache_key(device_key), cfg.outbox.busy_timeout_s)
+            TemplateCache(
+                cfg.db_path, cache_key_for(cfg.data_dir, device_key), cfg.outbox.busy_timeout_s
+            )
         )
         ports = Ports(
             cards=CardSlots(readers),

@@ -37,12 +37,13 @@ from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
 from common.errors import ConfigError
+from edge.adapters import cache
 from edge.adapters import keys as edge_keys
 from edge.config import EdgeConfig
 from edge.enrolment import key_pem, make_csr, write_private, write_public
 from protocol import enrolment, signing
 from protocol.enrolment import RenewalDone, RenewalReply, RenewalRequest
-from protocol.errors import SignatureError
+from protocol.errors import SealError, SignatureError
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +314,15 @@ class Renewer:
             or (names[0].value != self.cfg.device_id)
         ):
             log.error("renewed certificate is not for this device's new key: refused")
+            return
+        try:  # the template cache stays readable with the new key
+            cache.reseal_key(
+                self.cfg.data_dir,
+                signing.load_private_key(self.files.key),
+                cert.public_key(),  # type: ignore[arg-type]
+            )
+        except (OSError, SignatureError, SealError) as exc:
+            log.error("template cache key not re-sealed (%s): switching later", exc)
             return
         write_public(self.files.next_cert, pem.encode("ascii"))
         self.files.next_key.replace(self.files.key)

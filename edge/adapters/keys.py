@@ -41,7 +41,15 @@ class DeviceSigner(signing.Signer):
         self._lock = threading.Lock()
         self._stamp = _stamp(cert_path)
         key, cert = _pair(key_path, cert_path)
+        self._keys = [key]  # every device key this process has used, newest first
         super().__init__(key, kid=signing.cert_fingerprint(cert))
+
+    def private_keys(self) -> list[ec.EllipticCurvePrivateKey]:
+        """The current device key, then the ones it replaced in this process (templates
+        central sealed to the old key before the renewal was confirmed still open)."""
+        self.refresh()
+        with self._lock:
+            return list(self._keys)
 
     def refresh(self) -> None:
         """Take the key and certificate on disk if the certificate changed and they match."""
@@ -55,6 +63,7 @@ class DeviceSigner(signing.Signer):
             return
         with self._lock:
             super().__init__(key, kid=signing.cert_fingerprint(cert))
+            self._keys.insert(0, key)
             self._stamp = stamp
         log.info("signing with the renewed certificate %s", self.kid[:16])
 

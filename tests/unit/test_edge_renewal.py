@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from common.errors import ConfigError
 from edge import config as edge_config
 from edge import renewal
+from edge.adapters import cache
 from edge.adapters import keys as edge_keys
+from edge.adapters.cache import TemplateCache
 from edge.enrolment import key_pem
 from protocol import signing, topics
 from provisioning import pki
@@ -64,6 +66,9 @@ def test_a_whole_renewal_through_the_fleets_service(
     keys = edge_keys.load(cfg)
     old_kid = keys.signer.kid
     renewer, link = renewal.Renewer(cfg, keys.signer), FakeLink()
+    old_key = signing.load_private_key(renewal.files(cfg).key)
+    with TemplateCache(cfg.db_path, cache.key_for(cfg.data_dir, old_key)) as kept:
+        kept.put("110105195001010011", "vein", b"vein template enrolled here")
     service = fleet_renewal.Renewals(fleet)
     csr_topic = topics.device_topic(DEVICE, "csr")
 
@@ -80,6 +85,11 @@ def test_a_whole_renewal_through_the_fleets_service(
     renewer.step(link, undelivered=lambda: 3)
     assert link.reconnects == 1 and renewer.stage() == "installed"
     assert keys.signer.sign(b"x") and keys.signer.kid != old_kid  # signs with the new key now
+    new_key = signing.load_private_key(renewal.files(cfg).key)
+    assert isinstance(keys.signer, edge_keys.DeviceSigner)
+    assert keys.signer.private_keys()[1].private_numbers() == old_key.private_numbers()
+    with TemplateCache(cfg.db_path, cache.key_for(cfg.data_dir, new_key)) as reopened:
+        assert reopened.get("110105195001010011", "vein") == b"vein template enrolled here"
     sent = len(link.sent)
     renewer.step(link, undelivered=lambda: 3)  # results signed with the old key still out: wait
     assert len(link.sent) == sent
