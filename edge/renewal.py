@@ -145,7 +145,7 @@ class Renewer:
         self._forced = False
         self._last_sent = -float("inf")
         self._not_before = 0.0
-        self.writable = self.files.key == cfg.mqtt.tls.key_file
+        self.writable = self._writable()
         try:
             ca = x509.load_pem_x509_certificate(cfg.mqtt.tls.ca_file.read_bytes())
         except (OSError, ValueError) as exc:
@@ -155,6 +155,27 @@ class Renewer:
             raise ConfigError("mqtt.tls.ca_file: the fleet CA's key is not P-256")
         self._ca = ca
         self._ca_verifier = signing.Verifier(ca_key)
+
+    def _writable(self) -> bool:
+        """Whether the key and certificate may be replaced here (warned once if not)."""
+        if self.files.key != self.cfg.mqtt.tls.key_file:
+            why = "the device key is a systemd credential"
+        elif not all(os.access(f.parent, os.W_OK) for f in (self.files.key, self.files.cert)):
+            why = f"{self.files.key.parent} is not writable by this service"
+        else:
+            return True
+        if self.cfg.renewal.before_days > 0:
+            log.warning(
+                "certificate renewal is off: %s (keep device.key and device.pem in a folder "
+                "the service may write, e.g. its state directory; docs/fleet-enrolment.md)",
+                why,
+            )
+        return False
+
+    def back_off(self) -> None:
+        """Wait ``retry_s`` before the next attempt (after a failed step)."""
+        self._not_before = time.monotonic() + self.cfg.renewal.retry_s
+        self._last_sent = time.monotonic()
 
     # -- inputs ---------------------------------------------------------------------------------
 

@@ -138,6 +138,7 @@ class EdgeService:
             self.renewer.step(link, lambda: outbox.counts()["pending"])
         except (OSError, ValueError, LifecertError) as exc:
             log.error("certificate renewal step failed, will retry: %s", exc)
+            self.renewer.back_off()
 
     def _step(self, link: MqttLink, publisher: Publisher) -> None:
         for session_present in _drain(self._connects):
