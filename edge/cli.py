@@ -205,6 +205,12 @@ def outbox_cmd(state: _State, status: str | None, limit: int, as_json: bool) -> 
     help="where to write key, certificate and edge.toml [the --config file's folder]",
 )
 @click.option(
+    "--key-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="put the key and certificate here instead, e.g. /var/lib/lifecert/tls (a folder the "
+    "service may write, so it can renew them)",
+)
+@click.option(
     "--wait",
     type=click.FloatRange(0, 86400),
     default=600,
@@ -221,7 +227,13 @@ def outbox_cmd(state: _State, status: str | None, limit: int, as_json: bool) -> 
 @click.pass_obj
 @friendly_errors
 def enrol_cmd(
-    state: _State, server: str, token: str, folder: Path | None, wait: float, poll: float
+    state: _State,
+    server: str,
+    token: str,
+    folder: Path | None,
+    key_dir: Path | None,
+    wait: float,
+    poll: float,
 ) -> None:
     """Enrol this terminal with a key made here (claim with a one-time token).
 
@@ -233,7 +245,9 @@ def enrol_cmd(
     Example:
       lifecert-edge enrol --server https://enrol.example.org:8443 --token "$TOKEN"
     """
-    done = enrolment.enrol(server, token, folder or state.path.parent, wait_s=wait, poll_s=poll)
+    done = enrolment.enrol(
+        server, token, folder or state.path.parent, key_dir=key_dir, wait_s=wait, poll_s=poll
+    )
     edge_keys.load(edge_config.load(done.config))
     click.echo(f"enrolled {done.device_id} (request {done.request}): {done.config}")
 

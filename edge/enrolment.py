@@ -184,9 +184,9 @@ def _verified_document(
     return doc, cert
 
 
-def _write_bundle(folder: Path, doc: Document, cert: x509.Certificate) -> Path:
+def _write_bundle(folder: Path, keys: Path, doc: Document, cert: x509.Certificate) -> Path:
     pem = serialization.Encoding.PEM
-    write_public(folder / "device.pem", cert.public_bytes(pem))
+    write_public(keys / "device.pem", cert.public_bytes(pem))
     write_public(folder / "ca.pem", doc.ca.encode("ascii"))
     write_public(folder / "central-sign.pub.pem", doc.central.sign_pub.encode("ascii"))
     write_public(folder / "central-seal.pub.pem", doc.central.seal_pub.encode("ascii"))
@@ -202,7 +202,11 @@ def _write_bundle(folder: Path, doc: Document, cert: x509.Certificate) -> Path:
             "host": doc.mqtt.host,
             "port": doc.mqtt.port,
             "root": doc.mqtt.root,
-            "tls": {"ca_file": "ca.pem", "cert_file": "device.pem", "key_file": "device.key"},
+            "tls": {
+                "ca_file": "ca.pem",
+                "cert_file": _relative(keys / "device.pem", folder),
+                "key_file": _relative(keys / "device.key", folder),
+            },
             "password_file": "mqtt.password",
         },
         "central": central,
@@ -219,10 +223,15 @@ def _write_bundle(folder: Path, doc: Document, cert: x509.Certificate) -> Path:
     return config
 
 
-def _key_and_password(folder: Path) -> tuple[ec.EllipticCurvePrivateKey, str, bool]:
+def _relative(path: Path, folder: Path) -> str:
+    """``path`` as edge.toml names it: by its name when it sits beside, else absolute."""
+    return path.name if path.parent == folder else str(path.resolve())
+
+
+def _key_and_password(folder: Path, keys: Path) -> tuple[ec.EllipticCurvePrivateKey, str, bool]:
     """The key and password of an unfinished claim here, or new ones; True if resumed."""
-    key_file, password_file = folder / "device.key", folder / "mqtt.password"
-    if (folder / "edge.toml").exists() and (folder / "device.pem").exists():
+    key_file, password_file = keys / "device.key", folder / "mqtt.password"
+    if (folder / "edge.toml").exists() and (keys / "device.pem").exists():
         raise EnrolmentError(
             f"--dir: {folder} already holds an enrolled terminal (edge.toml, device.pem): "
             "use an empty folder"
@@ -236,6 +245,7 @@ def _key_and_password(folder: Path) -> tuple[ec.EllipticCurvePrivateKey, str, bo
     key = ec.generate_private_key(ec.SECP256R1())
     password = secrets.token_urlsafe(32)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    keys.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_private(key_file, key_pem(key))
     write_private(password_file, (password + "\n").encode("ascii"))
     return key, password, False
@@ -246,11 +256,14 @@ def enrol(
     token_text: str,
     folder: Path,
     *,
+    key_dir: Path | None = None,
     wait_s: float = 600.0,
     poll_s: float = 5.0,
     timeout: float = 15.0,
 ) -> Enrolled:
-    """Claim this terminal's certificate; see the module docstring."""
+    """Claim this terminal's certificate; see the module docstring. ``key_dir``: where the
+    key and certificate go (default ``folder``), e.g. a state directory the service may
+    write, so that it can renew them."""
     if not url.startswith("https://"):
         raise EnrolmentError(f"--server: {url!r} is not an https:// URL")
     try:
@@ -262,7 +275,8 @@ def enrol(
         cadata=ca.public_bytes(serialization.Encoding.PEM).decode("ascii")
     )
     server = _Server(url, context, timeout)
-    key, password, resumed = _key_and_password(folder)
+    keys = key_dir or folder
+    key, password, resumed = _key_and_password(folder, keys)
     reply: ClaimReply | None = None
     if resumed:
         try:
@@ -286,6 +300,6 @@ def enrol(
     if reply.status == "rejected":
         raise EnrolmentError(f"request {reply.request} was rejected: {reply.reason}")
     doc, cert = _verified_document(reply, ca, key, token.device_id)
-    config = _write_bundle(folder, doc, cert)
+    config = _write_bundle(folder, keys, doc, cert)
     log.info("enrolled %s: %s", doc.device_id, config)
     return Enrolled(config, doc.device_id, reply.request)

@@ -24,13 +24,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from edge import config as edge_config
 from edge.enrolment import make_csr
 from protocol import signing, topics
+from protocol.settings import TlsFiles
 from provisioning import broker as broker_mod
 from provisioning import claims, registry
 from provisioning.cli import main
 from provisioning.fleet import Fleet
-from tests.fixtures.broker import MqttPeer, make_fleet
+from tests.fixtures.broker import Login, MqttPeer, make_fleet
 from tests.fixtures.ports import free_port, wait_for_port
 from tests.fixtures.waiting import wait_until
 
@@ -146,13 +148,25 @@ def test_approved_terminal_gets_its_certificate_and_logs_in(stack: Stack, tmp_pa
 
 
 def test_auto_approve_token_enrols_without_the_operator(stack: Stack, tmp_path: Path) -> None:
+    """... with the key and certificate in a state folder apart from the config."""
     token = _token(stack.fleet, "term-claim2", "--auto-approve")
-    terminal = _terminal(stack, tmp_path / "t2", token)
+    state = tmp_path / "state" / "tls"
+    terminal = _terminal(stack, tmp_path / "t2", token, "--key-dir", str(state))
     out, err = terminal.communicate(timeout=30)
     assert terminal.returncode == 0, err
     assert "enrolled term-claim2" in out
-    with MqttPeer(tmp_path / "t2", stack.broker_port):
-        pass
+    assert not (tmp_path / "t2" / "device.key").exists()
+    cfg = edge_config.load(tmp_path / "t2" / "edge.toml")
+    assert (cfg.mqtt.tls.key_file, cfg.mqtt.tls.cert_file) == (
+        state / "device.key",
+        state / "device.pem",
+    )
+    files = TlsFiles(
+        ca_file=cfg.mqtt.tls.ca_file, cert_file=state / "device.pem", key_file=state / "device.key"
+    )
+    password = (tmp_path / "t2" / "mqtt.password").read_text().strip()
+    with MqttPeer(Login(files, "term-claim2", password, "term-claim2"), stack.broker_port) as p:
+        assert not p.publish(topics.device_topic("term-claim2", "status"), b"x").is_failure
 
 
 def test_wrong_server_pin_sends_nothing(stack: Stack, tmp_path: Path) -> None:
