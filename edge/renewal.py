@@ -136,8 +136,15 @@ def recover(cfg: EdgeConfig) -> str | None:
 class Renewer:
     """One terminal's renewal state machine (see the module docstring)."""
 
-    def __init__(self, cfg: EdgeConfig, signer: signing.Signer) -> None:
+    def __init__(
+        self,
+        cfg: EdgeConfig,
+        signer: signing.Signer,
+        on_switch: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_switch``: called after the switch (other TLS identities to reload)."""
         self.cfg = cfg
+        self._on_switch = on_switch
         self.files = files(cfg)
         self.signer = signer
         self.state_file = cfg.data_dir / STATE_FILE
@@ -354,3 +361,5 @@ class Renewer:
         )
         self._last_sent = -float("inf")
         link.reconnect()
+        if self._on_switch is not None:
+            self._on_switch()

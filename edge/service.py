@@ -9,7 +9,6 @@ one event) runs the steps in reverse: STOPPING, ``stopped`` status, close.
 """
 
 import contextlib
-import json
 import logging
 import queue
 import threading
@@ -22,9 +21,12 @@ from edge import renewal
 from edge.adapters import keys as edge_keys
 from edge.adapters.mqtt import MqttLink
 from edge.adapters.outbox import Outbox, OutboxError
-from edge.bootstrap import open_link, open_outbox
+from edge.bootstrap import open_fleet, open_link, open_outbox
 from edge.config import EdgeConfig
+from edge.fleet import agent
 from edge.publisher import Publisher
+from edge.telemetry import Health
+from protocol import fleet, messages
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,12 +58,33 @@ class EdgeService:
                 f"mqtt.tls: cannot finish an interrupted certificate switch: {exc}"
             ) from None
         self._keys = edge_keys.load(cfg)
-        self.renewer = renewal.Renewer(cfg, self._keys.signer)
+        self.restart_requested = False
+        self.fleet = open_fleet(cfg, self._on_config, self._on_restart)
+        self.cfg = self.fleet.config()  # edge.toml with the desired settings applied
+        self._health = Health(self.cfg)
+        logging.getLogger().setLevel(self.cfg.log_level)
+        self.renewer = renewal.Renewer(cfg, self._keys.signer, self._reload_identity)
+        agent.ACTIONS[fleet.Action.RENEW_CERTIFICATE] = self._renew_command
 
     def request_renewal(self) -> None:
         """Renew the certificate now (central's signed ``renew`` command)."""
         self.renewer.request()
         self._wake.set()
+
+    def _renew_command(self, command: fleet.Command) -> tuple[fleet.AckStatus, str]:
+        """Central's signed ``renew_certificate`` command (on the fleet agent's thread)."""
+        if not self.renewer.writable:
+            return fleet.AckStatus.REFUSED, "renewal is off here: the device key cannot be replaced"
+        self.request_renewal()
+        return fleet.AckStatus.DONE, "renewal started: a new key, its CSR sent over MQTT"
+
+    def _reload_identity(self) -> None:
+        """After a renewal's switch: model downloads present the new certificate too."""
+        tls = self.fleet.updater.tls
+        if tls is not None:
+            tls.load_cert_chain(
+                str(self.cfg.mqtt.tls.cert_file), str(edge_keys.device_key_path(self.cfg))
+            )
 
     def _on_cert(self, payload: bytes) -> None:
         self.renewer.on_cert(payload)
@@ -71,6 +94,17 @@ class EdgeService:
         """Ask the loop to finish (thread- and signal-safe)."""
         self.stop_event.set()
         self._wake.set()
+
+    def _on_config(self, cfg: EdgeConfig) -> None:
+        """A desired config was applied: log level, telemetry and polling change now."""
+        self.cfg = cfg
+        logging.getLogger().setLevel(cfg.log_level)
+        self._wake.set()
+
+    def _on_restart(self) -> None:
+        """A ``restart`` command: stop, and exit so that systemd starts the service again."""
+        self.restart_requested = True
+        self.stop()
 
     def _on_ack(self, payload: bytes) -> None:
         self._acks.put(payload)
@@ -84,7 +118,11 @@ class EdgeService:
         """Run until the stop event is set."""
         with open_outbox(self.cfg) as outbox:
             link = open_link(
-                self.cfg, on_ack=self._on_ack, on_connect=self._on_connect, on_cert=self._on_cert
+                self.cfg,
+                on_ack=self._on_ack,
+                on_connect=self._on_connect,
+                on_cert=self._on_cert,
+                on_fleet=self.fleet.on_message,
             )
             publisher = Publisher(
                 outbox,
@@ -92,8 +130,9 @@ class EdgeService:
                 link.publish_result,
                 max_inflight=self.cfg.outbox.max_inflight,
             )
-            with link, contextlib.ExitStack() as kiosk:
+            with link, self.fleet, contextlib.ExitStack() as kiosk:
                 link.start()
+                self.fleet.start(link)
                 if self.cfg.kiosk.enabled:  # the session and its page (issue 6)
                     from edge.kiosk.runner import Kiosk  # uvicorn and models: kiosk only
 
@@ -112,11 +151,11 @@ class EdgeService:
         log.info("stopped")
 
     def _loop(self, outbox: Outbox, link: MqttLink, publisher: Publisher) -> None:
-        poll = self.cfg.outbox.poll_interval_s
         watchdog = sdnotify.watchdog_interval()
-        telemetry = self.cfg.link.telemetry_interval_s
         last_ping = last_telemetry = 0.0
         while not self.stop_event.is_set():
+            poll = self.cfg.outbox.poll_interval_s  # desired config may change these
+            telemetry = self.cfg.link.telemetry_interval_s
             self._wake.clear()
             try:
                 self._step(link, publisher)
@@ -128,7 +167,8 @@ class EdgeService:
                 sdnotify.notify("WATCHDOG=1")
                 last_ping = now
             if telemetry and link.connected and now - last_telemetry >= telemetry:
-                link.publish_telemetry(self._health(outbox, publisher))
+                report = self._health.report(outbox, publisher.inflight)
+                link.publish_telemetry(messages.encode(report))
                 last_telemetry = now
             self._wake.wait(poll)
 
@@ -152,14 +192,3 @@ class EdgeService:
                 raise
         if link.connected:
             publisher.publish_due()
-
-    @staticmethod
-    def _health(outbox: Outbox, publisher: Publisher) -> bytes:
-        age = outbox.oldest_pending_age()
-        return json.dumps(
-            {
-                **outbox.counts(),
-                "inflight": publisher.inflight,
-                "oldest_pending_s": None if age is None else round(age, 1),
-            }
-        ).encode()

@@ -14,7 +14,8 @@ from central.cli import (
     assisted,
     audit,
     certification,
-    fleet_audit,
+    console,
+    fleet,
     fraud,
     payments,
     people,
@@ -85,10 +86,11 @@ for command in (
     *people.COMMANDS,
     *payments.COMMANDS,
     *fraud.COMMANDS,
+    *console.COMMANDS,
     *staff.COMMANDS,
     *audit.COMMANDS,
     *proposals.COMMANDS,
     *assisted.COMMANDS,
-    *fleet_audit.COMMANDS,
+    *fleet.COMMANDS,
 ):
     main.add_command(command)

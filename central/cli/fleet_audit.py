@@ -14,17 +14,7 @@ from common.cli import friendly_errors
 from common.errors import ConfigError
 
 
-@click.group("fleet")
-def fleet() -> None:
-    """The terminal fleet as central sees it.
-
-    \b
-    Example:
-        lifecert-central fleet audit --broker-log /var/log/mosquitto/mosquitto.log
-    """
-
-
-@fleet.command("audit")
+@click.command("audit")
 @click.option(
     "--broker-log",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -93,4 +83,4 @@ def audit_cmd(
         raise SystemExit(1)
 
 
-COMMANDS: tuple[click.Command, ...] = (fleet,)
+COMMANDS: tuple[click.Command, ...] = (audit_cmd,)

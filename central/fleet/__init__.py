@@ -1,1 +1,1 @@
-"""Fleet operations: health, desired config, rollouts and the fleet audit (issue 15)."""
+"""Fleet operations: health and alerts, desired config, commands, rollouts, enrolment, audit."""

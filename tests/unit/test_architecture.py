@@ -174,7 +174,8 @@ CENTRAL_ROOMS: dict[str, set[str]] = {
     "staff": {"store"},
     "notify": set(),
     "proposals": {"store", "certification", "people", "payments", "staff"},
-    "fleet": {"store", "certification"},
+    "console": {"store", "certification", "people", "payments", "staff", "proposals"},
+    "fleet": {"store", "certification", "notify"},
 }
 """Whom each room of ``central/`` may import (docs/design.md, "Central's rooms")."""
 CENTRAL_TOP = {"__main__", "config", "bootstrap", "cli"}
