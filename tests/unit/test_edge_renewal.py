@@ -18,6 +18,9 @@ from edge.adapters import cache
 from edge.adapters import keys as edge_keys
 from edge.adapters.cache import TemplateCache
 from edge.enrolment import key_pem
+from edge.fleet import agent
+from edge.service import EdgeService
+from protocol import fleet as protocol_fleet
 from protocol import signing, topics
 from provisioning import pki
 from provisioning import renewal as fleet_renewal
@@ -145,3 +148,16 @@ def test_a_stray_certificate_for_no_key_here_is_dropped(
     files.next_cert.write_text(pki.pem(cert))
     assert "matches no key" in (renewal.recover(cfg) or "")
     assert files.cert.read_bytes() == before and not files.next_cert.exists()
+
+
+def test_centrals_renew_command_starts_a_renewal(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIFECERT_EDGE__RENEWAL__BEFORE_DAYS", "0")  # never due by age
+    monkeypatch.setattr(agent, "ACTIONS", {})  # the service installs its action here
+    service = EdgeService(edge_config.load(fleet.paths.bundle(DEVICE) / "edge.toml"))
+    run = agent.ACTIONS[protocol_fleet.Action.RENEW_CERTIFICATE]
+    assert not service.renewer.due()
+    status, detail = run(None)  # type: ignore[arg-type]  # the command's content is not used
+    assert status is protocol_fleet.AckStatus.DONE and "renewal started" in detail
+    assert service.renewer.due()
