@@ -138,13 +138,21 @@ def verify_device_message(trust: DeviceTrust, token: bytes, topic_device: str) -
 
 def record_ack(engine: Engine, ack: fleet.CommandAck, now: dt.datetime) -> dict[str, Any] | None:
     """Store a verified ack; the command's row (with ``rollout_id``) if it was this
-    device's and still open, else None (a duplicate or a stray ack changes nothing)."""
+    device's and still open, else None (a duplicate or a stray ack changes nothing).
+
+    An update already ``done`` may still turn ``failed``: a release rolled back in its
+    probation."""
+    late_rollback = sa.and_(
+        commands.c.status == fleet.AckStatus.DONE.value,
+        commands.c.action == fleet.Action.UPDATE.value,
+        sa.literal(ack.status is fleet.AckStatus.FAILED and bool(ack.data.get("rolled_back"))),
+    )
     with engine.begin() as conn:
         row = conn.execute(
             sa.select(commands).where(
                 commands.c.command_id == ack.command_id,
                 commands.c.device_id == ack.device_id,
-                commands.c.status.in_((QUEUED, SENT)),
+                sa.or_(commands.c.status.in_((QUEUED, SENT)), late_rollback),
             )
         ).first()
         if row is None:

@@ -323,7 +323,7 @@ def on_answer(engine: Engine, row: dict[str, Any], now: dt.datetime) -> None:
             .values(state=state, detail=row["detail"][:500], updated_at=now)
         )
         roll = _get(conn, rollout_id)
-        if roll.state != RUNNING:
+        if roll.state not in (RUNNING, DONE):
             return
         size = _count(conn, rollout_id, roll.wave, (PENDING, OFFERED, SUCCEEDED, FAILED))
         failed = _count(conn, rollout_id, roll.wave, (FAILED,))

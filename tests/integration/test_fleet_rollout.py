@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import shutil
 import ssl
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
 
 from central import config as central_config
 from central.bootstrap import Central
@@ -23,6 +25,7 @@ from central.fleet import commands as central_commands
 from central.fleet import desired, rollouts
 from central.fleet.commands_link import members
 from edge.adapters import keys as edge_keys
+from edge.config import EdgeConfig
 from edge.config import load as load_edge_config
 from edge.fleet.updates import Updater
 from models.bundle import load_bundle
@@ -500,3 +503,59 @@ def test_garbage_from_a_terminal_never_stops_central(running: Fleet) -> None:
     # central still serves: a command to another terminal is acked
     assert running.wait_command(running.send("resync_templates", "term-r02"))["status"] == "done"
     assert stack.running("central-1")
+
+
+def test_a_release_that_keeps_restarting_the_terminal_is_rolled_back(tmp_path: Path) -> None:
+    """Probation: the third start within ``[fleet] probation_s`` of a switch rolls back."""
+    built = built_bundle()
+    if built is None:
+        pytest.skip("no built model bundle")
+    source, key = built
+    pub = tmp_path / "pub.pem"
+    pub.write_bytes(
+        signing.load_private_key(key)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    cfg = EdgeConfig.model_validate(
+        {
+            "device_id": "term-p01",
+            "data_dir": str(tmp_path / "var"),
+            "mqtt": {"tls": {"ca_file": "ca", "cert_file": "c", "key_file": "k"}},
+            "central": {"sign_pub": "s", "seal_pub": "p", "model_sign_pub": str(pub)},
+            "models": {"bundle": str(tmp_path / "models")},
+        }
+    )
+    updater = Updater(cfg, None)
+    old = updater.install(source)
+    new_source = tmp_path / "new"
+    shutil.copytree(source, new_source)
+    (new_source / "manifest.jws").write_text((source / "manifest.jws").read_text() + "\n")
+    new = updater.install(new_source)
+    args = fleet.UpdateArgs(
+        rollout_id="r1", url="https://x/r1.tar", sha256="0" * 64, size=1, version="v"
+    )
+    doc = {"command_id": str(uuid.uuid4()), "args": args.model_dump(), "release": new}
+    (updater.journal).write_text(
+        json.dumps(doc | {"previous": old, "step": "tested", "attempts": 1})
+    )
+    done = updater.recover()
+    assert done is not None and done.status is fleet.AckStatus.DONE
+    updater.finished(done)
+    assert json.loads(updater.journal.read_text())["step"] == "probation"
+    assert updater.recover() is None and updater.recover() is None  # two starts: kept
+    assert updater.current() == new
+    back = updater.recover()  # the third
+    assert back is not None and back.status is fleet.AckStatus.FAILED
+    assert back.data["rolled_back"] and "rolled back to " + old in back.detail
+    assert updater.current() == old and not (updater.releases / new).exists()
+    updater.finished(back)
+    assert not updater.journal.exists()
+
+    # a release that ran its probation out is kept for good
+    again = updater.install(new_source)
+    doc["release"] = again
+    updater.journal.write_text(json.dumps(doc | {"previous": old, "step": "tested", "attempts": 1}))
+    updater.finished(updater.recover() or pytest.fail("no outcome"))
+    updater.end_probation(time.time() + cfg.fleet.probation_s)
+    assert not updater.journal.exists() and updater.current() == again
