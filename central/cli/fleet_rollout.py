@@ -91,6 +91,20 @@ def group_remove(state: State, name: str, devices: list[str]) -> None:
     click.echo(f"group {name}: removed {len(devices)}; new desired config for {len(changed)}")
 
 
+@group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@click.pass_obj
+@friendly_errors
+def group_list(state: State, as_json: bool) -> None:
+    """Every group with its terminals.
+
+    \b
+    Example:
+        lifecert-central fleet group list
+    """
+    emit(desired.group_listing(state.engine()), as_json, ["group", "count", "devices"])
+
+
 @fleet.group("config")
 def config() -> None:
     """Desired config of terminals (like a device shadow), signed and published retained.

@@ -150,6 +150,8 @@ def test_desired_config_is_applied_reported_or_refused_with_a_reason(running: Fl
         "every terminal to report config v1",
     )
     assert {r["reported_version"] for r in running.config_rows().values()} == {1}
+    groups = json.loads(running.central("fleet", "group", "list", "--json"))
+    assert {g["group"]: g["devices"] for g in groups}["canary"] == " ".join(CANARY)
     bundle = running.stack.fleet.paths.bundle("term-r01")
     applied = json.loads((bundle / "var" / "desired.json").read_text())
     assert applied["version"] == 1
