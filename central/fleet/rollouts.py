@@ -296,7 +296,6 @@ def advance(
                 .where(targets.c.rollout_id == rollout_id, targets.c.device_id == device_id)
                 .values(state=OFFERED, updated_at=now)
             )
-    _finish_if_done(engine, rollout_id, now)
     return int(nxt)
 
 
@@ -313,7 +312,8 @@ def _count(conn: Connection, rollout_id: str, wave: int, states: tuple[str, ...]
 
 
 def on_answer(engine: Engine, row: dict[str, Any], now: dt.datetime) -> None:
-    """A terminal answered (or let expire) its ``update``: record it, halt on failures."""
+    """A terminal answered (or let expire) its ``update``: record it, halt on failures,
+    finish the rollout when its last wave has answered (one transaction)."""
     rollout_id = row["rollout_id"]
     state = SUCCEEDED if row["status"] == fleet.AckStatus.DONE.value else FAILED
     with engine.begin() as conn:
@@ -338,14 +338,13 @@ def on_answer(engine: Engine, row: dict[str, Any], now: dt.datetime) -> None:
                     f"(more than {roll.max_failure_rate:.0%})",
                 )
             )
-    _finish_if_done(engine, rollout_id, now)
-
-
-def _finish_if_done(engine: Engine, rollout_id: str, now: dt.datetime) -> None:
-    with engine.begin() as conn:
-        roll = _get(conn, rollout_id)
-        last = roll.state == RUNNING and roll.wave == len(roll.waves) - 1
-        if last and not _count(conn, rollout_id, roll.wave, (PENDING, OFFERED)):
+            return
+        last = roll.wave == len(roll.waves) - 1
+        if (
+            roll.state == RUNNING
+            and last
+            and not _count(conn, rollout_id, roll.wave, (PENDING, OFFERED))
+        ):
             conn.execute(
                 sa.update(rollouts)
                 .where(rollouts.c.rollout_id == rollout_id)

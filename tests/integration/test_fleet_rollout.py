@@ -334,13 +334,14 @@ def test_a_good_bundle_reaches_every_terminal_wave_by_wave(running: Fleet) -> No
         90,
         "the canaries to take the new bundle",
     )
-    while (st := rollouts.status(running.engine, rollout_id)[0])["state"] == "running":
-        states = _states(running, rollout_id)
-        if "offered" not in states.values():
-            running.advance(rollout_id)
+    waves = rollouts.status(running.engine, rollout_id)[0]["waves"]
+    assert [w["wave"] for w in waves] == ["canary", "50%", "100%"]
+    for _ in waves[1:]:
+        running.advance(rollout_id)
         running.stack.wait_until(
             lambda: "offered" not in _states(running, rollout_id).values(), 90, "a wave to finish"
         )
+    st = rollouts.status(running.engine, rollout_id)[0]
     assert st["state"] == "done", st
     assert set(_states(running, rollout_id).values()) == {"succeeded"}
     (release,) = {_verified_release(running, d) for d in DEVICES}
