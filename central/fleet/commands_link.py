@@ -58,6 +58,8 @@ class FleetLink:
         self.ready = threading.Event()
         self._inbox: queue.Queue[tuple[str, bytes, int, int]] = queue.Queue(_QUEUE_MAX)
         self._known: frozenset[desired.Member] = frozenset()
+        self._republished = False  # every config again once per process (a broker that lost
+        # its retained messages gets them back; terminals ignore a version they run)
         for kind in ("reported", "cmdack"):
             link.add(
                 Route(
@@ -132,15 +134,25 @@ class FleetLink:
             self._known = known
         if not self.link.connected:
             return
-        for device_id, token in desired.unpublished(self.engine):
-            topic = topics.device_topic(device_id, "config", self.root)
-            self.link.publish(topic, token.encode("ascii"), qos=1, retain=True)
-            desired.mark_published(self.engine, device_id, token, now)
+        if not self._republished:
+            self._publish_configs(desired.unpublished(self.engine, everything=True))
+            self._republished = True
+        if fresh := desired.unpublished(self.engine):
+            self._publish_configs(fresh)
+            desired.mark_published(self.engine, fresh, now)
+        sent = []
         for command_id, device_id, token in commands.queued(self.engine, now):
             topic = topics.device_topic(device_id, "cmd", self.root)
             self.link.publish(topic, token.encode("ascii"), qos=1)
-            commands.mark_sent(self.engine, command_id)
+            sent.append(command_id)
+        if sent:
+            commands.mark_sent(self.engine, sent)
         rollouts.expire_offers(self.engine, now)
+
+    def _publish_configs(self, configs: list[tuple[str, str]]) -> None:
+        for device_id, token in configs:
+            topic = topics.device_topic(device_id, "config", self.root)
+            self.link.publish(topic, token.encode("ascii"), qos=1, retain=True)
 
     def start(self) -> None:
         """Start the worker (the link, started by its owner, brings the messages)."""

@@ -237,23 +237,24 @@ def refresh(
     return changed
 
 
-def unpublished(engine: Engine) -> list[tuple[str, str]]:
-    """``(device_id, token)`` of the desired configs not published yet."""
+def unpublished(engine: Engine, everything: bool = False) -> list[tuple[str, str]]:
+    """``(device_id, token)`` of the desired configs not published yet (or of all)."""
+    query = sa.select(desired.c.device_id, desired.c.token)
+    if not everything:
+        query = query.where(desired.c.published_at.is_(None))
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(desired.c.device_id, desired.c.token).where(desired.c.published_at.is_(None))
-        )
-        return [(r.device_id, r.token) for r in rows]
+        return [(r.device_id, r.token) for r in conn.execute(query)]
 
 
-def mark_published(engine: Engine, device_id: str, token: str, now: dt.datetime) -> None:
-    """Record that ``token`` (still the device's desired config) went out."""
+def mark_published(engine: Engine, sent: list[tuple[str, str]], now: dt.datetime) -> None:
+    """Record that these ``(device_id, token)`` (if still the desired ones) went out."""
     with engine.begin() as conn:
-        conn.execute(
-            sa.update(desired)
-            .where(desired.c.device_id == device_id, desired.c.token == token)
-            .values(published_at=now)
-        )
+        for device_id, token in sent:
+            conn.execute(
+                sa.update(desired)
+                .where(desired.c.device_id == device_id, desired.c.token == token)
+                .values(published_at=now)
+            )
 
 
 def record_reported(engine: Engine, report: fleet.Reported, now: dt.datetime) -> None:

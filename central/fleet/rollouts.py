@@ -279,23 +279,22 @@ def advance(
             .where(rollouts.c.rollout_id == rollout_id)
             .values(state=RUNNING, wave=nxt, updated_at=now)
         )
-    args = fleet.UpdateArgs(
-        rollout_id=rollout_id,
-        url=f"{base_url}/rollouts/{rollout_id}.tar",
-        sha256=row.sha256,
-        size=row.size,
-        version=row.version,
-    ).model_dump()
-    for device_id in devices:
-        commands.send(
-            engine, signer, device_id, fleet.Action.UPDATE, now, ttl, args, rollout_id=rollout_id
-        )
-        with engine.begin() as conn:
-            conn.execute(
-                sa.update(targets)
-                .where(targets.c.rollout_id == rollout_id, targets.c.device_id == device_id)
-                .values(state=OFFERED, updated_at=now)
+        args = fleet.UpdateArgs(
+            rollout_id=rollout_id,
+            url=f"{base_url}/rollouts/{rollout_id}.tar",
+            sha256=row.sha256,
+            size=row.size,
+            version=row.version,
+        ).model_dump()
+        for device_id in devices:  # the wave moves with all its offers, or not at all
+            commands.queue_command(
+                conn, signer, device_id, fleet.Action.UPDATE, now, ttl, args, rollout_id
             )
+        conn.execute(
+            sa.update(targets)
+            .where(targets.c.rollout_id == rollout_id, targets.c.wave == nxt)
+            .values(state=OFFERED, updated_at=now)
+        )
     return int(nxt)
 
 
