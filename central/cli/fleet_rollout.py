@@ -245,6 +245,9 @@ def rollout() -> None:
     show_default=True,
     help="A wave with more failures than this fraction halts the rollout.",
 )
+@click.option(
+    "--auto", is_flag=True, help="Start each later wave as soon as the one before answered."
+)
 @click.pass_obj
 @friendly_errors
 def rollout_create(
@@ -254,6 +257,7 @@ def rollout_create(
     only_group: str | None,
     percents: tuple[int, ...],
     max_failure_rate: float,
+    auto: bool,
 ) -> None:
     """Check the signed model bundle in BUNDLE and plan its rollout (nothing is sent yet).
 
@@ -281,6 +285,7 @@ def rollout_create(
         max_bytes=s.max_bundle_bytes,
         now=_now(),
         only=only,
+        auto=auto,
     )
     (row,) = rollouts.status(engine, rollout_id)
     waves = ", ".join(f"{w['wave']} ({w.get('pending', 0)})" for w in row["waves"])

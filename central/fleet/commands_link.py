@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from central.certification.devices import DeviceTrust
 from central.certification.link import Link, Route
 from central.fleet import commands, desired, rollouts
+from central.fleet.rollouts_server import base_url
 from central.fleet.rollouts_settings import RolloutSettings
 from protocol import fleet, messages, signing, topics
 from protocol.errors import MessageError, SignatureError
@@ -148,6 +149,12 @@ class FleetLink:
         if sent:
             commands.mark_sent(self.engine, sent)
         rollouts.expire_offers(self.engine, now)
+        if self.settings.bundle_port or self.settings.bundle_url:
+            ttl = dt.timedelta(seconds=self.settings.update_ttl_s)
+            for rollout_id in rollouts.auto_advance(
+                self.engine, self.signer, base_url(self.settings), ttl, now
+            ):
+                log.info("rollout %s: next wave started by itself", rollout_id)
 
     def _publish_configs(self, configs: list[tuple[str, str]]) -> None:
         for device_id, token in configs:
