@@ -10,9 +10,9 @@ rollout id), e.g. ``canary``, ``25%``, ``100%``.
 created ``auto``, as soon as the wave before answered without halting): each of its
 devices gets a signed ``update`` command naming the archive's URL on central's bundle
 server, its SHA-256 and size. Terminals download it over mutual TLS, verify, stage,
-switch, self-test and answer ``done`` or ``failed`` (rolled back). A wave whose failures pass ``max_failure_rate`` of its devices
-*halts* the rollout: no later wave starts. ``advance`` also refuses while the current wave
-still has devices that have not answered.
+switch, self-test and answer ``done`` or ``failed`` (rolled back). A wave whose failures
+pass ``max_failure_rate`` of its devices *halts* the rollout: no later wave starts.
+``advance`` also refuses while the current wave still has devices that have not answered.
 """
 
 import datetime as dt
