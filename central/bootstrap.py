@@ -15,7 +15,9 @@ from functools import cached_property
 from pathlib import Path
 from types import FrameType
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.engine import Engine
 
 from central.certification.consumer import Consumer
@@ -23,7 +25,10 @@ from central.certification.devices import DeviceTrust
 from central.certification.ingest import Ingestor
 from central.certification.link import Link
 from central.certification.templates import TemplateAnswers, TemplateService
+from central.channels.answers import PhoneAnswers
+from central.channels.codes import Deliveries, PhoneCodes
 from central.config import CentralConfig
+from central.notify.base import LogNotifier, Notifier
 from central.store import db
 from common.config import secret_path
 from common.errors import ConfigError
@@ -31,6 +36,11 @@ from protocol import signing, topics
 from protocol.errors import SignatureError
 
 log = logging.getLogger(__name__)
+
+
+def notifier(cfg: CentralConfig) -> Notifier:
+    """The notifier one-time codes go out through (``[phone] channel``)."""
+    return LogNotifier()
 
 
 def _private_key(credential: str, path: Path, field: str) -> ec.EllipticCurvePrivateKey:
@@ -101,8 +111,27 @@ class Central:
         self.migrate()
         return Consumer(mqtt, self.cfg.ingest, self.ingestor, self.signer, stop)
 
+    @cached_property
+    def deliveries(self) -> Deliveries:
+        """The worker that texts one-time codes through the configured notifier."""
+        return Deliveries(notifier(self.cfg))
+
+    def phone_answers(self) -> PhoneAnswers | None:
+        """Answers to remote terminals' code requests (``None``: no ``[phone]
+        remote_devices``, the phone channel is off)."""
+        phone = self.cfg.phone
+        if not phone.remote_devices:
+            return None
+        secret = HKDF(hashes.SHA256(), 32, None, b"lifecert phone codes").derive(
+            self.seal_key.private_numbers().private_value.to_bytes(32, "big")
+        )
+        codes = PhoneCodes(self.engine, phone, self.deliveries, secret)
+        return PhoneAnswers(codes, phone, self.signer)
+
     def template_service(self, link: Link) -> TemplateService:
-        """The template request service, answering over ``link`` (add it before it starts)."""
+        """The request service (templates, and the phone channel's codes), answering over
+        ``link`` (add it before it starts)."""
+        phone = self.phone_answers()
         answers = TemplateAnswers(
             self.engine,
             self.trust,
@@ -110,11 +139,14 @@ class Central:
             self.seal_key,
             self.signer,
             link.settings.root,
+            ops=phone.handlers() if phone else None,
         )
         return TemplateService(link, answers)
 
     def close(self) -> None:
-        """Release the database connections (if the engine was built)."""
+        """Send the codes queued, release the database connections (if built)."""
+        if "deliveries" in self.__dict__:
+            self.deliveries.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from central.certification.settings import CentralMqtt, FleetFiles, IngestSettings, Policy
+from central.channels.settings import PhoneSettings
 from central.fraud.settings import DuplicateSettings
 from central.payments.settings import BankSettings, PaymentSettings
 from central.store.settings import DatabaseSettings
@@ -64,6 +65,9 @@ class CentralConfig(Section):
     bank: BankSettings = Field(default=_EMPTY, title="bank", description="a [bank] table")
     duplicates: DuplicateSettings = Field(
         default=_EMPTY, title="duplicates", description="a [duplicates] table"
+    )
+    phone: PhoneSettings = Field(
+        default=_EMPTY, title="phone channel", description="a [phone] table (docs/phone.md)"
     )
 
     def require_mqtt(self) -> CentralMqtt:

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, Field, model_validator
 from common import config as _config
 from common.config import ConfigPath, Section
 from edge.kiosk.settings import KioskSettings
+from edge.remote.settings import RemoteSettings
 from edge.session.settings import SessionSettings
 from hal.config import HalSettings
 from models.config import ModelsSettings
@@ -148,6 +149,20 @@ class EdgeConfig(Section):
     kiosk: KioskSettings = Field(
         default_factory=KioskSettings, title="kiosk", description="a [kiosk] table"
     )
+    remote: RemoteSettings = Field(
+        default_factory=RemoteSettings,
+        title="remote terminal",
+        description="a [remote] table: serve phone certifications (docs/phone.md)",
+    )
+
+    @model_validator(mode="after")
+    def _one_front(self) -> "EdgeConfig":
+        if self.kiosk.enabled and self.remote.enabled:
+            raise ValueError(
+                "kiosk.enabled and remote.enabled: a terminal is a kiosk or a remote terminal; "
+                "enrol another device id for the other"
+            )
+        return self
 
     @property
     def db_path(self) -> Path:

@@ -21,11 +21,13 @@ gets nothing. Each device may ask ``burst`` times, refilled at ``per_minute``.
 """
 
 import datetime as dt
+import json
 import logging
 import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, Self
@@ -87,6 +89,21 @@ class _Buckets:
         return True
 
 
+OpHandler = Callable[[str, bytes], str]
+"""Another room's answer to a request op from a trusted device: ``(device_id, payload)`` ->
+signed reply (given to ``TemplateAnswers`` as ``ops``; e.g. ``central.channels``)."""
+
+
+def _op(payload: bytes) -> str | None:
+    """The ``op`` of a JSON request, else ``None`` (the template model then says what is wrong)."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return None
+    op = body.get("op") if isinstance(body, dict) else None
+    return op if isinstance(op, str) else None
+
+
 class TemplateAnswers:
     """Answers template requests from the database (no MQTT: testable on its own)."""
 
@@ -99,8 +116,10 @@ class TemplateAnswers:
         signer: signing.Signer,
         root: str = topics.ROOT,
         limits: Limits | None = None,
+        ops: Mapping[str, OpHandler] | None = None,
     ) -> None:
         self.engine, self.trust, self.seal_key, self.signer = engine, trust, seal_key, signer
+        self.ops: Mapping[str, OpHandler] = ops or {}
         self.devices_dir = devices_dir
         self.root = root
         self._buckets = _Buckets(limits or Limits())
@@ -147,6 +166,9 @@ class TemplateAnswers:
             self._count("refused")
             log.warning("template request from %s refused: not a trusted device", device_id)
             return None
+        if (handler := self.ops.get(_op(payload) or "")) is not None:
+            self._count("other_op")
+            return handler(device_id, payload)  # its own limits (e.g. central.channels)
         if not self._buckets.take(device_id, time.monotonic() if now is None else now):
             self._count("rate_limited")
             return self._sign("error", {"device_id": device_id}, "rate_limited")

@@ -172,6 +172,7 @@ CENTRAL_ROOMS: dict[str, set[str]] = {
     "payments": {"store", "certification", "people"},
     "fraud": {"store"},
     "notify": {"store", "certification", "people", "payments"},
+    "channels": {"store", "certification", "people", "notify"},
 }
 """Whom each room of ``central/`` may import (docs/design.md, "Central's rooms")."""
 CENTRAL_TOP = {"__main__", "config", "bootstrap", "cli"}
