@@ -28,7 +28,12 @@ from central.certification.templates import TemplateAnswers, TemplateService
 from central.channels.answers import PhoneAnswers
 from central.channels.codes import Deliveries, PhoneCodes
 from central.config import CentralConfig
+<<<<<<< HEAD
 from central.notify.base import LogNotifier, Notifier
+=======
+from central.notify import adapters, outbox
+from central.notify.base import Notifier
+>>>>>>> reach
 from central.store import db
 from common.config import secret_path
 from common.errors import ConfigError
@@ -90,12 +95,21 @@ class Central:
         root = self.cfg.mqtt.root if self.cfg.mqtt else topics.ROOT
         return Ingestor(self.engine, self.trust, self.cfg.policy, root)
 
+    @cached_property
+    def notifiers(self) -> dict[str, Notifier]:
+        """The adapter of each notify channel (``[notify] channels``)."""
+        return adapters.build(self.cfg.notify)
+
+    def sender(self) -> outbox.Sender:
+        """Delivers the outbox's due messages through ``notifiers``."""
+        return outbox.Sender(self.engine, self.notifiers, self.cfg.notify)
+
     def check(self) -> None:
         """Load everything ``run`` needs: files present, [mqtt], CA/CRL/devices, both keys."""
         if missing := self.cfg.missing_files():
             raise ConfigError("missing files:\n  - " + "\n  - ".join(missing))
         self.cfg.require_mqtt()
-        _ = self.trust, self.signer, self.seal_key
+        _ = self.trust, self.signer, self.seal_key, self.notifiers
 
     def migrate(self) -> str | None:
         """Migrate the database to the code's head; the revision it is at."""
@@ -153,20 +167,29 @@ class Central:
 
 class Service:
     """What ``lifecert-central run`` serves: the consumer and the template service, over the
-    consumer's one broker connection (one paho client, one session)."""
+    consumer's one broker connection (one paho client, one session), and the notifier's
+    outbox sender in a thread of its own."""
 
     def __init__(
         self, central: Central, stop: threading.Event, client_id: str | None = None
     ) -> None:
         self.consumer = central.consumer(stop, client_id)
         self.templates = central.template_service(self.consumer.link)
+        self.sender = central.sender()
+        self.stop = stop
 
     def run(self) -> None:
         """Serve until the stop event is set: the batch in hand is finished, the template
         request subscription left, the connection closed cleanly."""
-        with self.templates:
-            self.templates.start()
-            self.consumer.run()
+        sender = threading.Thread(target=self.sender.run, args=(self.stop,), name="notify")
+        sender.start()
+        try:
+            with self.templates:
+                self.templates.start()
+                self.consumer.run()
+        finally:
+            self.stop.set()
+            sender.join()
 
 
 def run(central: Central, client_id: str | None = None) -> None:

@@ -14,6 +14,7 @@ from pydantic import Field
 from central.certification.settings import CentralMqtt, FleetFiles, IngestSettings, Policy
 from central.channels.settings import PhoneSettings
 from central.fraud.settings import DuplicateSettings
+from central.notify.settings import NotifySettings
 from central.payments.settings import BankSettings, PaymentSettings
 from central.store.settings import DatabaseSettings
 from common import config
@@ -65,6 +66,9 @@ class CentralConfig(Section):
     bank: BankSettings = Field(default=_EMPTY, title="bank", description="a [bank] table")
     duplicates: DuplicateSettings = Field(
         default=_EMPTY, title="duplicates", description="a [duplicates] table"
+    )
+    notify: NotifySettings = Field(
+        default=_EMPTY, title="notify", description="a [notify] table (outbox, adapters)"
     )
     phone: PhoneSettings = Field(
         default=_EMPTY, title="phone channel", description="a [phone] table (docs/phone.md)"

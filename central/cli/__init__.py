@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from central import config
-from central.cli import certification, fraud, payments, people, store
+from central.cli import certification, fraud, notify, payments, people, store
 from central.cli.context import State
 from common.cli import friendly_errors
 
@@ -52,5 +52,6 @@ for command in (
     *people.COMMANDS,
     *payments.COMMANDS,
     *fraud.COMMANDS,
+    *notify.COMMANDS,
 ):
     main.add_command(command)

@@ -1,7 +1,7 @@
 """The phone channel's one-time codes and their rate-limit log (central.channels.tables).
 
 Revision ID: 0035
-Revises: 0030 (the roster's contact details: codes go to the roster's phone)
+Revises: 0031 (after reach: codes go to the roster's phone through its notifier)
 Create Date: 2026-12-06
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0035"
-down_revision: str | None = "0030"
+down_revision: str | None = "0031"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
