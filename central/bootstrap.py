@@ -28,12 +28,8 @@ from central.certification.templates import TemplateAnswers, TemplateService
 from central.channels.answers import PhoneAnswers
 from central.channels.codes import Deliveries, PhoneCodes
 from central.config import CentralConfig
-<<<<<<< HEAD
-from central.notify.base import LogNotifier, Notifier
-=======
 from central.notify import adapters, outbox
 from central.notify.base import Notifier
->>>>>>> reach
 from central.store import db
 from common.config import secret_path
 from common.errors import ConfigError
@@ -41,11 +37,6 @@ from protocol import signing, topics
 from protocol.errors import SignatureError
 
 log = logging.getLogger(__name__)
-
-
-def notifier(cfg: CentralConfig) -> Notifier:
-    """The notifier one-time codes go out through (``[phone] channel``)."""
-    return LogNotifier()
 
 
 def _private_key(credential: str, path: Path, field: str) -> ec.EllipticCurvePrivateKey:
@@ -127,8 +118,16 @@ class Central:
 
     @cached_property
     def deliveries(self) -> Deliveries:
-        """The worker that texts one-time codes through the configured notifier."""
-        return Deliveries(notifier(self.cfg))
+        """The worker that texts one-time codes: straight through the adapter ``[notify]
+        channels`` names for ``[phone] channel`` (a code is worth nothing after minutes, so
+        not through the outbox's retries; ``log`` writes no code)."""
+        channel = self.cfg.phone.channel
+        if channel not in self.notifiers:
+            raise ConfigError(
+                f"phone.channel: {channel!r} is not a [notify] channel; "
+                f"use one of {', '.join(sorted(self.notifiers))}"
+            )
+        return Deliveries(self.notifiers[channel])
 
     def phone_answers(self) -> PhoneAnswers | None:
         """Answers to remote terminals' code requests (``None``: no ``[phone]
