@@ -119,9 +119,8 @@ def decode_frame(data: bytes, max_px: int) -> np.ndarray:
         if image.format != "JPEG":
             raise RefusedError(415, "frame: send a JPEG image")
         if max(image.size) > max_px or min(image.size) < 16:
-            raise RefusedError(
-                413, f"frame: {image.size[0]}x{image.size[1]} px, at most {max_px} a side"
-            )
+            w, h = image.size
+            raise RefusedError(413, f"frame: {w}x{h} px: send at most {max_px} px a side")
         return np.asarray(image.convert("RGB"))
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
         raise RefusedError(400, "frame: not a readable JPEG image") from None
