@@ -127,7 +127,8 @@ def test_a_terminal_is_a_kiosk_or_a_remote_terminal(tmp_path: Path) -> None:
     path = tmp_path / "edge.toml"
     path.write_text(
         'device_id = "remote-01"\n'
-        '[mqtt]\nhost = "localhost"\n[mqtt.tls]\nca_file = "ca.pem"\ncert_file = "cert.pem"\nkey_file = "key.pem"\n'
+        '[mqtt]\nhost = "localhost"\n[mqtt.tls]\nca_file = "ca.pem"\ncert_file = "cert.pem"\n'
+        'key_file = "key.pem"\n'
         '[central]\nsign_pub = "sign.pub"\nseal_pub = "seal.pub"\n'
         "[kiosk]\nenabled = true\n[remote]\nenabled = true\n"
     )
