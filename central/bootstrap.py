@@ -84,7 +84,8 @@ class Central:
     def ingestor(self) -> Ingestor:
         """Verifies and applies results, trusting the fleet's devices under the policy."""
         root = self.cfg.mqtt.root if self.cfg.mqtt else topics.ROOT
-        return Ingestor(self.engine, self.trust, self.cfg.policy, root)
+        remote = frozenset(self.cfg.phone.remote_devices)
+        return Ingestor(self.engine, self.trust, self.cfg.policy, root, remote)
 
     @cached_property
     def notifiers(self) -> dict[str, Notifier]:

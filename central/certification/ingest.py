@@ -35,7 +35,7 @@ from common.errors import LifecertError
 from protocol import messages, signing, topics
 from protocol.errors import MessageError, SignatureError
 from protocol.limits import MAX_RESULT_BYTES
-from protocol.messages import Ack, AckStatus, Decision, Result
+from protocol.messages import Ack, AckStatus, Channel, Decision, Result
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ class Reason(StrEnum):
     TOO_OLD = "too_old"
     UNKNOWN_RETIREE = "unknown_retiree"
     RETIREE_INACTIVE = "retiree_inactive"
+    WRONG_CHANNEL = "wrong_channel"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -244,9 +245,17 @@ class Ingestor:
     """Verifies results against the fleet's devices and applies them to the store."""
 
     def __init__(
-        self, engine: Engine, trust: DeviceTrust, policy: Policy, root: str = topics.ROOT
+        self,
+        engine: Engine,
+        trust: DeviceTrust,
+        policy: Policy,
+        root: str = topics.ROOT,
+        remote_devices: frozenset[str] = frozenset(),
     ) -> None:
+        """``remote_devices``: the remote terminals (``[phone] remote_devices``), the only
+        devices whose results may say channel ``mobile``, and which may say nothing else."""
         self.engine = engine
+        self.remote_devices = remote_devices
         self.trust = trust
         self.policy = policy
         self.root = root
@@ -315,6 +324,15 @@ class Ingestor:
                 f"for retiree {result.retiree_id} at {result.device_time:%Y-%m-%dT%H:%M:%SZ}"
             )
             return _Refused(msg, reason, detail, topic_device, kid, result.result_id, topic_device)
+        remote = device.device_id in self.remote_devices
+        if (result.channel is Channel.MOBILE) != remote:
+            detail = (
+                f"channel {result.channel.value} from {'a remote' if remote else 'a'} terminal "
+                "([phone] remote_devices): only remote terminals certify by phone, and only that"
+            )
+            return _Refused(
+                msg, Reason.WRONG_CHANNEL, detail, topic_device, kid, result.result_id, topic_device
+            )
         return _Verified(msg, result, kid)
 
     def _verify_safely(self, msg: Inbound) -> "_Verified | _Refused":

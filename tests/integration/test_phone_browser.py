@@ -18,6 +18,7 @@ no template yet, huge uploads: a clear message each, and nothing changed.
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from edge.adapters.recorder import Recorder
 from edge.bootstrap import open_outbox
 from edge.config import load as load_config
 from edge.session.core import sealed_form
-from edge.session.model import Draft
+from edge.session.model import Draft, assisted
 from hal.camera import Frame
 from models.pipeline import FacePipeline
 from protocol.messages import Channel, Decision, LivenessEvidence, MatchEvidence, Method
@@ -365,3 +366,15 @@ def test_refusals_are_clear_and_change_nothing(installation: Phone) -> None:
     )
     assert foreign.status_code == 403
     assert app.results() == before  # nothing recorded
+
+
+def test_only_remote_terminals_may_certify_by_phone(installation: Phone) -> None:
+    """A desk terminal's key cannot pass a result off as a phone certification."""
+    app = installation
+    cfg = load_config(app.stack.edge_config(DESK))
+    draft = replace(assisted(app.ids[5], "desk-1"), channel=Channel.MOBILE)
+    with open_outbox(cfg) as outbox:
+        Recorder(outbox, load_keys(cfg)).record(draft)
+    url = central_url(app.stack)
+    wait_until(lambda: count(url, "quarantine", "WHERE reason = 'wrong_channel'"), 30, "refusal")
+    assert count(url, "results", f"WHERE retiree_id = '{app.ids[5]}'") == 0
