@@ -175,6 +175,8 @@ def create_app(
         body = await _json(request)
         retiree, code, language = _id_number(body), _code(body), _language(body)
         limited(request)
+        if sessions.running() >= sessions.max_sessions:  # before the code is used up
+            raise RefusedError(503, "sessions: all taken", "busy")
         outcome = await ask(codes.check, retiree, code, client(request))
         if outcome == "locked":
             raise RefusedError(429, "code: too many wrong tries", "code_locked")

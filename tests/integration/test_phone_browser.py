@@ -44,7 +44,7 @@ from provisioning.stack import Stack
 from tests.fixtures.ports import free_port
 from tests.fixtures.stack import central_url, count, make_stack
 from tests.fixtures.waiting import wait_until
-from tests.integration.test_kiosk_browser import CHROMIUM, FLAGS
+from tests.integration.test_kiosk_browser import CHROMIUM, FLAGS, MEASURE, contrast
 from tests.integration.test_session_e2e import (
     CHALLENGES,
     COLIN,
@@ -230,6 +230,17 @@ def _up(url: str) -> bool:
         return False
 
 
+def check_readable(page: Any, smallest: float = 20) -> None:
+    """Every visible text at least ``smallest`` px with contrast >= 4.5:1; targets >= 48 px."""
+    found = page.evaluate(MEASURE)
+    assert found["texts"], "no visible text"
+    for t in found["texts"]:
+        assert t["size"] >= smallest, t
+        assert contrast(t["fg"], t["bg"]) >= 4.5, t
+    for box in found["targets"]:
+        assert box["w"] >= 48 and box["h"] >= 48, box
+
+
 def browser_args(video: Path) -> list[str]:
     return [
         *FLAGS,
@@ -244,7 +255,12 @@ def start_on_phone(pw: Any, video: Path, app: Phone, who: int) -> tuple[Any, Any
     browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=browser_args(video))
     page = browser.new_page(viewport={"width": 390, "height": 844})
     page.goto(app.url + "/")
+    assert "身份证号码" in page.inner_text("#identify")  # Mandarin first
+    check_readable(page)
+    page.click("#bigger")
+    check_readable(page, 28)
     page.click("#lang")  # English
+    page.wait_for_function("() => document.documentElement.lang === 'en'")
     page.fill("#id-number", app.ids[who])
     page.click("#send")
     page.wait_for_function("() => document.getElementById('sent').textContent.length > 0")
