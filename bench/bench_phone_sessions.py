@@ -11,21 +11,26 @@ by its own thread, which decodes each frame as the web route does. Latency = a f
 arrival at the session's camera to the end of its observation (detect + landmarks + chip +
 quality); frames a busy session skipped as stale are counted apart. A level passes when
 p95 <= 200 ms and at most 5% of frames are skipped. Beside it, in the same run, the bare
-pipeline's cost of one frame (decode + observe, one thread, nothing else running). Not
-measured: HTTP (uvicorn) in front, and the phone's network.
+pipeline's cost of one frame (decode + observe, one thread, nothing else running). With
+``--http`` the frames go through the real web app (``edge.remote.app`` under uvicorn, in
+this process) as POSTs from a separate client process, and the client's round trip is
+reported too. Not measured: the phone's network.
 """
 
 import argparse
 import datetime as dt
 import io
+import multiprocessing
 import os
 import random
+import socket
 import statistics
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -40,12 +45,50 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def post_frames(port: int, tokens: list[str], jpegs: list[bytes], seconds: float, out: Any) -> None:
+    """The phones: one thread per session POSTing a frame every 100 ms (a client process)."""
+    import httpx
+
+    url = f"http://127.0.0.1:{port}"
+    trips: list[float] = []
+
+    def phone(token: str) -> None:
+        headers = {"Origin": url, "Content-Type": "image/jpeg"}
+        with httpx.Client(base_url=url, headers=headers, cookies={"lifecert_phone": token}) as c:
+            i, tick = random.randrange(len(jpegs)), time.monotonic()
+            end = tick + seconds
+            while time.monotonic() < end:
+                t = time.perf_counter()
+                c.post("/api/frame", content=jpegs[i % len(jpegs)]).raise_for_status()
+                trips.append((time.perf_counter() - t) * 1000)
+                i, tick = i + 1, tick + 0.1
+                time.sleep(max(0.0, tick - time.monotonic()))
+
+    threads = [threading.Thread(target=phone, args=(t,)) for t in tokens]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.put(trips[len(trips) // 5 :])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bundle", type=Path, default=REPO / "var" / "models")
     parser.add_argument("--seconds", type=float, default=8.0, help="measured per level")
     parser.add_argument("--max", type=int, default=8, help="most sessions tried")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--http",
+        action="store_true",
+        help="POST the frames to the phone app under uvicorn, from another process",
+    )
     args = parser.parse_args()
     if not LFW.is_dir():
         sys.exit(f"error: LFW not found at {LFW}: set LIFECERT_TEST_DATA to the data folder")
@@ -144,6 +187,8 @@ def main() -> None:
             fed[0] += phone.camera.fed
             skipped[0] += phone.camera.skipped
 
+        if args.http:
+            return over_http(sessions, pool, n, stop)
         feeders = [threading.Thread(target=feed, args=(k,), daemon=True) for k in range(n)]
         for t in feeders:
             t.start()
@@ -157,6 +202,58 @@ def main() -> None:
         sessions.close()
         share = skipped[0] / max(1, fed[0])
         return _pct(latencies, 0.5), _pct(latencies, 0.95), share, len(latencies)
+
+    def over_http(
+        sessions: Sessions, pool: FacePool, n: int, stop: threading.Event
+    ) -> tuple[float, float, float, int]:
+        import uvicorn
+
+        from edge.remote.app import create_app
+        from edge.remote.limits import AddressLimits
+
+        port = free_port()
+        app = create_app(
+            sessions,
+            None,  # type: ignore[arg-type]  # no codes: sessions are started here
+            None,  # type: ignore[arg-type]
+            AddressLimits(10**6),
+            hosts=frozenset({f"127.0.0.1:{port}"}),
+            frame_max_bytes=256 * 1024,
+            frame_max_px=1280,
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+        )
+        threading.Thread(target=server.run, daemon=True).start()
+        while not server.started:
+            time.sleep(0.05)
+        phones = []
+        for k in range(n):
+            template = rng.standard_normal(128).astype(np.float32)
+            phones.append(sessions.start(retirees[k], template / np.linalg.norm(template), "zh"))
+        ctx = multiprocessing.get_context("spawn")
+        results = ctx.Queue()
+        client = ctx.Process(
+            target=post_frames,
+            args=(port, [p.token for p in phones], jpegs, 2.0 + args.seconds, results),
+        )
+        client.start()
+        time.sleep(2.0)
+        pool.latencies.take()
+        time.sleep(args.seconds)
+        latencies = [x * 1000 for x in pool.latencies.take()]
+        trips = results.get(timeout=60)
+        client.join(10)
+        fed = sum(p.camera.fed for p in phones)
+        skipped = sum(p.camera.skipped for p in phones)
+        stop.set()
+        sessions.close()
+        server.should_exit = True
+        print(
+            f"          HTTP round trip of a frame POST: median {statistics.median(trips):.1f} ms,"
+            f" p95 {_pct(trips, 0.95):.1f} ms"
+        )
+        return _pct(latencies, 0.5), _pct(latencies, 0.95), skipped / max(1, fed), len(latencies)
 
     with tempfile.TemporaryDirectory() as tmp:
         for workers in args.workers:
