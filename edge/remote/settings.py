@@ -40,7 +40,7 @@ class RemoteSettings(Section):
         description='proxy addresses whose X-Forwarded-For is believed, e.g. ["127.0.0.1"]',
     )
     max_sessions: int = Field(
-        default=4,
+        default=3,
         ge=1,
         le=256,
         title="sessions at once",

@@ -230,6 +230,13 @@ def _up(url: str) -> bool:
         return False
 
 
+SPY = """window.__spoken = [];
+if ('speechSynthesis' in window) {
+  speechSynthesis.speak = (u) => window.__spoken.push([u.lang, u.text]);
+}"""
+"""Records what the page would say (headless Chromium has no voices to hear)."""
+
+
 def check_readable(page: Any, smallest: float = 20) -> None:
     """Every visible text at least ``smallest`` px with contrast >= 4.5:1; targets >= 48 px."""
     found = page.evaluate(MEASURE)
@@ -254,6 +261,7 @@ def start_on_phone(pw: Any, video: Path, app: Phone, who: int) -> tuple[Any, Any
     """A phone browser with ``video`` as its camera, through the code to the first prompt."""
     browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=browser_args(video))
     page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.add_init_script(SPY)
     page.goto(app.url + "/")
     assert "身份证号码" in page.inner_text("#identify")  # Mandarin first
     check_readable(page)
@@ -261,6 +269,7 @@ def start_on_phone(pw: Any, video: Path, app: Phone, who: int) -> tuple[Any, Any
     check_readable(page, 28)
     page.click("#lang")  # English
     page.wait_for_function("() => document.documentElement.lang === 'en'")
+    page.click("#voice")
     page.fill("#id-number", app.ids[who])
     page.click("#send")
     page.wait_for_function("() => document.getElementById('sent').textContent.length > 0")
@@ -283,6 +292,9 @@ def test_a_retiree_certifies_from_their_phone_and_central_applies_it(
         receipt = page.inner_text("#receipt")
         assert receipt.startswith(REMOTE.upper())
         assert "Certified" in page.inner_text("#prompt")
+        spoken = page.evaluate("window.__spoken")
+        assert ["en-GB", "Please look at the camera"] in spoken, spoken  # voice on
+        assert any(text.startswith("Certified") for _, text in spoken), spoken
         browser.close()
     wait_until(lambda: app.results(f"AND retiree_id = '{app.ids[0]}'"), 30, "central")
     engine = sa.create_engine(central_url(app.stack))
