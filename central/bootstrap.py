@@ -26,7 +26,7 @@ from central.certification.ingest import Ingestor
 from central.certification.link import Link
 from central.certification.templates import TemplateAnswers, TemplateService
 from central.channels.answers import PhoneAnswers
-from central.channels.codes import Deliveries, PhoneCodes
+from central.channels.codes import Deliveries, PhoneCodes, mobile_gate
 from central.config import CentralConfig
 from central.notify import adapters, outbox
 from central.notify.base import Notifier
@@ -85,7 +85,7 @@ class Central:
         """Verifies and applies results, trusting the fleet's devices under the policy."""
         root = self.cfg.mqtt.root if self.cfg.mqtt else topics.ROOT
         remote = frozenset(self.cfg.phone.remote_devices)
-        return Ingestor(self.engine, self.trust, self.cfg.policy, root, remote)
+        return Ingestor(self.engine, self.trust, self.cfg.policy, root, remote, mobile_gate)
 
     @cached_property
     def notifiers(self) -> dict[str, Notifier]:

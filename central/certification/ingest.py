@@ -17,7 +17,7 @@ import json
 import logging
 import uuid
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
@@ -109,6 +109,7 @@ class Reason(StrEnum):
     UNKNOWN_RETIREE = "unknown_retiree"
     RETIREE_INACTIVE = "retiree_inactive"
     WRONG_CHANNEL = "wrong_channel"
+    NO_PHONE_CODE = "no_phone_code"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -241,6 +242,9 @@ def _loose_result_id(body: bytes) -> uuid.UUID | None:
         return None
 
 
+MobileGate = Callable[[Connection, Result], str | None]
+
+
 class Ingestor:
     """Verifies results against the fleet's devices and applies them to the store."""
 
@@ -251,11 +255,15 @@ class Ingestor:
         policy: Policy,
         root: str = topics.ROOT,
         remote_devices: frozenset[str] = frozenset(),
+        mobile_gate: MobileGate | None = None,
     ) -> None:
         """``remote_devices``: the remote terminals (``[phone] remote_devices``), the only
-        devices whose results may say channel ``mobile``, and which may say nothing else."""
+        devices whose results may say channel ``mobile``, and which may say nothing else;
+        ``mobile_gate`` says why a ``mobile`` result must be refused (``central.channels``:
+        no one-time code checked for it), or ``None``."""
         self.engine = engine
         self.remote_devices = remote_devices
+        self.mobile_gate = mobile_gate
         self.trust = trust
         self.policy = policy
         self.root = root
@@ -504,6 +512,9 @@ class Ingestor:
             )
         if r.retiree_id not in snap.retirees:
             return self._reject(conn, item, Reason.UNKNOWN_RETIREE, "retiree not on the roster")
+        gate = self.mobile_gate if r.channel is Channel.MOBILE else None
+        if gate is not None and (why := gate(conn, r)) is not None:
+            return self._reject(conn, item, Reason.NO_PHONE_CODE, why)
         born, status = snap.people[r.retiree_id]
         if r.decision is Decision.PASS and status in INACTIVE:
             self._flag_inactive(conn, item, status)

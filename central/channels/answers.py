@@ -78,7 +78,9 @@ class PhoneAnswers:
             "retiree_id": request.retiree_id,
         }
         if isinstance(request, CodeCheck):
-            outcome: str = self.codes.check(request.retiree_id, request.code, request.client)
+            outcome: str = self.codes.check(
+                request.retiree_id, request.code, request.client, device_id
+            )
         else:
             outcome = self.codes.send(request.retiree_id, request.client)
         return self._sign("ok", {**ids, "outcome": outcome})

@@ -23,9 +23,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from central.channels.settings import PhoneSettings
-from central.channels.tables import phone_code_log, phone_codes
+from central.channels.tables import phone_code_log, phone_codes, phone_verifications
 from central.notify.base import DeliveryError, Message, Notifier
 from central.people.contacts import Contact, contact_of, mask_phone
+from protocol.messages import Result
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +164,9 @@ class PhoneCodes:
             )
         return "sent"
 
-    def check(self, retiree_id: str, code: str, client: str) -> Checked:
-        """``ok`` (and the code is used up), ``wrong`` (or expired), ``locked`` (too many)."""
+    def check(self, retiree_id: str, code: str, client: str, device_id: str) -> Checked:
+        """``ok`` (the code is used up, and ``device_id`` may now send a ``mobile`` result for
+        ``retiree_id``), ``wrong`` (or expired), ``locked`` (too many tries)."""
         s, now = self.settings, self._clock()
         client_key = self._mac("client", client)
         mac = self._mac("code", retiree_id, code)
@@ -184,6 +186,42 @@ class PhoneCodes:
                 return "locked"
             if hmac.compare_digest(row.code_mac, mac) and row.expires_at > now:
                 conn.execute(t.delete().where(t.c.id_number == retiree_id))
+                conn.execute(
+                    phone_verifications.insert().values(
+                        retiree_id=retiree_id, device_id=device_id, verified_at=now
+                    )
+                )
                 return "ok"
             conn.execute(t.update().where(t.c.id_number == retiree_id).values(tries=t.c.tries + 1))
             return "wrong"
+
+
+SESSION_WINDOW = dt.timedelta(minutes=30)
+"""How long after a code was checked the remote terminal's result may be signed."""
+CLOCK_SLACK = dt.timedelta(minutes=5)
+"""How far the remote terminal's clock may be off central's."""
+
+
+def mobile_gate(conn: Connection, result: Result) -> str | None:
+    """Why ingest must refuse a ``mobile`` result, or ``None``: its device checked a code
+    for its retiree at most ``SESSION_WINDOW`` before signing it (clocks within
+    ``CLOCK_SLACK``). A stolen remote terminal key, without the retirees' phones, certifies
+    nobody."""
+    v = phone_verifications
+    at = result.device_time
+    found = conn.execute(
+        sa.select(v.c.id)
+        .where(
+            v.c.retiree_id == result.retiree_id,
+            v.c.device_id == result.device_id,
+            v.c.verified_at >= at - SESSION_WINDOW - CLOCK_SLACK,
+            v.c.verified_at <= at + CLOCK_SLACK,
+        )
+        .limit(1)
+    ).first()
+    if found is None:
+        return (
+            f"no one-time code checked by {result.device_id} for this retiree in the "
+            f"{SESSION_WINDOW.seconds // 60} minutes before the result"
+        )
+    return None

@@ -36,7 +36,7 @@ from edge.adapters.recorder import Recorder
 from edge.bootstrap import open_outbox
 from edge.config import load as load_config
 from edge.session.core import sealed_form
-from edge.session.model import Draft, assisted
+from edge.session.model import Draft
 from hal.camera import Frame
 from models.pipeline import FacePipeline
 from protocol.messages import Channel, Decision, LivenessEvidence, MatchEvidence, Method
@@ -396,13 +396,38 @@ def test_refusals_are_clear_and_change_nothing(installation: Phone) -> None:
     assert app.results() == before  # nothing recorded
 
 
-def test_only_remote_terminals_may_certify_by_phone(installation: Phone) -> None:
-    """A desk terminal's key cannot pass a result off as a phone certification."""
+def test_only_remote_terminals_may_certify_by_phone_and_only_after_a_code(
+    installation: Phone,
+) -> None:
+    """A desk terminal's key cannot pass a result off as a phone certification, and the
+    remote terminal's own key certifies nobody whose code it did not check."""
     app = installation
-    cfg = load_config(app.stack.edge_config(DESK))
-    draft = replace(assisted(app.ids[5], "desk-1"), channel=Channel.MOBILE)
-    with open_outbox(cfg) as outbox:
-        Recorder(outbox, load_keys(cfg)).record(draft)
     url = central_url(app.stack)
-    wait_until(lambda: count(url, "quarantine", "WHERE reason = 'wrong_channel'"), 30, "refusal")
+    forged = replace(
+        first_certification_draft(app, app.ids[5]), channel=Channel.MOBILE, template=None
+    )
+    for device, reason in ((DESK, "wrong_channel"), (REMOTE, "no_phone_code")):
+        cfg = load_config(app.stack.edge_config(device))
+        with open_outbox(cfg) as outbox:
+            Recorder(outbox, load_keys(cfg)).record(forged)
+        where = f"WHERE reason = '{reason}' AND device_id = '{device}'"
+        wait_until(lambda where=where: count(url, "quarantine", where), 30, reason)  # type: ignore[misc]
     assert count(url, "results", f"WHERE retiree_id = '{app.ids[5]}'") == 0
+
+
+def first_certification_draft(app: Phone, retiree: str) -> Draft:
+    """A face pass as a remote terminal would sign it (scores made up: no session ran)."""
+    return Draft(
+        retiree_id=retiree,
+        method=Method.FACE,
+        decision=Decision.PASS,
+        match=MatchEvidence(
+            modality="face",
+            reference="template",
+            score=0.5,
+            threshold=1.08,
+            model="forged",
+            attempts=1,
+        ),
+        liveness=LivenessEvidence(passed=True, challenges=("nod", "turn_left")),
+    )

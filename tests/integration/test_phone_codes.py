@@ -8,6 +8,7 @@ tested against a local gateway there; the browser test sends codes through it).
 import datetime as dt
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from central.channels.answers import PhoneAnswers
-from central.channels.codes import Deliveries, PhoneCodes
+from central.channels.codes import Deliveries, PhoneCodes, mobile_gate
 from central.channels.settings import PhoneSettings
 from central.channels.tables import phone_code_log, phone_codes
 from central.notify.base import Message
@@ -24,6 +25,7 @@ from central.people import roster
 from central.store import db
 from common import idnumber
 from protocol import messages, signing
+from protocol.messages import Result
 from tests.fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -93,9 +95,9 @@ def test_a_code_reaches_the_rosters_phone_and_opens_once(setup: Setup) -> None:
         stored = conn.execute(sa.select(phone_codes.c.code_mac)).scalar_one()
     assert code not in stored and len(stored) == 64  # an HMAC, never the code
     wrong = f"{(int(code) + 1) % 10**6:06d}"
-    assert codes.check(KNOWN, wrong, "10.0.0.1") == "wrong"
-    assert codes.check(KNOWN, code, "10.0.0.1") == "ok"
-    assert codes.check(KNOWN, code, "10.0.0.1") == "wrong"  # used up
+    assert codes.check(KNOWN, wrong, "10.0.0.1", "remote-01") == "wrong"
+    assert codes.check(KNOWN, code, "10.0.0.1", "remote-01") == "ok"
+    assert codes.check(KNOWN, code, "10.0.0.1", "remote-01") == "wrong"  # used up
 
 
 def test_unknown_id_and_no_phone_answer_like_a_known_one(setup: Setup) -> None:
@@ -105,7 +107,7 @@ def test_unknown_id_and_no_phone_answer_like_a_known_one(setup: Setup) -> None:
         t0 = time.perf_counter()
         assert codes.send(who, "10.0.0.2") == "sent"
         timings[who] = time.perf_counter() - t0
-        assert codes.check(who, "000000", "10.0.0.2") in ("wrong", "ok")
+        assert codes.check(who, "000000", "10.0.0.2", "remote-01") in ("wrong", "ok")
     wait_until(lambda: len(texts.sent) == 1, 5, "one message")
     assert [m.recipient for m in texts.sent] == [PHONE]  # nobody else was texted
     assert len(_tables(engine)) == 3  # a code row for each: they behave alike
@@ -118,15 +120,15 @@ def test_expired_and_too_many_tries(setup: Setup) -> None:
     codes.send(KNOWN, "10.0.0.3")
     code = _code(texts)
     clock.now += dt.timedelta(seconds=301)
-    assert codes.check(KNOWN, code, "10.0.0.3") == "wrong"  # expired
+    assert codes.check(KNOWN, code, "10.0.0.3", "remote-01") == "wrong"  # expired
     clock.now += dt.timedelta(seconds=60)
     codes.send(KNOWN, "10.0.0.3")
     code = _code(texts, 2)
     for _ in range(5):
-        assert codes.check(KNOWN, "999999" if code != "999999" else "000000", "10.0.0.3") in (
-            "wrong",
-        )
-    assert codes.check(KNOWN, code, "10.0.0.3") == "locked"  # even the right one, now
+        assert codes.check(
+            KNOWN, "999999" if code != "999999" else "000000", "10.0.0.3", "remote-01"
+        ) in ("wrong",)
+    assert codes.check(KNOWN, code, "10.0.0.3", "remote-01") == "locked"  # even the right one, now
 
 
 def test_rate_limits_per_id_phone_and_client(setup: Setup) -> None:
@@ -177,3 +179,42 @@ def test_only_remote_terminals_are_answered(setup: Setup) -> None:
         verifier.verify(handlers["phone_verify"]("remote-01", json.dumps(bad).encode())),
     )
     assert refused.status == "error" and "code" in (refused.error or "")
+
+
+def test_a_mobile_result_needs_a_code_checked_by_its_device(setup: Setup) -> None:
+    codes, texts, clock, engine = setup
+    codes.send(KNOWN, "10.3.0.1")
+    assert codes.check(KNOWN, _code(texts), "10.3.0.1", "remote-01") == "ok"
+    checked = clock.now
+
+    def result(device: str, at: dt.datetime, who: str = KNOWN) -> Result:
+        return Result.model_validate(
+            {
+                "result_id": uuid.uuid4(),
+                "device_id": device,
+                "seq": 1,
+                "device_time": at,
+                "retiree_id": who,
+                "method": "face",
+                "decision": "pass",
+                "channel": "mobile",
+                "match": {
+                    "modality": "face",
+                    "reference": "template",
+                    "score": 0.5,
+                    "threshold": 1.08,
+                    "model": "bench",
+                    "attempts": 1,
+                },
+                "liveness": {"passed": True, "challenges": ["nod", "turn_left"]},
+            }
+        )
+
+    with engine.connect() as conn:
+        assert mobile_gate(conn, result("remote-01", checked + dt.timedelta(minutes=3))) is None
+        assert mobile_gate(conn, result("remote-02", checked))  # another remote terminal
+        assert mobile_gate(conn, result("remote-01", checked, NO_PHONE))  # another retiree
+        late = checked + dt.timedelta(minutes=40)
+        assert "30 minutes" in (mobile_gate(conn, result("remote-01", late)) or "")
+        early = checked - dt.timedelta(minutes=10)  # signed before the code was checked
+        assert mobile_gate(conn, result("remote-01", early))
