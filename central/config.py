@@ -16,6 +16,7 @@ from central.channels.settings import PhoneSettings
 from central.fraud.settings import DuplicateSettings
 from central.notify.settings import NotifySettings
 from central.payments.settings import BankSettings, PaymentSettings
+from central.staff.settings import StaffSettings
 from central.store.settings import DatabaseSettings
 from common import config
 from common.config import ConfigPath, Section
@@ -73,6 +74,7 @@ class CentralConfig(Section):
     phone: PhoneSettings = Field(
         default=_EMPTY, title="phone channel", description="a [phone] table (docs/phone.md)"
     )
+    staff: StaffSettings = Field(default=_EMPTY, title="staff", description="a [staff] table")
 
     def require_mqtt(self) -> CentralMqtt:
         """The [mqtt] section, or a ``ConfigError`` saying to add it."""

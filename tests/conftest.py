@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.fixtures.broker",
     "tests.fixtures.database",
     "tests.fixtures.stack",
+    "tests.fixtures.staff",
 ]
 
 SHARED_DATA = Path(

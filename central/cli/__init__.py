@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from central import config
-from central.cli import certification, fraud, notify, payments, people, store
+from central.cli import audit, certification, fraud, notify, payments, people, staff, store
 from central.cli.context import State
 from common.cli import friendly_errors
 
@@ -28,16 +28,38 @@ from common.cli import friendly_errors
 @click.option(
     "--validate-config", is_flag=True, help="Check the config and the files it names, then exit."
 )
+@click.option(
+    "--staff-cert",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="LIFECERT_STAFF_CERT",
+    help="Your staff certificate (PEM) to act signed in (or $LIFECERT_STAFF_CERT).",
+)
+@click.option(
+    "--staff-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="LIFECERT_STAFF_KEY",
+    help="The private key of --staff-cert (PEM) (or $LIFECERT_STAFF_KEY).",
+)
 @click.pass_context
 @friendly_errors
-def main(ctx: click.Context, config_path: Path, validate_config: bool) -> None:
+def main(
+    ctx: click.Context,
+    config_path: Path,
+    validate_config: bool,
+    staff_cert: Path | None,
+    staff_key: Path | None,
+) -> None:
     """Central service: consume signed results, keep retirees' certification.
+
+    Commands that change data act as the staff member whose certificate and key
+    are given (--staff-cert/--staff-key).
 
     \b
     Example:
         lifecert-central --config fleet/central/central.toml --validate-config
+        lifecert-central --staff-cert me.pem --staff-key me.key staff list
     """
-    ctx.obj = State(config_path)
+    ctx.obj = State(config_path, staff_cert, staff_key)
     if validate_config:
         ctx.obj.central.check()
         click.echo(f"{config_path}: OK")
@@ -53,5 +75,7 @@ for command in (
     *payments.COMMANDS,
     *fraud.COMMANDS,
     *notify.COMMANDS,
+    *staff.COMMANDS,
+    *audit.COMMANDS,
 ):
     main.add_command(command)

@@ -171,6 +171,7 @@ CENTRAL_ROOMS: dict[str, set[str]] = {
     "people": {"store", "certification"},
     "payments": {"store", "certification", "people"},
     "fraud": {"store"},
+    "staff": {"store"},
     "notify": {"store", "certification", "people", "payments"},
     "channels": {"store", "certification", "people", "notify"},
 }

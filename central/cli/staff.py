@@ -1,0 +1,351 @@
+"""Commands of central's staff room: ``staff`` (accounts, roles, lockout, the staff CA and
+staff certificates).
+
+Every change acts as the signed-in staff member (``--staff-cert``/``--staff-key``) and is
+audited. Two steps work without signing in, once each: ``staff ca init`` and
+``staff add --first-admin`` (only while no staff account exists).
+"""
+
+import os
+from pathlib import Path
+
+import click
+
+from central.cli.context import State, require
+from central.cli.output import emit
+from central.staff import accounts, ca
+from central.staff.identity import Role
+from central.staff.permissions import Permission
+from common.cli import friendly_errors
+from common.errors import LifecertError
+
+_ROLE = click.Choice([r.value for r in Role])
+_COLUMNS = [
+    "staff_id",
+    "name",
+    "roles",
+    "communities",
+    "sites",
+    "active",
+    "locked",
+    "failed_logins",
+]
+
+
+def _check_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        return accounts.check_staff_id(value)
+    except accounts.StaffError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _row(account: accounts.Account) -> dict[str, object]:
+    item = account.as_dict()
+    for key in ("roles", "communities", "sites"):
+        item[key] = ",".join(item[key])
+    return item
+
+
+def _write_credentials(out: Path, issued: ca.Issued, staff_id: str) -> tuple[Path, Path]:
+    """``out/STAFF_ID.pem`` and ``out/STAFF_ID.key`` (0600); never over existing files."""
+    cert_path, key_path = out / f"{staff_id}.pem", out / f"{staff_id}.key"
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise LifecertError(f"--out: {key_path} exists: choose another folder") from None
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(issued.key_pem())
+    cert_path.write_bytes(ca.pem(issued.cert))
+    return cert_path, key_path
+
+
+@click.group("staff")
+def staff_group() -> None:
+    """Staff accounts, roles and staff certificates.
+
+    \b
+    Example:
+        lifecert-central --staff-cert me.pem --staff-key me.key staff list
+    """
+
+
+@staff_group.command("add")
+@click.argument("staff_id", callback=_check_id)
+@click.option("--name", required=True, help="Full name.")
+@click.option("--role", "roles", type=_ROLE, multiple=True, help="A role (repeat for more).")
+@click.option("--community", "communities", multiple=True, help="A coordinator's community.")
+@click.option("--site", "sites", multiple=True, help="A site where they may assist at terminals.")
+@click.option(
+    "--first-admin",
+    is_flag=True,
+    help="Bootstrap: the first administrator, without signing in (only with no staff yet).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="With --first-admin: folder for their certificate and key.",
+)
+@click.pass_obj
+@friendly_errors
+def add(
+    state: State,
+    staff_id: str,
+    name: str,
+    roles: tuple[str, ...],
+    communities: tuple[str, ...],
+    sites: tuple[str, ...],
+    first_admin: bool,
+    out: Path | None,
+) -> None:
+    """Add a staff account (an administrator, signed in).
+
+    \b
+    Example:
+        lifecert-central --staff-cert me.pem --staff-key me.key \\
+            staff add wang.li --name "Wang Li" --role coordinator --community Hepingli
+        lifecert-central staff add root --name "First Admin" --first-admin --out certs/
+    """
+    engine = state.engine()
+    if first_admin:
+        if roles or communities or sites:
+            raise click.UsageError("--first-admin is an administrator only: drop --role etc.")
+        if out is None:
+            raise click.UsageError("--first-admin needs --out FOLDER for the certificate")
+        issued = ca.bootstrap(engine, state.cfg.staff, staff_id, name)
+        cert_path, key_path = _write_credentials(out, issued, staff_id)
+        click.echo(f"added {staff_id} (administrator); certificate {cert_path}, key {key_path}")
+        return
+    actor = require(state, Permission.STAFF_MANAGE)
+    account = accounts.add(
+        engine, actor, staff_id, name, [Role(r) for r in roles], communities, sites
+    )
+    click.echo(f"added {account.staff_id} ({', '.join(sorted(account.roles))})")
+
+
+@staff_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@friendly_errors
+def list_(state: State, as_json: bool) -> None:
+    """List staff accounts.
+
+    \b
+    Example:
+        lifecert-central --staff-cert me.pem --staff-key me.key staff list --json
+    """
+    require(state, Permission.STAFF_READ)
+    rows = [_row(a) for a in accounts.list_accounts(state.engine())]
+    emit(rows, as_json, _COLUMNS)
+
+
+@staff_group.command("show")
+@click.argument("staff_id", callback=_check_id)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@friendly_errors
+def show(state: State, staff_id: str, as_json: bool) -> None:
+    """Show one account and its certificates.
+
+    \b
+    Example:
+        lifecert-central --staff-cert me.pem --staff-key me.key staff show wang.li
+    """
+    require(state, Permission.STAFF_READ)
+    engine = state.engine()
+    account = accounts.get(engine, staff_id)
+    if account is None:
+        raise LifecertError(f"no staff member {staff_id!r}: see `lifecert-central staff list`")
+    certs = ca.list_certs(engine, staff_id)
+    if as_json:
+        emit(account.as_dict() | {"certificates": certs}, True, [])
+        return
+    emit(_row(account), False, _COLUMNS)
+    if certs:
+        click.echo("")
+        emit(certs, False, ["serial", "not_after", "issued_by", "revoked_at"])
+
+
+def _change(name: str, doc: str) -> click.Command:
+    """``staff lock|unlock ID``: one account change by a signed-in administrator."""
+    func = {"lock": accounts.lock, "unlock": accounts.unlock}[name]
+
+    @click.command(name, help=doc)
+    @click.argument("staff_id", callback=_check_id)
+    @click.pass_obj
+    @friendly_errors
+    def command(state: State, staff_id: str) -> None:
+        actor = require(state, Permission.STAFF_MANAGE)
+        account = func(state.engine(), actor, staff_id)
+        click.echo(f"{account.staff_id}: {'locked' if account.locked else 'unlocked'}")
+
+    return command
+
+
+staff_group.add_command(
+    _change(
+        "lock",
+        "Lock an account: its certificates stop signing in.\n\n\b\nExample:\n"
+        "    lifecert-central --staff-cert me.pem --staff-key me.key staff lock wang.li",
+    )
+)
+staff_group.add_command(
+    _change(
+        "unlock",
+        "Unlock an account and clear its failed sign-ins (another administrator).\n\n\b\n"
+        "Example:\n"
+        "    lifecert-central --staff-cert me.pem --staff-key me.key staff unlock wang.li",
+    )
+)
+
+
+@staff_group.command("grant")
+@click.argument("staff_id", callback=_check_id)
+@click.argument("role", type=_ROLE)
+@click.option("--community", "communities", multiple=True, help="A coordinator's community.")
+@click.pass_obj
+@friendly_errors
+def grant(state: State, staff_id: str, role: str, communities: tuple[str, ...]) -> None:
+    """Give a staff member a role.
+
+    \b
+    Example:
+        lifecert-central --staff-cert me.pem --staff-key me.key \\
+            staff grant wang.li coordinator --community Andingmen
+    """
+    actor = require(state, Permission.STAFF_MANAGE)
+    account = accounts.grant(state.engine(), actor, staff_id, Role(role), communities)
+    click.echo(f"{account.staff_id}: {', '.join(sorted(account.roles))}")
+
+
+@staff_group.command("revoke-role")
+@click.argument("staff_id", callback=_check_id)
+@click.argument("role", type=_ROLE)
+@click.pass_obj
+@friendly_errors
+def revoke_role(state: State, staff_id: str, role: str) -> None:
+    """Take a role from a staff member.
+
+    \b
+    Example:
+        lifecert-central --staff-cert me.pem --staff-key me.key staff revoke-role wang.li reviewer
+    """
+    actor = require(state, Permission.STAFF_MANAGE)
+    account = accounts.revoke_role(state.engine(), actor, staff_id, Role(role))
+    click.echo(f"{account.staff_id}: {', '.join(sorted(account.roles))}")
+
+
+@staff_group.group("ca")
+def ca_group() -> None:
+    """The staff CA (apart from the fleet's device CA).
+
+    \b
+    Example:
+        lifecert-central staff ca init
+    """
+
+
+@ca_group.command("init")
+@click.option("--name", default="central", show_default=True, help="Goes into the CA's name.")
+@click.pass_obj
+@friendly_errors
+def ca_init(state: State, name: str) -> None:
+    """Make the staff CA once: [staff] ca_file, ca_key, crl_file, pinned in the database.
+
+    \b
+    Example:
+        lifecert-central --config central.toml staff ca init
+    """
+    cert = ca.init(state.engine(), state.cfg.staff, name)
+    click.echo(f"staff CA {cert.subject.rfc4514_string()} written to {state.cfg.staff.ca_file}")
+
+
+@ca_group.command("crl")
+@click.pass_obj
+@friendly_errors
+def ca_crl(state: State) -> None:
+    """Re-sign the CRL before it expires ([staff] crl_days).
+
+    \b
+    Example:
+        lifecert-central --staff-cert me.pem --staff-key me.key staff ca crl
+    """
+    require(state, Permission.STAFF_CERTS)
+    listed = ca.refresh_crl(state.engine(), state.cfg.staff)
+    click.echo(f"CRL {state.cfg.staff.crl_file}: {listed} revoked certificate(s)")
+
+
+@staff_group.group("cert")
+def cert_group() -> None:
+    """Staff client certificates.
+
+    \b
+    Example:
+        lifecert-central --staff-cert me.pem --staff-key me.key staff cert list
+    """
+
+
+@cert_group.command("issue")
+@click.argument("staff_id", callback=_check_id)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder for STAFF_ID.pem and STAFF_ID.key.",
+)
+@click.option("--days", type=click.IntRange(1, 825), help="Validity (default: [staff] cert_days).")
+@click.pass_obj
+@friendly_errors
+def cert_issue(state: State, staff_id: str, out: Path, days: int | None) -> None:
+    """Issue a key and certificate for a staff member (hand both over securely).
+
+    \b
+    Example:
+        lifecert-central --staff-cert me.pem --staff-key me.key \\
+            staff cert issue wang.li --out /media/usb
+    """
+    actor = require(state, Permission.STAFF_CERTS)
+    issued = ca.issue(state.engine(), state.cfg.staff, actor, staff_id, days)
+    cert_path, key_path = _write_credentials(out, issued, staff_id)
+    click.echo(
+        f"certificate {ca.serial_hex(issued.cert)} for {staff_id} until "
+        f"{issued.cert.not_valid_after_utc:%Y-%m-%d}: {cert_path}, key {key_path}"
+    )
+
+
+@cert_group.command("list")
+@click.option("--staff", "staff_id", help="Only this staff member's.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@friendly_errors
+def cert_list(state: State, staff_id: str | None, as_json: bool) -> None:
+    """List issued staff certificates, newest first.
+
+    \b
+    Example:
+        lifecert-central --staff-cert me.pem --staff-key me.key staff cert list --staff wang.li
+    """
+    require(state, Permission.STAFF_READ)
+    rows = ca.list_certs(state.engine(), staff_id)
+    emit(rows, as_json, ["serial", "staff_id", "not_after", "issued_by", "revoked_at"])
+
+
+@cert_group.command("revoke")
+@click.argument("serial")
+@click.option("--reason", default="", help="Why (goes into the audit log).")
+@click.pass_obj
+@friendly_errors
+def cert_revoke(state: State, serial: str, reason: str) -> None:
+    """Revoke a staff certificate and rewrite the CRL.
+
+    \b
+    Example:
+        lifecert-central --staff-cert me.pem --staff-key me.key \\
+            staff cert revoke 3f2a9c... --reason "laptop lost"
+    """
+    actor = require(state, Permission.STAFF_CERTS)
+    row = ca.revoke(state.engine(), state.cfg.staff, actor, serial, reason)
+    click.echo(f"revoked {row['serial']} of {row['staff_id']}; CRL {state.cfg.staff.crl_file}")
+
+
+COMMANDS = (staff_group,)

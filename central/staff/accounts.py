@@ -1,0 +1,331 @@
+"""Staff accounts: who they are, their roles, where they may act, lockout.
+
+Every change is made by a signed-in actor holding ``staff.manage`` and lands in the audit
+chain in the same transaction. (Issue 14 wants staff and role changes to be proposals
+approved by others; until the proposals room takes them, an administrator makes them
+directly, audited.) Separation of duties holds across roles: an administrator or an auditor
+holds no other role (so never one that moves money or eligibility), and nobody changes
+their own roles or unlocks themself.
+"""
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from central.staff import audit
+from central.staff.identity import Actor, Role
+from central.staff.permissions import Permission, check
+from central.staff.tables import staff
+from common.errors import LifecertError
+from protocol import topics
+
+STAFF_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_COMMUNITY_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")
+DEFAULT_MAX_FAILED = 5
+
+_INDEPENDENT = frozenset({Role.ADMINISTRATOR, Role.AUDITOR})
+
+
+class StaffError(LifecertError, ValueError):
+    """A staff account change that cannot be made; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """One staff account as stored."""
+
+    staff_id: str
+    name: str
+    roles: frozenset[Role]
+    communities: frozenset[str]
+    sites: frozenset[str]
+    active: bool
+    failed_logins: int
+    locked: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    def actor(self, via: str, address: str | None, cert_serial: str | None) -> Actor:
+        """This account signed in ``via`` from ``address`` with certificate ``cert_serial``."""
+        return Actor(self.staff_id, self.roles, self.communities, via, address, cert_serial)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able, for output and the audit log."""
+        return {
+            "staff_id": self.staff_id,
+            "name": self.name,
+            "roles": sorted(self.roles),
+            "communities": sorted(self.communities),
+            "sites": sorted(self.sites),
+            "active": self.active,
+            "failed_logins": self.failed_logins,
+            "locked": self.locked,
+        }
+
+
+def check_staff_id(staff_id: str) -> str:
+    """``staff_id`` if well formed, else ``StaffError`` with the rule."""
+    if not STAFF_ID_RE.match(staff_id):
+        raise StaffError(
+            f"staff id {staff_id!r}: use 1-64 of a-z 0-9 . _ - starting with a letter or digit"
+        )
+    return staff_id
+
+
+def _check_roles(roles: frozenset[Role]) -> None:
+    if not roles:
+        raise StaffError("give at least one role (--role)")
+    for role in roles & _INDEPENDENT:
+        clash = roles - {role}
+        if clash:
+            raise StaffError(
+                f"role {role.value} cannot be combined with {', '.join(sorted(clash))}: "
+                "separation of duties (use a second account)"
+            )
+
+
+def _check_names(values: Iterable[str], what: str, site: bool = False) -> frozenset[str]:
+    out = frozenset(values)
+    for value in out:
+        ok = topics.SITE_RE.match(value) if site else _COMMUNITY_RE.match(value)
+        if not ok:
+            raise StaffError(f"{what} {value!r} is not a valid {what} name")
+    return out
+
+
+def _row_to_account(row: Any) -> Account:
+    return Account(
+        staff_id=row.staff_id,
+        name=row.name,
+        roles=frozenset(Role(r) for r in row.roles),
+        communities=frozenset(row.communities),
+        sites=frozenset(row.sites),
+        active=row.active,
+        failed_logins=row.failed_logins,
+        locked=row.locked,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _get(conn: Connection, staff_id: str) -> Account | None:
+    row = conn.execute(sa.select(staff).where(staff.c.staff_id == staff_id)).first()
+    return None if row is None else _row_to_account(row)
+
+
+def need(conn: Connection, staff_id: str) -> Account:
+    """The account ``staff_id``, or ``StaffError`` saying how to find the right id."""
+    account = _get(conn, staff_id)
+    if account is None:
+        raise StaffError(f"no staff member {staff_id!r}: see `lifecert-central staff list`")
+    return account
+
+
+def get(engine: Engine, staff_id: str) -> Account | None:
+    """The account ``staff_id``, or None."""
+    with engine.connect() as conn:
+        return _get(conn, staff_id)
+
+
+def list_accounts(engine: Engine) -> list[Account]:
+    """Every account, by staff id."""
+    with engine.connect() as conn:
+        return [_row_to_account(r) for r in conn.execute(sa.select(staff).order_by("staff_id"))]
+
+
+def _insert(
+    conn: Connection,
+    by: Actor,
+    staff_id: str,
+    name: str,
+    roles: frozenset[Role],
+    communities: frozenset[str],
+    sites: frozenset[str],
+) -> Account:
+    check_staff_id(staff_id)
+    name = name.strip()
+    if not 1 <= len(name) <= 100 or not name.isprintable():
+        raise StaffError("name: 1-100 printable characters")
+    _check_roles(roles)
+    if Role.COORDINATOR in roles and not communities:
+        raise StaffError("a coordinator needs at least one --community")
+    if _get(conn, staff_id) is not None:
+        raise StaffError(f"staff member {staff_id!r} already exists")
+    now = dt.datetime.now(dt.UTC)
+    conn.execute(
+        staff.insert().values(
+            staff_id=staff_id,
+            name=name,
+            roles=sorted(roles),
+            communities=sorted(communities),
+            sites=sorted(sites),
+            active=True,
+            failed_logins=0,
+            locked=False,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    account = need(conn, staff_id)
+    audit.record(conn, by, "staff.add", f"staff:{staff_id}", None, account.as_dict())
+    return account
+
+
+def add(
+    engine: Engine,
+    by: Actor,
+    staff_id: str,
+    name: str,
+    roles: Iterable[Role],
+    communities: Iterable[str] = (),
+    sites: Iterable[str] = (),
+) -> Account:
+    """Create an account (``by`` needs ``staff.manage``)."""
+    check(by, Permission.STAFF_MANAGE)
+    with engine.begin() as conn:
+        return _insert(
+            conn,
+            by,
+            staff_id,
+            name,
+            frozenset(roles),
+            _check_names(communities, "community"),
+            _check_names(sites, "site", site=True),
+        )
+
+
+def add_first_admin(conn: Connection, staff_id: str, name: str) -> Account:
+    """The first administrator, made by whoever holds the config: only while no staff
+    account exists at all (in the caller's transaction; see ``ca.bootstrap``)."""
+    audit.lock(conn)  # two bootstraps at once: the second sees the first's account
+    if conn.scalar(sa.select(sa.func.count()).select_from(staff)):
+        raise StaffError(
+            "staff accounts exist already: an administrator adds new ones "
+            "(`staff add` signed in with --staff-cert/--staff-key)"
+        )
+    bootstrap = Actor("bootstrap", frozenset(), via="cli")
+    return _insert(
+        conn, bootstrap, staff_id, name, frozenset({Role.ADMINISTRATOR}), frozenset(), frozenset()
+    )
+
+
+def _update(conn: Connection, by: Actor, account: Account, action: str, **values: Any) -> Account:
+    conn.execute(
+        staff.update()
+        .where(staff.c.staff_id == account.staff_id)
+        .values(updated_at=dt.datetime.now(dt.UTC), **values)
+    )
+    after = need(conn, account.staff_id)
+    audit.record(conn, by, action, f"staff:{account.staff_id}", account.as_dict(), after.as_dict())
+    return after
+
+
+def _not_self(by: Actor, staff_id: str, what: str) -> None:
+    if by.staff_id == staff_id:
+        raise StaffError(f"nobody may {what} their own account: ask another administrator")
+
+
+def grant(
+    engine: Engine, by: Actor, staff_id: str, role: Role, communities: Iterable[str] = ()
+) -> Account:
+    """Give ``staff_id`` ``role`` (a coordinator's communities added too)."""
+    check(by, Permission.STAFF_MANAGE)
+    _not_self(by, staff_id, "change the roles of")
+    extra = _check_names(communities, "community")
+    with engine.begin() as conn:
+        account = need(conn, staff_id)
+        roles = account.roles | {role}
+        _check_roles(roles)
+        every = account.communities | extra
+        if role is Role.COORDINATOR and not every:
+            raise StaffError("a coordinator needs at least one --community")
+        return _update(
+            conn, by, account, "staff.grant", roles=sorted(roles), communities=sorted(every)
+        )
+
+
+def revoke_role(engine: Engine, by: Actor, staff_id: str, role: Role) -> Account:
+    """Take ``role`` from ``staff_id`` (the last role cannot go: lock the account instead)."""
+    check(by, Permission.STAFF_MANAGE)
+    _not_self(by, staff_id, "change the roles of")
+    with engine.begin() as conn:
+        account = need(conn, staff_id)
+        if role not in account.roles:
+            raise StaffError(f"{staff_id} does not hold {role.value}")
+        roles = account.roles - {role}
+        if not roles:
+            raise StaffError(f"{role.value} is {staff_id}'s last role: lock the account instead")
+        communities = account.communities if Role.COORDINATOR in roles else frozenset()
+        return _update(
+            conn,
+            by,
+            account,
+            "staff.revoke_role",
+            roles=sorted(roles),
+            communities=sorted(communities),
+        )
+
+
+def lock(engine: Engine, by: Actor, staff_id: str) -> Account:
+    """Lock ``staff_id`` out (their certificates stop signing in) until unlocked."""
+    check(by, Permission.STAFF_MANAGE)
+    _not_self(by, staff_id, "lock")
+    with engine.begin() as conn:
+        return _update(conn, by, need(conn, staff_id), "staff.lock", locked=True)
+
+
+def unlock(engine: Engine, by: Actor, staff_id: str) -> Account:
+    """Unlock ``staff_id`` and clear their failed sign-ins (an administrator, not themself)."""
+    check(by, Permission.STAFF_MANAGE)
+    _not_self(by, staff_id, "unlock")
+    with engine.begin() as conn:
+        return _update(
+            conn, by, need(conn, staff_id), "staff.unlock", locked=False, failed_logins=0
+        )
+
+
+def record_failed_login(
+    engine: Engine,
+    staff_id: str,
+    *,
+    limit: int = DEFAULT_MAX_FAILED,
+    via: str = "console",
+    address: str | None = None,
+    reason: str = "",
+) -> bool:
+    """Count a failed sign-in of ``staff_id``; lock the account at ``limit`` failures in
+    a row ([staff] max_failed_logins). Whether the account is now locked."""
+    with engine.begin() as conn:
+        account = _get(conn, staff_id)
+        if account is None:
+            return False
+        failed = account.failed_logins + 1
+        locks = failed >= limit
+        values: dict[str, Any] = {"failed_logins": failed}
+        if locks:
+            values["locked"] = True
+        who = Actor(staff_id, account.roles, via=via, address=address)
+        _update(conn, who, account, "staff.signin_failed", **values)
+        if locks and not account.locked:
+            audit.record(
+                conn,
+                who,
+                "staff.locked_out",
+                f"staff:{staff_id}",
+                None,
+                {"failed_logins": failed, "reason": reason},
+            )
+        return locks
+
+
+def signed_in(conn: Connection, account: Account) -> None:
+    """Reset the failed sign-in count after a good sign-in."""
+    if account.failed_logins:
+        conn.execute(
+            staff.update().where(staff.c.staff_id == account.staff_id).values(failed_logins=0)
+        )

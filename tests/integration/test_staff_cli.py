@@ -1,0 +1,139 @@
+"""The staff and audit commands end to end through the CLI, on SQLite and PostgreSQL, with
+real staff certificates: bootstrap, sign-in, roles, lockout, audit verify and export."""
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from cryptography import x509
+
+from central.cli import main
+from central.staff import audit
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def cli(db_url: str, tmp_path: Path) -> Any:
+    config = tmp_path / "central.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n[staff]\nmax_failed_logins = 3\n')
+
+    def invoke(*args: str, who: str | None = None) -> Any:
+        signed = [] if who is None else [
+            "--staff-cert", str(tmp_path / "certs" / f"{who}.pem"),
+            "--staff-key", str(tmp_path / "certs" / f"{who}.key"),
+        ]  # fmt: skip
+        return CliRunner().invoke(
+            main, ["--config", str(config), *signed, *args], catch_exceptions=False
+        )
+
+    assert invoke("db", "upgrade").exit_code == 0
+    return invoke
+
+
+def test_bootstrap_then_everything_as_signed_in_staff(cli: Any, tmp_path: Path) -> None:
+    certs = str(tmp_path / "certs")
+    before_ca = cli("staff", "add", "root", "--name", "Root", "--first-admin", "--out", certs)
+    assert before_ca.exit_code == 1 and "staff ca init" in before_ca.output
+    assert cli("staff", "ca", "init").exit_code == 0
+    assert (tmp_path / "staff-ca" / "ca.key").stat().st_mode & 0o777 == 0o600
+    made = cli("staff", "add", "root", "--name", "Root", "--first-admin", "--out", certs)
+    assert made.exit_code == 0, made.output
+    again = cli("staff", "add", "evil", "--name", "Evil", "--first-admin", "--out", certs)
+    assert again.exit_code == 1 and "exist already" in again.output
+
+    anonymous = cli("staff", "add", "wang.li", "--name", "Wang Li", "--role", "coordinator")
+    assert anonymous.exit_code == 1
+    assert "this command changes data: sign in with --staff-cert and --staff-key" in (
+        anonymous.output
+    )
+    added = cli(
+        "staff", "add", "wang.li", "--name", "Wang Li", "--role", "coordinator",
+        "--community", "Hepingli", who="root",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert (
+        cli("staff", "add", "zhao", "--name", "Zhao", "--role", "auditor", who="root").exit_code
+        == 0
+    )
+    issued = cli("staff", "cert", "issue", "zhao", "--out", certs, who="root")
+    assert issued.exit_code == 0, issued.output
+    cert = x509.load_pem_x509_certificate((tmp_path / "certs" / "zhao.pem").read_bytes())
+    assert (tmp_path / "certs" / "zhao.key").stat().st_mode & 0o777 == 0o600
+
+    listed = json.loads(cli("staff", "list", "--json", who="zhao").output)
+    assert {r["staff_id"]: r["roles"] for r in listed} == {
+        "root": "administrator", "wang.li": "coordinator", "zhao": "auditor"
+    }  # fmt: skip
+    wrong_role = cli("staff", "lock", "wang.li", who="zhao")
+    assert wrong_role.exit_code == 1 and "may not staff.manage" in wrong_role.output
+    no_audit = cli("audit", "verify", who="root")
+    assert no_audit.exit_code == 1 and "may not audit.read" in no_audit.output
+    bad_id = cli("staff", "grant", "Wang Li", "reviewer", who="root")
+    assert bad_id.exit_code == 2 and "staff id" in bad_id.output
+
+    serial = format(cert.serial_number, "x")
+    assert cli("staff", "cert", "revoke", serial, "--reason", "lost", who="root").exit_code == 0
+    revoked = cli("audit", "verify", who="zhao")
+    assert revoked.exit_code == 1 and f"certificate {serial} is revoked" in revoked.output
+    shown = json.loads(cli("staff", "show", "zhao", "--json", who="root").output)
+    assert shown["failed_logins"] == 1 and shown["certificates"][0]["revoked_at"]
+
+
+def test_a_wrong_key_counts_and_locks(cli: Any, tmp_path: Path) -> None:
+    certs = tmp_path / "certs"
+    cli("staff", "ca", "init")
+    cli("staff", "add", "root", "--name", "Root", "--first-admin", "--out", str(certs))
+    cli("staff", "add", "li", "--name", "Li", "--role", "reviewer", who="root")
+    cli("staff", "add", "root2", "--name", "Root Two", "--role", "administrator", who="root")
+    cli("staff", "cert", "issue", "li", "--out", str(certs), who="root")
+    (certs / "li.key").write_bytes((certs / "root.key").read_bytes())  # someone else's key
+    for _ in range(3):
+        refused = cli("staff", "list", who="li")
+        assert refused.exit_code == 1 and "the key does not belong" in refused.output
+    li = json.loads(cli("staff", "show", "li", "--json", who="root").output)
+    assert li["locked"] and li["failed_logins"] == 3
+    self_unlock = cli("staff", "unlock", "root", who="root")
+    assert self_unlock.exit_code == 1 and "their own" in self_unlock.output
+    assert cli("staff", "unlock", "li", who="root").output == "li: unlocked\n"
+
+
+def test_audit_verify_and_export(cli: Any, tmp_path: Path, db_url: str) -> None:
+    certs = tmp_path / "certs"
+    cli("staff", "ca", "init")
+    cli("staff", "add", "root", "--name", "Root", "--first-admin", "--out", str(certs))
+    cli("staff", "add", "zhao", "--name", "Zhao", "--role", "auditor", who="root")
+    cli("staff", "cert", "issue", "zhao", "--out", str(certs), who="root")
+    ok = cli("audit", "verify", who="zhao")
+    assert ok.exit_code == 0 and "audit chain OK" in ok.output
+    head = cli("audit", "head", who="zhao").output.strip()
+    assert cli("audit", "verify", "--expect", head, who="zhao").exit_code == 0
+    assert cli("audit", "verify", "--expect", "nonsense", who="zhao").exit_code == 2
+
+    for name in ("audit.csv", "audit.jsonl"):
+        out = cli("audit", "export", "--out", str(tmp_path / name), who="zhao")
+        assert out.exit_code == 0, out.output
+    rows = list(csv.DictReader((tmp_path / "audit.csv").open(encoding="utf-8")))
+    lines = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    # each signed-in command adds its sign-in: the later export has one entry more
+    assert [r["hash"] for r in rows] == [x["hash"] for x in lines[:-1]]
+    assert lines[-1]["action"] == "staff.signin" and lines[-1]["cert_serial"]
+    assert lines[0]["action"] == "staff.ca_init" and lines[0]["prev_hash"] == audit.GENESIS
+    assert any(x["action"] == "staff.cert_issue" and x["staff_id"] == "root" for x in lines)
+
+    from central.store import db
+
+    engine = db.create_engine(db_url)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update")
+        else:
+            conn.exec_driver_sql("DROP TRIGGER audit_log_no_update")
+        conn.exec_driver_sql("UPDATE audit_log SET staff_id = 'someone' WHERE id = 3")
+    engine.dispose()
+    broken = cli("audit", "verify", who="zhao")
+    assert broken.exit_code == 1
+    assert "audit chain broken at entry 3: its content does not match its hash" in broken.output
