@@ -11,6 +11,7 @@ answers requests over it.
 import logging
 import signal
 import threading
+from contextlib import ExitStack
 from functools import cached_property
 from pathlib import Path
 from types import FrameType
@@ -24,12 +25,22 @@ from central.certification.consumer import Consumer
 from central.certification.devices import DeviceTrust
 from central.certification.ingest import Ingestor
 from central.certification.link import Link
+from central.certification.receipts import ReceiptAnswers
 from central.certification.templates import TemplateAnswers, TemplateService
 from central.channels.answers import PhoneAnswers
 from central.channels.codes import Deliveries, PhoneCodes, mobile_gate
 from central.config import CentralConfig
-from central.notify import adapters, outbox
-from central.notify.base import Notifier
+from central.fleet import alerts as fleet_alerts
+from central.fleet import metrics as fleet_metrics
+from central.fleet.commands_link import FleetLink
+from central.fleet.health import FleetHealth
+from central.fleet.health_service import HealthService
+from central.fleet.rollouts_server import BundleServer, server_context
+from central.notify import adapters, outbox, reminders
+from central.notify.base import LogNotifier, Notifier
+from central.notify.webhook import WebhookNotifier
+from central.payments.status import StatusAnswers
+from central.staff import audit
 from central.store import db
 from common.config import secret_path
 from common.errors import ConfigError
@@ -96,12 +107,31 @@ class Central:
         """Delivers the outbox's due messages through ``notifiers``."""
         return outbox.Sender(self.engine, self.notifiers, self.cfg.notify)
 
+    def remind_daily(self, stop: threading.Event, every_s: float = 600.0) -> None:
+        """Run the reminders once per day (in the policy's time zone) until ``stop``."""
+        done: object = None
+        while not stop.is_set():
+            day = reminders.today(self.cfg.policy)
+            if day != done:
+                try:
+                    summary = reminders.run(
+                        self.engine, day, self.cfg.notify.reminders, self.cfg.policy, stop=stop
+                    )
+                except Exception:  # the database is away, say: try again next time round
+                    log.exception("reminders for %s failed; trying again later", day)
+                else:
+                    log.info("reminders for %s: %s enqueued", day, summary.enqueued)
+                    done = day
+            stop.wait(every_s)
+
     def check(self) -> None:
         """Load everything ``run`` needs: files present, [mqtt], CA/CRL/devices, both keys."""
         if missing := self.cfg.missing_files():
             raise ConfigError("missing files:\n  - " + "\n  - ".join(missing))
         self.cfg.require_mqtt()
         _ = self.trust, self.signer, self.seal_key, self.notifiers
+        if self.cfg.rollout.bundle_port:
+            server_context(self.cfg.rollout, self.cfg.fleet.ca_file)
 
     def migrate(self) -> str | None:
         """Migrate the database to the code's head; the revision it is at."""
@@ -140,11 +170,11 @@ class Central:
             self.seal_key.private_numbers().private_value.to_bytes(32, "big")
         )
         codes = PhoneCodes(self.engine, phone, self.deliveries, secret)
-        return PhoneAnswers(codes, phone, self.signer)
+        return PhoneAnswers(codes, phone)
 
     def template_service(self, link: Link) -> TemplateService:
-        """The request service (templates, and the phone channel's codes), answering over
-        ``link`` (add it before it starts)."""
+        """The terminal request service (templates, status, receipts, the phone channel's codes),
+        answering over ``link`` (add it before it starts)."""
         phone = self.phone_answers()
         answers = TemplateAnswers(
             self.engine,
@@ -153,9 +183,63 @@ class Central:
             self.seal_key,
             self.signer,
             link.settings.root,
-            ops=phone.handlers() if phone else None,
+            handlers={
+                "status": StatusAnswers(self.engine, self.cfg.policy, self.site_of),
+                "receipt": ReceiptAnswers(self.engine, self.signer, self.cfg.policy),
+                **(phone.handlers() if phone else {}),
+            },
         )
         return TemplateService(link, answers)
+
+    def alerts(self) -> fleet_alerts.Alerts:
+        """The fleet alert rules with the notifiers ``[alerts] notify`` names."""
+        a = self.cfg.alerts
+        outlets = [
+            fleet_alerts.Outlet("log", "log", LogNotifier())
+            if name == "log"
+            else fleet_alerts.Outlet(
+                "webhook",
+                str(a.webhook_url),
+                WebhookNotifier(a.webhook_timeout_s, a.webhook_attempts),
+            )
+            for name in a.notify
+        ]
+        fleet = self.cfg.fleet
+        return fleet_alerts.Alerts(
+            self.engine,
+            a,
+            self.cfg.policy.timezone,
+            outlets,
+            lambda: fleet_alerts.read_trust(fleet.devices_dir, fleet.crl_file),
+        )
+
+    def health_service(self, consumer: Consumer, stop: threading.Event) -> HealthService:
+        """Fleet health over the consumer's link: state, alerts and (if a port is set) metrics."""
+        health = FleetHealth(self.engine, self.trust.is_enrolled, consumer.link.settings.root)
+        health.attach(consumer.link)
+        metrics = None
+        if self.cfg.metrics.port:
+            collector = fleet_metrics.CentralCollector(
+                self.engine, consumer.counts, consumer.backlog, health,
+                self.cfg.alerts.silent_after_s,
+            )  # fmt: skip
+            metrics = fleet_metrics.serve(self.cfg.metrics, collector)
+        return HealthService(health, self.alerts(), stop, metrics)
+
+    def fleet_link(self, link: Link) -> FleetLink:
+        """Desired configs and commands out, reports and acks in, over ``link``."""
+        return FleetLink(link, self.engine, self.trust, self.signer, self.cfg.rollout)
+
+    def bundle_server(self) -> BundleServer | None:
+        """The HTTPS server of rollout bundles, if ``[rollout] bundle_port`` is set."""
+        if not self.cfg.rollout.bundle_port:
+            return None
+        return BundleServer(self.engine, self.trust, self.cfg.rollout, self.cfg.fleet.ca_file)
+
+    def site_of(self, kid: str) -> str | None:
+        """The site of the enrolled device whose certificate has ``kid`` (None: unknown)."""
+        device = self.trust.by_kid(kid)
+        return device.site if device else None
 
     def close(self) -> None:
         """Send the codes queued, release the database connections (if built)."""
@@ -166,30 +250,51 @@ class Central:
 
 
 class Service:
-    """What ``lifecert-central run`` serves: the consumer and the template service, over the
-    consumer's one broker connection (one paho client, one session), and the notifier's
-    outbox sender in a thread of its own."""
+    """What ``lifecert-central run`` serves: the consumer, the template service, fleet health
+    (with alerts and metrics) and the fleet's configs and commands, over the consumer's one
+    broker connection (one paho client, one session); the rollout bundle server, if
+    configured; and threads of their own for the notifier's outbox sender, the daily
+    reminders and sealing new events into the audit chain every ``[staff] seal_interval_s``."""
 
     def __init__(
         self, central: Central, stop: threading.Event, client_id: str | None = None
     ) -> None:
+        self.stop = stop
+        self.central = central
         self.consumer = central.consumer(stop, client_id)
         self.templates = central.template_service(self.consumer.link)
+        self.health = central.health_service(self.consumer, threading.Event())
+        self.fleet = central.fleet_link(self.consumer.link)
+        self.bundles = central.bundle_server()
         self.sender = central.sender()
-        self.stop = stop
 
     def run(self) -> None:
         """Serve until the stop event is set: the batch in hand is finished, the template
-        request subscription left, the connection closed cleanly."""
-        sender = threading.Thread(target=self.sender.run, args=(self.stop,), name="notify")
-        sender.start()
+        request subscription left, the connection closed cleanly, fleet state flushed."""
+        central, stop = self.central, self.stop
+        helpers = [
+            threading.Thread(target=self.sender.run, args=(stop,), name="notify"),
+            threading.Thread(target=central.remind_daily, args=(stop,), name="remind"),
+            threading.Thread(
+                target=audit.seal_until,
+                args=(central.engine, stop, central.cfg.staff.seal_interval_s),
+                name="audit-sealer",
+            ),
+        ]
+        for thread in helpers:
+            thread.start()
         try:
-            with self.templates:
+            with self.templates, self.health, self.fleet, ExitStack() as stack:
+                if self.bundles is not None:
+                    stack.enter_context(self.bundles).start()
                 self.templates.start()
+                self.health.start()
+                self.fleet.start()
                 self.consumer.run()
         finally:
-            self.stop.set()
-            sender.join()
+            stop.set()
+            for thread in helpers:
+                thread.join(timeout=30)
 
 
 def run(central: Central, client_id: str | None = None) -> None:

@@ -13,9 +13,13 @@ from pydantic import Field
 
 from central.certification.settings import CentralMqtt, FleetFiles, IngestSettings, Policy
 from central.channels.settings import PhoneSettings
+from central.console.settings import ConsoleSettings
+from central.fleet.health_settings import AlertSettings, MetricsSettings
+from central.fleet.rollouts_settings import RolloutSettings
 from central.fraud.settings import DuplicateSettings
 from central.notify.settings import NotifySettings
 from central.payments.settings import BankSettings, PaymentSettings
+from central.proposals.settings import ProposalSettings
 from central.staff.settings import StaffSettings
 from central.store.settings import DatabaseSettings
 from common import config
@@ -68,13 +72,28 @@ class CentralConfig(Section):
     duplicates: DuplicateSettings = Field(
         default=_EMPTY, title="duplicates", description="a [duplicates] table"
     )
+    console: ConsoleSettings = Field(
+        default=_EMPTY, title="console", description="a [console] table"
+    )
+    proposals: ProposalSettings = Field(
+        default=_EMPTY, title="proposals", description="a [proposals] table"
+    )
+    staff: StaffSettings = Field(default=_EMPTY, title="staff", description="a [staff] table")
+    alerts: AlertSettings = Field(default=_EMPTY, title="alerts", description="an [alerts] table")
+    metrics: MetricsSettings = Field(
+        default=_EMPTY, title="metrics", description="a [metrics] table"
+    )
+    rollout: RolloutSettings = Field(
+        default=_EMPTY,
+        title="fleet config, commands and rollouts",
+        description="a [rollout] table",
+    )
     notify: NotifySettings = Field(
         default=_EMPTY, title="notify", description="a [notify] table (outbox, adapters)"
     )
     phone: PhoneSettings = Field(
         default=_EMPTY, title="phone channel", description="a [phone] table (docs/phone.md)"
     )
-    staff: StaffSettings = Field(default=_EMPTY, title="staff", description="a [staff] table")
 
     def require_mqtt(self) -> CentralMqtt:
         """The [mqtt] section, or a ``ConfigError`` saying to add it."""

@@ -22,6 +22,7 @@ from provisioning.config import BrokerSettings
 from provisioning.demo import demo
 from provisioning.errors import ProvisioningError
 from provisioning.fleet import Fleet
+from provisioning.receipts import verify_receipt_cmd
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -247,6 +248,20 @@ def crl_cmd(directory: Path, reload: bool) -> None:
         click.echo(target.reload_broker())
 
 
+@_command(fleet, "bundle-server-cert")
+@_fleet_dir
+def bundle_server_cert_cmd(directory: Path) -> None:
+    """(Re-)issue central's HTTPS certificate for rollout bundles (central/bundles.pem).
+
+    For the broker's host names; fleets made before rollouts have none.
+
+    \b
+    Example:
+        lifecert fleet bundle-server-cert --dir fleet
+    """
+    click.echo(f"wrote {Fleet.open(directory).write_bundle_server_cert()}")
+
+
 @_command(fleet, "list")
 @_fleet_dir
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
@@ -398,3 +413,4 @@ def purge_sessions_cmd(directory: Path, client_ids: tuple[str, ...], everything:
 
 
 main.add_command(demo)
+main.add_command(verify_receipt_cmd)

@@ -2,13 +2,15 @@
 
 Creates a fleet (CA, central's keys, broker config), enrols terminals, starts a
 Mosquitto with the generated mutual-TLS + per-device login config, central's consumer and the
-terminals' services, imports a roster, records certifications at the terminals
-and shows what central applied.
+terminals' services, sets up central's staff (a staff CA, an administrator, an entry clerk,
+a reviewer and an approver with certificates), imports a roster as a proposal the three
+pass in turn, records certifications at the terminals and shows what central applied.
 """
 
 import datetime as dt
 import json
 import random
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -43,6 +45,43 @@ def roster_csv(path: Path, count: int, rng: random.Random) -> list[str]:
     return ids
 
 
+STAFF = (("clerk", "entry_clerk"), ("reviewer", "reviewer"), ("approver", "approver"))
+
+
+def _signed(folder: Path, staff_id: str) -> list[str]:
+    return [
+        "--staff-cert",
+        str(folder / f"{staff_id}.pem"),
+        "--staff-key",
+        str(folder / f"{staff_id}.key"),
+    ]
+
+
+def _staff(stack: Stack, folder: Path) -> None:
+    """A staff CA, the first administrator and the three people a proposal needs."""
+    stack.central("staff", "ca", "init", "--name", "demo")
+    stack.central(
+        "staff", "add", "admin", "--name", "Demo Admin", "--first-admin", "--out", str(folder)
+    )
+    admin = _signed(folder, "admin")
+    for staff_id, role in STAFF:
+        stack.central(*admin, "staff", "add", staff_id, "--name", staff_id.title(), "--role", role)
+        stack.central(*admin, "staff", "cert", "issue", staff_id, "--out", str(folder))
+
+
+def _import_roster(stack: Stack, folder: Path, path: Path) -> str:
+    """Propose the roster as the clerk, recheck it as the reviewer, approve it as the
+    approver; the proposal's number."""
+    out = stack.central(*_signed(folder, "clerk"), "roster", "import", str(path))
+    number = re.search(r"^proposal (\d+):", out, re.M)
+    if number is None:
+        raise click.ClickException(f"roster import proposed nothing: {out}")
+    reviewer, approver = _signed(folder, "reviewer"), _signed(folder, "approver")
+    stack.central(*reviewer, "proposals", "recheck", number.group(1), "--reason", "demo roster")
+    stack.central(*approver, "proposals", "approve", number.group(1))
+    return number.group(1)
+
+
 def run_demo(
     directory: Path, terminals: int, retirees: int, seed: int, say: Callable[[str], None]
 ) -> Stack:
@@ -55,9 +94,15 @@ def run_demo(
     say(f"2. Enrolled {terminals} terminals: {', '.join(devices)} (bundles in fleet/bundles/)")
     with stack:
         stack.central("db", "upgrade")
+        staff = directory / "staff"
+        _staff(stack, staff)
         ids = roster_csv(directory / "roster.csv", retirees, rng)
-        stack.central("roster", "import", str(directory / "roster.csv"))
-        say(f"3. Central: roster of {len(ids)} retirees imported ({directory / 'roster.csv'})")
+        number = _import_roster(stack, staff, directory / "roster.csv")
+        say(
+            f"3. Central: roster of {len(ids)} retirees ({directory / 'roster.csv'}) proposed by "
+            f"the entry clerk, rechecked and approved by two others (proposal {number}; staff "
+            f"certificates in {staff})"
+        )
         stack.broker.start()
         say(f"4. Mosquitto on 127.0.0.1:{port}: mutual TLS, CRL, per-device logins and topics")
         stack.start_central()

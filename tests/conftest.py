@@ -10,7 +10,9 @@ pytest_plugins = [
     "tests.fixtures.broker",
     "tests.fixtures.database",
     "tests.fixtures.stack",
+    "tests.fixtures.bank",
     "tests.fixtures.staff",
+    "tests.fixtures.webhook",
 ]
 
 SHARED_DATA = Path(

@@ -35,7 +35,7 @@ from common.errors import LifecertError
 from protocol import messages, signing, topics
 from protocol.errors import MessageError, SignatureError
 from protocol.limits import MAX_RESULT_BYTES
-from protocol.messages import Ack, AckStatus, Channel, Decision, Result
+from protocol.messages import Ack, AckStatus, Channel, Decision, Method, Result
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,12 @@ _BATCH_RETIREES = (
     .with_for_update()
 )
 _INSERT_RESULT = _res.insert()
+_LAST_PASS = (
+    sa.select(_res.c.method)
+    .where(_res.c.retiree_id == sa.bindparam("b_retiree"), _res.c.applied)
+    .order_by(_res.c.device_time.desc())
+    .limit(1)
+)
 _INSERT_FLAG = schema.fraud_flags.insert()
 _FLAGGED = sa.select(schema.fraud_flags.c.id).where(
     schema.fraud_flags.c.result_id == sa.bindparam("b_result")
@@ -171,6 +177,7 @@ class _Snapshot:
     seqs: dict[tuple[str, int], uuid.UUID]
     retirees: dict[str, dt.date | None]
     people: dict[str, tuple[dt.date, str]] = field(default_factory=dict)  # birth date, status
+    last_pass: dict[str, str] = field(default_factory=dict)  # method of the batch's last pass
 
     @classmethod
     def read(cls, conn: Connection, items: Sequence["_Verified"]) -> "_Snapshot":
@@ -526,13 +533,19 @@ class Ingestor:
             )
         old = new = snap.retirees[r.retiree_id]
         until = None
+        referred: dict[str, Any] = {}
         if r.decision is Decision.PASS:
-            candidate = certified_until(
-                r.device_time.astimezone(self._zone).date(), born, self.policy
-            )
-            if old is None or candidate > old:
+            passed_on = r.device_time.astimezone(self._zone).date()
+            candidate = certified_until(passed_on, born, self.policy)
+            why = self._review(conn, r, born, passed_on, snap)
+            if why is not None:  # stored unapplied: an approved assisted_review proposal
+                # (central.proposals) certifies until ``referred_until``
+                referred = {"referred": why, "referred_until": candidate.isoformat()}
+            elif old is None or candidate > old:
                 new = candidate
                 until = {"b_retiree": r.retiree_id, "b_until": new, "b_at": msg.received_at}
+            if not referred:
+                snap.last_pass[r.retiree_id] = r.method.value
         writes.apply(
             until,
             {
@@ -546,7 +559,7 @@ class Ingestor:
                 "channel": r.channel.value,
                 "device_time": r.device_time,
                 "received_at": msg.received_at,
-                "applied": r.decision is Decision.PASS,
+                "applied": r.decision is Decision.PASS and not referred,
                 "evidence": r.model_dump(
                     mode="json", include={"match", "liveness", "assisted"}, exclude_none=True
                 ),
@@ -556,12 +569,13 @@ class Ingestor:
             [
                 self._event(
                     item,
-                    f"certification_{r.decision.value}",
+                    "certification_referred" if referred else f"certification_{r.decision.value}",
                     {
                         "method": r.method.value,
                         "channel": r.channel.value,
                         "certified_until": [_iso(old), _iso(new)],
-                    },
+                    }
+                    | referred,
                 )
             ],
         )
@@ -573,9 +587,32 @@ class Ingestor:
                 result_id=r.result_id,
                 device_id=r.device_id,
                 status=AckStatus.APPLIED,
+                reason="referred_for_review" if referred else None,
                 certified_until=new,
             ),
         )
+
+    def _review(
+        self, conn: Connection, r: Result, born: dt.date, passed_on: dt.date, snap: _Snapshot
+    ) -> str | None:
+        """Why the policy sends this pass to review instead of certifying at once (None: it
+        does not): an assisted pass of a retiree at least ``assisted_review_age`` old, or
+        right after another assisted pass (``assisted_review_repeat``)."""
+        if r.method is not Method.ASSISTED:
+            return None
+        limit = self.policy.assisted_review_age
+        age = (
+            passed_on.year - born.year - ((passed_on.month, passed_on.day) < (born.month, born.day))
+        )
+        if limit is not None and age >= limit:
+            return f"age {age} >= {limit} ([policy] assisted_review_age)"
+        if self.policy.assisted_review_repeat:
+            last = snap.last_pass.get(r.retiree_id) or conn.scalar(
+                _LAST_PASS, {"b_retiree": r.retiree_id}
+            )
+            if last == Method.ASSISTED.value:
+                return "second assisted pass in a row ([policy] assisted_review_repeat)"
+        return None
 
     @staticmethod
     def _event(item: _Verified, kind: str, detail: dict[str, Any]) -> dict[str, Any]:

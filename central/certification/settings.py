@@ -115,6 +115,20 @@ class Policy(Section):
         title="grace",
         description="days after certified_until before a payment run holds payment",
     )
+    assisted_review_age: int | None = Field(
+        default=90,
+        ge=0,
+        le=150,
+        title="assisted review age",
+        description="an assisted pass for a retiree this old (years, at the device's date) "
+        "goes to review instead of certifying at once; none: never by age",
+    )
+    assisted_review_repeat: bool = Field(
+        default=True,
+        title="assisted review of a repeat",
+        description="an assisted pass right after another assisted pass of the same retiree "
+        "goes to review instead of certifying at once",
+    )
 
     @model_validator(mode="after")
     def _anchor_needs_whole_years(self) -> "Policy":

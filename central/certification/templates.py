@@ -15,6 +15,9 @@ results) and answers on that topic with a JWS (central's signing key) over
 - ``error``: ``unknown_retiree``, ``rate_limited`` or ``bad_request`` (with the
   same identifying data when the request could be read).
 
+Other ops (``status``: ``central.payments.status``) go to the ``handlers`` given, after
+the same checks and the same per-device budget.
+
 Only enrolled, trusted devices get an answer; a revoked, expired or unknown
 device, a response topic other than the device's own, or an oversized payload
 gets nothing. Each device may ask ``burst`` times, refilled at ``per_minute``.
@@ -54,6 +57,8 @@ MAX_REQUEST_BYTES: Final = 1024
 MAX_CORRELATION_BYTES: Final = 64
 _QUEUE_MAX: Final = 1000
 _r = schema.results
+Handler = Callable[[str, bytes], messages.Reply]
+"""Answers one request of another op: (device id, payload) -> the reply to sign."""
 
 
 class TemplateRequest(BaseModel):
@@ -89,21 +94,6 @@ class _Buckets:
         return True
 
 
-OpHandler = Callable[[str, bytes], str]
-"""Another room's answer to a request op from a trusted device: ``(device_id, payload)`` ->
-signed reply (given to ``TemplateAnswers`` as ``ops``; e.g. ``central.channels``)."""
-
-
-def _op(payload: bytes) -> str | None:
-    """The ``op`` of a JSON request, else ``None`` (the template model then says what is wrong)."""
-    try:
-        body = json.loads(payload)
-    except ValueError:
-        return None
-    op = body.get("op") if isinstance(body, dict) else None
-    return op if isinstance(op, str) else None
-
-
 class TemplateAnswers:
     """Answers template requests from the database (no MQTT: testable on its own)."""
 
@@ -116,10 +106,10 @@ class TemplateAnswers:
         signer: signing.Signer,
         root: str = topics.ROOT,
         limits: Limits | None = None,
-        ops: Mapping[str, OpHandler] | None = None,
+        handlers: Mapping[str, Handler] | None = None,
     ) -> None:
         self.engine, self.trust, self.seal_key, self.signer = engine, trust, seal_key, signer
-        self.ops: Mapping[str, OpHandler] = ops or {}
+        self.handlers = dict(handlers or {})
         self.devices_dir = devices_dir
         self.root = root
         self._buckets = _Buckets(limits or Limits())
@@ -166,12 +156,14 @@ class TemplateAnswers:
             self._count("refused")
             log.warning("template request from %s refused: not a trusted device", device_id)
             return None
-        if (handler := self.ops.get(_op(payload) or "")) is not None:
-            self._count("other_op")
-            return handler(device_id, payload)  # its own limits (e.g. central.channels)
         if not self._buckets.take(device_id, time.monotonic() if now is None else now):
             self._count("rate_limited")
             return self._sign("error", {"device_id": device_id}, "rate_limited")
+        op = _op(payload)
+        if op is not None and (handler := self.handlers.get(op)) is not None:
+            reply = handler(device_id, payload)
+            self._count(f"{op}_{reply.status}")
+            return self.signer.sign(messages.encode(reply))
         try:
             request = messages.decode(TemplateRequest, payload)
         except MessageError as exc:
@@ -225,6 +217,16 @@ class TemplateAnswers:
     ) -> str:
         reply = messages.Reply(status=status, data=data, error=error)
         return self.signer.sign(messages.encode(reply))
+
+
+def _op(payload: bytes) -> str | None:
+    """The request's ``op`` when it is a JSON object with a text ``op``."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return None
+    op = body.get("op") if isinstance(body, dict) else None
+    return op if isinstance(op, str) else None
 
 
 class TemplateService:

@@ -1,11 +1,12 @@
 """Central's answers to remote terminals about one-time codes (MQTT request/response).
 
 Requests arrive on a device's ``req`` topic beside template requests
-(``central.certification.templates`` checks the device is trusted, then hands the ops
-``phone_code`` and ``phone_verify`` here). Only the devices named in ``[phone]
-remote_devices`` are answered; the signed reply is ``{request_id, device_id, retiree_id,
-outcome}``: ``sent`` / ``rate_limited`` for a code request, ``ok`` / ``wrong`` / ``locked``
-for a check. Nothing in a reply depends on whether the ID number is on the roster.
+(``central.certification.templates`` checks the device is trusted and within its request
+budget, hands the ops ``phone_code`` and ``phone_verify`` here and signs the reply). Only
+the devices named in ``[phone] remote_devices`` are answered; the signed reply is
+``{request_id, device_id, retiree_id, outcome}``: ``sent`` / ``rate_limited`` for a code
+request, ``ok`` / ``wrong`` / ``locked`` for a check. Nothing in a reply depends on
+whether the ID number is on the roster.
 """
 
 import logging
@@ -16,13 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from central.channels.codes import PhoneCodes
 from central.channels.settings import PhoneSettings
-from protocol import messages, signing
+from protocol import messages
 from protocol.errors import MessageError
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[str, bytes], str]
-"""Answers one request of a trusted device: ``(device_id, payload)`` -> signed reply."""
+Handler = Callable[[str, bytes], messages.Reply]
+"""Answers one request of a trusted device: ``(device_id, payload)`` -> the reply to sign."""
 
 
 class CodeRequest(BaseModel):
@@ -51,8 +52,8 @@ class CodeCheck(BaseModel):
 class PhoneAnswers:
     """Answers the two code ops for the remote terminals named in the settings."""
 
-    def __init__(self, codes: PhoneCodes, settings: PhoneSettings, signer: signing.Signer) -> None:
-        self.codes, self.settings, self.signer = codes, settings, signer
+    def __init__(self, codes: PhoneCodes, settings: PhoneSettings) -> None:
+        self.codes, self.settings = codes, settings
 
     def handlers(self) -> dict[str, Handler]:
         """``op`` -> handler, for ``TemplateAnswers(ops=...)``."""
@@ -63,15 +64,15 @@ class PhoneAnswers:
 
     def answer(
         self, kind: type[CodeRequest] | type[CodeCheck], device_id: str, payload: bytes
-    ) -> str:
-        """The signed reply to one code request or check from a trusted device."""
+    ) -> messages.Reply:
+        """The reply to one code request or check from a trusted device."""
         if device_id not in self.settings.remote_devices:
             log.warning("code request from %s refused: not a remote terminal", device_id)
-            return self._sign("error", {"device_id": device_id}, "not_a_remote_terminal")
+            return _reply("error", {"device_id": device_id}, "not_a_remote_terminal")
         try:
             request: CodeRequest | CodeCheck = messages.decode(kind, payload)
         except MessageError as exc:
-            return self._sign("error", {"device_id": device_id}, f"bad_request: {exc}"[:200])
+            return _reply("error", {"device_id": device_id}, f"bad_request: {exc}"[:200])
         ids = {
             "request_id": request.request_id,
             "device_id": device_id,
@@ -83,10 +84,10 @@ class PhoneAnswers:
             )
         else:
             outcome = self.codes.send(request.retiree_id, request.client)
-        return self._sign("ok", {**ids, "outcome": outcome})
+        return _reply("ok", {**ids, "outcome": outcome})
 
-    def _sign(
-        self, status: Literal["ok", "error"], data: dict[str, Any], error: str | None = None
-    ) -> str:
-        reply = messages.Reply(status=status, data=data, error=error)
-        return self.signer.sign(messages.encode(reply))
+
+def _reply(
+    status: Literal["ok", "error"], data: dict[str, Any], error: str | None = None
+) -> messages.Reply:
+    return messages.Reply(status=status, data=data, error=error)

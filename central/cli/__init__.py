@@ -10,7 +10,22 @@ from pathlib import Path
 import click
 
 from central import config
-from central.cli import audit, certification, fraud, notify, payments, people, staff, store
+from central.cli import (
+    assisted,
+    audit,
+    certification,
+    console,
+    fleet,
+    fraud,
+    notify,
+    payments,
+    people,
+    proposals,
+    receipts,
+    reminders,
+    staff,
+    store,
+)
 from central.cli.context import State
 from common.cli import friendly_errors
 
@@ -74,8 +89,14 @@ for command in (
     *people.COMMANDS,
     *payments.COMMANDS,
     *fraud.COMMANDS,
-    *notify.COMMANDS,
+    *console.COMMANDS,
     *staff.COMMANDS,
     *audit.COMMANDS,
+    *proposals.COMMANDS,
+    *assisted.COMMANDS,
+    *fleet.COMMANDS,
+    *notify.COMMANDS,
+    *reminders.COMMANDS,
+    *receipts.COMMANDS,
 ):
     main.add_command(command)

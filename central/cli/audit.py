@@ -126,7 +126,11 @@ def export(state: State, out: Path, fmt: str | None) -> None:
         raise click.BadParameter("name a .csv or .jsonl file, or give --format", param_hint="--out")
     tmp = out.with_name(out.name + ".tmp")
     written = 0
-    with tmp.open("w", encoding="utf-8", newline="") as handle:
+    try:
+        handle = tmp.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise LifecertError(f"--out: cannot write {out}: {exc.strerror}") from None
+    with handle:
         if fmt == "csv":
             writer = csv.DictWriter(handle, fieldnames=list(audit.COLUMNS))
             writer.writeheader()

@@ -1,25 +1,18 @@
 """Commands of central's payments room: ``payments``, ``holds``, ``bank``."""
 
 from pathlib import Path
-from typing import Any
 
 import click
-from cryptography.hazmat.primitives import serialization
 
-from central.cli.context import State
+from central.cli.context import State, require
 from central.cli.output import emit, money
 from central.cli.params import check_id_number, check_period, check_printable
-from central.payments import bankfile, holds, review, runs, sftp
+from central.cli.proposals import propose
+from central.payments import bankfile, review, runs, sftp
 from central.payments.period import Period
+from central.staff.permissions import Permission
 from common.cli import friendly_errors
-from common.errors import ConfigError, LifecertError
-
-
-def _public_key(path: Path, field: str) -> Any:
-    try:
-        return serialization.load_pem_public_key(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{field}: cannot load a PEM public key from {path}: {exc}") from None
+from common.errors import LifecertError
 
 
 @click.group("payments")
@@ -40,6 +33,8 @@ def payments_group() -> None:
 def payments_run(state: State, period: Period, as_json: bool) -> None:
     """Compute and store the run of PERIOD (YYYY-MM); again = recompute until filed.
 
+    A draft: filing it (`bank make`) is a proposal others recheck and approve.
+
     Runs go in order (the month after the latest, or the latest again). PERIOD must
     be within [payments] months_ahead (default 1) after this month and months_back
     (default 12) before it, and not before the roster's first month: the month of
@@ -50,7 +45,8 @@ def payments_run(state: State, period: Period, as_json: bool) -> None:
         lifecert-central --config central.toml payments run 2026-04
     """
     cfg = state.cfg
-    done = runs.run(state.engine(), period, cfg.policy, actor="cli", window=cfg.payments)
+    actor = require(state, Permission.PROPOSAL_ENTER)
+    done = runs.run(state.engine(), period, cfg.policy, actor=actor.staff_id, window=cfg.payments)
     if as_json:
         emit(done.as_json() | {"period": str(period), "run_id": done.run_id}, True, [])
         return
@@ -68,16 +64,9 @@ def payments_run(state: State, period: Period, as_json: bool) -> None:
 @click.option(
     "--reason", required=True, callback=check_printable(500, 1), help="Why (kept in the event)."
 )
-@click.option(
-    "--actor",
-    default="staff",
-    show_default=True,
-    callback=check_printable(100, 1),
-    help="Who discards it.",
-)
 @click.pass_obj
 @friendly_errors
-def payments_discard(state: State, period: Period, reason: str, actor: str) -> None:
+def payments_discard(state: State, period: Period, reason: str) -> None:
     """Discard the latest run while no bank file is made (e.g. a mistyped month).
 
     Its lines go, an event keeps the reason and its totals; the month before is then
@@ -87,7 +76,8 @@ def payments_discard(state: State, period: Period, reason: str, actor: str) -> N
     Example:
         lifecert-central payments discard 2027-04 --reason "typed 2027 for 2026"
     """
-    run_id = runs.discard(state.engine(), period, reason, actor)
+    actor = require(state, Permission.PROPOSAL_ENTER)
+    run_id = runs.discard(state.engine(), period, reason, actor.staff_id)
     click.echo(f"run {run_id} for {period} discarded")
 
 
@@ -171,48 +161,32 @@ def holds_group() -> None:
 
 @holds_group.command("place")
 @click.argument("id_number", callback=check_id_number)
-@click.option("--note", default="", callback=check_printable(500), help="Why (kept in the event).")
-@click.option(
-    "--actor",
-    default="staff",
-    show_default=True,
-    callback=check_printable(100, 1),
-    help="Who places it.",
-)
+@click.option("--note", required=True, callback=check_printable(500, 1), help="Why (kept).")
 @click.pass_obj
 @friendly_errors
-def holds_place(state: State, id_number: str, note: str, actor: str) -> None:
-    """Place a manual hold: the retiree is held from the next run until released.
+def holds_place(state: State, id_number: str, note: str) -> None:
+    """Propose a manual hold: once approved, the retiree is held from the next run.
 
     \b
     Example:
-        lifecert-central holds place 110105195003071242 --actor staff-7 --note "letter returned"
+        lifecert-central holds place 110105195003071242 --note "letter returned"
     """
-    hold = holds.place(state.engine(), id_number, actor, note)
-    click.echo(f"hold {hold} placed" + (f" ({note})" if note else ""))
+    propose(state, "hold", {"retiree_id": id_number, "action": "place", "note": note})
 
 
 @holds_group.command("release")
 @click.argument("id_number", callback=check_id_number)
-@click.option("--note", default="", callback=check_printable(500), help="Why (kept in the events).")
-@click.option(
-    "--actor",
-    default="staff",
-    show_default=True,
-    callback=check_printable(100, 1),
-    help="Who releases it.",
-)
+@click.option("--note", required=True, callback=check_printable(500, 1), help="Why (kept).")
 @click.pass_obj
 @friendly_errors
-def holds_release(state: State, id_number: str, note: str, actor: str) -> None:
-    """Release a retiree's open manual holds (no back-pay for the held months).
+def holds_release(state: State, id_number: str, note: str) -> None:
+    """Propose releasing a retiree's open manual holds (no back-pay for the held months).
 
     \b
     Example:
         lifecert-central holds release 110105195003071242 --note "address confirmed"
     """
-    n = holds.release(state.engine(), id_number, actor, note)
-    click.echo(f"{n} manual hold(s) released")
+    propose(state, "hold", {"retiree_id": id_number, "action": "release", "note": note})
 
 
 @click.group("bank")
@@ -225,35 +199,19 @@ def bank_group() -> None:
     """
 
 
-def _file_of(state: State, period: Period) -> Path:
-    return state.cfg.bank.out_dir / f"{state.cfg.bank.payer}-{period}.jwe"
-
-
 @bank_group.command("make")
 @click.argument("period", callback=check_period)
 @click.pass_obj
 @friendly_errors
 def bank_make(state: State, period: Period) -> None:
-    """Write the signed, encrypted payment file of a run (freezes the run).
+    """Propose filing a computed run: once approved, its signed, encrypted payment file is
+    written and the run frozen.
 
     \b
     Example:
         lifecert-central --config central.toml bank make 2026-04
     """
-    cfg = state.cfg
-    made = bankfile.make(
-        state.engine(),
-        period,
-        cfg.bank.payer,
-        cfg.bank.out_dir,
-        state.central.sign_key,
-        _public_key(cfg.bank.encrypt_pub, "bank.encrypt_pub"),
-    )
-    for w in made.withheld:
-        click.echo(f"withheld: {w['id_number']}: {w['problem']}", err=True)
-    click.echo(
-        f"{made.path}: {made.count} records, {money(made.total_cents)}, sha256 {made.sha256}"
-    )
+    propose(state, "bank_make", {"period": str(period)})
 
 
 @bank_group.command("send")
@@ -261,18 +219,14 @@ def bank_make(state: State, period: Period) -> None:
 @click.pass_obj
 @friendly_errors
 def bank_send(state: State, period: Period) -> None:
-    """Upload the payment file to the bank's SFTP server (pinned host key).
+    """Propose releasing a filed run's payment file: once approved, it is uploaded to the
+    bank's SFTP server (pinned host key).
 
     \b
     Example:
         lifecert-central bank send 2026-04
     """
-    path = _file_of(state, period)
-    if not path.exists():
-        raise LifecertError(f"{path} does not exist: run `lifecert-central bank make {period}`")
-    remote = sftp.upload(state.cfg.bank.sftp, path)
-    bankfile.mark_sent(state.engine(), period)
-    click.echo(f"sent to {state.cfg.bank.sftp.host}:{remote}")
+    propose(state, "bank_send", {"period": str(period)})
 
 
 @bank_group.command("reconcile")
@@ -300,7 +254,7 @@ def bank_reconcile(
     except (OSError, UnicodeDecodeError) as exc:
         raise LifecertError(f"cannot read {local}: {exc}") from None
     data = bankfile.verify_return(
-        token, _public_key(cfg.bank.return_sign_pub, "bank.return_sign_pub")
+        token, bankfile.load_public_key(cfg.bank.return_sign_pub, "bank.return_sign_pub")
     )
     rec = bankfile.reconcile(state.engine(), period, data)
     cols = ["kind", "id_number", "payable_cents", "paid_cents", "detail"]

@@ -6,11 +6,15 @@ from pathlib import Path
 
 import click
 
-from central.cli.context import State
+from central.cli.context import State, require
 from central.cli.output import emit
+from central.cli.params import check_id_number, check_printable
+from central.cli.proposals import propose
 from central.payments import recovery, runs
-from central.people import coverage, population, registries, roster
+from central.people import coverage, population, registries
 from central.people import queries as people_queries
+from central.staff import audit
+from central.staff.permissions import Permission
 from common.cli import friendly_errors
 from common.errors import LifecertError
 
@@ -31,24 +35,23 @@ def roster_group() -> None:
 @click.pass_obj
 @friendly_errors
 def roster_import(state: State, csv_file: Path, partial: bool) -> None:
-    """Import (add or update) retirees from a CSV file with a header row.
+    """Propose adding or changing retirees from a CSV file with a header row.
 
     Columns: id_number, name, sex, birth_date (required); community,
     monthly_amount, bank_account, account_name, status, retirement_date,
-    certified_until (optional). Every bad row is reported by line and field;
-    nothing is written unless all rows are good (or --partial).
+    certified_until (optional; only for retirees the file adds: a roster never
+    moves a known retiree's certification). Every bad row is reported by line and
+    field; nothing is proposed unless all rows are good (or --partial). The
+    proposal's diff is shown by `proposals show`; it is written once rechecked and
+    approved by others.
 
     \b
     Example:
         lifecert-central roster import retirees.csv --partial
     """
-    report = roster.import_csv(state.engine(), csv_file, partial=partial)
-    for err in report.errors:
-        click.echo(f"skipped: {err}", err=True)
-    click.echo(
-        f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged"
-        + (f", {len({e.line for e in report.errors})} bad row(s) skipped" if report.errors else "")
-    )
+    made = propose(state, "roster_import", {"path": str(csv_file.resolve()), "partial": partial})
+    for line in made.payload["skipped"]:
+        click.echo(f"skipped: {line}", err=True)
 
 
 @click.group("retirees")
@@ -128,6 +131,57 @@ def retirees_show(state: State, id_number: str, as_json: bool) -> None:
         )
 
 
+@retirees_group.command("change")
+@click.argument("id_number", callback=check_id_number)
+@click.option("--amount", help="New monthly amount, e.g. 3300.00.")
+@click.option("--bank-account", help="New bank account (digits).")
+@click.option("--account-name", help="New account holder's name.")
+@click.option("--note", required=True, callback=check_printable(500, 1), help="Why (kept).")
+@click.pass_obj
+@friendly_errors
+def retirees_change(
+    state: State,
+    id_number: str,
+    amount: str | None,
+    bank_account: str | None,
+    account_name: str | None,
+    note: str,
+) -> None:
+    """Propose a change of a retiree's monthly amount, bank account or account holder.
+
+    \b
+    Example:
+        lifecert-central retirees change 110105195003071242 --amount 3300 --note "rise 2026"
+    """
+    payload = {"retiree_id": id_number, "note": note, "monthly_amount": amount}
+    propose(
+        state,
+        "retiree_change",
+        payload | {"bank_account": bank_account, "account_name": account_name},
+    )
+
+
+@retirees_group.command("certify")
+@click.argument("id_number", callback=check_id_number)
+@click.option("--until", required=True, help="New certified_until, YYYY-MM-DD.")
+@click.option("--reason", required=True, callback=check_printable(500, 1), help="Why.")
+@click.option(
+    "--evidence", required=True, callback=check_printable(200, 1), help="Evidence reference."
+)
+@click.pass_obj
+@friendly_errors
+def retirees_certify(state: State, id_number: str, until: str, reason: str, evidence: str) -> None:
+    """Propose a manual certification: certified_until moves once approved by others.
+
+    \b
+    Example:
+        lifecert-central retirees certify 110105195003071242 --until 2027-05-31 \\
+            --reason "home visit" --evidence "report 117"
+    """
+    payload = {"retiree_id": id_number, "certified_until": until, "reason": reason}
+    propose(state, "certification", payload | {"evidence": evidence})
+
+
 @click.group("registry")
 def registry_group() -> None:
     """Death and prison registries.
@@ -154,9 +208,12 @@ def registry_import(state: State, kind: str, csv_file: Path, partial: bool) -> N
     Example:
         lifecert-central registry import prison prison-2026-04.csv --partial
     """
-    report = registries.import_csv(
-        state.engine(), registries.RegistryKind(kind), csv_file, partial=partial
-    )
+    actor = require(state, Permission.PROPOSAL_ENTER)  # not yet a proposal (proposals.md)
+    engine = state.engine()
+    report = registries.import_csv(engine, registries.RegistryKind(kind), csv_file, partial=partial)
+    with engine.begin() as conn:
+        counts = {k: v for k, v in report.__dict__.items() if k != "errors"}
+        audit.record(conn, actor, "registry.import", f"{kind}:{csv_file.name}", None, counts)
     for err in report.errors:
         click.echo(f"skipped: {err}", err=True)
     click.echo(

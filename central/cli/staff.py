@@ -13,7 +13,7 @@ import click
 
 from central.cli.context import State, require
 from central.cli.output import emit
-from central.staff import accounts, ca
+from central.staff import accounts, ca, directory
 from central.staff.identity import Role
 from central.staff.permissions import Permission
 from common.cli import friendly_errors
@@ -46,17 +46,38 @@ def _row(account: accounts.Account) -> dict[str, object]:
     return item
 
 
+def _check_out(out: Path, staff_id: str) -> None:
+    """Before issuing: ``out`` is a writable folder without ``STAFF_ID.pem``/``.key``."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LifecertError(f"--out: cannot make the folder {out}: {exc.strerror}") from None
+    for path in (out / f"{staff_id}.pem", out / f"{staff_id}.key"):
+        if path.exists():
+            raise LifecertError(f"--out: {path} exists: choose another folder")
+    if not os.access(out, os.W_OK):
+        raise LifecertError(f"--out: cannot write to {out}: choose another folder")
+
+
 def _write_credentials(out: Path, issued: ca.Issued, staff_id: str) -> tuple[Path, Path]:
     """``out/STAFF_ID.pem`` and ``out/STAFF_ID.key`` (0600); never over existing files."""
     cert_path, key_path = out / f"{staff_id}.pem", out / f"{staff_id}.key"
-    out.mkdir(parents=True, exist_ok=True)
     try:
+        out.mkdir(parents=True, exist_ok=True)
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(issued.key_pem())
+        cert_path.write_bytes(ca.pem(issued.cert))
     except FileExistsError:
-        raise LifecertError(f"--out: {key_path} exists: choose another folder") from None
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(issued.key_pem())
-    cert_path.write_bytes(ca.pem(issued.cert))
+        raise LifecertError(
+            f"--out: {key_path} exists: choose another folder (the certificate "
+            f"{ca.serial_hex(issued.cert)} was issued: revoke it)"
+        ) from None
+    except OSError as exc:
+        raise LifecertError(
+            f"--out: cannot write to {out}: {exc.strerror} (the certificate "
+            f"{ca.serial_hex(issued.cert)} was issued: revoke it)"
+        ) from None
     return cert_path, key_path
 
 
@@ -112,6 +133,7 @@ def add(
             raise click.UsageError("--first-admin is an administrator only: drop --role etc.")
         if out is None:
             raise click.UsageError("--first-admin needs --out FOLDER for the certificate")
+        _check_out(out, staff_id)
         issued = ca.bootstrap(engine, state.cfg.staff, staff_id, name)
         cert_path, key_path = _write_credentials(out, issued, staff_id)
         click.echo(f"added {staff_id} (administrator); certificate {cert_path}, key {key_path}")
@@ -167,8 +189,14 @@ def show(state: State, staff_id: str, as_json: bool) -> None:
 
 
 def _change(name: str, doc: str) -> click.Command:
-    """``staff lock|unlock ID``: one account change by a signed-in administrator."""
-    func = {"lock": accounts.lock, "unlock": accounts.unlock}[name]
+    """``staff lock|unlock|deactivate|activate ID``: one account change by a signed-in
+    administrator."""
+    func = {
+        "lock": accounts.lock,
+        "unlock": accounts.unlock,
+        "deactivate": lambda e, a, s: accounts.set_active(e, a, s, False),
+        "activate": lambda e, a, s: accounts.set_active(e, a, s, True),
+    }[name]
 
     @click.command(name, help=doc)
     @click.argument("staff_id", callback=_check_id)
@@ -177,7 +205,10 @@ def _change(name: str, doc: str) -> click.Command:
     def command(state: State, staff_id: str) -> None:
         actor = require(state, Permission.STAFF_MANAGE)
         account = func(state.engine(), actor, staff_id)
-        click.echo(f"{account.staff_id}: {'locked' if account.locked else 'unlocked'}")
+        state_ = "locked" if account.locked else "unlocked"
+        if name in ("deactivate", "activate"):
+            state_ = "active" if account.active else "inactive"
+        click.echo(f"{account.staff_id}: {state_}")
 
     return command
 
@@ -195,6 +226,21 @@ staff_group.add_command(
         "Unlock an account and clear its failed sign-ins (another administrator).\n\n\b\n"
         "Example:\n"
         "    lifecert-central --staff-cert me.pem --staff-key me.key staff unlock wang.li",
+    )
+)
+staff_group.add_command(
+    _change(
+        "deactivate",
+        "Deactivate the account of someone who left: it never signs in again.\n\n\b\n"
+        "Example:\n"
+        "    lifecert-central --staff-cert me.pem --staff-key me.key staff deactivate wang.li",
+    )
+)
+staff_group.add_command(
+    _change(
+        "activate",
+        "Activate a deactivated account again.\n\n\b\nExample:\n"
+        "    lifecert-central --staff-cert me.pem --staff-key me.key staff activate wang.li",
     )
 )
 
@@ -291,26 +337,43 @@ def cert_group() -> None:
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
     required=True,
-    help="Folder for STAFF_ID.pem and STAFF_ID.key.",
+    help="Folder for STAFF_ID.pem (and STAFF_ID.key without --csr).",
+)
+@click.option(
+    "--csr",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The member's certificate request: their key never leaves them.",
 )
 @click.option("--days", type=click.IntRange(1, 825), help="Validity (default: [staff] cert_days).")
 @click.pass_obj
 @friendly_errors
-def cert_issue(state: State, staff_id: str, out: Path, days: int | None) -> None:
-    """Issue a key and certificate for a staff member (hand both over securely).
+def cert_issue(state: State, staff_id: str, out: Path, csr: Path | None, days: int | None) -> None:
+    """Issue a certificate for a staff member: for the key in their request (--csr), or
+    with a new key written beside it (hand both over in person).
 
     \b
     Example:
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \\
+            -keyout wang.li.key -out wang.li.csr -subj /CN=wang.li
         lifecert-central --staff-cert me.pem --staff-key me.key \\
-            staff cert issue wang.li --out /media/usb
+            staff cert issue wang.li --csr wang.li.csr --out certs/
     """
     actor = require(state, Permission.STAFF_CERTS)
-    issued = ca.issue(state.engine(), state.cfg.staff, actor, staff_id, days)
+    public_key = None if csr is None else ca.request_key(csr.read_bytes())
+    _check_out(out, staff_id)
+    issued = ca.issue(state.engine(), state.cfg.staff, actor, staff_id, days, public_key)
+    serial = ca.serial_hex(issued.cert)
+    until = f"{issued.cert.not_valid_after_utc:%Y-%m-%d}"
+    if issued.key is None:
+        cert_path = out / f"{staff_id}.pem"
+        try:
+            cert_path.write_bytes(ca.pem(issued.cert))
+        except OSError as exc:
+            raise LifecertError(f"--out: cannot write {cert_path}: {exc.strerror}") from None
+        click.echo(f"certificate {serial} for {staff_id} until {until}: {cert_path}")
+        return
     cert_path, key_path = _write_credentials(out, issued, staff_id)
-    click.echo(
-        f"certificate {ca.serial_hex(issued.cert)} for {staff_id} until "
-        f"{issued.cert.not_valid_after_utc:%Y-%m-%d}: {cert_path}, key {key_path}"
-    )
+    click.echo(f"certificate {serial} for {staff_id} until {until}: {cert_path}, key {key_path}")
 
 
 @cert_group.command("list")
@@ -346,6 +409,39 @@ def cert_revoke(state: State, serial: str, reason: str) -> None:
     actor = require(state, Permission.STAFF_CERTS)
     row = ca.revoke(state.engine(), state.cfg.staff, actor, serial, reason)
     click.echo(f"revoked {row['serial']} of {row['staff_id']}; CRL {state.cfg.staff.crl_file}")
+
+
+@staff_group.command("directory")
+@click.option("--site", required=True, help="The terminals' site (their certificate's OU).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="File to write (copy it to the site's terminals as [kiosk] staff_directory).",
+)
+@click.option("--days", type=click.IntRange(1, 31), default=7, show_default=True)
+@click.pass_obj
+@friendly_errors
+def directory_(state: State, site: str, out: Path, days: int) -> None:
+    """Sign the directory of staff who may log in at a site's terminal desks: the active,
+    unlocked accounts given that --site.
+
+    \b
+    Example:
+        lifecert-central --staff-cert me.pem --staff-key me.key \\
+            staff directory --site hepingli --out staff-directory.jws
+    """
+    actor = require(state, Permission.STAFF_MANAGE)
+    made, token = directory.publish(state.engine(), actor, state.central.signer, site, days)
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        tmp.write_text(token + "\n")
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise LifecertError(f"--out: cannot write {out}: {exc.strerror}") from None
+    click.echo(
+        f"{out}: {len(made.staff)} staff for site {site} until {made.expires_at:%Y-%m-%d %H:%M} UTC"
+    )
 
 
 COMMANDS = (staff_group,)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc import jwe, jws
 from joserfc.errors import JoseError
@@ -36,7 +37,7 @@ from sqlalchemy.engine import Engine
 from central.payments import runs
 from central.payments.period import Period
 from central.store import schema
-from common.errors import LifecertError
+from common.errors import ConfigError, LifecertError
 from protocol import signing
 
 FORMAT: Final = "LIFECERT1"
@@ -96,6 +97,14 @@ class Reconciliation:
     payable_cents: int = 0
     paid_cents: int = 0
     differences: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load_public_key(path: Path, field: str) -> Any:
+    """A PEM public key from ``path`` (``ConfigError`` naming the config ``field``)."""
+    try:
+        return serialization.load_pem_public_key(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{field}: cannot load a PEM public key from {path}: {exc}") from None
 
 
 def same_name(name: str, account_name: str) -> bool:

@@ -1,5 +1,9 @@
 """Manual payment holds: staff place them, staff release them, one event each.
 
+Staff do it through a proposal (``central.proposals``), which calls ``place_in`` and
+``release_in`` in its approving transaction; ``place`` and ``release`` are the same at
+once, for setting up a database.
+
 A manual hold keeps a retiree's payment on hold from the next run until released (rule 7
 of ``central.payments.runs``), with no back-pay for the months held. The staff member's note
 (why) is kept in the event. Holds for a missed certification are no rows here but the
@@ -36,21 +40,25 @@ def place(
     engine: Engine, retiree_id: str, actor: str, note: str = "", now: dt.datetime | None = None
 ) -> int:
     """Open a manual hold, with a ``hold_placed`` event carrying ``note``; the hold's id."""
-    now = now or dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
-        _lock(conn, retiree_id)
-        hold_id = conn.execute(
-            _h.insert().values(retiree_id=retiree_id, reason=MANUAL, since=now).returning(_h.c.id)
-        ).scalar_one()
-        conn.execute(
-            schema.events.insert().values(
-                at=now,
-                kind="hold_placed",
-                retiree_id=retiree_id,
-                actor=actor,
-                detail={"hold_id": hold_id, "reason": MANUAL, "note": note},
-            )
+        return place_in(conn, retiree_id, actor, note, now or dt.datetime.now(dt.UTC))
+
+
+def place_in(conn: Connection, retiree_id: str, actor: str, note: str, now: dt.datetime) -> int:
+    """``place`` in ``conn``'s transaction."""
+    _lock(conn, retiree_id)
+    hold_id = conn.execute(
+        _h.insert().values(retiree_id=retiree_id, reason=MANUAL, since=now).returning(_h.c.id)
+    ).scalar_one()
+    conn.execute(
+        schema.events.insert().values(
+            at=now,
+            kind="hold_placed",
+            retiree_id=retiree_id,
+            actor=actor,
+            detail={"hold_id": hold_id, "reason": MANUAL, "note": note},
         )
+    )
     return int(hold_id)
 
 
@@ -59,33 +67,47 @@ def release(
 ) -> int:
     """Release a retiree's open manual holds, a ``hold_released`` event (with ``note``) each;
     how many."""
-    now = now or dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
-        _lock(conn, retiree_id)
-        released = (
-            conn.execute(
-                _h.update()
-                .where(
-                    _h.c.retiree_id == retiree_id, _h.c.reason == MANUAL, _h.c.released_at.is_(None)
-                )
-                .values(released_at=now)
-                .returning(_h.c.id)
-            )
-            .scalars()
-            .all()
+        return release_in(conn, retiree_id, actor, note, now or dt.datetime.now(dt.UTC))
+
+
+def open_holds(conn: Connection, retiree_id: str) -> list[int]:
+    """The ids of a retiree's open manual holds."""
+    return [
+        int(i)
+        for i in conn.execute(
+            sa.select(_h.c.id)
+            .where(_h.c.retiree_id == retiree_id, _h.c.reason == MANUAL, _h.c.released_at.is_(None))
+            .order_by(_h.c.id)
+        ).scalars()
+    ]
+
+
+def release_in(conn: Connection, retiree_id: str, actor: str, note: str, now: dt.datetime) -> int:
+    """``release`` in ``conn``'s transaction."""
+    _lock(conn, retiree_id)
+    released = (
+        conn.execute(
+            _h.update()
+            .where(_h.c.retiree_id == retiree_id, _h.c.reason == MANUAL, _h.c.released_at.is_(None))
+            .values(released_at=now)
+            .returning(_h.c.id)
         )
-        if released:
-            conn.execute(
-                schema.events.insert(),
-                [
-                    {
-                        "at": now,
-                        "kind": "hold_released",
-                        "retiree_id": retiree_id,
-                        "actor": actor,
-                        "detail": {"hold_id": hold, "reason": MANUAL, "note": note},
-                    }
-                    for hold in released
-                ],
-            )
+        .scalars()
+        .all()
+    )
+    if released:
+        conn.execute(
+            schema.events.insert(),
+            [
+                {
+                    "at": now,
+                    "kind": "hold_released",
+                    "retiree_id": retiree_id,
+                    "actor": actor,
+                    "detail": {"hold_id": hold, "reason": MANUAL, "note": note},
+                }
+                for hold in released
+            ],
+        )
     return len(released)

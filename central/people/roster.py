@@ -4,6 +4,14 @@ Every bad row is reported as ``line N, field F: problem (fix)``. The import is
 all-or-nothing unless ``partial`` is set, in which case the good rows are
 written and the bad ones reported. The file is streamed: memory does not grow
 with its size.
+
+A roster never moves ``certified_until`` of a retiree central already knows: only a
+verified result from a terminal or an approved manual certification does (issue 14).
+A file may give it for the retirees it adds (their last certification in the system the
+roster comes from); for the others it is ignored and counted.
+
+Staff import a roster through a proposal (``central.proposals``): ``stage`` and
+``planned`` make its diff, ``write`` applies it once approved.
 """
 
 import csv
@@ -13,7 +21,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -56,10 +64,12 @@ _NEW: dict[str, Any] = {
     "language": None,
     "reminders_opt_out": None,
 }
-_PRIVATE = ("bank_account", "phone", "email", "kin_phone")  # events say only "(changed)"
-_ACCOUNT_RE = re.compile(r"^[0-9]{6,34}$")
+ACCOUNT_RE = re.compile(r"^[0-9]{6,34}$")
 # free text: no formulas, no control characters
 _TEXT = ("name", "community", "account_name", "next_of_kin_name")
+_KEPT = ("id_number", "certified_until")  # never changed by a roster for a known retiree
+_DATES = ("birth_date", "retirement_date", "certified_until")
+_PRIVATE = ("bank_account", "phone", "email", "kin_phone")  # events say only "(changed)"
 
 
 class RosterFileError(LifecertError, OSError):
@@ -85,13 +95,23 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     errors: list[RowError] = field(default_factory=list)
+    ignored_certified_until: int = 0  # rows of known retirees whose date the file would move
+
+
+class Planned(NamedTuple):
+    """One row of a roster's diff: a retiree it adds (``before`` None) or changes."""
+
+    line: int
+    retiree_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any]
 
 
 def _date(value: str) -> dt.date:
     return dt.date.fromisoformat(value)
 
 
-def _cents(value: str) -> int:
+def cents(value: str) -> int:
     amount = decimal.Decimal(value)
     if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -2:  # type: ignore[operator]
         raise ValueError(value)
@@ -162,12 +182,12 @@ def _parse_row(line: int, raw: dict[str, str]) -> tuple[dict[str, Any], list[Row
         out["community"] = community
     if amount := row.get("monthly_amount"):
         try:
-            out["monthly_amount_cents"] = _cents(amount)
+            out["monthly_amount_cents"] = cents(amount)
         except (ValueError, decimal.InvalidOperation):
             bad("monthly_amount", f"{amount!r} is not an amount", "write e.g. 3200.50, no currency")
     if account := row.get("bank_account"):
         account = account.replace(" ", "")
-        if not _ACCOUNT_RE.match(account):
+        if not ACCOUNT_RE.match(account):
             bad("bank_account", "not 6-34 digits", "write the account number, digits only")
         out["bank_account"] = account
     if holder := row.get("account_name"):
@@ -270,24 +290,25 @@ def upsert(
 ) -> ImportReport:
     """Insert new retirees and update changed ones, one event per change, in one transaction.
 
-    ``certified_until`` never moves backwards: an older roster export cannot undo a
-    certification applied since.
+    ``certified_until`` is written for new retirees only (see the module's docstring).
     """
     report = ImportReport()
     with engine.begin() as conn:
         for chunk in _chunks(rows):
-            _write(conn, chunk, actor, now, report)
+            write(conn, chunk, actor, now, report)
     return report
 
 
-def _write(
+def write(
     conn: Connection,
     chunk: list[dict[str, Any]],
     actor: str,
     now: dt.datetime,
     report: ImportReport,
 ) -> None:
-    """``upsert`` one chunk of rows (one row per ID number) in ``conn``'s transaction."""
+    """Add or change the retirees of ``chunk`` (one row per ID number: the values given,
+    dates as dates), an event each, in ``conn``'s transaction; never ``certified_until``
+    of a known retiree."""
     t = schema.retirees
     existing = {
         row.id_number: row._mapping
@@ -303,13 +324,7 @@ def _write(
             events.append(_event(now, "roster_added", values["id_number"], actor, {}))
             report.added += 1
             continue
-        changes = {
-            k: v
-            for k, v in values.items()
-            if k != "id_number"
-            and old[k] != v
-            and not (k == "certified_until" and old[k] is not None and v < old[k])
-        }
+        changes = {k: v for k, v in values.items() if k not in _KEPT and old[k] != v}
         if not changes:
             report.unchanged += 1
             continue
@@ -332,6 +347,16 @@ def _json(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
+def as_json(values: dict[str, Any]) -> dict[str, Any]:
+    """Row values with dates as ISO text (to store a planned row)."""
+    return {k: _json(v) for k, v in values.items()}
+
+
+def from_json(values: dict[str, Any]) -> dict[str, Any]:
+    """``as_json`` undone: the dates back as dates."""
+    return {k: _date(v) if k in _DATES and isinstance(v, str) else v for k, v in values.items()}
+
+
 def _event(
     now: dt.datetime, kind: str, retiree: str, actor: str, detail: dict[str, Any]
 ) -> dict[str, Any]:
@@ -346,23 +371,10 @@ def _event(
     }
 
 
-def import_csv(
-    engine: Engine,
-    path: Path,
-    *,
-    partial: bool = False,
-    actor: str = "roster-import",
-    now: dt.datetime | None = None,
-) -> ImportReport:
-    """Check ``path`` and upsert its rows in one transaction; ``RosterError`` lists every
-    bad row (nothing written) unless ``partial``, which writes the good ones (a bad header
-    is refused either way).
-
-    Streamed: the rows that pass the per-row rules go to a staging table as the file is
-    read, the legality rules (``central.people.rules``) check them there, and those that add or
-    change a retiree are written from it a chunk at a time.
-    """
-    now = now or dt.datetime.now(dt.UTC)
+def stage(conn: Connection, lines: Iterable[str], *, partial: bool = False) -> list[RowError]:
+    """Check roster CSV ``lines`` into the staging table in ``conn``'s transaction (drop it
+    with ``staging.drop``); the bad rows, or ``RosterError`` listing them unless ``partial``
+    (a bad header is refused either way)."""
     errors: list[RowError] = []
 
     def good(rows: Iterable[tuple[int, dict[str, Any], list[RowError]]]) -> Iterator[Any]:
@@ -371,17 +383,62 @@ def import_csv(
             if not problems:
                 yield line, values
 
+    staging.create(conn)
+    staging.load(conn, good(parse(lines)))
+    errors.extend(rules.check(conn, partial=partial))
+    errors.sort(key=lambda e: e.line)
+    if errors and not partial:
+        raise RosterError(errors)
+    return errors
+
+
+def planned(conn: Connection) -> Iterator[Planned]:
+    """The staged rows that add or change a retiree, in file order: for a change, the
+    fields it changes as they are (``before``) and as they would be (``after``)."""
+    t = schema.retirees
+    for chunk in staging.changes(conn, with_line=True):
+        existing = {
+            row.id_number: row._mapping
+            for row in conn.execute(
+                sa.select(t).where(t.c.id_number.in_([r["id_number"] for r in chunk]))
+            )
+        }
+        for values in chunk:
+            line, retiree = values.pop("line"), values["id_number"]
+            old = existing.get(retiree)
+            if old is None:
+                yield Planned(line, retiree, None, values)
+                continue
+            after = {k: v for k, v in values.items() if k not in _KEPT and old[k] != v}
+            if after:
+                yield Planned(line, retiree, {k: old[k] for k in after}, after)
+
+
+def import_csv(
+    engine: Engine,
+    path: Path,
+    *,
+    partial: bool = False,
+    actor: str = "roster-import",
+    now: dt.datetime | None = None,
+) -> ImportReport:
+    """Check ``path`` and upsert its rows in one transaction, at once: for setting up a
+    database (tests, benchmarks); staff propose an import (``central.proposals``).
+    ``RosterError`` lists every bad row (nothing written) unless ``partial``, which writes
+    the good ones (a bad header is refused either way).
+
+    Streamed: the rows that pass the per-row rules go to a staging table as the file is
+    read, the legality rules (``central.people.rules``) check them there, and those that add or
+    change a retiree are written from it a chunk at a time.
+    """
+    now = now or dt.datetime.now(dt.UTC)
     try:
         with path.open(encoding="utf-8-sig", newline="") as lines, engine.begin() as conn:
-            staging.create(conn)
-            staging.load(conn, good(parse(lines)))
-            errors.extend(rules.check(conn, partial=partial))
-            errors.sort(key=lambda e: e.line)
-            if errors and not partial:
-                raise RosterError(errors)
+            errors = stage(conn, lines, partial=partial)
             report = ImportReport(errors=errors)
+            report.ignored_certified_until = staging.ignored_certifications(conn)
             for chunk in staging.changes(conn):
-                _write(conn, chunk, actor, now, report)
+                write(conn, chunk, actor, now, report)
             report.unchanged = staging.accepted(conn) - report.added - report.updated
             staging.drop(conn)
     except (OSError, UnicodeDecodeError) as exc:

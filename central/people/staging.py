@@ -116,21 +116,37 @@ def refuse(conn: Connection, lines: Iterable[int]) -> None:
         )
 
 
+def _given_differs(name: str) -> sa.ColumnElement[bool]:
+    given, stored = table.c[name], _r.c[name]
+    return sa.and_(given.is_not(None), sa.or_(stored.is_(None), given != stored))
+
+
 def _differs() -> sa.ColumnElement[bool]:
     """A staged row that would change the roster: a new ID number, or a value given that
-    differs from the stored one (``certified_until`` only when later: never backwards)."""
+    differs from the stored one (never ``certified_until``: a roster does not move it)."""
     changes: list[sa.ColumnElement[bool]] = [_r.c.id_number.is_(None)]
-    for name in VALUES[1:]:
-        given, stored = table.c[name], _r.c[name]
-        differs = given > stored if name == "certified_until" else given != stored
-        changes.append(sa.and_(given.is_not(None), sa.or_(stored.is_(None), differs)))
+    changes += [_given_differs(name) for name in VALUES[1:] if name != "certified_until"]
     return sa.or_(*changes)
 
 
-def changes(conn: Connection) -> Iterator[list[dict[str, Any]]]:
+def ignored_certifications(conn: Connection) -> int:
+    """How many rows not refused give a known retiree a ``certified_until`` other than the
+    stored one (left alone: a roster never moves it)."""
+    return int(
+        conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(table.join(_r, _r.c.id_number == table.c.id_number))
+            .where(~table.c.refused, _given_differs("certified_until"))
+        )
+        or 0
+    )
+
+
+def changes(conn: Connection, *, with_line: bool = False) -> Iterator[list[dict[str, Any]]]:
     """The rows not refused that add a retiree or change one, in file order, a chunk at a
-    time; each row only the values given (the others are left alone). The unchanged ones
-    never leave the database: ``accepted`` less these."""
+    time; each row only the values given (the others are left alone), and its ``line``
+    when ``with_line``. The unchanged ones never leave the database: ``accepted`` less
+    these."""
     last = 0
     differs = _differs()
     while True:
@@ -145,7 +161,8 @@ def changes(conn: Connection) -> Iterator[list[dict[str, Any]]]:
             return
         last = rows[-1].line
         yield [
-            {k: v for k, v in row._mapping.items() if k != "line" and v is not None} for row in rows
+            {k: v for k, v in row._mapping.items() if (with_line or k != "line") and v is not None}
+            for row in rows
         ]
 
 

@@ -113,14 +113,16 @@ def _row_to_account(row: Any) -> Account:
     )
 
 
-def _get(conn: Connection, staff_id: str) -> Account | None:
-    row = conn.execute(sa.select(staff).where(staff.c.staff_id == staff_id)).first()
+def _get(conn: Connection, staff_id: str, for_update: bool = False) -> Account | None:
+    query = sa.select(staff).where(staff.c.staff_id == staff_id)
+    row = conn.execute(query.with_for_update() if for_update else query).first()
     return None if row is None else _row_to_account(row)
 
 
-def need(conn: Connection, staff_id: str) -> Account:
-    """The account ``staff_id``, or ``StaffError`` saying how to find the right id."""
-    account = _get(conn, staff_id)
+def need(conn: Connection, staff_id: str, for_update: bool = False) -> Account:
+    """The account ``staff_id`` (its row locked until the transaction ends if
+    ``for_update``), or ``StaffError`` saying how to find the right id."""
+    account = _get(conn, staff_id, for_update)
     if account is None:
         raise StaffError(f"no staff member {staff_id!r}: see `lifecert-central staff list`")
     return account
@@ -238,7 +240,7 @@ def grant(
     _not_self(by, staff_id, "change the roles of")
     extra = _check_names(communities, "community")
     with engine.begin() as conn:
-        account = need(conn, staff_id)
+        account = need(conn, staff_id, for_update=True)
         roles = account.roles | {role}
         _check_roles(roles)
         every = account.communities | extra
@@ -254,7 +256,7 @@ def revoke_role(engine: Engine, by: Actor, staff_id: str, role: Role) -> Account
     check(by, Permission.STAFF_MANAGE)
     _not_self(by, staff_id, "change the roles of")
     with engine.begin() as conn:
-        account = need(conn, staff_id)
+        account = need(conn, staff_id, for_update=True)
         if role not in account.roles:
             raise StaffError(f"{staff_id} does not hold {role.value}")
         roles = account.roles - {role}
@@ -276,7 +278,7 @@ def lock(engine: Engine, by: Actor, staff_id: str) -> Account:
     check(by, Permission.STAFF_MANAGE)
     _not_self(by, staff_id, "lock")
     with engine.begin() as conn:
-        return _update(conn, by, need(conn, staff_id), "staff.lock", locked=True)
+        return _update(conn, by, need(conn, staff_id, for_update=True), "staff.lock", locked=True)
 
 
 def unlock(engine: Engine, by: Actor, staff_id: str) -> Account:
@@ -285,8 +287,46 @@ def unlock(engine: Engine, by: Actor, staff_id: str) -> Account:
     _not_self(by, staff_id, "unlock")
     with engine.begin() as conn:
         return _update(
-            conn, by, need(conn, staff_id), "staff.unlock", locked=False, failed_logins=0
+            conn,
+            by,
+            need(conn, staff_id, for_update=True),
+            "staff.unlock",
+            locked=False,
+            failed_logins=0,
         )
+
+
+def set_active(engine: Engine, by: Actor, staff_id: str, active: bool) -> Account:
+    """Deactivate an account (someone who left: it never signs in again, and leaves every
+    staff directory) or activate it again."""
+    check(by, Permission.STAFF_MANAGE)
+    _not_self(by, staff_id, "deactivate or activate")
+    action = "staff.activate" if active else "staff.deactivate"
+    with engine.begin() as conn:
+        return _update(conn, by, need(conn, staff_id, for_update=True), action, active=active)
+
+
+@dataclass(frozen=True)
+class AssistRefusal:
+    """Why a staff member may not certify at a site: a reason code and a sentence."""
+
+    code: str  # staff_unknown / staff_inactive / staff_locked / staff_not_at_site
+    detail: str
+
+
+def assist_refusal(conn: Connection, staff_id: str, site: str) -> AssistRefusal | None:
+    """Why ``staff_id`` may not have assisted a certification at a terminal of ``site``
+    (for ingest to quarantine the result), or None when they may."""
+    account = _get(conn, staff_id) if STAFF_ID_RE.match(staff_id) else None
+    if account is None:
+        return AssistRefusal("staff_unknown", f"no staff member {staff_id[:64]!r} at central")
+    if not account.active:
+        return AssistRefusal("staff_inactive", f"{staff_id}'s account is not active")
+    if account.locked:
+        return AssistRefusal("staff_locked", f"{staff_id}'s account is locked")
+    if site not in account.sites:
+        return AssistRefusal("staff_not_at_site", f"{staff_id} may not assist at site {site!r}")
+    return None
 
 
 def record_failed_login(
@@ -301,7 +341,7 @@ def record_failed_login(
     """Count a failed sign-in of ``staff_id``; lock the account at ``limit`` failures in
     a row ([staff] max_failed_logins). Whether the account is now locked."""
     with engine.begin() as conn:
-        account = _get(conn, staff_id)
+        account = _get(conn, staff_id, for_update=True)
         if account is None:
             return False
         failed = account.failed_logins + 1

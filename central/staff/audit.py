@@ -20,17 +20,22 @@ fork the chain.
 import datetime as dt
 import hashlib
 import json
+import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from central.staff.identity import Actor
 from central.staff.tables import audit_log
 from central.store.schema import events
 from common.errors import LifecertError
+
+log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of the first entry."""
@@ -42,7 +47,7 @@ _PG_AUDIT_LOCK = 0x6C69666561  # "lifea": serialises appends to the chain on Pos
 _EVENT_WINDOW = 1000  # sealing looks this far below the newest sealed event for late commits
 _BATCH = 5000
 
-COLUMNS = (
+COLUMNS = (  # the table's column order
     "id",
     "at",
     "staff_id",
@@ -58,6 +63,8 @@ COLUMNS = (
     "prev_hash",
     "hash",
 )
+_HASHED = COLUMNS[:-1]
+_ID, _AFTER, _EVENT_ID, _PREV, _HASH, _EV = 0, 7, 11, 12, 13, 14  # verify row positions
 
 
 def canonical_json(value: Any) -> str | None:
@@ -77,25 +84,16 @@ def _stamp(at: dt.datetime) -> str:
     return at.isoformat(timespec="microseconds")
 
 
+def encode_values(values: list[Any]) -> bytes:
+    """The canonical encoding of an entry from its column values in ``COLUMNS`` order
+    (without ``hash``): a compact JSON array, the time as ISO 8601 UTC."""
+    values[1] = _stamp(values[1])
+    return _ENCODE(values).encode()
+
+
 def entry_bytes(row: Any) -> bytes:
     """The canonical encoding of an entry (every column but ``hash``): what is hashed."""
-    return _ENCODE(
-        [
-            row.id,
-            _stamp(row.at),
-            row.staff_id,
-            row.roles,
-            row.action,
-            row.target,
-            row.before,
-            row.after,
-            row.address,
-            row.cert_serial,
-            row.via,
-            row.event_id,
-            row.prev_hash,
-        ]
-    ).encode()
+    return encode_values([getattr(row, name) for name in _HASHED])
 
 
 def entry_hash(row: Any) -> str:
@@ -202,17 +200,14 @@ def event_json(row: Any) -> str:
     )
 
 
-def _unsealed(conn: Connection, everything: bool) -> sa.Select[Any]:
+def _unsealed() -> sa.Select[Any]:
     sealed = sa.select(audit_log.c.event_id).where(audit_log.c.event_id == events.c.id)
-    query = sa.select(events).where(~sa.exists(sealed)).order_by(events.c.id)
-    if not everything:
-        newest = conn.scalar(sa.select(sa.func.max(audit_log.c.event_id))) or 0
-        query = query.where(events.c.id > newest - _EVENT_WINDOW)
-    return query
+    return sa.select(events).where(~sa.exists(sealed)).order_by(events.c.id)
 
 
 def seal_events(conn: Connection, *, everything: bool = False, locked: bool = False) -> int:
-    """Append an entry for each event not yet in the chain; how many were sealed.
+    """Append an entry for each event not yet in the chain, in id order, a batch at a
+    time; how many were sealed.
 
     Looks only near the newest sealed event (events commit a little out of id order)
     unless ``everything``.
@@ -220,11 +215,13 @@ def seal_events(conn: Connection, *, everything: bool = False, locked: bool = Fa
     if not locked:
         lock(conn)
     head = _head(conn)
+    floor = -1
+    if not everything:
+        floor = (conn.scalar(sa.select(sa.func.max(audit_log.c.event_id))) or 0) - _EVENT_WINDOW
     count = 0
-    rows = conn.execute(_unsealed(conn, everything)).all()
-    for start in range(0, len(rows), _BATCH):
+    while rows := conn.execute(_unsealed().where(events.c.id > floor).limit(_BATCH)).all():
         batch = []
-        for row in rows[start : start + _BATCH]:
+        for row in rows:
             entry = _make(
                 head,
                 at=row.at,
@@ -243,7 +240,23 @@ def seal_events(conn: Connection, *, everything: bool = False, locked: bool = Fa
             head = (entry.id, entry.hash)
         conn.execute(audit_log.insert(), batch)
         count += len(batch)
+        floor = rows[-1].id
     return count
+
+
+def seal_until(engine: Engine, stop: threading.Event, interval_s: float) -> None:
+    """Seal new events every ``interval_s`` seconds until ``stop`` is set (a thread of
+    ``lifecert-central run``), so events join the chain without waiting for a staff
+    action. A failed round is logged and retried at the next."""
+    while not stop.wait(interval_s):
+        try:
+            with engine.begin() as conn:
+                sealed = seal_events(conn)
+        except DBAPIError as exc:
+            log.warning("sealing events into the audit chain failed, retrying: %s", exc.orig)
+            continue
+        if sealed:
+            log.info("%d event(s) sealed into the audit chain", sealed)
 
 
 def head(engine: Engine) -> tuple[int, str]:
@@ -273,24 +286,27 @@ class Verified:
 def check_rows(
     rows: Iterator[Any], progress: Callable[[int], None] | None = None
 ) -> tuple[int, str]:
-    """Walk entries in id order (with the sealed event's current row, if any), raising
-    ``ChainError`` at the first bad one; the last ``(id, hash)``."""
+    """Walk verify rows (an entry's columns in ``COLUMNS`` order, then its sealed event's
+    current columns) in id order, raising ``ChainError`` at the first bad entry; the last
+    ``(id, hash)``."""
     last_id, last_hash = 0, GENESIS
+    sha256 = hashlib.sha256
     for count, row in enumerate(rows, 1):
-        if row.id != last_id + 1:
+        entry_id = row[_ID]
+        if entry_id != last_id + 1:
             raise ChainError(
-                last_id + 1, f"missing: the next entry found is {row.id} (removed or reordered)"
+                last_id + 1, f"missing: the next entry found is {entry_id} (removed or reordered)"
             )
-        if row.prev_hash != last_hash:
-            raise ChainError(row.id, "does not follow the entry before it (removed or reordered)")
-        if entry_hash(row) != row.hash:
-            raise ChainError(row.id, "its content does not match its hash (changed)")
-        if row.event_id is not None:
-            if row.ev_id is None:
-                raise ChainError(row.id, f"event {row.event_id} it seals was removed")
-            if event_json(_EventView(row)) != row.after:
-                raise ChainError(row.id, f"event {row.event_id} it seals was changed")
-        last_id, last_hash = row.id, row.hash
+        if row[_PREV] != last_hash:
+            raise ChainError(entry_id, "does not follow the entry before it (removed or reordered)")
+        if sha256(encode_values(list(row[:_HASH]))).hexdigest() != row[_HASH]:
+            raise ChainError(entry_id, "its content does not match its hash (changed)")
+        if row[_EVENT_ID] is not None:
+            if row[_EV] is None:
+                raise ChainError(entry_id, f"event {row[_EVENT_ID]} it seals was removed")
+            if event_json(_EventView(*row[_EV:])) != row[_AFTER]:
+                raise ChainError(entry_id, f"event {row[_EVENT_ID]} it seals was changed")
+        last_id, last_hash = entry_id, row[_HASH]
         if progress is not None and count % 10_000 == 0:
             progress(10_000)
     return last_id, last_hash
@@ -299,12 +315,20 @@ def check_rows(
 class _EventView:
     """The joined event columns of a verify row, named like an ``events`` row."""
 
-    __slots__ = ("actor", "at", "detail", "device_id", "id", "kind", "result_id", "retiree_id")
+    __slots__ = _EVENT_COLUMNS = (
+        "id",
+        "at",
+        "kind",
+        "retiree_id",
+        "result_id",
+        "device_id",
+        "actor",
+        "detail",
+    )
 
-    def __init__(self, row: Any) -> None:
-        self.id, self.at, self.kind = row.ev_id, row.ev_at, row.ev_kind
-        self.retiree_id, self.result_id = row.ev_retiree_id, row.ev_result_id
-        self.device_id, self.actor, self.detail = row.ev_device_id, row.ev_actor, row.ev_detail
+    def __init__(self, *values: Any) -> None:
+        for name, value in zip(self._EVENT_COLUMNS, values, strict=True):
+            setattr(self, name, value)
 
 
 def _verify_query() -> sa.Select[Any]:
@@ -312,7 +336,7 @@ def _verify_query() -> sa.Select[Any]:
     return (
         sa.select(
             audit_log,
-            *(events.c[name].label(f"ev_{name}") for name in _EventView.__slots__),
+            *(events.c[name].label(f"ev_{name}") for name in _EventView._EVENT_COLUMNS),
         )
         .select_from(joined)
         .order_by(audit_log.c.id)
@@ -345,9 +369,7 @@ def verify(
                 raise ChainError(anchor_id, "the anchored entry is gone (the chain was cut)")
             if found != anchor_hash:
                 raise ChainError(anchor_id, "hash differs from the anchor (chain rewritten)")
-        unsealed = conn.scalar(
-            sa.select(sa.func.count()).select_from(_unsealed(conn, everything=True).subquery())
-        )
+        unsealed = conn.scalar(sa.select(sa.func.count()).select_from(_unsealed().subquery()))
     return Verified(last[0], last, unsealed or 0)
 
 

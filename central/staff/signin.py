@@ -50,8 +50,14 @@ def actor_for_certificate(
     address: str | None,
     max_failed_logins: int = accounts.DEFAULT_MAX_FAILED,
     now: dt.datetime | None = None,
+    record_signin: bool = True,
 ) -> Actor:
-    """The staff member ``cert`` signs in, or ``SignInRefused(reason)``."""
+    """The staff member ``cert`` signs in, or ``SignInRefused(reason)``.
+
+    A good sign-in is audited (``staff.signin``) unless ``record_signin`` is false: a
+    console re-checking the certificate of a session on each request passes false and
+    audits the sign-in that opened the session only.
+    """
     now = now or dt.datetime.now(dt.UTC)
     with engine.connect() as conn:
         ca = pinned(conn)
@@ -92,7 +98,8 @@ def actor_for_certificate(
             )
         accounts.signed_in(conn, account)
         actor = account.actor(via, address, serial)
-        audit.record(conn, actor, "staff.signin", f"staff:{account.staff_id}")
+        if record_signin:
+            audit.record(conn, actor, "staff.signin", f"staff:{account.staff_id}")
     return actor
 
 

@@ -2,7 +2,10 @@
 
 ``Desk`` is the session's ``Desk`` port (``edge.session.ports``) for the kiosk page.
 
-Staff PINs live in the ``[kiosk] staff_file``, one ``staff_id:scrypt$n$r$p$salt$hash`` line each
+With ``[kiosk] staff_directory`` set, only the central staff that central's signed directory
+lists for this terminal's site may log in (``edge.kiosk.directory``); the PIN stays the
+local second factor. Staff PINs live in the ``[kiosk] staff_file``, one
+``staff_id:scrypt$n$r$p$salt$hash`` line each
 (``hash_pin`` writes one; hashlib.scrypt, base64 salt and hash). An unknown staff id costs the
 same scrypt as a wrong PIN, so timing does not tell which ids exist. Wrong PINs are counted and
 locked out durably by ``edge.kiosk.lockout.PinLockout``. Commands from the staff screen are
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from common.errors import ConfigError
+from edge.kiosk.directory import DirectoryFile
 from edge.kiosk.lockout import PinLockout
 from edge.session.model import Order
 
@@ -126,17 +130,23 @@ class Login:
 class Desk:
     """Who is logged in (one staff member at a time) and the queue of their commands."""
 
-    def __init__(self, book: StaffBook, lockout: PinLockout) -> None:
-        self.book, self.lockout = book, lockout
+    def __init__(
+        self, book: StaffBook, lockout: PinLockout, directory: DirectoryFile | None = None
+    ) -> None:
+        self.book, self.lockout, self.directory = book, lockout, directory
         self.staff: str | None = None
         self.token: str | None = None
         self._orders: queue.SimpleQueue[Order] = queue.SimpleQueue()
         self._lock = threading.Lock()
 
     def login(self, staff_id: str, pin: str) -> Login:
-        """A session token for the staff screen, unless the PIN is wrong or the id locked."""
+        """A session token for the staff screen, unless the PIN is wrong, the id locked, or
+        (with central's staff directory) the id not listed for this site."""
+        listed = self.directory is None or self.directory.allows(staff_id)
         verdict = self.lockout.attempt(
-            staff_id, self.book.known(staff_id), lambda: self.book.verify(staff_id, pin)
+            staff_id,
+            self.book.known(staff_id) and listed,
+            lambda: self.book.verify(staff_id, pin) and listed,
         )
         if not verdict.ok:
             return Login(None, verdict.retry_after)

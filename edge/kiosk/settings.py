@@ -47,6 +47,12 @@ class KioskSettings(Section):
         title="staff PINs",
         description="'staff_id:<scrypt hash>' lines (edge.kiosk.desk.hash_pin); none: no desk",
     )
+    staff_directory: ConfigPath | None = Field(
+        default=None,
+        title="staff directory",
+        description="central's signed staff directory for this site (lifecert-central staff "
+        "directory); set: only staff it lists may log in at the desk",
+    )
     pin_max_failures: int = Field(
         default=5,
         ge=1,

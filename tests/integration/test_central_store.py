@@ -18,6 +18,7 @@ from central.payments import holds
 from central.people import roster
 from central.store import db, schema
 from common import idnumber
+from tests.fixtures.proposals import staff_cli
 
 pytestmark = pytest.mark.integration
 
@@ -105,8 +106,8 @@ def test_good_roster_imports_and_reimport_updates(central_engine: Any, tmp_path:
         330000,
         "suspended",
     )
-    assert wang.certified_until == dt.date(2027, 1, 31)
-    # an older export cannot move certification backwards
+    # a roster never moves a known retiree's certification, forwards or backwards
+    assert wang.certified_until is None and report.ignored_certified_until == 1
     older = _csv(
         tmp_path, f"{WANG},Wang Fang,F,1950-03-07,Haidian,3300,suspended,2026-01-31\n", "o.csv"
     )
@@ -173,22 +174,24 @@ def test_duplicate_ids_in_one_file(central_engine: Any, tmp_path: Path) -> None:
 
 def test_cli_roster_and_retirees(db_url: str, tmp_path: Path) -> None:
     config = tmp_path / "central.toml"
-    config.write_text("[policy]\nvalidity_months = 12\n", encoding="utf-8")
+    config.write_text(f'[database]\nurl = "{db_url}"\n[policy]\nvalidity_months = 12\n')
 
-    def cli(*args: str) -> Any:
-        env = {"LIFECERT_CENTRAL__DATABASE__URL": db_url}
-        return CliRunner().invoke(main, ["--config", str(config), *args], env=env)
+    def anonymous(*args: str) -> Any:
+        return CliRunner().invoke(main, ["--config", str(config), *args])
 
-    not_migrated = cli("retirees", "list")
+    not_migrated = anonymous("retirees", "list")
     assert not_migrated.exit_code == 1 and "lifecert-central db upgrade" in not_migrated.output
     head = db.head_revision(db.create_engine(db_url))
-    assert cli("db", "upgrade").output.strip() == f"database at revision {head}"
+    assert anonymous("db", "upgrade").output.strip() == f"database at revision {head}"
+    cli = staff_cli(config, db_url, tmp_path / "staff")
     bad = _csv(tmp_path, f"{WANG},Wang Fang,F,1950-03-09,,,,\n")
-    result = cli("roster", "import", str(bad))
+    result = cli("roster", "import", str(bad), who="clerk")
     assert result.exit_code == 1
     assert "line 2, field birth_date" in result.output and "Traceback" not in result.output
     good = _csv(tmp_path, f"{WANG},Wang Fang,F,1950-03-07,Chaoyang,,,2026-09-30\n", "g.csv")
-    assert cli("roster", "import", str(good)).output.strip() == "1 added, 0 updated, 0 unchanged"
+    proposed = cli("roster", "import", str(good), who="clerk")
+    assert "roster g.csv: 1 added, 0 changed" in proposed.output
+    assert '"added": 1' in cli.through(proposed).output
     listed = json.loads(cli("retirees", "list", "--json").output)
     assert listed == [
         {

@@ -2,124 +2,25 @@
 SFTP with a pinned host key, the return file reconciled; SQLite and PostgreSQL."""
 
 import datetime as dt
-import getpass
-import os
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc import jws
 from joserfc.jwk import ECKey
 
 from central.certification.settings import Policy
 from central.payments import bankfile, runs, sftp
 from central.payments.period import Period
-from central.payments.settings import SftpSettings
 from central.people import roster
 from common import idnumber
-from tests.fixtures.ports import free_port
+from tests.fixtures.bank import Bank
 
 pytestmark = pytest.mark.integration
 
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 NOW = dt.datetime(2026, 5, 3, tzinfo=dt.UTC)
 APRIL = Period.parse("2026-04")
-
-
-def _ssh_keypair(folder: Path, name: str) -> tuple[Path, str]:
-    key = ed25519.Ed25519PrivateKey.generate()
-    path = folder / name
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-    )
-    path.chmod(0o600)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    return path, public.decode()
-
-
-@dataclass
-class Bank:
-    """A real sshd on loopback, the bank's keys, and the client settings pinning its host key."""
-
-    settings: SftpSettings
-    incoming: Path
-    other_host_key: Path
-    encrypt_key: ec.EllipticCurvePrivateKey
-    sign_key: ec.EllipticCurvePrivateKey
-
-
-@pytest.fixture
-def bank(tmp_path: Path) -> Iterator[Bank]:
-    if not Path(SSHD).exists():
-        pytest.skip("OpenSSH server not installed: apt-get install openssh-server")
-    if os.geteuid() == 0:
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
-    home = tmp_path / "sshd"
-    home.mkdir()
-    host_key, host_pub = _ssh_keypair(home, "host_key")
-    _, other_pub = _ssh_keypair(home, "other_host_key")
-    client_key, client_pub = _ssh_keypair(home, "client_key")
-    (home / "authorized_keys").write_text(client_pub + "\n")
-    (home / "host_key.pub").write_text(host_pub + "\n")
-    (home / "other_host_key.pub").write_text(other_pub + "\n")
-    incoming = tmp_path / "bank-incoming"
-    incoming.mkdir()
-    port = free_port()
-    (home / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {home}/sshd.pid\n"
-        f"AuthorizedKeysFile {home}/authorized_keys\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-        "PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\nLogLevel ERROR\n"
-    )
-    proc = subprocess.Popen(
-        [SSHD, "-D", "-e", "-f", str(home / "sshd_config")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    err = proc.stderr.read().decode() if proc.stderr else ""
-                    pytest.fail(f"sshd did not start: {err}")
-                time.sleep(0.05)
-        settings = SftpSettings(
-            host="127.0.0.1",
-            port=port,
-            username=getpass.getuser(),
-            key_file=client_key,
-            host_key=home / "host_key.pub",
-            remote_dir=str(incoming),
-            timeout_s=10,
-        )
-        yield Bank(
-            settings,
-            incoming,
-            home / "other_host_key.pub",
-            ec.generate_private_key(ec.SECP256R1()),
-            ec.generate_private_key(ec.SECP256R1()),
-        )
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _people(engine: Any) -> list[str]:

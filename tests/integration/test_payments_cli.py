@@ -1,4 +1,5 @@
-"""The payments commands end to end through the CLI (SQLite)."""
+"""The payments commands end to end through the CLI (SQLite), as signed-in staff: changes
+go through proposals entered, rechecked and approved by different people."""
 
 import csv
 import datetime as dt
@@ -15,6 +16,7 @@ from central.payments.period import Period
 from common import idnumber
 from protocol import signing
 from provisioning import pki
+from tests.fixtures.proposals import staff_cli
 
 pytestmark = pytest.mark.integration
 
@@ -30,12 +32,10 @@ def cli(tmp_path: Path) -> Any:
         '[database]\nurl = "sqlite:///central.sqlite"\n[policy]\nreminder_days = 30\n'
     )
 
-    def invoke(*args: str) -> Any:
-        return CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
-
+    upgraded = CliRunner().invoke(main, ["--config", str(config), "db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
+    invoke = staff_cli(config, f"sqlite:///{tmp_path / 'central.sqlite'}", tmp_path / "staff")
     invoke.bank_key = bank_key  # type: ignore[attr-defined]
-    invoke.root = tmp_path  # type: ignore[attr-defined]
-    assert invoke("db", "upgrade").exit_code == 0
     return invoke
 
 
@@ -46,13 +46,18 @@ def test_population_run_registry_coverage_bank(cli: Any, tmp_path: Path) -> None
     roster_csv = tmp_path / "synthetic.csv"
     out = cli("population", "generate", "60", "--out", str(roster_csv), "--as-of", first_day)
     assert out.exit_code == 0, out.output
-    assert cli("roster", "import", str(roster_csv)).output.startswith("60 added")
+    anonymous = cli("roster", "import", str(roster_csv))
+    assert anonymous.exit_code == 1 and "sign in with --staff-cert" in anonymous.output
+    proposed = cli("roster", "import", str(roster_csv), who="clerk")
+    assert proposed.output.startswith("proposal 1: roster synthetic.csv: 60 added, 0 changed")
+    assert len(cli("retirees", "list").output.splitlines()) == 1  # a header, nobody yet
+    assert "applied" in cli.through(proposed).output
     rows = list(csv.DictReader(roster_csv.open()))
     first = rows[0]["id_number"]
 
-    too_early = cli("payments", "run", str(this.shift(-1)))
+    too_early = cli("payments", "run", str(this.shift(-1)), who="clerk")
     assert too_early.exit_code == 1 and "the roster's first month" in too_early.output
-    made = cli("payments", "run", str(this))
+    made = cli("payments", "run", str(this), who="clerk")
     assert made.exit_code == 0 and f"run 1 for {this} computed" in made.output
     held = [r for r in rows if r["certified_until"] < first_day]
     assert f"certification_overdue    {len(held)}" in made.output
@@ -64,20 +69,22 @@ def test_population_run_registry_coverage_bank(cli: Any, tmp_path: Path) -> None
         f"id_number,birth_date,death_date\n{first},{rows[0]['birth_date']},{first_day}\n"
         f"110105195003071240,1950-03-07,{first_day}\n"
     )
-    bad = cli("registry", "import", "death", str(death))
+    bad = cli("registry", "import", "death", str(death), who="clerk")
     assert bad.exit_code == 1 and "line 3, field id_number" in bad.output
     assert "Traceback" not in bad.output
-    good = cli("registry", "import", "death", str(death), "--partial")
+    good = cli("registry", "import", "death", str(death), "--partial", who="clerk")
     assert "1 matched to retirees, 1 marked deceased" in good.output
-    assert cli("payments", "run", str(later)).exit_code == 0
+    assert cli("payments", "run", str(later), who="clerk").exit_code == 0
     why = cli("payments", "explain", str(later), first).output
     assert f"died on {first_day}" in why and f"{this} was the last month payable" in why
     assert "pay -> stop:deceased" in cli("payments", "diff", str(later)).output
     hits = cli("registry", "hits", "--summary").output
     assert "died_stopped" in hits
 
-    assert cli("holds", "place", rows[1]["id_number"], "--actor", "staff-7").exit_code == 0
-    assert "1 manual hold(s) released" in cli("holds", "release", rows[1]["id_number"]).output
+    held_one = rows[1]["id_number"]
+    cli.through(cli("holds", "place", held_one, "--note", "letter returned", who="clerk"))
+    release = cli("holds", "release", held_one, "--note", "address confirmed", who="clerk")
+    assert '"released": 1' in cli.through(release).output
 
     report = cli(
         "coverage",
@@ -94,20 +101,20 @@ def test_population_run_registry_coverage_bank(cli: Any, tmp_path: Path) -> None
     assert (table[-1]["retirees"], table[-1]["overdue"]) == ("59", str(len(alive_overdue)))
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
-    made = cli("bank", "make", str(later))
-    assert made.exit_code == 0, made.output
+    made = cli.through(cli("bank", "make", str(later), who="clerk"))
+    assert made.exit_code == 0 and '"withheld"' in made.output
     token = (tmp_path / "bank" / "out" / f"LIFECERT-{later}.jwe").read_text()
     sign_pub = signing.load_private_key(tmp_path / "sign.key").public_key()
     head, records = bankfile.parse(bankfile.open_sealed(token, cli.bank_key, sign_pub))
     assert head["period"] == str(later) and len(records) == int(head["count"]) > 0
-    again = cli("payments", "run", str(later))
+    again = cli("payments", "run", str(later), who="clerk")
     assert again.exit_code == 1 and "filed" in again.output
-    kept = cli("payments", "discard", str(later), "--reason", "wrong month")
+    kept = cli("payments", "discard", str(later), "--reason", "wrong month", who="clerk")
     assert kept.exit_code == 1 and "it stands" in kept.output
 
 
 def test_bad_input_is_one_clear_line(cli: Any) -> None:
-    bad = cli("payments", "run", "2026-13")
+    bad = cli("payments", "run", "2026-13", who="clerk")
     assert bad.exit_code == 2 and "YYYY-MM" in bad.output
     missing = cli("payments", "explain", "2026-04", idnumber.make("110105", dt.date(1950, 1, 1), 1))
     assert missing.exit_code == 1 and "no payment run for 2026-04" in missing.output

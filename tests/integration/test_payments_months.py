@@ -192,15 +192,15 @@ words = st.one_of(st.text(max_size=40), st.text(min_size=90, max_size=600), st.j
     first=words,
     second=words,
 )
-def test_no_id_note_or_actor_gives_a_traceback(
+def test_no_id_or_note_gives_a_traceback(
     cli_config: Path, command: str, first: str, second: str
 ) -> None:
     this = str(Period.of(dt.datetime.now(dt.UTC).date()))
     args = {
-        "place": ["holds", "place", first, "--note", second, "--actor", second[:20]],
-        "release": ["holds", "release", first, "--actor", second],
+        "place": ["holds", "place", first, "--note", second],
+        "release": ["holds", "release", first, "--note", second],
         "explain": ["payments", "explain", this, first],
-        "discard": ["payments", "discard", "2000-01", "--reason", first, "--actor", second],
+        "discard": ["payments", "discard", "2000-01", "--reason", first],
     }[command]
     done = _invoke(cli_config, *args)
     assert done.exit_code in (0, 1, 2), done.output
@@ -213,8 +213,8 @@ def test_text_postgresql_cannot_store_is_refused_first(db_url: str, tmp_path: Pa
     env = {"LIFECERT_CENTRAL__DATABASE__URL": db_url}
     assert _invoke(path, "db", "upgrade", env=env).exit_code == 0
     for args in (
-        ["holds", "place", RETIREE[:9] + "\x00" + RETIREE[10:]],
-        ["holds", "place", RETIREE, "--actor", "staff\x00"],
+        ["holds", "place", RETIREE[:9] + "\x00" + RETIREE[10:], "--note", "x"],
+        ["holds", "place", RETIREE, "--note", "staff\x00"],
         ["holds", "release", RETIREE, "--note", "line\nbreak"],
         ["payments", "explain", "2026-04", "\x00"],
         ["payments", "discard", "2026-04", "--reason", "x" * 501],

@@ -57,7 +57,13 @@ def run(engine: Any, period: str, policy: Policy | None = None) -> runs.RunSumma
 
 
 def certify(engine: Any, retiree: str, until: dt.date) -> None:
-    roster.upsert(engine, [{"id_number": retiree, "certified_until": until}], "test", NOW)
+    """Move ``certified_until`` as an applied pass would (a roster never moves it)."""
+    with engine.begin() as conn:
+        conn.execute(
+            schema.retirees.update()
+            .where(schema.retirees.c.id_number == retiree)
+            .values(certified_until=until, updated_at=NOW)
+        )
 
 
 def ingestor_for(engine: Any, pki: Any, policy: Policy | None = None) -> Ingestor:

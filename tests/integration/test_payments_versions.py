@@ -49,6 +49,16 @@ def enrol(engine: Any, *rows: dict[str, Any]) -> list[str]:
     return [r["id_number"] for r in rows]
 
 
+def certify(engine: Any, retiree: str, until: dt.date) -> None:
+    """Move ``certified_until`` as an applied pass would (a roster never moves it)."""
+    with engine.begin() as conn:
+        conn.execute(
+            schema.retirees.update()
+            .where(schema.retirees.c.id_number == retiree)
+            .values(certified_until=until)
+        )
+
+
 def run(engine: Any, period: Period) -> runs.RunSummary:
     return runs.run(engine, period, Policy(), now=NOW)
 
@@ -95,8 +105,8 @@ def test_a_stored_run_keeps_what_it_paid_after_the_roster_moves_on(central_engin
             "account_name": "Renamed Person",
         },
         {"id_number": closed, "status": "terminated"},
-        {"id_number": certified, "certified_until": dt.date(2027, 6, 30)},
     )
+    certify(central_engine, certified, dt.date(2027, 6, 30))
     with central_engine.begin() as conn:  # by hand, beside the import: versioned all the same
         conn.execute(
             schema.retirees.update()
@@ -164,7 +174,7 @@ def test_a_run_counts_the_roster_from_the_previous_runs_totals(central_engine: A
     added, brief = enrol(central_engine, person(monthly_amount_cents=7), person())
     enrol(central_engine, {"id_number": changed, "monthly_amount_cents": 1_000})
     enrol(central_engine, {"id_number": changed, "monthly_amount_cents": 2_000})  # same revision
-    enrol(central_engine, {"id_number": certified, "certified_until": dt.date(2027, 1, 31)})
+    certify(central_engine, certified, dt.date(2027, 1, 31))
     with central_engine.begin() as conn:
         r = schema.retirees
         conn.execute(r.delete().where(r.c.id_number.in_([gone, brief])))
@@ -391,7 +401,7 @@ def test_arrears_rows_become_the_lines_owed_and_come_back_on_downgrade(db_url: s
     )
     again = run(engine, Period.parse("2026-04"))  # recomputed from March's lines: the same
     assert (again.decisions, again.arrears_cents) == ({"hold": 1, "resume": 1}, b)
-    enrol(engine, {"id_number": owes, "certified_until": dt.date(2027, 4, 30)})
+    certify(engine, owes, dt.date(2027, 4, 30))
     may = run(engine, MAY)
     assert may.arrears_cents == 2 * a
     assert "2 month(s) held only for a missed certification (2026-03, 2026-04)" in (

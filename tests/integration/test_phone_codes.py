@@ -154,18 +154,22 @@ def test_only_remote_terminals_are_answered(setup: Setup) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     signer = signing.Signer(key, "central")
     verifier = signing.Verifier(key.public_key())
-    answers = PhoneAnswers(codes, PhoneSettings(remote_devices=("remote-01",)), signer)
+    answers = PhoneAnswers(codes, PhoneSettings(remote_devices=("remote-01",)))
+
+    def signed(reply: messages.Reply) -> str:  # as the template service signs it
+        return signer.sign(messages.encode(reply))
+
     handlers = answers.handlers()
     body = {"op": "phone_code", "request_id": "a" * 32, "retiree_id": KNOWN, "client": "x"}
     reply = messages.decode(
         messages.Reply,
-        verifier.verify(handlers["phone_code"]("term-k01", json.dumps(body).encode())),
+        verifier.verify(signed(handlers["phone_code"]("term-k01", json.dumps(body).encode()))),
     )
     assert reply.status == "error" and reply.error == "not_a_remote_terminal"
     assert texts.sent == []
     ok = messages.decode(
         messages.Reply,
-        verifier.verify(handlers["phone_code"]("remote-01", json.dumps(body).encode())),
+        verifier.verify(signed(handlers["phone_code"]("remote-01", json.dumps(body).encode()))),
     )
     assert ok.status == "ok" and ok.data == {
         "request_id": "a" * 32,
@@ -176,7 +180,7 @@ def test_only_remote_terminals_are_answered(setup: Setup) -> None:
     bad = {**body, "op": "phone_verify", "code": "12ab56"}
     refused = messages.decode(
         messages.Reply,
-        verifier.verify(handlers["phone_verify"]("remote-01", json.dumps(bad).encode())),
+        verifier.verify(signed(handlers["phone_verify"]("remote-01", json.dumps(bad).encode()))),
     )
     assert refused.status == "error" and "code" in (refused.error or "")
 

@@ -2,13 +2,14 @@
 lockout after failed sign-ins, unlock by an administrator only."""
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from central.staff import accounts, ca, signin
+from central.staff import accounts, audit, ca, signin
 from central.staff.identity import Role
 from central.staff.permissions import NotPermittedError
 from central.staff.tables import staff_certs
@@ -89,6 +90,11 @@ def test_failed_sign_ins_lock_until_an_administrator_unlocks(staff_pki: StaffPki
     assert staff_pki.actor(issued).staff_id == "erin"
     accounts.lock(staff_pki.engine, staff_pki.admin, "erin")
     assert "locked" in _refused(staff_pki, issued.cert)
+    accounts.unlock(staff_pki.engine, staff_pki.admin, "erin")
+    accounts.set_active(staff_pki.engine, staff_pki.admin, "erin", False)
+    assert "not active" in _refused(staff_pki, issued.cert)
+    with pytest.raises(ca.CaError, match="not active"):
+        ca.issue(staff_pki.engine, staff_pki.settings, staff_pki.admin, "erin")
 
 
 def test_separation_of_duties_between_roles(staff_pki: StaffPki) -> None:
@@ -116,3 +122,25 @@ def test_certificates_only_for_known_active_staff(staff_pki: StaffPki) -> None:
         ca.init(staff_pki.engine, staff_pki.settings)
     with staff_pki.engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(staff_certs)) == 1
+
+
+def test_concurrent_failures_each_count(staff_pki: StaffPki) -> None:
+    """Failed sign-ins racing on one account are all counted (the row is locked)."""
+    staff_pki.member("hu", [Role.REVIEWER])
+    with ThreadPoolExecutor(4) as pool:
+        list(
+            pool.map(
+                lambda _: accounts.record_failed_login(staff_pki.engine, "hu", limit=99), range(8)
+            )
+        )
+    account = accounts.get(staff_pki.engine, "hu")
+    assert account is not None and account.failed_logins == 8
+
+
+def test_a_session_recheck_need_not_be_audited(staff_pki: StaffPki) -> None:
+    issued = staff_pki.member("ma", [Role.AUDITOR])
+    before = audit.head(staff_pki.engine)
+    signin.actor_for_certificate(
+        staff_pki.engine, issued.cert, via="console", address=None, record_signin=False
+    )
+    assert audit.head(staff_pki.engine) == before

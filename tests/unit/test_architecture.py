@@ -172,6 +172,9 @@ CENTRAL_ROOMS: dict[str, set[str]] = {
     "payments": {"store", "certification", "people"},
     "fraud": {"store"},
     "staff": {"store"},
+    "proposals": {"store", "certification", "people", "payments", "staff"},
+    "console": {"store", "certification", "people", "payments", "staff", "proposals"},
+    "fleet": {"store", "certification", "notify"},
     "notify": {"store", "certification", "people", "payments"},
     "channels": {"store", "certification", "people", "notify"},
 }

@@ -4,7 +4,7 @@ Not payable, so not versioned: the triggers of migration 0005 fire only on updat
 payable columns, and these are left out of them. Plain ``ADD COLUMN`` on both engines.
 
 Revision ID: 0030
-Revises: 0010
+Revises: 0025
 Create Date: 2026-12-06
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0030"
-down_revision: str | None = "0010"
+down_revision: str | None = "0025"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

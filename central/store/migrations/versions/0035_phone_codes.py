@@ -1,7 +1,7 @@
 """The phone channel's one-time codes and their rate-limit log (central.channels.tables).
 
 Revision ID: 0035
-Revises: 0031 (after reach: codes go to the roster's phone through its notifier)
+Revises: 0032 (after reach: codes go to the roster's phone through its notifier)
 Create Date: 2026-12-06
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0035"
-down_revision: str | None = "0031"
+down_revision: str | None = "0032"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,204 @@
+"""Commands of central's proposals room: ``proposals list/show/recheck/approve/reject``, and
+``propose``, which the changing commands of the other rooms call (``roster import``,
+``holds``, ``retirees change/certify``, ``bank make/send``)."""
+
+import json
+from typing import Any
+
+import click
+
+from central import proposals
+from central.cli.context import State, require
+from central.cli.output import emit
+from central.proposals import Proposal
+from central.staff.permissions import Permission
+from common.cli import friendly_errors
+
+_ROLE_WORD = {"reviewer": "a reviewer", "approver": "an approver"}
+
+
+def _waits(p: Proposal) -> str:
+    if p.next_action is None or p.next_role is None:
+        return f"{p.status}" + (f": {p.reason}" if p.reason else "")
+    return (
+        f"waits for: {p.next_action} by {_ROLE_WORD.get(p.next_role.value, p.next_role.value)} "
+        f"(level {p.done + 1} of {p.levels})"
+    )
+
+
+def propose(state: State, kind: str, payload: dict[str, Any]) -> Proposal:
+    """Enter a proposal as the signed-in staff member and say what it waits for."""
+    actor = require(state, Permission.PROPOSAL_ENTER)
+    made = proposals.propose(state.engine(), actor, kind, payload, resources=state.central)
+    click.echo(f"proposal {made.id}: {made.summary}")
+    click.echo(_waits(made))
+    return made
+
+
+def _row(p: Proposal) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "kind": p.kind,
+        "status": p.status,
+        "level": f"{p.done}/{p.levels}",
+        "waits_for": p.next_action and f"{p.next_action} ({p.next_role})",
+        "created_by": p.created_by,
+        "created_at": f"{p.created_at:%Y-%m-%d %H:%M}",
+        "summary": p.summary,
+    }
+
+
+@click.group("proposals")
+def proposals_group() -> None:
+    """Changes to money or eligibility waiting for other people's recheck and approval.
+
+    \b
+    Example:
+        lifecert-central --staff-cert me.pem --staff-key me.key proposals list
+    """
+
+
+@proposals_group.command("list")
+@click.option("--all", "everything", is_flag=True, help="Every proposal, not only mine to do.")
+@click.option(
+    "--status",
+    type=click.Choice(["open", "applying", "applied", "rejected", "stale", "failed"]),
+    help="Only this status (with --all).",
+)
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@click.pass_obj
+@friendly_errors
+def proposals_list(
+    state: State, everything: bool, status: str | None, limit: int, as_json: bool
+) -> None:
+    """List the proposals waiting for a step you may take (oldest first), or --all.
+
+    \b
+    Example:
+        lifecert-central proposals list --all --status open --json
+    """
+    actor = require(state, Permission.PEOPLE_READ)
+    found = (
+        proposals.list_all(state.engine(), status, limit)
+        if everything
+        else proposals.list_for(state.engine(), actor, limit)
+    )
+    rows = [_row(p) for p in found]
+    emit(rows, as_json, ["id", "kind", "status", "level", "waits_for", "created_by", "summary"])
+
+
+@proposals_group.command("show")
+@click.argument("proposal_id", type=click.IntRange(1))
+@click.option("--rows", default=20, show_default=True, type=click.IntRange(0, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+@click.pass_obj
+@friendly_errors
+def proposals_show(state: State, proposal_id: int, rows: int, as_json: bool) -> None:
+    """Show one proposal: what it changes (the diff of a roster), its steps, what it waits for.
+
+    \b
+    Example:
+        lifecert-central proposals show 12 --rows 100
+    """
+    require(state, Permission.PEOPLE_READ)
+    p = proposals.show(state.engine(), proposal_id, diff_rows=rows)
+    if as_json:
+        data = _row(p) | {
+            "payload": p.payload,
+            "reason": p.reason,
+            "result": p.result,
+            "steps": [s.__dict__ for s in p.steps],
+            "diff": p.diff and {**p.diff.__dict__, "rows": [r.__dict__ for r in p.diff.rows]},
+        }
+        emit(data, True, [])
+        return
+    click.echo(f"proposal {p.id}  {p.kind}  {p.status}  level {p.done} of {p.levels} done")
+    click.echo(f"  {p.summary}")
+    click.echo(f"  {_waits(p)}")
+    for s in p.steps:
+        why = f": {s.reason}" if s.reason else ""
+        click.echo(
+            f"  {s.at:%Y-%m-%d %H:%M} level {s.level} {s.action} by {s.staff_id} ({s.role}){why}"
+        )
+    if p.result:
+        click.echo(f"  result: {json.dumps(p.result, default=str)}")
+    if p.diff is not None:
+        fields = ", ".join(f"{k} {n}" for k, n in sorted(p.diff.fields.items()))
+        click.echo(f"diff: {p.diff.added} added, {p.diff.changed} changed; fields: {fields}")
+        for r in p.diff.rows:
+            if r.before is None:
+                what = ", ".join(f"{k}={v}" for k, v in r.after.items() if k != "id_number")
+            else:
+                what = ", ".join(f"{k}: {r.before.get(k)} -> {v}" for k, v in r.after.items())
+            click.echo(f"  line {r.line:<5} {r.retiree_id}  {r.change:7}  {what}")
+
+
+def _step(state: State, action: str, proposal_id: int, reason: str) -> None:
+    engine = state.engine()
+    if action == "recheck":
+        actor = require(state, Permission.PROPOSAL_RECHECK)
+        done = proposals.recheck(engine, actor, proposal_id, reason, resources=state.central)
+    elif action == "approve":
+        actor = require(state, Permission.PROPOSAL_APPROVE)
+        done = proposals.approve(engine, actor, proposal_id, reason, resources=state.central)
+    else:  # a reviewer or an approver, whichever the next level needs (checked per item)
+        if not state.signed_in:
+            require(state, Permission.PROPOSAL_RECHECK)  # the message: sign in
+        actor = state.actor
+        done = proposals.reject(engine, actor, proposal_id, reason)
+    past = {"recheck": "rechecked", "approve": "approved", "reject": "rejected"}[action]
+    click.echo(f"proposal {done.id}: {past} by {actor.staff_id}; {_waits(done)}")
+    if done.result:
+        click.echo(f"result: {json.dumps(done.result, default=str)}")
+
+
+_REASON = click.option("--reason", default="", help="Why (kept with the step; required to reject).")
+
+
+@proposals_group.command("recheck")
+@click.argument("proposal_id", type=click.IntRange(1))
+@_REASON
+@click.pass_obj
+@friendly_errors
+def proposals_recheck(state: State, proposal_id: int, reason: str) -> None:
+    """Recheck a proposal someone else entered (reviewer).
+
+    \b
+    Example:
+        lifecert-central proposals recheck 12 --reason "matches the signed form"
+    """
+    _step(state, "recheck", proposal_id, reason)
+
+
+@proposals_group.command("approve")
+@click.argument("proposal_id", type=click.IntRange(1))
+@_REASON
+@click.pass_obj
+@friendly_errors
+def proposals_approve(state: State, proposal_id: int, reason: str) -> None:
+    """Approve a rechecked proposal (approver): it takes effect now.
+
+    \b
+    Example:
+        lifecert-central proposals approve 12
+    """
+    _step(state, "approve", proposal_id, reason)
+
+
+@proposals_group.command("reject")
+@click.argument("proposal_id", type=click.IntRange(1))
+@click.option("--reason", required=True, help="Why it is rejected (kept, shown to all).")
+@click.pass_obj
+@friendly_errors
+def proposals_reject(state: State, proposal_id: int, reason: str) -> None:
+    """Reject a proposal at the step you may take; nothing changes.
+
+    \b
+    Example:
+        lifecert-central proposals reject 12 --reason "the form is not signed"
+    """
+    _step(state, "reject", proposal_id, reason)
+
+
+COMMANDS = (proposals_group,)

@@ -1,0 +1,868 @@
+"""The console's FastAPI app: HTML pages (server-rendered) over a JSON API (``/api``).
+
+Every route carries its ``PERMISSIONS`` key (``x-permission`` in the OpenAPI document) and
+one app-wide dependency authorises it: the staff certificate the handshake verified, a
+live session on that certificate, the role, and the CSRF token on every change. A route
+without a key is refused to everyone.
+"""
+
+import datetime as dt
+import io
+import json
+import secrets
+import uuid
+import zoneinfo
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from cryptography import x509
+from fastapi import Depends, FastAPI, Form, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Engine
+from starlette.responses import StreamingResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from central.certification.settings import Policy
+from central.console import access, charts, identity, queries, reviews
+from central.console.fresh import Fresh
+from central.console.server import PEER_CERT
+from central.console.settings import ConsoleSettings
+from central.people import csvio
+from central.staff import audit
+from central.staff.identity import Actor
+from central.staff.settings import StaffSettings
+from central.staff.tables import audit_log
+from protocol.messages import Channel, Method
+
+COOKIE = "__Host-lifecert-session"
+SIGNIN_COOKIE = "__Host-lifecert-signin"
+CSRF_HEADER = "x-csrf-token"
+PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
+ID_AFTER = r"^[0-9X]{1,18}$"
+_SAFE = ("GET", "HEAD")
+
+
+class RefusedError(Exception):
+    """A request refused with ``status``: JSON for the API, a page for the browser."""
+
+    def __init__(
+        self, status: int, message: str, field: str | None = None, signin: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.field, self.signin = status, message, field, signin
+
+
+@dataclass
+class Context:
+    """What every request reads: engines, settings, sessions, templates."""
+
+    engine: Engine  # writes (review decisions, sign-ins, the daily coverage record)
+    reader: Engine  # reads (no write lock taken on SQLite)
+    settings: ConsoleSettings
+    policy: Policy
+    staff: StaffSettings
+    sessions: access.Sessions
+    templates: Jinja2Templates
+    fresh: Fresh = field(default_factory=lambda: Fresh(0))
+    recorded: set[dt.date] = field(default_factory=set)
+
+    @property
+    def timezone(self) -> str:
+        return self.policy.timezone
+
+    def today(self) -> dt.date:
+        return dt.datetime.now(zoneinfo.ZoneInfo(self.timezone)).date()
+
+
+def _ctx(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _peer(request: Request) -> bytes:
+    der = getattr(request.state, PEER_CERT, None)
+    if not der:  # the handshake requires one: only a server without TLS gets here
+        raise RefusedError(401, "no client certificate: the console needs a staff certificate")
+    return bytes(der)
+
+
+async def authorise(request: Request) -> access.Session | None:
+    """The app-wide check: certificate, session, role, CSRF (see the module docstring)."""
+    route = request.scope.get("route")
+    key = (getattr(route, "openapi_extra", None) or {}).get("x-permission")
+    rule = access.PERMISSIONS.get(key or "")
+    if rule is None:
+        raise RefusedError(403, "this endpoint has no permission entry: refused to everyone")
+    der = _peer(request)
+    if not rule.session:
+        return None
+    ctx = _ctx(request)
+    session = ctx.sessions.get(request.cookies.get(COOKIE), access.fingerprint(der))
+    if session is None:
+        raise RefusedError(
+            401, "no session or it expired: sign in again (POST /api/session)", signin=True
+        )
+    now = ctx.sessions.clock()
+    if now - session.checked > identity.RECHECK:
+        if not identity.still_valid(ctx.engine, session.actor):
+            ctx.sessions.end(session.token)
+            raise RefusedError(
+                401, "the certificate was revoked or the account locked: session ended"
+            )
+        session.checked = now
+    if not access.allowed(session.actor, key or ""):
+        roles = ", ".join(sorted(session.actor.roles))
+        raise RefusedError(403, f"{session.actor.staff_id} ({roles}) may not use {key}")
+    if request.method not in _SAFE:
+        given = request.headers.get(CSRF_HEADER)
+        if given is None and request.headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            form = await request.form()
+            value = form.get("csrf_token")
+            given = value if isinstance(value, str) else None
+        if not access.same_token(given, session.csrf):
+            raise RefusedError(403, "CSRF token missing or wrong: reload the page and try again")
+    request.state.session = session
+    return session
+
+
+Signed = Annotated[access.Session, Depends(authorise)]
+
+
+def _actor(request: Request) -> Actor:
+    session: access.Session = request.state.session
+    return session.actor
+
+
+def _scope(request: Request) -> queries.Scope:
+    return access.scope(_actor(request))
+
+
+def _community(request: Request, community: str | None) -> str | None:
+    scope = _scope(request)
+    if community is not None and scope is not None and community not in scope:
+        raise RefusedError(403, f"community {community!r} is not one of yours", field="community")
+    return community
+
+
+def _sign_in(request: Request, via: str) -> access.Session:
+    ctx = _ctx(request)
+    der = _peer(request)
+    cert = x509.load_der_x509_certificate(der)
+    address = request.client.host if request.client else None
+    try:
+        actor = identity.actor_for_certificate(
+            ctx.engine,
+            cert,
+            via=via,
+            address=address,
+            max_failed_logins=ctx.staff.max_failed_logins,
+        )
+    except identity.SignInRefused as exc:
+        raise RefusedError(403, str(exc)) from None
+    return ctx.sessions.start(actor, access.fingerprint(der))
+
+
+def _set_session_cookie(response: Response, session: access.Session, ctx: Context) -> None:
+    response.set_cookie(
+        COOKIE,
+        session.token,
+        max_age=int(ctx.sessions.lifetime.total_seconds()),
+        secure=True,
+        httponly=True,
+        samesite="strict",
+        path="/",
+    )
+
+
+# -- the API's models -------------------------------------------------------------------
+
+
+class SessionOut(BaseModel):
+    staff_id: str
+    roles: list[str]
+    communities: list[str]
+    csrf_token: str
+    idle_minutes: int
+
+
+class Me(BaseModel):
+    staff_id: str
+    roles: list[str]
+    communities: list[str] | None = Field(description="null: every community")
+
+
+class DecisionIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    decision: str = Field(min_length=1, max_length=16)
+    reason: str = Field(min_length=3, max_length=reviews.MAX_REASON)
+
+
+def _me(session: access.Session) -> Me:
+    scope = access.scope(session.actor)
+    return Me(
+        staff_id=session.actor.staff_id,
+        roles=sorted(session.actor.roles),
+        communities=None if scope is None else sorted(scope),
+    )
+
+
+# -- shared readers -----------------------------------------------------------------------
+
+
+def dashboard(ctx: Context, actor: Actor, as_of: dt.date) -> dict[str, Any]:
+    """Everything the dashboard shows, for ``actor`` on ``as_of`` (at most
+    ``[console] dashboard_cache_s`` old)."""
+    scope = access.scope(actor)
+    today = ctx.today()
+    if as_of == today and today not in ctx.recorded:
+        with ctx.engine.begin() as conn:
+            rows = queries.coverage(conn, today, ctx.policy.reminder_days, None)
+            queries.record_history(conn, today, rows)
+        ctx.recorded.add(today)
+    key = (
+        scope,
+        actor.staff_id if scope is not None else None,
+        as_of,
+        access.allowed(actor, "payments"),
+        access.allowed(actor, "reviews"),
+    )
+    return ctx.fresh.get(key, lambda: _dashboard(ctx, actor, as_of))
+
+
+def _dashboard(ctx: Context, actor: Actor, as_of: dt.date) -> dict[str, Any]:
+    scope = access.scope(actor)
+    reminder = ctx.policy.reminder_days
+    with ctx.reader.connect() as conn:
+        rows = queries.coverage(conn, as_of, reminder, scope)
+        known = identity.coordinators(ctx.engine)
+        if scope is not None:
+            known = {k: v for k, v in known.items() if k == actor.staff_id}
+        data: dict[str, Any] = {
+            "as_of": as_of.isoformat(),
+            "reminder_days": reminder,
+            "coverage": [r.as_json() for r in rows],
+            "per_coordinator": [r.as_json() for r in queries.per_coordinator(rows, known)],
+            "trend": queries.trend(conn, 12, scope),
+            "today": queries.today(conn, as_of, ctx.timezone, scope),
+            "payment_run": None,
+            "open_reviews": None,
+        }
+        if access.allowed(actor, "payments"):
+            run = queries.latest_run(conn)
+            if run is not None:
+                data["payment_run"] = queries.run_figures(conn, run).as_json()
+        if access.allowed(actor, "reviews"):
+            data["open_reviews"] = reviews.counts(conn)
+    return data
+
+
+def _retirees_query(
+    request: Request,
+    state: queries.State | None,
+    community: str | None,
+    as_of: dt.date,
+    after: str | None = None,
+    split: bool = False,
+) -> Any:
+    """The list's query; ``split``: one per community of a coordinator's scope (each read in
+    its index order; ``queries.retirees_page`` merges them)."""
+    ctx = _ctx(request)
+    run_id = None
+    if state is queries.State.HELD:
+        with ctx.reader.connect() as conn:
+            run = queries.latest_run(conn)
+        run_id = None if run is None else int(run.id)
+    scope = _scope(request)
+    community = _community(request, community)
+    reminder = ctx.policy.reminder_days
+    if split and community is None and scope is not None and len(scope) > 1:
+        return [
+            queries.retirees_query(state, name, as_of, reminder, scope, run_id, after)
+            for name in sorted(scope)
+        ]
+    return queries.retirees_query(state, community, as_of, reminder, scope, run_id, after)
+
+
+def _csv(rows: Iterator[dict[str, Any]], columns: list[str], filename: str) -> StreamingResponse:
+    def lines() -> Iterator[str]:
+        out = io.StringIO()
+        writer = csvio.writer(out)
+        writer.writerow(columns)
+        for n, row in enumerate(rows, 1):
+            writer.writerow([row[c] for c in columns])
+            if n % 2000 == 0:
+                yield out.getvalue()
+                out.seek(0)
+                out.truncate()
+        yield out.getvalue()
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+RETIREE_COLUMNS = ["id_number", "name", "community", "status", "certified_until"]
+RESULT_COLUMNS = ["received_at", "retiree_id", "device_id", "channel", "method", "decision"]
+
+# -- query parameters ---------------------------------------------------------------------
+
+AsOf = Annotated[dt.date | None, Query(description="day the figures are for (default: today)")]
+StateQ = Annotated[queries.State | None, Query(description="certified, due, overdue or held")]
+CommunityQ = Annotated[str | None, Query(min_length=1, max_length=100)]
+AfterQ = Annotated[str | None, Query(pattern=ID_AFTER, description="ID number to start after")]
+LimitQ = Annotated[int, Query(ge=1, le=1000)]
+PeriodQ = Annotated[str | None, Query(pattern=PERIOD, description="YYYY-MM (default: latest)")]
+QueueP = Annotated[str, Path(min_length=1, max_length=24, pattern=r"^[a-z]+$")]
+ItemP = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f-]+$")]
+
+
+def create_app(ctx: Context) -> FastAPI:
+    """The console app over ``ctx``."""
+    app = FastAPI(
+        title="lifecert staff console",
+        version="1",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(authorise)],
+    )
+    app.state.ctx = ctx
+
+    def route(method: str, path: str, key: str, **kw: Any) -> Callable[[Any], Any]:
+        return app.api_route(
+            path,
+            methods=[method],
+            openapi_extra={"x-permission": key},
+            include_in_schema=path.startswith("/api/"),
+            **kw,
+        )
+
+    @app.exception_handler(RefusedError)
+    async def refused(request: Request, exc: RefusedError) -> Response:
+        if _is_api(request):
+            return JSONResponse({"error": exc.message, "field": exc.field}, status_code=exc.status)
+        if exc.signin and request.method in _SAFE:
+            return RedirectResponse("/signin?" + urlencode({"next": request.url.path}), 303)
+        return _page(
+            request, "error.html", {"status": exc.status, "message": exc.message}, exc.status
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        first = exc.errors()[0]["loc"] if exc.errors() else ()
+        name = str(first[-1]) if first else None
+        message = "; ".join(problems)
+        if _is_api(request):
+            return JSONResponse({"error": message, "field": name}, status_code=422)
+        return _page(request, "error.html", {"status": 422, "message": message}, 422)
+
+    @app.exception_handler(reviews.ReviewError)
+    async def review_refused(request: Request, exc: reviews.ReviewError) -> Response:
+        return await refused(request, RefusedError(exc.status, str(exc), field=exc.field))
+
+    def _page(request: Request, name: str, values: dict[str, Any], status: int = 200) -> Response:
+        session = getattr(request.state, "session", None)
+        return ctx.templates.TemplateResponse(
+            request,
+            name,
+            {"session": session, "allowed": access.allowed, **values},
+            status_code=status,
+        )
+
+    # -- sign in and out --------------------------------------------------------------
+
+    @route("POST", "/api/session", "signin", response_model=SessionOut)
+    def api_session(request: Request) -> Response:
+        """Sign in with the staff certificate; returns the CSRF token for changes."""
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            raise RefusedError(415, "send Content-Type: application/json", field="content-type")
+        session = _sign_in(request, "api")
+        body = SessionOut(
+            staff_id=session.actor.staff_id,
+            roles=sorted(session.actor.roles),
+            communities=sorted(session.actor.communities),
+            csrf_token=session.csrf,
+            idle_minutes=int(ctx.sessions.idle.total_seconds() // 60),
+        )
+        response = JSONResponse(body.model_dump())
+        _set_session_cookie(response, session, ctx)
+        return response
+
+    @route("DELETE", "/api/session", "signout", status_code=204)
+    def api_signout(request: Request, session: Signed) -> Response:
+        """End the session."""
+        ctx.sessions.end(session.token)
+        response = Response(status_code=204)
+        response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+        return response
+
+    @route("GET", "/signin", "signin", response_class=HTMLResponse)
+    def signin_page(request: Request, next: str = "/") -> Response:
+        cert = x509.load_der_x509_certificate(_peer(request))
+        token = secrets.token_urlsafe(24)
+        response = _page(
+            request,
+            "signin.html",
+            {"subject": cert.subject.rfc4514_string(), "token": token, "next": _local(next)},
+        )
+        response.set_cookie(
+            SIGNIN_COOKIE, token, max_age=600, secure=True, httponly=True, samesite="strict"
+        )
+        return response
+
+    @route("POST", "/signin", "signin")
+    def signin_post(
+        request: Request,
+        csrf_token: Annotated[str, Form(max_length=100)],
+        next: Annotated[str, Form(max_length=200)] = "/",
+    ) -> Response:
+        if not access.same_token(request.cookies.get(SIGNIN_COOKIE), csrf_token):
+            raise RefusedError(403, "CSRF token missing or wrong: reload the sign-in page")
+        session = _sign_in(request, "console")
+        response = RedirectResponse(_local(next), 303)
+        _set_session_cookie(response, session, ctx)
+        response.delete_cookie(SIGNIN_COOKIE, secure=True, httponly=True, samesite="strict")
+        return response
+
+    @route("POST", "/signout", "signout")
+    def signout_post(request: Request, session: Signed) -> Response:
+        ctx.sessions.end(session.token)
+        response = RedirectResponse("/signin", 303)
+        response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+        return response
+
+    @route("GET", "/static/console.css", "static")
+    def stylesheet() -> Response:
+        css = resources.files("central.console").joinpath("templates/console.css").read_text()
+        return Response(css, media_type="text/css")
+
+    # -- JSON API ---------------------------------------------------------------------
+
+    @route("GET", "/api/openapi.json", "openapi")
+    def openapi_doc() -> JSONResponse:
+        """This API's OpenAPI document."""
+        return JSONResponse(get_openapi(title=app.title, version=app.version, routes=app.routes))
+
+    @route("GET", "/api/me", "me", response_model=Me)
+    def api_me(session: Signed) -> Me:
+        """Who is signed in, their roles and the communities they see."""
+        return _me(session)
+
+    @route("GET", "/api/dashboard", "dashboard")
+    def api_dashboard(request: Request, as_of: AsOf = None) -> Response:
+        """Coverage (per community, per coordinator, trend), today's certifications, the
+        month's payment run and open review items."""
+        return _json(dashboard(ctx, _actor(request), as_of or ctx.today()))
+
+    @route("GET", "/api/retirees", "retirees")
+    def api_retirees(
+        request: Request,
+        state: StateQ = None,
+        community: CommunityQ = None,
+        after: AfterQ = None,
+        limit: LimitQ = 100,
+        as_of: AsOf = None,
+    ) -> Response:
+        """Drill-down: retirees in a state (and community), by ID number, a page at a time."""
+        query = _retirees_query(request, state, community, as_of or ctx.today(), after, True)
+        with ctx.reader.connect() as conn:
+            rows = queries.retirees_page(conn, query, limit)
+        return _json(
+            {"rows": rows, "next_after": rows[-1]["id_number"] if len(rows) == limit else None}
+        )
+
+    @route("GET", "/api/retirees.csv", "retirees", response_class=StreamingResponse)
+    def api_retirees_csv(
+        request: Request,
+        state: StateQ = None,
+        community: CommunityQ = None,
+        as_of: AsOf = None,
+    ) -> StreamingResponse:
+        """The whole drill-down list as CSV (formulas neutralised)."""
+        day = as_of or ctx.today()
+        query = _retirees_query(request, state, community, day)
+        rows = queries.stream(ctx.reader, query, ctx.settings.export_limit)
+        name = f"retirees-{state.value if state else 'all'}-{day}.csv"
+        return _csv(rows, RETIREE_COLUMNS, name)
+
+    @route("GET", "/api/certifications", "certifications")
+    def api_certifications(
+        request: Request,
+        day: AsOf = None,
+        channel: Channel | None = None,
+        method: Method | None = None,
+        limit: LimitQ = 100,
+    ) -> dict[str, Any]:
+        """Results received on a day (default today), newest first."""
+        query = queries.certifications_query(
+            day or ctx.today(),
+            ctx.timezone,
+            _scope(request),
+            channel.value if channel else None,
+            method.value if method else None,
+        )
+        with ctx.reader.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query.limit(limit))]
+        return {"rows": rows}
+
+    @route("GET", "/api/payments", "payments")
+    def api_payments(period: PeriodQ = None) -> dict[str, Any]:
+        """A payment run's counts and sums per decision and its arrears (default: latest)."""
+        with ctx.reader.connect() as conn:
+            run = queries.latest_run(conn, period)
+            if run is None:
+                raise RefusedError(404, f"no payment run for {period or 'any month'}", "period")
+            figures = queries.run_figures(conn, run)
+        return figures.as_json() | {"held_per_community": figures.held}
+
+    @route("GET", "/api/reviews/{queue}", "reviews")
+    def api_reviews(queue: QueueP, limit: LimitQ = 100) -> dict[str, Any]:
+        """The open items of a review queue, newest first."""
+        with ctx.reader.connect() as conn:
+            return {"queue": queue, "items": reviews.items(conn, queue, limit)}
+
+    @route("POST", "/api/reviews/{queue}/{item}", "review_decide")
+    def api_decide(
+        request: Request, queue: QueueP, item: ItemP, body: DecisionIn
+    ) -> dict[str, Any]:
+        """Decide an open review item (``X-CSRF-Token`` header from ``POST /api/session``)."""
+        return reviews.decide(ctx.engine, queue, item, body.decision, body.reason, _actor(request))
+
+    @route("GET", "/api/audit", "audit")
+    def api_audit(
+        after: Annotated[int, Query(ge=0, description="entry id to start after")] = 0,
+        limit: LimitQ = 100,
+    ) -> dict[str, Any]:
+        """Audit entries in chain order after entry ``after``."""
+        with ctx.reader.connect() as conn:
+            rows = _audit_rows(conn, after, limit)
+        return {"entries": rows, "next_after": rows[-1]["id"] if len(rows) == limit else None}
+
+    @route("GET", "/api/audit.csv", "audit", response_class=StreamingResponse)
+    def api_audit_csv() -> StreamingResponse:
+        """The whole audit chain as CSV, in chain order (hashes included: verify offline)."""
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        return _csv(audit.export(ctx.reader), AUDIT_COLUMNS, f"audit-{stamp}.csv")
+
+    @route("GET", "/api/audit/verify", "audit")
+    def api_audit_verify() -> dict[str, Any]:
+        """Walk the whole chain: ok with its length and head, or the first bad entry."""
+        return _verify(ctx)
+
+    # -- pages --------------------------------------------------------------------------
+
+    @route("GET", "/audit", "audit", response_class=HTMLResponse)
+    def page_audit(
+        request: Request,
+        verify: Annotated[bool, Query()] = False,
+        after: Annotated[int | None, Query(ge=0)] = None,
+    ) -> Response:
+        size = ctx.settings.page_size
+        with ctx.reader.connect() as conn:
+            if after is None:
+                last = conn.scalar(sa.select(sa.func.max(audit_log.c.id))) or 0
+                after = max(0, int(last) - size)
+            rows = _audit_rows(conn, after, size)
+        return _page(
+            request,
+            "audit.html",
+            {
+                "rows": rows,
+                "checked": _verify(ctx) if verify else None,
+                "earlier": max(0, after - size) if after else None,
+            },
+        )
+
+    @route("GET", "/", "dashboard", response_class=HTMLResponse)
+    def page_dashboard(request: Request, as_of: AsOf = None) -> Response:
+        data = dashboard(ctx, _actor(request), as_of or ctx.today())
+        shown = [r for r in data["coverage"] if r["name"] != "TOTAL"]
+        coverage_chart = charts.stacked_bars(
+            [
+                (
+                    r["name"],
+                    [
+                        ("certified", r["certified"] - r["due"]),
+                        ("due", r["due"]),
+                        ("overdue", r["overdue"]),
+                    ],
+                )
+                for r in shown
+            ],
+            f"Coverage per community on {data['as_of']}",
+        )
+        trend_chart = charts.line(
+            [(t["month"], t["certified_pct"]) for t in data["trend"]], "Certified share by month"
+        )
+        channels: dict[str, int] = {}
+        for row in data["today"]:
+            if row["decision"] == "pass":
+                key = f"{row['channel']} / {row['method']}"
+                channels[key] = channels.get(key, 0) + row["count"]
+        today_chart = charts.stacked_bars(
+            [(k, [("certified", v)]) for k, v in sorted(channels.items())],
+            f"Certifications on {data['as_of']} by channel and method",
+        )
+        return _page(
+            request,
+            "dashboard.html",
+            {
+                "data": data,
+                "coverage_chart": coverage_chart,
+                "trend_chart": trend_chart,
+                "today_chart": today_chart,
+                "queues": reviews.QUEUES,
+            },
+        )
+
+    @route("GET", "/retirees", "retirees", response_class=HTMLResponse)
+    def page_retirees(
+        request: Request,
+        state: StateQ = None,
+        community: CommunityQ = None,
+        after: AfterQ = None,
+        as_of: AsOf = None,
+    ) -> Response:
+        day = as_of or ctx.today()
+        query = _retirees_query(request, state, community, day, after, True)
+        size = ctx.settings.page_size
+        with ctx.reader.connect() as conn:
+            rows = queries.retirees_page(conn, query, size)
+        filters = {
+            k: v
+            for k, v in {
+                "state": state.value if state else None,
+                "community": community,
+                "as_of": as_of.isoformat() if as_of else None,
+            }.items()
+            if v
+        }
+        more = urlencode(filters | {"after": rows[-1]["id_number"]}) if len(rows) == size else None
+        return _page(
+            request,
+            "retirees.html",
+            {
+                "rows": rows,
+                "filters": filters,
+                "states": list(queries.State),
+                "csv_link": "/api/retirees.csv?" + urlencode(filters),
+                "next_link": f"/retirees?{more}" if more else None,
+            },
+        )
+
+    @route("GET", "/certifications", "certifications", response_class=HTMLResponse)
+    def page_certifications(
+        request: Request,
+        day: AsOf = None,
+        channel: Channel | None = None,
+        method: Method | None = None,
+    ) -> Response:
+        shown = day or ctx.today()
+        query = queries.certifications_query(
+            shown,
+            ctx.timezone,
+            _scope(request),
+            channel.value if channel else None,
+            method.value if method else None,
+        )
+        with ctx.reader.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query.limit(ctx.settings.page_size))]
+        return _page(request, "certifications.html", {"rows": rows, "day": shown})
+
+    @route("GET", "/payments", "payments", response_class=HTMLResponse)
+    def page_payments(request: Request, period: PeriodQ = None) -> Response:
+        with ctx.reader.connect() as conn:
+            run = queries.latest_run(conn, period)
+            figures = None if run is None else queries.run_figures(conn, run)
+        return _page(request, "payments.html", {"figures": figures, "period": period})
+
+    @route("GET", "/reviews", "reviews", response_class=HTMLResponse)
+    def page_reviews(request: Request) -> Response:
+        size = ctx.settings.page_size
+        with ctx.reader.connect() as conn:
+            queues = {name: reviews.items(conn, name, size) for name in reviews.QUEUES}
+        return _page(request, "reviews.html", {"queues": queues, "defs": reviews.QUEUES})
+
+    @route("POST", "/reviews/{queue}/{item}", "review_decide")
+    def page_decide(
+        request: Request,
+        queue: QueueP,
+        item: ItemP,
+        decision: Annotated[str, Form(min_length=1, max_length=16)],
+        reason: Annotated[str, Form(max_length=reviews.MAX_REASON)] = "",
+        csrf_token: Annotated[str, Form(max_length=100)] = "",
+    ) -> Response:
+        del csrf_token  # checked by authorise
+        reviews.decide(ctx.engine, queue, item, decision, reason, _actor(request))
+        return RedirectResponse("/reviews", 303)
+
+    return app
+
+
+AUDIT_COLUMNS = [
+    "id",
+    "at",
+    "staff_id",
+    "roles",
+    "action",
+    "target",
+    "before",
+    "after",
+    "address",
+    "cert_serial",
+    "via",
+    "event_id",
+    "prev_hash",
+    "hash",
+]
+
+
+def _audit_rows(conn: Any, after: int, limit: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(audit_log).where(audit_log.c.id > after).order_by(audit_log.c.id).limit(limit)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def _verify(ctx: Context) -> dict[str, Any]:
+    try:
+        found = audit.verify(ctx.reader)
+    except audit.ChainError as exc:
+        return {"ok": False, "entry_id": exc.entry_id, "problem": exc.problem}
+    return {
+        "ok": True,
+        "entries": found.entries,
+        "head": {"id": found.head[0], "hash": found.head[1]},
+        "unsealed_events": found.unsealed_events,
+    }
+
+
+def _local(target: str) -> str:
+    """``target`` if it is a path on this site, else ``/`` (no open redirect)."""
+    return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        b"frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"strict-transport-security", b"max-age=31536000"),
+]
+
+
+class SecurityHeaders:
+    """ASGI middleware: the headers above on every response (no script, no framing, no
+    caching of staff data)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, dt.date | dt.datetime | uuid.UUID):
+        return value.isoformat() if not isinstance(value, uuid.UUID) else str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _json(data: Any) -> Response:
+    """``data`` as JSON, dates as ISO text (straight ``json.dumps``: lists of rows are
+    the API's bulk)."""
+    return Response(json.dumps(data, default=_json_default), media_type="application/json")
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes gets 413, unread."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._too_large(send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLargeError
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLargeError:
+            await self._too_large(send)
+
+    async def _too_large(self, send: Send) -> None:
+        await JSONResponse(
+            {"error": f"request body over {self.limit} bytes", "field": "body"}, status_code=413
+        )({"type": "http"}, _nothing, send)
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+async def _nothing() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def build(
+    engine: Engine,
+    reader: Engine,
+    settings: ConsoleSettings,
+    policy: Policy,
+    staff: StaffSettings,
+) -> FastAPI:
+    """The console app with its body limit, ready for ``central.console.server``."""
+    templates = Jinja2Templates(
+        directory=str(resources.files("central.console").joinpath("templates"))
+    )
+    sessions = access.Sessions(
+        idle=dt.timedelta(minutes=staff.session_minutes),
+        lifetime=dt.timedelta(hours=settings.session_max_hours),
+    )
+    fresh = Fresh(settings.dashboard_cache_s)
+    app = create_app(Context(engine, reader, settings, policy, staff, sessions, templates, fresh))
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
+    return app

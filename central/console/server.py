@@ -1,0 +1,76 @@
+"""Serving the console: HTTPS only, a staff certificate required at the handshake.
+
+The TLS context trusts the staff CA alone and checks its CRL, so a device certificate, a
+revoked or an expired one, or none, never gets an HTTP exchange. The verified peer
+certificate reaches the app in ``request.state`` (``PEER_CERT``) through a small
+subclass of uvicorn's h11 protocol.
+"""
+
+import asyncio
+import logging
+import ssl
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from central.console.settings import ConsoleSettings
+from central.staff.settings import StaffSettings
+from common.errors import ConfigError
+
+log = logging.getLogger(__name__)
+PEER_CERT = "peer_cert_der"
+
+
+class PeerCertProtocol(H11Protocol):
+    """uvicorn's h11 protocol, with the client certificate (DER) in each request's state."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        self.app_state = {**self.app_state, PEER_CERT: der}
+
+
+def tls_context(settings: ConsoleSettings, staff: StaffSettings) -> ssl.SSLContext:
+    """Server context: TLS 1.2+, the console's certificate, staff CA + CRL, client certificate
+    required (``ConfigError`` naming the file that cannot be read)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF | ssl.VERIFY_X509_STRICT
+    steps: list[tuple[str, Any]] = [
+        ("console.cert_file", lambda: ctx.load_cert_chain(settings.cert_file, settings.key_file)),
+        ("staff.ca_file", lambda: ctx.load_verify_locations(cafile=staff.ca_file)),
+        ("staff.crl_file", lambda: ctx.load_verify_locations(cafile=staff.crl_file)),
+    ]
+    for name, step in steps:
+        try:
+            step()
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"{name}: cannot load ({exc}): check the file it names") from None
+    return ctx
+
+
+def url(settings: ConsoleSettings) -> str:
+    """The URL the console serves."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"https://{host}:{settings.port}/"
+
+
+def server(app: Any, settings: ConsoleSettings, context: ssl.SSLContext) -> uvicorn.Server:
+    """A uvicorn server for ``app`` on ``[console] host:port`` over ``context``."""
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=PeerCertProtocol,
+        ws="none",
+        lifespan="off",
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+        ssl_certfile=str(settings.cert_file),
+        ssl_context_factory=lambda _config, _default: context,
+    )
+    return uvicorn.Server(config)

@@ -1,0 +1,143 @@
+"""What every kind of proposal is: its errors, the ``Kind`` interface, the fingerprint.
+
+A kind checks and normalises what is proposed (``prepare``), says what data the
+proposal depends on (``fingerprint``: if that changed since, approving it is refused
+as stale) and makes the change on the last approval (``apply``). Kinds whose change
+leaves the database (a file, an upload) or runs its own transaction are ``external``:
+they are applied after the approving transaction commits.
+"""
+
+import datetime as dt
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy.engine import Connection, Engine
+
+from central.certification.settings import Policy
+from central.payments.settings import BankSettings
+from central.proposals.settings import ProposalSettings
+from common.errors import LifecertError
+
+
+class ProposalError(LifecertError, ValueError):
+    """What is proposed is not valid (the message names the field and the fix)."""
+
+
+class RefusedError(LifecertError, PermissionError):
+    """This person may not take this step (wrong role, already acted, entered it)."""
+
+
+class StaleError(LifecertError, RuntimeError):
+    """The data the proposal was made against changed since: propose it again."""
+
+
+class NotFoundError(LifecertError, LookupError):
+    """No proposal has this id."""
+
+
+class ClosedError(LifecertError, RuntimeError):
+    """The proposal was already decided (applied, rejected or failed)."""
+
+
+class Settings(Protocol):
+    """The sections of ``central.toml`` the proposals read (``CentralConfig`` has them)."""
+
+    @property
+    def policy(self) -> Policy: ...
+
+    @property
+    def bank(self) -> BankSettings: ...
+
+    @property
+    def proposals(self) -> ProposalSettings: ...
+
+
+class Resources(Protocol):
+    """What applying the payment kinds needs beyond the database (``central.bootstrap.Central``
+    is one)."""
+
+    @property
+    def cfg(self) -> Settings: ...
+
+    @property
+    def sign_key(self) -> ec.EllipticCurvePrivateKey: ...
+
+
+@dataclass(frozen=True)
+class Change:
+    """One row of a proposal's diff: a retiree added or changed, field by field."""
+
+    line: int
+    retiree_id: str
+    change: str  # added / changed
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+
+
+@dataclass
+class Prepared:
+    """A checked proposal: normalised payload, what it is about, and its diff rows."""
+
+    payload: dict[str, Any]
+    target: str
+    summary: str
+    rows: list[Change] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a step happens: the time and, for the payment kinds, central's resources."""
+
+    now: dt.datetime
+    resources: Resources | None = None
+
+    def need(self, kind: str) -> Resources:
+        if self.resources is None:
+            raise ProposalError(f"applying a {kind} proposal needs central's config and keys")
+        return self.resources
+
+
+def digest(value: Any) -> str:
+    """The SHA-256 of ``value`` as canonical JSON (dates as ISO text)."""
+    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def text(payload: dict[str, Any], name: str, limit: int, least: int = 0) -> str:
+    """A printable text field of ``payload`` (``least``-``limit`` characters)."""
+    value = payload.get(name, "")
+    if not isinstance(value, str) or not least <= len(value) <= limit or not value.isprintable():
+        raise ProposalError(
+            f"{name}: {least}-{limit} printable characters (no tabs, newlines or control "
+            "characters)"
+        )
+    return value
+
+
+class Kind(ABC):
+    """One kind of change to money or eligibility."""
+
+    name: ClassVar[str]
+    external: ClassVar[bool] = False
+
+    @abstractmethod
+    def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:
+        """Check and normalise ``payload`` against the data (``ProposalError`` if bad)."""
+
+    @abstractmethod
+    def fingerprint(self, conn: Connection, proposal: Any) -> str:
+        """The digest of the data ``proposal`` (a ``proposals`` row) depends on, as it is now."""
+
+    def apply(self, conn: Connection, proposal: Any, actor: str, ctx: Context) -> dict[str, Any]:
+        """Make the change in ``conn``'s transaction (kinds that are not ``external``)."""
+        raise NotImplementedError
+
+    def apply_outside(
+        self, engine: Engine, proposal: Any, actor: str, ctx: Context
+    ) -> dict[str, Any]:
+        """Make the change after the approval is committed (``external`` kinds)."""
+        raise NotImplementedError

@@ -1,0 +1,39 @@
+"""The ``[proposals]`` section of ``central.toml``: how many people each kind of change needs.
+
+A level is one person: level 1 enters the proposal (entry clerk), the last level approves
+it (approver) and the levels between recheck it (reviewer). Two levels: entry and
+approval; three: entry, recheck, approval.
+"""
+
+from pydantic import Field
+
+from common.config import Section
+
+
+def _levels(default: int, what: str) -> int:
+    return Field(
+        default=default,
+        ge=2,
+        le=5,
+        title=f"{what} levels",
+        description=f"how many different people a {what} proposal needs (2-5): entry, "
+        "rechecks, approval",
+    )
+
+
+class ProposalSettings(Section):
+    """People per kind of proposal; money-moving steps default to three."""
+
+    roster_import: int = _levels(3, "roster import")
+    hold: int = _levels(2, "manual hold or release")
+    retiree_change: int = _levels(3, "amount or bank account change")
+    bank_make: int = _levels(3, "payment run filing (bank file make)")
+    bank_send: int = _levels(3, "bank file release (SFTP send)")
+    certification: int = _levels(3, "manual certification")
+    assisted_review: int = _levels(2, "decision on an assisted pass sent to review")
+    max_open: int = Field(
+        default=10_000,
+        ge=1,
+        title="open proposals",
+        description="at most this many proposals may wait at once (a flood is refused)",
+    )

@@ -1,0 +1,552 @@
+"""The proposals API: propose, recheck, approve, reject, list what waits, show one.
+
+Every change to money or eligibility is a proposal that passes ``levels`` different
+people: entered by an entry clerk, rechecked by reviewers, approved by an approver
+(``central.proposals.roles``). Nothing takes effect before the last approval. Each step
+checks, in one transaction, that the proposal is open, that this step is the one it
+waits for, that the person did not enter it nor act on it before, that they hold the
+level's role, and that the data it was made against is unchanged (else the proposal is
+closed as ``stale``). Every step is audited.
+"""
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from central.proposals.assisted import AssistedReview
+from central.proposals.base import (
+    Change,
+    ClosedError,
+    Context,
+    Kind,
+    NotFoundError,
+    Prepared,
+    ProposalError,
+    RefusedError,
+    Resources,
+    StaleError,
+    text,
+)
+from central.proposals.payments import BankMake, BankSend
+from central.proposals.people import Certification, Hold, RetireeChange, RosterImport
+from central.proposals.roles import check as check_role
+from central.proposals.roles import may, role_for
+from central.proposals.settings import ProposalSettings
+from central.proposals.tables import proposal_rows, proposal_steps, proposals
+from central.staff import audit
+from central.staff.identity import Actor, Role
+
+_p, _s, _rows = proposals, proposal_steps, proposal_rows
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        RosterImport(),
+        Hold(),
+        RetireeChange(),
+        Certification(),
+        BankMake(),
+        BankSend(),
+        AssistedReview(),
+    )
+}
+"""Every kind of proposal, by name."""
+
+OPEN, APPLYING, APPLIED, REJECTED, STALE, FAILED = (
+    "open",
+    "applying",
+    "applied",
+    "rejected",
+    "stale",
+    "failed",
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One person's step on a proposal."""
+
+    level: int
+    staff_id: str
+    role: str
+    action: str  # enter / recheck / approve / reject
+    at: dt.datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class Diff:
+    """What a proposal changes: counts, how often each field changes, the first rows."""
+
+    added: int
+    changed: int
+    fields: dict[str, int]
+    rows: tuple[Change, ...]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A proposal as staff see it."""
+
+    id: int
+    kind: str
+    status: str
+    levels: int
+    done: int
+    target: str
+    summary: str
+    payload: dict[str, Any]
+    created_at: dt.datetime
+    created_by: str
+    reason: str | None
+    result: dict[str, Any] | None
+    steps: tuple[Step, ...]
+    diff: Diff | None = None
+
+    @property
+    def next_role(self) -> Role | None:
+        """The role the proposal waits for (None once decided)."""
+        return role_for(self.done + 1, self.levels) if self.status == OPEN else None
+
+    @property
+    def next_action(self) -> str | None:
+        """``recheck`` or ``approve`` (None once decided)."""
+        if self.status != OPEN:
+            return None
+        return "approve" if self.done + 1 == self.levels else "recheck"
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with dates and other non-JSON values as text."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _kind(name: str) -> Kind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ProposalError(
+            f"kind: {name!r} is not a kind: use one of {', '.join(KINDS)}"
+        ) from None
+
+
+def _load(conn: Connection, proposal_id: int, lock: bool = False) -> Any:
+    select = sa.select(_p).where(_p.c.id == proposal_id)
+    row = conn.execute(select.with_for_update() if lock else select).first()
+    if row is None:
+        raise NotFoundError(f"no proposal {proposal_id}: see `lifecert-central proposals list`")
+    return row
+
+
+def _steps(conn: Connection, proposal_id: int) -> tuple[Step, ...]:
+    rows = conn.execute(
+        sa.select(_s).where(_s.c.proposal_id == proposal_id).order_by(_s.c.level)
+    ).all()
+    return tuple(Step(r.level, r.staff_id, r.role, r.action, r.at, r.reason) for r in rows)
+
+
+def _diff(conn: Connection, proposal_id: int, limit: int) -> Diff | None:
+    counts: dict[str, int] = dict(
+        conn.execute(
+            sa.select(_rows.c.change, sa.func.count())
+            .where(_rows.c.proposal_id == proposal_id)
+            .group_by(_rows.c.change)
+        ).all()
+    )
+    if not counts:
+        return None
+    fields: dict[str, int] = {}
+    first: list[Change] = []
+    for row in conn.execute(
+        sa.select(_rows).where(_rows.c.proposal_id == proposal_id).order_by(_rows.c.line),
+        execution_options={"yield_per": 2_000},
+    ):
+        for name in row.after:
+            fields[name] = fields.get(name, 0) + 1
+        if len(first) < limit:
+            first.append(Change(row.line, row.retiree_id, row.change, row.before, row.after))
+    return Diff(int(counts.get("added", 0)), int(counts.get("changed", 0)), fields, tuple(first))
+
+
+def _proposal(conn: Connection, row: Any, diff_rows: int | None = None) -> Proposal:
+    return Proposal(
+        id=row.id,
+        kind=row.kind,
+        status=row.status,
+        levels=row.levels,
+        done=row.done,
+        target=row.target,
+        summary=row.summary,
+        payload=row.payload,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        reason=row.reason,
+        result=row.result,
+        steps=_steps(conn, row.id),
+        diff=None if diff_rows is None else _diff(conn, row.id, diff_rows),
+    )
+
+
+def _snapshot(row: Any) -> dict[str, Any]:
+    return {"status": row.status, "done": row.done, "levels": row.levels, "kind": row.kind}
+
+
+def propose(
+    engine: Engine,
+    actor: Actor,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    settings: ProposalSettings | None = None,
+    resources: Resources | None = None,
+    now: dt.datetime | None = None,
+) -> Proposal:
+    """Enter a proposal of ``kind`` (level 1: needs the entry clerk role).
+
+    ``payload`` is checked and normalised by the kind (``ProposalError`` naming the field);
+    the number of people it needs comes from ``settings`` (``[proposals]``), else from
+    ``resources.cfg.proposals``, else the defaults."""
+    now = now or dt.datetime.now(dt.UTC)
+    handler = _kind(kind)
+    if not isinstance(payload, dict):
+        raise ProposalError("payload: a JSON object")
+    settings = settings or (resources.cfg.proposals if resources else ProposalSettings())
+    levels = int(getattr(settings, kind))
+    role = check_role(actor, kind, 1, levels)
+    ctx = Context(now, resources)
+    with engine.begin() as conn:
+        waiting = conn.scalar(sa.select(sa.func.count()).where(_p.c.status == OPEN)) or 0
+        if waiting >= settings.max_open:
+            raise RefusedError(
+                f"{waiting} proposals wait already ([proposals] max_open): decide some first"
+            )
+        prepared = handler.prepare(conn, payload, ctx)
+        row = enter(conn, actor, kind, prepared, levels, role.value, "enter", now)
+        return _proposal(conn, row, diff_rows=0)
+
+
+def enter(
+    conn: Connection,
+    actor: Actor,
+    kind: str,
+    prepared: Prepared,
+    levels: int,
+    role: str,
+    action: str,
+    now: dt.datetime,
+) -> Any:
+    """Store a prepared proposal with its diff, fingerprint and first step, audited, in
+    ``conn``'s transaction; its row. (``propose`` checks who may; ingest refers results.)"""
+    handler = _kind(kind)
+    proposal_id = conn.execute(
+        _p.insert()
+        .values(
+            kind=kind,
+            status=OPEN,
+            levels=levels,
+            done=1,
+            target=prepared.target,
+            summary=prepared.summary,
+            payload=prepared.payload,
+            fingerprint="",
+            created_at=now,
+            created_by=actor.staff_id,
+        )
+        .returning(_p.c.id)
+    ).scalar_one()
+    rows = [
+        {
+            "proposal_id": proposal_id,
+            "line": c.line,
+            "retiree_id": c.retiree_id,
+            "change": c.change,
+            "before": c.before,
+            "after": c.after,
+        }
+        for c in prepared.rows
+    ]
+    for start in range(0, len(rows), 2_000):
+        conn.execute(_rows.insert(), rows[start : start + 2_000])
+    row = _load(conn, proposal_id)
+    conn.execute(
+        _p.update().where(_p.c.id == proposal_id).values(fingerprint=handler.fingerprint(conn, row))
+    )
+    conn.execute(
+        _s.insert().values(
+            proposal_id=proposal_id,
+            level=1,
+            staff_id=actor.staff_id,
+            role=role,
+            action=action,
+            at=now,
+            reason="",
+        )
+    )
+    row = _load(conn, proposal_id)
+    audit.record(
+        conn,
+        actor,
+        f"proposal.{action}",
+        f"proposal:{proposal_id}",
+        None,
+        _snapshot(row) | {"summary": prepared.summary},
+        at=now,
+    )
+    return row
+
+
+def _check_person(conn: Connection, actor: Actor, row: Any, level: int) -> Role:
+    """The role ``actor`` takes ``level`` of ``row`` with, or ``RefusedError`` saying why not."""
+    if actor.staff_id == row.created_by:
+        raise RefusedError(
+            f"{actor.staff_id} entered proposal {row.id}: someone else must recheck and approve it"
+        )
+    for step in _steps(conn, row.id):
+        if step.staff_id == actor.staff_id:
+            raise RefusedError(
+                f"{actor.staff_id} already took a step on proposal {row.id} ({step.action}, level "
+                f"{step.level}): each level needs a different person"
+            )
+    return check_role(actor, row.kind, level, row.levels)
+
+
+def _decide(
+    engine: Engine,
+    actor: Actor,
+    proposal_id: int,
+    action: str,
+    reason: str,
+    resources: Resources | None,
+    now: dt.datetime | None,
+) -> Proposal:
+    """Recheck or approve (``action``) proposal ``proposal_id``."""
+    now = now or dt.datetime.now(dt.UTC)
+    reason = text({"reason": reason}, "reason", 500)
+    ctx = Context(now, resources)
+    stale: StaleError | None = None
+    with engine.begin() as conn:
+        row = _load(conn, proposal_id, lock=True)
+        if row.status != OPEN:
+            raise ClosedError(f"proposal {proposal_id} is {row.status}: nothing to {action}")
+        level = row.done + 1
+        expected = "approve" if level == row.levels else "recheck"
+        if action != expected:
+            raise RefusedError(
+                f"proposal {proposal_id} waits for {expected} (level {level} of {row.levels}), "
+                f"not {action}"
+            )
+        role = _check_person(conn, actor, row, level)
+        handler = _kind(row.kind)
+        if handler.fingerprint(conn, row) != row.fingerprint:
+            stale = StaleError(
+                f"proposal {proposal_id} is stale: the data it was made against changed since "
+                f"it was entered ({row.summary}); it is closed: propose it again"
+            )
+            conn.execute(
+                _p.update()
+                .where(_p.c.id == proposal_id)
+                .values(
+                    status=STALE, decided_at=now, reason="the data changed since it was entered"
+                )
+            )
+            audit.record(
+                conn,
+                actor,
+                "proposal.stale",
+                f"proposal:{proposal_id}",
+                _snapshot(row),
+                {"status": STALE, "refused": action},
+                at=now,
+            )
+        else:
+            conn.execute(
+                _s.insert().values(
+                    proposal_id=proposal_id,
+                    level=level,
+                    staff_id=actor.staff_id,
+                    role=role.value,
+                    action=action,
+                    at=now,
+                    reason=reason,
+                )
+            )
+            values: dict[str, Any] = {"done": level}
+            if level == row.levels:
+                if handler.external:
+                    values |= {"status": APPLYING}
+                else:
+                    result = handler.apply(conn, row, actor.staff_id, ctx)
+                    values |= {
+                        "status": APPLIED,
+                        "decided_at": now,
+                        "result": _jsonable(result),
+                    }
+            conn.execute(_p.update().where(_p.c.id == proposal_id).values(**values))
+            audit.record(
+                conn,
+                actor,
+                f"proposal.{action}",
+                f"proposal:{proposal_id}",
+                _snapshot(row),
+                {**_snapshot(row), **values},
+                at=now,
+            )
+    if stale is not None:
+        raise stale
+    if level == row.levels and handler.external:
+        _apply_outside(engine, actor, proposal_id, handler, ctx)
+    with engine.connect() as conn:
+        return _proposal(conn, _load(conn, proposal_id), diff_rows=0)
+
+
+def _apply_outside(
+    engine: Engine, actor: Actor, proposal_id: int, handler: Kind, ctx: Context
+) -> None:
+    """Apply an external kind after its approval; mark it applied, or failed with the error."""
+    with engine.connect() as conn:
+        row = _load(conn, proposal_id)
+    try:
+        result = handler.apply_outside(engine, row, actor.staff_id, ctx)
+    except Exception as exc:
+        problem = f"{type(exc).__name__}: {exc}"[:500]
+        with engine.begin() as conn:
+            conn.execute(
+                _p.update()
+                .where(_p.c.id == proposal_id)
+                .values(status=FAILED, decided_at=ctx.now, reason=problem)
+            )
+            audit.record(
+                conn,
+                actor,
+                "proposal.failed",
+                f"proposal:{proposal_id}",
+                {"status": APPLYING},
+                {"status": FAILED, "error": problem},
+                at=ctx.now,
+            )
+        raise
+    with engine.begin() as conn:
+        conn.execute(
+            _p.update()
+            .where(_p.c.id == proposal_id)
+            .values(status=APPLIED, decided_at=ctx.now, result=_jsonable(result))
+        )
+        audit.record(
+            conn,
+            actor,
+            "proposal.applied",
+            f"proposal:{proposal_id}",
+            {"status": APPLYING},
+            {"status": APPLIED, "result": _jsonable(result)},
+            at=ctx.now,
+        )
+
+
+def recheck(
+    engine: Engine,
+    actor: Actor,
+    proposal_id: int,
+    reason: str = "",
+    *,
+    resources: Resources | None = None,
+    now: dt.datetime | None = None,
+) -> Proposal:
+    """Recheck a proposal (a middle level: needs the reviewer role)."""
+    return _decide(engine, actor, proposal_id, "recheck", reason, resources, now)
+
+
+def approve(
+    engine: Engine,
+    actor: Actor,
+    proposal_id: int,
+    reason: str = "",
+    *,
+    resources: Resources | None = None,
+    now: dt.datetime | None = None,
+) -> Proposal:
+    """Approve a proposal (its last level: needs the approver role) and apply it.
+
+    The payment kinds need ``resources`` (central's config and keys) to apply."""
+    return _decide(engine, actor, proposal_id, "approve", reason, resources, now)
+
+
+def reject(
+    engine: Engine,
+    actor: Actor,
+    proposal_id: int,
+    reason: str,
+    *,
+    now: dt.datetime | None = None,
+) -> Proposal:
+    """Reject a proposal, saying why (by whoever may take its next step); nothing changes."""
+    now = now or dt.datetime.now(dt.UTC)
+    reason = text({"reason": reason}, "reason", 500, 1)
+    with engine.begin() as conn:
+        row = _load(conn, proposal_id, lock=True)
+        if row.status != OPEN:
+            raise ClosedError(f"proposal {proposal_id} is {row.status}: nothing to reject")
+        level = row.done + 1
+        role = _check_person(conn, actor, row, level)
+        conn.execute(
+            _s.insert().values(
+                proposal_id=proposal_id,
+                level=level,
+                staff_id=actor.staff_id,
+                role=role.value,
+                action="reject",
+                at=now,
+                reason=reason,
+            )
+        )
+        values = {"status": REJECTED, "decided_at": now, "reason": reason}
+        conn.execute(_p.update().where(_p.c.id == proposal_id).values(**values))
+        audit.record(
+            conn,
+            actor,
+            "proposal.reject",
+            f"proposal:{proposal_id}",
+            _snapshot(row),
+            {**_snapshot(row), **values},
+            at=now,
+        )
+        return _proposal(conn, _load(conn, proposal_id), diff_rows=0)
+
+
+def list_for(engine: Engine, actor: Actor, limit: int = 100) -> list[Proposal]:
+    """The open proposals waiting for a step ``actor`` may take: their next level's role
+    is one of theirs, and they neither entered nor acted on them; oldest first."""
+    found: list[Proposal] = []
+    with engine.connect() as conn:
+        acted = sa.select(_s.c.proposal_id).where(_s.c.staff_id == actor.staff_id)
+        rows = conn.execute(
+            sa.select(_p)
+            .where(_p.c.status == OPEN, _p.c.created_by != actor.staff_id, _p.c.id.not_in(acted))
+            .order_by(_p.c.id),
+            execution_options={"yield_per": 500},
+        )
+        for row in rows:
+            if may(actor, row.done + 1, row.levels):
+                found.append(_proposal(conn, row))
+                if len(found) == limit:
+                    break
+    return found
+
+
+def list_all(engine: Engine, status: str | None = None, limit: int = 100) -> list[Proposal]:
+    """Proposals, newest first (only ``status`` when given)."""
+    with engine.connect() as conn:
+        select = sa.select(_p).order_by(_p.c.id.desc()).limit(limit)
+        if status is not None:
+            select = select.where(_p.c.status == status)
+        return [_proposal(conn, row) for row in conn.execute(select).all()]
+
+
+def show(engine: Engine, proposal_id: int, diff_rows: int = 50) -> Proposal:
+    """One proposal with its steps and diff (counts, per-field counts, the first
+    ``diff_rows`` rows)."""
+    with engine.connect() as conn:
+        return _proposal(conn, _load(conn, proposal_id), diff_rows=diff_rows)

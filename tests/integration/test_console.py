@@ -1,0 +1,444 @@
+"""The staff console over real HTTPS with client certificates, on SQLite and PostgreSQL:
+handshake refusals, the authorization matrix from the one permission table, CSRF, bad
+input, sessions, the dashboard's figures against central's own queries, schemathesis."""
+
+import contextlib
+import datetime as dt
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi.routing import APIRoute
+
+from central.console import access, identity
+from central.console.tables import review_decisions
+from central.people import coverage as people_coverage
+from central.staff.identity import Role
+from central.store import schema
+from tests.integration.console_support import COMMUNITIES, Console, start
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def console(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Console]:
+    """One served console per engine for the module (seeded once)."""
+    root = tmp_path_factory.mktemp(f"console-{request.param}")
+    if request.param == "sqlite":
+        yield from start(root, f"sqlite:///{root / 'central.sqlite'}")
+        return
+    from tests.fixtures.database import _pg_admin
+
+    name = f"lifecert_console_{os.getpid()}"
+    with _pg_admin() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield from start(root, f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+    finally:
+        with _pg_admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _decisions(console: Console) -> int:
+    with console.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(review_decisions)).one()[0])
+
+
+# -- TLS: only staff certificates get an HTTP exchange -----------------------------------
+
+
+@pytest.mark.parametrize("who", [None, "device", "revoked", "expired"])
+def test_the_handshake_refuses_all_but_a_valid_staff_certificate(
+    console: Console, who: str | None
+) -> None:
+    with (
+        httpx.Client(base_url=console.url, verify=console.tls(who), timeout=10) as client,
+        pytest.raises((httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError)),
+    ):
+        client.post("/api/session", json={})
+
+
+def test_plain_http_gets_no_page(console: Console) -> None:
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(console.url.replace("https://", "http://") + "api/me", timeout=5)
+
+
+def test_a_locked_account_is_refused_at_sign_in(console: Console) -> None:
+    with console.client("locked", signed_in=False) as client:
+        reply = client.post("/api/session", json={})
+        page = client.post("/signin", data={"csrf_token": "x"})
+    assert reply.status_code == 403
+    assert "locked" in reply.json()["error"]
+    assert page.status_code == 403
+
+
+def test_revoking_a_certificate_ends_its_live_session(console: Console) -> None:
+    from central.staff import ca
+    from tests.integration.console_support import ADMIN
+
+    sessions = console.ctx.sessions
+    with console.client("late") as client:
+        assert client.get("/api/me").status_code == 200
+        serial = ca.list_certs(console.engine, "late")[0]["serial"]
+        ca.revoke(console.engine, console.staff, ADMIN, serial, "left")
+        real = sessions.clock
+        later = real() + identity.RECHECK + dt.timedelta(seconds=1)
+        sessions.clock = lambda: later
+        try:
+            gone = client.get("/api/me")
+            assert gone.status_code == 401 and "revoked" in gone.json()["error"]
+            again = client.post("/api/session", json={})  # the CRL loaded at start: sign-in
+            assert again.status_code == 403 and "revoked" in again.json()["error"]
+        finally:
+            sessions.clock = real
+
+
+# -- authorization: every endpoint x every role, from the one table ----------------------
+
+
+def _routes(console: Console) -> list[APIRoute]:
+    return [r for r in console.app.routes if isinstance(r, APIRoute)]
+
+
+def _sample_path(route: APIRoute, item: str) -> str:
+    return route.path.replace("{queue}", "quarantine").replace("{item}", item)
+
+
+def test_every_route_has_an_entry_in_the_permission_table(console: Console) -> None:
+    for route in _routes(console):
+        key = (route.openapi_extra or {}).get("x-permission")
+        assert key in access.PERMISSIONS, f"{route.path} has no permission entry"
+
+
+def _matrix(console: Console) -> list[tuple[APIRoute, str, str, bool]]:
+    cases = []
+    for route in _routes(console):
+        key = route.openapi_extra["x-permission"]  # type: ignore[index]
+        permitted = access.roles_for(key)
+        for method in sorted(route.methods):
+            for role in Role:
+                cases.append((route, method, role.value, role in permitted))
+    return cases
+
+
+def test_authorization_matrix(console: Console) -> None:
+    """Each (endpoint, method, role): allowed -> not 401/403; denied -> 403; the whole
+    matrix is generated from ``access.PERMISSIONS``."""
+    checked = 0
+    with contextlib.ExitStack() as stack:
+        clients = {role.value: stack.enter_context(console.client(role.value)) for role in Role}
+        for route, method, role, allowed in _matrix(console):
+            if route.path in ("/api/session", "/signin", "/signout"):
+                continue  # session endpoints: tested on their own below
+            client = clients[role]
+            path = _sample_path(route, "999999")
+            kwargs: dict[str, Any] = {}
+            if method == "POST" and path.startswith("/api/"):
+                kwargs["json"] = {"decision": "noted", "reason": "matrix check"}
+            elif method == "POST":
+                kwargs["data"] = {
+                    "decision": "noted",
+                    "reason": "matrix check",
+                    "csrf_token": client.headers["x-csrf-token"],
+                }
+            reply = client.request(method, path, **kwargs)
+            if allowed:
+                assert reply.status_code not in (401, 403), (method, path, role, reply.text)
+            else:
+                assert reply.status_code == 403, (method, path, role, reply.status_code)
+            checked += 1
+    assert checked >= 16 * len(Role)
+    assert _decisions(console) == 0  # item 999999 is no open item: nothing decided
+
+
+def test_a_coordinator_sees_only_their_communities(console: Console) -> None:
+    with console.client("coordinator") as client:
+        board = client.get("/api/dashboard").json()
+        names = {r["name"] for r in board["coverage"]} - {"TOTAL"}
+        assert names and names <= set(COMMUNITIES)
+        assert board["payment_run"] is None and board["open_reviews"] is None
+        rows = client.get("/api/retirees", params={"limit": 1000}).json()["rows"]
+        assert rows and {r["community"] for r in rows} <= set(COMMUNITIES)
+        other = client.get("/api/retirees", params={"community": "Xuhui"})
+        assert other.status_code == 403 and other.json()["field"] == "community"
+        csv = client.get("/api/retirees.csv").text.splitlines()
+        assert len(csv) == len(rows) + 1
+        assert all(re.search("|".join(COMMUNITIES), line) for line in csv[1:])
+    with console.client("two-roles") as client:  # coordinator + reviewer: the wide view
+        names = {r["name"] for r in client.get("/api/dashboard").json()["coverage"]}
+        assert len(names - {"TOTAL"}) > len(COMMUNITIES)
+
+
+# -- CSRF, sessions, bad input ------------------------------------------------------------
+
+
+def _open_item(console: Console, client: httpx.Client, queue: str) -> str:
+    items = client.get(f"/api/reviews/{queue}").json()["items"]
+    assert items, f"no open {queue} item"
+    return str(items[0]["item"])
+
+
+def test_changes_need_the_session_csrf_token(console: Console) -> None:
+    with console.client("reviewer") as client:
+        item = _open_item(console, client, "quarantine")
+        body = {"decision": "noted", "reason": "seen it"}
+        path = f"/api/reviews/quarantine/{item}"
+        token = client.headers.pop("x-csrf-token")
+        assert client.post(path, json=body).status_code == 403
+        assert client.post(path, json=body, headers={"x-csrf-token": "wrong"}).status_code == 403
+        form = client.post(f"/reviews/quarantine/{item}", data=body)  # HTML form, no token
+        assert form.status_code == 403 and "CSRF" in form.text
+        assert _decisions(console) == 0
+        assert client.post(path, json=body, headers={"x-csrf-token": token}).status_code == 200
+        assert _decisions(console) == 1
+        again = client.post(path, json=body, headers={"x-csrf-token": token})
+        assert again.status_code == 409 and again.json()["field"] == "item"
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/api/retirees", {"state": "asleep"}, "state"),
+        ("/api/retirees", {"as_of": "2026-13-01"}, "as_of"),
+        ("/api/retirees", {"limit": "0"}, "limit"),
+        ("/api/retirees", {"after": "'; drop table retirees"}, "after"),
+        ("/api/payments", {"period": "2026-1"}, "period"),
+        ("/api/certifications", {"channel": "fax"}, "channel"),
+    ],
+)
+def test_bad_query_input_names_the_field(
+    console: Console, path: str, params: dict[str, str], field: str
+) -> None:
+    with console.client("auditor") as client:
+        reply = client.get(path, params=params)
+    assert reply.status_code == 422
+    assert reply.json()["field"] == field and field in reply.json()["error"]
+
+
+def test_bad_decisions_are_refused_and_change_nothing(console: Console) -> None:
+    before = _decisions(console)
+    with console.client("approver") as client:
+        item = _open_item(console, client, "fraud")
+        for body, field, status in [
+            ({"decision": "forgive", "reason": "looks fine"}, "decision", 422),
+            ({"decision": "cleared", "reason": "ok"}, "reason", 422),
+            ({"decision": "cleared", "reason": "fine by me", "extra": 1}, "extra", 422),
+            ({"decision": "cleared", "reason": "x" * 5000}, "body", 413),
+        ]:
+            reply = client.post(f"/api/reviews/fraud/{item}", json=body)
+            assert reply.status_code == status, body
+            assert reply.json()["field"] == field
+        unknown = client.post("/api/reviews/lottery/1", json={"decision": "a", "reason": "abc"})
+        assert unknown.status_code == 404 and unknown.json()["field"] == "queue"
+        page = client.get("/retirees", params={"state": "asleep"})
+        assert page.status_code == 422 and "state" in page.text
+    assert _decisions(console) == before
+    with console.engine.connect() as conn:
+        assert conn.execute(sa.select(schema.fraud_flags.c.status)).scalar_one() == "open"
+
+
+def test_sessions_expire_and_sign_in_again(console: Console) -> None:
+    sessions = console.ctx.sessions
+    with console.client("auditor") as client:
+        assert client.get("/api/me").json()["staff_id"] == "auditor"
+        real = sessions.clock
+        later = real() + sessions.idle + dt.timedelta(seconds=1)
+        sessions.clock = lambda: later
+        try:
+            expired = client.get("/api/me")
+            assert expired.status_code == 401 and "expired" in expired.json()["error"]
+            page = client.get("/", follow_redirects=False)
+            assert page.status_code == 303 and page.headers["location"].startswith("/signin")
+            signin = client.get("/signin")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', signin.text)
+            assert token is not None
+            assert client.post("/signin", data={"csrf_token": "forged"}).status_code == 403
+            back = client.post(
+                "/signin", data={"csrf_token": token.group(1)}, follow_redirects=False
+            )
+            assert back.status_code == 303
+            assert client.get("/").status_code == 200
+        finally:
+            sessions.clock = real
+
+
+def test_a_session_belongs_to_its_certificate(console: Console) -> None:
+    with console.client("auditor") as auditor, console.client("coordinator") as other:
+        other.cookies.clear()
+        other.cookies.update(auditor.cookies)  # a stolen cookie, another certificate
+        reply = other.get("/api/me")
+    assert reply.status_code == 401
+
+
+# -- figures ---------------------------------------------------------------------------
+
+
+def test_the_dashboard_agrees_with_centrals_own_queries(console: Console) -> None:
+    today = console.ctx.today()
+    expected = people_coverage.report(console.engine, today, console.ctx.policy.reminder_days)
+    with console.client("approver") as client:
+        board = client.get("/api/dashboard").json()
+        page = client.get("/")
+    got = {r["name"]: r for r in board["coverage"]}
+    for row in expected:
+        assert got[row.community]["retirees"] == row.retirees
+        assert got[row.community]["certified"] == row.certified
+        assert got[row.community]["due"] == row.due
+        assert got[row.community]["overdue"] == row.overdue
+    run = board["payment_run"]
+    with console.engine.connect() as conn:
+        summary = conn.execute(sa.select(schema.payment_runs.c.summary)).scalar_one()
+    assert run["counts"] == summary["decisions"]
+    assert run["sums_cents"]["pay"] + run["sums_cents"].get("resume", 0) == summary["payable_cents"]
+    assert got["TOTAL"]["held"] == summary["decisions"]["hold"]
+    passes = sum(t["count"] for t in board["today"] if t["decision"] == "pass")
+    assert passes == 5
+    assert board["open_reviews"]["referred"] == 1
+    assert board["trend"] and board["trend"][-1]["retirees"] == got["TOTAL"]["retirees"]
+    assert page.status_code == 200 and "<svg" in page.text
+
+
+def test_drill_down_pages_and_csv_agree(console: Console) -> None:
+    with console.client("reviewer") as client:
+        board = client.get("/api/dashboard").json()
+        total = next(r for r in board["coverage"] if r["name"] == "TOTAL")
+        overdue = client.get("/api/retirees.csv", params={"state": "overdue"})
+        assert overdue.headers["content-type"].startswith("text/csv")
+        assert len(overdue.text.splitlines()) == total["overdue"] + 1
+        seen: list[str] = []
+        after = None
+        while True:
+            params = {"state": "held", "limit": 7} | ({"after": after} if after else {})
+            page = client.get("/api/retirees", params=params).json()
+            seen += [r["id_number"] for r in page["rows"]]
+            after = page["next_after"]
+            if after is None:
+                break
+        assert len(seen) == len(set(seen)) == total["held"]
+
+
+# -- schemathesis: the OpenAPI document against the running API ------------------------
+
+
+def test_schemathesis_finds_no_server_error(console: Console) -> None:
+    import hypothesis
+    import requests
+    import schemathesis
+    from schemathesis.checks import not_a_server_error
+
+    with console.client("approver") as client:
+        document = client.get("/api/openapi.json").json()
+        assert all(
+            "x-permission" in op for path in document["paths"].values() for op in path.values()
+        )
+    schema = schemathesis.openapi.from_dict(document)
+    session = requests.Session()
+    session.cert = tuple(str(p) for p in console.certs["approver"])  # type: ignore[assignment]
+    session.verify = str(console.web.ca_file)
+    session.trust_env = False  # else $REQUESTS_CA_BUNDLE would override verify
+
+    def sign_in() -> None:
+        reply = session.post(console.url + "api/session", json={})
+        reply.raise_for_status()
+        session.headers["x-csrf-token"] = reply.json()["csrf_token"]
+
+    ran = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @hypothesis.settings(
+            max_examples=6,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+            phases=[hypothesis.Phase.generate],
+        )
+        @hypothesis.given(case=operation.as_strategy())
+        def check(case: Any) -> None:
+            nonlocal ran
+            sign_in()
+            case.call_and_validate(
+                base_url=console.url.rstrip("/"),
+                session=session,
+                checks=[not_a_server_error],
+                verify=session.verify,
+            )
+            ran += 1
+
+        check()
+    assert ran >= 10
+    session.close()
+
+
+# -- audit -------------------------------------------------------------------------
+
+
+def test_decisions_are_in_the_audit_chain_auditors_verify_and_export_it(
+    console: Console,
+) -> None:
+    with console.client("reviewer") as client:
+        item = _open_item(console, client, "registry")
+        decided = client.post(
+            f"/api/reviews/registry/{item}",
+            json={"decision": "not_ours", "reason": "another city's record"},
+        )
+        assert decided.status_code == 200
+        assert client.get("/api/audit").status_code == 403
+    with console.client("auditor") as client:
+        entries = client.get("/api/audit", params={"limit": 1000}).json()["entries"]
+        mine = [e for e in entries if e["action"] == "review.decide"]
+        assert any(e["target"] == f"registry:{item}" and e["staff_id"] == "reviewer" for e in mine)
+        signins = [e for e in entries if e["action"] == "staff.signin"]
+        assert {e["via"] for e in signins} >= {"api"}
+        assert client.get("/api/audit/verify").json()["ok"] is True
+        export = client.get("/api/audit.csv")
+        assert export.status_code == 200
+        assert len(export.text.splitlines()) >= len(entries) + 1
+        assert "Chain intact" in client.get("/audit", params={"verify": "true"}).text
+
+
+# -- the command --------------------------------------------------------------------
+
+
+def test_console_print_url_and_a_bad_certificate_path(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from central.cli import main
+
+    config = tmp_path / "central.toml"
+    config.write_text('[console]\nhost = "127.0.0.1"\nport = 9443\ncert_file = "missing.pem"\n')
+    printed = CliRunner().invoke(main, ["--config", str(config), "console", "--print-url"])
+    assert printed.exit_code == 0 and printed.output.strip() == "https://127.0.0.1:9443/"
+    refused = CliRunner().invoke(main, ["--config", str(config), "console"])
+    assert refused.exit_code == 2
+    assert "console.cert_file" in refused.output and "Traceback" not in refused.output
+
+
+def test_a_tampered_audit_log_shows_as_broken(console: Console) -> None:
+    """Last in the module: it leaves the chain broken."""
+    from central.staff.tables import audit_log
+
+    with console.engine.connect() as conn:
+        target = conn.scalar(
+            sa.select(sa.func.min(audit_log.c.id)).where(audit_log.c.action == "review.decide")
+        )
+    with console.engine.begin() as conn:  # past the append-only triggers, as a DBA could
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update")
+        else:
+            conn.exec_driver_sql("DROP TRIGGER audit_log_no_update")
+        conn.execute(audit_log.update().where(audit_log.c.id == target).values(staff_id="x"))
+    with console.client("auditor") as client:
+        broken = client.get("/api/audit/verify").json()
+        page = client.get("/audit", params={"verify": "true"}).text
+    assert broken["ok"] is False and broken["entry_id"] == target
+    assert "changed" in broken["problem"]
+    assert f"Chain broken at entry {target}" in page

@@ -1,0 +1,135 @@
+"""The console in Chromium with a client certificate: a coordinator's morning (sign in,
+dashboard, drill-down, CSV download), an approver's review decision, and no certificate
+-> no page. ``LIFECERT_CONSOLE_SCREENSHOTS=docs/img`` keeps the screenshots for the docs."""
+
+import csv
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.console_support import COMMUNITIES, Console, start
+
+pytestmark = pytest.mark.integration
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    root = tmp_path_factory.mktemp("console-browser")
+    yield from start(root, f"sqlite:///{root / 'central.sqlite'}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM))
+        yield launched
+        launched.close()
+
+
+def _context(browser: Any, console: Console, who: str | None) -> Any:
+    origin = console.url.rstrip("/")
+    certificates = []
+    if who is not None:
+        pem, key = console.certs[who]
+        certificates = [{"origin": origin, "certPath": str(pem), "keyPath": str(key)}]
+    return browser.new_context(
+        client_certificates=certificates,
+        ignore_https_errors=True,  # the test CA's server certificate
+        accept_downloads=True,
+        viewport={"width": 1200, "height": 900},
+    )
+
+
+def _shot(page: Any, name: str) -> None:
+    folder = os.environ.get("LIFECERT_CONSOLE_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=str(Path(folder) / f"console-{name}.png"), full_page=True)
+
+
+def _sign_in(page: Any, console: Console) -> None:
+    page.goto(console.url)
+    assert "/signin" in page.url
+    page.get_by_role("button", name="Sign in with this certificate").click()
+    page.wait_for_url(console.url)
+
+
+def test_a_coordinators_morning(browser: Any, console: Console, tmp_path: Path) -> None:
+    context = _context(browser, console, "coordinator")
+    try:
+        page = context.new_page()
+        _sign_in(page, console)
+        assert page.get_by_role("heading", name="Coverage per community").is_visible()
+        assert page.locator("svg.chart").count() >= 2
+        table = page.locator("table").first.inner_text()
+        assert all(c in table for c in COMMUNITIES) and "Xuhui" not in table
+        assert page.get_by_role("link", name="Payments").count() == 0  # not theirs
+        _shot(page, "dashboard-coordinator")
+        row = page.locator("tr", has_text=COMMUNITIES[0])
+        row.locator("td").nth(5).get_by_role("link").click()  # the community's overdue
+        page.wait_for_url("**/retirees?state=overdue**")
+        listed = page.locator("tbody tr").count()
+        assert listed >= 1
+        _shot(page, "retirees")
+        with page.expect_download() as caught:
+            page.get_by_role("link", name="Download CSV").click()
+        saved = tmp_path / "overdue.csv"
+        caught.value.save_as(saved)
+        rows = list(csv.DictReader(io.StringIO(saved.read_text(encoding="utf-8"))))
+        assert rows and {r["community"] for r in rows} == {COMMUNITIES[0]}
+        assert len(rows) == listed or listed == console.ctx.settings.page_size
+        other = page.goto(console.url + "retirees?community=Xuhui")
+        assert other is not None and other.status == 403
+        assert "not one of yours" in page.inner_text("main")
+    finally:
+        context.close()
+
+
+def test_an_approver_decides_a_review_item(browser: Any, console: Console) -> None:
+    context = _context(browser, console, "approver")
+    try:
+        page = context.new_page()
+        _sign_in(page, console)
+        assert page.get_by_role("heading", name="Payment run", exact=False).is_visible()
+        _shot(page, "dashboard")
+        page.get_by_role("link", name="Reviews").click()
+        section = page.locator("section#fraud")
+        before = section.locator("tbody tr").count()
+        section.locator("select[name=decision]").first.select_option("cleared")
+        section.locator("input[name=reason]").first.fill("same person, twins checked at desk")
+        _shot(page, "reviews")
+        section.get_by_role("button", name="Decide").first.click()
+        page.wait_for_url("**/reviews")
+        assert "nothing open" in page.locator("section#fraud").inner_text() or (
+            page.locator("section#fraud tbody tr").count() == before - 1
+        )
+    finally:
+        context.close()
+    auditor = _context(browser, console, "auditor")
+    try:
+        page = auditor.new_page()
+        _sign_in(page, console)
+        page.get_by_role("link", name="Audit log").click()
+        page.get_by_role("link", name="Verify the whole chain").click()
+        assert "Chain intact" in page.inner_text("main")
+        assert "review.decide" in page.inner_text("main")
+        _shot(page, "audit")
+    finally:
+        auditor.close()
+
+
+def test_no_certificate_no_console(browser: Any, console: Console) -> None:
+    context = _context(browser, console, None)
+    try:
+        page = context.new_page()
+        with pytest.raises(Exception, match="ERR_"):
+            page.goto(console.url)
+    finally:
+        context.close()

@@ -1,0 +1,95 @@
+"""The console's pure parts: the permission table, sessions, freshness, charts."""
+
+import datetime as dt
+import threading
+import time
+from pathlib import Path
+
+from central.console import access, charts
+from central.console.fresh import Fresh
+from central.staff.identity import Actor, Role
+
+
+def test_fresh_reuses_a_value_until_it_is_too_old_and_computes_once_at_a_time() -> None:
+    now = [0.0]
+    fresh = Fresh(10, clock=lambda: now[0])
+    calls: list[int] = []
+
+    def compute() -> int:
+        calls.append(1)
+        time.sleep(0.05)
+        return len(calls)
+
+    threads = [threading.Thread(target=fresh.get, args=("k", compute)) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    now[0] = 9.9
+    assert fresh.get("k", compute) == 1
+    now[0] = 10.1
+    assert fresh.get("k", compute) == 2
+    assert Fresh(0).get("k", compute) == 3  # 0: always computed
+
+
+def test_sessions_expire_idle_and_after_their_lifetime_and_stay_on_their_certificate() -> None:
+    now = [dt.datetime(2026, 12, 6, 8, tzinfo=dt.UTC)]
+    sessions = access.Sessions(
+        dt.timedelta(minutes=30), dt.timedelta(hours=2), clock=lambda: now[0]
+    )
+    actor = Actor("ann", frozenset({Role.AUDITOR}))
+    made = sessions.start(actor, "fp")
+    assert sessions.get(made.token, "other-fp") is None
+    for _ in range(5):  # busy: 25 minutes apart, never idle for 30
+        now[0] += dt.timedelta(minutes=25)
+        if now[0] - made.started > dt.timedelta(hours=2):
+            assert sessions.get(made.token, "fp") is None
+            break
+        assert sessions.get(made.token, "fp") is made
+    else:
+        raise AssertionError("the session outlived its lifetime")
+    idle = sessions.start(actor, "fp")
+    now[0] += dt.timedelta(minutes=31)
+    assert sessions.get(idle.token, "fp") is None
+
+
+def test_scope_is_wide_for_wide_roles_and_own_communities_for_a_coordinator() -> None:
+    coordinator = Actor("c", frozenset({Role.COORDINATOR}), frozenset({"A"}))
+    both = Actor("d", frozenset({Role.COORDINATOR, Role.REVIEWER}), frozenset({"A"}))
+    assert access.scope(coordinator) == {"A"}
+    assert access.scope(both) is None
+    admin = Actor("a", frozenset({Role.ADMINISTRATOR}))
+    assert not any(
+        access.allowed(admin, key)
+        for key, rule in access.PERMISSIONS.items()
+        if rule.session
+        if key not in ("me", "openapi", "signout")
+    )
+    assert not access.allowed(coordinator, "no-such-endpoint")
+
+
+def test_charts_escape_their_labels() -> None:
+    svg = charts.stacked_bars([("<script>", [("certified", 3)])], "a & b")
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "a &amp; b" in svg
+    assert "no history yet" in charts.line([], "trend")
+
+
+def test_the_docs_table_of_permissions_is_the_codes() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "console.md").read_text()
+    section = text.split("## Who may do what", 1)[1].split("\n## ", 1)[0]
+    shown: dict[str, frozenset[str]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or cells[0] in ("endpoint", "---"):
+            continue
+        roles = (
+            {r.value for r in Role}
+            if cells[3] == "all roles"
+            else {r.strip().replace(" ", "_") for r in cells[3].split(",")}
+        )
+        for key in cells[0].split(","):
+            shown[key.strip()] = frozenset(roles)
+    assert shown.keys() == access.PERMISSIONS.keys()
+    for key, roles in shown.items():
+        assert roles == {r.value for r in access.roles_for(key)}, key
