@@ -3,9 +3,12 @@
 * ``POST /api/code`` ``{id_number}``: central texts a code to the roster's phone for that
   ID number; the answer is the same whether or not the ID number exists (central answers
   both alike, in about the same time).
-* ``POST /api/verify`` ``{id_number, code}``: central checks the code; on success this
-  terminal asks central for the retiree's last certified template (none: the first
+* ``POST /api/verify`` ``{id_number, code[, purpose]}``: central checks the code; on success
+  this terminal asks central for the retiree's last certified template (none: the first
   certification stays in person) and starts a session; its token is an HttpOnly cookie.
+  With ``purpose: "status"`` it asks central for the retiree's status instead (certified
+  until, next due date, last certification, this month's payment decision) and starts
+  nothing.
 * ``POST /api/frame`` (``image/jpeg``, at most ``[remote] frame_max_bytes``): one camera frame.
 * ``GET /api/state?after=N``: the session's screen (long-poll), texts in both languages.
 * ``POST /api/end``: leave the session.
@@ -42,6 +45,7 @@ from edge.session import prompts
 from edge.session.core import mask
 from edge.session.ports import UnknownRetireeError
 from hal.errors import CameraError
+from protocol import lookups
 
 STATIC = Path(__file__).with_name("static")
 COOKIE = "lifecert_phone"
@@ -131,13 +135,15 @@ def create_app(
     codes: CentralCodes,
     fetch: Fetch,
     limits: AddressLimits,
+    status: Callable[[str], lookups.StatusData] | None = None,
     *,
     hosts: frozenset[str],
     frame_max_bytes: int,
     frame_max_px: int,
     secure_cookie: bool = False,
 ) -> Starlette:
-    """The Starlette app; ``fetch`` asks central for a retiree's last certified template."""
+    """The Starlette app; ``fetch`` asks central for a retiree's last certified template,
+    ``status`` for where a retiree stands."""
     central, polls = CapacityLimiter(_CENTRAL), CapacityLimiter(_POLLS)
 
     def client(request: Request) -> str:
@@ -174,14 +180,25 @@ def create_app(
     async def verify(request: Request) -> Response:
         body = await _json(request)
         retiree, code, language = _id_number(body), _code(body), _language(body)
+        purpose = body.get("purpose", "certify")
+        if purpose not in ("certify", "status") or (purpose == "status" and status is None):
+            raise RefusedError(400, "purpose: certify or status")
         limited(request)
-        if sessions.running() >= sessions.max_sessions:  # before the code is used up
+        if purpose == "certify" and sessions.running() >= sessions.max_sessions:
             raise RefusedError(503, "sessions: all taken", "busy")
         outcome = await ask(codes.check, retiree, code, client(request))
         if outcome == "locked":
             raise RefusedError(429, "code: too many wrong tries", "code_locked")
         if outcome != "ok":
             raise RefusedError(403, "code: wrong or expired", "code_wrong")
+        if purpose == "status":
+            assert status is not None
+            try:
+                found = await ask(status, retiree)
+            except UnknownRetireeError:
+                raise RefusedError(403, "code: wrong or expired", "code_wrong") from None
+            fields = found.model_dump(mode="json", exclude={"request_id", "device_id"})
+            return JSONResponse({"status": fields | {"retiree_id": mask(retiree)}})
         try:
             data = await ask(fetch, retiree)
         except UnknownRetireeError:

@@ -18,6 +18,7 @@ from common.errors import ConfigError
 from edge.adapters import keys as edge_keys
 from edge.adapters.devices import PipelineFaces
 from edge.adapters.recorder import Recorder
+from edge.adapters.status import CentralStatus
 from edge.adapters.templates import CentralTemplates, Requester
 from edge.bootstrap import open_outbox
 from edge.config import EdgeConfig
@@ -79,6 +80,7 @@ class Remote:
             self.pool.template_model,
             remote.request_timeout_s,
         )
+        status = CentralStatus(link, cfg.device_id, keys.central_verifier, remote.request_timeout_s)
         hosts = authorities(remote.host, remote.port) | {
             h.lower() for name in remote.public_hosts for h in (name, f"{name}:{remote.port}")
         }
@@ -87,6 +89,7 @@ class Remote:
             codes,
             templates.fetch,
             AddressLimits(remote.codes_per_address),
+            status.lookup,
             hosts=frozenset(hosts),
             frame_max_bytes=remote.frame_max_bytes,
             frame_max_px=remote.frame_max_px,

@@ -295,6 +295,20 @@ def test_a_retiree_certifies_from_their_phone_and_central_applies_it(
         spoken = page.evaluate("window.__spoken")
         assert ["en-GB", "Please look at the camera"] in spoken, spoken  # voice on
         assert any(text.startswith("Certified") for _, text in spoken), spoken
+        # then, without certifying, the retiree looks up where they stand
+        wait_until(lambda: app.results(f"AND retiree_id = '{app.ids[0]}'"), 30, "central")
+        page.goto(app.url + "/")
+        page.click("#lang")
+        page.fill("#id-number", app.ids[0])
+        page.click("#send")
+        page.wait_for_function("() => document.getElementById('sent').textContent.length > 0")
+        page.fill("#code", app.gateway.code(phone(0), 2))
+        page.click("#lookup")
+        page.wait_for_selector("#status:not([hidden])", timeout=20_000)
+        assert "phone" in page.inner_text("#st-last")  # today's certification, channel mobile
+        assert page.inner_text("#st-until")[:2] == "20"  # a date
+        assert app.ids[0] not in page.inner_text("#status")  # masked
+        check_readable(page)
         browser.close()
     wait_until(lambda: app.results(f"AND retiree_id = '{app.ids[0]}'"), 30, "central")
     engine = sa.create_engine(central_url(app.stack))

@@ -17,6 +17,7 @@ function texts() {
   for (const el of document.querySelectorAll("[data-zh]")) el.textContent = el.dataset[lang];
   $("lang").textContent = lang === "zh" ? "English" : "中文";
   if (state) render(state);
+  showStatus();
 }
 
 function say(text) {
@@ -72,6 +73,46 @@ async function start(event) {
   render(r.data);
   frames();
   poll(r.data.version);
+}
+
+const WORDS = {
+  kiosk: {zh: "自助终端", en: "self-service terminal"},
+  desk: {zh: "社区窗口", en: "community desk"},
+  mobile: {zh: "手机", en: "phone"},
+  pay: {zh: "正常发放", en: "paid"},
+  resume: {zh: "恢复发放（含补发）", en: "paid again, with arrears"},
+  hold: {zh: "暂停发放：请尽快认证", en: "on hold: please certify soon"},
+  stop: {zh: "已停发", en: "stopped"},
+  none: {zh: "暂无", en: "none yet"},
+};
+
+function word(key) { return (WORDS[key] || WORDS.none)[lang]; }
+
+async function lookup() {
+  $("error").textContent = "";
+  const r = await post("/api/verify",
+    {id_number: idNumber(), code: $("code").value.trim(), language: lang, purpose: "status"});
+  if (!r.ok) return error(r.data);
+  status = r.data.status;
+  $("identify").hidden = true;
+  $("status").hidden = false;
+  showStatus();
+}
+
+let status = null;
+
+function showStatus() {
+  if (!status) return;
+  const s = status;
+  $("st-id").textContent = s.retiree_id;
+  $("st-until").textContent = s.certified_until || word("none");
+  $("st-due").textContent = s.next_due || word("none");
+  $("st-last").textContent = s.last_certified_on
+    ? [s.last_certified_on, word(s.last_channel), s.last_place].filter(Boolean).join(" · ")
+    : word("none");
+  $("st-pay").textContent = s.payment_decision
+    ? `${s.payment_period}: ${word(s.payment_decision)}` : word("none");
+  say($("status").innerText);
 }
 
 function stop() {
@@ -146,5 +187,6 @@ $("voice").addEventListener("click", () => {
   voice = !voice; $("voice").setAttribute("aria-pressed", String(voice)); spoken = null;
   if (state) render(state); });
 $("send").addEventListener("click", sendCode);
+$("lookup").addEventListener("click", lookup);
 $("identify").addEventListener("submit", start);
 texts();
