@@ -11,6 +11,8 @@
   nothing.
 * ``POST /api/frame`` (``image/jpeg``, at most ``[remote] frame_max_bytes``): one camera frame.
 * ``GET /api/state?after=N``: the session's screen (long-poll), texts in both languages.
+* ``GET /api/receipt`` and ``/api/receipt.svg``: after a pass, central's signed receipt
+  (the token, and its QR code); 202 until central has applied the result.
 * ``POST /api/end``: leave the session.
 
 Every refusal is one clear message in both languages; nothing is changed by a refused request.
@@ -20,6 +22,7 @@ import asyncio
 import io
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from common import idnumber
+from edge.adapters.receipts import qr_svg
 from edge.adapters.templates import Fetch, ReplyError, to_template
 from edge.remote.codes import CentralCodes
 from edge.remote.guard import BodyTooLargeError, PhoneGuard, read_body
@@ -136,6 +140,7 @@ def create_app(
     fetch: Fetch,
     limits: AddressLimits,
     status: Callable[[str], lookups.StatusData] | None = None,
+    receipt: Callable[[uuid.UUID], tuple[str, Any]] | None = None,
     *,
     hosts: frozenset[str],
     frame_max_bytes: int,
@@ -242,6 +247,28 @@ def create_app(
         await to_thread.run_sync(phone.display.wait, after, 10.0, limiter=polls)
         return JSONResponse(phone.display.state())
 
+    async def receipt_token(request: Request) -> str:
+        phone = session_of(request)
+        outcome = phone.outcome
+        if receipt is None or outcome is None or outcome.decision != "pass":
+            raise RefusedError(404, "receipt: only a certification that passed has one")
+        assert outcome.result_id is not None
+        try:
+            token, _ = await to_thread.run_sync(
+                receipt, uuid.UUID(outcome.result_id), limiter=central
+            )
+        except (TimeoutError, OSError, ReplyError) as exc:
+            log.info("receipt not ready: %s", exc)
+            raise RefusedError(202, "receipt: not ready yet, ask again in a moment") from None
+        return str(token)
+
+    async def receipt_json(request: Request) -> Response:
+        return JSONResponse({"receipt": await receipt_token(request)})
+
+    async def receipt_svg(request: Request) -> Response:
+        svg = qr_svg(await receipt_token(request))
+        return Response(svg, media_type="image/svg+xml")
+
     async def language(request: Request) -> Response:
         phone = session_of(request)
         lang = _language(await _json(request))
@@ -263,6 +290,8 @@ def create_app(
             Route("/api/verify", verify, methods=["POST"]),
             Route("/api/frame", frame, methods=["POST"]),
             Route("/api/state", state),
+            Route("/api/receipt", receipt_json),
+            Route("/api/receipt.svg", receipt_svg),
             Route("/api/language", language, methods=["POST"]),
             Route("/api/end", end, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),

@@ -17,6 +17,7 @@ import uvicorn
 from common.errors import ConfigError
 from edge.adapters import keys as edge_keys
 from edge.adapters.devices import PipelineFaces
+from edge.adapters.receipts import CentralReceipts
 from edge.adapters.recorder import Recorder
 from edge.adapters.status import CentralStatus
 from edge.adapters.templates import CentralTemplates, Requester
@@ -81,6 +82,13 @@ class Remote:
             remote.request_timeout_s,
         )
         status = CentralStatus(link, cfg.device_id, keys.central_verifier, remote.request_timeout_s)
+        receipts = CentralReceipts(
+            link,
+            cfg.device_id,
+            keys.central_verifier,
+            keys.central_sign_kid,
+            remote.request_timeout_s,
+        )
         hosts = authorities(remote.host, remote.port) | {
             h.lower() for name in remote.public_hosts for h in (name, f"{name}:{remote.port}")
         }
@@ -90,6 +98,7 @@ class Remote:
             templates.fetch,
             AddressLimits(remote.codes_per_address),
             status.lookup,
+            receipts.fetch,
             hosts=frozenset(hosts),
             frame_max_bytes=remote.frame_max_bytes,
             frame_max_px=remote.frame_max_px,

@@ -39,6 +39,7 @@ from edge.session.core import sealed_form
 from edge.session.model import Draft
 from hal.camera import Frame
 from models.pipeline import FacePipeline
+from protocol import receipts
 from protocol.messages import Channel, Decision, LivenessEvidence, MatchEvidence, Method
 from provisioning.stack import Stack
 from tests.fixtures.ports import free_port
@@ -292,6 +293,14 @@ def test_a_retiree_certifies_from_their_phone_and_central_applies_it(
         receipt = page.inner_text("#receipt")
         assert receipt.startswith(REMOTE.upper())
         assert "Certified" in page.inner_text("#prompt")
+        page.wait_for_selector("#qr-box:not([hidden])", timeout=40_000)
+        page.wait_for_function("() => document.getElementById('qr').naturalWidth > 0")
+        token = page.evaluate(
+            "fetch('/api/receipt', {credentials: 'same-origin'}).then((r) => r.json())"
+        )["receipt"]
+        keys = load_keys(load_config(app.stack.edge_config(REMOTE)))
+        said = receipts.verify(token, {keys.central_sign_kid: keys.central_verifier})
+        assert said.result_id is not None  # signed by central, for this pass
         spoken = page.evaluate("window.__spoken")
         assert ["en-GB", "Please look at the camera"] in spoken, spoken  # voice on
         assert any(text.startswith("Certified") for _, text in spoken), spoken

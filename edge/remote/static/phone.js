@@ -154,7 +154,20 @@ async function poll(version) {
     const s = await r.json();
     version = s.version;
     render(s);
-    if (s.step === "done") { stop(); return; }
+    if (s.step === "done") { stop(); if (s.decision === "pass") receipt(); return; }
+  }
+}
+
+async function receipt() {
+  for (let i = 0; i < 20; i++) {  // central applies the result within seconds
+    const r = await fetch("/api/receipt", {credentials: "same-origin"});
+    if (r.status === 200) {
+      $("qr").src = "/api/receipt.svg";
+      $("qr-box").hidden = false;
+      return;
+    }
+    if (r.status !== 202) return;
+    await new Promise((ok) => setTimeout(ok, 2000));
   }
 }
 
