@@ -7,10 +7,10 @@ tested against a local gateway there; the browser test sends codes through it).
 
 import datetime as dt
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -19,13 +19,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from central.channels.answers import PhoneAnswers
 from central.channels.codes import Deliveries, PhoneCodes, mobile_gate
 from central.channels.settings import PhoneSettings
-from central.channels.tables import phone_code_log, phone_codes
+from central.channels.tables import phone_code_log, phone_codes, phone_verifications
 from central.notify.base import Message
 from central.people import roster
 from central.store import db
 from common import idnumber
 from protocol import messages, signing
 from protocol.messages import Result
+from tests.fixtures.database import _pg_admin
 from tests.fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -55,11 +56,23 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def setup(db_url: str, tmp_path: Path) -> Iterator[tuple[PhoneCodes, Texts, Clock, sa.Engine]]:
-    engine = db.create_engine(db_url)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def migrated(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[sa.Engine]:
+    """A migrated database per engine with a roster of two, shared by this module's tests."""
+    root = tmp_path_factory.mktemp("codes")
+    if request.param == "sqlite":
+        url, drop = f"sqlite:///{root / 'central.sqlite'}", None
+    else:
+        drop = f"lifecert_test_codes_{os.getpid()}"
+        with _pg_admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{drop}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{drop}"')
+        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{drop}"
+    engine = db.create_engine(url)
     db.upgrade(engine)
-    csv = tmp_path / "roster.csv"
+    csv = root / "roster.csv"
     csv.write_text(
         "id_number,name,sex,birth_date,community,phone,language\n"
         f"{KNOWN},Wang,{idnumber.sex(KNOWN)},{idnumber.birth_date(KNOWN)},C1,{PHONE},en\n"
@@ -67,12 +80,26 @@ def setup(db_url: str, tmp_path: Path) -> Iterator[tuple[PhoneCodes, Texts, Cloc
     )
     report = roster.import_csv(engine, csv, actor="test")
     assert report.added == 2, report
+    yield engine
+    engine.dispose()
+    if drop is not None:
+        with _pg_admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{drop}" WITH (FORCE)')
+
+
+@pytest.fixture
+def setup(migrated: sa.Engine) -> Iterator[tuple[PhoneCodes, Texts, Clock, sa.Engine]]:
+    """Empty code tables, a fresh clock and a notifier that keeps what it is given."""
+    with migrated.begin() as conn:
+        for table in (phone_codes, phone_code_log, phone_verifications):
+            conn.execute(table.delete())
     texts, clock = Texts(), Clock()
     deliveries = Deliveries(texts)
-    codes = PhoneCodes(engine, PhoneSettings(per_client_per_hour=50), deliveries, b"k" * 32, clock)
-    yield codes, texts, clock, engine
+    codes = PhoneCodes(
+        migrated, PhoneSettings(per_client_per_hour=50), deliveries, b"k" * 32, clock
+    )
+    yield codes, texts, clock, migrated
     deliveries.close()
-    engine.dispose()
 
 
 def _code(texts: Texts, n: int = 1) -> str:
