@@ -16,7 +16,9 @@ from functools import cached_property
 from pathlib import Path
 from types import FrameType
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.engine import Engine
 
 from central.certification.consumer import Consumer
@@ -25,6 +27,8 @@ from central.certification.ingest import Ingestor
 from central.certification.link import Link
 from central.certification.receipts import ReceiptAnswers
 from central.certification.templates import TemplateAnswers, TemplateService
+from central.channels.answers import PhoneAnswers
+from central.channels.codes import Deliveries, PhoneCodes, mobile_gate
 from central.config import CentralConfig
 from central.fleet import alerts as fleet_alerts
 from central.fleet import metrics as fleet_metrics
@@ -91,7 +95,8 @@ class Central:
     def ingestor(self) -> Ingestor:
         """Verifies and applies results, trusting the fleet's devices under the policy."""
         root = self.cfg.mqtt.root if self.cfg.mqtt else topics.ROOT
-        return Ingestor(self.engine, self.trust, self.cfg.policy, root)
+        remote = frozenset(self.cfg.phone.remote_devices)
+        return Ingestor(self.engine, self.trust, self.cfg.policy, root, remote, mobile_gate)
 
     @cached_property
     def notifiers(self) -> dict[str, Notifier]:
@@ -142,9 +147,35 @@ class Central:
         self.migrate()
         return Consumer(mqtt, self.cfg.ingest, self.ingestor, self.signer, stop)
 
+    @cached_property
+    def deliveries(self) -> Deliveries:
+        """The worker that texts one-time codes: straight through the adapter ``[notify]
+        channels`` names for ``[phone] channel`` (a code is worth nothing after minutes, so
+        not through the outbox's retries; ``log`` writes no code)."""
+        channel = self.cfg.phone.channel
+        if channel not in self.notifiers:
+            raise ConfigError(
+                f"phone.channel: {channel!r} is not a [notify] channel; "
+                f"use one of {', '.join(sorted(self.notifiers))}"
+            )
+        return Deliveries(self.notifiers[channel])
+
+    def phone_answers(self) -> PhoneAnswers | None:
+        """Answers to remote terminals' code requests (``None``: no ``[phone]
+        remote_devices``, the phone channel is off)."""
+        phone = self.cfg.phone
+        if not phone.remote_devices:
+            return None
+        secret = HKDF(hashes.SHA256(), 32, None, b"lifecert phone codes").derive(
+            self.seal_key.private_numbers().private_value.to_bytes(32, "big")
+        )
+        codes = PhoneCodes(self.engine, phone, self.deliveries, secret)
+        return PhoneAnswers(codes, phone)
+
     def template_service(self, link: Link) -> TemplateService:
-        """The terminal request service (templates, status, receipts), answering over ``link`` (add
-        it before it starts)."""
+        """The terminal request service (templates, status, receipts, the phone channel's codes),
+        answering over ``link`` (add it before it starts)."""
+        phone = self.phone_answers()
         answers = TemplateAnswers(
             self.engine,
             self.trust,
@@ -155,6 +186,7 @@ class Central:
             handlers={
                 "status": StatusAnswers(self.engine, self.cfg.policy, self.site_of),
                 "receipt": ReceiptAnswers(self.engine, self.signer, self.cfg.policy),
+                **(phone.handlers() if phone else {}),
             },
         )
         return TemplateService(link, answers)
@@ -210,7 +242,9 @@ class Central:
         return device.site if device else None
 
     def close(self) -> None:
-        """Release the database connections (if the engine was built)."""
+        """Send the codes queued, release the database connections (if built)."""
+        if "deliveries" in self.__dict__:
+            self.deliveries.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from central.certification.settings import CentralMqtt, FleetFiles, IngestSettings, Policy
+from central.channels.settings import PhoneSettings
 from central.console.settings import ConsoleSettings
 from central.fleet.health_settings import AlertSettings, MetricsSettings
 from central.fleet.rollouts_settings import RolloutSettings
@@ -89,6 +90,9 @@ class CentralConfig(Section):
     )
     notify: NotifySettings = Field(
         default=_EMPTY, title="notify", description="a [notify] table (outbox, adapters)"
+    )
+    phone: PhoneSettings = Field(
+        default=_EMPTY, title="phone channel", description="a [phone] table (docs/phone.md)"
     )
 
     def require_mqtt(self) -> CentralMqtt:

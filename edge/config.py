@@ -16,6 +16,7 @@ from common import config as _config
 from common.config import ConfigPath, Section
 from edge.fleet.settings import FleetSettings
 from edge.kiosk.settings import KioskSettings
+from edge.remote.settings import RemoteSettings
 from edge.session.settings import SessionSettings
 from hal.config import HalSettings
 from models.config import ModelsSettings
@@ -179,6 +180,20 @@ class EdgeConfig(Section):
         title="certificate renewal",
         description="a [renewal] table",
     )
+    remote: RemoteSettings = Field(
+        default_factory=RemoteSettings,
+        title="remote terminal",
+        description="a [remote] table: serve phone certifications (docs/phone.md)",
+    )
+
+    @model_validator(mode="after")
+    def _one_front(self) -> "EdgeConfig":
+        if self.kiosk.enabled and self.remote.enabled:
+            raise ValueError(
+                "kiosk.enabled and remote.enabled: a terminal is a kiosk or a remote terminal; "
+                "enrol another device id for the other"
+            )
+        return self
 
     @property
     def db_path(self) -> Path:

@@ -137,6 +137,10 @@ class EdgeService:
                     from edge.kiosk.runner import Kiosk  # uvicorn and models: kiosk only
 
                     kiosk.enter_context(Kiosk(self.cfg, self.stop_event, link)).start()
+                if self.cfg.remote.enabled:  # phone sessions (issue 16)
+                    from edge.remote.runner import Remote  # uvicorn and models: remote only
+
+                    kiosk.enter_context(Remote(self.cfg, self.stop_event, link)).start()
                 counts = outbox.counts()
                 sdnotify.notify("READY=1", f"STATUS=outbox: {counts['pending']} pending")
                 log.info(
