@@ -15,12 +15,12 @@ import zoneinfo
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from cryptography import x509
-from fastapi import Depends, FastAPI, Form, Path, Query, Request
+from fastapi import Depends, FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -30,12 +30,15 @@ from sqlalchemy.engine import Engine
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from central import proposals
 from central.certification.settings import Policy
-from central.console import access, charts, identity, queries, reviews
+from central.console import access, charts, identity, proposing, queries, reviews
 from central.console.fresh import Fresh
 from central.console.server import PEER_CERT
 from central.console.settings import ConsoleSettings
 from central.people import csvio
+from central.proposals.base import Resources
+from central.proposals.settings import ProposalSettings
 from central.staff import audit
 from central.staff.identity import Actor
 from central.staff.settings import StaffSettings
@@ -72,6 +75,8 @@ class Context:
     sessions: access.Sessions
     templates: Jinja2Templates
     fresh: Fresh = field(default_factory=lambda: Fresh(0))
+    proposals: ProposalSettings = field(default_factory=ProposalSettings)
+    resources: Resources | None = None  # central's config and keys: applying bank kinds
     recorded: set[dt.date] = field(default_factory=set)
 
     @property
@@ -128,7 +133,7 @@ async def authorise(request: Request) -> access.Session | None:
     if request.method not in _SAFE:
         given = request.headers.get(CSRF_HEADER)
         if given is None and request.headers.get("content-type", "").startswith(
-            "application/x-www-form-urlencoded"
+            ("application/x-www-form-urlencoded", "multipart/form-data")
         ):
             form = await request.form()
             value = form.get("csrf_token")
@@ -205,6 +210,17 @@ class Me(BaseModel):
     communities: list[str] | None = Field(description="null: every community")
 
 
+class ProposalIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    kind: str = Field(min_length=1, max_length=32, description="one of central.proposals.KINDS")
+    payload: dict[str, Any] = Field(description="the kind's fields (docs/proposals.md)")
+
+
+class StepIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    reason: str = Field(default="", max_length=500, description="required to reject")
+
+
 class DecisionIn(BaseModel):
     model_config = {"extra": "forbid"}
     decision: str = Field(min_length=1, max_length=16)
@@ -240,7 +256,13 @@ def dashboard(ctx: Context, actor: Actor, as_of: dt.date) -> dict[str, Any]:
         access.allowed(actor, "payments"),
         access.allowed(actor, "reviews"),
     )
-    return ctx.fresh.get(key, lambda: _dashboard(ctx, actor, as_of))
+    data = dict(ctx.fresh.get(key, lambda: _dashboard(ctx, actor, as_of)))
+    data["proposals_waiting"] = (
+        len(proposals.list_for(ctx.engine, actor, 1000))
+        if access.allowed(actor, "proposals")
+        else None
+    )
+    return data
 
 
 def _dashboard(ctx: Context, actor: Actor, as_of: dt.date) -> dict[str, Any]:
@@ -330,6 +352,8 @@ LimitQ = Annotated[int, Query(ge=1, le=1000)]
 PeriodQ = Annotated[str | None, Query(pattern=PERIOD, description="YYYY-MM (default: latest)")]
 QueueP = Annotated[str, Path(min_length=1, max_length=24, pattern=r"^[a-z]+$")]
 ItemP = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f-]+$")]
+ProposalP = Annotated[int, Path(ge=1, le=2**62)]
+StepP = Annotated[Literal["recheck", "approve", "reject"], Path()]
 
 
 def create_app(ctx: Context) -> FastAPI:
@@ -375,6 +399,28 @@ def create_app(ctx: Context) -> FastAPI:
         if _is_api(request):
             return JSONResponse({"error": message, "field": name}, status_code=422)
         return _page(request, "error.html", {"status": 422, "message": message}, 422)
+
+    @app.exception_handler(proposals.ProposalError)
+    async def proposal_invalid(request: Request, exc: proposals.ProposalError) -> Response:
+        message = str(exc)
+        field = message.split(":", 1)[0] if ":" in message[:40] else None
+        return await refused(request, RefusedError(422, message, field=field))
+
+    @app.exception_handler(proposals.RefusedError)
+    async def proposal_refused(request: Request, exc: proposals.RefusedError) -> Response:
+        return await refused(request, RefusedError(403, str(exc)))
+
+    @app.exception_handler(proposals.NotFoundError)
+    async def proposal_missing(request: Request, exc: proposals.NotFoundError) -> Response:
+        return await refused(request, RefusedError(404, str(exc), field="proposal_id"))
+
+    @app.exception_handler(proposals.StaleError)
+    async def proposal_stale(request: Request, exc: proposals.StaleError) -> Response:
+        return await refused(request, RefusedError(409, str(exc)))
+
+    @app.exception_handler(proposals.ClosedError)
+    async def proposal_closed(request: Request, exc: proposals.ClosedError) -> Response:
+        return await refused(request, RefusedError(409, str(exc)))
 
     @app.exception_handler(reviews.ReviewError)
     async def review_refused(request: Request, exc: reviews.ReviewError) -> Response:
@@ -569,7 +615,109 @@ def create_app(ctx: Context) -> FastAPI:
         """Walk the whole chain: ok with its length and head, or the first bad entry."""
         return _verify(ctx)
 
+    @route("GET", "/api/proposals", "proposals")
+    def api_proposals(
+        request: Request,
+        status: Annotated[str | None, Query(pattern=r"^[a-z]{1,12}$")] = None,
+        limit: LimitQ = 100,
+    ) -> Response:
+        """Proposals waiting for a step the signed-in person may take (oldest first), and
+        the latest proposals (``status`` only, when given)."""
+        actor = _actor(request)
+        waiting = proposals.list_for(ctx.engine, actor, limit)
+        latest = proposals.list_all(ctx.engine, status, limit)
+        return _json(
+            {
+                "waiting": [proposing.as_json(p, actor) for p in waiting],
+                "latest": [proposing.as_json(p, actor) for p in latest],
+            }
+        )
+
+    @route("GET", "/api/proposals/{proposal_id}", "proposals")
+    def api_proposal(request: Request, proposal_id: ProposalP) -> Response:
+        """One proposal with its steps and diff (the first ``page_size`` rows)."""
+        found = proposals.show(ctx.engine, proposal_id, ctx.settings.page_size)
+        return _json(proposing.as_json(found, _actor(request)))
+
+    @route("POST", "/api/proposals", "proposal_enter", status_code=201)
+    def api_propose(request: Request, body: ProposalIn) -> Response:
+        """Enter a proposal (its first level); a roster import's CSV goes in ``payload.csv``."""
+        payload = proposing.payload_from(body.kind, json.dumps(body.payload), None)
+        made = proposals.propose(
+            ctx.engine, _actor(request), body.kind, payload, settings=ctx.proposals
+        )
+        reply = _json(proposing.as_json(made, _actor(request)))
+        reply.status_code = 201
+        return reply
+
+    @route("POST", "/api/proposals/{proposal_id}/{action}", "proposal_decide")
+    def api_proposal_step(
+        request: Request, proposal_id: ProposalP, action: StepP, body: StepIn
+    ) -> Response:
+        """Recheck, approve (applies it after the last level) or reject (reason required)."""
+        done = _step(ctx, _actor(request), proposal_id, action, body.reason)
+        return _json(proposing.as_json(done, _actor(request)))
+
     # -- pages --------------------------------------------------------------------------
+
+    @route("GET", "/proposals", "proposals", response_class=HTMLResponse)
+    def page_proposals(request: Request) -> Response:
+        actor = _actor(request)
+        return _page(
+            request,
+            "proposals.html",
+            {
+                "waiting": proposals.list_for(ctx.engine, actor, ctx.settings.page_size),
+                "latest": proposals.list_all(ctx.engine, None, 20),
+                "kinds": proposing.PAYLOAD_HELP,
+            },
+        )
+
+    @route("POST", "/proposals", "proposal_enter")
+    def page_propose(
+        request: Request,
+        kind: Annotated[str, Form(min_length=1, max_length=32)],
+        payload: Annotated[str, Form(max_length=4000)] = "",
+        csv_file: Annotated[UploadFile | None, File()] = None,
+        csv_token: Annotated[str, Form(alias="csv_token", max_length=100)] = "",
+    ) -> Response:
+        del csv_token
+        text = None
+        if csv_file is not None and csv_file.filename:
+            raw = csv_file.file.read(ctx.settings.max_body_bytes + 1)
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise RefusedError(
+                    422, "csv: not UTF-8 text: save it as UTF-8 CSV", "csv"
+                ) from None
+        made = proposals.propose(
+            ctx.engine,
+            _actor(request),
+            kind,
+            proposing.payload_from(kind, payload, text),
+            settings=ctx.proposals,
+        )
+        return RedirectResponse(f"/proposals/{made.id}", 303)
+
+    @route("GET", "/proposals/{proposal_id}", "proposals", response_class=HTMLResponse)
+    def page_proposal(request: Request, proposal_id: ProposalP) -> Response:
+        found = proposals.show(ctx.engine, proposal_id, ctx.settings.page_size)
+        return _page(
+            request,
+            "proposal.html",
+            {"p": found, "steps_you_may": proposing.next_steps(found, _actor(request))},
+        )
+
+    @route("POST", "/proposals/{proposal_id}/{action}", "proposal_decide")
+    def page_proposal_step(
+        request: Request,
+        proposal_id: ProposalP,
+        action: StepP,
+        reason: Annotated[str, Form(max_length=500)] = "",
+    ) -> Response:
+        _step(ctx, _actor(request), proposal_id, action, reason)
+        return RedirectResponse(f"/proposals/{proposal_id}", 303)
 
     @route("GET", "/audit", "audit", response_class=HTMLResponse)
     def page_audit(
@@ -719,6 +867,13 @@ def create_app(ctx: Context) -> FastAPI:
     return app
 
 
+def _step(ctx: Context, actor: Actor, proposal_id: int, action: str, reason: str) -> Any:
+    if action == "reject":
+        return proposals.reject(ctx.engine, actor, proposal_id, reason)
+    step = proposals.approve if action == "approve" else proposals.recheck
+    return step(ctx.engine, actor, proposal_id, reason, resources=ctx.resources)
+
+
 AUDIT_COLUMNS = [
     "id",
     "at",
@@ -852,8 +1007,11 @@ def build(
     settings: ConsoleSettings,
     policy: Policy,
     staff: StaffSettings,
+    proposal_settings: ProposalSettings | None = None,
+    central: Resources | None = None,
 ) -> FastAPI:
-    """The console app with its body limit, ready for ``central.console.server``."""
+    """The console app with its body limit, ready for ``central.console.server``;
+    ``central`` (central's config and keys) lets approvals apply the bank kinds."""
     templates = Jinja2Templates(
         directory=str(resources.files("central.console").joinpath("templates"))
     )
@@ -862,7 +1020,20 @@ def build(
         lifetime=dt.timedelta(hours=settings.session_max_hours),
     )
     fresh = Fresh(settings.dashboard_cache_s)
-    app = create_app(Context(engine, reader, settings, policy, staff, sessions, templates, fresh))
+    app = create_app(
+        Context(
+            engine,
+            reader,
+            settings,
+            policy,
+            staff,
+            sessions,
+            templates,
+            fresh,
+            proposal_settings or ProposalSettings(),
+            central,
+        )
+    )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     return app

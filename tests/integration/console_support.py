@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from central import config
+from central.bootstrap import Central
 from central.certification.settings import Policy
 from central.console import app as console_app
 from central.console import queries, server
@@ -242,13 +243,35 @@ max_body_bytes = 4096
 dashboard_cache_s = 0
 """
     )
+    sign = ec.generate_private_key(ec.SECP256R1())
+    (root / "sign.key").write_bytes(
+        sign.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (root / "bank").mkdir()
+    (root / "bank" / "bank-encrypt.pub.pem").write_bytes(
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     cfg = config.load(root / "central.toml")
     engine = db.create_engine(cfg.database.url, busy_timeout_s=10)
     db.upgrade(engine)
     certs = staff_certificates(engine, cfg.staff, root / "certs")
     certs["device"] = (device_pem, device_key)
     seed(engine, dt.datetime.now(dt.UTC))
-    app = console_app.build(engine, reader(cfg.database), cfg.console, cfg.policy, cfg.staff)
+    app = console_app.build(
+        engine,
+        reader(cfg.database),
+        cfg.console,
+        cfg.policy,
+        cfg.staff,
+        cfg.proposals,
+        Central(cfg),
+    )
     ctx: console_app.Context = app.state.ctx
     served = server.server(app, cfg.console, server.tls_context(cfg.console, cfg.staff))
     thread = threading.Thread(target=served.run, daemon=True)

@@ -109,7 +109,12 @@ def _routes(console: Console) -> list[APIRoute]:
 
 
 def _sample_path(route: APIRoute, item: str) -> str:
-    return route.path.replace("{queue}", "quarantine").replace("{item}", item)
+    return (
+        route.path.replace("{queue}", "quarantine")
+        .replace("{item}", item)
+        .replace("{proposal_id}", item)
+        .replace("{action}", "recheck")
+    )
 
 
 def test_every_route_has_an_entry_in_the_permission_table(console: Console) -> None:
@@ -155,7 +160,7 @@ def test_authorization_matrix(console: Console) -> None:
             else:
                 assert reply.status_code == 403, (method, path, role, reply.status_code)
             checked += 1
-    assert checked >= 16 * len(Role)
+    assert checked >= 24 * len(Role)
     assert _decisions(console) == 0  # item 999999 is no open item: nothing decided
 
 
@@ -376,6 +381,56 @@ def test_schemathesis_finds_no_server_error(console: Console) -> None:
         check()
     assert ran >= 10
     session.close()
+
+
+# -- proposals ---------------------------------------------------------------------
+
+
+def test_a_payment_run_is_filed_by_three_people_through_the_api(console: Console) -> None:
+    period = console.ctx.today().strftime("%Y-%m")
+    with (
+        console.client("entry_clerk") as clerk,
+        console.client("reviewer") as reviewer,
+        console.client("approver") as approver,
+    ):
+        for payload, field in [
+            ({"kind": "bank_make", "payload": {"period": "2026-13"}}, "period"),
+            ({"kind": "lottery", "payload": {}}, "kind"),
+            ({"kind": "roster_import", "payload": {"path": "/etc/passwd"}}, "payload.path"),
+        ]:
+            bad = clerk.post("/api/proposals", json=payload)
+            assert bad.status_code == 422 and bad.json()["field"] == field, bad.text
+        made = clerk.post(
+            "/api/proposals", json={"kind": "bank_make", "payload": {"period": period}}
+        )
+        assert made.status_code == 201, made.text
+        pid = made.json()["id"]
+        assert made.json()["next_action"] == "recheck" and made.json()["levels"] == 3
+        assert clerk.post(f"/api/proposals/{pid}/recheck", json={}).status_code == 403
+        waiting = reviewer.get("/api/proposals").json()["waiting"]
+        assert [p["id"] for p in waiting] == [pid] and waiting[0]["you_may"] == [
+            "recheck",
+            "reject",
+        ]
+        assert approver.get("/api/proposals").json()["waiting"] == []
+        early = approver.post(f"/api/proposals/{pid}/recheck", json={})  # an approver's role
+        assert early.status_code == 403
+        checked = reviewer.post(f"/api/proposals/{pid}/recheck", json={"reason": "totals match"})
+        assert checked.status_code == 200 and checked.json()["done"] == 2
+        again = reviewer.post(f"/api/proposals/{pid}/approve", json={})
+        assert again.status_code == 403
+        applied = approver.post(f"/api/proposals/{pid}/approve", json={"reason": "ok"})
+        assert applied.status_code == 200, applied.text
+        assert applied.json()["status"] == "applied"
+        assert Path(applied.json()["result"]["path"]).exists()
+        closed = approver.post(f"/api/proposals/{pid}/reject", json={"reason": "late"})
+        assert closed.status_code == 409
+        assert reviewer.get("/api/proposals/999999").status_code == 404
+    with console.engine.connect() as conn:
+        status = conn.scalar(
+            sa.select(schema.payment_runs.c.status).where(schema.payment_runs.c.period == period)
+        )
+    assert status == "filed"
 
 
 # -- audit -------------------------------------------------------------------------
