@@ -644,7 +644,12 @@ def create_app(ctx: Context) -> FastAPI:
         """Enter a proposal (its first level); a roster import's CSV goes in ``payload.csv``."""
         payload = proposing.payload_from(body.kind, json.dumps(body.payload), None)
         made = proposals.propose(
-            ctx.engine, _actor(request), body.kind, payload, settings=ctx.proposals
+            ctx.engine,
+            _actor(request),
+            body.kind,
+            payload,
+            settings=ctx.proposals,
+            resources=ctx.resources,
         )
         reply = _json(proposing.as_json(made, _actor(request)))
         reply.status_code = 201
@@ -697,6 +702,7 @@ def create_app(ctx: Context) -> FastAPI:
             kind,
             proposing.payload_from(kind, payload, text),
             settings=ctx.proposals,
+            resources=ctx.resources,
         )
         return RedirectResponse(f"/proposals/{made.id}", 303)
 

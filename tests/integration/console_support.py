@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+import tomli_w
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -224,8 +225,9 @@ def seed(engine: Any, now: dt.datetime) -> None:
         )
 
 
-def start(root: Path, url: str) -> Iterator[Console]:
-    """Seed ``url``, make the PKI and config, serve the console; stop it after."""
+def start(root: Path, url: str, bank: Any = None) -> Iterator[Console]:
+    """Seed ``url``, make the PKI and config, serve the console; stop it after. ``bank``
+    (``tests.fixtures.bank.Bank``): its SFTP server and encryption key for bank files."""
     web = Ca(root / "web", "console server CA")
     devices = Ca(root / "devices", "fleet CA")
     server_pem, server_key, _ = web.issue("console", server=True)
@@ -242,6 +244,7 @@ key_file = "{server_key}"
 max_body_bytes = 4096
 dashboard_cache_s = 0
 """
+        + (tomli_w.dumps({"bank": {"sftp": bank.settings.model_dump(mode="json")}}) if bank else "")
     )
     sign = ec.generate_private_key(ec.SECP256R1())
     (root / "sign.key").write_bytes(
@@ -253,7 +256,7 @@ dashboard_cache_s = 0
     )
     (root / "bank").mkdir()
     (root / "bank" / "bank-encrypt.pub.pem").write_bytes(
-        ec.generate_private_key(ec.SECP256R1())
+        (bank.encrypt_key if bank else ec.generate_private_key(ec.SECP256R1()))
         .public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )

@@ -1,6 +1,8 @@
-"""The console in Chromium with a client certificate: a coordinator's morning (sign in,
-dashboard, drill-down, CSV download), an approver's review decision, and no certificate
--> no page. ``LIFECERT_CONSOLE_SCREENSHOTS=docs/img`` keeps the screenshots for the docs."""
+"""The console in Chromium with client certificates: a coordinator's morning (sign in,
+dashboard, drill-down, CSV download), an approver's review decision, three people filing
+and releasing a bank file (three browser contexts, three certificates, a real SFTP
+server), a roster import's diff, and no certificate -> no page.
+``LIFECERT_CONSOLE_SCREENSHOTS=docs/img`` keeps the screenshots for the docs."""
 
 import csv
 import io
@@ -10,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
+from central.store import schema
 from tests.integration.console_support import COMMUNITIES, Console, start
 
 pytestmark = pytest.mark.integration
@@ -133,3 +137,99 @@ def test_no_certificate_no_console(browser: Any, console: Console) -> None:
             page.goto(console.url)
     finally:
         context.close()
+
+
+@pytest.fixture
+def release_console(tmp_path: Path, bank: Any) -> Iterator[Console]:
+    """A console whose payment files go to a real SFTP server (``tests.fixtures.bank``)."""
+    yield from start(tmp_path / "release", f"sqlite:///{tmp_path / 'central.sqlite'}", bank)
+
+
+def _step(browser: Any, console: Console, who: str, pid: int, button: str) -> Any:
+    """``who`` signs in, finds proposal ``pid`` waiting for them and presses ``button``."""
+    context = _context(browser, console, who)
+    page = context.new_page()
+    _sign_in(page, console)
+    page.get_by_role("link", name="Proposals", exact=True).click()
+    page.locator("table").first.get_by_role("link", name=str(pid), exact=True).click()
+    page.get_by_role("button", name=button, exact=True).click()
+    page.wait_for_url(f"**/proposals/{pid}")
+    return context, page
+
+
+def _enter(browser: Any, console: Console, kind: str, payload: str) -> int:
+    context = _context(browser, console, "entry_clerk")
+    try:
+        page = context.new_page()
+        _sign_in(page, console)
+        page.get_by_role("link", name="Proposals", exact=True).click()
+        page.locator("select[name=kind]").select_option(kind)
+        page.locator("textarea[name=payload]").fill(payload)
+        page.get_by_role("button", name="Enter").click()
+        page.wait_for_url("**/proposals/*")
+        assert "next: recheck by the reviewer role" in page.inner_text("main")
+        return int(page.url.rsplit("/", 1)[1])
+    finally:
+        context.close()
+
+
+def test_three_people_file_and_release_the_bank_file(
+    browser: Any, release_console: Console, bank: Any
+) -> None:
+    console = release_console
+    period = console.ctx.today().strftime("%Y-%m")
+    for kind, done in (("bank_make", "filed"), ("bank_send", "sent")):
+        pid = _enter(browser, console, kind, f'{{"period": "{period}"}}')
+        reviewer, page = _step(browser, console, "reviewer", pid, "Recheck")
+        assert "next: approve by the approver role" in page.inner_text("main")
+        reviewer.close()
+        approver, page = _step(browser, console, "approver", pid, "Approve")
+        text = page.inner_text("main")
+        assert f"{kind} · applied" in text, text
+        if kind == "bank_send":
+            _shot(page, "bank-release")
+        approver.close()
+        with console.engine.connect() as conn:
+            status = conn.scalar(
+                sa.select(schema.payment_runs.c.status).where(
+                    schema.payment_runs.c.period == period
+                )
+            )
+        assert status == done
+    assert (bank.incoming / f"LIFECERT-{period}.jwe").exists()
+
+
+def test_a_roster_import_shows_its_diff(browser: Any, console: Console) -> None:
+    with console.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(schema.retirees).order_by(schema.retirees.c.id_number).limit(1)
+        ).one()
+    csv_text = (
+        "id_number,name,sex,birth_date,community,monthly_amount,bank_account,account_name\n"
+        f"{row.id_number},{row.name},{row.sex},{row.birth_date},{row.community},"
+        f"{(row.monthly_amount_cents + 10_000) / 100:.2f},{row.bank_account},{row.account_name}\n"
+    )
+    context = _context(browser, console, "entry_clerk")
+    try:
+        page = context.new_page()
+        _sign_in(page, console)
+        page.goto(console.url + "proposals")
+        page.locator("select[name=kind]").select_option("roster_import")
+        page.locator("input[name=csv_file]").set_input_files(
+            files=[{"name": "roster.csv", "mimeType": "text/csv", "buffer": csv_text.encode()}]
+        )
+        page.get_by_role("button", name="Enter").click()
+        page.wait_for_url("**/proposals/*")
+        main = page.inner_text("main")
+        assert "0 added, 1 changed" in main and "monthly_amount" in main
+        assert page.locator("table.diff tr.changed").count() == 1
+        _shot(page, "roster-diff")
+    finally:
+        context.close()
+    with console.engine.connect() as conn:  # nothing changed before the approvals
+        amount = conn.scalar(
+            sa.select(schema.retirees.c.monthly_amount_cents).where(
+                schema.retirees.c.id_number == row.id_number
+            )
+        )
+    assert amount == row.monthly_amount_cents
