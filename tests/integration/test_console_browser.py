@@ -145,57 +145,52 @@ def release_console(tmp_path: Path, bank: Any) -> Iterator[Console]:
     yield from start(tmp_path / "release", f"sqlite:///{tmp_path / 'central.sqlite'}", bank)
 
 
-def _step(browser: Any, console: Console, who: str, pid: int, button: str) -> Any:
-    """``who`` signs in, finds proposal ``pid`` waiting for them and presses ``button``."""
-    context = _context(browser, console, who)
-    page = context.new_page()
-    _sign_in(page, console)
-    page.get_by_role("link", name="Proposals", exact=True).click()
-    page.locator("table").first.get_by_role("link", name=str(pid), exact=True).click()
-    page.get_by_role("button", name=button, exact=True).click()
-    page.wait_for_url(f"**/proposals/{pid}")
-    return context, page
-
-
-def _enter(browser: Any, console: Console, kind: str, payload: str) -> int:
-    context = _context(browser, console, "entry_clerk")
-    try:
-        page = context.new_page()
-        _sign_in(page, console)
-        page.get_by_role("link", name="Proposals", exact=True).click()
-        page.locator("select[name=kind]").select_option(kind)
-        page.locator("textarea[name=payload]").fill(payload)
-        page.get_by_role("button", name="Enter").click()
-        page.wait_for_url("**/proposals/*")
-        assert "next: recheck by the reviewer role" in page.inner_text("main")
-        return int(page.url.rsplit("/", 1)[1])
-    finally:
-        context.close()
-
-
 def test_three_people_file_and_release_the_bank_file(
     browser: Any, release_console: Console, bank: Any
 ) -> None:
+    """Entry clerk, reviewer and approver, each in their own browser with their own
+    certificate: file the month's run (bank_make), then release its file (bank_send)."""
     console = release_console
     period = console.ctx.today().strftime("%Y-%m")
-    for kind, done in (("bank_make", "filed"), ("bank_send", "sent")):
-        pid = _enter(browser, console, kind, f'{{"period": "{period}"}}')
-        reviewer, page = _step(browser, console, "reviewer", pid, "Recheck")
-        assert "next: approve by the approver role" in page.inner_text("main")
-        reviewer.close()
-        approver, page = _step(browser, console, "approver", pid, "Approve")
-        text = page.inner_text("main")
-        assert f"{kind} · applied" in text, text
-        if kind == "bank_send":
-            _shot(page, "bank-release")
-        approver.close()
-        with console.engine.connect() as conn:
-            status = conn.scalar(
-                sa.select(schema.payment_runs.c.status).where(
-                    schema.payment_runs.c.period == period
+    people = {
+        who: _context(browser, console, who) for who in ("entry_clerk", "reviewer", "approver")
+    }
+    try:
+        pages = {who: context.new_page() for who, context in people.items()}
+        for page in pages.values():
+            _sign_in(page, console)
+        for kind, done in (("bank_make", "filed"), ("bank_send", "sent")):
+            clerk = pages["entry_clerk"]
+            clerk.goto(console.url + "proposals")
+            clerk.locator("select[name=kind]").select_option(kind)
+            clerk.locator("textarea[name=payload]").fill(f'{{"period": "{period}"}}')
+            clerk.get_by_role("button", name="Enter").click()
+            clerk.wait_for_url("**/proposals/*")
+            assert "next: recheck by the reviewer role" in clerk.inner_text("main")
+            pid = int(clerk.url.rsplit("/", 1)[1])
+            for who, button, after in (
+                ("reviewer", "Recheck", "next: approve by the approver role"),
+                ("approver", "Approve", f"{kind} · applied"),
+            ):
+                page = pages[who]
+                page.goto(console.url + "proposals")
+                waiting = page.locator("table").first
+                waiting.get_by_role("link", name=str(pid), exact=True).click()
+                page.get_by_role("button", name=button, exact=True).click()
+                page.wait_for_url(f"**/proposals/{pid}")
+                assert after in page.inner_text("main")
+            if kind == "bank_send":
+                _shot(pages["approver"], "bank-release")
+            with console.engine.connect() as conn:
+                status = conn.scalar(
+                    sa.select(schema.payment_runs.c.status).where(
+                        schema.payment_runs.c.period == period
+                    )
                 )
-            )
-        assert status == done
+            assert status == done
+    finally:
+        for context in people.values():
+            context.close()
     assert (bank.incoming / f"LIFECERT-{period}.jwe").exists()
 
 
