@@ -855,7 +855,17 @@ def create_app(ctx: Context) -> FastAPI:
         size = ctx.settings.page_size
         with ctx.reader.connect() as conn:
             queues = {name: reviews.items(conn, name, size) for name in reviews.QUEUES}
-        return _page(request, "reviews.html", {"queues": queues, "defs": reviews.QUEUES})
+        actor = _actor(request)
+        waiting = (
+            proposals.list_for(ctx.engine, actor, size)
+            if access.allowed(actor, "proposals")
+            else []
+        )
+        return _page(
+            request,
+            "reviews.html",
+            {"queues": queues, "defs": reviews.QUEUES, "proposals": waiting},
+        )
 
     @route("POST", "/reviews/{queue}/{item}", "review_decide")
     def page_decide(
