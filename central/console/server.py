@@ -3,7 +3,7 @@
 The TLS context trusts the staff CA alone and checks its CRL, so a device certificate, a
 revoked or an expired one, or none, never gets an HTTP exchange. The verified peer
 certificate reaches the app in ``request.state`` (``PEER_CERT``) through a small
-subclass of uvicorn's h11 protocol.
+subclass of uvicorn's HTTP protocol (httptools when installed, else h11).
 """
 
 import asyncio
@@ -12,7 +12,11 @@ import ssl
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+
+try:  # uvicorn's faster parser when installed (uvicorn[standard]), else its pure-Python one
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Http
+except ImportError:  # pragma: no cover - depends on the installed extras
+    from uvicorn.protocols.http.h11_impl import H11Protocol as _Http  # type: ignore[assignment]
 
 from central.console.settings import ConsoleSettings
 from central.staff.settings import StaffSettings
@@ -22,8 +26,8 @@ log = logging.getLogger(__name__)
 PEER_CERT = "peer_cert_der"
 
 
-class PeerCertProtocol(H11Protocol):
-    """uvicorn's h11 protocol, with the client certificate (DER) in each request's state."""
+class PeerCertProtocol(_Http):
+    """uvicorn's HTTP protocol, with the client certificate (DER) in each request's state."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
