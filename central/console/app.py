@@ -10,6 +10,7 @@ import datetime as dt
 import io
 import json
 import secrets
+import threading
 import uuid
 import zoneinfo
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -78,6 +80,7 @@ class Context:
     proposals: ProposalSettings = field(default_factory=ProposalSettings)
     resources: Resources | None = None  # central's config and keys: applying bank kinds
     recorded: set[dt.date] = field(default_factory=set)
+    recording: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def timezone(self) -> str:
@@ -245,10 +248,15 @@ def dashboard(ctx: Context, actor: Actor, as_of: dt.date) -> dict[str, Any]:
     scope = access.scope(actor)
     today = ctx.today()
     if as_of == today and today not in ctx.recorded:
-        with ctx.engine.begin() as conn:
-            rows = queries.coverage(conn, today, ctx.policy.reminder_days, None)
-            queries.record_history(conn, today, rows)
-        ctx.recorded.add(today)
+        with ctx.recording:
+            if today not in ctx.recorded:
+                try:
+                    with ctx.engine.begin() as conn:
+                        rows = queries.coverage(conn, today, ctx.policy.reminder_days, None)
+                        queries.record_history(conn, today, rows)
+                except IntegrityError:
+                    pass  # another console process recorded today first
+                ctx.recorded.add(today)
     key = (
         scope,
         actor.staff_id if scope is not None else None,

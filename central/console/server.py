@@ -8,7 +8,9 @@ subclass of uvicorn's HTTP protocol (httptools when installed, else h11).
 
 import asyncio
 import logging
+import socket
 import ssl
+import time
 from typing import Any
 
 import uvicorn
@@ -20,6 +22,7 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 
 from central.console.settings import ConsoleSettings
 from central.staff.settings import StaffSettings
+from common import sdnotify
 from common.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,33 @@ def url(settings: ConsoleSettings) -> str:
     return f"https://{host}:{settings.port}/"
 
 
+class NotifyingServer(uvicorn.Server):
+    """uvicorn telling systemd it is ready once it listens, pinging the watchdog from its
+    event loop (so a stuck loop stops the pings), and saying when it stops."""
+
+    def __init__(self, config: uvicorn.Config, settings: ConsoleSettings) -> None:
+        super().__init__(config)
+        self.settings = settings
+        self._last_ping = 0.0
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            sdnotify.notify("READY=1", f"STATUS=serving {url(self.settings)}")
+
+    async def on_tick(self, counter: int) -> bool:
+        interval = sdnotify.watchdog_interval()
+        now = time.monotonic()
+        if interval is not None and now - self._last_ping >= interval:
+            sdnotify.notify("WATCHDOG=1")
+            self._last_ping = now
+        return await super().on_tick(counter)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        sdnotify.notify("STOPPING=1")
+        await super().shutdown(sockets)
+
+
 def server(app: Any, settings: ConsoleSettings, context: ssl.SSLContext) -> uvicorn.Server:
     """A uvicorn server for ``app`` on ``[console] host:port`` over ``context``."""
     config = uvicorn.Config(
@@ -77,4 +107,4 @@ def server(app: Any, settings: ConsoleSettings, context: ssl.SSLContext) -> uvic
         ssl_certfile=str(settings.cert_file),
         ssl_context_factory=lambda _config, _default: context,
     )
-    return uvicorn.Server(config)
+    return NotifyingServer(config, settings)

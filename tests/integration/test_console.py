@@ -498,3 +498,36 @@ def test_a_tampered_audit_log_shows_as_broken(console: Console) -> None:
     assert broken["ok"] is False and broken["entry_id"] == target
     assert "changed" in broken["problem"]
     assert f"Chain broken at entry {target}" in page
+
+
+def test_systemd_hears_ready_watchdog_and_stopping(
+    console: Console, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import threading
+    import time
+
+    from central.console import server
+    from provisioning.stack import free_port
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "notify"))
+    listener.settimeout(5)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # a ping every 0.1 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    settings = console.ctx.settings.model_copy(update={"port": free_port()})
+    served = server.server(console.app, settings, server.tls_context(settings, console.staff))
+    thread = threading.Thread(target=served.run, daemon=True)
+    thread.start()
+    heard: list[str] = []
+    deadline = time.monotonic() + 10
+    while "WATCHDOG=1" not in heard and time.monotonic() < deadline:
+        heard += listener.recv(4096).decode().splitlines()
+    served.should_exit = True
+    while "STOPPING=1" not in heard and time.monotonic() < deadline:
+        heard += listener.recv(4096).decode().splitlines()
+    thread.join(10)
+    listener.close()
+    assert heard[0] == "READY=1" and heard[1].startswith("STATUS=serving https://")
+    assert "WATCHDOG=1" in heard and heard[-1] == "STOPPING=1"
