@@ -33,12 +33,14 @@ from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from central import proposals
+from central.certification import assisted as assisted_share
 from central.certification.settings import Policy
 from central.console import access, charts, identity, proposing, queries, reviews
 from central.console.fresh import Fresh
 from central.console.server import PEER_CERT
 from central.console.settings import ConsoleSettings
 from central.people import csvio
+from central.proposals import assisted as proposals_assisted
 from central.proposals.base import Resources
 from central.proposals.settings import ProposalSettings
 from central.staff import audit
@@ -361,6 +363,7 @@ PeriodQ = Annotated[str | None, Query(pattern=PERIOD, description="YYYY-MM (defa
 QueueP = Annotated[str, Path(min_length=1, max_length=24, pattern=r"^[a-z]+$")]
 ItemP = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f-]+$")]
 ProposalP = Annotated[int, Path(ge=1, le=2**62)]
+DaysQ = Annotated[int, Query(ge=1, le=3660, description="how many days back")]
 StepP = Annotated[Literal["recheck", "approve", "reject"], Path()]
 
 
@@ -671,7 +674,28 @@ def create_app(ctx: Context) -> FastAPI:
         done = _step(ctx, _actor(request), proposal_id, action, body.reason)
         return _json(proposing.as_json(done, _actor(request)))
 
+    @route("GET", "/api/assisted", "assisted")
+    def api_assisted(days: DaysQ = 30) -> Response:
+        """Assisted certifications of the last ``days`` days: share per staff member and per
+        terminal, and the assisted passes the policy sent to review that wait for a decision."""
+        found = assisted_share.report(ctx.reader, dt.datetime.now(dt.UTC) - dt.timedelta(days))
+        waiting = proposals_assisted.referred(ctx.reader, ctx.settings.page_size)
+        return _json(
+            {
+                "since": found.since,
+                "staff": found.staff,
+                "terminals": found.terminals,
+                "referred": waiting,
+            }
+        )
+
     # -- pages --------------------------------------------------------------------------
+
+    @route("GET", "/assisted", "assisted", response_class=HTMLResponse)
+    def page_assisted(request: Request, days: DaysQ = 30) -> Response:
+        found = assisted_share.report(ctx.reader, dt.datetime.now(dt.UTC) - dt.timedelta(days))
+        waiting = proposals_assisted.referred(ctx.reader, ctx.settings.page_size)
+        return _page(request, "assisted.html", {"report": found, "referred": waiting, "days": days})
 
     @route("GET", "/proposals", "proposals", response_class=HTMLResponse)
     def page_proposals(request: Request) -> Response:

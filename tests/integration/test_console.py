@@ -311,6 +311,18 @@ def test_the_dashboard_agrees_with_centrals_own_queries(console: Console) -> Non
     assert page.status_code == 200 and "<svg" in page.text
 
 
+def test_assisted_shares_per_terminal(console: Console) -> None:
+    with console.client("auditor") as client:
+        found = client.get("/api/assisted", params={"days": 7}).json()
+        page = client.get("/assisted")
+    assert found["terminals"] == [
+        {"device_id": "term-1", "results": 6, "assisted": 1, "assisted_pct": 16.7, "referred": 0}
+    ]
+    assert page.status_code == 200 and "term-1" in page.text
+    with console.client("coordinator") as client:
+        assert client.get("/api/assisted").status_code == 403
+
+
 def test_drill_down_pages_and_csv_agree(console: Console) -> None:
     with console.client("reviewer") as client:
         board = client.get("/api/dashboard").json()
