@@ -11,6 +11,7 @@ answers requests over it.
 import logging
 import signal
 import threading
+from contextlib import ExitStack
 from functools import cached_property
 from pathlib import Path
 from types import FrameType
@@ -24,6 +25,14 @@ from central.certification.ingest import Ingestor
 from central.certification.link import Link
 from central.certification.templates import TemplateAnswers, TemplateService
 from central.config import CentralConfig
+from central.fleet import alerts as fleet_alerts
+from central.fleet import metrics as fleet_metrics
+from central.fleet.commands_link import FleetLink
+from central.fleet.health import FleetHealth
+from central.fleet.health_service import HealthService
+from central.fleet.rollouts_server import BundleServer, server_context
+from central.notify.base import LogNotifier
+from central.notify.webhook import WebhookNotifier
 from central.store import db
 from common.config import secret_path
 from common.errors import ConfigError
@@ -86,6 +95,8 @@ class Central:
             raise ConfigError("missing files:\n  - " + "\n  - ".join(missing))
         self.cfg.require_mqtt()
         _ = self.trust, self.signer, self.seal_key
+        if self.cfg.rollout.bundle_port:
+            server_context(self.cfg.rollout, self.cfg.fleet.ca_file)
 
     def migrate(self) -> str | None:
         """Migrate the database to the code's head; the revision it is at."""
@@ -113,6 +124,51 @@ class Central:
         )
         return TemplateService(link, answers)
 
+    def alerts(self) -> fleet_alerts.Alerts:
+        """The fleet alert rules with the notifiers ``[alerts] notify`` names."""
+        a = self.cfg.alerts
+        outlets = [
+            fleet_alerts.Outlet("log", "log", LogNotifier())
+            if name == "log"
+            else fleet_alerts.Outlet(
+                "webhook",
+                str(a.webhook_url),
+                WebhookNotifier(a.webhook_timeout_s, a.webhook_attempts),
+            )
+            for name in a.notify
+        ]
+        fleet = self.cfg.fleet
+        return fleet_alerts.Alerts(
+            self.engine,
+            a,
+            self.cfg.policy.timezone,
+            outlets,
+            lambda: fleet_alerts.read_trust(fleet.devices_dir, fleet.crl_file),
+        )
+
+    def health_service(self, consumer: Consumer, stop: threading.Event) -> HealthService:
+        """Fleet health over the consumer's link: state, alerts and (if a port is set) metrics."""
+        health = FleetHealth(self.engine, self.trust.is_enrolled, consumer.link.settings.root)
+        health.attach(consumer.link)
+        metrics = None
+        if self.cfg.metrics.port:
+            collector = fleet_metrics.CentralCollector(
+                self.engine, consumer.counts, consumer.backlog, health,
+                self.cfg.alerts.silent_after_s,
+            )  # fmt: skip
+            metrics = fleet_metrics.serve(self.cfg.metrics, collector)
+        return HealthService(health, self.alerts(), stop, metrics)
+
+    def fleet_link(self, link: Link) -> FleetLink:
+        """Desired configs and commands out, reports and acks in, over ``link``."""
+        return FleetLink(link, self.engine, self.trust, self.signer, self.cfg.rollout)
+
+    def bundle_server(self) -> BundleServer | None:
+        """The HTTPS server of rollout bundles, if ``[rollout] bundle_port`` is set."""
+        if not self.cfg.rollout.bundle_port:
+            return None
+        return BundleServer(self.engine, self.trust, self.cfg.rollout, self.cfg.fleet.ca_file)
+
     def close(self) -> None:
         """Release the database connections (if the engine was built)."""
         if "engine" in self.__dict__:
@@ -120,20 +176,29 @@ class Central:
 
 
 class Service:
-    """What ``lifecert-central run`` serves: the consumer and the template service, over the
-    consumer's one broker connection (one paho client, one session)."""
+    """What ``lifecert-central run`` serves: the consumer, the template service, fleet health
+    (with alerts and metrics) and the fleet's configs and commands, over the consumer's one
+    broker connection (one paho client, one session); and the rollout bundle server, if
+    configured."""
 
     def __init__(
         self, central: Central, stop: threading.Event, client_id: str | None = None
     ) -> None:
         self.consumer = central.consumer(stop, client_id)
         self.templates = central.template_service(self.consumer.link)
+        self.health = central.health_service(self.consumer, threading.Event())
+        self.fleet = central.fleet_link(self.consumer.link)
+        self.bundles = central.bundle_server()
 
     def run(self) -> None:
         """Serve until the stop event is set: the batch in hand is finished, the template
-        request subscription left, the connection closed cleanly."""
-        with self.templates:
+        request subscription left, the connection closed cleanly, fleet state flushed."""
+        with self.templates, self.health, self.fleet, ExitStack() as stack:
+            if self.bundles is not None:
+                stack.enter_context(self.bundles).start()
             self.templates.start()
+            self.health.start()
+            self.fleet.start()
             self.consumer.run()
 
 

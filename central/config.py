@@ -13,6 +13,8 @@ from pydantic import Field
 
 from central.certification.settings import CentralMqtt, FleetFiles, IngestSettings, Policy
 from central.console.settings import ConsoleSettings
+from central.fleet.health_settings import AlertSettings, MetricsSettings
+from central.fleet.rollouts_settings import RolloutSettings
 from central.fraud.settings import DuplicateSettings
 from central.payments.settings import BankSettings, PaymentSettings
 from central.proposals.settings import ProposalSettings
@@ -75,6 +77,15 @@ class CentralConfig(Section):
         default=_EMPTY, title="proposals", description="a [proposals] table"
     )
     staff: StaffSettings = Field(default=_EMPTY, title="staff", description="a [staff] table")
+    alerts: AlertSettings = Field(default=_EMPTY, title="alerts", description="an [alerts] table")
+    metrics: MetricsSettings = Field(
+        default=_EMPTY, title="metrics", description="a [metrics] table"
+    )
+    rollout: RolloutSettings = Field(
+        default=_EMPTY,
+        title="fleet config, commands and rollouts",
+        description="a [rollout] table",
+    )
 
     def require_mqtt(self) -> CentralMqtt:
         """The [mqtt] section, or a ``ConfigError`` saying to add it."""

@@ -16,16 +16,18 @@ import logging
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
 from common.errors import ConfigError
 from edge.adapters import keys as edge_keys
-from edge.adapters.mqtt import MqttLink, OnAck, OnConnect
+from edge.adapters.mqtt import MqttLink, OnAck, OnConnect, OnFleet, tls_context
 from edge.adapters.outbox import Clock, Outbox
 from edge.adapters.recorder import Recorder
 from edge.adapters.templates import CentralTemplates, Fetch, Requester
 from edge.config import EdgeConfig
+from edge.fleet.agent import FleetAgent
+from edge.fleet.updates import Updater
 from edge.kiosk.desk import Desk, StaffBook
 from edge.kiosk.directory import DirectoryFile, certificate_site
 from edge.kiosk.lockout import PinLockout
@@ -48,14 +50,38 @@ def open_outbox(cfg: EdgeConfig, clock: Clock = time.time) -> Outbox:
     )
 
 
-def open_link(cfg: EdgeConfig, on_ack: OnAck, on_connect: OnConnect | None = None) -> MqttLink:
+def open_link(
+    cfg: EdgeConfig,
+    on_ack: OnAck,
+    on_connect: OnConnect | None = None,
+    on_fleet: OnFleet | None = None,
+) -> MqttLink:
     """The terminal's MQTT link (not started), logged in as its device id.
 
     One per process: it carries results and acks, template requests and replies, status
     and telemetry; the broker lets the device id connect once (a second connection under
     it would end the first).
     """
-    return MqttLink(cfg, edge_keys.device_key_path(cfg), on_ack=on_ack, on_connect=on_connect)
+    return MqttLink(
+        cfg, edge_keys.device_key_path(cfg), on_ack=on_ack, on_connect=on_connect, on_fleet=on_fleet
+    )
+
+
+def open_updater(cfg: EdgeConfig) -> Updater:
+    """The model bundle's releases and updater; downloads use the device's TLS identity."""
+    return Updater(cfg, tls_context(cfg, edge_keys.device_key_path(cfg)))
+
+
+def open_fleet(
+    cfg: EdgeConfig,
+    on_config: Callable[[EdgeConfig], None],
+    on_restart: Callable[[], None],
+) -> FleetAgent:
+    """The fleet agent: desired config, signed commands, updates (``start`` it on the link)."""
+    keys = edge_keys.load(cfg)
+    return FleetAgent(
+        cfg, keys.signer, keys.central_verifier, open_updater(cfg), on_config, on_restart
+    )
 
 
 def open_directory(cfg: EdgeConfig) -> DirectoryFile | None:

@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -18,6 +19,7 @@ from edge.adapters.outbox import Row, Status
 from edge.adapters.recorder import Recorder
 from edge.bootstrap import open_directory
 from edge.config import EdgeConfig
+from edge.fleet.agent import RESTART_EXIT
 from edge.service import EdgeService, open_outbox
 from edge.session.model import Document, assisted
 
@@ -88,6 +90,8 @@ def run(state: _State) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     service.run()
+    if service.restart_requested:
+        sys.exit(RESTART_EXIT)  # Restart=on-failure starts it again
 
 
 def _id_number(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -219,3 +223,45 @@ def staff_add(state: _State, staff_id: str, pin: str) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     click.echo(f"{'changed the PIN of' if replaced else 'added'} {staff_id} in {path}")
+
+
+@main.group("fleet")
+def fleet_group() -> None:
+    """The terminal's model bundle releases and self-test.
+
+    \b
+    Example:
+      lifecert-edge fleet self-test
+    """
+
+
+@fleet_group.command("install-bundle")
+@click.argument("bundle", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.pass_obj
+@friendly_errors
+def fleet_install(state: _State, bundle: Path) -> None:
+    """Verify a model bundle, copy it into a release and point [models] bundle at it.
+
+    \b
+    Example:
+      lifecert-edge fleet install-bundle /media/usb/models
+    """
+    from edge.bootstrap import open_updater
+
+    name = open_updater(state.config()).install(bundle)
+    click.echo(f"installed release {name}; {state.config().models.bundle} points at it")
+
+
+@fleet_group.command("self-test")
+@click.pass_obj
+@friendly_errors
+def fleet_self_test(state: _State) -> None:
+    """Run the current model bundle on the reference images ([fleet] selftest_dir).
+
+    \b
+    Example:
+      lifecert-edge fleet self-test
+    """
+    from edge.bootstrap import open_updater
+
+    click.echo(open_updater(state.config()).self_test())

@@ -3,7 +3,8 @@
 The keys written by provisioning (``device_id``, ``data_dir``, ``log_level``,
 ``[mqtt]``, ``[central]``) are required or defaulted exactly as in
 docs/design.md; the sections added later (``[outbox]``, ``[link]``, ``[hal.*]``,
-``[models]``, ``[session]``, ``[kiosk]``) all have defaults, so every enrolment bundle stays valid.
+``[models]``, ``[session]``, ``[kiosk]``, ``[fleet]``) all have defaults, so every
+enrolment bundle stays valid.
 """
 
 from pathlib import Path
@@ -13,6 +14,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from common import config as _config
 from common.config import ConfigPath, Section
+from edge.fleet.settings import FleetSettings
 from edge.kiosk.settings import KioskSettings
 from edge.session.settings import SessionSettings
 from hal.config import HalSettings
@@ -147,6 +149,11 @@ class EdgeConfig(Section):
     )
     kiosk: KioskSettings = Field(
         default_factory=KioskSettings, title="kiosk", description="a [kiosk] table"
+    )
+    fleet: FleetSettings = Field(
+        default_factory=FleetSettings,
+        title="fleet",
+        description="a [fleet] table: self-test images and update bounds",
     )
 
     @property

@@ -9,7 +9,6 @@ one event) runs the steps in reverse: STOPPING, ``stopped`` status, close.
 """
 
 import contextlib
-import json
 import logging
 import queue
 import threading
@@ -20,9 +19,11 @@ from common import sdnotify
 from edge.adapters import keys as edge_keys
 from edge.adapters.mqtt import MqttLink
 from edge.adapters.outbox import Outbox, OutboxError
-from edge.bootstrap import open_link, open_outbox
+from edge.bootstrap import open_fleet, open_link, open_outbox
 from edge.config import EdgeConfig
 from edge.publisher import Publisher
+from edge.telemetry import Health
+from protocol import messages
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,11 +48,27 @@ class EdgeService:
         self._acks: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._connects: queue.SimpleQueue[bool] = queue.SimpleQueue()
         self._keys = edge_keys.load(cfg)
+        self.restart_requested = False
+        self.fleet = open_fleet(cfg, self._on_config, self._on_restart)
+        self.cfg = self.fleet.config()  # edge.toml with the desired settings applied
+        self._health = Health(self.cfg)
+        logging.getLogger().setLevel(self.cfg.log_level)
 
     def stop(self) -> None:
         """Ask the loop to finish (thread- and signal-safe)."""
         self.stop_event.set()
         self._wake.set()
+
+    def _on_config(self, cfg: EdgeConfig) -> None:
+        """A desired config was applied: log level, telemetry and polling change now."""
+        self.cfg = cfg
+        logging.getLogger().setLevel(cfg.log_level)
+        self._wake.set()
+
+    def _on_restart(self) -> None:
+        """A ``restart`` command: stop, and exit so that systemd starts the service again."""
+        self.restart_requested = True
+        self.stop()
 
     def _on_ack(self, payload: bytes) -> None:
         self._acks.put(payload)
@@ -64,15 +81,21 @@ class EdgeService:
     def run(self) -> None:
         """Run until the stop event is set."""
         with open_outbox(self.cfg) as outbox:
-            link = open_link(self.cfg, on_ack=self._on_ack, on_connect=self._on_connect)
+            link = open_link(
+                self.cfg,
+                on_ack=self._on_ack,
+                on_connect=self._on_connect,
+                on_fleet=self.fleet.on_message,
+            )
             publisher = Publisher(
                 outbox,
                 self._keys.central_verifier,
                 link.publish_result,
                 max_inflight=self.cfg.outbox.max_inflight,
             )
-            with link, contextlib.ExitStack() as kiosk:
+            with link, self.fleet, contextlib.ExitStack() as kiosk:
                 link.start()
+                self.fleet.start(link)
                 if self.cfg.kiosk.enabled:  # the session and its page (issue 6)
                     from edge.kiosk.runner import Kiosk  # uvicorn and models: kiosk only
 
@@ -91,11 +114,11 @@ class EdgeService:
         log.info("stopped")
 
     def _loop(self, outbox: Outbox, link: MqttLink, publisher: Publisher) -> None:
-        poll = self.cfg.outbox.poll_interval_s
         watchdog = sdnotify.watchdog_interval()
-        telemetry = self.cfg.link.telemetry_interval_s
         last_ping = last_telemetry = 0.0
         while not self.stop_event.is_set():
+            poll = self.cfg.outbox.poll_interval_s  # desired config may change these
+            telemetry = self.cfg.link.telemetry_interval_s
             self._wake.clear()
             try:
                 self._step(link, publisher)
@@ -106,7 +129,8 @@ class EdgeService:
                 sdnotify.notify("WATCHDOG=1")
                 last_ping = now
             if telemetry and link.connected and now - last_telemetry >= telemetry:
-                link.publish_telemetry(self._health(outbox, publisher))
+                report = self._health.report(outbox, publisher.inflight)
+                link.publish_telemetry(messages.encode(report))
                 last_telemetry = now
             self._wake.wait(poll)
 
@@ -122,14 +146,3 @@ class EdgeService:
                 raise
         if link.connected:
             publisher.publish_due()
-
-    @staticmethod
-    def _health(outbox: Outbox, publisher: Publisher) -> bytes:
-        age = outbox.oldest_pending_age()
-        return json.dumps(
-            {
-                **outbox.counts(),
-                "inflight": publisher.inflight,
-                "oldest_pending_s": None if age is None else round(age, 1),
-            }
-        ).encode()

@@ -15,6 +15,12 @@ MAX_ACK_BYTES: Final = 64 * 1024
 MAX_ACKS_PER_MESSAGE: Final = 200
 """Acks in one batch (each is about 200 bytes of JSON)."""
 
+MAX_TELEMETRY_BYTES: Final = 4 * 1024
+"""One telemetry message (JSON, a few hundred bytes in practice)."""
+
+MAX_STATUS_BYTES: Final = 16
+"""A retained status: ``online``, ``offline`` or ``stopped``."""
+
 MAX_REQUEST_BYTES: Final = 8 * 1024
 MAX_REPLY_BYTES: Final = 64 * 1024
 

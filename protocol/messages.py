@@ -10,7 +10,7 @@ import json
 import re
 import uuid
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self, TypeVar
+from typing import Annotated, Any, Final, Literal, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -32,6 +32,9 @@ from protocol.limits import (
     MAX_SEQ,
     MAX_TEMPLATE_BYTES,
 )
+
+MAX_COUNT: Final = 2**31 - 1
+"""Counters in telemetry (outbox rows, sessions): what a 32-bit database integer holds."""
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _JWE_COMPACT = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]*){4}$"
@@ -235,6 +238,45 @@ class FaceTemplateData(_Strict):
     template: Sealed | None
     result_id: uuid.UUID | None = None
     certified_at: UtcDateTime | None = None
+
+
+Version = Annotated[str, Field(max_length=64, pattern=r"^[\x21-\x7e][\x20-\x7e]*$")]
+"""A software or model-bundle version (printable ASCII)."""
+
+
+DevicePart = Literal["camera", "id_card", "ss_card", "vein", "speaker"]
+
+
+class DeviceCheck(_Strict):
+    """One piece of hardware's self-check: fitted and answering, or why not."""
+
+    name: DevicePart
+    ok: bool
+    detail: Text = Field(default="", max_length=200)
+
+
+class Telemetry(_Strict):
+    """A terminal's periodic health report (``<root>/dev/<id>/telemetry``, QoS 0, unsigned:
+    the broker's login and ACL say which device sent it)."""
+
+    schema_version: Literal[1] = 1
+    device_id: DeviceId
+    device_time: UtcDateTime = Field(description="the terminal's clock (central derives skew)")
+    uptime_s: float = Field(ge=0, le=10 * 365 * 86_400)
+    software: Version
+    model_bundle: Version | None = Field(default=None, description="name and version, if any")
+    outbox_pending: int = Field(ge=0, le=MAX_COUNT, description="results not yet acked")
+    outbox_inflight: int = Field(ge=0, le=MAX_COUNT, description="published, awaiting acks")
+    outbox_delivered: int = Field(default=0, ge=0, le=MAX_COUNT)
+    outbox_rejected: int = Field(default=0, ge=0, le=MAX_COUNT)
+    oldest_pending_s: float | None = Field(
+        default=None, ge=0, le=100 * 365 * 86_400, description="age of the oldest pending result"
+    )
+    sessions_today: int = Field(ge=0, le=MAX_COUNT, description="results recorded since midnight")
+    disk_free_bytes: int | None = Field(default=None, ge=0, le=2**62)
+    disk_total_bytes: int | None = Field(default=None, ge=0, le=2**62)
+    temperature_c: float | None = Field(default=None, ge=-100, le=200)
+    devices: tuple[DeviceCheck, ...] = Field(default=(), max_length=8)
 
 
 def encode(message: BaseModel) -> bytes:

@@ -7,7 +7,9 @@ Layout (``root`` defaults to ``lifecert/v1``)::
     <root>/dev/<device_id>/status      retained online / offline / stopped
     <root>/dev/<device_id>/telemetry   health metrics, QoS 0
     <root>/dev/<device_id>/config      retained desired config
-    <root>/dev/<device_id>/cmd         commands to the device
+    <root>/dev/<device_id>/cmd         signed commands to the device, QoS 1
+    <root>/dev/<device_id>/cmdack      the device's signed answers to commands, QoS 1
+    <root>/dev/<device_id>/reported    retained: what the device runs (signed)
     <root>/dev/<device_id>/req         device requests to central (MQTT 5 response topic)
     <root>/dev/<device_id>/resp        central's replies to the device
 """
@@ -18,7 +20,9 @@ from typing import Final, Literal, get_args
 ROOT: Final = "lifecert/v1"
 SHARE_GROUP: Final = "central"
 
-Kind = Literal["result", "ack", "status", "telemetry", "config", "cmd", "req", "resp"]
+Kind = Literal[
+    "result", "ack", "status", "telemetry", "config", "cmd", "cmdack", "reported", "req", "resp"
+]
 KINDS: Final[tuple[str, ...]] = get_args(Kind)
 DEVICE_ID_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 SITE_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")

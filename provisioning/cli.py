@@ -247,6 +247,20 @@ def crl_cmd(directory: Path, reload: bool) -> None:
         click.echo(target.reload_broker())
 
 
+@_command(fleet, "bundle-server-cert")
+@_fleet_dir
+def bundle_server_cert_cmd(directory: Path) -> None:
+    """(Re-)issue central's HTTPS certificate for rollout bundles (central/bundles.pem).
+
+    For the broker's host names; fleets made before rollouts have none.
+
+    \b
+    Example:
+        lifecert fleet bundle-server-cert --dir fleet
+    """
+    click.echo(f"wrote {Fleet.open(directory).write_bundle_server_cert()}")
+
+
 @_command(fleet, "list")
 @_fleet_dir
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")

@@ -50,9 +50,23 @@ ADMIN_USER: Final = "lifecert-admin"
 CONTROL_TOPIC: Final = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC: Final = CONTROL_TOPIC + "/response"
 
-DEVICE_WRITES: Final[tuple[topics.Kind, ...]] = ("result", "status", "telemetry", "req")
+DEVICE_WRITES: Final[tuple[topics.Kind, ...]] = (
+    "result",
+    "status",
+    "telemetry",
+    "req",
+    "cmdack",
+    "reported",
+)
 DEVICE_READS: Final[tuple[topics.Kind, ...]] = ("ack", "resp", "config", "cmd")
-CENTRAL_READS: Final[tuple[topics.Kind, ...]] = ("result", "req", "status", "telemetry")
+CENTRAL_READS: Final[tuple[topics.Kind, ...]] = (
+    "result",
+    "req",
+    "status",
+    "telemetry",
+    "cmdack",
+    "reported",
+)
 CENTRAL_SHARED: Final[tuple[topics.Kind, ...]] = ("result", "req")
 CENTRAL_WRITES: Final[tuple[topics.Kind, ...]] = ("ack", "resp", "config", "cmd")
 
@@ -110,7 +124,8 @@ def _acl(kind: str, topic: str) -> dict[str, Any]:
 
 
 def device_acls(device_id: str, root: str) -> list[dict[str, Any]]:
-    """Write its own result/status/telemetry/req; subscribe to and read its ack/resp/config/cmd."""
+    """Write its own result/status/telemetry/req/cmdack/reported; subscribe to and read its
+    ack/resp/config/cmd."""
     acls = [
         _acl("publishClientSend", topics.device_topic(device_id, k, root)) for k in DEVICE_WRITES
     ]
@@ -121,7 +136,8 @@ def device_acls(device_id: str, root: str) -> list[dict[str, Any]]:
 
 
 def central_acls(root: str) -> list[dict[str, Any]]:
-    """Read every device's result/req/status/telemetry (also shared), write ack/resp/config/cmd."""
+    """Read every device's result/req/status/telemetry/cmdack/reported (result and req also
+    shared), write ack/resp/config/cmd."""
     acls = []
     for kind in CENTRAL_READS:
         topic = topics.all_devices(kind, root)

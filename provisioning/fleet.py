@@ -6,6 +6,7 @@ Layout (docs/design.md)::
     ca/ca.pem ca.key crl.pem
     devices/<id>.pem
     central/{sign,seal}.key {sign,seal}.pub.pem client.pem client.key mqtt.password central.toml
+            bundles.pem bundles.key (HTTPS of rollout bundles)
     models/sign.key sign.pub.pem
     broker/server.pem server.key admin.pem admin.key admin.password
            mosquitto.conf dynamic-security.json
@@ -273,7 +274,26 @@ class Fleet:
             broker.host, key.public_key(), pki_cfg.service_days, server_names=names, client=False
         )
         pki.write_cert(p.broker / "server.pem", server)
+        self.write_bundle_server_cert(ca)
         self.write_broker_config(brokerconf.BrokerOptions(port=broker.port))
+
+    def write_bundle_server_cert(self, ca: pki.Authority | None = None) -> Path:
+        """Central's HTTPS certificate for rollout bundles (``central/bundles.pem``), for the
+        broker's names (central serves bundles from the broker's host by default)."""
+        ca = ca or self.authority()
+        broker, p = self.settings.broker, self.paths
+        names = (broker.host, *broker.extra_hosts, "localhost", "127.0.0.1")
+        key = pki.new_key()
+        cert = ca.issue(
+            "lifecert-bundles",
+            key.public_key(),
+            self.settings.pki.service_days,
+            server_names=names,
+            client=False,
+        )
+        pki.write_private_key(p.central / "bundles.key", key)
+        pki.write_cert(p.central / "bundles.pem", cert)
+        return p.central / "bundles.pem"
 
     def _ensure_broker_logins(self) -> list[str]:
         """Create central's and the admin's broker passwords (and the admin's certificate)
@@ -317,6 +337,14 @@ class Fleet:
             },
             "keys": {"sign_key": "sign.key", "seal_key": "seal.key"},
             "policy": {"validity_months": 12, "max_future_skew_s": 300, "max_result_age_days": 60},
+            # rollouts: set bundle_port (e.g. 8884) to serve model bundles to terminals
+            "rollout": {
+                "bundle_port": 0,
+                "bundle_bind": broker.host,
+                "server_cert": "bundles.pem",
+                "server_key": "bundles.key",
+                "model_sign_pub": "../models/sign.pub.pem",
+            },
         }
         (self.paths.central / "central.toml").write_text(
             "# central's config for this fleet (written by lifecert fleet init).\n"

@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.stack",
     "tests.fixtures.bank",
     "tests.fixtures.staff",
+    "tests.fixtures.webhook",
 ]
 
 SHARED_DATA = Path(

@@ -75,6 +75,14 @@ class Consumer:
             )
         )
 
+    def backlog(self) -> tuple[int, float]:
+        """Results received and not yet applied, and how many seconds the oldest has waited."""
+        with self._inbox.mutex:
+            depth = len(self._inbox.queue)
+            oldest = self._inbox.queue[0].inbound.received_at if depth else None
+        lag = 0.0 if oldest is None else (dt.datetime.now(dt.UTC) - oldest).total_seconds()
+        return depth, max(lag, 0.0)
+
     # -- link callbacks (network thread) --------------------------------------------------
 
     def _on_subscribed(self, code: ReasonCode) -> None:

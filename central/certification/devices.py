@@ -205,6 +205,11 @@ class DeviceTrust:
             self.refresh(min_interval_s=_MISS_INTERVAL_S)
         return self._by_kid.get(kid)
 
+    def devices(self) -> list[Device]:
+        """Each enrolled device id's newest certificate (refreshing first if due)."""
+        self.refresh()
+        return [max(certs, key=lambda d: d.not_before) for _, certs in sorted(self._by_id.items())]
+
     def is_enrolled(self, device_id: str) -> bool:
         """True when some certificate for ``device_id`` is in the folder."""
         self.refresh()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -47,6 +48,7 @@ class Link:
         self.receive_maximum = receive_maximum
         self.generation = 0  # connections made so far: a mid is only valid in its own
         self._routes: list[Route] = []
+        self._matcher = MQTTMatcher()  # route filter -> its routes (one trie walk a message)
         self._pending: dict[int, list[Route]] = {}
         self._client = self._make_client()
 
@@ -79,8 +81,16 @@ class Link:
         return client
 
     def add(self, route: Route) -> None:
-        """Serve ``route`` from the next connect on (add every route before ``start``)."""
+        """Serve ``route`` from the next connect on (add every route before ``start``).
+
+        Routes' ``topics`` filters should not overlap: a message goes to the first route
+        added with the first filter it matches (one trie walk, not one match per route).
+        """
         self._routes.append(route)
+        try:
+            self._matcher[route.topics].append(route)
+        except KeyError:
+            self._matcher[route.topics] = [route]
 
     # -- paho callbacks (network thread) --------------------------------------------------
 
@@ -114,10 +124,9 @@ class Link:
         log.warning("disconnected from the broker: %s", rc)
 
     def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
-        for route in self._routes:
-            if mqtt.topic_matches_sub(route.topics, message.topic):
-                route.on_message(message)
-                return
+        for routes in self._matcher.iter_match(message.topic):
+            routes[0].on_message(message)
+            return
         # A subscription the session kept from another version of central: nobody here
         # reads it, and an unacked QoS 1 message would hold a place in the broker's window.
         log.warning("message on %r matches no route: dropped", message.topic)
@@ -149,7 +158,17 @@ class Link:
         self._client.ack(mid, qos)
 
     def publish(
-        self, topic: str, payload: bytes, qos: int, properties: Properties | None = None
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        properties: Properties | None = None,
+        retain: bool = False,
     ) -> None:
         """Queue a message (thread-safe; lost if the connection is down at QoS 0)."""
-        self._client.publish(topic, payload, qos=qos, properties=properties)
+        self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker has accepted the connection."""
+        return self._client.is_connected()

@@ -15,6 +15,7 @@ from central.cli import (
     audit,
     certification,
     console,
+    fleet,
     fraud,
     payments,
     people,
@@ -90,5 +91,6 @@ for command in (
     *audit.COMMANDS,
     *proposals.COMMANDS,
     *assisted.COMMANDS,
+    *fleet.COMMANDS,
 ):
     main.add_command(command)

@@ -55,6 +55,7 @@ CSRF_HEADER = "x-csrf-token"
 PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
 ID_AFTER = r"^[0-9X]{1,18}$"
 _SAFE = ("GET", "HEAD")
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (PostgreSQL refuses NUL)
 
 
 class RefusedError(Exception):
@@ -223,13 +224,15 @@ class ProposalIn(BaseModel):
 
 class StepIn(BaseModel):
     model_config = {"extra": "forbid"}
-    reason: str = Field(default="", max_length=500, description="required to reject")
+    reason: str = Field(
+        default="", max_length=500, pattern=PRINTABLE, description="required to reject"
+    )
 
 
 class DecisionIn(BaseModel):
     model_config = {"extra": "forbid"}
     decision: str = Field(min_length=1, max_length=16)
-    reason: str = Field(min_length=3, max_length=reviews.MAX_REASON)
+    reason: str = Field(min_length=3, max_length=reviews.MAX_REASON, pattern=PRINTABLE)
 
 
 def _me(session: access.Session) -> Me:
@@ -356,7 +359,9 @@ RESULT_COLUMNS = ["received_at", "retiree_id", "device_id", "channel", "method",
 
 AsOf = Annotated[dt.date | None, Query(description="day the figures are for (default: today)")]
 StateQ = Annotated[queries.State | None, Query(description="certified, due, overdue or held")]
-CommunityQ = Annotated[str | None, Query(min_length=1, max_length=100)]
+CommunityQ = Annotated[
+    str | None, Query(min_length=1, max_length=100, pattern=PRINTABLE, description="a community")
+]
 AfterQ = Annotated[str | None, Query(pattern=ID_AFTER, description="ID number to start after")]
 LimitQ = Annotated[int, Query(ge=1, le=1000)]
 PeriodQ = Annotated[str | None, Query(pattern=PERIOD, description="YYYY-MM (default: latest)")]

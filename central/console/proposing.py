@@ -37,6 +37,8 @@ def payload_from(kind: str, text: str, csv_text: str | None) -> dict[str, Any]:
         raise ProposalError(f"payload: not JSON ({exc.msg} at character {exc.pos})") from None
     if not isinstance(payload, dict):
         raise ProposalError("payload: a JSON object, e.g. " + PAYLOAD_HELP.get(kind, "{}"))
+    if _has_control(payload):
+        raise ProposalError("payload: control characters (such as NUL) are not allowed")
     if "path" in payload:
         raise ProposalError("payload.path: upload the file's content instead of naming a path")
     if csv_text is not None:
@@ -44,6 +46,18 @@ def payload_from(kind: str, text: str, csv_text: str | None) -> dict[str, Any]:
             raise ProposalError("csv: only a roster import takes a file")
         payload["csv"] = csv_text
     return payload
+
+
+def _has_control(value: Any) -> bool:
+    """Whether a string anywhere in ``value`` holds a control character other than tab,
+    newline or carriage return (a CSV keeps its line ends)."""
+    if isinstance(value, str):
+        return any((ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127 for c in value)
+    if isinstance(value, dict):
+        return any(_has_control(k) or _has_control(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_control(v) for v in value)
+    return False
 
 
 def as_json(proposal: Proposal, actor: Actor) -> dict[str, Any]:

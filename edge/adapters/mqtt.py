@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 OnConnect = Callable[[bool], None]
 OnAck = Callable[[bytes], None]
+OnFleet = Callable[[str, bytes], None]
+"""Fleet messages: ``("config" | "cmd", payload)``, and ``("connect", b"")`` on every connect."""
+FLEET_PUBLISH_TIMEOUT_S = 10.0
 
 
 def tls_context(cfg: EdgeConfig, key_file: Path) -> ssl.SSLContext:
@@ -83,10 +86,12 @@ class MqttLink:
         key_file: Path,
         on_ack: OnAck,
         on_connect: OnConnect | None = None,
+        on_fleet: OnFleet | None = None,
     ) -> None:
         self._cfg = cfg
         self._on_ack = on_ack
         self._on_connect_cb = on_connect
+        self._on_fleet = on_fleet
         root = cfg.mqtt.root
         self.result_topic = topics.device_topic(cfg.device_id, "result", root)
         self.ack_topic = topics.device_topic(cfg.device_id, "ack", root)
@@ -94,6 +99,9 @@ class MqttLink:
         self.telemetry_topic = topics.device_topic(cfg.device_id, "telemetry", root)
         self.req_topic = topics.device_topic(cfg.device_id, "req", root)
         self.resp_topic = topics.device_topic(cfg.device_id, "resp", root)
+        self.fleet_topics = {
+            topics.device_topic(cfg.device_id, kind, root): kind for kind in ("config", "cmd")
+        }
         self._connected = threading.Event()
         self._replies = threading.Event()  # connected and subscribed to the reply topic
         self._waiting: dict[bytes, queue.SimpleQueue[bytes]] = {}
@@ -176,6 +184,20 @@ class MqttLink:
             with self._lock:
                 self._waiting.pop(correlation, None)
 
+    def publish_fleet(self, kind: str, payload: bytes, retain: bool) -> bool:
+        """Publish a signed fleet message (``cmdack`` or ``reported``) at QoS 1 and wait for
+        the broker's PUBACK; False if it did not come (not connected, or timed out)."""
+        if not self.connected:
+            return False
+        topic = topics.device_topic(self._cfg.device_id, kind, self._cfg.mqtt.root)  # type: ignore[arg-type]
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        try:
+            info.wait_for_publish(FLEET_PUBLISH_TIMEOUT_S)
+        except (RuntimeError, ValueError) as exc:
+            log.warning("%s not published: %s", kind, exc)
+            return False
+        return info.is_published()
+
     def publish_telemetry(self, payload: bytes) -> None:
         """Publish health metrics (QoS 0, best effort)."""
         if self.connected:
@@ -216,14 +238,20 @@ class MqttLink:
         if reason.is_failure:
             log.warning("broker refused the connection: %s", reason)
             return
-        client.subscribe(
-            [(self.ack_topic, SubscribeOptions(qos=1)), (self.resp_topic, SubscribeOptions(qos=0))]
-        )
+        wanted = [
+            (self.ack_topic, SubscribeOptions(qos=1)),
+            (self.resp_topic, SubscribeOptions(qos=0)),
+        ]
+        if self._on_fleet is not None:
+            wanted += [(topic, SubscribeOptions(qos=1)) for topic in self.fleet_topics]
+        client.subscribe(wanted)
         client.publish(self.status_topic, topics.STATUS_ONLINE, qos=1, retain=True)
         self._connected.set()
         log.info("connected (session present: %s)", flags.session_present)
         if self._on_connect_cb is not None:
             self._on_connect_cb(flags.session_present)
+        if self._on_fleet is not None:
+            self._on_fleet("connect", b"")
 
     def _handle_subscribe(
         self,
@@ -233,7 +261,10 @@ class MqttLink:
         codes: list[ReasonCode],
         properties: Properties | None,
     ) -> None:
-        ack, resp = codes
+        ack, resp, *fleet_codes = codes
+        for topic, code in zip(self.fleet_topics, fleet_codes, strict=False):
+            if code.is_failure:
+                log.error("%s subscription refused: %s", topic, code)
         if ack.is_failure:
             log.error("ack topic subscription refused: %s", ack)
         if resp.is_failure:
@@ -270,5 +301,7 @@ class MqttLink:
                 log.warning("a reply nobody waits for on %s: ignored", msg.topic)
             else:
                 inbox.put(bytes(msg.payload))
+        elif msg.topic in self.fleet_topics and self._on_fleet is not None:
+            self._on_fleet(self.fleet_topics[msg.topic], bytes(msg.payload))
         else:
             log.debug("ignoring a message on %s", msg.topic)

@@ -353,6 +353,14 @@ class Outbox:
         ).fetchone()
         return None if row[0] is None else self.clock() - row[0]
 
+    def count_since(self, since: float) -> int:
+        """Results this device stored at or after ``since`` (a clock value), any status."""
+        row = self._conn.execute(
+            "SELECT count(*) FROM outbox WHERE device_id = ? AND created_at >= ?",
+            (self.device_id, since),
+        ).fetchone()
+        return int(row[0])
+
     def rows(self, status: Status | None = None, limit: int = 100) -> list[Row]:
         """The newest rows (optionally of one status), newest first, without the JWS."""
         where, params = "device_id = ?", [self.device_id]

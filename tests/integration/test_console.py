@@ -215,6 +215,7 @@ def test_changes_need_the_session_csrf_token(console: Console) -> None:
         ("/api/retirees", {"as_of": "2026-13-01"}, "as_of"),
         ("/api/retirees", {"limit": "0"}, "limit"),
         ("/api/retirees", {"after": "'; drop table retirees"}, "after"),
+        ("/api/retirees.csv", {"community": "Hai\x00dian"}, "community"),  # PostgreSQL: 500
         ("/api/payments", {"period": "2026-1"}, "period"),
         ("/api/certifications", {"channel": "fax"}, "channel"),
     ],
@@ -236,6 +237,7 @@ def test_bad_decisions_are_refused_and_change_nothing(console: Console) -> None:
             ({"decision": "forgive", "reason": "looks fine"}, "decision", 422),
             ({"decision": "cleared", "reason": "ok"}, "reason", 422),
             ({"decision": "cleared", "reason": "fine by me", "extra": 1}, "extra", 422),
+            ({"decision": "cleared", "reason": "fine\x00by me"}, "reason", 422),
             ({"decision": "cleared", "reason": "x" * 5000}, "body", 413),
         ]:
             reply = client.post(f"/api/reviews/fraud/{item}", json=body)

@@ -6,7 +6,7 @@ ack verification, status and last will, and the one broker link that also
 carries the terminal's requests to central.
 """
 
-import json
+import datetime as dt
 import os
 import queue
 import re
@@ -34,7 +34,7 @@ from edge.adapters.recorder import Recorder
 from edge.bootstrap import open_link, open_outbox
 from edge.session.model import assisted
 from protocol import messages, signing, topics
-from protocol.messages import Ack, AckBatch, Result
+from protocol.messages import Ack, AckBatch, Result, Telemetry
 from tests.fixtures.broker import FleetBroker, MqttPeer, enrol_bundle
 from tests.fixtures.ports import free_port
 from tests.fixtures.waiting import wait_until
@@ -178,16 +178,14 @@ def test_publishes_outbox_and_marks_delivered_on_central_ack(
 
         central.ack(first)
         wait_until(lambda: status_of(bundle, first)[0] is Status.DELIVERED)
-        health = json.loads(central.next_on(central.telemetry_topic))
-        while health["delivered"] == 0:
-            health = json.loads(central.next_on(central.telemetry_topic))
-        assert health == {
-            "pending": 0,
-            "delivered": 1,
-            "rejected": 0,
-            "inflight": 0,
-            "oldest_pending_s": None,
-        }
+        health = messages.decode(Telemetry, central.next_on(central.telemetry_topic))
+        while health.outbox_delivered == 0:
+            health = messages.decode(Telemetry, central.next_on(central.telemetry_topic))
+        assert health.device_id == device_id
+        assert (health.outbox_pending, health.outbox_rejected, health.outbox_inflight) == (0, 0, 0)
+        assert health.oldest_pending_s is None and health.sessions_today == 1
+        assert abs((health.device_time - dt.datetime.now(dt.UTC)).total_seconds()) < 5
+        assert health.disk_free_bytes and health.software
 
         cli = subprocess.run(
             [

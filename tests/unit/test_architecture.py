@@ -175,6 +175,7 @@ CENTRAL_ROOMS: dict[str, set[str]] = {
     "notify": set(),
     "proposals": {"store", "certification", "people", "payments", "staff"},
     "console": {"store", "certification", "people", "payments", "staff", "proposals"},
+    "fleet": {"store", "certification", "notify"},
 }
 """Whom each room of ``central/`` may import (docs/design.md, "Central's rooms")."""
 CENTRAL_TOP = {"__main__", "config", "bootstrap", "cli"}

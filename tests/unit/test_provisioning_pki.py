@@ -85,9 +85,9 @@ def test_central_has_a_client_cert_and_separate_sign_and_seal_keys(fleet: Fleet)
 def test_private_keys_are_owner_only(fleet: Fleet) -> None:
     fleet.enrol("term-0001")
     keys = list(fleet.directory.rglob("*.key")) + list(fleet.directory.rglob("*.password"))
-    # ca; central sign, seal, client, broker password; models; broker, admin (+ password); device
-    # (+ password)
-    assert len(keys) == 11
+    # ca; central sign, seal, client, broker password, rollout bundle server; models; broker,
+    # admin (+ password); device (+ password)
+    assert len(keys) == 12
     for key in keys:
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
 

@@ -1,0 +1,1 @@
+"""Fleet operations: health and alerts, desired config, commands, rollouts, enrolment."""

@@ -1,0 +1,1 @@
+"""The terminal's side of fleet operations: desired config, signed commands, updates."""
