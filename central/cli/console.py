@@ -34,6 +34,7 @@ def console_cmd(state: State, print_url: bool) -> None:
         state.cfg.staff,
         state.cfg.proposals,
         state.central,
+        state.cfg.alerts.silent_after_s,
     )
     served = server.server(console, settings, context)
     click.echo(f"console at {server.url(settings)}", err=True)

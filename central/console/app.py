@@ -82,6 +82,7 @@ class Context:
     fresh: Fresh = field(default_factory=lambda: Fresh(0))
     proposals: ProposalSettings = field(default_factory=ProposalSettings)
     resources: Resources | None = None  # central's config and keys: applying bank kinds
+    silent_after_s: float = 180.0  # [alerts] silent_after_s: an online terminal gone quiet
     recorded: set[dt.date] = field(default_factory=set)
     recording: threading.Lock = field(default_factory=threading.Lock)
 
@@ -302,6 +303,11 @@ def _dashboard(ctx: Context, actor: Actor, as_of: dt.date) -> dict[str, Any]:
                 data["payment_run"] = queries.run_figures(conn, run).as_json()
         if access.allowed(actor, "reviews"):
             data["open_reviews"] = reviews.counts(conn)
+    data["fleet"] = (
+        queries.fleet(ctx.reader, dt.datetime.now(dt.UTC), ctx.silent_after_s)
+        if access.allowed(actor, "fleet")
+        else None
+    )
     return data
 
 
@@ -1062,6 +1068,7 @@ def build(
     staff: StaffSettings,
     proposal_settings: ProposalSettings | None = None,
     central: Resources | None = None,
+    silent_after_s: float = 180.0,
 ) -> FastAPI:
     """The console app with its body limit, ready for ``central.console.server``;
     ``central`` (central's config and keys) lets approvals apply the bank kinds."""
@@ -1085,6 +1092,7 @@ def build(
             fresh,
             proposal_settings or ProposalSettings(),
             central,
+            silent_after_s,
         )
     )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -26,6 +26,7 @@ from central.certification.settings import Policy
 from central.console import app as console_app
 from central.console import queries, server
 from central.console.readonly import reader
+from central.fleet.health_schema import fleet_alerts, fleet_devices
 from central.payments import runs
 from central.payments.period import Period
 from central.people import population
@@ -137,8 +138,8 @@ def staff_certificates(
 
 def seed(engine: Any, now: dt.datetime) -> None:
     """400 retirees (10% overdue), this month's payment run, today's results, one item in
-    each review queue, and five earlier month-ends of coverage history (made up: the
-    certified share rising towards today's) for the trend."""
+    each review queue, two terminals (one offline, alerted), and five earlier month-ends
+    of coverage history (made up: the certified share rising towards today's)."""
     today = now.date()
     population.insert(
         engine,
@@ -211,6 +212,18 @@ def seed(engine: Any, now: dt.datetime) -> None:
                 detail={},
                 created_at=now,
                 status="open",
+            )
+        )
+        conn.execute(
+            fleet_devices.insert(),
+            [
+                {"device_id": "term-1", "status": "online", "status_at": now, "last_seen": now},
+                {"device_id": "term-2", "status": "offline", "status_at": now, "last_seen": None},
+            ],
+        )
+        conn.execute(
+            fleet_alerts.insert().values(
+                rule="offline", subject="term-2", reason="offline for 10 min", raised_at=now
             )
         )
         conn.execute(

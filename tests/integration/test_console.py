@@ -170,6 +170,7 @@ def test_a_coordinator_sees_only_their_communities(console: Console) -> None:
         names = {r["name"] for r in board["coverage"]} - {"TOTAL"}
         assert names and names <= set(COMMUNITIES)
         assert board["payment_run"] is None and board["open_reviews"] is None
+        assert board["fleet"] is None
         rows = client.get("/api/retirees", params={"limit": 1000}).json()["rows"]
         assert rows and {r["community"] for r in rows} <= set(COMMUNITIES)
         other = client.get("/api/retirees", params={"community": "Xuhui"})
@@ -310,6 +311,9 @@ def test_the_dashboard_agrees_with_centrals_own_queries(console: Console) -> Non
     assert passes == 5
     assert board["open_reviews"]["referred"] == 1
     assert board["trend"] and board["trend"][-1]["retirees"] == got["TOTAL"]["retirees"]
+    assert board["fleet"]["terminals"] == {"online": 1, "offline": 1}
+    assert [a["subject"] for a in board["fleet"]["open_alerts"]] == ["term-2"]
+    assert "offline for 10 min" in page.text
     assert page.status_code == 200 and "<svg" in page.text
 
 

@@ -174,7 +174,7 @@ CENTRAL_ROOMS: dict[str, set[str]] = {
     "staff": {"store"},
     "notify": set(),
     "proposals": {"store", "certification", "people", "payments", "staff"},
-    "console": {"store", "certification", "people", "payments", "staff", "proposals"},
+    "console": {"store", "certification", "people", "payments", "staff", "proposals", "fleet"},
     "fleet": {"store", "certification", "notify"},
 }
 """Whom each room of ``central/`` may import (docs/design.md, "Central's rooms")."""
