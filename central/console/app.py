@@ -7,14 +7,9 @@ without a key is refused to everyone.
 """
 
 import datetime as dt
-import io
 import json
 import secrets
-import threading
-import uuid
-import zoneinfo
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from importlib import resources
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -28,18 +23,16 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from starlette.responses import StreamingResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from central import proposals
 from central.certification import assisted as assisted_share
 from central.certification.settings import Policy
-from central.console import access, charts, identity, proposing, queries, reviews
+from central.console import access, charts, figures, identity, proposing, queries, reviews, web
+from central.console.context import Context
 from central.console.fresh import Fresh
 from central.console.server import PEER_CERT
 from central.console.settings import ConsoleSettings
-from central.people import csvio
 from central.proposals import assisted as proposals_assisted
 from central.proposals.base import Resources
 from central.proposals.settings import ProposalSettings
@@ -66,32 +59,6 @@ class RefusedError(Exception):
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.field, self.signin = status, message, field, signin
-
-
-@dataclass
-class Context:
-    """What every request reads: engines, settings, sessions, templates."""
-
-    engine: Engine  # writes (review decisions, sign-ins, the daily coverage record)
-    reader: Engine  # reads (no write lock taken on SQLite)
-    settings: ConsoleSettings
-    policy: Policy
-    staff: StaffSettings
-    sessions: access.Sessions
-    templates: Jinja2Templates
-    fresh: Fresh = field(default_factory=lambda: Fresh(0))
-    proposals: ProposalSettings = field(default_factory=ProposalSettings)
-    resources: Resources | None = None  # central's config and keys: applying bank kinds
-    silent_after_s: float = 180.0  # [alerts] silent_after_s: an online terminal gone quiet
-    recorded: set[dt.date] = field(default_factory=set)
-    recording: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def timezone(self) -> str:
-        return self.policy.timezone
-
-    def today(self) -> dt.date:
-        return dt.datetime.now(zoneinfo.ZoneInfo(self.timezone)).date()
 
 
 def _ctx(request: Request) -> Context:
@@ -248,69 +215,6 @@ def _me(session: access.Session) -> Me:
 # -- shared readers -----------------------------------------------------------------------
 
 
-def dashboard(ctx: Context, actor: Actor, as_of: dt.date) -> dict[str, Any]:
-    """Everything the dashboard shows, for ``actor`` on ``as_of`` (at most
-    ``[console] dashboard_cache_s`` old)."""
-    scope = access.scope(actor)
-    today = ctx.today()
-    if as_of == today and today not in ctx.recorded:
-        with ctx.recording:
-            if today not in ctx.recorded:
-                try:
-                    with ctx.engine.begin() as conn:
-                        rows = queries.coverage(conn, today, ctx.policy.reminder_days, None)
-                        queries.record_history(conn, today, rows)
-                except IntegrityError:
-                    pass  # another console process recorded today first
-                ctx.recorded.add(today)
-    key = (
-        scope,
-        actor.staff_id if scope is not None else None,
-        as_of,
-        access.allowed(actor, "payments"),
-        access.allowed(actor, "reviews"),
-    )
-    data = dict(ctx.fresh.get(key, lambda: _dashboard(ctx, actor, as_of)))
-    data["proposals_waiting"] = (
-        len(proposals.list_for(ctx.engine, actor, 1000))
-        if access.allowed(actor, "proposals")
-        else None
-    )
-    return data
-
-
-def _dashboard(ctx: Context, actor: Actor, as_of: dt.date) -> dict[str, Any]:
-    scope = access.scope(actor)
-    reminder = ctx.policy.reminder_days
-    with ctx.reader.connect() as conn:
-        rows = queries.coverage(conn, as_of, reminder, scope)
-        known = identity.coordinators(ctx.engine)
-        if scope is not None:
-            known = {k: v for k, v in known.items() if k == actor.staff_id}
-        data: dict[str, Any] = {
-            "as_of": as_of.isoformat(),
-            "reminder_days": reminder,
-            "coverage": [r.as_json() for r in rows],
-            "per_coordinator": [r.as_json() for r in queries.per_coordinator(rows, known)],
-            "trend": queries.trend(conn, 12, scope),
-            "today": queries.today(conn, as_of, ctx.timezone, scope),
-            "payment_run": None,
-            "open_reviews": None,
-        }
-        if access.allowed(actor, "payments"):
-            run = queries.latest_run(conn)
-            if run is not None:
-                data["payment_run"] = queries.run_figures(conn, run).as_json()
-        if access.allowed(actor, "reviews"):
-            data["open_reviews"] = reviews.counts(conn)
-    data["fleet"] = (
-        queries.fleet(ctx.reader, dt.datetime.now(dt.UTC), ctx.silent_after_s)
-        if access.allowed(actor, "fleet")
-        else None
-    )
-    return data
-
-
 def _retirees_query(
     request: Request,
     state: queries.State | None,
@@ -336,26 +240,6 @@ def _retirees_query(
             for name in sorted(scope)
         ]
     return queries.retirees_query(state, community, as_of, reminder, scope, run_id, after)
-
-
-def _csv(rows: Iterator[dict[str, Any]], columns: list[str], filename: str) -> StreamingResponse:
-    def lines() -> Iterator[str]:
-        out = io.StringIO()
-        writer = csvio.writer(out)
-        writer.writerow(columns)
-        for n, row in enumerate(rows, 1):
-            writer.writerow([row[c] for c in columns])
-            if n % 2000 == 0:
-                yield out.getvalue()
-                out.seek(0)
-                out.truncate()
-        yield out.getvalue()
-
-    return StreamingResponse(
-        lines(),
-        media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": f'attachment; filename="{filename}"'},
-    )
 
 
 RETIREE_COLUMNS = ["id_number", "name", "community", "status", "certified_until"]
@@ -540,7 +424,7 @@ def create_app(ctx: Context) -> FastAPI:
     def api_dashboard(request: Request, as_of: AsOf = None) -> Response:
         """Coverage (per community, per coordinator, trend), today's certifications, the
         month's payment run and open review items."""
-        return _json(dashboard(ctx, _actor(request), as_of or ctx.today()))
+        return web.json_response(figures.dashboard(ctx, _actor(request), as_of or ctx.today()))
 
     @route("GET", "/api/retirees", "retirees")
     def api_retirees(
@@ -555,7 +439,7 @@ def create_app(ctx: Context) -> FastAPI:
         query = _retirees_query(request, state, community, as_of or ctx.today(), after, True)
         with ctx.reader.connect() as conn:
             rows = queries.retirees_page(conn, query, limit)
-        return _json(
+        return web.json_response(
             {"rows": rows, "next_after": rows[-1]["id_number"] if len(rows) == limit else None}
         )
 
@@ -571,7 +455,7 @@ def create_app(ctx: Context) -> FastAPI:
         query = _retirees_query(request, state, community, day)
         rows = queries.stream(ctx.reader, query, ctx.settings.export_limit)
         name = f"retirees-{state.value if state else 'all'}-{day}.csv"
-        return _csv(rows, RETIREE_COLUMNS, name)
+        return web.csv_response(rows, RETIREE_COLUMNS, name)
 
     @route("GET", "/api/certifications", "certifications")
     def api_certifications(
@@ -600,8 +484,8 @@ def create_app(ctx: Context) -> FastAPI:
             run = queries.latest_run(conn, period)
             if run is None:
                 raise RefusedError(404, f"no payment run for {period or 'any month'}", "period")
-            figures = queries.run_figures(conn, run)
-        return figures.as_json() | {"held_per_community": figures.held}
+            found = queries.run_figures(conn, run)
+        return found.as_json() | {"held_per_community": found.held}
 
     @route("GET", "/api/reviews/{queue}", "reviews")
     def api_reviews(queue: QueueP, limit: LimitQ = 100) -> dict[str, Any]:
@@ -623,19 +507,21 @@ def create_app(ctx: Context) -> FastAPI:
     ) -> dict[str, Any]:
         """Audit entries in chain order after entry ``after``."""
         with ctx.reader.connect() as conn:
-            rows = _audit_rows(conn, after, limit)
+            rows = figures.audit_rows(conn, after, limit)
         return {"entries": rows, "next_after": rows[-1]["id"] if len(rows) == limit else None}
 
     @route("GET", "/api/audit.csv", "audit", response_class=StreamingResponse)
     def api_audit_csv() -> StreamingResponse:
         """The whole audit chain as CSV, in chain order (hashes included: verify offline)."""
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        return _csv(audit.export(ctx.reader), AUDIT_COLUMNS, f"audit-{stamp}.csv")
+        return web.csv_response(
+            audit.export(ctx.reader), figures.AUDIT_COLUMNS, f"audit-{stamp}.csv"
+        )
 
     @route("GET", "/api/audit/verify", "audit")
     def api_audit_verify() -> dict[str, Any]:
         """Walk the whole chain: ok with its length and head, or the first bad entry."""
-        return _verify(ctx)
+        return figures.verify(ctx)
 
     @route("GET", "/api/proposals", "proposals")
     def api_proposals(
@@ -648,7 +534,7 @@ def create_app(ctx: Context) -> FastAPI:
         actor = _actor(request)
         waiting = proposals.list_for(ctx.engine, actor, limit)
         latest = proposals.list_all(ctx.engine, status, limit)
-        return _json(
+        return web.json_response(
             {
                 "waiting": [proposing.as_json(p, actor) for p in waiting],
                 "latest": [proposing.as_json(p, actor) for p in latest],
@@ -659,7 +545,7 @@ def create_app(ctx: Context) -> FastAPI:
     def api_proposal(request: Request, proposal_id: ProposalP) -> Response:
         """One proposal with its steps and diff (the first ``page_size`` rows)."""
         found = proposals.show(ctx.engine, proposal_id, ctx.settings.page_size)
-        return _json(proposing.as_json(found, _actor(request)))
+        return web.json_response(proposing.as_json(found, _actor(request)))
 
     @route("POST", "/api/proposals", "proposal_enter", status_code=201)
     def api_propose(request: Request, body: ProposalIn) -> Response:
@@ -673,7 +559,7 @@ def create_app(ctx: Context) -> FastAPI:
             settings=ctx.proposals,
             resources=ctx.resources,
         )
-        reply = _json(proposing.as_json(made, _actor(request)))
+        reply = web.json_response(proposing.as_json(made, _actor(request)))
         reply.status_code = 201
         return reply
 
@@ -683,7 +569,7 @@ def create_app(ctx: Context) -> FastAPI:
     ) -> Response:
         """Recheck, approve (applies it after the last level) or reject (reason required)."""
         done = _step(ctx, _actor(request), proposal_id, action, body.reason)
-        return _json(proposing.as_json(done, _actor(request)))
+        return web.json_response(proposing.as_json(done, _actor(request)))
 
     @route("GET", "/api/assisted", "assisted")
     def api_assisted(days: DaysQ = 30) -> Response:
@@ -691,7 +577,7 @@ def create_app(ctx: Context) -> FastAPI:
         terminal, and the assisted passes the policy sent to review that wait for a decision."""
         found = assisted_share.report(ctx.reader, dt.datetime.now(dt.UTC) - dt.timedelta(days))
         waiting = proposals_assisted.referred(ctx.reader, ctx.settings.page_size)
-        return _json(
+        return web.json_response(
             {
                 "since": found.since,
                 "staff": found.staff,
@@ -779,20 +665,20 @@ def create_app(ctx: Context) -> FastAPI:
             if after is None:
                 last = conn.scalar(sa.select(sa.func.max(audit_log.c.id))) or 0
                 after = max(0, int(last) - size)
-            rows = _audit_rows(conn, after, size)
+            rows = figures.audit_rows(conn, after, size)
         return _page(
             request,
             "audit.html",
             {
                 "rows": rows,
-                "checked": _verify(ctx) if verify else None,
+                "checked": figures.verify(ctx) if verify else None,
                 "earlier": max(0, after - size) if after else None,
             },
         )
 
     @route("GET", "/", "dashboard", response_class=HTMLResponse)
     def page_dashboard(request: Request, as_of: AsOf = None) -> Response:
-        data = dashboard(ctx, _actor(request), as_of or ctx.today())
+        data = figures.dashboard(ctx, _actor(request), as_of or ctx.today())
         shown = [r for r in data["coverage"] if r["name"] != "TOTAL"]
         coverage_chart = charts.stacked_bars(
             [
@@ -890,8 +776,8 @@ def create_app(ctx: Context) -> FastAPI:
     def page_payments(request: Request, period: PeriodQ = None) -> Response:
         with ctx.reader.connect() as conn:
             run = queries.latest_run(conn, period)
-            figures = None if run is None else queries.run_figures(conn, run)
-        return _page(request, "payments.html", {"figures": figures, "period": period})
+            shown = None if run is None else queries.run_figures(conn, run)
+        return _page(request, "payments.html", {"figures": shown, "period": period})
 
     @route("GET", "/reviews", "reviews", response_class=HTMLResponse)
     def page_reviews(request: Request) -> Response:
@@ -933,131 +819,9 @@ def _step(ctx: Context, actor: Actor, proposal_id: int, action: str, reason: str
     return step(ctx.engine, actor, proposal_id, reason, resources=ctx.resources)
 
 
-AUDIT_COLUMNS = [
-    "id",
-    "at",
-    "staff_id",
-    "roles",
-    "action",
-    "target",
-    "before",
-    "after",
-    "address",
-    "cert_serial",
-    "via",
-    "event_id",
-    "prev_hash",
-    "hash",
-]
-
-
-def _audit_rows(conn: Any, after: int, limit: int) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        sa.select(audit_log).where(audit_log.c.id > after).order_by(audit_log.c.id).limit(limit)
-    )
-    return [dict(r._mapping) for r in rows]
-
-
-def _verify(ctx: Context) -> dict[str, Any]:
-    try:
-        found = audit.verify(ctx.reader)
-    except audit.ChainError as exc:
-        return {"ok": False, "entry_id": exc.entry_id, "problem": exc.problem}
-    return {
-        "ok": True,
-        "entries": found.entries,
-        "head": {"id": found.head[0], "hash": found.head[1]},
-        "unsealed_events": found.unsealed_events,
-    }
-
-
 def _local(target: str) -> str:
     """``target`` if it is a path on this site, else ``/`` (no open redirect)."""
     return target if target.startswith("/") and not target.startswith("//") else "/"
-
-
-SECURITY_HEADERS = [
-    (
-        b"content-security-policy",
-        b"default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-        b"frame-ancestors 'none'; base-uri 'none'",
-    ),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"cache-control", b"no-store"),
-    (b"strict-transport-security", b"max-age=31536000"),
-]
-
-
-class SecurityHeaders:
-    """ASGI middleware: the headers above on every response (no script, no framing, no
-    caching of staff data)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
-
-
-def _json_default(value: Any) -> str:
-    if isinstance(value, dt.date | dt.datetime | uuid.UUID):
-        return value.isoformat() if not isinstance(value, uuid.UUID) else str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def _json(data: Any) -> Response:
-    """``data`` as JSON, dates as ISO text (straight ``json.dumps``: lists of rows are
-    the API's bulk)."""
-    return Response(json.dumps(data, default=_json_default), media_type="application/json")
-
-
-class BodyLimit:
-    """ASGI middleware: a request body over ``limit`` bytes gets 413, unread."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._too_large(send)
-            return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLargeError
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except _TooLargeError:
-            await self._too_large(send)
-
-    async def _too_large(self, send: Send) -> None:
-        await JSONResponse(
-            {"error": f"request body over {self.limit} bytes", "field": "body"}, status_code=413
-        )({"type": "http"}, _nothing, send)
-
-
-class _TooLargeError(Exception):
-    pass
-
-
-async def _nothing() -> Message:
-    return {"type": "http.disconnect"}
 
 
 def build(
@@ -1095,6 +859,6 @@ def build(
             silent_after_s,
         )
     )
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(web.BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(web.SecurityHeaders)
     return app
