@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 APT_PACKAGES := mosquitto mosquitto-clients openssl systemd pcscd vsmartcard-vpcd libpcsclite-dev swig espeak-ng chromium fonts-wqy-microhei openssh-server
-EXTRAS := edge,central,camera,pcsc,build,dev
+EXTRAS := edge,central,fleet,camera,pcsc,build,dev
 
 .PHONY: setup apt pip models test lint demo
 

@@ -16,14 +16,19 @@ from functools import cached_property
 from pathlib import Path
 from types import FrameType
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.engine import Engine
 
 from central.certification.consumer import Consumer
 from central.certification.devices import DeviceTrust
 from central.certification.ingest import Ingestor
 from central.certification.link import Link
+from central.certification.receipts import ReceiptAnswers
 from central.certification.templates import TemplateAnswers, TemplateService
+from central.channels.answers import PhoneAnswers
+from central.channels.codes import Deliveries, PhoneCodes, mobile_gate
 from central.config import CentralConfig
 from central.fleet import alerts as fleet_alerts
 from central.fleet import metrics as fleet_metrics
@@ -31,8 +36,11 @@ from central.fleet.commands_link import FleetLink
 from central.fleet.health import FleetHealth
 from central.fleet.health_service import HealthService
 from central.fleet.rollouts_server import BundleServer, server_context
-from central.notify.base import LogNotifier
+from central.notify import adapters, outbox, reminders
+from central.notify.base import LogNotifier, Notifier
 from central.notify.webhook import WebhookNotifier
+from central.payments.status import StatusAnswers
+from central.staff import audit
 from central.store import db
 from common.config import secret_path
 from common.errors import ConfigError
@@ -87,14 +95,41 @@ class Central:
     def ingestor(self) -> Ingestor:
         """Verifies and applies results, trusting the fleet's devices under the policy."""
         root = self.cfg.mqtt.root if self.cfg.mqtt else topics.ROOT
-        return Ingestor(self.engine, self.trust, self.cfg.policy, root)
+        remote = frozenset(self.cfg.phone.remote_devices)
+        return Ingestor(self.engine, self.trust, self.cfg.policy, root, remote, mobile_gate)
+
+    @cached_property
+    def notifiers(self) -> dict[str, Notifier]:
+        """The adapter of each notify channel (``[notify] channels``)."""
+        return adapters.build(self.cfg.notify)
+
+    def sender(self) -> outbox.Sender:
+        """Delivers the outbox's due messages through ``notifiers``."""
+        return outbox.Sender(self.engine, self.notifiers, self.cfg.notify)
+
+    def remind_daily(self, stop: threading.Event, every_s: float = 600.0) -> None:
+        """Run the reminders once per day (in the policy's time zone) until ``stop``."""
+        done: object = None
+        while not stop.is_set():
+            day = reminders.today(self.cfg.policy)
+            if day != done:
+                try:
+                    summary = reminders.run(
+                        self.engine, day, self.cfg.notify.reminders, self.cfg.policy, stop=stop
+                    )
+                except Exception:  # the database is away, say: try again next time round
+                    log.exception("reminders for %s failed; trying again later", day)
+                else:
+                    log.info("reminders for %s: %s enqueued", day, summary.enqueued)
+                    done = day
+            stop.wait(every_s)
 
     def check(self) -> None:
         """Load everything ``run`` needs: files present, [mqtt], CA/CRL/devices, both keys."""
         if missing := self.cfg.missing_files():
             raise ConfigError("missing files:\n  - " + "\n  - ".join(missing))
         self.cfg.require_mqtt()
-        _ = self.trust, self.signer, self.seal_key
+        _ = self.trust, self.signer, self.seal_key, self.notifiers
         if self.cfg.rollout.bundle_port:
             server_context(self.cfg.rollout, self.cfg.fleet.ca_file)
 
@@ -112,8 +147,35 @@ class Central:
         self.migrate()
         return Consumer(mqtt, self.cfg.ingest, self.ingestor, self.signer, stop)
 
+    @cached_property
+    def deliveries(self) -> Deliveries:
+        """The worker that texts one-time codes: straight through the adapter ``[notify]
+        channels`` names for ``[phone] channel`` (a code is worth nothing after minutes, so
+        not through the outbox's retries; ``log`` writes no code)."""
+        channel = self.cfg.phone.channel
+        if channel not in self.notifiers:
+            raise ConfigError(
+                f"phone.channel: {channel!r} is not a [notify] channel; "
+                f"use one of {', '.join(sorted(self.notifiers))}"
+            )
+        return Deliveries(self.notifiers[channel])
+
+    def phone_answers(self) -> PhoneAnswers | None:
+        """Answers to remote terminals' code requests (``None``: no ``[phone]
+        remote_devices``, the phone channel is off)."""
+        phone = self.cfg.phone
+        if not phone.remote_devices:
+            return None
+        secret = HKDF(hashes.SHA256(), 32, None, b"lifecert phone codes").derive(
+            self.seal_key.private_numbers().private_value.to_bytes(32, "big")
+        )
+        codes = PhoneCodes(self.engine, phone, self.deliveries, secret)
+        return PhoneAnswers(codes, phone)
+
     def template_service(self, link: Link) -> TemplateService:
-        """The template request service, answering over ``link`` (add it before it starts)."""
+        """The terminal request service (templates, status, receipts, the phone channel's codes),
+        answering over ``link`` (add it before it starts)."""
+        phone = self.phone_answers()
         answers = TemplateAnswers(
             self.engine,
             self.trust,
@@ -121,6 +183,11 @@ class Central:
             self.seal_key,
             self.signer,
             link.settings.root,
+            handlers={
+                "status": StatusAnswers(self.engine, self.cfg.policy, self.site_of),
+                "receipt": ReceiptAnswers(self.engine, self.signer, self.cfg.policy),
+                **(phone.handlers() if phone else {}),
+            },
         )
         return TemplateService(link, answers)
 
@@ -169,8 +236,15 @@ class Central:
             return None
         return BundleServer(self.engine, self.trust, self.cfg.rollout, self.cfg.fleet.ca_file)
 
+    def site_of(self, kid: str) -> str | None:
+        """The site of the enrolled device whose certificate has ``kid`` (None: unknown)."""
+        device = self.trust.by_kid(kid)
+        return device.site if device else None
+
     def close(self) -> None:
-        """Release the database connections (if the engine was built)."""
+        """Send the codes queued, release the database connections (if built)."""
+        if "deliveries" in self.__dict__:
+            self.deliveries.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
 
@@ -178,28 +252,49 @@ class Central:
 class Service:
     """What ``lifecert-central run`` serves: the consumer, the template service, fleet health
     (with alerts and metrics) and the fleet's configs and commands, over the consumer's one
-    broker connection (one paho client, one session); and the rollout bundle server, if
-    configured."""
+    broker connection (one paho client, one session); the rollout bundle server, if
+    configured; and threads of their own for the notifier's outbox sender, the daily
+    reminders and sealing new events into the audit chain every ``[staff] seal_interval_s``."""
 
     def __init__(
         self, central: Central, stop: threading.Event, client_id: str | None = None
     ) -> None:
+        self.stop = stop
+        self.central = central
         self.consumer = central.consumer(stop, client_id)
         self.templates = central.template_service(self.consumer.link)
         self.health = central.health_service(self.consumer, threading.Event())
         self.fleet = central.fleet_link(self.consumer.link)
         self.bundles = central.bundle_server()
+        self.sender = central.sender()
 
     def run(self) -> None:
         """Serve until the stop event is set: the batch in hand is finished, the template
         request subscription left, the connection closed cleanly, fleet state flushed."""
-        with self.templates, self.health, self.fleet, ExitStack() as stack:
-            if self.bundles is not None:
-                stack.enter_context(self.bundles).start()
-            self.templates.start()
-            self.health.start()
-            self.fleet.start()
-            self.consumer.run()
+        central, stop = self.central, self.stop
+        helpers = [
+            threading.Thread(target=self.sender.run, args=(stop,), name="notify"),
+            threading.Thread(target=central.remind_daily, args=(stop,), name="remind"),
+            threading.Thread(
+                target=audit.seal_until,
+                args=(central.engine, stop, central.cfg.staff.seal_interval_s),
+                name="audit-sealer",
+            ),
+        ]
+        for thread in helpers:
+            thread.start()
+        try:
+            with self.templates, self.health, self.fleet, ExitStack() as stack:
+                if self.bundles is not None:
+                    stack.enter_context(self.bundles).start()
+                self.templates.start()
+                self.health.start()
+                self.fleet.start()
+                self.consumer.run()
+        finally:
+            stop.set()
+            for thread in helpers:
+                thread.join(timeout=30)
 
 
 def run(central: Central, client_id: str | None = None) -> None:

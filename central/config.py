@@ -12,10 +12,12 @@ from typing import Any, Literal
 from pydantic import Field
 
 from central.certification.settings import CentralMqtt, FleetFiles, IngestSettings, Policy
+from central.channels.settings import PhoneSettings
 from central.console.settings import ConsoleSettings
 from central.fleet.health_settings import AlertSettings, MetricsSettings
 from central.fleet.rollouts_settings import RolloutSettings
 from central.fraud.settings import DuplicateSettings
+from central.notify.settings import NotifySettings
 from central.payments.settings import BankSettings, PaymentSettings
 from central.proposals.settings import ProposalSettings
 from central.staff.settings import StaffSettings
@@ -85,6 +87,12 @@ class CentralConfig(Section):
         default=_EMPTY,
         title="fleet config, commands and rollouts",
         description="a [rollout] table",
+    )
+    notify: NotifySettings = Field(
+        default=_EMPTY, title="notify", description="a [notify] table (outbox, adapters)"
+    )
+    phone: PhoneSettings = Field(
+        default=_EMPTY, title="phone channel", description="a [phone] table (docs/phone.md)"
     )
 
     def require_mqtt(self) -> CentralMqtt:

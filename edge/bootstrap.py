@@ -21,7 +21,7 @@ from contextlib import ExitStack, contextmanager
 
 from common.errors import ConfigError
 from edge.adapters import keys as edge_keys
-from edge.adapters.mqtt import MqttLink, OnAck, OnConnect, OnFleet, tls_context
+from edge.adapters.mqtt import MqttLink, OnAck, OnCert, OnConnect, OnFleet, tls_context
 from edge.adapters.outbox import Clock, Outbox
 from edge.adapters.recorder import Recorder
 from edge.adapters.templates import CentralTemplates, Fetch, Requester
@@ -54,6 +54,7 @@ def open_link(
     cfg: EdgeConfig,
     on_ack: OnAck,
     on_connect: OnConnect | None = None,
+    on_cert: OnCert | None = None,
     on_fleet: OnFleet | None = None,
 ) -> MqttLink:
     """The terminal's MQTT link (not started), logged in as its device id.
@@ -63,7 +64,12 @@ def open_link(
     it would end the first).
     """
     return MqttLink(
-        cfg, edge_keys.device_key_path(cfg), on_ack=on_ack, on_connect=on_connect, on_fleet=on_fleet
+        cfg,
+        edge_keys.device_key_path(cfg),
+        on_ack=on_ack,
+        on_connect=on_connect,
+        on_cert=on_cert,
+        on_fleet=on_fleet,
     )
 
 
@@ -139,7 +145,8 @@ def open_session(
     # The session's devices and models (the TFLite runtime, SciPy for veins, the HAL backends)
     # load here, not with this module: the command line and a terminal without a kiosk
     # open only the outbox, and start in half the time.
-    from edge.adapters.cache import TemplateCache, cache_key
+    from edge.adapters.cache import TemplateCache
+    from edge.adapters.cache import key_for as cache_key_for
     from edge.adapters.devices import (
         CardSlots,
         PipelineFaces,
@@ -189,12 +196,16 @@ def open_session(
                 link,
                 cfg.device_id,
                 keys.central_verifier,
-                device_key,
+                keys.signer.private_keys
+                if isinstance(keys.signer, edge_keys.DeviceSigner)
+                else device_key,
                 faces.template_model,
                 cfg.session.template_timeout_s,
             ).fetch
         cache = stack.enter_context(
-            TemplateCache(cfg.db_path, cache_key(device_key), cfg.outbox.busy_timeout_s)
+            TemplateCache(
+                cfg.db_path, cache_key_for(cfg.data_dir, device_key), cfg.outbox.busy_timeout_s
+            )
         )
         ports = Ports(
             cards=CardSlots(readers),

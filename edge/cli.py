@@ -14,6 +14,7 @@ import click
 from common import idnumber, logs
 from common.cli import friendly_errors
 from edge import config as edge_config
+from edge import enrolment
 from edge.adapters import keys as edge_keys
 from edge.adapters.outbox import Row, Status
 from edge.adapters.recorder import Recorder
@@ -189,6 +190,70 @@ def outbox_cmd(state: _State, status: str | None, limit: int, as_json: bool) -> 
             f"{row.decision:<5} {row.retiree_id}  created {_when(row.created_at)}  "
             f"sent {row.attempts}x, last {_when(row.last_sent_at)}"
         )
+
+
+@main.command("enrol")
+@click.option(
+    "--server", required=True, help="the enrolment server, e.g. https://enrol.example.org:8443"
+)
+@click.option(
+    "--token",
+    required=True,
+    envvar="LIFECERT_ENROL_TOKEN",
+    help="the one-time token from `lifecert fleet token create` (or $LIFECERT_ENROL_TOKEN)",
+)
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="where to write key, certificate and edge.toml [the --config file's folder]",
+)
+@click.option(
+    "--key-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="put the key and certificate here instead, e.g. /var/lib/lifecert/tls (a folder the "
+    "service may write, so it can renew them)",
+)
+@click.option(
+    "--wait",
+    type=click.FloatRange(0, 86400),
+    default=600,
+    show_default=True,
+    help="seconds to wait for the operator's approval",
+)
+@click.option(
+    "--poll",
+    type=click.FloatRange(0.1, 600),
+    default=5,
+    show_default=True,
+    help="seconds between looks at the request",
+)
+@click.pass_obj
+@friendly_errors
+def enrol_cmd(
+    state: _State,
+    server: str,
+    token: str,
+    folder: Path | None,
+    key_dir: Path | None,
+    wait: float,
+    poll: float,
+) -> None:
+    """Enrol this terminal with a key made here (claim with a one-time token).
+
+    The private key never leaves the terminal: a CSR goes to the enrolment server
+    with the token; once the operator approves (or the token auto-approves), the
+    signed certificate, CA, broker address and central's keys land beside it.
+
+    \b
+    Example:
+      lifecert-edge enrol --server https://enrol.example.org:8443 --token "$TOKEN"
+    """
+    done = enrolment.enrol(
+        server, token, folder or state.path.parent, key_dir=key_dir, wait_s=wait, poll_s=poll
+    )
+    edge_keys.load(edge_config.load(done.config))
+    click.echo(f"enrolled {done.device_id} (request {done.request}): {done.config}")
 
 
 @main.group()

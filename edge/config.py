@@ -3,8 +3,8 @@
 The keys written by provisioning (``device_id``, ``data_dir``, ``log_level``,
 ``[mqtt]``, ``[central]``) are required or defaulted exactly as in
 docs/design.md; the sections added later (``[outbox]``, ``[link]``, ``[hal.*]``,
-``[models]``, ``[session]``, ``[kiosk]``, ``[fleet]``) all have defaults, so every
-enrolment bundle stays valid.
+``[models]``, ``[session]``, ``[kiosk]``, ``[fleet]``, ``[renewal]``) all have defaults,
+so every enrolment bundle stays valid.
 """
 
 from pathlib import Path
@@ -16,6 +16,7 @@ from common import config as _config
 from common.config import ConfigPath, Section
 from edge.fleet.settings import FleetSettings
 from edge.kiosk.settings import KioskSettings
+from edge.remote.settings import RemoteSettings
 from edge.session.settings import SessionSettings
 from hal.config import HalSettings
 from models.config import ModelsSettings
@@ -106,6 +107,25 @@ class LinkSettings(Section):
         return self
 
 
+class RenewalSettings(Section):
+    """Certificate renewal over MQTT with a key made on the terminal."""
+
+    before_days: float = Field(
+        default=30.0,
+        ge=0,
+        le=3650,
+        title="renew before",
+        description="renew once the certificate has fewer days than this left; 0 = never",
+    )
+    retry_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        title="renewal retry",
+        description="seconds between re-sends of an unanswered request or confirmation",
+    )
+
+
 class EdgeConfig(Section):
     """Everything the terminal service needs (``edge.toml``)."""
 
@@ -155,6 +175,25 @@ class EdgeConfig(Section):
         title="fleet",
         description="a [fleet] table: self-test images and update bounds",
     )
+    renewal: RenewalSettings = Field(
+        default_factory=RenewalSettings,
+        title="certificate renewal",
+        description="a [renewal] table",
+    )
+    remote: RemoteSettings = Field(
+        default_factory=RemoteSettings,
+        title="remote terminal",
+        description="a [remote] table: serve phone certifications (docs/phone.md)",
+    )
+
+    @model_validator(mode="after")
+    def _one_front(self) -> "EdgeConfig":
+        if self.kiosk.enabled and self.remote.enabled:
+            raise ValueError(
+                "kiosk.enabled and remote.enabled: a terminal is a kiosk or a remote terminal; "
+                "enrol another device id for the other"
+            )
+        return self
 
     @property
     def db_path(self) -> Path:

@@ -12,6 +12,8 @@ Layout (``root`` defaults to ``lifecert/v1``)::
     <root>/dev/<device_id>/reported    retained: what the device runs (signed)
     <root>/dev/<device_id>/req         device requests to central (MQTT 5 response topic)
     <root>/dev/<device_id>/resp        central's replies to the device
+    <root>/dev/<device_id>/csr         certificate renewal requests -> the renewal service
+    <root>/dev/<device_id>/cert        the renewal service's replies (new certificates)
 """
 
 import re
@@ -21,7 +23,18 @@ ROOT: Final = "lifecert/v1"
 SHARE_GROUP: Final = "central"
 
 Kind = Literal[
-    "result", "ack", "status", "telemetry", "config", "cmd", "cmdack", "reported", "req", "resp"
+    "result",
+    "ack",
+    "status",
+    "telemetry",
+    "config",
+    "cmd",
+    "cmdack",
+    "reported",
+    "req",
+    "resp",
+    "csr",
+    "cert",
 ]
 KINDS: Final[tuple[str, ...]] = get_args(Kind)
 DEVICE_ID_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")

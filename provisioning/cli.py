@@ -5,63 +5,23 @@ top-level group.
 """
 
 import datetime as dt
-import functools
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from common.cli import friendly_errors
 from protocol import topics
-from provisioning import pki
+from provisioning import enrolcli, pki
 from provisioning.brokerconf import BrokerOptions
+from provisioning.cliutil import command as _command
+from provisioning.cliutil import fleet_dir as _fleet_dir
 from provisioning.config import BrokerSettings
 from provisioning.demo import demo
-from provisioning.errors import ProvisioningError
 from provisioning.fleet import Fleet
+from provisioning.receipts import verify_receipt_cmd
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-DIR_HELP = "fleet directory (env LIFECERT_FLEET_DIR)"
 CRL_WARNING = dt.timedelta(days=14)
-
-
-def _fleet_dir(func: F) -> F:
-    return click.option(
-        "--dir",
-        "directory",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=Path("fleet"),
-        envvar="LIFECERT_FLEET_DIR",
-        show_default=True,
-        help=DIR_HELP,
-    )(func)
-
-
-def _os_errors(func: F) -> F:
-    """File-system failures become one clear line (via ``friendly_errors``)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except OSError as exc:
-            raise ProvisioningError(
-                f"{exc.strerror or exc} ({exc.filename or 'file system'}): "
-                "check the path and its permissions"
-            ) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _command(group: click.Group, name: str) -> Callable[[F], F]:
-    def decorate(func: F) -> F:
-        return group.command(name)(friendly_errors(_os_errors(func)))  # type: ignore[return-value]
-
-    return decorate
 
 
 @click.group()
@@ -233,14 +193,34 @@ def revoke_cmd(directory: Path, device_id: str, reason: str, reload: bool) -> No
 @_command(fleet, "crl")
 @_fleet_dir
 @click.option("--reload/--no-reload", default=True, show_default=True, help="reload the broker")
-def crl_cmd(directory: Path, reload: bool) -> None:
-    """Re-issue the CRL with a fresh nextUpdate (run it monthly, e.g. from cron).
+@click.option(
+    "--renew-if-due",
+    is_flag=True,
+    help="only if nextUpdate is closer than pki.crl_renew_days (what the shipped "
+    "lifecert-crl.timer runs daily)",
+)
+def crl_cmd(directory: Path, reload: bool, renew_if_due: bool) -> None:
+    """Re-issue the CRL with a fresh nextUpdate and reload the broker.
+
+    Once nextUpdate passes the broker refuses every terminal: systemd's
+    lifecert-crl.timer runs this daily with --renew-if-due.
 
     \b
     Example:
         lifecert fleet crl --dir fleet
+        lifecert fleet crl --renew-if-due --dir /var/lib/lifecert-fleet
     """
     target = Fleet.open(directory)
+    if renew_if_due:
+        why = target.crl_due()
+        if why is None:
+            current = pki.load_crl(target.paths.crl)
+            click.echo(
+                f"CRL {target.paths.crl}: next update {current.next_update_utc:%Y-%m-%d %H:%M} "
+                "UTC, not due yet"
+            )
+            return
+        click.echo(f"renewing the CRL: {why}")
     crl = target.refresh_crl()
     click.echo(f"CRL {target.paths.crl}: next update {crl.next_update_utc:%Y-%m-%d %H:%M} UTC")
     if reload:
@@ -411,4 +391,7 @@ def purge_sessions_cmd(directory: Path, client_ids: tuple[str, ...], everything:
         click.echo(f"{client_id}: {'session purged' if present else 'no session'}")
 
 
+for _cmd in enrolcli.COMMANDS:
+    fleet.add_command(_cmd)
 main.add_command(demo)
+main.add_command(verify_receipt_cmd)

@@ -4,9 +4,10 @@ Loaded with :func:`common.config.load` (env prefix ``LIFECERT_FLEET``), so
 ``LIFECERT_FLEET__BROKER__RELOAD_COMMAND=...`` overrides one field.
 """
 
+import datetime as dt
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from common.config import ConfigPath, Section, load
 from protocol import topics
@@ -63,6 +64,26 @@ class PkiSettings(Section):
         title="CRL validity",
         description="days until the CRL's nextUpdate; re-issue before (lifecert fleet crl)",
     )
+    crl_renew_days: int | None = Field(
+        default=None,
+        ge=1,
+        title="CRL renewal margin",
+        description="`lifecert fleet crl --renew-if-due` re-issues the CRL once fewer days than "
+        "this remain before its nextUpdate; default a third of crl_days",
+    )
+
+    @model_validator(mode="after")
+    def _margin_inside_validity(self) -> "PkiSettings":
+        if self.crl_renew_days is not None and self.crl_renew_days >= self.crl_days:
+            raise ValueError("crl_renew_days must be less than crl_days")
+        return self
+
+    @property
+    def crl_renew_before(self) -> dt.timedelta:
+        """How long before nextUpdate the CRL is due for renewal."""
+        if self.crl_renew_days is not None:
+            return dt.timedelta(days=self.crl_renew_days)
+        return dt.timedelta(days=self.crl_days) / 3
 
 
 class FleetSettings(Section):

@@ -14,7 +14,11 @@ username               client id               password                    role
 ``lifecert-admin``     any (it purges          broker/admin.password       ``admin``
                        sessions by taking
                        over their client id)
+``lifecert-renewal``   any                     broker/renewal.password     ``renewal``
 =====================  ======================  ==========================  ====================
+
+``renewal`` (the certificate renewal service, which holds the CA key) reads every
+device's ``csr`` topic and writes its ``cert`` topic, nothing else.
 
 Terminals used to log in a second time as ``<id>.templates`` (:func:`legacy_login`); no
 fleet gets that login any more, but deleting a device still deletes it and ends its
@@ -47,6 +51,7 @@ from protocol import topics
 
 CENTRAL_USER: Final = "lifecert-central"
 ADMIN_USER: Final = "lifecert-admin"
+RENEWAL_USER: Final = "lifecert-renewal"
 CONTROL_TOPIC: Final = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC: Final = CONTROL_TOPIC + "/response"
 
@@ -57,8 +62,9 @@ DEVICE_WRITES: Final[tuple[topics.Kind, ...]] = (
     "req",
     "cmdack",
     "reported",
+    "csr",
 )
-DEVICE_READS: Final[tuple[topics.Kind, ...]] = ("ack", "resp", "config", "cmd")
+DEVICE_READS: Final[tuple[topics.Kind, ...]] = ("ack", "resp", "config", "cmd", "cert")
 CENTRAL_READS: Final[tuple[topics.Kind, ...]] = (
     "result",
     "req",
@@ -149,6 +155,16 @@ def central_acls(root: str) -> list[dict[str, Any]]:
     return acls
 
 
+def renewal_acls(root: str) -> list[dict[str, Any]]:
+    """Read every device's ``csr`` topic, write every device's ``cert`` topic."""
+    topic = topics.all_devices("csr", root)
+    return [
+        _acl("subscribePattern", topic),
+        _acl("publishClientReceive", topic),
+        _acl("publishClientSend", topics.all_devices("cert", root)),
+    ]
+
+
 def admin_acls() -> list[dict[str, Any]]:
     """The plugin's control topic and its responses, nothing else."""
     return [
@@ -177,6 +193,7 @@ def config(
     devices: Mapping[str, PasswordHash],
     central: PasswordHash,
     admin: PasswordHash,
+    renewal: PasswordHash | None = None,
 ) -> dict[str, Any]:
     """The plugin's whole configuration file (``broker/dynamic-security.json``)."""
     clients = [
@@ -186,7 +203,12 @@ def config(
     roles = [
         {"rolename": "central", "acls": central_acls(root)},
         {"rolename": "admin", "acls": admin_acls()},
+        {"rolename": "renewal", "acls": renewal_acls(root)},
     ]
+    if renewal is not None:
+        clients.append(
+            _client(RENEWAL_USER, renewal, "renewal", "lifecert fleet renewal-service (CA)")
+        )
     for device_id, secret in sorted(devices.items()):
         role = device_role(device_id)
         clients.append(_client(device_id, secret, role, f"terminal {device_id}", device_id))

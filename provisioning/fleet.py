@@ -32,13 +32,14 @@ import socket
 import subprocess
 import tarfile
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
 
 from common.config import format_errors
@@ -124,6 +125,11 @@ class FleetPaths:
     def admin_password(self) -> Path:
         """The broker password of ``lifecert-admin`` (the control connection)."""
         return self.broker / "admin.password"
+
+    @property
+    def renewal_password(self) -> Path:
+        """The broker password of ``lifecert-renewal`` (the renewal service)."""
+        return self.broker / "renewal.password"
 
     @property
     def bundles(self) -> Path:
@@ -305,15 +311,18 @@ class Fleet:
         if not p.admin_password.exists():
             write_secret(p.admin_password, dynsec.new_password())
             made.append(str(p.admin_password))
-        if not (p.broker / "admin.pem").exists() or not (p.broker / "admin.key").exists():
-            key = pki.new_key()
-            days = self.settings.pki.service_days
-            pki.write_private_key(p.broker / "admin.key", key)
-            pki.write_cert(
-                p.broker / "admin.pem",
-                self.authority().issue(dynsec.ADMIN_USER, key.public_key(), days),
-            )
-            made.append(str(p.broker / "admin.pem"))
+        if not p.renewal_password.exists():
+            write_secret(p.renewal_password, dynsec.new_password())
+            made.append(str(p.renewal_password))
+        for stem, user in (("admin", dynsec.ADMIN_USER), ("renewal", dynsec.RENEWAL_USER)):
+            if not (p.broker / f"{stem}.pem").exists() or not (p.broker / f"{stem}.key").exists():
+                key = pki.new_key()
+                days = self.settings.pki.service_days
+                pki.write_private_key(p.broker / f"{stem}.key", key)
+                pki.write_cert(
+                    p.broker / f"{stem}.pem", self.authority().issue(user, key.public_key(), days)
+                )
+                made.append(str(p.broker / f"{stem}.pem"))
         return made
 
     def _write_central_config(self) -> None:
@@ -383,6 +392,13 @@ class Fleet:
             self.paths.central_password, "run `lifecert fleet broker-config` to create it"
         )
 
+    def renewal_password(self) -> str:
+        """The renewal service's broker password (``broker/renewal.password``)."""
+        return _read_secret(
+            self.paths.renewal_password,
+            "run `lifecert fleet broker-config` to create it, then restart the broker",
+        )
+
     def admin_login(self) -> AdminLogin:
         """How ``lifecert-admin`` reaches the fleet's broker."""
         b = self.paths.broker
@@ -409,12 +425,49 @@ class Fleet:
         ``site`` (the community centre where it stands) goes into the certificate's OU.
         The broker learns the new login at once (see :meth:`add_to_broker`).
         """
+        password = dynsec.new_password()
+        key = pki.new_key()
+        bundle = self.paths.bundle(device_id)
+
+        def write_bundle(cert: x509.Certificate) -> None:
+            if bundle.exists():
+                shutil.rmtree(bundle)
+            bundle.mkdir(parents=True, mode=0o700)
+            pki.write_private_key(bundle / "device.key", key)
+            pki.write_cert(bundle / "device.pem", cert)
+            self._write_bundle(device_id, password)
+
+        record = self._register(device_id, site, key.public_key(), password, write_bundle)
+        return Enrolment(record, bundle, self._tell_broker(device_id, password))
+
+    def enrol_public_key(
+        self, device_id: str, site: str, public_key: ec.EllipticCurvePublicKey, password: str
+    ) -> tuple[DeviceRecord, x509.Certificate, str]:
+        """Enrol a terminal whose key was born on it (claim enrolment): certificate for
+        ``public_key``, registry record, broker login with the password it chose; no bundle.
+        The record, the certificate and what the broker was told."""
+        issued: list[x509.Certificate] = []
+        record = self._register(device_id, site, public_key, password, issued.append)
+        try:
+            told = self.add_to_broker(device_id, password)
+        except ProvisioningError as exc:
+            told = f"the broker did not take {device_id}'s login: {exc}"
+        return record, issued[0], told
+
+    def _register(
+        self,
+        device_id: str,
+        site: str,
+        public_key: ec.EllipticCurvePublicKey,
+        password: str,
+        keep: Callable[[x509.Certificate], None],
+    ) -> DeviceRecord:
+        """Issue ``device_id``'s certificate, hand it to ``keep``, record it (registry lock)."""
         _check_new_id(device_id)
         try:
             topics.check_site(site)
         except ValueError as exc:
             raise ProvisioningError(str(exc)) from None
-        password = dynsec.new_password()
         with registry.locked(self.paths.registry) as reg:
             known = reg.get(device_id)
             if known is not None:
@@ -427,16 +480,10 @@ class Fleet:
                     f"device {device_id!r} is {what}: choose a new id, or copy the existing "
                     f"bundle from {self.paths.bundle(device_id)}"
                 )
-            ca = self.authority()
-            key = pki.new_key()
-            cert = ca.issue(device_id, key.public_key(), self.settings.pki.device_days, site=site)
-            bundle = self.paths.bundle(device_id)
-            if bundle.exists():
-                shutil.rmtree(bundle)
-            bundle.mkdir(parents=True, mode=0o700)
-            pki.write_private_key(bundle / "device.key", key)
-            pki.write_cert(bundle / "device.pem", cert)
-            self._write_bundle(device_id, password)
+            cert = self.authority().issue(
+                device_id, public_key, self.settings.pki.device_days, site=site
+            )
+            keep(cert)
             pki.write_cert(self.paths.devices / f"{device_id}.pem", cert)
             record = DeviceRecord(
                 id=device_id,
@@ -449,7 +496,7 @@ class Fleet:
             )
             reg.devices.append(record)
         log.info("enrolled %s (serial %s)", device_id, record.serial)
-        return Enrolment(record, bundle, self._tell_broker(device_id, password))
+        return record
 
     def reissue(self, device_id: str) -> Enrolment:
         """A new broker password for an active device: ``mqtt.password`` and ``edge.toml`` in
@@ -560,7 +607,7 @@ class Fleet:
             record.status = "revoked"
             record.revoked_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
             record.reason = reason or None
-            self._write_crl(reg)
+            self.write_crl(reg)
             if not self.broker_running():
                 self._write_dynsec(reg)
         log.info("revoked %s (serial %s)", device_id, record.serial)
@@ -568,12 +615,34 @@ class Fleet:
 
     def refresh_crl(self) -> x509.CertificateRevocationList:
         """Re-issue the CRL with a fresh nextUpdate (run well before the old one passes)."""
-        return self._write_crl(registry.read(self.paths.registry))
+        with registry.locked(self.paths.registry) as reg:
+            return self.write_crl(reg)
 
-    def _write_crl(self, reg: registry.Registry) -> x509.CertificateRevocationList:
+    def crl_due(self, now: dt.datetime | None = None) -> str | None:
+        """Why the CRL must be re-issued now, or None while it is good for longer than
+        ``pki.crl_renew_before`` (missing, unreadable or not the CA's counts as due)."""
+        now = now or dt.datetime.now(dt.UTC)
+        try:
+            crl = pki.load_crl(self.paths.crl)
+        except (OSError, ValueError) as exc:
+            return f"the CRL {self.paths.crl} cannot be read ({exc})"
+        if not crl.is_signature_valid(self.authority().cert.public_key()):  # type: ignore[arg-type]
+            return f"the CRL {self.paths.crl} is not signed by this fleet's CA"
+        next_update = crl.next_update_utc
+        if next_update is None:
+            return "the CRL has no nextUpdate"
+        margin = self.settings.pki.crl_renew_before
+        if next_update - now < margin:
+            left = "passed" if next_update <= now else f"is in {_days(next_update - now)}"
+            when = f"{next_update:%Y-%m-%d %H:%M} UTC"
+            return f"its nextUpdate {when} {left} (renewal margin {_days(margin)})"
+        return None
+
+    def write_crl(self, reg: registry.Registry) -> x509.CertificateRevocationList:
+        """Re-issue the CRL from ``reg`` (call with the registry locked)."""
         previous = pki.crl_number(pki.load_crl(self.paths.crl)) if self.paths.crl.exists() else 0
         crl = self.authority().crl(
-            [(int(d.serial, 16), d.revoked_at or dt.datetime.now(dt.UTC)) for d in reg.revoked()],
+            reg.revoked_serials(),
             self.settings.pki.crl_days,
             number=previous + 1,
         )
@@ -715,6 +784,11 @@ class Fleet:
             },
             central=dynsec.hash_password(_read_secret(self.paths.central_password, fix)),
             admin=dynsec.hash_password(_read_secret(self.paths.admin_password, fix)),
+            renewal=(
+                dynsec.hash_password(_read_secret(self.paths.renewal_password, fix))
+                if self.paths.renewal_password.exists()
+                else None
+            ),
         )
         tmp = self.paths.dynsec.with_name(self.paths.dynsec.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -752,6 +826,11 @@ class Fleet:
             )
         os.kill(pid, signal.SIGHUP)
         return f"sent SIGHUP to mosquitto (pid {pid}): it re-reads the CRL"
+
+
+def _days(delta: dt.timedelta) -> str:
+    days = delta.total_seconds() / 86400
+    return f"{days:.1f} days" if days >= 1 else f"{delta.total_seconds() / 3600:.1f} hours"
 
 
 def _check(responses: list[dict[str, Any]]) -> None:

@@ -236,3 +236,8 @@ def common_name(cert: x509.Certificate) -> str:
     """The subject CN of ``cert``."""
     attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(attrs[0].value) if attrs else ""
+
+
+def pem(cert: x509.Certificate) -> str:
+    """A certificate as PEM text."""
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")

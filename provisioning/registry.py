@@ -15,6 +15,29 @@ from provisioning.dynsec import PasswordHash
 Status = Literal["active", "revoked"]
 
 
+class PendingCert(BaseModel):
+    """A certificate renewal issued and not yet confirmed by the terminal."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    serial: str
+    fingerprint: str
+    not_after: dt.datetime
+    request_id: str
+    issued_at: dt.datetime
+
+
+class OldCert(BaseModel):
+    """A certificate a renewal replaced (or abandoned): revoked, listed in the CRL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    serial: str
+    fingerprint: str
+    revoked_at: dt.datetime
+    reason: str = "superseded"
+
+
 class DeviceRecord(BaseModel):
     """One enrolled device."""
 
@@ -34,6 +57,12 @@ class DeviceRecord(BaseModel):
         description="the broker's hash of the bundle's mqtt.password (none: enrolled before "
         "broker passwords; `lifecert fleet reissue` gives it one)",
     )
+    renewal: PendingCert | None = Field(
+        default=None, description="a renewed certificate issued, not yet seen in use"
+    )
+    superseded: list[OldCert] = Field(
+        default_factory=list, description="certificates renewals replaced (revoked)"
+    )
 
 
 class Registry(BaseModel):
@@ -51,6 +80,19 @@ class Registry(BaseModel):
     def revoked(self) -> list[DeviceRecord]:
         """Records of revoked devices."""
         return [d for d in self.devices if d.status == "revoked"]
+
+    def revoked_serials(self) -> list[tuple[int, dt.datetime]]:
+        """Every serial the CRL must list, with its revocation time: revoked devices'
+        certificates (a renewal they had pending too) and certificates renewals replaced."""
+        out: list[tuple[int, dt.datetime]] = []
+        for d in self.devices:
+            if d.status == "revoked":
+                when = d.revoked_at or dt.datetime.now(dt.UTC)
+                out.append((int(d.serial, 16), when))
+                if d.renewal is not None:
+                    out.append((int(d.renewal.serial, 16), when))
+            out += [(int(old.serial, 16), old.revoked_at) for old in d.superseded]
+        return out
 
 
 def read(path: Path) -> Registry:

@@ -1,7 +1,9 @@
 """Device trust: which terminals' signatures central accepts.
 
 A device is known when its certificate in ``devices_dir/<device_id>.pem`` is
-signed by the fleet CA and its CN equals the file name. It is refused while
+signed by the fleet CA and its CN equals the file name. Certificates a renewal
+issued or replaced sit beside it as ``<device_id>.<serial>.pem``: results signed
+before (or after) the switch still verify, and the CRL says which are revoked. It is refused while
 the CA's CRL lists it or outside its validity. The folder and the CRL are
 re-read when they change (checked at most once per ``check_interval_s``), so
 ``lifecert fleet revoke`` takes effect in a running central. One ``DeviceTrust`` serves
@@ -168,7 +170,7 @@ class DeviceTrust:
         log.info("device certificates loaded: %d", len(by_kid))
 
     def _load(self, path: Path) -> Device | None:
-        stem = path.name.removesuffix(".pem")
+        stem = path.name.removesuffix(".pem").split(".", 1)[0]  # <id>.pem, or <id>.<serial>.pem
         try:
             cert = x509.load_pem_x509_certificate(path.read_bytes())
         except (OSError, ValueError) as exc:

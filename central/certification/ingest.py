@@ -17,7 +17,7 @@ import json
 import logging
 import uuid
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
@@ -35,7 +35,7 @@ from common.errors import LifecertError
 from protocol import messages, signing, topics
 from protocol.errors import MessageError, SignatureError
 from protocol.limits import MAX_RESULT_BYTES
-from protocol.messages import Ack, AckStatus, Decision, Method, Result
+from protocol.messages import Ack, AckStatus, Channel, Decision, Method, Result
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,8 @@ class Reason(StrEnum):
     TOO_OLD = "too_old"
     UNKNOWN_RETIREE = "unknown_retiree"
     RETIREE_INACTIVE = "retiree_inactive"
+    WRONG_CHANNEL = "wrong_channel"
+    NO_PHONE_CODE = "no_phone_code"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -247,6 +249,9 @@ def _loose_result_id(body: bytes) -> uuid.UUID | None:
         return None
 
 
+MobileGate = Callable[[Connection, Result], str | None]
+
+
 class Ingestor:
     """Verifies results against the fleet's devices and applies them to the store."""
 
@@ -256,8 +261,16 @@ class Ingestor:
         trust: DeviceTrust,
         policy: Policy,
         root: str = topics.ROOT,
+        remote_devices: frozenset[str] = frozenset(),
+        mobile_gate: MobileGate | None = None,
     ) -> None:
+        """``remote_devices``: the remote terminals (``[phone] remote_devices``), the only
+        devices whose results may say channel ``mobile``, and which may say nothing else;
+        ``mobile_gate`` says why a ``mobile`` result must be refused (``central.channels``:
+        no one-time code checked for it), or ``None``."""
         self.engine = engine
+        self.remote_devices = remote_devices
+        self.mobile_gate = mobile_gate
         self.trust = trust
         self.policy = policy
         self.root = root
@@ -326,6 +339,15 @@ class Ingestor:
                 f"for retiree {result.retiree_id} at {result.device_time:%Y-%m-%dT%H:%M:%SZ}"
             )
             return _Refused(msg, reason, detail, topic_device, kid, result.result_id, topic_device)
+        remote = device.device_id in self.remote_devices
+        if (result.channel is Channel.MOBILE) != remote:
+            detail = (
+                f"channel {result.channel.value} from {'a remote' if remote else 'a'} terminal "
+                "([phone] remote_devices): only remote terminals certify by phone, and only that"
+            )
+            return _Refused(
+                msg, Reason.WRONG_CHANNEL, detail, topic_device, kid, result.result_id, topic_device
+            )
         return _Verified(msg, result, kid)
 
     def _verify_safely(self, msg: Inbound) -> "_Verified | _Refused":
@@ -497,6 +519,9 @@ class Ingestor:
             )
         if r.retiree_id not in snap.retirees:
             return self._reject(conn, item, Reason.UNKNOWN_RETIREE, "retiree not on the roster")
+        gate = self.mobile_gate if r.channel is Channel.MOBILE else None
+        if gate is not None and (why := gate(conn, r)) is not None:
+            return self._reject(conn, item, Reason.NO_PHONE_CODE, why)
         born, status = snap.people[r.retiree_id]
         if r.decision is Decision.PASS and status in INACTIVE:
             self._flag_inactive(conn, item, status)

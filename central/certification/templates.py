@@ -15,17 +15,22 @@ results) and answers on that topic with a JWS (central's signing key) over
 - ``error``: ``unknown_retiree``, ``rate_limited`` or ``bad_request`` (with the
   same identifying data when the request could be read).
 
+Other ops (``status``: ``central.payments.status``) go to the ``handlers`` given, after
+the same checks and the same per-device budget.
+
 Only enrolled, trusted devices get an answer; a revoked, expired or unknown
 device, a response topic other than the device's own, or an oversized payload
 gets nothing. Each device may ask ``burst`` times, refilled at ``per_minute``.
 """
 
 import datetime as dt
+import json
 import logging
 import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, Self
@@ -52,6 +57,8 @@ MAX_REQUEST_BYTES: Final = 1024
 MAX_CORRELATION_BYTES: Final = 64
 _QUEUE_MAX: Final = 1000
 _r = schema.results
+Handler = Callable[[str, bytes], messages.Reply]
+"""Answers one request of another op: (device id, payload) -> the reply to sign."""
 
 
 class TemplateRequest(BaseModel):
@@ -99,8 +106,10 @@ class TemplateAnswers:
         signer: signing.Signer,
         root: str = topics.ROOT,
         limits: Limits | None = None,
+        handlers: Mapping[str, Handler] | None = None,
     ) -> None:
         self.engine, self.trust, self.seal_key, self.signer = engine, trust, seal_key, signer
+        self.handlers = dict(handlers or {})
         self.devices_dir = devices_dir
         self.root = root
         self._buckets = _Buckets(limits or Limits())
@@ -150,6 +159,11 @@ class TemplateAnswers:
         if not self._buckets.take(device_id, time.monotonic() if now is None else now):
             self._count("rate_limited")
             return self._sign("error", {"device_id": device_id}, "rate_limited")
+        op = _op(payload)
+        if op is not None and (handler := self.handlers.get(op)) is not None:
+            reply = handler(device_id, payload)
+            self._count(f"{op}_{reply.status}")
+            return self.signer.sign(messages.encode(reply))
         try:
             request = messages.decode(TemplateRequest, payload)
         except MessageError as exc:
@@ -203,6 +217,16 @@ class TemplateAnswers:
     ) -> str:
         reply = messages.Reply(status=status, data=data, error=error)
         return self.signer.sign(messages.encode(reply))
+
+
+def _op(payload: bytes) -> str | None:
+    """The request's ``op`` when it is a JSON object with a text ``op``."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return None
+    op = body.get("op") if isinstance(body, dict) else None
+    return op if isinstance(op, str) else None
 
 
 class TemplateService:

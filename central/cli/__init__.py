@@ -17,9 +17,12 @@ from central.cli import (
     console,
     fleet,
     fraud,
+    notify,
     payments,
     people,
     proposals,
+    receipts,
+    reminders,
     staff,
     store,
 )
@@ -92,5 +95,8 @@ for command in (
     *proposals.COMMANDS,
     *assisted.COMMANDS,
     *fleet.COMMANDS,
+    *notify.COMMANDS,
+    *reminders.COMMANDS,
+    *receipts.COMMANDS,
 ):
     main.add_command(command)

@@ -4,6 +4,7 @@ and the signed-in staff member (``--staff-cert``/``--staff-key``), signed in on 
 """
 
 import getpass
+import os
 import socket
 from pathlib import Path
 
@@ -74,10 +75,19 @@ class State:
                 cert,
                 key,
                 via="cli",
-                address=f"{getpass.getuser()}@{socket.gethostname()}"[:64],
+                address=_where(),
                 max_failed_logins=self.cfg.staff.max_failed_logins,
             )
         return self._actor
+
+
+def _where() -> str:
+    """``user@host`` of this CLI call, for the audit log."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for the uid (a bare container)
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"[:64]
 
 
 def _load_credentials(

@@ -1,8 +1,9 @@
-"""The ``fleet`` command group, assembled from ``fleet_health`` (status, alerts, ack)
-and ``fleet_rollout`` (groups, desired config, signed commands, rollouts)."""
+"""The ``fleet`` command group, assembled from ``fleet_health`` (status, alerts, ack),
+``fleet_rollout`` (groups, desired config, signed commands, rollouts) and ``fleet_audit``."""
 
 import click
 
+from central.cli.fleet_audit import COMMANDS as AUDIT
 from central.cli.fleet_health import COMMANDS as HEALTH
 from central.cli.fleet_rollout import COMMANDS as ROLLOUT
 
@@ -19,7 +20,7 @@ def fleet() -> None:
     """
 
 
-for command in (*HEALTH, *ROLLOUT):
+for command in (*HEALTH, *ROLLOUT, *AUDIT):
     fleet.add_command(command)
 
 COMMANDS = (fleet,)

@@ -81,6 +81,20 @@ def group_remove(state: State, name: str, devices: list[str]) -> None:
     click.echo(f"group {name}: removed {len(devices)}; new desired config for {len(changed)}")
 
 
+@group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@click.pass_obj
+@friendly_errors
+def group_list(state: State, as_json: bool) -> None:
+    """Every group with its terminals.
+
+    \b
+    Example:
+        lifecert-central fleet group list
+    """
+    emit(desired.group_listing(state.engine()), as_json, ["group", "count", "devices"])
+
+
 @click.group("config")
 def config() -> None:
     """Desired config of terminals (like a device shadow), signed and published retained.
@@ -221,6 +235,9 @@ def rollout() -> None:
     show_default=True,
     help="A wave with more failures than this fraction halts the rollout.",
 )
+@click.option(
+    "--auto", is_flag=True, help="Start each later wave as soon as the one before answered."
+)
 @click.pass_obj
 @friendly_errors
 def rollout_create(
@@ -230,6 +247,7 @@ def rollout_create(
     only_group: str | None,
     percents: tuple[int, ...],
     max_failure_rate: float,
+    auto: bool,
 ) -> None:
     """Check the signed model bundle in BUNDLE and plan its rollout (nothing is sent yet).
 
@@ -257,6 +275,7 @@ def rollout_create(
         max_bytes=s.max_bundle_bytes,
         now=_now(),
         only=only,
+        auto=auto,
     )
     (row,) = rollouts.status(engine, rollout_id)
     waves = ", ".join(f"{w['wave']} ({w.get('pending', 0)})" for w in row["waves"])

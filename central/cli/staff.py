@@ -337,27 +337,43 @@ def cert_group() -> None:
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
     required=True,
-    help="Folder for STAFF_ID.pem and STAFF_ID.key.",
+    help="Folder for STAFF_ID.pem (and STAFF_ID.key without --csr).",
+)
+@click.option(
+    "--csr",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The member's certificate request: their key never leaves them.",
 )
 @click.option("--days", type=click.IntRange(1, 825), help="Validity (default: [staff] cert_days).")
 @click.pass_obj
 @friendly_errors
-def cert_issue(state: State, staff_id: str, out: Path, days: int | None) -> None:
-    """Issue a key and certificate for a staff member (hand both over securely).
+def cert_issue(state: State, staff_id: str, out: Path, csr: Path | None, days: int | None) -> None:
+    """Issue a certificate for a staff member: for the key in their request (--csr), or
+    with a new key written beside it (hand both over in person).
 
     \b
     Example:
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \\
+            -keyout wang.li.key -out wang.li.csr -subj /CN=wang.li
         lifecert-central --staff-cert me.pem --staff-key me.key \\
-            staff cert issue wang.li --out /media/usb
+            staff cert issue wang.li --csr wang.li.csr --out certs/
     """
     actor = require(state, Permission.STAFF_CERTS)
+    public_key = None if csr is None else ca.request_key(csr.read_bytes())
     _check_out(out, staff_id)
-    issued = ca.issue(state.engine(), state.cfg.staff, actor, staff_id, days)
+    issued = ca.issue(state.engine(), state.cfg.staff, actor, staff_id, days, public_key)
+    serial = ca.serial_hex(issued.cert)
+    until = f"{issued.cert.not_valid_after_utc:%Y-%m-%d}"
+    if issued.key is None:
+        cert_path = out / f"{staff_id}.pem"
+        try:
+            cert_path.write_bytes(ca.pem(issued.cert))
+        except OSError as exc:
+            raise LifecertError(f"--out: cannot write {cert_path}: {exc.strerror}") from None
+        click.echo(f"certificate {serial} for {staff_id} until {until}: {cert_path}")
+        return
     cert_path, key_path = _write_credentials(out, issued, staff_id)
-    click.echo(
-        f"certificate {ca.serial_hex(issued.cert)} for {staff_id} until "
-        f"{issued.cert.not_valid_after_utc:%Y-%m-%d}: {cert_path}, key {key_path}"
-    )
+    click.echo(f"certificate {serial} for {staff_id} until {until}: {cert_path}, key {key_path}")
 
 
 @cert_group.command("list")

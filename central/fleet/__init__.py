@@ -1,1 +1,1 @@
-"""Fleet operations: health and alerts, desired config, commands, rollouts, enrolment."""
+"""Fleet operations: health and alerts, desired config, commands, rollouts, enrolment, audit."""

@@ -33,15 +33,6 @@ from protocol import topics
 
 log = logging.getLogger(__name__)
 
-RULES = (
-    "offline",
-    "backlog",
-    "clock_skew",
-    "disk_low",
-    "self_test",
-    "cert_expiring",
-    "crl_next_update",
-)
 Key = tuple[str, str]  # (rule, subject)
 _DOWN = {topics.STATUS_OFFLINE, topics.STATUS_STOPPED, SILENT}
 
@@ -225,7 +216,7 @@ class Alerts:
         self._trust = trust
 
     def check(self, devices: Sequence[DeviceState], now: dt.datetime) -> tuple[int, int]:
-        """Raise what newly fires, clear what stopped; ``(raised, cleared)``."""
+        """Raise what newly fires, clear what stopped, deliver both; ``(raised, cleared)``."""
         t = fleet_alerts
         with self.engine.connect() as conn:
             open_rows = conn.execute(
@@ -233,6 +224,27 @@ class Alerts:
             ).all()
         open_ids = {(r.rule, r.subject): r.id for r in open_rows}
         fire = firing(devices, self._trust(), now, self.settings, self.zone, set(open_ids))
+        try:
+            raised, cleared = self._store(fire, open_ids, now)
+        except sa.exc.IntegrityError:  # another central process raised one a moment ago
+            log.info("alerts changed by another process meanwhile: checking again next time")
+            return 0, 0
+        down: set[str] = set()
+        for alert in raised:
+            log.warning("alert %d raised: %s %s: %s",
+                        alert["id"], alert["rule"], alert["subject"], alert["reason"])  # fmt: skip
+            self._deliver(alert, "raised", down)
+        for alert in cleared:
+            log.info("alert %d cleared: %s %s", alert["id"], alert["rule"], alert["subject"])
+            self._deliver(alert, "cleared", down)
+        return len(raised), len(cleared)
+
+    def _store(
+        self, fire: dict[Key, str], open_ids: dict[Key, int], now: dt.datetime
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Insert the new alerts and clear the gone ones in one transaction (the partial
+        unique index refuses a second open alert for the same rule and subject)."""
+        t = fleet_alerts
         raised: list[dict[str, Any]] = []
         cleared: list[dict[str, Any]] = []
         with self.engine.begin() as conn:
@@ -248,15 +260,7 @@ class Alerts:
                 cleared = [
                     dict(r._mapping) for r in conn.execute(sa.select(t).where(t.c.id.in_(gone)))
                 ]
-        down: set[str] = set()
-        for alert in raised:
-            log.warning("alert %d raised: %s %s: %s",
-                        alert["id"], alert["rule"], alert["subject"], alert["reason"])  # fmt: skip
-            self._deliver(alert, "raised", down)
-        for alert in cleared:
-            log.info("alert %d cleared: %s %s", alert["id"], alert["rule"], alert["subject"])
-            self._deliver(alert, "cleared", down)
-        return len(raised), len(cleared)
+        return raised, cleared
 
     def _deliver(self, alert: dict[str, Any], event: str, down: set[str]) -> None:
         subject = alert["subject"]

@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from central.certification.devices import DeviceTrust, Standing
 from central.store.schema import UtcDateTime, metadata
@@ -64,6 +64,21 @@ def send(
     rollout_id: str | None = None,
 ) -> uuid.UUID:
     """Queue a signed command for ``device_id``; its id."""
+    with engine.begin() as conn:
+        return queue_command(conn, signer, device_id, action, now, ttl, args, rollout_id)
+
+
+def queue_command(
+    conn: Connection,
+    signer: signing.Signer,
+    device_id: str,
+    action: fleet.Action,
+    now: dt.datetime,
+    ttl: dt.timedelta,
+    args: dict[str, Any] | None = None,
+    rollout_id: str | None = None,
+) -> uuid.UUID:
+    """``send`` inside the caller's transaction."""
     if not dt.timedelta(seconds=1) <= ttl <= fleet.MAX_COMMAND_LIFETIME:
         raise CommandError(f"ttl: between 1 s and {fleet.MAX_COMMAND_LIFETIME}")
     command = fleet.Command(
@@ -74,21 +89,20 @@ def send(
         issued_at=now,
         expires_at=now + ttl,
     )
-    with engine.begin() as conn:
-        conn.execute(
-            sa.insert(commands).values(
-                command_id=command.command_id,
-                device_id=device_id,
-                action=action.value,
-                args=command.args,
-                issued_at=now,
-                expires_at=command.expires_at,
-                token=signer.sign(messages.encode(command)),
-                status=QUEUED,
-                detail="",
-                rollout_id=rollout_id,
-            )
+    conn.execute(
+        sa.insert(commands).values(
+            command_id=command.command_id,
+            device_id=device_id,
+            action=action.value,
+            args=command.args,
+            issued_at=now,
+            expires_at=command.expires_at,
+            token=signer.sign(messages.encode(command)),
+            status=QUEUED,
+            detail="",
+            rollout_id=rollout_id,
         )
+    )
     return command.command_id
 
 
@@ -109,14 +123,15 @@ def queued(engine: Engine, now: dt.datetime) -> list[tuple[uuid.UUID, str, str]]
         return [(r.command_id, r.device_id, r.token) for r in rows]
 
 
-def mark_sent(engine: Engine, command_id: uuid.UUID) -> None:
-    """The command went to the broker."""
+def mark_sent(engine: Engine, command_ids: list[uuid.UUID]) -> None:
+    """The commands went to the broker."""
     with engine.begin() as conn:
-        conn.execute(
-            sa.update(commands)
-            .where(commands.c.command_id == command_id, commands.c.status == QUEUED)
-            .values(status=SENT)
-        )
+        for command_id in command_ids:
+            conn.execute(
+                sa.update(commands)
+                .where(commands.c.command_id == command_id, commands.c.status == QUEUED)
+                .values(status=SENT)
+            )
 
 
 def verify_device_message(trust: DeviceTrust, token: bytes, topic_device: str) -> bytes:
@@ -138,13 +153,21 @@ def verify_device_message(trust: DeviceTrust, token: bytes, topic_device: str) -
 
 def record_ack(engine: Engine, ack: fleet.CommandAck, now: dt.datetime) -> dict[str, Any] | None:
     """Store a verified ack; the command's row (with ``rollout_id``) if it was this
-    device's and still open, else None (a duplicate or a stray ack changes nothing)."""
+    device's and still open, else None (a duplicate or a stray ack changes nothing).
+
+    An update already ``done`` may still turn ``failed``: a release rolled back in its
+    probation."""
+    late_rollback = sa.and_(
+        commands.c.status == fleet.AckStatus.DONE.value,
+        commands.c.action == fleet.Action.UPDATE.value,
+        sa.literal(ack.status is fleet.AckStatus.FAILED and bool(ack.data.get("rolled_back"))),
+    )
     with engine.begin() as conn:
         row = conn.execute(
             sa.select(commands).where(
                 commands.c.command_id == ack.command_id,
                 commands.c.device_id == ack.device_id,
-                commands.c.status.in_((QUEUED, SENT)),
+                sa.or_(commands.c.status.in_((QUEUED, SENT)), late_rollback),
             )
         ).first()
         if row is None:

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from central.certification.devices import DeviceTrust
 from central.certification.link import Link, Route
 from central.fleet import commands, desired, rollouts
+from central.fleet.rollouts_server import base_url
 from central.fleet.rollouts_settings import RolloutSettings
 from protocol import fleet, messages, signing, topics
 from protocol.errors import MessageError, SignatureError
@@ -58,6 +59,8 @@ class FleetLink:
         self.ready = threading.Event()
         self._inbox: queue.Queue[tuple[str, bytes, int, int]] = queue.Queue(_QUEUE_MAX)
         self._known: frozenset[desired.Member] = frozenset()
+        self._republished = False  # every config again once per process (a broker that lost
+        # its retained messages gets them back; terminals ignore a version they run)
         for kind in ("reported", "cmdack"):
             link.add(
                 Route(
@@ -132,15 +135,31 @@ class FleetLink:
             self._known = known
         if not self.link.connected:
             return
-        for device_id, token in desired.unpublished(self.engine):
-            topic = topics.device_topic(device_id, "config", self.root)
-            self.link.publish(topic, token.encode("ascii"), qos=1, retain=True)
-            desired.mark_published(self.engine, device_id, token, now)
+        if not self._republished:
+            self._publish_configs(desired.unpublished(self.engine, everything=True))
+            self._republished = True
+        if fresh := desired.unpublished(self.engine):
+            self._publish_configs(fresh)
+            desired.mark_published(self.engine, fresh, now)
+        sent = []
         for command_id, device_id, token in commands.queued(self.engine, now):
             topic = topics.device_topic(device_id, "cmd", self.root)
             self.link.publish(topic, token.encode("ascii"), qos=1)
-            commands.mark_sent(self.engine, command_id)
+            sent.append(command_id)
+        if sent:
+            commands.mark_sent(self.engine, sent)
         rollouts.expire_offers(self.engine, now)
+        if self.settings.bundle_port or self.settings.bundle_url:
+            ttl = dt.timedelta(seconds=self.settings.update_ttl_s)
+            for rollout_id in rollouts.auto_advance(
+                self.engine, self.signer, base_url(self.settings), ttl, now
+            ):
+                log.info("rollout %s: next wave started by itself", rollout_id)
+
+    def _publish_configs(self, configs: list[tuple[str, str]]) -> None:
+        for device_id, token in configs:
+            topic = topics.device_topic(device_id, "config", self.root)
+            self.link.publish(topic, token.encode("ascii"), qos=1, retain=True)
 
     def start(self) -> None:
         """Start the worker (the link, started by its owner, brings the messages)."""

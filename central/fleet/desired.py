@@ -237,27 +237,28 @@ def refresh(
     return changed
 
 
-def unpublished(engine: Engine) -> list[tuple[str, str]]:
-    """``(device_id, token)`` of the desired configs not published yet."""
+def unpublished(engine: Engine, everything: bool = False) -> list[tuple[str, str]]:
+    """``(device_id, token)`` of the desired configs not published yet (or of all)."""
+    query = sa.select(desired.c.device_id, desired.c.token)
+    if not everything:
+        query = query.where(desired.c.published_at.is_(None))
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(desired.c.device_id, desired.c.token).where(desired.c.published_at.is_(None))
-        )
-        return [(r.device_id, r.token) for r in rows]
+        return [(r.device_id, r.token) for r in conn.execute(query)]
 
 
-def mark_published(engine: Engine, device_id: str, token: str, now: dt.datetime) -> None:
-    """Record that ``token`` (still the device's desired config) went out."""
+def mark_published(engine: Engine, sent: list[tuple[str, str]], now: dt.datetime) -> None:
+    """Record that these ``(device_id, token)`` (if still the desired ones) went out."""
     with engine.begin() as conn:
-        conn.execute(
-            sa.update(desired)
-            .where(desired.c.device_id == device_id, desired.c.token == token)
-            .values(published_at=now)
-        )
+        for device_id, token in sent:
+            conn.execute(
+                sa.update(desired)
+                .where(desired.c.device_id == device_id, desired.c.token == token)
+                .values(published_at=now)
+            )
 
 
 def record_reported(engine: Engine, report: fleet.Reported, now: dt.datetime) -> None:
-    """Keep a device's latest report (an older device time does not replace a newer one)."""
+    """Keep a device's latest report (MQTT keeps one topic's messages in order)."""
     values = {
         "config_version": report.config_version,
         "config_sha256": report.config_sha256,
@@ -268,15 +269,8 @@ def record_reported(engine: Engine, report: fleet.Reported, now: dt.datetime) ->
         "received_at": now,
     }
     with engine.begin() as conn:
-        row = conn.execute(
-            sa.select(reported.c.device_time).where(reported.c.device_id == report.device_id)
-        ).first()
-        if row is None:
-            conn.execute(sa.insert(reported).values(device_id=report.device_id, **values))
-        elif row.device_time <= report.at:
-            conn.execute(
-                sa.update(reported).where(reported.c.device_id == report.device_id).values(values)
-            )
+        conn.execute(sa.delete(reported).where(reported.c.device_id == report.device_id))
+        conn.execute(sa.insert(reported).values(device_id=report.device_id, **values))
 
 
 def state(
@@ -308,6 +302,18 @@ def state(
             }
         )
     return rows
+
+
+def group_listing(engine: Engine) -> list[dict[str, Any]]:
+    """Every group with its members."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(groups).order_by(groups.c.name, groups.c.device_id)).all()
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        out.setdefault(r.name, []).append(r.device_id)
+    return [
+        {"group": name, "devices": " ".join(ids), "count": len(ids)} for name, ids in out.items()
+    ]
 
 
 def target_settings(engine: Engine) -> list[dict[str, Any]]:

@@ -102,7 +102,6 @@ class FleetHealth:
         self._enrolled: dict[str, float] = {}  # device id -> when last found enrolled
         self.received: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
-        self.ready = threading.Event()
 
     def attach(self, link: Link) -> None:
         """Add the status and telemetry routes to ``link`` (plain subscriptions: every
@@ -131,8 +130,6 @@ class FleetHealth:
     def _on_subscribed(self, code: ReasonCode) -> None:
         if code.is_failure:
             log.error("fleet health subscription refused: %s", code)
-        else:
-            self.ready.set()
 
     def _device(self, topic: str, size: int, limit: int) -> str | None:
         try:

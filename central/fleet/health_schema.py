@@ -31,4 +31,13 @@ fleet_alerts = sa.Table(
     sa.Column("acked_by", sa.String(64)),
     sa.Column("notify_error", sa.String(300)),  # the last delivery failure, if any
     sa.Index("ix_fleet_alerts_rule_subject", "rule", "subject"),
+    # one open alert per rule and subject, even with several central processes checking
+    sa.Index(
+        "uq_fleet_alerts_open",
+        "rule",
+        "subject",
+        unique=True,
+        sqlite_where=sa.text("cleared_at IS NULL"),
+        postgresql_where=sa.text("cleared_at IS NULL"),
+    ),
 )

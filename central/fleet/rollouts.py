@@ -6,12 +6,13 @@ packs it into one archive in the rollout store and spreads the target devices ov
 the canary group first, then cumulative percentages of the rest (in an order fixed by the
 rollout id), e.g. ``canary``, ``25%``, ``100%``.
 
-``advance`` starts the next wave: each of its devices gets a signed ``update`` command
-naming the archive's URL on central's bundle server, its SHA-256 and size. Terminals
-download it over mutual TLS, verify, stage, switch, self-test and answer ``done`` or
-``failed`` (rolled back). A wave whose failures pass ``max_failure_rate`` of its devices
-*halts* the rollout: no later wave starts. ``advance`` also refuses while the current wave
-still has devices that have not answered.
+``advance`` starts the next wave (the first always; later ones by themselves in a rollout
+created ``auto``, as soon as the wave before answered without halting): each of its
+devices gets a signed ``update`` command naming the archive's URL on central's bundle
+server, its SHA-256 and size. Terminals download it over mutual TLS, verify, stage,
+switch, self-test and answer ``done`` or ``failed`` (rolled back). A wave whose failures
+pass ``max_failure_rate`` of its devices *halts* the rollout: no later wave starts.
+``advance`` also refuses while the current wave still has devices that have not answered.
 """
 
 import datetime as dt
@@ -48,6 +49,7 @@ rollouts = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("waves", sa.JSON, nullable=False),  # labels, e.g. ["canary", "25%", "100%"]
     sa.Column("max_failure_rate", sa.Float, nullable=False),
+    sa.Column("auto_advance", sa.Boolean, nullable=False),
     sa.Column("state", sa.String(20), nullable=False),
     sa.Column("wave", sa.Integer, nullable=False),  # the wave started last; -1 = none yet
     sa.Column("detail", sa.String(500), nullable=False, default=""),
@@ -188,6 +190,7 @@ def create(
     max_bytes: int,
     now: dt.datetime,
     only: list[str] | None = None,
+    auto: bool = False,
 ) -> str:
     """Check and pack the bundle, plan the waves (over the devices in ``only``, if given,
     else every enrolled one); the new rollout's id."""
@@ -209,6 +212,7 @@ def create(
                 size=size,
                 waves=labels,
                 max_failure_rate=max_failure_rate,
+                auto_advance=auto,
                 state=CREATED,
                 wave=-1,
                 detail="",
@@ -279,24 +283,22 @@ def advance(
             .where(rollouts.c.rollout_id == rollout_id)
             .values(state=RUNNING, wave=nxt, updated_at=now)
         )
-    args = fleet.UpdateArgs(
-        rollout_id=rollout_id,
-        url=f"{base_url}/rollouts/{rollout_id}.tar",
-        sha256=row.sha256,
-        size=row.size,
-        version=row.version,
-    ).model_dump()
-    for device_id in devices:
-        commands.send(
-            engine, signer, device_id, fleet.Action.UPDATE, now, ttl, args, rollout_id=rollout_id
-        )
-        with engine.begin() as conn:
-            conn.execute(
-                sa.update(targets)
-                .where(targets.c.rollout_id == rollout_id, targets.c.device_id == device_id)
-                .values(state=OFFERED, updated_at=now)
+        args = fleet.UpdateArgs(
+            rollout_id=rollout_id,
+            url=f"{base_url}/rollouts/{rollout_id}.tar",
+            sha256=row.sha256,
+            size=row.size,
+            version=row.version,
+        ).model_dump()
+        for device_id in devices:  # the wave moves with all its offers, or not at all
+            commands.queue_command(
+                conn, signer, device_id, fleet.Action.UPDATE, now, ttl, args, rollout_id
             )
-    _finish_if_done(engine, rollout_id, now)
+        conn.execute(
+            sa.update(targets)
+            .where(targets.c.rollout_id == rollout_id, targets.c.wave == nxt)
+            .values(state=OFFERED, updated_at=now)
+        )
     return int(nxt)
 
 
@@ -313,7 +315,8 @@ def _count(conn: Connection, rollout_id: str, wave: int, states: tuple[str, ...]
 
 
 def on_answer(engine: Engine, row: dict[str, Any], now: dt.datetime) -> None:
-    """A terminal answered (or let expire) its ``update``: record it, halt on failures."""
+    """A terminal answered (or let expire) its ``update``: record it, halt on failures,
+    finish the rollout when its last wave has answered (one transaction)."""
     rollout_id = row["rollout_id"]
     state = SUCCEEDED if row["status"] == fleet.AckStatus.DONE.value else FAILED
     with engine.begin() as conn:
@@ -323,7 +326,7 @@ def on_answer(engine: Engine, row: dict[str, Any], now: dt.datetime) -> None:
             .values(state=state, detail=row["detail"][:500], updated_at=now)
         )
         roll = _get(conn, rollout_id)
-        if roll.state != RUNNING:
+        if roll.state not in (RUNNING, DONE):
             return
         size = _count(conn, rollout_id, roll.wave, (PENDING, OFFERED, SUCCEEDED, FAILED))
         failed = _count(conn, rollout_id, roll.wave, (FAILED,))
@@ -338,19 +341,40 @@ def on_answer(engine: Engine, row: dict[str, Any], now: dt.datetime) -> None:
                     f"(more than {roll.max_failure_rate:.0%})",
                 )
             )
-    _finish_if_done(engine, rollout_id, now)
-
-
-def _finish_if_done(engine: Engine, rollout_id: str, now: dt.datetime) -> None:
-    with engine.begin() as conn:
-        roll = _get(conn, rollout_id)
-        last = roll.state == RUNNING and roll.wave == len(roll.waves) - 1
-        if last and not _count(conn, rollout_id, roll.wave, (PENDING, OFFERED)):
+            return
+        last = roll.wave == len(roll.waves) - 1
+        if (
+            roll.state == RUNNING
+            and last
+            and not _count(conn, rollout_id, roll.wave, (PENDING, OFFERED))
+        ):
             conn.execute(
                 sa.update(rollouts)
                 .where(rollouts.c.rollout_id == rollout_id)
                 .values(state=DONE, updated_at=now)
             )
+
+
+def auto_advance(
+    engine: Engine, signer: signing.Signer, base_url: str, ttl: dt.timedelta, now: dt.datetime
+) -> list[str]:
+    """Start the next wave of every ``auto`` rollout whose current wave answered without
+    halting it; the rollouts moved."""
+    with engine.connect() as conn:
+        running = conn.execute(
+            sa.select(rollouts.c.rollout_id, rollouts.c.wave, rollouts.c.waves).where(
+                rollouts.c.state == RUNNING, rollouts.c.auto_advance.is_(True)
+            )
+        ).all()
+        due = [
+            r.rollout_id
+            for r in running
+            if r.wave < len(r.waves) - 1
+            and not _count(conn, r.rollout_id, r.wave, (PENDING, OFFERED))
+        ]
+    for rollout_id in due:
+        advance(engine, signer, rollout_id, base_url, ttl, now)
+    return due
 
 
 def expire_offers(engine: Engine, now: dt.datetime) -> None:

@@ -33,6 +33,9 @@ from protocol import signing
 log = logging.getLogger(__name__)
 
 MAX_DOWNLOADS: Final = 64
+MAX_CONNECTIONS: Final = 256
+"""Connections served at once (each holds a thread; handshakes happen in it): more are
+closed at once."""
 TIMEOUT_S: Final = 30.0
 _PATH = re.compile(r"^/rollouts/([0-9a-z][0-9a-z._-]{0,39})\.tar$")
 _CHUNK: Final = 256 * 1024
@@ -60,7 +63,21 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], owner: "BundleServer") -> None:
         self.owner = owner
+        self.connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.connections.acquire(blocking=False):
+            log.warning("bundle server: %d connections open, closing one more", MAX_CONNECTIONS)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.release()
 
     def get_request(self) -> tuple[Any, Any]:
         sock, addr = self.socket.accept()

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from central.people import csvio, rules, staging
+from central.people import contacts, csvio, rules, staging
 from central.people.csvio import RowError
 from central.store import schema
 from central.store.schema import RetireeStatus
@@ -42,6 +42,12 @@ OPTIONAL = (
     "status",
     "retirement_date",
     "certified_until",
+    "phone",
+    "email",
+    "next_of_kin_name",
+    "next_of_kin_phone",
+    "language",
+    "reminder_opt_out",
 )
 _NEW: dict[str, Any] = {
     "community": None,
@@ -51,15 +57,19 @@ _NEW: dict[str, Any] = {
     "retirement_date": None,
     "certified_until": None,
     "status": RetireeStatus.ACTIVE.value,
+    "phone": None,
+    "email": None,
+    "kin_name": None,
+    "kin_phone": None,
+    "language": None,
+    "reminders_opt_out": None,
 }
 ACCOUNT_RE = re.compile(r"^[0-9]{6,34}$")
-_TEXT = ("name", "community", "account_name")
+# free text: no formulas, no control characters
+_TEXT = ("name", "community", "account_name", "next_of_kin_name")
 _KEPT = ("id_number", "certified_until")  # never changed by a roster for a known retiree
-_DATES = (
-    "birth_date",
-    "retirement_date",
-    "certified_until",
-)  # free text: no formulas, no control characters
+_DATES = ("birth_date", "retirement_date", "certified_until")
+_PRIVATE = ("bank_account", "phone", "email", "kin_phone")  # events say only "(changed)"
 
 
 class RosterFileError(LifecertError, OSError):
@@ -184,6 +194,7 @@ def _parse_row(line: int, raw: dict[str, str]) -> tuple[dict[str, Any], list[Row
         if len(holder) > 100:
             bad("account_name", f"{len(holder)} characters, at most 100", "shorten it")
         out["account_name"] = holder
+    _parse_contact(row, out, bad)
     for name in _TEXT:
         if (text := row.get(name)) and (problem := csvio.text_problem(text)):
             bad(name, *problem)
@@ -197,6 +208,36 @@ def _parse_row(line: int, raw: dict[str, str]) -> tuple[dict[str, Any], list[Row
                 "use one of " + ", ".join(s.value for s in RetireeStatus),
             )
     return out, errors
+
+
+def _parse_contact(row: dict[str, str], out: dict[str, Any], bad: Any) -> None:
+    """The contact columns of ``row`` into ``out`` (column names of the table), problems
+    through ``bad(field, problem, fix)``."""
+    for name, column in (("phone", "phone"), ("next_of_kin_phone", "kin_phone")):
+        if value := row.get(name):
+            try:
+                out[column] = contacts.normalise_phone(value)
+            except contacts.ContactError as exc:
+                bad(name, exc.problem, exc.fix)
+    if address := row.get("email"):
+        try:
+            out["email"] = contacts.normalise_email(address)
+        except contacts.ContactError as exc:
+            bad("email", exc.problem, exc.fix)
+    if kin := row.get("next_of_kin_name"):
+        if len(kin) > 100:
+            bad("next_of_kin_name", f"{len(kin)} characters, at most 100", "shorten it")
+        out["kin_name"] = kin
+    if language := row.get("language"):
+        try:
+            out["language"] = contacts.Language(language.lower()).value
+        except ValueError:
+            bad("language", f"{language[:20]!r} is not a language", "write zh or en")
+    if opt_out := row.get("reminder_opt_out"):
+        try:
+            out["reminders_opt_out"] = contacts.parse_opt_out(opt_out)
+        except contacts.ContactError as exc:
+            bad("reminder_opt_out", exc.problem, exc.fix)
 
 
 def parse(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any], list[RowError]]]:
@@ -290,9 +331,10 @@ def write(
         conn.execute(
             t.update().where(t.c.id_number == values["id_number"]).values(**changes, updated_at=now)
         )
-        detail = {k: [_json(old[k]), _json(v)] for k, v in changes.items() if k != "bank_account"}
-        if "bank_account" in changes:
-            detail["bank_account"] = ["(changed)", "(changed)"]
+        detail = {k: [_json(old[k]), _json(v)] for k, v in changes.items() if k not in _PRIVATE}
+        for k in _PRIVATE:
+            if k in changes:
+                detail[k] = ["(changed)", "(changed)"]
         events.append(_event(now, "roster_updated", values["id_number"], actor, detail))
         report.updated += 1
     if inserts:

@@ -33,6 +33,12 @@ VALUES = (
     "status",
     "retirement_date",
     "certified_until",
+    "phone",
+    "email",
+    "kin_name",
+    "kin_phone",
+    "language",
+    "reminders_opt_out",
 )
 """The roster columns a row may carry; NULL in the table = not given (left alone)."""
 

@@ -306,6 +306,29 @@ def set_active(engine: Engine, by: Actor, staff_id: str, active: bool) -> Accoun
         return _update(conn, by, need(conn, staff_id, for_update=True), action, active=active)
 
 
+@dataclass(frozen=True)
+class AssistRefusal:
+    """Why a staff member may not certify at a site: a reason code and a sentence."""
+
+    code: str  # staff_unknown / staff_inactive / staff_locked / staff_not_at_site
+    detail: str
+
+
+def assist_refusal(conn: Connection, staff_id: str, site: str) -> AssistRefusal | None:
+    """Why ``staff_id`` may not have assisted a certification at a terminal of ``site``
+    (for ingest to quarantine the result), or None when they may."""
+    account = _get(conn, staff_id) if STAFF_ID_RE.match(staff_id) else None
+    if account is None:
+        return AssistRefusal("staff_unknown", f"no staff member {staff_id[:64]!r} at central")
+    if not account.active:
+        return AssistRefusal("staff_inactive", f"{staff_id}'s account is not active")
+    if account.locked:
+        return AssistRefusal("staff_locked", f"{staff_id}'s account is locked")
+    if site not in account.sites:
+        return AssistRefusal("staff_not_at_site", f"{staff_id} may not assist at site {site!r}")
+    return None
+
+
 def record_failed_login(
     engine: Engine,
     staff_id: str,

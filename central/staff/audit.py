@@ -20,17 +20,22 @@ fork the chain.
 import datetime as dt
 import hashlib
 import json
+import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from central.staff.identity import Actor
 from central.staff.tables import audit_log
 from central.store.schema import events
 from common.errors import LifecertError
+
+log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of the first entry."""
@@ -237,6 +242,21 @@ def seal_events(conn: Connection, *, everything: bool = False, locked: bool = Fa
         count += len(batch)
         floor = rows[-1].id
     return count
+
+
+def seal_until(engine: Engine, stop: threading.Event, interval_s: float) -> None:
+    """Seal new events every ``interval_s`` seconds until ``stop`` is set (a thread of
+    ``lifecert-central run``), so events join the chain without waiting for a staff
+    action. A failed round is logged and retried at the next."""
+    while not stop.wait(interval_s):
+        try:
+            with engine.begin() as conn:
+                sealed = seal_events(conn)
+        except DBAPIError as exc:
+            log.warning("sealing events into the audit chain failed, retrying: %s", exc.orig)
+            continue
+        if sealed:
+            log.info("%d event(s) sealed into the audit chain", sealed)
 
 
 def head(engine: Engine) -> tuple[int, str]:

@@ -228,12 +228,15 @@ def load(engine: Engine, settings: StaffSettings) -> Authority:
 
 @dataclass(frozen=True)
 class Issued:
-    """A new staff certificate and its private key (handed out once, never stored)."""
+    """A new staff certificate and the private key made for it (handed out once, never
+    stored); no key when the member sent a certificate request (``request_key``)."""
 
     cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
+    key: ec.EllipticCurvePrivateKey | None
 
     def key_pem(self) -> bytes:
+        if self.key is None:
+            raise CaError("the member holds this certificate's key (it came with the request)")
         return self.key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -241,12 +244,37 @@ class Issued:
         )
 
 
-def _issue(conn: Connection, authority: Authority, by: Actor, staff_id: str, days: int) -> Issued:
+def request_key(pem_data: bytes) -> ec.EllipticCurvePublicKey:
+    """The public key of a PEM certificate request (CSR) signed by its own P-256 key, or
+    ``CaError``: the member made the key and keeps it."""
+    try:
+        csr = x509.load_pem_x509_csr(pem_data)
+    except ValueError as exc:
+        raise CaError(f"--csr: not a PEM certificate request: {exc}") from None
+    key = csr.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise CaError("--csr: the request's key is not a P-256 (secp256r1) key")
+    if not csr.is_signature_valid:
+        raise CaError("--csr: the request is not signed by its own key")
+    return key
+
+
+def _issue(
+    conn: Connection,
+    authority: Authority,
+    by: Actor,
+    staff_id: str,
+    days: int,
+    public_key: ec.EllipticCurvePublicKey | None = None,
+) -> Issued:
     account = accounts.need(conn, staff_id)
     if not account.active:
         raise CaError(f"{staff_id} is not active: no certificate for them")
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = authority.issue(staff_id, key.public_key(), days)
+    key = None
+    if public_key is None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        public_key = key.public_key()
+    cert = authority.issue(staff_id, public_key, days)
     row = {
         "serial": serial_hex(cert),
         "staff_id": staff_id,
@@ -269,13 +297,19 @@ def _issue(conn: Connection, authority: Authority, by: Actor, staff_id: str, day
 
 
 def issue(
-    engine: Engine, settings: StaffSettings, by: Actor, staff_id: str, days: int | None = None
+    engine: Engine,
+    settings: StaffSettings,
+    by: Actor,
+    staff_id: str,
+    days: int | None = None,
+    public_key: ec.EllipticCurvePublicKey | None = None,
 ) -> Issued:
-    """A key and certificate for ``staff_id`` (``by`` needs ``staff.certs``)."""
+    """A certificate for ``staff_id`` (``by`` needs ``staff.certs``): for ``public_key``
+    (from the member's request), else for a key made here and handed out with it."""
     check(by, Permission.STAFF_CERTS)
     authority = load(engine, settings)
     with engine.begin() as conn:
-        return _issue(conn, authority, by, staff_id, days or settings.cert_days)
+        return _issue(conn, authority, by, staff_id, days or settings.cert_days, public_key)
 
 
 def bootstrap(engine: Engine, settings: StaffSettings, staff_id: str, name: str) -> Issued:

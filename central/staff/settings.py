@@ -47,6 +47,13 @@ class StaffSettings(Section):
         description="failed sign-ins in a row that lock the account until an administrator "
         "unlocks it",
     )
+    seal_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        title="event sealing interval",
+        description="seconds between rounds in which `run` adds new events to the audit chain",
+    )
     session_minutes: int = Field(
         default=30,
         ge=1,

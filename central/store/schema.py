@@ -78,6 +78,14 @@ retirees = sa.Table(
     # set by the database's triggers, never by the code. Indexed: the rows written since a
     # run are a short range (a run's roster totals, diff).
     sa.Column("roster_rev", sa.BigInteger, index=True),
+    # Contact details (migration 0030; not payable, so not versioned): E.164 phone numbers,
+    # ``language`` zh or en (None: zh), ``reminders_opt_out`` None = not opted out.
+    sa.Column("phone", sa.String(16)),
+    sa.Column("email", sa.String(254)),
+    sa.Column("kin_name", sa.String(100)),
+    sa.Column("kin_phone", sa.String(16)),
+    sa.Column("language", sa.String(2)),
+    sa.Column("reminders_opt_out", sa.Boolean),
 )
 
 # -- the versioned roster: what a stored payment run paid, after the roster moved on ----

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 OnConnect = Callable[[bool], None]
 OnAck = Callable[[bytes], None]
+OnCert = Callable[[bytes], None]
 OnFleet = Callable[[str, bytes], None]
 """Fleet messages: ``("config" | "cmd", payload)``, and ``("connect", b"")`` on every connect."""
 FLEET_PUBLISH_TIMEOUT_S = 10.0
@@ -86,11 +87,14 @@ class MqttLink:
         key_file: Path,
         on_ack: OnAck,
         on_connect: OnConnect | None = None,
+        on_cert: OnCert | None = None,
         on_fleet: OnFleet | None = None,
     ) -> None:
         self._cfg = cfg
         self._on_ack = on_ack
         self._on_connect_cb = on_connect
+        self._on_cert = on_cert
+        self._key_file = key_file
         self._on_fleet = on_fleet
         root = cfg.mqtt.root
         self.result_topic = topics.device_topic(cfg.device_id, "result", root)
@@ -99,6 +103,8 @@ class MqttLink:
         self.telemetry_topic = topics.device_topic(cfg.device_id, "telemetry", root)
         self.req_topic = topics.device_topic(cfg.device_id, "req", root)
         self.resp_topic = topics.device_topic(cfg.device_id, "resp", root)
+        self.csr_topic = topics.device_topic(cfg.device_id, "csr", root)
+        self.cert_topic = topics.device_topic(cfg.device_id, "cert", root)
         self.fleet_topics = {
             topics.device_topic(cfg.device_id, kind, root): kind for kind in ("config", "cmd")
         }
@@ -107,12 +113,14 @@ class MqttLink:
         self._waiting: dict[bytes, queue.SimpleQueue[bytes]] = {}
         self._lock = threading.Lock()
         self._started = False
+        self._subscribed: list[str] = []
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=cfg.device_id,
             protocol=MQTTProtocolVersion.MQTTv5,
         )
-        client.tls_set_context(tls_context(cfg, key_file))
+        self._tls = tls_context(cfg, key_file)
+        client.tls_set_context(self._tls)
         set_login(client, cfg)
         client.will_set(self.status_topic, topics.STATUS_OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(cfg.link.reconnect_min_s, cfg.link.reconnect_max_s)
@@ -184,6 +192,30 @@ class MqttLink:
             with self._lock:
                 self._waiting.pop(correlation, None)
 
+    def publish_csr(self, jws: str) -> bool:
+        """Publish a signed renewal message on the ``csr`` topic (QoS 1); False if offline."""
+        if not self.connected:
+            return False
+        info = self._client.publish(self.csr_topic, jws.encode("ascii"), qos=1)
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def reconnect(self) -> None:
+        """Reconnect (same client id and session) with the key and certificate now on disk:
+        after a renewal switched them."""
+        cert_file = self._cfg.mqtt.tls.cert_file
+        try:
+            self._tls.load_cert_chain(str(cert_file), str(self._key_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"mqtt.tls: cannot load {cert_file} with {self._key_file}: {exc}"
+            ) from None
+        self._started = False
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+        self._replies.clear()
+        self.start()
+
     def publish_fleet(self, kind: str, payload: bytes, retain: bool) -> bool:
         """Publish a signed fleet message (``cmdack`` or ``reported``) at QoS 1 and wait for
         the broker's PUBACK; False if it did not come (not connected, or timed out)."""
@@ -242,8 +274,11 @@ class MqttLink:
             (self.ack_topic, SubscribeOptions(qos=1)),
             (self.resp_topic, SubscribeOptions(qos=0)),
         ]
+        if self._on_cert is not None:
+            wanted.append((self.cert_topic, SubscribeOptions(qos=1)))
         if self._on_fleet is not None:
             wanted += [(topic, SubscribeOptions(qos=1)) for topic in self.fleet_topics]
+        self._subscribed = [topic for topic, _ in wanted]
         client.subscribe(wanted)
         client.publish(self.status_topic, topics.STATUS_ONLINE, qos=1, retain=True)
         self._connected.set()
@@ -261,8 +296,8 @@ class MqttLink:
         codes: list[ReasonCode],
         properties: Properties | None,
     ) -> None:
-        ack, resp, *fleet_codes = codes
-        for topic, code in zip(self.fleet_topics, fleet_codes, strict=False):
+        ack, resp, *more = codes
+        for topic, code in zip(self._subscribed[2:], more, strict=False):
             if code.is_failure:
                 log.error("%s subscription refused: %s", topic, code)
         if ack.is_failure:
@@ -293,6 +328,9 @@ class MqttLink:
     def _handle_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         if msg.topic == self.ack_topic:
             self._on_ack(bytes(msg.payload))
+        elif msg.topic == self.cert_topic:
+            if self._on_cert is not None:
+                self._on_cert(bytes(msg.payload))
         elif msg.topic == self.resp_topic:
             correlation = getattr(msg.properties, "CorrelationData", None)
             with self._lock:

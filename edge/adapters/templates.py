@@ -20,7 +20,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from common.errors import LifecertError
-from edge.adapters.cache import TemplateCache
+from edge.adapters.cache import CacheError, Kind, TemplateCache
 from edge.session.ports import UnknownRetireeError
 from protocol import messages, sealing, templates
 from protocol.errors import MessageError, SealError, SignatureError
@@ -71,14 +71,22 @@ class References:
                     self.cache.put(retiree_id, "face", data)
                     return to_template(data)
                 log.info("central has no face template for ID ending in %s", retiree_id[-4:])
-        cached = self.cache.get(retiree_id, "face")
+        cached = self._cached(retiree_id, "face")
         return None if cached is None else to_template(cached)
+
+    def _cached(self, retiree_id: str, kind: Kind) -> bytes | None:
+        """A cached template, or None when there is none or it cannot be opened (logged)."""
+        try:
+            return self.cache.get(retiree_id, kind)
+        except CacheError as exc:
+            log.error("%s: treated as not cached", exc)
+            return None
 
     def remember_face(self, retiree_id: str, template: np.ndarray) -> None:
         self.cache.put(retiree_id, "face", np.asarray(template, "<f4").tobytes())
 
     def vein(self, retiree_id: str) -> bytes | None:
-        return self.cache.get(retiree_id, "vein")
+        return self._cached(retiree_id, "vein")
 
     def enrol_vein(self, retiree_id: str, template: bytes) -> None:
         self.cache.put(retiree_id, "vein", template)
@@ -99,12 +107,15 @@ class CentralTemplates:
         link: Requester,
         device_id: str,
         verifier: Verifier,
-        device_key: ec.EllipticCurvePrivateKey,
+        device_key: ec.EllipticCurvePrivateKey | Callable[[], list[ec.EllipticCurvePrivateKey]],
         model: str,
         timeout_s: float,
     ) -> None:
+        """``device_key``: the key templates are sealed to, or a function giving the current
+        device key and the ones a renewal replaced (``DeviceSigner.private_keys``)."""
         self.device_id, self.model, self.timeout_s = device_id, model, timeout_s
-        self._link, self._verifier, self._device_key = link, verifier, device_key
+        self._link, self._verifier = link, verifier
+        self._device_keys = device_key if callable(device_key) else lambda: [device_key]
 
     def fetch(self, retiree_id: str) -> bytes | None:
         """The retiree's last certified face template (little-endian float32), or ``None``."""
@@ -114,6 +125,15 @@ class CentralTemplates:
             json.dumps(body).encode(), bytes.fromhex(request_id), self.timeout_s
         )
         return self.open_reply(payload, request_id, retiree_id)
+
+    def _unseal(self, token: str) -> templates.Template:
+        problem: Exception | None = None
+        for key in self._device_keys():
+            try:
+                return templates.decode(sealing.unseal(token, key))
+            except (SealError, MessageError) as exc:
+                problem = exc
+        raise ReplyError(f"template in the reply cannot be used: {problem}") from None
 
     def open_reply(self, payload: bytes, request_id: str, retiree_id: str) -> bytes | None:
         """Verify central's signed reply to this request and unseal its template."""
@@ -135,10 +155,7 @@ class CentralTemplates:
             raise ReplyError(f"reply refused: {exc}") from None
         if token is None:
             return None
-        try:
-            template = templates.decode(sealing.unseal(token, self._device_key))
-        except (SealError, MessageError) as exc:
-            raise ReplyError(f"template in the reply cannot be used: {exc}") from None
+        template = self._unseal(token)
         if template.kind != "face" or len(template.vector) != 128:
             raise ReplyError(f"not a 128-d face template ({template.kind})")
         if template.model != self.model:

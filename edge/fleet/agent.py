@@ -21,6 +21,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
@@ -108,6 +109,7 @@ class FleetAgent:
             try:
                 kind, payload = self._inbox.get(timeout=0.25)
             except queue.Empty:
+                self.updater.end_probation(time.time())
                 continue
             try:
                 if kind == "config":
@@ -170,7 +172,7 @@ class FleetAgent:
 
     def _finish(self, outcome: Outcome) -> None:
         if self._ack(outcome.command_id, outcome.status, outcome.detail, outcome.data):
-            self.updater.finished()
+            self.updater.finished(outcome)
         self._report()
         if outcome.status is fleet.AckStatus.DONE and self.base.kiosk.enabled:
             self.on_restart()  # the kiosk holds the old models in memory

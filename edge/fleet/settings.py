@@ -21,6 +21,14 @@ class FleetSettings(Section):
         title="largest bundle",
         description="bytes an update may have at most (larger offers are refused)",
     )
+    probation_s: float = Field(
+        default=600.0,
+        ge=0,
+        le=7 * 86400,
+        title="probation",
+        description="seconds after an update within which a third start of the service rolls "
+        "the new release back; 0 = off",
+    )
     download_timeout_s: float = Field(
         default=60.0,
         gt=0,

@@ -17,6 +17,10 @@ power loss (or kill -9) at any point the symlink names either the old release or
 complete one, never a mix; :meth:`Updater.recover` finishes the job at the next start:
 before the switch it cleans up and reports the update failed (old version kept); after
 it, it runs the self-test again (twice at most, then rolls back).
+
+After the update is acked, the new release is on probation for ``[fleet] probation_s``:
+if the service starts a third time within it (the new models crash the terminal, or its
+sessions stop it), the release is rolled back and the update reported failed.
 """
 
 import hashlib
@@ -26,6 +30,7 @@ import shutil
 import signal
 import ssl
 import tarfile
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -42,6 +47,8 @@ log = logging.getLogger(__name__)
 JOURNAL: Final = "update.json"
 MAX_FILES: Final = 32
 MAX_TEST_ATTEMPTS: Final = 2
+MAX_PROBATION_STARTS: Final = 2
+"""Starts of the service within a new release's probation; one more rolls it back."""
 FAULT_ENV: Final = "LIFECERT_EDGE_FAULT_AT"
 """Fault injection for crash tests: the process kills itself (SIGKILL) at this step."""
 STEPS: Final = ("download-half", "downloaded", "staged", "switched", "selftest", "tested")
@@ -289,6 +296,8 @@ class Updater:
             self.journal.unlink(missing_ok=True)
             return None
         data = {"version": args.version, "release": name}
+        if step == "probation":
+            return self._probation_start(doc, command_id, name, previous, data)
         if step == "tested" and self.current() == name:
             self._clean(name, keep=previous)
             return Outcome(command_id, fleet.AckStatus.DONE, f"running {name}", data)
@@ -308,9 +317,51 @@ class Updater:
             data,
         )
 
-    def finished(self) -> None:
-        """The outcome was acked: forget the journal."""
-        self.journal.unlink(missing_ok=True)
+    def finished(self, outcome: Outcome) -> None:
+        """The outcome was acked: forget the journal, or, after a switch to a new release,
+        keep it as the release's probation (``[fleet] probation_s``)."""
+        doc = files.read_json(self.journal)
+        probation = self.cfg.fleet.probation_s > 0 and outcome.status is fleet.AckStatus.DONE
+        if doc is None or not probation or self.current() != doc.get("release"):
+            self.journal.unlink(missing_ok=True)
+            return
+        files.write_json(
+            self.journal, doc | {"step": "probation", "attempts": 0, "since": time.time()}
+        )
+
+    def _probation_start(
+        self,
+        doc: dict[str, Any],
+        command_id: str,
+        name: str,
+        previous: str | None,
+        data: dict[str, Any],
+    ) -> Outcome | None:
+        """A start within a new release's probation: the third rolls it back."""
+        starts = int(doc["attempts"]) + 1
+        if self.current() != name:
+            self.journal.unlink(missing_ok=True)
+            return None
+        if starts > MAX_PROBATION_STARTS:
+            back = self._roll_back(name, previous)
+            detail = (
+                f"restarted {starts} times within {self.cfg.fleet.probation_s:g} s of the switch "
+                f"to {name}; rolled back to {back}"
+            )
+            return Outcome(command_id, fleet.AckStatus.FAILED, detail, data | {"rolled_back": True})
+        files.write_json(self.journal, doc | {"attempts": starts})
+        log.warning("start %d within the probation of release %s", starts, name)
+        return None
+
+    def end_probation(self, now: float) -> None:
+        """Forget a release's probation once it has run ``[fleet] probation_s``."""
+        doc = files.read_json(self.journal)
+        if doc is None or doc.get("step") != "probation":
+            return
+        since = doc.get("since")
+        if not isinstance(since, int | float) or now - since >= self.cfg.fleet.probation_s:
+            self.journal.unlink(missing_ok=True)
+            log.info("release %s passed its probation", doc.get("release"))
 
     # -- a local install ------------------------------------------------------------------
 

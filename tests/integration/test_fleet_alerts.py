@@ -10,11 +10,13 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from central.fleet import alerts
 from central.fleet.alerts import Alerts, Outlet, read_trust
 from central.fleet.health import FleetHealth, load_states
+from central.fleet.health_schema import fleet_alerts
 from central.fleet.health_settings import AlertSettings
 from central.notify.base import DeliveryError, LogNotifier, Message
 from central.notify.webhook import WebhookNotifier
@@ -206,6 +208,10 @@ def test_alerts_are_raised_once_delivered_cleared_and_acknowledged(
     assert len(hooks.delivered()) == 4
     # the next check raises nothing again
     assert rules.check(load_states(health.engine), now + dt.timedelta(seconds=2)) == (0, 0)
+    # a second central process checking at the same moment cannot open it twice
+    with pytest.raises(sa.exc.IntegrityError), health.engine.begin() as conn:
+        twice = {"rule": "offline", "subject": DEVICE, "reason": "again", "raised_at": now}
+        conn.execute(fleet_alerts.insert().values(**twice))
     offline = next(a for a in alerts.list_alerts(health.engine) if a["rule"] == "offline")
     acked = alerts.acknowledge(health.engine, offline["id"], "J. Li", now)
     assert acked["acked_by"] == "J. Li" and acked["cleared_at"] is None

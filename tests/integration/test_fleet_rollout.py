@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import shutil
 import ssl
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
 
 from central import config as central_config
 from central.bootstrap import Central
@@ -23,6 +25,7 @@ from central.fleet import commands as central_commands
 from central.fleet import desired, rollouts
 from central.fleet.commands_link import members
 from edge.adapters import keys as edge_keys
+from edge.config import EdgeConfig
 from edge.config import load as load_edge_config
 from edge.fleet.updates import Updater
 from models.bundle import load_bundle
@@ -147,6 +150,8 @@ def test_desired_config_is_applied_reported_or_refused_with_a_reason(running: Fl
         "every terminal to report config v1",
     )
     assert {r["reported_version"] for r in running.config_rows().values()} == {1}
+    groups = json.loads(running.central("fleet", "group", "list", "--json"))
+    assert {g["group"]: g["devices"] for g in groups}["canary"] == " ".join(CANARY)
     bundle = running.stack.fleet.paths.bundle("term-r01")
     applied = json.loads((bundle / "var" / "desired.json").read_text())
     assert applied["version"] == 1
@@ -322,20 +327,21 @@ def test_a_bad_bundle_is_rolled_back_on_every_canary_and_never_reaches_the_rest(
 
 
 def test_a_good_bundle_reaches_every_terminal_wave_by_wave(running: Fleet) -> None:
-    rollout_id = _rollout(running, "good2", "--group", "four", "--canary", "canary", "--wave", "50")
-    running.advance(rollout_id)
-    running.stack.wait_until(
-        lambda: {_states(running, rollout_id)[d] for d in CANARY} == {"succeeded"},
-        90,
-        "the canaries to take the new bundle",
+    rollout_id = _rollout(
+        running, "good2", "--group", "four", "--canary", "canary", "--wave", "50", "--auto"
     )
-    while (st := rollouts.status(running.engine, rollout_id)[0])["state"] == "running":
-        states = _states(running, rollout_id)
-        if "offered" not in states.values():
-            running.advance(rollout_id)
-        running.stack.wait_until(
-            lambda: "offered" not in _states(running, rollout_id).values(), 90, "a wave to finish"
-        )
+    waves = rollouts.status(running.engine, rollout_id)[0]["waves"]
+    assert [w["wave"] for w in waves] == ["canary", "50%", "100%"]
+    running.advance(rollout_id)  # the first wave; the service starts the others by itself
+    running.stack.wait_until(
+        lambda: rollouts.status(running.engine, rollout_id)[0]["state"] != "running",
+        120,
+        "the rollout to go through its three waves",
+    )
+    offers = [c for c in running.commands().values() if c["rollout_id"] == rollout_id]
+    times = {c["device_id"]: c["acked_at"] for c in offers}
+    assert max(times[d] for d in CANARY) <= min(t for d, t in times.items() if d not in CANARY)
+    st = rollouts.status(running.engine, rollout_id)[0]
     assert st["state"] == "done", st
     assert set(_states(running, rollout_id).values()) == {"succeeded"}
     (release,) = {_verified_release(running, d) for d in DEVICES}
@@ -427,7 +433,7 @@ def test_kill_9_at_each_step_of_an_update_leaves_the_old_or_the_new_bundle(
         names[bundle] = rollouts.status(running.engine, rollout_id)[0]["sha256"][:16]
         link = pointer(stack, CRASHER).resolve().name
         assert link in (current, names[bundle])  # never anything else, even mid-update
-        assert f"fault injection: killing myself at {step}" in stack.log_tail(CRASHER, 5)
+        assert f"fault injection: killing myself at {step}" in stack.log_tail(CRASHER, 40)
         pending = (rollout_id, current, expect)
 
 
@@ -500,3 +506,59 @@ def test_garbage_from_a_terminal_never_stops_central(running: Fleet) -> None:
     # central still serves: a command to another terminal is acked
     assert running.wait_command(running.send("resync_templates", "term-r02"))["status"] == "done"
     assert stack.running("central-1")
+
+
+def test_a_release_that_keeps_restarting_the_terminal_is_rolled_back(tmp_path: Path) -> None:
+    """Probation: the third start within ``[fleet] probation_s`` of a switch rolls back."""
+    built = built_bundle()
+    if built is None:
+        pytest.skip("no built model bundle")
+    source, key = built
+    pub = tmp_path / "pub.pem"
+    pub.write_bytes(
+        signing.load_private_key(key)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    cfg = EdgeConfig.model_validate(
+        {
+            "device_id": "term-p01",
+            "data_dir": str(tmp_path / "var"),
+            "mqtt": {"tls": {"ca_file": "ca", "cert_file": "c", "key_file": "k"}},
+            "central": {"sign_pub": "s", "seal_pub": "p", "model_sign_pub": str(pub)},
+            "models": {"bundle": str(tmp_path / "models")},
+        }
+    )
+    updater = Updater(cfg, None)
+    old = updater.install(source)
+    new_source = tmp_path / "new"
+    shutil.copytree(source, new_source)
+    (new_source / "manifest.jws").write_text((source / "manifest.jws").read_text() + "\n")
+    new = updater.install(new_source)
+    args = fleet.UpdateArgs(
+        rollout_id="r1", url="https://x/r1.tar", sha256="0" * 64, size=1, version="v"
+    )
+    doc = {"command_id": str(uuid.uuid4()), "args": args.model_dump(), "release": new}
+    (updater.journal).write_text(
+        json.dumps(doc | {"previous": old, "step": "tested", "attempts": 1})
+    )
+    done = updater.recover()
+    assert done is not None and done.status is fleet.AckStatus.DONE
+    updater.finished(done)
+    assert json.loads(updater.journal.read_text())["step"] == "probation"
+    assert updater.recover() is None and updater.recover() is None  # two starts: kept
+    assert updater.current() == new
+    back = updater.recover()  # the third
+    assert back is not None and back.status is fleet.AckStatus.FAILED
+    assert back.data["rolled_back"] and "rolled back to " + old in back.detail
+    assert updater.current() == old and not (updater.releases / new).exists()
+    updater.finished(back)
+    assert not updater.journal.exists()
+
+    # a release that ran its probation out is kept for good
+    again = updater.install(new_source)
+    doc["release"] = again
+    updater.journal.write_text(json.dumps(doc | {"previous": old, "step": "tested", "attempts": 1}))
+    updater.finished(updater.recover() or pytest.fail("no outcome"))
+    updater.end_probation(time.time() + cfg.fleet.probation_s)
+    assert not updater.journal.exists() and updater.current() == again

@@ -2,6 +2,7 @@
 real staff certificates: bootstrap, sign-in, roles, lockout, audit verify and export."""
 
 import csv
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -9,17 +10,20 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from central.cli import main
 from central.staff import audit
+from protocol import signing, staffdir
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def cli(db_url: str, tmp_path: Path) -> Any:
+def cli(staff_db_url: str, tmp_path: Path) -> Any:
     config = tmp_path / "central.toml"
-    config.write_text(f'[database]\nurl = "{db_url}"\n[staff]\nmax_failed_logins = 3\n')
+    config.write_text(f'[database]\nurl = "{staff_db_url}"\n[staff]\nmax_failed_logins = 3\n')
 
     def invoke(*args: str, who: str | None = None) -> Any:
         signed = [] if who is None else [
@@ -101,7 +105,7 @@ def test_a_wrong_key_counts_and_locks(cli: Any, tmp_path: Path) -> None:
     assert cli("staff", "unlock", "li", who="root").output == "li: unlocked\n"
 
 
-def test_audit_verify_and_export(cli: Any, tmp_path: Path, db_url: str) -> None:
+def test_audit_verify_and_export(cli: Any, tmp_path: Path, staff_db_url: str) -> None:
     certs = tmp_path / "certs"
     cli("staff", "ca", "init")
     cli("staff", "add", "root", "--name", "Root", "--first-admin", "--out", str(certs))
@@ -126,7 +130,7 @@ def test_audit_verify_and_export(cli: Any, tmp_path: Path, db_url: str) -> None:
 
     from central.store import db
 
-    engine = db.create_engine(db_url)
+    engine = db.create_engine(staff_db_url)
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update")
@@ -137,3 +141,63 @@ def test_audit_verify_and_export(cli: Any, tmp_path: Path, db_url: str) -> None:
     broken = cli("audit", "verify", who="zhao")
     assert broken.exit_code == 1
     assert "audit chain broken at entry 3: its content does not match its hash" in broken.output
+
+
+def test_staff_directory_for_a_site(cli: Any, tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "sign.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    certs = str(tmp_path / "certs")
+    cli("staff", "ca", "init")
+    cli("staff", "add", "root", "--name", "Root", "--first-admin", "--out", certs)
+    added = cli(
+        "staff", "add", "wang.li", "--name", "Wang Li", "--role", "entry_clerk",
+        "--site", "hepingli", who="root",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    out = tmp_path / "staff-directory.jws"
+    made = cli("staff", "directory", "--site", "hepingli", "--out", str(out), who="root")
+    assert made.exit_code == 0 and "1 staff for site hepingli" in made.output
+    directory = staffdir.verify(
+        out.read_bytes(),
+        signing.Verifier(key.public_key()),
+        site="hepingli",
+        now=dt.datetime.now(dt.UTC),
+    )
+    assert [e.staff_id for e in directory.staff] == ["wang.li"]
+    bad = cli("staff", "directory", "--site", "Heping Li", "--out", str(out), who="root")
+    assert bad.exit_code == 1 and "--site: invalid site" in bad.output
+
+
+def test_a_certificate_for_the_members_own_request(cli: Any, tmp_path: Path) -> None:
+    """With --csr the member's key never leaves them; a request for a foreign key is refused."""
+    certs = tmp_path / "certs"
+    cli("staff", "ca", "init")
+    cli("staff", "add", "root", "--name", "Root", "--first-admin", "--out", str(certs))
+    cli("staff", "add", "zhao", "--name", "Zhao", "--role", "auditor", who="root")
+    own = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "zhao")])
+    request = x509.CertificateSigningRequestBuilder().subject_name(name).sign(own, hashes.SHA256())
+    csr = tmp_path / "zhao.csr"
+    csr.write_bytes(request.public_bytes(serialization.Encoding.PEM))
+    issued = cli(
+        "staff", "cert", "issue", "zhao", "--csr", str(csr), "--out", str(certs), who="root"
+    )
+    assert issued.exit_code == 0, issued.output
+    assert not (certs / "zhao.key").exists()
+    (certs / "zhao.key").write_bytes(
+        own.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    assert cli("audit", "head", who="zhao").exit_code == 0
+    csr.write_text("not a request")
+    bad = cli("staff", "cert", "issue", "zhao", "--csr", str(csr), "--out", str(certs), who="root")
+    assert bad.exit_code == 1 and "--csr: not a PEM certificate request" in bad.output

@@ -4,18 +4,23 @@ only those log in, with their local PIN as the second factor."""
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from central.staff import accounts, directory
 from central.staff.identity import Role
+from edge.cli import main as edge_main
 from edge.kiosk.desk import Desk, StaffBook, add_staff
 from edge.kiosk.directory import DirectoryFile
 from edge.kiosk.lockout import PinLockout
 from protocol import messages, signing, staffdir
 from protocol.errors import MessageError
 from tests.fixtures.staff import StaffPki
+from tests.unit.test_edge_keys import make_bundle
+from tests.unit.test_edge_outbox import RETIREE
 
 pytestmark = pytest.mark.integration
 
@@ -83,3 +88,50 @@ def test_another_signed_message_does_not_pass_for_a_directory() -> None:
 def test_a_bad_site_is_refused_at_central(staff_pki: StaffPki) -> None:
     with pytest.raises(accounts.StaffError, match="--site"):
         directory.publish(staff_pki.engine, staff_pki.admin, SIGNER, "Hepingli Street", 7)
+
+
+def test_central_says_who_may_assist_where(staff_pki: StaffPki) -> None:
+    staff_pki.member("wang.li", [Role.ENTRY_CLERK], sites=["hepingli"])
+    staff_pki.member("zhao", [Role.ENTRY_CLERK], sites=["hepingli"])
+    accounts.lock(staff_pki.engine, staff_pki.admin, "zhao")
+    with staff_pki.engine.connect() as conn:
+        assert accounts.assist_refusal(conn, "wang.li", "hepingli") is None
+        codes = [
+            refusal.code
+            for staff_id, site in [
+                ("wang.li", "andingmen"),
+                ("zhao", "hepingli"),
+                ("nobody", "hepingli"),
+                ("Robert'); DROP", "hepingli"),
+            ]
+            if (refusal := accounts.assist_refusal(conn, staff_id, site)) is not None
+        ]
+    assert codes == ["staff_not_at_site", "staff_locked", "staff_unknown", "staff_unknown"]
+
+
+def test_certify_assisted_on_the_terminal_names_listed_staff(tmp_path: Path) -> None:
+    """``lifecert-edge certify-assisted --staff`` with ``[kiosk] staff_directory`` set."""
+    bundle = make_bundle(tmp_path / "bundle")  # its certificate has no OU: site "default"
+    signer = signing.Signer(bundle.central_sign_key, "central")
+    now = dt.datetime.now(dt.UTC)
+    made = staffdir.StaffDirectory(
+        kind="staff_directory",
+        site="default",
+        issued_at=now,
+        expires_at=now + dt.timedelta(days=1),
+        staff=(staffdir.DirectoryEntry(staff_id="wang.li", name="Wang Li"),),
+    )
+    (bundle.dir / "staff-directory.jws").write_text(staffdir.sign(made, signer))
+    bundle.write_config(kiosk={"staff_directory": "staff-directory.jws"})
+
+    def certify(staff_id: str) -> Any:
+        return CliRunner().invoke(
+            edge_main,
+            ["--config", str(bundle.config_path), "certify-assisted", "--retiree", RETIREE,
+             "--staff", staff_id],
+        )  # fmt: skip
+
+    assert certify("wang.li").exit_code == 0
+    refused = certify("desk-07")
+    assert refused.exit_code == 2
+    assert "'desk-07' is not in central's staff directory for this site" in refused.output

@@ -10,6 +10,8 @@ import pytest
 
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
 SERVICES = sorted(UNITS.glob("*.service"))
+TIMERS = sorted([*UNITS.glob("*.timer"), *UNITS.glob("*.path")])
+ONESHOTS = {"lifecert-crl.service", "lifecert-crl-reload.service"}
 
 
 def _parse(unit: Path) -> configparser.RawConfigParser:
@@ -26,9 +28,9 @@ def verify_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("systemd-analyze not installed: `apt-get install systemd` (make setup does)")
     out = tmp_path_factory.mktemp("units")
     bindir = Path(sys.executable).parent
-    for unit in SERVICES:
+    for unit in [*SERVICES, *TIMERS]:
         text = unit.read_text()
-        for command in ("lifecert-edge", "lifecert-central", "lifecert-kiosk"):
+        for command in ("lifecert-edge", "lifecert-central", "lifecert-kiosk", "lifecert"):
             found = shutil.which(command) or str(bindir / command)
             text = text.replace(f"/usr/local/bin/{command}", found)
         (out / unit.name).write_text(text)
@@ -40,7 +42,7 @@ def test_units_exist() -> None:
     assert {"lifecert-edge.service", "lifecert-central.service"} <= names
 
 
-@pytest.mark.parametrize("unit", SERVICES, ids=lambda u: u.name)
+@pytest.mark.parametrize("unit", [*SERVICES, *TIMERS], ids=lambda u: u.name)
 def test_systemd_analyze_verify_is_silent(verify_dir: Path, unit: Path) -> None:
     name = unit.name.replace("@.service", "@1.service")
     proc = subprocess.run(
@@ -56,7 +58,9 @@ def test_systemd_analyze_verify_is_silent(verify_dir: Path, unit: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "unit", [u for u in SERVICES if "kiosk" not in u.name], ids=lambda u: u.name
+    "unit",
+    [u for u in SERVICES if "kiosk" not in u.name and u.name not in ONESHOTS],
+    ids=lambda u: u.name,
 )
 def test_services_are_notify_with_watchdog_restart_and_hardening(unit: Path) -> None:
     service = _parse(unit)["Service"]
@@ -81,3 +85,21 @@ def test_bad_unit_is_caught(verify_dir: Path) -> None:
         check=False,
     )
     assert "notfy" in proc.stderr
+
+
+def test_crl_timer_runs_the_renewal_daily_and_catches_up() -> None:
+    timer = _parse(UNITS / "lifecert-crl.timer")
+    assert timer["Timer"]["Unit"] == "lifecert-crl.service"
+    assert timer["Timer"]["OnCalendar"] == "daily"
+    assert timer["Timer"]["Persistent"] == "true"
+    service = _parse(UNITS / "lifecert-crl.service")["Service"]
+    assert service["Type"] == "oneshot"
+    assert "fleet crl --renew-if-due" in service["ExecStart"]
+    path = _parse(UNITS / "lifecert-crl-reload.path")["Path"]  # any CRL change reloads the broker
+    assert path["PathChanged"].endswith("/ca/crl.pem")
+    assert path["Unit"] == "lifecert-crl-reload.service"
+    reload = _parse(UNITS / "lifecert-crl-reload.service")["Service"]
+    assert "reload" in reload["ExecStart"] and "mosquitto" in reload["ExecStart"]
+    assert service["ProtectSystem"] == "strict"
+    assert service["NoNewPrivileges"] == "yes"
+    assert service["User"] != "root"

@@ -172,10 +172,11 @@ CENTRAL_ROOMS: dict[str, set[str]] = {
     "payments": {"store", "certification", "people"},
     "fraud": {"store"},
     "staff": {"store"},
-    "notify": set(),
     "proposals": {"store", "certification", "people", "payments", "staff"},
     "console": {"store", "certification", "people", "payments", "staff", "proposals", "fleet"},
     "fleet": {"store", "certification", "notify"},
+    "notify": {"store", "certification", "people", "payments"},
+    "channels": {"store", "certification", "people", "notify"},
 }
 """Whom each room of ``central/`` may import (docs/design.md, "Central's rooms")."""
 CENTRAL_TOP = {"__main__", "config", "bootstrap", "cli"}

@@ -5,10 +5,14 @@ import json
 import zoneinfo
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from central.fleet.alerts import DeviceCert, Trust, firing
-from central.fleet.health import DeviceState
+from central.fleet.health import DeviceState, FleetHealth
 from central.fleet.health_schema import FLEET_WIDE
 from central.fleet.health_settings import AlertSettings
 from protocol import messages
@@ -16,6 +20,7 @@ from protocol.errors import MessageError
 from protocol.limits import MAX_TELEMETRY_BYTES
 from protocol.messages import Telemetry
 
+_MEMORY = sa.create_engine("sqlite://")  # never written: the handlers only parse
 NOW = dt.datetime(2026, 12, 7, 10, 0, tzinfo=dt.UTC)  # a Monday
 UTC = zoneinfo.ZoneInfo("UTC")
 REPORT: dict[str, Any] = {
@@ -175,3 +180,28 @@ def test_certificates_expiring_and_the_crl_next_update() -> None:
 def test_alert_settings_refuse_bad_values(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         AlertSettings.model_validate(fields)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    payload=st.one_of(
+        st.binary(max_size=MAX_TELEMETRY_BYTES),
+        st.recursive(
+            st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(st.text(max_size=20), inner, max_size=4)
+            ),
+        ).map(lambda v: json.dumps(v).encode()),
+        st.just(b"[" * 4000),
+        st.just(b'{"device_id": "term-0001", "uptime_s": 1e400}'),
+    )
+)
+def test_no_payload_makes_the_handlers_raise(payload: bytes) -> None:
+    """Whatever a terminal sends, the handlers (on paho's thread) count it and return."""
+    health = FleetHealth(_MEMORY, lambda _d: True)
+    for handler, kind in ((health.on_telemetry, "telemetry"), (health.on_status, "status")):
+        msg = mqtt.MQTTMessage(topic=f"lifecert/v1/dev/term-0001/{kind}".encode())
+        msg.payload = payload
+        handler(msg)
+    assert sum(health.dropped.values()) + sum(health.received.values()) == 2

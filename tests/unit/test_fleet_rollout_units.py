@@ -131,3 +131,19 @@ def test_an_archive_with_anything_but_plain_files_is_not_unpacked(tmp_path: Path
         with pytest.raises(UpdateError, match="plain files only"):
             updater._stage(archive, "r1")
         assert not (tmp_path / "escape").exists()
+
+
+def test_a_new_fleet_has_a_bundle_server_certificate_for_the_brokers_names(
+    tmp_path: Path,
+) -> None:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from provisioning.fleet import Fleet
+
+    fleet_dir = Fleet.create(tmp_path / "fleet", "t", broker_host="broker.example", broker_port=1)
+    cert = x509.load_pem_x509_certificate((fleet_dir.paths.central / "bundles.pem").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "broker.example" in names.get_values_for_type(x509.DNSName)
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.SERVER_AUTH in usage and ExtendedKeyUsageOID.CLIENT_AUTH not in usage

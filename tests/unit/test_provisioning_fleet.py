@@ -242,7 +242,12 @@ def test_dynsec_file_binds_devices_to_their_ids_and_literal_topics(fleet: Fleet)
         "unsubscribe": True,
     }
     clients = {c["username"]: c for c in doc["clients"]}
-    assert set(clients) == {"lifecert-central", "lifecert-admin", "term-0001"}  # one per device
+    assert set(clients) == {
+        "lifecert-central",
+        "lifecert-admin",
+        "lifecert-renewal",
+        "term-0001",
+    }  # one per device
     assert clients["term-0001"]["clientid"] == "term-0001"
     assert "clientid" not in clients["lifecert-central"]
     password = (fleet.paths.bundle("term-0001") / "mqtt.password").read_text().strip()
@@ -265,6 +270,12 @@ def test_dynsec_file_binds_devices_to_their_ids_and_literal_topics(fleet: Fleet)
     assert ("subscribePattern", "$share/+/lifecert/v1/dev/+/result") in central
     assert ("publishClientSend", "lifecert/v1/dev/+/ack") in central
     assert "device-term-0002" not in roles
+    renewal = {(a["acltype"], a["topic"]) for a in roles["renewal"]}
+    assert renewal == {
+        ("subscribePattern", "lifecert/v1/dev/+/csr"),
+        ("publishClientReceive", "lifecert/v1/dev/+/csr"),
+        ("publishClientSend", "lifecert/v1/dev/+/cert"),
+    }
 
 
 def test_a_device_gets_one_login_and_loses_the_legacy_one_too() -> None:
@@ -315,7 +326,13 @@ def test_an_old_fleet_gets_its_broker_logins_from_broker_config(fleet: Fleet) ->
     data = json.loads(fleet.paths.registry.read_text())
     data["devices"][0].pop("broker_password")
     fleet.paths.registry.write_text(json.dumps(data))
-    for rel in ("central/mqtt.password", "broker/admin.password", "broker/admin.pem"):
+    for rel in (
+        "central/mqtt.password",
+        "broker/admin.password",
+        "broker/admin.pem",
+        "broker/renewal.password",
+        "broker/renewal.pem",
+    ):
         (fleet.directory / rel).unlink()
     (fleet.paths.broker / "acl").write_text("user term-0001\ntopic deny #\n")
     central_toml = fleet.paths.central / "central.toml"
@@ -327,7 +344,8 @@ def test_an_old_fleet_gets_its_broker_logins_from_broker_config(fleet: Fleet) ->
     assert fleet.central_password() and fleet.admin_login().password
     assert not (fleet.paths.broker / "acl").exists()
     users = {c["username"] for c in json.loads(fleet.paths.dynsec.read_text())["clients"]}
-    assert users == {"lifecert-central", "lifecert-admin"}  # term-0001 waits for its reissue
+    assert users == {"lifecert-central", "lifecert-admin", "lifecert-renewal"}  # term-0001 waits
+    assert fleet.renewal_password()
     fleet.reissue("term-0001")
     users = {c["username"] for c in json.loads(fleet.paths.dynsec.read_text())["clients"]}
     assert "term-0001" in users

@@ -86,8 +86,8 @@ def test_private_keys_are_owner_only(fleet: Fleet) -> None:
     fleet.enrol("term-0001")
     keys = list(fleet.directory.rglob("*.key")) + list(fleet.directory.rglob("*.password"))
     # ca; central sign, seal, client, broker password, rollout bundle server; models; broker,
-    # admin (+ password); device (+ password)
-    assert len(keys) == 12
+    # admin (+ password), renewal service (+ password); device (+ password)
+    assert len(keys) == 14
     for key in keys:
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
 

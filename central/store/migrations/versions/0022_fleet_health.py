@@ -44,6 +44,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_fleet_alerts_cleared_at", "fleet_alerts", ["cleared_at"])
     op.create_index("ix_fleet_alerts_rule_subject", "fleet_alerts", ["rule", "subject"])
+    op.create_index(
+        "uq_fleet_alerts_open",
+        "fleet_alerts",
+        ["rule", "subject"],
+        unique=True,
+        sqlite_where=sa.text("cleared_at IS NULL"),
+        postgresql_where=sa.text("cleared_at IS NULL"),
+    )
 
 
 def downgrade() -> None:

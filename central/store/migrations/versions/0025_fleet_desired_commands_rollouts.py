@@ -83,6 +83,7 @@ def upgrade() -> None:
         sa.Column("size", sa.BigInteger, nullable=False),
         sa.Column("waves", sa.JSON, nullable=False),
         sa.Column("max_failure_rate", sa.Float, nullable=False),
+        sa.Column("auto_advance", sa.Boolean, nullable=False),
         sa.Column("state", sa.String(20), nullable=False),
         sa.Column("wave", sa.Integer, nullable=False),
         sa.Column("detail", sa.String(500), nullable=False),

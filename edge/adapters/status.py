@@ -1,0 +1,49 @@
+"""Status lookup at the kiosk: a card inserted, "check my status", no certification.
+
+``CentralStatus.lookup`` asks central over the terminal's one broker link (MQTT 5
+request/response, as ``edge.adapters.templates`` does for templates) and returns
+central's ``StatusData`` once its signature verifies and it names this request, device and
+retiree.
+"""
+
+import json
+import secrets
+
+from edge.adapters.templates import ReplyError, Requester
+from edge.session.ports import UnknownRetireeError
+from protocol import lookups, messages
+from protocol.errors import MessageError, SignatureError
+from protocol.signing import Verifier
+
+
+class CentralStatus:
+    """Asks central where a retiree stands."""
+
+    def __init__(self, link: Requester, device_id: str, verifier: Verifier, timeout_s: float):
+        self.device_id, self.timeout_s = device_id, timeout_s
+        self._link, self._verifier = link, verifier
+
+    def lookup(self, retiree_id: str) -> lookups.StatusData:
+        """The retiree's status; ``UnknownRetireeError``, ``ReplyError`` (refused or
+        rate-limited), ``TimeoutError``/``OSError`` (central cannot be asked)."""
+        request_id = secrets.token_hex(16)
+        body = {"op": "status", "request_id": request_id, "retiree_id": retiree_id}
+        payload = self._link.request(
+            json.dumps(body).encode(), bytes.fromhex(request_id), self.timeout_s
+        )
+        try:
+            reply = messages.decode(messages.Reply, self._verifier.verify(payload))
+        except (SignatureError, MessageError) as exc:
+            raise ReplyError(f"reply refused: {exc}") from None
+        data = reply.data or {}
+        expected = {"request_id": request_id, "device_id": self.device_id, "retiree_id": retiree_id}
+        if reply.error != "rate_limited" and {k: data.get(k) for k in expected} != expected:
+            raise ReplyError("reply names another request, device or retiree")
+        if reply.status == "error":
+            if reply.error == "unknown_retiree":
+                raise UnknownRetireeError(f"central does not know retiree {retiree_id[-4:]}")
+            raise ReplyError(f"central answered: {reply.error}")
+        try:
+            return messages.validate(lookups.StatusData, data)
+        except MessageError as exc:
+            raise ReplyError(f"reply refused: {exc}") from None
