@@ -12,7 +12,7 @@ second process, beside the bare SQL of the same queries in the same run.
 5. the bare SQL: the same queries on one plain connection, sequentially, p50/p95.
 
 Usage: python bench/bench_console.py [--retirees 1000000] [--clients 20] [--seconds 20]
-       [--db /tmp/bench_console.sqlite] [--database-url URL]
+       [--db /tmp/bench_console.sqlite] [--database-url postgresql+psycopg://.../DB]
 """
 
 import argparse
@@ -99,6 +99,9 @@ def fill(url: str, n: int) -> None:
             ],
         )
         if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("ANALYZE")
+    if engine.dialect.name == "postgresql":  # the planner's statistics, as autovacuum would
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE")
     engine.dispose()
     print(f"filled {n:,} retirees in {time.perf_counter() - start:.0f} s")
@@ -195,6 +198,31 @@ def load(
     return out
 
 
+def _pg_copy(url: str, retirees: int) -> tuple[str, Callable[[], None]]:
+    """The PostgreSQL database at ``url`` filled once (kept), and a copy of it for this run
+    (``CREATE DATABASE ... TEMPLATE``); the copy's URL and what drops it."""
+    template = sa.engine.make_url(url)
+    engine = db.create_engine(url)
+    db.upgrade(engine)
+    with engine.connect() as conn:
+        have = conn.scalar(sa.select(sa.func.count()).select_from(schema.retirees))
+    engine.dispose()
+    if have != retirees:
+        fill(url, retirees)
+    name = f"{template.database}_run"
+    admin = sa.create_engine(template.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template.database}"')
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+    return template.set(database=name).render_as_string(hide_password=False), drop
+
+
 def _wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while True:
@@ -219,16 +247,20 @@ def main() -> None:
         default=Path("/tmp/bench_console.sqlite"),
         help="the filled SQLite database, kept and copied for each run",
     )
-    parser.add_argument("--database-url", help="a fresh PostgreSQL database to fill instead")
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL database to fill (kept, refilled when its count differs) instead; "
+        "each run works on a copy",
+    )
     args = parser.parse_args()
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"load {os.getloadavg()[0]:.1f}"
     )
     root = Path(tempfile.mkdtemp(prefix="bench-console-"))
+    copy = None
     if args.database_url:
-        url = args.database_url
-        fill(url, args.retirees)
+        url, copy = _pg_copy(args.database_url, args.retirees)
     else:
         stamp = args.db.with_suffix(".count")
         if not stamp.exists() or stamp.read_text() != str(args.retirees):
@@ -272,6 +304,8 @@ def main() -> None:
         sql = bare(url, args.rounds)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        if copy is not None:
+            copy()
     print(
         f"{args.retirees:,} retirees, {args.clients} clients for {args.seconds:.0f} s "
         f"(load {os.getloadavg()[0]:.1f})"

@@ -4,15 +4,19 @@ Creates a fleet (CA, central's keys, broker config), enrols terminals, starts a
 Mosquitto with the generated mutual-TLS + per-device login config, central's consumer and the
 terminals' services, sets up central's staff (a staff CA, an administrator, an entry clerk,
 a reviewer and an approver with certificates), imports a roster as a proposal the three
-pass in turn, records certifications at the terminals and shows what central applied.
+pass in turn, records certifications at the terminals, serves the staff console (the
+reviewer's dashboard read with their certificate) and shows what central applied.
 """
 
 import datetime as dt
+import http.cookiejar
 import json
 import random
 import re
 import shutil
+import ssl
 import tempfile
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +24,7 @@ import click
 
 from common import idnumber
 from common.cli import friendly_errors
+from provisioning import pki
 from provisioning.stack import Stack, free_port
 
 SURNAMES = ("Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Zhao", "Huang", "Zhou", "Wu")
@@ -89,6 +94,40 @@ def _import_roster(stack: Stack, folder: Path, path: Path) -> str:
     return number.group(1)
 
 
+def _console(stack: Stack, staff: Path, say: Callable[[str], None]) -> None:
+    """Serve the staff console (a server certificate from the fleet CA for 127.0.0.1) and
+    read the dashboard as the reviewer would, with the reviewer's staff certificate."""
+    folder = stack.fleet.paths.central / "console"
+    key = pki.new_key()
+    cert = stack.fleet.authority().issue(
+        "console", key.public_key(), 30, server_names=["127.0.0.1", "localhost"], client=False
+    )
+    pki.write_private_key(folder / "server.key", key)
+    pki.write_cert(folder / "server.pem", cert)
+    port = free_port()
+    stack.start_console(port)
+    url = f"https://127.0.0.1:{port}/"
+    tls = ssl.create_default_context(cafile=str(stack.fleet.paths.ca_cert))
+    tls.load_cert_chain(staff / "reviewer.pem", staff / "reviewer.key")
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPSHandler(context=tls),
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+    )
+    signin = urllib.request.Request(
+        url + "api/session", data=b"{}", headers={"content-type": "application/json"}
+    )
+    with opener.open(signin, timeout=30):
+        pass
+    with opener.open(url + "api/dashboard", timeout=30) as reply:
+        board = json.load(reply)
+    total = next(r for r in board["coverage"] if r["name"] == "TOTAL")
+    say(
+        f"9. Staff console at {url} (HTTPS, staff certificates only): the reviewer's dashboard "
+        f"shows {total['certified']} of {total['retirees']} retirees certified, "
+        f"{total['overdue']} overdue (docs/console.md: import staff/*.pem + .key as PKCS#12)"
+    )
+
+
 def run_demo(
     directory: Path, terminals: int, retirees: int, seed: int, say: Callable[[str], None]
 ) -> Stack:
@@ -135,6 +174,7 @@ def run_demo(
                 receipts.append((device_id, number, json.loads(out)))
         waited = stack.wait_delivered(devices, timeout=120)
         say(f"8. Every outbox delivered and acked by central ({waited:.1f} s after the last one)")
+        _console(stack, staff, say)
         for device_id, number, receipt in receipts[:3]:
             rid, seq = receipt["result_id"], receipt["seq"]
             say(f"   {device_id}: receipt {rid} (seq {seq}) for {number}")

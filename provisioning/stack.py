@@ -138,6 +138,13 @@ class Stack:
         argv += ["--client-id", f"lifecert-{name}"]
         self._start({name: argv}, extra_env, ready_timeout)
 
+    def start_console(self, port: int, ready_timeout: float = 60) -> None:
+        """Start the staff console (``lifecert-central console``) on ``port``; wait for READY."""
+        argv = [*_command("lifecert-central"), "--config", str(self.central_config), "console"]
+        self._start(
+            {"console": argv}, {"LIFECERT_CENTRAL__CONSOLE__PORT": str(port)}, ready_timeout
+        )
+
     def start_edge(
         self,
         device_id: str,

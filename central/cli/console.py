@@ -27,7 +27,14 @@ def console_cmd(state: State, print_url: bool) -> None:
     context = server.tls_context(settings, state.cfg.staff)  # files first: a bad one = exit 2
     engine = state.engine()
     console = app.build(
-        engine, reader(state.cfg.database), settings, state.cfg.policy, state.cfg.staff
+        engine,
+        reader(state.cfg.database),
+        settings,
+        state.cfg.policy,
+        state.cfg.staff,
+        state.cfg.proposals,
+        state.central,
+        state.cfg.alerts.silent_after_s,
     )
     served = server.server(console, settings, context)
     click.echo(f"console at {server.url(settings)}", err=True)

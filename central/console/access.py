@@ -22,11 +22,13 @@ P = Permission
 
 @dataclass(frozen=True)
 class Rule:
-    """Permissions needed (all of them; none: any signed-in staff member);
-    ``session=False``: the staff certificate alone (sign-in, style sheet)."""
+    """Permissions needed (all of ``needs``, and one of ``any_of`` when given; none: any
+    signed-in staff member); ``session=False``: the staff certificate alone (sign-in,
+    style sheet)."""
 
     needs: frozenset[Permission] = frozenset()
     session: bool = True
+    any_of: frozenset[Permission] = frozenset()  # and at least one of these, when given
 
 
 PERMISSIONS: dict[str, Rule] = {
@@ -42,6 +44,14 @@ PERMISSIONS: dict[str, Rule] = {
     "reviews": Rule(frozenset({P.RESULTS_READ, P.FRAUD_READ})),
     "review_decide": Rule(frozenset({P.RESULTS_READ, P.FRAUD_READ, P.REVIEW_DECIDE})),
     "audit": Rule(frozenset({P.AUDIT_READ})),
+    "assisted": Rule(frozenset({P.RESULTS_READ, P.FRAUD_READ})),
+    "fleet": Rule(frozenset({P.RESULTS_READ, P.FRAUD_READ})),
+    "proposals": Rule(frozenset({P.PEOPLE_READ, P.PAYMENTS_READ})),
+    "proposal_enter": Rule(frozenset({P.PEOPLE_READ, P.PAYMENTS_READ, P.PROPOSAL_ENTER})),
+    "proposal_decide": Rule(
+        frozenset({P.PEOPLE_READ, P.PAYMENTS_READ}),
+        any_of=frozenset({P.PROPOSAL_RECHECK, P.PROPOSAL_APPROVE}),
+    ),
 }
 """Endpoint -> the permissions it needs: the one table every route is authorised from
 (roles hold permissions by ``central.staff.permissions.GRANTS``)."""
@@ -50,18 +60,21 @@ WIDE = frozenset({Role.ENTRY_CLERK, Role.REVIEWER, Role.APPROVER, Role.AUDITOR})
 """Roles that see every community."""
 
 
+def _holds(rule: Rule, roles: frozenset[Role]) -> bool:
+    held = permissions.permissions(roles)
+    return bool(roles) and rule.needs <= held and (not rule.any_of or bool(rule.any_of & held))
+
+
 def roles_for(endpoint: str) -> frozenset[Role]:
     """The roles that may call ``endpoint`` (for the docs and the tests' matrix)."""
     rule = PERMISSIONS[endpoint]
-    return frozenset(r for r in Role if rule.needs <= permissions.permissions(frozenset({r})))
+    return frozenset(r for r in Role if _holds(rule, frozenset({r})))
 
 
 def allowed(actor: Actor, endpoint: str) -> bool:
     """Whether ``actor`` may call ``endpoint`` (an unknown endpoint: nobody)."""
     rule = PERMISSIONS.get(endpoint)
-    if rule is None or not actor.roles:
-        return False
-    return rule.needs <= permissions.permissions(actor.roles)
+    return rule is not None and _holds(rule, actor.roles)
 
 
 def scope(actor: Actor) -> frozenset[str] | None:

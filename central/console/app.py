@@ -7,20 +7,16 @@ without a key is refused to everyone.
 """
 
 import datetime as dt
-import io
 import json
 import secrets
-import uuid
-import zoneinfo
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from cryptography import x509
-from fastapi import Depends, FastAPI, Form, Path, Query, Request
+from fastapi import Depends, FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -28,14 +24,18 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from starlette.responses import StreamingResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from central import proposals
+from central.certification import assisted as assisted_share
 from central.certification.settings import Policy
-from central.console import access, charts, identity, queries, reviews
+from central.console import access, charts, figures, identity, proposing, queries, reviews, web
+from central.console.context import Context
 from central.console.fresh import Fresh
 from central.console.server import PEER_CERT
 from central.console.settings import ConsoleSettings
-from central.people import csvio
+from central.proposals import assisted as proposals_assisted
+from central.proposals.base import Resources
+from central.proposals.settings import ProposalSettings
 from central.staff import audit
 from central.staff.identity import Actor
 from central.staff.settings import StaffSettings
@@ -48,6 +48,7 @@ CSRF_HEADER = "x-csrf-token"
 PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
 ID_AFTER = r"^[0-9X]{1,18}$"
 _SAFE = ("GET", "HEAD")
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (PostgreSQL refuses NUL)
 
 
 class RefusedError(Exception):
@@ -58,28 +59,6 @@ class RefusedError(Exception):
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.field, self.signin = status, message, field, signin
-
-
-@dataclass
-class Context:
-    """What every request reads: engines, settings, sessions, templates."""
-
-    engine: Engine  # writes (review decisions, sign-ins, the daily coverage record)
-    reader: Engine  # reads (no write lock taken on SQLite)
-    settings: ConsoleSettings
-    policy: Policy
-    staff: StaffSettings
-    sessions: access.Sessions
-    templates: Jinja2Templates
-    fresh: Fresh = field(default_factory=lambda: Fresh(0))
-    recorded: set[dt.date] = field(default_factory=set)
-
-    @property
-    def timezone(self) -> str:
-        return self.policy.timezone
-
-    def today(self) -> dt.date:
-        return dt.datetime.now(zoneinfo.ZoneInfo(self.timezone)).date()
 
 
 def _ctx(request: Request) -> Context:
@@ -128,7 +107,7 @@ async def authorise(request: Request) -> access.Session | None:
     if request.method not in _SAFE:
         given = request.headers.get(CSRF_HEADER)
         if given is None and request.headers.get("content-type", "").startswith(
-            "application/x-www-form-urlencoded"
+            ("application/x-www-form-urlencoded", "multipart/form-data")
         ):
             form = await request.form()
             value = form.get("csrf_token")
@@ -205,10 +184,23 @@ class Me(BaseModel):
     communities: list[str] | None = Field(description="null: every community")
 
 
+class ProposalIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    kind: str = Field(min_length=1, max_length=32, description="one of central.proposals.KINDS")
+    payload: dict[str, Any] = Field(description="the kind's fields (docs/proposals.md)")
+
+
+class StepIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    reason: str = Field(
+        default="", max_length=500, pattern=PRINTABLE, description="required to reject"
+    )
+
+
 class DecisionIn(BaseModel):
     model_config = {"extra": "forbid"}
     decision: str = Field(min_length=1, max_length=16)
-    reason: str = Field(min_length=3, max_length=reviews.MAX_REASON)
+    reason: str = Field(min_length=3, max_length=reviews.MAX_REASON, pattern=PRINTABLE)
 
 
 def _me(session: access.Session) -> Me:
@@ -221,53 +213,6 @@ def _me(session: access.Session) -> Me:
 
 
 # -- shared readers -----------------------------------------------------------------------
-
-
-def dashboard(ctx: Context, actor: Actor, as_of: dt.date) -> dict[str, Any]:
-    """Everything the dashboard shows, for ``actor`` on ``as_of`` (at most
-    ``[console] dashboard_cache_s`` old)."""
-    scope = access.scope(actor)
-    today = ctx.today()
-    if as_of == today and today not in ctx.recorded:
-        with ctx.engine.begin() as conn:
-            rows = queries.coverage(conn, today, ctx.policy.reminder_days, None)
-            queries.record_history(conn, today, rows)
-        ctx.recorded.add(today)
-    key = (
-        scope,
-        actor.staff_id if scope is not None else None,
-        as_of,
-        access.allowed(actor, "payments"),
-        access.allowed(actor, "reviews"),
-    )
-    return ctx.fresh.get(key, lambda: _dashboard(ctx, actor, as_of))
-
-
-def _dashboard(ctx: Context, actor: Actor, as_of: dt.date) -> dict[str, Any]:
-    scope = access.scope(actor)
-    reminder = ctx.policy.reminder_days
-    with ctx.reader.connect() as conn:
-        rows = queries.coverage(conn, as_of, reminder, scope)
-        known = identity.coordinators(ctx.engine)
-        if scope is not None:
-            known = {k: v for k, v in known.items() if k == actor.staff_id}
-        data: dict[str, Any] = {
-            "as_of": as_of.isoformat(),
-            "reminder_days": reminder,
-            "coverage": [r.as_json() for r in rows],
-            "per_coordinator": [r.as_json() for r in queries.per_coordinator(rows, known)],
-            "trend": queries.trend(conn, 12, scope),
-            "today": queries.today(conn, as_of, ctx.timezone, scope),
-            "payment_run": None,
-            "open_reviews": None,
-        }
-        if access.allowed(actor, "payments"):
-            run = queries.latest_run(conn)
-            if run is not None:
-                data["payment_run"] = queries.run_figures(conn, run).as_json()
-        if access.allowed(actor, "reviews"):
-            data["open_reviews"] = reviews.counts(conn)
-    return data
 
 
 def _retirees_query(
@@ -297,26 +242,6 @@ def _retirees_query(
     return queries.retirees_query(state, community, as_of, reminder, scope, run_id, after)
 
 
-def _csv(rows: Iterator[dict[str, Any]], columns: list[str], filename: str) -> StreamingResponse:
-    def lines() -> Iterator[str]:
-        out = io.StringIO()
-        writer = csvio.writer(out)
-        writer.writerow(columns)
-        for n, row in enumerate(rows, 1):
-            writer.writerow([row[c] for c in columns])
-            if n % 2000 == 0:
-                yield out.getvalue()
-                out.seek(0)
-                out.truncate()
-        yield out.getvalue()
-
-    return StreamingResponse(
-        lines(),
-        media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": f'attachment; filename="{filename}"'},
-    )
-
-
 RETIREE_COLUMNS = ["id_number", "name", "community", "status", "certified_until"]
 RESULT_COLUMNS = ["received_at", "retiree_id", "device_id", "channel", "method", "decision"]
 
@@ -324,12 +249,17 @@ RESULT_COLUMNS = ["received_at", "retiree_id", "device_id", "channel", "method",
 
 AsOf = Annotated[dt.date | None, Query(description="day the figures are for (default: today)")]
 StateQ = Annotated[queries.State | None, Query(description="certified, due, overdue or held")]
-CommunityQ = Annotated[str | None, Query(min_length=1, max_length=100)]
+CommunityQ = Annotated[
+    str | None, Query(min_length=1, max_length=100, pattern=PRINTABLE, description="a community")
+]
 AfterQ = Annotated[str | None, Query(pattern=ID_AFTER, description="ID number to start after")]
 LimitQ = Annotated[int, Query(ge=1, le=1000)]
 PeriodQ = Annotated[str | None, Query(pattern=PERIOD, description="YYYY-MM (default: latest)")]
 QueueP = Annotated[str, Path(min_length=1, max_length=24, pattern=r"^[a-z]+$")]
 ItemP = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f-]+$")]
+ProposalP = Annotated[int, Path(ge=1, le=2**62)]
+DaysQ = Annotated[int, Query(ge=1, le=3660, description="how many days back")]
+StepP = Annotated[Literal["recheck", "approve", "reject"], Path()]
 
 
 def create_app(ctx: Context) -> FastAPI:
@@ -375,6 +305,28 @@ def create_app(ctx: Context) -> FastAPI:
         if _is_api(request):
             return JSONResponse({"error": message, "field": name}, status_code=422)
         return _page(request, "error.html", {"status": 422, "message": message}, 422)
+
+    @app.exception_handler(proposals.ProposalError)
+    async def proposal_invalid(request: Request, exc: proposals.ProposalError) -> Response:
+        message = str(exc)
+        field = message.split(":", 1)[0] if ":" in message[:40] else None
+        return await refused(request, RefusedError(422, message, field=field))
+
+    @app.exception_handler(proposals.RefusedError)
+    async def proposal_refused(request: Request, exc: proposals.RefusedError) -> Response:
+        return await refused(request, RefusedError(403, str(exc)))
+
+    @app.exception_handler(proposals.NotFoundError)
+    async def proposal_missing(request: Request, exc: proposals.NotFoundError) -> Response:
+        return await refused(request, RefusedError(404, str(exc), field="proposal_id"))
+
+    @app.exception_handler(proposals.StaleError)
+    async def proposal_stale(request: Request, exc: proposals.StaleError) -> Response:
+        return await refused(request, RefusedError(409, str(exc)))
+
+    @app.exception_handler(proposals.ClosedError)
+    async def proposal_closed(request: Request, exc: proposals.ClosedError) -> Response:
+        return await refused(request, RefusedError(409, str(exc)))
 
     @app.exception_handler(reviews.ReviewError)
     async def review_refused(request: Request, exc: reviews.ReviewError) -> Response:
@@ -472,7 +424,7 @@ def create_app(ctx: Context) -> FastAPI:
     def api_dashboard(request: Request, as_of: AsOf = None) -> Response:
         """Coverage (per community, per coordinator, trend), today's certifications, the
         month's payment run and open review items."""
-        return _json(dashboard(ctx, _actor(request), as_of or ctx.today()))
+        return web.json_response(figures.dashboard(ctx, _actor(request), as_of or ctx.today()))
 
     @route("GET", "/api/retirees", "retirees")
     def api_retirees(
@@ -487,7 +439,7 @@ def create_app(ctx: Context) -> FastAPI:
         query = _retirees_query(request, state, community, as_of or ctx.today(), after, True)
         with ctx.reader.connect() as conn:
             rows = queries.retirees_page(conn, query, limit)
-        return _json(
+        return web.json_response(
             {"rows": rows, "next_after": rows[-1]["id_number"] if len(rows) == limit else None}
         )
 
@@ -503,7 +455,7 @@ def create_app(ctx: Context) -> FastAPI:
         query = _retirees_query(request, state, community, day)
         rows = queries.stream(ctx.reader, query, ctx.settings.export_limit)
         name = f"retirees-{state.value if state else 'all'}-{day}.csv"
-        return _csv(rows, RETIREE_COLUMNS, name)
+        return web.csv_response(rows, RETIREE_COLUMNS, name)
 
     @route("GET", "/api/certifications", "certifications")
     def api_certifications(
@@ -532,8 +484,8 @@ def create_app(ctx: Context) -> FastAPI:
             run = queries.latest_run(conn, period)
             if run is None:
                 raise RefusedError(404, f"no payment run for {period or 'any month'}", "period")
-            figures = queries.run_figures(conn, run)
-        return figures.as_json() | {"held_per_community": figures.held}
+            found = queries.run_figures(conn, run)
+        return found.as_json() | {"held_per_community": found.held}
 
     @route("GET", "/api/reviews/{queue}", "reviews")
     def api_reviews(queue: QueueP, limit: LimitQ = 100) -> dict[str, Any]:
@@ -555,21 +507,152 @@ def create_app(ctx: Context) -> FastAPI:
     ) -> dict[str, Any]:
         """Audit entries in chain order after entry ``after``."""
         with ctx.reader.connect() as conn:
-            rows = _audit_rows(conn, after, limit)
+            rows = figures.audit_rows(conn, after, limit)
         return {"entries": rows, "next_after": rows[-1]["id"] if len(rows) == limit else None}
 
     @route("GET", "/api/audit.csv", "audit", response_class=StreamingResponse)
     def api_audit_csv() -> StreamingResponse:
         """The whole audit chain as CSV, in chain order (hashes included: verify offline)."""
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        return _csv(audit.export(ctx.reader), AUDIT_COLUMNS, f"audit-{stamp}.csv")
+        return web.csv_response(
+            audit.export(ctx.reader), figures.AUDIT_COLUMNS, f"audit-{stamp}.csv"
+        )
 
     @route("GET", "/api/audit/verify", "audit")
     def api_audit_verify() -> dict[str, Any]:
         """Walk the whole chain: ok with its length and head, or the first bad entry."""
-        return _verify(ctx)
+        return figures.verify(ctx)
+
+    @route("GET", "/api/proposals", "proposals")
+    def api_proposals(
+        request: Request,
+        status: Annotated[str | None, Query(pattern=r"^[a-z]{1,12}$")] = None,
+        limit: LimitQ = 100,
+    ) -> Response:
+        """Proposals waiting for a step the signed-in person may take (oldest first), and
+        the latest proposals (``status`` only, when given)."""
+        actor = _actor(request)
+        waiting = proposals.list_for(ctx.engine, actor, limit)
+        latest = proposals.list_all(ctx.engine, status, limit)
+        return web.json_response(
+            {
+                "waiting": [proposing.as_json(p, actor) for p in waiting],
+                "latest": [proposing.as_json(p, actor) for p in latest],
+            }
+        )
+
+    @route("GET", "/api/proposals/{proposal_id}", "proposals")
+    def api_proposal(request: Request, proposal_id: ProposalP) -> Response:
+        """One proposal with its steps and diff (the first ``page_size`` rows)."""
+        found = proposals.show(ctx.engine, proposal_id, ctx.settings.page_size)
+        return web.json_response(proposing.as_json(found, _actor(request)))
+
+    @route("POST", "/api/proposals", "proposal_enter", status_code=201)
+    def api_propose(request: Request, body: ProposalIn) -> Response:
+        """Enter a proposal (its first level); a roster import's CSV goes in ``payload.csv``."""
+        payload = proposing.payload_from(body.kind, json.dumps(body.payload), None)
+        made = proposals.propose(
+            ctx.engine,
+            _actor(request),
+            body.kind,
+            payload,
+            settings=ctx.proposals,
+            resources=ctx.resources,
+        )
+        reply = web.json_response(proposing.as_json(made, _actor(request)))
+        reply.status_code = 201
+        return reply
+
+    @route("POST", "/api/proposals/{proposal_id}/{action}", "proposal_decide")
+    def api_proposal_step(
+        request: Request, proposal_id: ProposalP, action: StepP, body: StepIn
+    ) -> Response:
+        """Recheck, approve (applies it after the last level) or reject (reason required)."""
+        done = _step(ctx, _actor(request), proposal_id, action, body.reason)
+        return web.json_response(proposing.as_json(done, _actor(request)))
+
+    @route("GET", "/api/assisted", "assisted")
+    def api_assisted(days: DaysQ = 30) -> Response:
+        """Assisted certifications of the last ``days`` days: share per staff member and per
+        terminal, and the assisted passes the policy sent to review that wait for a decision."""
+        found = assisted_share.report(ctx.reader, dt.datetime.now(dt.UTC) - dt.timedelta(days))
+        waiting = proposals_assisted.referred(ctx.reader, ctx.settings.page_size)
+        return web.json_response(
+            {
+                "since": found.since,
+                "staff": found.staff,
+                "terminals": found.terminals,
+                "referred": waiting,
+            }
+        )
 
     # -- pages --------------------------------------------------------------------------
+
+    @route("GET", "/assisted", "assisted", response_class=HTMLResponse)
+    def page_assisted(request: Request, days: DaysQ = 30) -> Response:
+        found = assisted_share.report(ctx.reader, dt.datetime.now(dt.UTC) - dt.timedelta(days))
+        waiting = proposals_assisted.referred(ctx.reader, ctx.settings.page_size)
+        return _page(request, "assisted.html", {"report": found, "referred": waiting, "days": days})
+
+    @route("GET", "/proposals", "proposals", response_class=HTMLResponse)
+    def page_proposals(request: Request) -> Response:
+        actor = _actor(request)
+        return _page(
+            request,
+            "proposals.html",
+            {
+                "waiting": proposals.list_for(ctx.engine, actor, ctx.settings.page_size),
+                "latest": proposals.list_all(ctx.engine, None, 20),
+                "kinds": proposing.PAYLOAD_HELP,
+            },
+        )
+
+    @route("POST", "/proposals", "proposal_enter")
+    def page_propose(
+        request: Request,
+        kind: Annotated[str, Form(min_length=1, max_length=32)],
+        payload: Annotated[str, Form(max_length=4000)] = "",
+        csv_file: Annotated[UploadFile | None, File()] = None,
+        csv_token: Annotated[str, Form(alias="csv_token", max_length=100)] = "",
+    ) -> Response:
+        del csv_token
+        text = None
+        if csv_file is not None and csv_file.filename:
+            raw = csv_file.file.read(ctx.settings.max_body_bytes + 1)
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise RefusedError(
+                    422, "csv: not UTF-8 text: save it as UTF-8 CSV", "csv"
+                ) from None
+        made = proposals.propose(
+            ctx.engine,
+            _actor(request),
+            kind,
+            proposing.payload_from(kind, payload, text),
+            settings=ctx.proposals,
+            resources=ctx.resources,
+        )
+        return RedirectResponse(f"/proposals/{made.id}", 303)
+
+    @route("GET", "/proposals/{proposal_id}", "proposals", response_class=HTMLResponse)
+    def page_proposal(request: Request, proposal_id: ProposalP) -> Response:
+        found = proposals.show(ctx.engine, proposal_id, ctx.settings.page_size)
+        return _page(
+            request,
+            "proposal.html",
+            {"p": found, "steps_you_may": proposing.next_steps(found, _actor(request))},
+        )
+
+    @route("POST", "/proposals/{proposal_id}/{action}", "proposal_decide")
+    def page_proposal_step(
+        request: Request,
+        proposal_id: ProposalP,
+        action: StepP,
+        reason: Annotated[str, Form(max_length=500)] = "",
+    ) -> Response:
+        _step(ctx, _actor(request), proposal_id, action, reason)
+        return RedirectResponse(f"/proposals/{proposal_id}", 303)
 
     @route("GET", "/audit", "audit", response_class=HTMLResponse)
     def page_audit(
@@ -582,20 +665,20 @@ def create_app(ctx: Context) -> FastAPI:
             if after is None:
                 last = conn.scalar(sa.select(sa.func.max(audit_log.c.id))) or 0
                 after = max(0, int(last) - size)
-            rows = _audit_rows(conn, after, size)
+            rows = figures.audit_rows(conn, after, size)
         return _page(
             request,
             "audit.html",
             {
                 "rows": rows,
-                "checked": _verify(ctx) if verify else None,
+                "checked": figures.verify(ctx) if verify else None,
                 "earlier": max(0, after - size) if after else None,
             },
         )
 
     @route("GET", "/", "dashboard", response_class=HTMLResponse)
     def page_dashboard(request: Request, as_of: AsOf = None) -> Response:
-        data = dashboard(ctx, _actor(request), as_of or ctx.today())
+        data = figures.dashboard(ctx, _actor(request), as_of or ctx.today())
         shown = [r for r in data["coverage"] if r["name"] != "TOTAL"]
         coverage_chart = charts.stacked_bars(
             [
@@ -693,15 +776,25 @@ def create_app(ctx: Context) -> FastAPI:
     def page_payments(request: Request, period: PeriodQ = None) -> Response:
         with ctx.reader.connect() as conn:
             run = queries.latest_run(conn, period)
-            figures = None if run is None else queries.run_figures(conn, run)
-        return _page(request, "payments.html", {"figures": figures, "period": period})
+            shown = None if run is None else queries.run_figures(conn, run)
+        return _page(request, "payments.html", {"figures": shown, "period": period})
 
     @route("GET", "/reviews", "reviews", response_class=HTMLResponse)
     def page_reviews(request: Request) -> Response:
         size = ctx.settings.page_size
         with ctx.reader.connect() as conn:
             queues = {name: reviews.items(conn, name, size) for name in reviews.QUEUES}
-        return _page(request, "reviews.html", {"queues": queues, "defs": reviews.QUEUES})
+        actor = _actor(request)
+        waiting = (
+            proposals.list_for(ctx.engine, actor, size)
+            if access.allowed(actor, "proposals")
+            else []
+        )
+        return _page(
+            request,
+            "reviews.html",
+            {"queues": queues, "defs": reviews.QUEUES, "proposals": waiting},
+        )
 
     @route("POST", "/reviews/{queue}/{item}", "review_decide")
     def page_decide(
@@ -719,131 +812,16 @@ def create_app(ctx: Context) -> FastAPI:
     return app
 
 
-AUDIT_COLUMNS = [
-    "id",
-    "at",
-    "staff_id",
-    "roles",
-    "action",
-    "target",
-    "before",
-    "after",
-    "address",
-    "cert_serial",
-    "via",
-    "event_id",
-    "prev_hash",
-    "hash",
-]
-
-
-def _audit_rows(conn: Any, after: int, limit: int) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        sa.select(audit_log).where(audit_log.c.id > after).order_by(audit_log.c.id).limit(limit)
-    )
-    return [dict(r._mapping) for r in rows]
-
-
-def _verify(ctx: Context) -> dict[str, Any]:
-    try:
-        found = audit.verify(ctx.reader)
-    except audit.ChainError as exc:
-        return {"ok": False, "entry_id": exc.entry_id, "problem": exc.problem}
-    return {
-        "ok": True,
-        "entries": found.entries,
-        "head": {"id": found.head[0], "hash": found.head[1]},
-        "unsealed_events": found.unsealed_events,
-    }
+def _step(ctx: Context, actor: Actor, proposal_id: int, action: str, reason: str) -> Any:
+    if action == "reject":
+        return proposals.reject(ctx.engine, actor, proposal_id, reason)
+    step = proposals.approve if action == "approve" else proposals.recheck
+    return step(ctx.engine, actor, proposal_id, reason, resources=ctx.resources)
 
 
 def _local(target: str) -> str:
     """``target`` if it is a path on this site, else ``/`` (no open redirect)."""
     return target if target.startswith("/") and not target.startswith("//") else "/"
-
-
-SECURITY_HEADERS = [
-    (
-        b"content-security-policy",
-        b"default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-        b"frame-ancestors 'none'; base-uri 'none'",
-    ),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"cache-control", b"no-store"),
-    (b"strict-transport-security", b"max-age=31536000"),
-]
-
-
-class SecurityHeaders:
-    """ASGI middleware: the headers above on every response (no script, no framing, no
-    caching of staff data)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
-
-
-def _json_default(value: Any) -> str:
-    if isinstance(value, dt.date | dt.datetime | uuid.UUID):
-        return value.isoformat() if not isinstance(value, uuid.UUID) else str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def _json(data: Any) -> Response:
-    """``data`` as JSON, dates as ISO text (straight ``json.dumps``: lists of rows are
-    the API's bulk)."""
-    return Response(json.dumps(data, default=_json_default), media_type="application/json")
-
-
-class BodyLimit:
-    """ASGI middleware: a request body over ``limit`` bytes gets 413, unread."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._too_large(send)
-            return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLargeError
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except _TooLargeError:
-            await self._too_large(send)
-
-    async def _too_large(self, send: Send) -> None:
-        await JSONResponse(
-            {"error": f"request body over {self.limit} bytes", "field": "body"}, status_code=413
-        )({"type": "http"}, _nothing, send)
-
-
-class _TooLargeError(Exception):
-    pass
-
-
-async def _nothing() -> Message:
-    return {"type": "http.disconnect"}
 
 
 def build(
@@ -852,8 +830,12 @@ def build(
     settings: ConsoleSettings,
     policy: Policy,
     staff: StaffSettings,
+    proposal_settings: ProposalSettings | None = None,
+    central: Resources | None = None,
+    silent_after_s: float = 180.0,
 ) -> FastAPI:
-    """The console app with its body limit, ready for ``central.console.server``."""
+    """The console app with its body limit, ready for ``central.console.server``;
+    ``central`` (central's config and keys) lets approvals apply the bank kinds."""
     templates = Jinja2Templates(
         directory=str(resources.files("central.console").joinpath("templates"))
     )
@@ -862,7 +844,21 @@ def build(
         lifetime=dt.timedelta(hours=settings.session_max_hours),
     )
     fresh = Fresh(settings.dashboard_cache_s)
-    app = create_app(Context(engine, reader, settings, policy, staff, sessions, templates, fresh))
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(SecurityHeaders)
+    app = create_app(
+        Context(
+            engine,
+            reader,
+            settings,
+            policy,
+            staff,
+            sessions,
+            templates,
+            fresh,
+            proposal_settings or ProposalSettings(),
+            central,
+            silent_after_s,
+        )
+    )
+    app.add_middleware(web.BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(web.SecurityHeaders)
     return app

@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from central.console.tables import NEVER, NO_COMMUNITY, coverage_counts, coverage_history
+from central.fleet import alerts as fleet_alerts
+from central.fleet import health as fleet_health
 from central.payments.runs import Decision
 from central.store import schema
 
@@ -388,3 +390,19 @@ def certifications_query(
             _in_scope(_r.c.community, scope)
         )
     return query
+
+
+def fleet(engine: Engine, now: dt.datetime, silent_after_s: float) -> dict[str, Any]:
+    """Terminals per state (online, offline, stopped, silent, unknown) and the open alerts
+    (``central.fleet``)."""
+    states: dict[str, int] = {}
+    for device in fleet_health.load_states(engine):
+        name = device.state(now, silent_after_s)
+        states[name] = states.get(name, 0) + 1
+    raised = fleet_alerts.list_alerts(engine, open_only=True, limit=20)
+    return {
+        "terminals": states,
+        "open_alerts": [
+            {k: a[k] for k in ("id", "rule", "subject", "reason", "raised_at")} for a in raised
+        ],
+    }

@@ -152,8 +152,10 @@ def decide(
     if decision not in found.decisions:
         raise ReviewError("decision", f"decision must be one of {', '.join(found.decisions)}")
     reason = reason.strip()
-    if len(reason) < 3 or len(reason) > MAX_REASON:
-        raise ReviewError("reason", f"give a reason of 3 to {MAX_REASON} characters")
+    if len(reason) < 3 or len(reason) > MAX_REASON or not reason.isprintable():
+        raise ReviewError(
+            "reason", f"give a reason of 3 to {MAX_REASON} printable characters (one line)"
+        )
     now = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
         sub = found.items().order_by(None).subquery()

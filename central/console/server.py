@@ -3,27 +3,34 @@
 The TLS context trusts the staff CA alone and checks its CRL, so a device certificate, a
 revoked or an expired one, or none, never gets an HTTP exchange. The verified peer
 certificate reaches the app in ``request.state`` (``PEER_CERT``) through a small
-subclass of uvicorn's h11 protocol.
+subclass of uvicorn's HTTP protocol (httptools when installed, else h11).
 """
 
 import asyncio
 import logging
+import socket
 import ssl
+import time
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+
+try:  # uvicorn's faster parser when installed (uvicorn[standard]), else its pure-Python one
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Http
+except ImportError:  # pragma: no cover - depends on the installed extras
+    from uvicorn.protocols.http.h11_impl import H11Protocol as _Http  # type: ignore[assignment]
 
 from central.console.settings import ConsoleSettings
 from central.staff.settings import StaffSettings
+from common import sdnotify
 from common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 PEER_CERT = "peer_cert_der"
 
 
-class PeerCertProtocol(H11Protocol):
-    """uvicorn's h11 protocol, with the client certificate (DER) in each request's state."""
+class PeerCertProtocol(_Http):
+    """uvicorn's HTTP protocol, with the client certificate (DER) in each request's state."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -58,6 +65,33 @@ def url(settings: ConsoleSettings) -> str:
     return f"https://{host}:{settings.port}/"
 
 
+class NotifyingServer(uvicorn.Server):
+    """uvicorn telling systemd it is ready once it listens, pinging the watchdog from its
+    event loop (so a stuck loop stops the pings), and saying when it stops."""
+
+    def __init__(self, config: uvicorn.Config, settings: ConsoleSettings) -> None:
+        super().__init__(config)
+        self.settings = settings
+        self._last_ping = 0.0
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            sdnotify.notify("READY=1", f"STATUS=serving {url(self.settings)}")
+
+    async def on_tick(self, counter: int) -> bool:
+        interval = sdnotify.watchdog_interval()
+        now = time.monotonic()
+        if interval is not None and now - self._last_ping >= interval:
+            sdnotify.notify("WATCHDOG=1")
+            self._last_ping = now
+        return await super().on_tick(counter)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        sdnotify.notify("STOPPING=1")
+        await super().shutdown(sockets)
+
+
 def server(app: Any, settings: ConsoleSettings, context: ssl.SSLContext) -> uvicorn.Server:
     """A uvicorn server for ``app`` on ``[console] host:port`` over ``context``."""
     config = uvicorn.Config(
@@ -73,4 +107,4 @@ def server(app: Any, settings: ConsoleSettings, context: ssl.SSLContext) -> uvic
         ssl_certfile=str(settings.cert_file),
         ssl_context_factory=lambda _config, _default: context,
     )
-    return uvicorn.Server(config)
+    return NotifyingServer(config, settings)

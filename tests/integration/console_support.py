@@ -14,16 +14,19 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+import tomli_w
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from central import config
+from central.bootstrap import Central
 from central.certification.settings import Policy
 from central.console import app as console_app
 from central.console import queries, server
 from central.console.readonly import reader
+from central.fleet.health_schema import fleet_alerts, fleet_devices
 from central.payments import runs
 from central.payments.period import Period
 from central.people import population
@@ -135,8 +138,8 @@ def staff_certificates(
 
 def seed(engine: Any, now: dt.datetime) -> None:
     """400 retirees (10% overdue), this month's payment run, today's results, one item in
-    each review queue, and five earlier month-ends of coverage history (made up: the
-    certified share rising towards today's) for the trend."""
+    each review queue, two terminals (one offline, alerted), and five earlier month-ends
+    of coverage history (made up: the certified share rising towards today's)."""
     today = now.date()
     population.insert(
         engine,
@@ -212,6 +215,18 @@ def seed(engine: Any, now: dt.datetime) -> None:
             )
         )
         conn.execute(
+            fleet_devices.insert(),
+            [
+                {"device_id": "term-1", "status": "online", "status_at": now, "last_seen": now},
+                {"device_id": "term-2", "status": "offline", "status_at": now, "last_seen": None},
+            ],
+        )
+        conn.execute(
+            fleet_alerts.insert().values(
+                rule="offline", subject="term-2", reason="offline for 10 min", raised_at=now
+            )
+        )
+        conn.execute(
             schema.registry_records.insert().values(
                 kind="death",
                 id_number="110105194001010011",
@@ -223,8 +238,9 @@ def seed(engine: Any, now: dt.datetime) -> None:
         )
 
 
-def start(root: Path, url: str) -> Iterator[Console]:
-    """Seed ``url``, make the PKI and config, serve the console; stop it after."""
+def start(root: Path, url: str, bank: Any = None) -> Iterator[Console]:
+    """Seed ``url``, make the PKI and config, serve the console; stop it after. ``bank``
+    (``tests.fixtures.bank.Bank``): its SFTP server and encryption key for bank files."""
     web = Ca(root / "web", "console server CA")
     devices = Ca(root / "devices", "fleet CA")
     server_pem, server_key, _ = web.issue("console", server=True)
@@ -241,6 +257,21 @@ key_file = "{server_key}"
 max_body_bytes = 4096
 dashboard_cache_s = 0
 """
+        + (tomli_w.dumps({"bank": {"sftp": bank.settings.model_dump(mode="json")}}) if bank else "")
+    )
+    sign = ec.generate_private_key(ec.SECP256R1())
+    (root / "sign.key").write_bytes(
+        sign.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (root / "bank").mkdir()
+    (root / "bank" / "bank-encrypt.pub.pem").write_bytes(
+        (bank.encrypt_key if bank else ec.generate_private_key(ec.SECP256R1()))
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     cfg = config.load(root / "central.toml")
     engine = db.create_engine(cfg.database.url, busy_timeout_s=10)
@@ -248,7 +279,15 @@ dashboard_cache_s = 0
     certs = staff_certificates(engine, cfg.staff, root / "certs")
     certs["device"] = (device_pem, device_key)
     seed(engine, dt.datetime.now(dt.UTC))
-    app = console_app.build(engine, reader(cfg.database), cfg.console, cfg.policy, cfg.staff)
+    app = console_app.build(
+        engine,
+        reader(cfg.database),
+        cfg.console,
+        cfg.policy,
+        cfg.staff,
+        cfg.proposals,
+        Central(cfg),
+    )
     ctx: console_app.Context = app.state.ctx
     served = server.server(app, cfg.console, server.tls_context(cfg.console, cfg.staff))
     thread = threading.Thread(target=served.run, daemon=True)

@@ -109,7 +109,12 @@ def _routes(console: Console) -> list[APIRoute]:
 
 
 def _sample_path(route: APIRoute, item: str) -> str:
-    return route.path.replace("{queue}", "quarantine").replace("{item}", item)
+    return (
+        route.path.replace("{queue}", "quarantine")
+        .replace("{item}", item)
+        .replace("{proposal_id}", item)
+        .replace("{action}", "recheck")
+    )
 
 
 def test_every_route_has_an_entry_in_the_permission_table(console: Console) -> None:
@@ -155,7 +160,7 @@ def test_authorization_matrix(console: Console) -> None:
             else:
                 assert reply.status_code == 403, (method, path, role, reply.status_code)
             checked += 1
-    assert checked >= 16 * len(Role)
+    assert checked >= 24 * len(Role)
     assert _decisions(console) == 0  # item 999999 is no open item: nothing decided
 
 
@@ -165,6 +170,7 @@ def test_a_coordinator_sees_only_their_communities(console: Console) -> None:
         names = {r["name"] for r in board["coverage"]} - {"TOTAL"}
         assert names and names <= set(COMMUNITIES)
         assert board["payment_run"] is None and board["open_reviews"] is None
+        assert board["fleet"] is None
         rows = client.get("/api/retirees", params={"limit": 1000}).json()["rows"]
         assert rows and {r["community"] for r in rows} <= set(COMMUNITIES)
         other = client.get("/api/retirees", params={"community": "Xuhui"})
@@ -210,6 +216,7 @@ def test_changes_need_the_session_csrf_token(console: Console) -> None:
         ("/api/retirees", {"as_of": "2026-13-01"}, "as_of"),
         ("/api/retirees", {"limit": "0"}, "limit"),
         ("/api/retirees", {"after": "'; drop table retirees"}, "after"),
+        ("/api/retirees.csv", {"community": "Hai\x00dian"}, "community"),  # PostgreSQL: 500
         ("/api/payments", {"period": "2026-1"}, "period"),
         ("/api/certifications", {"channel": "fax"}, "channel"),
     ],
@@ -231,6 +238,7 @@ def test_bad_decisions_are_refused_and_change_nothing(console: Console) -> None:
             ({"decision": "forgive", "reason": "looks fine"}, "decision", 422),
             ({"decision": "cleared", "reason": "ok"}, "reason", 422),
             ({"decision": "cleared", "reason": "fine by me", "extra": 1}, "extra", 422),
+            ({"decision": "cleared", "reason": "fine\x00by me"}, "reason", 422),
             ({"decision": "cleared", "reason": "x" * 5000}, "body", 413),
         ]:
             reply = client.post(f"/api/reviews/fraud/{item}", json=body)
@@ -303,7 +311,22 @@ def test_the_dashboard_agrees_with_centrals_own_queries(console: Console) -> Non
     assert passes == 5
     assert board["open_reviews"]["referred"] == 1
     assert board["trend"] and board["trend"][-1]["retirees"] == got["TOTAL"]["retirees"]
+    assert board["fleet"]["terminals"] == {"online": 1, "offline": 1}
+    assert [a["subject"] for a in board["fleet"]["open_alerts"]] == ["term-2"]
+    assert "offline for 10 min" in page.text
     assert page.status_code == 200 and "<svg" in page.text
+
+
+def test_assisted_shares_per_terminal(console: Console) -> None:
+    with console.client("auditor") as client:
+        found = client.get("/api/assisted", params={"days": 7}).json()
+        page = client.get("/assisted")
+    assert found["terminals"] == [
+        {"device_id": "term-1", "results": 6, "assisted": 1, "assisted_pct": 16.7, "referred": 0}
+    ]
+    assert page.status_code == 200 and "term-1" in page.text
+    with console.client("coordinator") as client:
+        assert client.get("/api/assisted").status_code == 403
 
 
 def test_drill_down_pages_and_csv_agree(console: Console) -> None:
@@ -354,8 +377,10 @@ def test_schemathesis_finds_no_server_error(console: Console) -> None:
     for result in schema.get_all_operations():
         operation = result.ok()
 
+        sign_in()  # once per operation: DELETE /api/session ends it (401s, no 5xx)
+
         @hypothesis.settings(
-            max_examples=6,
+            max_examples=5,
             deadline=None,
             database=None,
             suppress_health_check=list(hypothesis.HealthCheck),
@@ -364,7 +389,6 @@ def test_schemathesis_finds_no_server_error(console: Console) -> None:
         @hypothesis.given(case=operation.as_strategy())
         def check(case: Any) -> None:
             nonlocal ran
-            sign_in()
             case.call_and_validate(
                 base_url=console.url.rstrip("/"),
                 session=session,
@@ -376,6 +400,56 @@ def test_schemathesis_finds_no_server_error(console: Console) -> None:
         check()
     assert ran >= 10
     session.close()
+
+
+# -- proposals ---------------------------------------------------------------------
+
+
+def test_a_payment_run_is_filed_by_three_people_through_the_api(console: Console) -> None:
+    period = console.ctx.today().strftime("%Y-%m")
+    with (
+        console.client("entry_clerk") as clerk,
+        console.client("reviewer") as reviewer,
+        console.client("approver") as approver,
+    ):
+        for payload, field in [
+            ({"kind": "bank_make", "payload": {"period": "2026-13"}}, "period"),
+            ({"kind": "lottery", "payload": {}}, "kind"),
+            ({"kind": "roster_import", "payload": {"path": "/etc/passwd"}}, "payload.path"),
+        ]:
+            bad = clerk.post("/api/proposals", json=payload)
+            assert bad.status_code == 422 and bad.json()["field"] == field, bad.text
+        made = clerk.post(
+            "/api/proposals", json={"kind": "bank_make", "payload": {"period": period}}
+        )
+        assert made.status_code == 201, made.text
+        pid = made.json()["id"]
+        assert made.json()["next_action"] == "recheck" and made.json()["levels"] == 3
+        assert clerk.post(f"/api/proposals/{pid}/recheck", json={}).status_code == 403
+        waiting = reviewer.get("/api/proposals").json()["waiting"]
+        assert [p["id"] for p in waiting] == [pid] and waiting[0]["you_may"] == [
+            "recheck",
+            "reject",
+        ]
+        assert approver.get("/api/proposals").json()["waiting"] == []
+        early = approver.post(f"/api/proposals/{pid}/recheck", json={})  # an approver's role
+        assert early.status_code == 403
+        checked = reviewer.post(f"/api/proposals/{pid}/recheck", json={"reason": "totals match"})
+        assert checked.status_code == 200 and checked.json()["done"] == 2
+        again = reviewer.post(f"/api/proposals/{pid}/approve", json={})
+        assert again.status_code == 403
+        applied = approver.post(f"/api/proposals/{pid}/approve", json={"reason": "ok"})
+        assert applied.status_code == 200, applied.text
+        assert applied.json()["status"] == "applied"
+        assert Path(applied.json()["result"]["path"]).exists()
+        closed = approver.post(f"/api/proposals/{pid}/reject", json={"reason": "late"})
+        assert closed.status_code == 409
+        assert reviewer.get("/api/proposals/999999").status_code == 404
+    with console.engine.connect() as conn:
+        status = conn.scalar(
+            sa.select(schema.payment_runs.c.status).where(schema.payment_runs.c.period == period)
+        )
+    assert status == "filed"
 
 
 # -- audit -------------------------------------------------------------------------
@@ -442,3 +516,38 @@ def test_a_tampered_audit_log_shows_as_broken(console: Console) -> None:
     assert broken["ok"] is False and broken["entry_id"] == target
     assert "changed" in broken["problem"]
     assert f"Chain broken at entry {target}" in page
+
+
+def test_systemd_hears_ready_watchdog_and_stopping(
+    console: Console, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import threading
+    import time
+
+    from central.console import server
+    from provisioning.stack import free_port
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "notify"))
+    listener.settimeout(5)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # a ping every 0.1 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    settings = console.ctx.settings.model_copy(update={"port": free_port()})
+    served = server.server(console.app, settings, server.tls_context(settings, console.staff))
+    thread = threading.Thread(target=served.run, daemon=True)
+    thread.start()
+    heard: list[str] = []
+    deadline = time.monotonic() + 10
+    while "WATCHDOG=1" not in heard and time.monotonic() < deadline:
+        heard += listener.recv(4096).decode().splitlines()
+    served.should_exit = True
+    while "STOPPING=1" not in heard and time.monotonic() < deadline:
+        heard += listener.recv(4096).decode().splitlines()
+    thread.join(10)
+    listener.close()
+    # (the module's own console, in this process too, pings the same socket meanwhile)
+    ready = heard.index("READY=1")
+    assert heard[ready + 1] == f"STATUS=serving https://127.0.0.1:{settings.port}/"
+    assert "WATCHDOG=1" in heard and heard[-1] == "STOPPING=1"

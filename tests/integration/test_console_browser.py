@@ -1,6 +1,8 @@
-"""The console in Chromium with a client certificate: a coordinator's morning (sign in,
-dashboard, drill-down, CSV download), an approver's review decision, and no certificate
--> no page. ``LIFECERT_CONSOLE_SCREENSHOTS=docs/img`` keeps the screenshots for the docs."""
+"""The console in Chromium with client certificates: a coordinator's morning (sign in,
+dashboard, drill-down, CSV download), an approver's review decision, three people filing
+and releasing a bank file (three browser contexts, three certificates, a real SFTP
+server), a roster import's diff, and no certificate -> no page.
+``LIFECERT_CONSOLE_SCREENSHOTS=docs/img`` keeps the screenshots for the docs."""
 
 import csv
 import io
@@ -10,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
+from central.store import schema
 from tests.integration.console_support import COMMUNITIES, Console, start
 
 pytestmark = pytest.mark.integration
@@ -133,3 +137,94 @@ def test_no_certificate_no_console(browser: Any, console: Console) -> None:
             page.goto(console.url)
     finally:
         context.close()
+
+
+@pytest.fixture
+def release_console(tmp_path: Path, bank: Any) -> Iterator[Console]:
+    """A console whose payment files go to a real SFTP server (``tests.fixtures.bank``)."""
+    yield from start(tmp_path / "release", f"sqlite:///{tmp_path / 'central.sqlite'}", bank)
+
+
+def test_three_people_file_and_release_the_bank_file(
+    browser: Any, release_console: Console, bank: Any
+) -> None:
+    """Entry clerk, reviewer and approver, each in their own browser with their own
+    certificate: file the month's run (bank_make), then release its file (bank_send)."""
+    console = release_console
+    period = console.ctx.today().strftime("%Y-%m")
+    people = {
+        who: _context(browser, console, who) for who in ("entry_clerk", "reviewer", "approver")
+    }
+    try:
+        pages = {who: context.new_page() for who, context in people.items()}
+        for page in pages.values():
+            _sign_in(page, console)
+        for kind, done in (("bank_make", "filed"), ("bank_send", "sent")):
+            clerk = pages["entry_clerk"]
+            clerk.goto(console.url + "proposals")
+            clerk.locator("select[name=kind]").select_option(kind)
+            clerk.locator("textarea[name=payload]").fill(f'{{"period": "{period}"}}')
+            clerk.get_by_role("button", name="Enter").click()
+            clerk.wait_for_url("**/proposals/*")
+            assert "next: recheck by the reviewer role" in clerk.inner_text("main")
+            pid = int(clerk.url.rsplit("/", 1)[1])
+            for who, button, after in (
+                ("reviewer", "Recheck", "next: approve by the approver role"),
+                ("approver", "Approve", f"{kind} · applied"),
+            ):
+                page = pages[who]
+                page.goto(console.url + "proposals")
+                waiting = page.locator("table").first
+                waiting.get_by_role("link", name=str(pid), exact=True).click()
+                page.get_by_role("button", name=button, exact=True).click()
+                page.wait_for_url(f"**/proposals/{pid}")
+                assert after in page.inner_text("main")
+            if kind == "bank_send":
+                _shot(pages["approver"], "bank-release")
+            with console.engine.connect() as conn:
+                status = conn.scalar(
+                    sa.select(schema.payment_runs.c.status).where(
+                        schema.payment_runs.c.period == period
+                    )
+                )
+            assert status == done
+    finally:
+        for context in people.values():
+            context.close()
+    assert (bank.incoming / f"LIFECERT-{period}.jwe").exists()
+
+
+def test_a_roster_import_shows_its_diff(browser: Any, console: Console) -> None:
+    with console.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(schema.retirees).order_by(schema.retirees.c.id_number).limit(1)
+        ).one()
+    csv_text = (
+        "id_number,name,sex,birth_date,community,monthly_amount,bank_account,account_name\n"
+        f"{row.id_number},{row.name},{row.sex},{row.birth_date},{row.community},"
+        f"{(row.monthly_amount_cents + 10_000) / 100:.2f},{row.bank_account},{row.account_name}\n"
+    )
+    context = _context(browser, console, "entry_clerk")
+    try:
+        page = context.new_page()
+        _sign_in(page, console)
+        page.goto(console.url + "proposals")
+        page.locator("select[name=kind]").select_option("roster_import")
+        page.locator("input[name=csv_file]").set_input_files(
+            files=[{"name": "roster.csv", "mimeType": "text/csv", "buffer": csv_text.encode()}]
+        )
+        page.get_by_role("button", name="Enter").click()
+        page.wait_for_url("**/proposals/*")
+        main = page.inner_text("main")
+        assert "0 added, 1 changed" in main and "monthly_amount" in main
+        assert page.locator("table.diff tr.changed").count() == 1
+        _shot(page, "roster-diff")
+    finally:
+        context.close()
+    with console.engine.connect() as conn:  # nothing changed before the approvals
+        amount = conn.scalar(
+            sa.select(schema.retirees.c.monthly_amount_cents).where(
+                schema.retirees.c.id_number == row.id_number
+            )
+        )
+    assert amount == row.monthly_amount_cents

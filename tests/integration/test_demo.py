@@ -34,6 +34,9 @@ def test_demo_certifies_through_the_whole_stack(tmp_path: Path) -> None:
     certified = re.findall(r"^\d{17}[\dX] .* active\s+(\d{4}-\d{2}-\d{2})", out.stdout, re.M)
     assert len(certified) == 4  # two thirds of six retirees were certified
     assert "4 retirees certified until next year; 2 not yet certified." in out.stdout
+    assert re.search(
+        r"Staff console at https://127\.0\.0\.1:\d+/ .* shows 4 of 6 retirees", out.stdout
+    )
     assert (tmp_path / "demo" / "fleet" / "central" / "central.sqlite").is_file()
 
 

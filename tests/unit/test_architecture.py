@@ -173,7 +173,7 @@ CENTRAL_ROOMS: dict[str, set[str]] = {
     "fraud": {"store"},
     "staff": {"store"},
     "proposals": {"store", "certification", "people", "payments", "staff"},
-    "console": {"store", "certification", "people", "payments", "staff", "proposals"},
+    "console": {"store", "certification", "people", "payments", "staff", "proposals", "fleet"},
     "fleet": {"store", "certification", "notify"},
     "notify": {"store", "certification", "people", "payments"},
     "channels": {"store", "certification", "people", "notify"},
