@@ -2,11 +2,14 @@
 
 Served on loopback (``[kiosk] host``; another address needs ``allow_remote``): the preview
 frames never leave the terminal. Chromium in kiosk mode shows ``/``; the page polls
-``/api/state``. ``edge.kiosk.guard.Guard`` refuses foreign hosts, pages and bodies before any
+``/api/state``; ``/api/choice`` arms "check my status" for the next card. After a pass, and on
+the status screen, the state carries the receipt's QR code (an SVG data URI).
+``edge.kiosk.guard.Guard`` refuses foreign hosts, pages and bodies before any
 route runs; log-ins run one at a time and long-polls in their own few threads, so neither can
 starve the other.
 """
 
+import base64
 import io
 import json
 import logging
@@ -25,9 +28,11 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from edge.adapters.receipts import qr_svg
 from edge.kiosk.desk import MAX_ID, MAX_PIN, Desk
 from edge.kiosk.guard import Guard
 from edge.kiosk.lockout import LockoutError
+from edge.kiosk.menu import Menu
 from edge.session import prompts
 from edge.session.model import Observation, Order, Screen
 from hal.camera import Frame
@@ -80,6 +85,12 @@ class KioskDisplay:
         }
         if screen.decision:
             data["next"] = prompts.NEXT[screen.decision]
+        data["status"] = None if screen.status is None else prompts.status_rows(screen.status)
+        data["receipt_text"] = prompts.RECEIPT.get(screen.token_state or "")
+        data["qr"] = None
+        if screen.token is not None:
+            svg = base64.b64encode(qr_svg(screen.token).encode()).decode()
+            data["qr"] = f"data:image/svg+xml;base64,{svg}"
         return data
 
     def wait(self, after: int, timeout: float) -> None:
@@ -155,11 +166,13 @@ def create_app(
     desk: Desk | None = None,
     *,
     hosts: Iterable[str],
+    menu: Menu | None = None,
 ) -> Starlette:
     """The Starlette app over ``display``; ``set_language(lang)`` switches the session.
 
     ``hosts`` are the ``Host`` values it answers (``guard.authorities(host, port)``). With a
-    ``desk``, staff log in (``/api/desk/login``, an HttpOnly cookie) and send commands.
+    ``desk``, staff log in (``/api/desk/login``, an HttpOnly cookie) and send commands. With a
+    ``menu``, the idle screen offers "check my status" (``/api/choice``).
     """
     logins, polls = CapacityLimiter(1), CapacityLimiter(_POLLS)
 
@@ -175,6 +188,8 @@ def create_app(
         data = display.state()
         data["desk"] = None if desk is None else desk.staff
         data["desk_enabled"] = desk is not None
+        data["choice"] = None if menu is None else menu.pending()
+        data["choice_text"] = prompts.TEXTS["status_card"] if menu is not None else None
         return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
     async def desk_login(request: Request) -> Response:
@@ -218,6 +233,18 @@ def create_app(
         response.delete_cookie(_COOKIE)
         return response
 
+    async def choice(request: Request) -> Response:
+        if menu is None:
+            return JSONResponse({"error": "no status lookup on this terminal"}, 404)
+        chosen = (await _json(request)).get("choice")
+        if chosen is not None and display.state()["step"] != "idle":
+            return JSONResponse({"error": "choice: only before a card is inserted"}, 409)
+        try:
+            menu.choose(chosen)
+        except ValueError as exc:
+            raise BadRequestError(str(exc)) from None
+        return JSONResponse({"choice": chosen})
+
     async def preview(request: Request) -> Response:
         data = await to_thread.run_sync(display.jpeg)
         if data is None:
@@ -237,6 +264,7 @@ def create_app(
             Route("/api/state", state),
             Route("/api/preview.jpg", preview),
             Route("/api/language", language, methods=["POST"]),
+            Route("/api/choice", choice, methods=["POST"]),
             Route("/api/desk/login", desk_login, methods=["POST"]),
             Route("/api/desk/order", desk_order, methods=["POST"]),
             Route("/api/desk/logout", desk_logout, methods=["POST"]),
