@@ -3,13 +3,13 @@
 Served on loopback (``[kiosk] host``; another address needs ``allow_remote``): the preview
 frames never leave the terminal. Chromium in kiosk mode shows ``/``; the page polls
 ``/api/state``; ``/api/choice`` arms "check my status" for the next card. After a pass, and on
-the status screen, the state carries the receipt's QR code (an SVG data URI).
+the status screen, ``/api/receipt.svg`` is the receipt's QR code.
 ``edge.kiosk.guard.Guard`` refuses foreign hosts, pages and bodies before any
 route runs; log-ins run one at a time and long-polls in their own few threads, so neither can
 starve the other.
 """
 
-import base64
+import hashlib
 import io
 import json
 import logging
@@ -89,9 +89,15 @@ class KioskDisplay:
         data["receipt_text"] = prompts.RECEIPT.get(screen.token_state or "")
         data["qr"] = None
         if screen.token is not None:
-            svg = base64.b64encode(qr_svg(screen.token).encode()).decode()
-            data["qr"] = f"data:image/svg+xml;base64,{svg}"
+            digest = hashlib.sha256(screen.token.encode()).hexdigest()[:16]
+            data["qr"] = f"/api/receipt.svg?r={digest}"
         return data
+
+    def qr(self) -> str | None:
+        """The QR code (SVG) of the receipt on screen, ``None`` without one."""
+        with self._cond:
+            token = self._screen.token
+        return None if token is None else qr_svg(token)
 
     def wait(self, after: int, timeout: float) -> None:
         """Block until the version passes ``after`` or ``timeout`` seconds pass."""
@@ -251,6 +257,12 @@ def create_app(
             return Response(status_code=204)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
+    async def receipt(request: Request) -> Response:
+        svg = await to_thread.run_sync(display.qr)
+        if svg is None:
+            return Response(status_code=404)
+        return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+
     async def language(request: Request) -> Response:
         lang = _text(await _json(request), "language", "", 8)
         if lang not in prompts.LANGUAGES:
@@ -263,6 +275,7 @@ def create_app(
             Route("/", index),
             Route("/api/state", state),
             Route("/api/preview.jpg", preview),
+            Route("/api/receipt.svg", receipt),
             Route("/api/language", language, methods=["POST"]),
             Route("/api/choice", choice, methods=["POST"]),
             Route("/api/desk/login", desk_login, methods=["POST"]),
