@@ -26,7 +26,7 @@ from protocol import receipts, signing
 from provisioning.cli import main as lifecert
 from tests.fixtures.ports import free_port
 from tests.fixtures.stack import central_url, make_stack
-from tests.integration.test_kiosk_browser import CHROMIUM, FLAGS, check_accessible
+from tests.integration.test_kiosk_browser import CHROMIUM, FLAGS, check_accessible, shot
 from tests.integration.test_session_e2e import (
     CHALLENGES,
     TONY,
@@ -41,15 +41,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DEVICE = "term-q01"
 UNTIL = "2027-01-31"
+QR_LOADED = (
+    "() => { const i = document.getElementById('qr');"
+    " return !i.hidden && i.complete && i.naturalWidth > 0; }"
+)
 
 
 def _qr_token(png: bytes) -> str:
-    """The text of the QR code in a screenshot (OpenCV's detector, as a phone would)."""
+    """The text of the QR code in a screenshot (OpenCV's detectors, as ``verify-receipt``)."""
     cv2 = pytest.importorskip("cv2")
     gray = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
-    text, points, _ = cv2.QRCodeDetector().detectAndDecode(gray)
-    assert points is not None and text, "no QR code found in the screenshot"
-    return str(text)
+    for detector in (cv2.QRCodeDetector(), cv2.QRCodeDetectorAruco()):
+        text, _, _ = detector.detectAndDecode(gray)
+        if text:
+            return str(text)
+    raise AssertionError("no QR code read from the screenshot")
 
 
 def test_status_then_a_pass_with_its_receipt_then_central_down(
@@ -135,6 +141,7 @@ def test_status_then_a_pass_with_its_receipt_then_central_down(
             assert f"认证有效期至\n{UNTIL}" in rows and "上次认证\n无记录" in rows, rows
             assert page.inner_text("#status-who").endswith(retiree[-4:])
             check_accessible(page)
+            shot(page, "7-status")
             page.click("#lang")
             page.wait_for_function(
                 "() => document.getElementById('status-rows').textContent.includes('Certified')"
@@ -147,16 +154,19 @@ def test_status_then_a_pass_with_its_receipt_then_central_down(
             # 2. a certification; the receipt's QR code appears once central has applied it
             card("insert")
             page.wait_for_selector("body[data-step=done]", timeout=60_000)
-            page.wait_for_selector("#qr:not([hidden])", timeout=30_000)
+            page.wait_for_function(QR_LOADED, timeout=30_000)
             check_accessible(page)
-            token = _qr_token(page.locator("#qr").screenshot())
+            shot(page, "8-receipt")
+            token = _qr_token(page.screenshot())
             keys = receipts.published_keys([signing.load_public_key(key)])
             found = receipts.verify(token, keys)
             assert found.masked_id.endswith(retiree[-4:]) and found.result_id
             assert str(found.result_id) in stack.edge(DEVICE, "outbox", "--json")
-            shot = tmp_path / "receipt.png"
-            shot.write_bytes(page.screenshot())
-            done = CliRunner().invoke(lifecert, ["verify-receipt", str(shot), "--key", str(key)])
+            screenshot = tmp_path / "receipt.png"
+            screenshot.write_bytes(page.screenshot())
+            done = CliRunner().invoke(
+                lifecert, ["verify-receipt", str(screenshot), "--key", str(key)]
+            )
             assert done.exit_code == 0 and "valid receipt" in done.output, done.output
             card("remove")
             page.wait_for_selector("body[data-step=idle]")
@@ -164,8 +174,8 @@ def test_status_then_a_pass_with_its_receipt_then_central_down(
             # 3. status again: today's kiosk certification and the receipt of that pass
             check_status("这是您的认证状态")
             assert "自助终端" in page.inner_text("#status-rows")
-            page.wait_for_selector("#qr:not([hidden])")
-            again = receipts.verify(_qr_token(page.locator("#qr").screenshot()), keys)
+            page.wait_for_function(QR_LOADED)
+            again = receipts.verify(_qr_token(page.screenshot()), keys)
             assert again.result_id == found.result_id  # re-issued, same result
             card("remove")
             page.wait_for_selector("body[data-step=idle]")
@@ -175,6 +185,7 @@ def test_status_then_a_pass_with_its_receipt_then_central_down(
             check_status("无法连接服务中心")
             assert page.is_hidden("#status-rows dt") and page.is_hidden("#qr")
             check_accessible(page)
+            shot(page, "9-status-offline")
             browser.close()
     finally:
         emu.kill()
