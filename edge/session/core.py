@@ -168,6 +168,18 @@ class Session:
                 return
             self.ports.clock.sleep(self.settings.card_poll_s)
 
+    def wait_taken(self, stop: threading.Event, card: Identity) -> None:
+        """Ask for the card back until it is off the reader."""
+        while not stop.is_set():
+            try:
+                now = self.ports.cards.poll()
+            except CardReadError:
+                now = card
+            if now is None or now.id_number != card.id_number:
+                return
+            self.show("card", "take_card", retiree=mask(card.id_number))
+            self.ports.clock.sleep(self.settings.card_poll_s)
+
     def serve(self, stop: threading.Event) -> None:
         """Certify whoever comes, until ``stop`` is set."""
         while not stop.is_set():
@@ -180,6 +192,7 @@ class Session:
             if self.ports.choices is not None and self.ports.choices.take() == "status":
                 self.check_status(card)
                 self.wait_removed(stop, card)
+                self.wait_taken(stop, card)  # a card left on the reader does not certify
                 continue
             self.wait_removed(stop, card, self.certify(card))
 

@@ -112,6 +112,15 @@ def test_unknown_or_offline_gets_a_clear_message_and_no_data(
     assert voice.said[-1] == ("zh", prompts.TEXTS[prompt]["zh"]) and recorder.drafts == []
 
 
+def test_a_card_left_after_the_status_is_asked_back_not_certified() -> None:
+    session, display, recorder, _ = build(live_script(), cards=Cards(card(), card(), None))
+    stop = threading.Event()
+    with_ports(session, lookups=Lookups())
+    session.check_status(card())
+    session.wait_taken(stop, card())
+    assert display.prompts()[-1] == "take_card" and recorder.drafts == []
+
+
 def test_without_a_choice_the_card_certifies_as_before() -> None:
     session, display, recorder, _ = build(live_script(), cards=Cards(card(), None))
     stop, lookups = threading.Event(), Lookups()
