@@ -40,7 +40,9 @@ from protocol.messages import Channel, Decision, LivenessEvidence, MatchEvidence
 
 log = logging.getLogger(__name__)
 
-_RECEIPT_POLL_S = 1.0  # seconds between asking central for a pass's receipt
+# seconds before asking central again for a pass's receipt: doubling, so that a slow central
+# costs the terminal's request budget (shared with template requests) a handful of asks
+_RECEIPT_POLL_S, _RECEIPT_POLL_MAX_S = 1.0, 8.0
 _STATUS_FIELDS = (
     "certified_until",
     "next_due",
@@ -151,7 +153,7 @@ class Session:
             wanted = outcome.result_id
             self._screen = replace(self._screen, token_state="waiting")
             self.ports.display.show(self._screen)
-        ask_at = clock.now()
+        ask_at, pause = clock.now(), _RECEIPT_POLL_S
         while not stop.is_set() and clock.now() < until:
             if wanted is not None and lookups is not None and clock.now() >= ask_at:
                 token = lookups.receipt(wanted)
@@ -159,7 +161,7 @@ class Session:
                     self._screen = replace(self._screen, token=token, token_state="ready")
                     self.ports.display.show(self._screen)
                     wanted = None
-                ask_at = clock.now() + _RECEIPT_POLL_S
+                ask_at, pause = clock.now() + pause, min(pause * 2, _RECEIPT_POLL_MAX_S)
             try:
                 now = self.ports.cards.poll()
             except CardReadError:

@@ -139,7 +139,16 @@ def test_after_a_pass_the_receipt_shows_once_central_has_it() -> None:
     session.wait_removed(threading.Event(), card(), outcome)
     states = [(s.token_state, s.token) for s in display.screens if s.step == "done"]
     assert states[-2:] == [("waiting", None), ("ready", "token-" + outcome.result_id)]
-    assert lookups.receipts == [outcome.result_id] * 3  # asked about once a second
+    assert lookups.receipts == [outcome.result_id] * 3  # after 0, 1 and 3 s
+
+
+def test_a_slow_central_is_asked_a_handful_of_times_not_every_second() -> None:
+    session, _, _, _ = build(live_script(), cards=Cards(card()))
+    lookups = Lookups(late=99)
+    with_ports(session, lookups=lookups)
+    outcome = session.certify(card())
+    session.wait_removed(threading.Event(), card(), outcome)  # 20 s on screen
+    assert len(lookups.receipts) == 5  # after 0, 1, 3, 7 and 15 s
 
 
 def test_a_card_taken_before_the_receipt_leaves_the_waiting_message() -> None:
