@@ -46,7 +46,6 @@ _RECEIPT_POLL_S, _RECEIPT_POLL_MAX_S = 1.0, 8.0
 _STATUS_FIELDS = (
     "certified_until",
     "next_due",
-    "window_opens",
     "last_certified_on",
     "last_channel",
     "last_place",
@@ -179,7 +178,8 @@ class Session:
                 now = card
             if now is None or now.id_number != card.id_number:
                 return
-            self.show("card", "take_card", retiree=mask(card.id_number))
+            if self._screen.prompt != "take_card":
+                self.show("card", "take_card", retiree=mask(card.id_number))
             self.ports.clock.sleep(self.settings.card_poll_s)
 
     def serve(self, stop: threading.Event) -> None:

@@ -118,7 +118,7 @@ def test_a_card_left_after_the_status_is_asked_back_not_certified() -> None:
     with_ports(session, lookups=Lookups())
     session.check_status(card())
     session.wait_taken(stop, card())
-    assert display.prompts()[-1] == "take_card" and recorder.drafts == []
+    assert display.prompts()[-2:] == ["status_shown", "take_card"] and recorder.drafts == []
 
 
 def test_without_a_choice_the_card_certifies_as_before() -> None:
