@@ -32,7 +32,7 @@ from edge.kiosk.desk import Desk, StaffBook
 from edge.kiosk.directory import DirectoryFile, certificate_site
 from edge.kiosk.lockout import PinLockout
 from edge.session.core import Session
-from edge.session.ports import Display, Ports
+from edge.session.ports import Choices, Display, Lookups, Ports
 from protocol import signing
 
 log = logging.getLogger(__name__)
@@ -134,13 +134,16 @@ def open_session(
     display: Display,
     link: Requester | None = None,
     rng: random.Random | None = None,
+    choices: Choices | None = None,
 ) -> Iterator[Session]:
     """A session over the devices and bundle ``cfg`` names; closes them on exit.
 
     ``link``: the process's broker link (``open_link``), over which the session asks central
     for templates (``[session] central_templates``). Without one (a session in another
     process than its terminal's service) it asks nothing: references come from the
-    encrypted cache, else the card photo.
+    encrypted cache, else the card photo; with one it also answers status lookups and
+    fetches receipts (``edge.adapters.status.KioskLookups``). ``choices``: what the person
+    chose on the kiosk page before the card ("check my status").
     """
     # The session's devices and models (the TFLite runtime, SciPy for veins, the HAL backends)
     # load here, not with this module: the command line and a terminal without a kiosk
@@ -155,6 +158,8 @@ def open_session(
         SystemClock,
         vein_threshold,
     )
+    from edge.adapters.receipts import CentralReceipts
+    from edge.adapters.status import CentralStatus, KioskLookups
     from edge.adapters.templates import References
     from hal import factory
     from hal.speaker import SilentSpeaker
@@ -202,6 +207,15 @@ def open_session(
                 faces.template_model,
                 cfg.session.template_timeout_s,
             ).fetch
+        lookups: Lookups | None = None
+        if link is not None:
+            timeout = cfg.session.template_timeout_s
+            verifier = keys.central_verifier
+            lookups = KioskLookups(
+                CentralStatus(link, cfg.device_id, verifier, timeout),
+                CentralReceipts(link, cfg.device_id, verifier, keys.central_sign_kid, timeout),
+                outbox,
+            )
         cache = stack.enter_context(
             TemplateCache(
                 cfg.db_path, cache_key_for(cfg.data_dir, device_key), cfg.outbox.busy_timeout_s
@@ -217,5 +231,7 @@ def open_session(
             display=display,
             clock=SystemClock(),
             veins=veins,
+            lookups=lookups,
+            choices=choices,
         )
         yield Session(ports, cfg.session, cfg.device_id, rng)

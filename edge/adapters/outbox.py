@@ -383,6 +383,15 @@ class Outbox:
         )
         return self._row(found[0]) if found else None
 
+    def last_pass(self, retiree_id: str) -> str | None:
+        """The result id of this device's newest pass for ``retiree_id``, or None."""
+        row = self._conn.execute(
+            "SELECT result_id FROM outbox WHERE device_id = ? AND retiree_id = ?"
+            " AND decision = 'pass' ORDER BY seq DESC LIMIT 1",
+            (self.device_id, retiree_id),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     @staticmethod
     def _row(record: dict[str, Any]) -> Row:
         return Row(**{**record, "status": Status(record["status"])})

@@ -62,10 +62,13 @@ class CentralReceipts:
 
 
 def qr_svg(token: str) -> str:
-    """The receipt's QR code as SVG (for the kiosk screen)."""
+    """The receipt's QR code as SVG (for the kiosk screen), with a ``viewBox`` so that it
+    scales to whatever size the page gives it instead of being cut off."""
+    qr = segno.make_qr(token, error="m")
     out = io.BytesIO()
-    segno.make_qr(token, error="m").save(out, kind="svg", scale=6, border=4)
-    return out.getvalue().decode()
+    qr.save(out, kind="svg", scale=6, border=4)
+    width, height = qr.symbol_size(scale=6, border=4)
+    return out.getvalue().decode().replace("<svg ", f'<svg viewBox="0 0 {width} {height}" ', 1)
 
 
 def qr_png(token: str, scale: int = 4) -> bytes:

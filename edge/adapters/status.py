@@ -3,17 +3,24 @@
 ``CentralStatus.lookup`` asks central over the terminal's one broker link (MQTT 5
 request/response, as ``edge.adapters.templates`` does for templates) and returns
 central's ``StatusData`` once its signature verifies and it names this request, device and
-retiree.
+retiree. ``KioskLookups`` is the session's ``Lookups`` port over it, ``CentralReceipts``
+and the outbox (which knows this terminal's own passes).
 """
 
 import json
+import logging
 import secrets
+import uuid
 
+from edge.adapters.outbox import Outbox
+from edge.adapters.receipts import CentralReceipts
 from edge.adapters.templates import ReplyError, Requester
-from edge.session.ports import UnknownRetireeError
+from edge.session.ports import CentralUnavailableError, UnknownRetireeError
 from protocol import lookups, messages
 from protocol.errors import MessageError, SignatureError
 from protocol.signing import Verifier
+
+log = logging.getLogger(__name__)
 
 
 class CentralStatus:
@@ -47,3 +54,27 @@ class CentralStatus:
             return messages.validate(lookups.StatusData, data)
         except MessageError as exc:
             raise ReplyError(f"reply refused: {exc}") from None
+
+
+class KioskLookups:
+    """The session's ``Lookups``: status and receipts from central, this terminal's passes."""
+
+    def __init__(self, status: CentralStatus, receipts: CentralReceipts, outbox: Outbox) -> None:
+        self._status, self._receipts, self._outbox = status, receipts, outbox
+
+    def status(self, retiree_id: str) -> lookups.StatusData:
+        try:
+            return self._status.lookup(retiree_id)
+        except (ReplyError, TimeoutError, OSError) as exc:
+            raise CentralUnavailableError(str(exc)) from None
+
+    def receipt(self, result_id: str) -> str | None:
+        try:
+            return self._receipts.fetch(uuid.UUID(result_id))[0]
+        except (ReplyError, TimeoutError, OSError, ValueError) as exc:
+            log.info("no receipt for %s yet: %s", result_id, exc)
+            return None
+
+    def last_receipt(self, retiree_id: str) -> str | None:
+        result_id = self._outbox.last_pass(retiree_id)
+        return None if result_id is None else self.receipt(result_id)

@@ -2,11 +2,14 @@
 
 Served on loopback (``[kiosk] host``; another address needs ``allow_remote``): the preview
 frames never leave the terminal. Chromium in kiosk mode shows ``/``; the page polls
-``/api/state``. ``edge.kiosk.guard.Guard`` refuses foreign hosts, pages and bodies before any
+``/api/state``; ``/api/choice`` arms "check my status" for the next card. After a pass, and on
+the status screen, ``/api/receipt.svg`` is the receipt's QR code.
+``edge.kiosk.guard.Guard`` refuses foreign hosts, pages and bodies before any
 route runs; log-ins run one at a time and long-polls in their own few threads, so neither can
 starve the other.
 """
 
+import hashlib
 import io
 import json
 import logging
@@ -25,9 +28,11 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from edge.adapters.receipts import qr_svg
 from edge.kiosk.desk import MAX_ID, MAX_PIN, Desk
 from edge.kiosk.guard import Guard
 from edge.kiosk.lockout import LockoutError
+from edge.kiosk.menu import Menu
 from edge.session import prompts
 from edge.session.model import Observation, Order, Screen
 from hal.camera import Frame
@@ -80,7 +85,19 @@ class KioskDisplay:
         }
         if screen.decision:
             data["next"] = prompts.NEXT[screen.decision]
+        data["status"] = None if screen.status is None else prompts.status_rows(screen.status)
+        data["receipt_text"] = prompts.RECEIPT.get(screen.token_state or "")
+        data["qr"] = None
+        if screen.token is not None:
+            digest = hashlib.sha256(screen.token.encode()).hexdigest()[:16]
+            data["qr"] = f"/api/receipt.svg?r={digest}"
         return data
+
+    def qr(self) -> str | None:
+        """The QR code (SVG) of the receipt on screen, ``None`` without one."""
+        with self._cond:
+            token = self._screen.token
+        return None if token is None else qr_svg(token)
 
     def wait(self, after: int, timeout: float) -> None:
         """Block until the version passes ``after`` or ``timeout`` seconds pass."""
@@ -155,11 +172,13 @@ def create_app(
     desk: Desk | None = None,
     *,
     hosts: Iterable[str],
+    menu: Menu | None = None,
 ) -> Starlette:
     """The Starlette app over ``display``; ``set_language(lang)`` switches the session.
 
     ``hosts`` are the ``Host`` values it answers (``guard.authorities(host, port)``). With a
-    ``desk``, staff log in (``/api/desk/login``, an HttpOnly cookie) and send commands.
+    ``desk``, staff log in (``/api/desk/login``, an HttpOnly cookie) and send commands. With a
+    ``menu``, the idle screen offers "check my status" (``/api/choice``).
     """
     logins, polls = CapacityLimiter(1), CapacityLimiter(_POLLS)
 
@@ -175,6 +194,8 @@ def create_app(
         data = display.state()
         data["desk"] = None if desk is None else desk.staff
         data["desk_enabled"] = desk is not None
+        data["choice"] = None if menu is None else menu.pending()
+        data["choice_text"] = prompts.TEXTS["status_card"] if menu is not None else None
         return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
     async def desk_login(request: Request) -> Response:
@@ -218,11 +239,29 @@ def create_app(
         response.delete_cookie(_COOKIE)
         return response
 
+    async def choice(request: Request) -> Response:
+        if menu is None:
+            return JSONResponse({"error": "no status lookup on this terminal"}, 404)
+        chosen = (await _json(request)).get("choice")
+        if chosen is not None and display.state()["step"] != "idle":
+            return JSONResponse({"error": "choice: only before a card is inserted"}, 409)
+        try:
+            menu.choose(chosen)
+        except ValueError as exc:
+            raise BadRequestError(str(exc)) from None
+        return JSONResponse({"choice": chosen})
+
     async def preview(request: Request) -> Response:
         data = await to_thread.run_sync(display.jpeg)
         if data is None:
             return Response(status_code=204)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    async def receipt(request: Request) -> Response:
+        svg = await to_thread.run_sync(display.qr)
+        if svg is None:
+            return Response(status_code=404)
+        return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
     async def language(request: Request) -> Response:
         lang = _text(await _json(request), "language", "", 8)
@@ -236,7 +275,9 @@ def create_app(
             Route("/", index),
             Route("/api/state", state),
             Route("/api/preview.jpg", preview),
+            Route("/api/receipt.svg", receipt),
             Route("/api/language", language, methods=["POST"]),
+            Route("/api/choice", choice, methods=["POST"]),
             Route("/api/desk/login", desk_login, methods=["POST"]),
             Route("/api/desk/order", desk_order, methods=["POST"]),
             Route("/api/desk/logout", desk_logout, methods=["POST"]),

@@ -19,6 +19,7 @@ from edge.config import EdgeConfig
 from edge.kiosk.app import KioskDisplay, create_app
 from edge.kiosk.desk import Desk
 from edge.kiosk.guard import authorities
+from edge.kiosk.menu import Menu
 from edge.kiosk.settings import is_loopback
 from edge.session.core import Session
 
@@ -26,7 +27,11 @@ log = logging.getLogger(__name__)
 
 
 def web_server(
-    cfg: EdgeConfig, display: KioskDisplay, set_language: Callable[[str], None], desk: Desk | None
+    cfg: EdgeConfig,
+    display: KioskDisplay,
+    set_language: Callable[[str], None],
+    desk: Desk | None,
+    menu: Menu | None = None,
 ) -> uvicorn.Server:
     """Uvicorn serving the kiosk app at ``[kiosk] host:port`` only; no proxy headers believed."""
     kiosk = cfg.kiosk
@@ -40,7 +45,7 @@ def web_server(
     hosts = authorities(kiosk.host, kiosk.port)
     return uvicorn.Server(
         uvicorn.Config(
-            create_app(display, set_language, desk, hosts=hosts),
+            create_app(display, set_language, desk, hosts=hosts, menu=menu),
             host=kiosk.host,
             port=kiosk.port,
             log_config=None,
@@ -60,7 +65,8 @@ class Kiosk:
         self.ready = threading.Event()
         self.failed: BaseException | None = None
         self.desk = open_desk(cfg)
-        self.server = web_server(cfg, self.display, self._set_language, self.desk)
+        self.menu = Menu(self.display.touch)
+        self.server = web_server(cfg, self.display, self._set_language, self.desk, self.menu)
         self._threads = [
             threading.Thread(target=self._run_session, name="session", daemon=True),
             threading.Thread(target=self.server.run, name="kiosk-http", daemon=True),
@@ -74,7 +80,9 @@ class Kiosk:
         try:
             with (
                 open_outbox(self.cfg) as outbox,
-                open_session(self.cfg, outbox, self.display, self.link) as session,
+                open_session(
+                    self.cfg, outbox, self.display, self.link, choices=self.menu
+                ) as session,
             ):
                 session.desk = self.desk
                 self.session = session

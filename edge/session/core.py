@@ -1,5 +1,8 @@
 """One certification, step by step, against the ports (no I/O of its own).
 
+Or, when the person chose "check my status" before the card: central's answer for the card's
+holder, nothing certified. After a pass: the receipt's signed token once central has it.
+
 card → identity checks → reference → up to ``attempts`` face attempts (capture
 with quality gates, two random challenges, match) → vein fallback or staff →
 signed result stored durably → only then the "done" screen with a receipt.
@@ -26,7 +29,7 @@ from edge.session.model import (
     Screen,
     assisted,
 )
-from edge.session.ports import Desk, Ports, UnknownRetireeError
+from edge.session.ports import CentralUnavailableError, Desk, Ports, UnknownRetireeError
 from edge.session.settings import SessionSettings
 from hal.camera import Frame
 from hal.card.identity import Identity
@@ -36,6 +39,19 @@ from protocol import templates
 from protocol.messages import Channel, Decision, LivenessEvidence, MatchEvidence, Method
 
 log = logging.getLogger(__name__)
+
+# seconds before asking central again for a pass's receipt: doubling, so that a slow central
+# costs the terminal's request budget (shared with template requests) a handful of asks
+_RECEIPT_POLL_S, _RECEIPT_POLL_MAX_S = 1.0, 8.0
+_STATUS_FIELDS = (
+    "certified_until",
+    "next_due",
+    "last_certified_on",
+    "last_channel",
+    "last_place",
+    "payment_period",
+    "payment_decision",
+)
 
 _VEIN_PROMPTS = {
     Prompt.PLACE_FINGER: "vein_place",
@@ -124,16 +140,46 @@ class Session:
             self.ports.clock.sleep(self.settings.card_poll_s)
         return None
 
-    def wait_removed(self, stop: threading.Event, card: Identity) -> None:
-        """Keep the result on screen until the card is taken or ``result_screen_s`` passes."""
-        until = self.ports.clock.now() + self.settings.result_screen_s
-        while not stop.is_set() and self.ports.clock.now() < until:
+    def wait_removed(
+        self, stop: threading.Event, card: Identity, outcome: Outcome | None = None
+    ) -> None:
+        """Keep the result on screen until the card is taken or ``result_screen_s`` passes;
+        after a pass, ask central for its receipt meanwhile and show it when there."""
+        clock, lookups = self.ports.clock, self.ports.lookups
+        until = clock.now() + self.settings.result_screen_s
+        wanted = None
+        if lookups is not None and outcome is not None and outcome.decision == "pass":
+            wanted = outcome.result_id
+            self._screen = replace(self._screen, token_state="waiting")
+            self.ports.display.show(self._screen)
+        ask_at, pause = clock.now(), _RECEIPT_POLL_S
+        while not stop.is_set() and clock.now() < until:
+            if wanted is not None and lookups is not None and clock.now() >= ask_at:
+                token = lookups.receipt(wanted)
+                if token is not None:
+                    self._screen = replace(self._screen, token=token, token_state="ready")
+                    self.ports.display.show(self._screen)
+                    wanted = None
+                ask_at, pause = clock.now() + pause, min(pause * 2, _RECEIPT_POLL_MAX_S)
             try:
                 now = self.ports.cards.poll()
             except CardReadError:
                 now = card
             if now is None or now.id_number != card.id_number:
                 return
+            self.ports.clock.sleep(self.settings.card_poll_s)
+
+    def wait_taken(self, stop: threading.Event, card: Identity) -> None:
+        """Ask for the card back until it is off the reader."""
+        while not stop.is_set():
+            try:
+                now = self.ports.cards.poll()
+            except CardReadError:
+                now = card
+            if now is None or now.id_number != card.id_number:
+                return
+            if self._screen.prompt != "take_card":
+                self.show("card", "take_card", retiree=mask(card.id_number))
             self.ports.clock.sleep(self.settings.card_poll_s)
 
     def serve(self, stop: threading.Event) -> None:
@@ -145,8 +191,48 @@ class Session:
             if self.desk is not None and self.desk.staff is not None:
                 self.assist(card, stop, self.desk)
                 continue
-            self.certify(card)
-            self.wait_removed(stop, card)
+            if self.ports.choices is not None and self.ports.choices.take() == "status":
+                self.check_status(card)
+                self.wait_removed(stop, card)
+                self.wait_taken(stop, card)  # a card left on the reader does not certify
+                continue
+            self.wait_removed(stop, card, self.certify(card))
+
+    # -- status lookup --------------------------------------------------------------------
+
+    def check_status(self, card: Identity) -> None:
+        """Show central's answer about the card's holder (and their last receipt from this
+        terminal, if central has it); certify nothing."""
+        self._spoken = None
+        retiree = mask(card.id_number)
+        lookups = self.ports.lookups
+        if lookups is None:
+            self.show("status", "status_offline", retiree=retiree)
+            return
+        self.show("status", "status_asking", retiree=retiree)
+        try:
+            data = lookups.status(card.id_number)
+        except UnknownRetireeError:
+            self.show("status", "status_unknown", retiree=retiree)
+            return
+        except CentralUnavailableError as exc:
+            log.info("status of %s not available: %s", retiree, exc)
+            self.show("status", "status_offline", retiree=retiree)
+            return
+        found = data.model_dump(include=set(_STATUS_FIELDS))
+        status = {k: None if found[k] is None else str(found[k]) for k in _STATUS_FIELDS}
+        token = lookups.last_receipt(card.id_number)
+        self.show(
+            "status",
+            "status_shown",
+            speak=False,
+            retiree=retiree,
+            status=status,
+            token=token,
+            token_state="ready" if token else None,
+        )
+        self._spoken = "status_shown"
+        self.ports.voice.say(prompts.status_speech(status, self.language), self.language)
 
     # -- assisted desk mode ---------------------------------------------------------------
 

@@ -94,7 +94,7 @@ class Reference:
 class Screen:
     """What the kiosk shows (and the speaker says): a step, a prompt and its details."""
 
-    step: str  # idle, card, capture, challenge, matching, vein, done, staff
+    step: str  # idle, card, capture, challenge, matching, vein, done, staff, status
     prompt: str  # key into edge.session.prompts.TEXTS
     attempt: int = 0
     challenge: str | None = None
@@ -104,6 +104,9 @@ class Screen:
     decision: str | None = None
     retiree: str | None = None  # masked ID number
     language: str = "zh"
+    status: dict[str, str | None] | None = field(default=None, compare=False)  # status lookup
+    token: str | None = None  # the pass's signed receipt, shown as a QR code
+    token_state: str | None = None  # waiting (central has none yet), ready, later
 
 
 @dataclass(frozen=True)

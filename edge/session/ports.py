@@ -12,10 +12,15 @@ from edge.session.model import Comparison, Draft, Observation, Order, Probe, Rec
 from hal.camera import Frame
 from hal.card.identity import Identity
 from hal.vein import Prompt
+from protocol.lookups import StatusData
 
 
 class UnknownRetireeError(LifecertError, LookupError):
     """Central does not know this person (not in the pension roster)."""
+
+
+class CentralUnavailableError(LifecertError, ConnectionError):
+    """Central cannot be asked now (offline terminal, central down, rate-limited)."""
 
 
 class Cards(Protocol):
@@ -115,6 +120,28 @@ class Clock(Protocol):
     def sleep(self, seconds: float) -> None: ...
 
 
+class Lookups(Protocol):
+    """What central says to a card's holder: their status, the receipt of a pass."""
+
+    def status(self, retiree_id: str) -> StatusData:
+        """``UnknownRetireeError`` for a stranger, ``CentralUnavailableError`` when offline."""
+        ...
+
+    def receipt(self, result_id: str) -> str | None:
+        """The signed receipt of this terminal's result, ``None`` while central has none."""
+        ...
+
+    def last_receipt(self, retiree_id: str) -> str | None:
+        """The receipt of this terminal's newest pass for the retiree, if central has it."""
+        ...
+
+
+class Choices(Protocol):
+    """What the person chose on screen before inserting the card (``"status"``), once."""
+
+    def take(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class Ports:
     """Everything a session needs from the world."""
@@ -128,3 +155,5 @@ class Ports:
     display: Display
     clock: Clock
     veins: Veins | None = None
+    lookups: Lookups | None = None
+    choices: Choices | None = None

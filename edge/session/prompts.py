@@ -85,6 +85,20 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "zh": "请再放一次同一根手指",
         "en": "Please place the same finger once more",
     },
+    "status_card": {
+        "zh": "请插入或放上您的卡片，查询认证状态",
+        "en": "Please insert or place your card to check your status",
+    },
+    "status_asking": {"zh": "正在查询，请稍候", "en": "Looking up your status, please wait"},
+    "status_shown": {"zh": "这是您的认证状态", "en": "Here is your certification status"},
+    "status_unknown": {
+        "zh": "未找到您的参保信息，请到窗口咨询",
+        "en": "We cannot find your pension record. Please see the staff at the desk",
+    },
+    "status_offline": {
+        "zh": "现在无法连接服务中心，请稍后再查，或到窗口咨询",
+        "en": "The service centre cannot be reached now. Please try later or ask at the desk",
+    },
 }
 
 NEXT: Final[dict[str, dict[str, str]]] = {
@@ -101,6 +115,77 @@ NEXT: Final[dict[str, dict[str, str]]] = {
         "en": "Your pension is not stopped now. Bring your ID card to the desk.",
     },
 }
+
+RECEIPT: Final[dict[str, dict[str, str]]] = {
+    "waiting": {
+        "zh": "回执二维码正在生成。不能等的话，以后查询状态时也可以取得",
+        "en": "Your receipt QR code is on its way. You can also get it later: check your status",
+    },
+    "ready": {
+        "zh": "请用手机拍下二维码，银行等机构可以用它核实您的认证",
+        "en": "Take a photo of this QR code: a bank or agency can check your certification with it",
+    },
+}
+
+_FIELDS: Final = {
+    "certified_until": {"zh": "认证有效期至", "en": "Certified until"},
+    "next_due": {"zh": "下次认证截止", "en": "Next certification due"},
+    "last": {"zh": "上次认证", "en": "Last certification"},
+    "payment": {"zh": "本月养老金", "en": "This month's pension"},
+}
+_CHANNELS: Final = {
+    "kiosk": {"zh": "自助终端", "en": "self-service terminal"},
+    "desk": {"zh": "社区窗口", "en": "community desk"},
+    "mobile": {"zh": "手机", "en": "phone"},
+}
+_PAYMENTS: Final = {
+    "pay": {"zh": "照常发放", "en": "paid as usual"},
+    "resume": {"zh": "恢复发放", "en": "paid again (resumed)"},
+    "hold": {"zh": "暂停发放，请尽快认证", "en": "on hold: please certify soon"},
+    "stop": {"zh": "已停发，请到窗口咨询", "en": "stopped: please ask at the desk"},
+}
+_NONE: Final = {"zh": "无记录", "en": "none on record"}
+_NOT_YET: Final = {"zh": "尚未决定", "en": "not decided yet"}
+
+
+def status_rows(status: dict[str, str | None]) -> list[dict[str, dict[str, str]]]:
+    """A status lookup's answer as labelled rows, each label and value in both languages."""
+
+    def date(key: str) -> dict[str, str]:
+        value = status.get(key)
+        return {"zh": value, "en": value} if value else _NONE
+
+    last = status.get("last_certified_on")
+    if last:
+        channel = _CHANNELS.get(status.get("last_channel") or "", {"zh": "", "en": ""})
+        place = status.get("last_place") or ""
+        last_value = {
+            lang: " · ".join(p for p in (last, channel[lang], place) if p) for lang in LANGUAGES
+        }
+    else:
+        last_value = _NONE
+    decision = status.get("payment_decision")
+    period = status.get("payment_period")
+    payment = _PAYMENTS.get(decision or "", _NOT_YET)
+    if period:
+        payment = {lang: f"{period}: {payment[lang]}" for lang in LANGUAGES}
+    values = {
+        "certified_until": date("certified_until"),
+        "next_due": date("next_due"),
+        "last": last_value,
+        "payment": payment,
+    }
+    return [{"label": _FIELDS[key], "value": values[key]} for key in _FIELDS]
+
+
+def status_speech(status: dict[str, str | None], language: str) -> str:
+    """What the speaker says about a status: the key dates and this month's pension."""
+    lang = language if language in LANGUAGES else "zh"
+    return "; ".join(
+        f"{row['label'][lang]}: {row['value'][lang]}"
+        for row in status_rows(status)
+        if row["label"] is not _FIELDS["last"]
+    )
 
 
 def text(key: str, language: str) -> str:

@@ -29,17 +29,40 @@ function renderDesk(s) {
   }
 }
 
+function renderStatus(s, lang) {
+  $("status").hidden = s.step !== "status";
+  $("status-who").textContent = s.retiree || "";
+  const rows = $("status-rows");
+  rows.replaceChildren();
+  for (const row of s.status || []) {
+    const dt = document.createElement("dt");
+    dt.textContent = row.label[lang];
+    const dd = document.createElement("dd");
+    dd.textContent = row.value[lang];
+    rows.append(dt, dd);
+  }
+}
+
 function render(s) {
   const lang = s.language;
   localise(lang);
   renderDesk(s);
   const camera = s.step === "capture" || s.step === "challenge";
   const result = s.step === "done";
+  const armed = s.step === "idle" && s.choice === "status";
   $("idle").hidden = s.step !== "idle";
   $("camera").hidden = !camera;
   $("result").hidden = !result;
+  $("check-status").hidden = !s.choice_text || armed || !!s.desk;
+  $("cancel-status").hidden = !armed;
   document.body.dataset.step = s.step;
-  $("prompt").textContent = s.text[lang];
+  document.body.dataset.choice = armed ? "status" : "";
+  $("prompt").textContent = armed ? s.choice_text[lang] : s.text[lang];
+  renderStatus(s, lang);
+  $("qr-box").hidden = !s.receipt_text || !(result || s.step === "status");
+  $("qr").hidden = !s.qr;
+  if (s.qr && $("qr").getAttribute("src") !== s.qr) $("qr").src = s.qr;
+  $("qr-text").textContent = s.receipt_text ? s.receipt_text[lang] : "";
   $("attempt").textContent = s.attempt > 1 && camera
     ? (lang === "zh" ? `第 ${s.attempt} 次尝试（共 3 次）` : `Try ${s.attempt} of 3`) : "";
   $("countdown").hidden = s.seconds_left == null || s.step !== "challenge";
@@ -107,6 +130,8 @@ for (const button of document.querySelectorAll("[data-command]")) {
 }
 $("desk-logout").addEventListener("click", () => post("/api/desk/logout", {}));
 
+$("check-status").addEventListener("click", () => post("/api/choice", { choice: "status" }));
+$("cancel-status").addEventListener("click", () => post("/api/choice", { choice: null }));
 $("lang").addEventListener("click", () => {
   const language = state.language === "zh" ? "en" : "zh";
   post("/api/language", { language });
