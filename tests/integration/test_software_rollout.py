@@ -42,7 +42,7 @@ from tests.fixtures.waiting import wait_until
 
 pytestmark = [pytest.mark.integration]
 
-DEVICES = ["term-s01", "term-s02", "term-s03", "term-s04"]
+DEVICES = ["term-s01", "term-s02", "term-s03"]
 CANARY = DEVICES[:2]
 CRASHER = "term-s05"
 BASE, GOOD, BAD = "0.1.1", "0.1.2", "0.1.3"
@@ -200,7 +200,7 @@ def _sign_bundles(stack: Stack, wheels: dict[str, Path], out: Path) -> dict[str,
     key = signing.load_private_key(stack.fleet.paths.models / "sign.key")
     signer = signing.Signer(key, signing.key_fingerprint(key.public_key()))
     for name, wheel in wheels.items():
-        bundles[name] = out / name
+        bundles[name] = out / f"sw-{name}"
         if first:
             argv = [sys.executable, "-m", "provisioning", "fleet", "software-bundle", str(wheel)]
             argv += ["--out", str(bundles[name]), "--dir", str(stack.fleet.paths.root)]
@@ -217,39 +217,40 @@ def sw(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator[
     if built is None:
         pytest.skip("no built model bundle in var/models (with var/models-dev/sign.key)")
     root = tmp_path_factory.mktemp("software")
-    with ThreadPoolExecutor(3) as pool:
-        jobs = {
-            BASE: pool.submit(build_wheel, BASE, root / "wheels"),
-            GOOD: pool.submit(build_wheel, GOOD, root / "wheels"),
-            BAD: pool.submit(build_wheel, BAD, root / "wheels", break_start=True),
-        }
-        wheels = {v: j.result() for v, j in jobs.items()}
     stack = Stack.create(root / "stack", free_port(), [*DEVICES, CRASHER])
     env = fleet_env(selftest_dir(shared_data, root / "selftest"))
     mp = pytest.MonkeyPatch()
     for name, value in env.items():
         mp.setenv(name, value)
-    models = model_bundles(stack.fleet, built, root / "models")["good"]
-    bundles = _sign_bundles(stack, wheels, root / "bundles")
-    stack.edge(CRASHER, "fleet", "install-software", str(bundles[BASE]))  # the CLI
+    sup = Supervisor(stack, env)
 
-    def install(device_id: str) -> None:
+    def install(device_id: str, models: Path, bundle: Path) -> None:
         cfg = load_edge_config(stack.edge_config(device_id))
         Updater(cfg, None).install(models)
-        if device_id != CRASHER:
-            SoftwareUpdater(cfg, None).install(bundles[BASE])
+        if device_id == CRASHER:
+            stack.edge(CRASHER, "fleet", "install-software", str(bundle))  # the CLI
+        else:
+            SoftwareUpdater(cfg, None).install(bundle)
 
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(install, [*DEVICES, CRASHER]))
-    sup = Supervisor(stack, env)
     with stack:
-        stack.central("db", "upgrade")
-        stack.broker.start()
-        stack.start_central()
+        with ThreadPoolExecutor(5) as pool:  # builds, installs and central's start overlap
+            wheels = {
+                v: pool.submit(build_wheel, v, root / "wheels", break_start=v == BAD)
+                for v in (BASE, GOOD, BAD)
+            }
+            upgrade = pool.submit(stack.central, "db", "upgrade")
+            models = model_bundles(stack.fleet, built, root / "models")["good"]
+            bundles = _sign_bundles(stack, {v: f.result() for v, f in wheels.items()}, root)
+            installs = [pool.submit(install, d, models, bundles[BASE]) for d in [*DEVICES, CRASHER]]
+            upgrade.result()
+            stack.broker.start()
+            stack.start_central()
+            for job in installs:
+                job.result()
         sup.start([*DEVICES, CRASHER])
         fleet_ = Fleet(stack, sup, bundles)
         desired.add_to_group(fleet_.engine, "canary", CANARY)
-        desired.add_to_group(fleet_.engine, "four", DEVICES)
+        desired.add_to_group(fleet_.engine, "fleet", DEVICES)
         try:
             stack.wait_until(
                 lambda: set(fleet_.versions().values()) == {BASE}, 60, f"all terminals on {BASE}"
@@ -263,7 +264,7 @@ def sw(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator[
 
 def _rollout_cli(sw: Fleet, bundle: str) -> str:
     out = sw.stack.central(
-        "fleet", "rollout", "create", str(sw.bundles[bundle]), "--group", "four",
+        "fleet", "rollout", "create", str(sw.bundles[bundle]), "--group", "fleet",
         "--canary", "canary", "--wave", "100", "--auto", "--max-failure-rate", "0.4",
     )  # fmt: skip
     assert f"software {bundle}" in out, out
