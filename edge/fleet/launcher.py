@@ -80,7 +80,8 @@ def _on_trial(release: Path, root: Path) -> Path | None:
 def main() -> None:
     """Start the service from the release this script belongs to (or roll back first)."""
     release = Path(__file__).resolve().parents[1]
-    back = _on_trial(release, release.parent.parent)
+    checking = "--validate-config" in sys.argv[1:]  # ExecStartPre: not a start of the service
+    back = None if checking else _on_trial(release, release.parent.parent)
     if back is not None:
         script = back / "bin" / "lifecert-edge"
         os.execv(script, [str(script), *sys.argv[1:]])

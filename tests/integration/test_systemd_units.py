@@ -80,6 +80,7 @@ def test_the_terminal_starts_the_software_release_current_points_at() -> None:
     """Software rollouts switch ``<data_dir>/software/current``: ExecStart goes through it."""
     service = _parse(UNITS / "lifecert-edge.service")["Service"]
     assert service["ExecStart"].startswith(f"{SOFTWARE_CURRENT}/bin/lifecert-edge ")
+    assert service["ExecStartPre"].startswith(f"{SOFTWARE_CURRENT}/bin/lifecert-edge ")
     assert service["Environment"] == f"LIFECERT_EDGE__DATA_DIR={DATA_DIR}"
 
 
