@@ -37,7 +37,7 @@ from tests.fixtures.rollout import (
     model_bundles,
     selftest_dir,
 )
-from tests.fixtures.software import build_wheel
+from tests.fixtures.software import CRASHES_AT_START, DECIDES_WRONG, build_wheel
 from tests.fixtures.waiting import wait_until
 
 pytestmark = [pytest.mark.integration]
@@ -45,7 +45,8 @@ pytestmark = [pytest.mark.integration]
 DEVICES = ["term-s01", "term-s02", "term-s03"]
 CANARY = DEVICES[:2]
 CRASHER = "term-s05"
-BASE, GOOD, BAD = "0.1.1", "0.1.2", "0.1.3"
+BASE, GOOD, BAD, WRONG = "0.1.1", "0.1.2", "0.1.3", "0.1.4"
+PATCHES = {BAD: CRASHES_AT_START, WRONG: DECIDES_WRONG}
 
 
 class Supervisor:
@@ -235,8 +236,8 @@ def sw(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator[
     with stack:
         with ThreadPoolExecutor(5) as pool:  # builds, installs and central's start overlap
             wheels = {
-                v: pool.submit(build_wheel, v, root / "wheels", break_start=v == BAD)
-                for v in (BASE, GOOD, BAD)
+                v: pool.submit(build_wheel, v, root / "wheels", PATCHES.get(v))
+                for v in (BASE, GOOD, BAD, WRONG)
             }
             upgrade = pool.submit(stack.central, "db", "upgrade")
             models = model_bundles(stack.fleet, built, root / "models")["good"]
@@ -317,6 +318,21 @@ def test_a_release_that_crashes_at_start_is_rolled_back_on_every_canary(sw: Flee
     sw.stack.wait_until(
         lambda: {sw.versions()[d] for d in DEVICES} == {GOOD}, 20, "reports after the rollback"
     )
+
+
+def test_a_release_that_fails_its_self_test_rolls_itself_back(sw: Fleet) -> None:
+    """It starts, but decides wrong: its own self-test fails, it points `current` back,
+    answers and restarts into the old version."""
+    rollout_id = sw.offer(WRONG, [CRASHER])
+    assert sw.answered(rollout_id, CRASHER) == "failed"
+    detail = sw.details(rollout_id)[CRASHER]
+    assert detail.startswith("self-test failed: ") and f"rolled back to {BASE}" in detail
+    sw.stack.wait_until(
+        lambda: sw.sup.running_release(CRASHER) == BASE, 30, "the restart into the old one"
+    )
+    assert sw.sup.exits[CRASHER].count(75) >= 2  # into the new version, back to the old
+    assert (sw.sup.data_dir(CRASHER) / "software" / "current").resolve().name == BASE
+    sw.stack.wait_until(lambda: sw.versions()[CRASHER] == BASE, 20, "its report")
 
 
 def test_a_tampered_software_bundle_is_refused_by_central_and_by_the_terminal(
