@@ -28,7 +28,7 @@ from edge.config import load as load_edge_config
 from edge.fleet.software import SoftwareUpdater
 from edge.fleet.updates import Updater
 from protocol import signing, software
-from provisioning.stack import Stack
+from provisioning.stack import Stack, StackError
 from tests.fixtures.ports import free_port
 from tests.fixtures.rollout import (
     built_bundle,
@@ -344,7 +344,7 @@ def test_a_tampered_software_bundle_is_refused_by_central_and_by_the_terminal(
     data = bytearray(wheel.read_bytes())
     data[len(data) // 2] ^= 0xFF
     wheel.write_bytes(bytes(data))
-    with pytest.raises(Exception, match="does not match its SHA-256 in the signed manifest"):
+    with pytest.raises(StackError, match="does not match its SHA-256 in the signed manifest"):
         sw.stack.central("fleet", "rollout", "create", str(tampered))
     # an archive changed on central's disk after it was checked and its hash signed
     rollout_id = sw.offer(GOOD, [CRASHER], advance=False)
