@@ -27,6 +27,7 @@ from edge.adapters.recorder import Recorder
 from edge.adapters.templates import CentralTemplates, Fetch, Requester
 from edge.config import EdgeConfig
 from edge.fleet.agent import FleetAgent
+from edge.fleet.software import SoftwareUpdater
 from edge.fleet.updates import Updater
 from edge.kiosk.desk import Desk, StaffBook
 from edge.kiosk.directory import DirectoryFile, certificate_site
@@ -78,6 +79,11 @@ def open_updater(cfg: EdgeConfig) -> Updater:
     return Updater(cfg, tls_context(cfg, edge_keys.device_key_path(cfg)))
 
 
+def open_software_updater(cfg: EdgeConfig) -> SoftwareUpdater:
+    """The terminal software's releases and updater (``<data_dir>/software``)."""
+    return SoftwareUpdater(cfg, tls_context(cfg, edge_keys.device_key_path(cfg)))
+
+
 def open_fleet(
     cfg: EdgeConfig,
     on_config: Callable[[EdgeConfig], None],
@@ -86,7 +92,13 @@ def open_fleet(
     """The fleet agent: desired config, signed commands, updates (``start`` it on the link)."""
     keys = edge_keys.load(cfg)
     return FleetAgent(
-        cfg, keys.signer, keys.central_verifier, open_updater(cfg), on_config, on_restart
+        cfg,
+        keys.signer,
+        keys.central_verifier,
+        open_updater(cfg),
+        open_software_updater(cfg),
+        on_config,
+        on_restart,
     )
 
 

@@ -317,6 +317,25 @@ def fleet_install(state: _State, bundle: Path) -> None:
     click.echo(f"installed release {name}; {state.config().models.bundle} points at it")
 
 
+@fleet_group.command("install-software")
+@click.argument("bundle", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.pass_obj
+@friendly_errors
+def fleet_install_software(state: _State, bundle: Path) -> None:
+    """Verify a signed software bundle, install it as a release and point
+    <data_dir>/software/current at it (what systemd's ExecStart starts).
+
+    \b
+    Example:
+      lifecert-edge fleet install-software /media/usb/sw-0.2.0
+    """
+    from edge.bootstrap import open_software_updater
+
+    updater = open_software_updater(state.config())
+    name = updater.install(bundle)
+    click.echo(f"installed software {name}; {updater.pointer} points at it")
+
+
 @fleet_group.command("self-test")
 @click.pass_obj
 @friendly_errors

@@ -8,7 +8,6 @@ device (``check_devices``).
 """
 
 import datetime as dt
-import importlib.metadata
 import logging
 import os
 import shutil
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from edge.adapters.outbox import Outbox
 from edge.config import EdgeConfig
+from edge.fleet.software import running_version
 from hal.config import CardConfig, HalSettings
 from models.bundle import read_manifest
 from models.errors import BundleError
@@ -30,11 +30,9 @@ PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
 
 
 def software_version() -> str:
-    """The installed ``lifecert`` version (``unknown`` when run from a bare checkout)."""
-    try:
-        return importlib.metadata.version("lifecert")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    """The version of the code running (the software release ``current`` pointed at when
+    the service started; ``unknown`` when run from a bare checkout)."""
+    return running_version()
 
 
 def temperature_c(root: Path = THERMAL) -> float | None:

@@ -78,9 +78,11 @@ class Action(StrEnum):
 
 
 class UpdateArgs(_Strict):
-    """An ``update`` command's arguments: where the signed model bundle is, what it must be."""
+    """An ``update`` command's arguments: where the signed bundle is, what it must be, and
+    whether it is a model bundle or the terminal's software."""
 
     rollout_id: Name
+    kind: Literal["model", "software"] = "model"
     url: str = Field(max_length=500, pattern=r"^https://[^\s]+$")
     sha256: str = Field(pattern=_SHA256)
     size: int = Field(ge=1, le=512 * 1024 * 1024)

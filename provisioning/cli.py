@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from protocol import topics
+from protocol import signing, software, topics
 from provisioning import enrolcli, pki
 from provisioning.brokerconf import BrokerOptions
 from provisioning.cliutil import command as _command
@@ -239,6 +239,30 @@ def bundle_server_cert_cmd(directory: Path) -> None:
         lifecert fleet bundle-server-cert --dir fleet
     """
     click.echo(f"wrote {Fleet.open(directory).write_bundle_server_cert()}")
+
+
+@_command(fleet, "software-bundle")
+@click.argument("wheel", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="New folder for the bundle."
+)
+@_fleet_dir
+def software_bundle_cmd(wheel: Path, out: Path, directory: Path) -> None:
+    """Sign the terminal software (the project's wheel) for a rollout.
+
+    WHEEL is built with `pip wheel --no-deps --no-build-isolation -w dist .`; it is signed
+    with the fleet's release key (models/sign.key), which terminals check it against.
+
+    \b
+    Example:
+        lifecert fleet software-bundle dist/lifecert-0.2.0-py3-none-any.whl --out sw-0.2.0
+    """
+    key_path = Fleet.open(directory).paths.models / "sign.key"
+    key = signing.load_private_key(key_path)
+    signer = signing.Signer(key, signing.key_fingerprint(key.public_key()))
+    manifest = software.write_bundle(wheel, out, signer)
+    click.echo(f"software {manifest.version} signed into {out}")
+    click.echo(f"roll it out: lifecert-central fleet rollout create {out} --canary GROUP")
 
 
 @_command(fleet, "list")

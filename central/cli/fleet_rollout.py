@@ -213,7 +213,7 @@ def cmd_list(state: State, device_id: str | None, limit: int, as_json: bool) -> 
 
 @click.group("rollout")
 def rollout() -> None:
-    """Rollouts of a signed model bundle in waves (canary group, percentages, all).
+    """Rollouts of a signed model or software bundle in waves (canary, percentages, all).
 
     \b
     Example:
@@ -249,11 +249,15 @@ def rollout_create(
     max_failure_rate: float,
     auto: bool,
 ) -> None:
-    """Check the signed model bundle in BUNDLE and plan its rollout (nothing is sent yet).
+    """Check the signed bundle in BUNDLE and plan its rollout (nothing is sent yet).
+
+    BUNDLE is a model bundle or a software bundle (`lifecert fleet software-bundle`); the
+    rollout's kind follows from its manifest.
 
     \b
-    Example:
+    Examples:
         lifecert-central fleet rollout create var/models --canary canary --wave 25 --wave 100
+        lifecert-central fleet rollout create dist/sw-0.2.0 --canary canary --auto
     """
     central, engine, s = state.central, state.engine(), state.cfg.rollout
     first: list[str] = []
@@ -279,7 +283,7 @@ def rollout_create(
     )
     (row,) = rollouts.status(engine, rollout_id)
     waves = ", ".join(f"{w['wave']} ({w.get('pending', 0)})" for w in row["waves"])
-    click.echo(f"{rollout_id}: bundle {row['version']}, {row['size']} bytes; waves {waves}")
+    click.echo(f"{rollout_id}: {row['kind']} {row['version']}, {row['size']} bytes; waves {waves}")
     click.echo(f"start it: lifecert-central fleet rollout advance {rollout_id}")
 
 
@@ -340,7 +344,7 @@ def rollout_status(state: State, rollout_id: str | None, devices: bool, as_json:
             if not as_json
             else row["waves"]
         )
-    emit(rows, as_json, ["rollout_id", "version", "state", "wave", "waves", "detail"])
+    emit(rows, as_json, ["rollout_id", "kind", "version", "state", "wave", "waves", "detail"])
 
 
 @rollout.command("abort")

@@ -1,7 +1,8 @@
-"""Rollouts of a signed model bundle to the fleet, in waves.
+"""Rollouts of a signed model bundle or terminal-software bundle to the fleet, in waves.
 
 ``create`` checks the bundle (its manifest's JWS verifies with the fleet's model-signing
-key and every file listed matches its size and SHA-256; nothing else is in the folder),
+key and every file listed matches its size and SHA-256; nothing else is in the folder;
+a software bundle, :mod:`protocol.software`, holds the project's wheel),
 packs it into one archive in the rollout store and spreads the target devices over waves:
 the canary group first, then cumulative percentages of the rest (in an order fixed by the
 rollout id), e.g. ``canary``, ``25%``, ``100%``.
@@ -32,7 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from central.fleet import commands, desired
 from central.store.schema import UtcDateTime, metadata
 from common.errors import LifecertError
-from protocol import fleet, signing
+from protocol import fleet, signing, software
 from protocol.errors import SignatureError
 
 MANIFEST: Final = "manifest.json"
@@ -118,6 +119,20 @@ def check_bundle(folder: Path, public_key: Path, max_bytes: int) -> tuple[str, l
     return version, [folder / SIGNATURE, folder / MANIFEST, *(folder / n for n in sorted(listed))]
 
 
+def check_any(folder: Path, public_key: Path, max_bytes: int) -> tuple[str, str, list[Path]]:
+    """The bundle's kind (``model`` or ``software``), version and files, checked."""
+    if not software.is_software_bundle(folder):
+        return ("model", *check_bundle(folder, public_key, max_bytes))
+    try:
+        manifest = software.verify_bundle(folder, public_key)
+    except software.SoftwareBundleError as exc:
+        raise RolloutError(str(exc)) from None
+    if manifest.files[manifest.wheel].size > max_bytes:
+        raise RolloutError(f"{folder}: more than [rollout] max_bundle_bytes")
+    names = (software.SIGNATURE, software.MANIFEST, manifest.wheel)
+    return "software", manifest.version, [folder / n for n in names]
+
+
 def pack(files: list[Path], out: Path) -> tuple[str, int]:
     """Write the files into an uncompressed tar at ``out`` (atomically); SHA-256 and size."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -198,7 +213,7 @@ def create(
         members = [m for m in members if m.device_id in set(only)]
     if not 0 <= max_failure_rate < 1:
         raise RolloutError("--max-failure-rate: a fraction from 0 up to (not including) 1")
-    version, files = check_bundle(folder, public_key, max_bytes)
+    kind, version, files = check_any(folder, public_key, max_bytes)
     rollout_id = f"r{now:%Y%m%d}-{secrets.token_hex(3)}"
     labels, wave_of = plan_waves(members, canary, percents, rollout_id)
     sha, size = pack(files, archive_path(store, rollout_id))
@@ -206,7 +221,7 @@ def create(
         conn.execute(
             sa.insert(rollouts).values(
                 rollout_id=rollout_id,
-                kind="model",
+                kind=kind,
                 version=version,
                 sha256=sha,
                 size=size,
@@ -285,6 +300,7 @@ def advance(
         )
         args = fleet.UpdateArgs(
             rollout_id=rollout_id,
+            kind=row.kind,
             url=f"{base_url}/rollouts/{rollout_id}.tar",
             sha256=row.sha256,
             size=row.size,
@@ -438,6 +454,7 @@ def status(engine: Engine, rollout_id: str | None) -> list[dict[str, Any]]:
             out.append(
                 {
                     "rollout_id": r.rollout_id,
+                    "kind": r.kind,
                     "version": r.version,
                     "state": r.state,
                     "wave": r.waves[r.wave] if r.wave >= 0 else None,

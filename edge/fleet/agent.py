@@ -16,7 +16,6 @@ Work runs here, never on paho's thread; an update interrupted by a restart is fi
 """
 
 import datetime as dt
-import importlib.metadata
 import logging
 import queue
 import sqlite3
@@ -29,6 +28,7 @@ from edge.config import EdgeConfig
 from edge.fleet import selftest
 from edge.fleet.commands import CommandGate, CommandRefusedError
 from edge.fleet.desired import DesiredState
+from edge.fleet.software import running_version
 from edge.fleet.updates import Outcome, Updater
 from protocol import fleet, messages, signing
 from protocol.errors import MessageError
@@ -50,14 +50,6 @@ class FleetPort(Protocol):
     def wait_connected(self, timeout: float) -> bool: ...
 
 
-def software_version() -> str:
-    """The installed lifecert version."""
-    try:
-        return importlib.metadata.version("lifecert")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
 class FleetAgent:
     """Desired config and commands for one terminal; a context manager."""
 
@@ -67,10 +59,11 @@ class FleetAgent:
         signer: signing.Signer,
         central: signing.Verifier,
         updater: Updater,
+        software: Updater,
         on_config: Callable[[EdgeConfig], None],
         on_restart: Callable[[], None],
     ) -> None:
-        self.base, self.signer, self.updater = base, signer, updater
+        self.base, self.signer, self.updater, self.software = base, signer, updater, software
         self.on_config, self.on_restart = on_config, on_restart
         self.desired = DesiredState(base.data_dir, base.device_id, central)
         self.gate = CommandGate(base.db_path, base.device_id, central)
@@ -103,13 +96,15 @@ class FleetAgent:
         assert self.link is not None
         while not self._halt.is_set() and not self.link.wait_connected(0.5):
             pass
-        if (outcome := self.updater.recover()) is not None:
-            self._finish(outcome)
+        for updater in (self.software, self.updater):
+            if (outcome := updater.recover()) is not None:
+                self._finish(updater, outcome)
         while not self._halt.is_set():
             try:
                 kind, payload = self._inbox.get(timeout=0.25)
             except queue.Empty:
                 self.updater.end_probation(time.time())
+                self.software.end_probation(time.time())
                 continue
             try:
                 if kind == "config":
@@ -141,7 +136,8 @@ class FleetAgent:
             except ValueError as exc:
                 self._ack(cid, fleet.AckStatus.REFUSED, f"bad update arguments: {exc}", {})
                 return
-            self._finish(self.updater.update(cid, args))
+            updater = self.software if args.kind == "software" else self.updater
+            self._finish(updater, updater.update(cid, args))
             return
         status, detail = self._run(command)
         self._ack(cid, status, detail, {})
@@ -170,12 +166,14 @@ class FleetAgent:
             ).fetchone()
             return db.execute("DELETE FROM template_cache").rowcount if exists else 0
 
-    def _finish(self, outcome: Outcome) -> None:
-        if self._ack(outcome.command_id, outcome.status, outcome.detail, outcome.data):
-            self.updater.finished(outcome)
+    def _finish(self, updater: Updater, outcome: Outcome) -> None:
+        if outcome.status is not None and self._ack(
+            outcome.command_id, outcome.status, outcome.detail, outcome.data
+        ):
+            updater.finished(outcome)
         self._report()
-        if outcome.status is fleet.AckStatus.DONE and self.base.kiosk.enabled:
-            self.on_restart()  # the kiosk holds the old models in memory
+        if outcome.restart or (outcome.status is fleet.AckStatus.DONE and self.base.kiosk.enabled):
+            self.on_restart()  # into the release switched to; the kiosk holds the old models
 
     def _ack(self, cid: str, status: fleet.AckStatus, detail: str, data: dict[str, Any]) -> bool:
         try:
@@ -201,7 +199,7 @@ class FleetAgent:
                 config_sha256=applied.sha256 if applied else None,
                 config_error=self.desired.refused[:500] if self.desired.refused else None,
                 model_version=self.updater.current(),
-                software_version=software_version(),
+                software_version=running_version(),
                 at=dt.datetime.now(dt.UTC),
             )
         except (ValueError, MessageError) as exc:

@@ -60,9 +60,12 @@ class Outcome:
     """How an update (or a recovered one) ended, for the command's ack."""
 
     command_id: str
-    status: fleet.AckStatus
+    status: fleet.AckStatus | None
+    """None: no answer yet (the service restarts into the new release, which answers)."""
     detail: str
     data: dict[str, Any]
+    restart: bool = False
+    """After answering, the service restarts (into the release it now points at)."""
 
 
 class UpdateError(LifecertError, RuntimeError):
@@ -76,7 +79,11 @@ def _fault(step: str) -> None:
 
 
 class Updater:
-    """Releases, the ``current`` symlink and the journal of one terminal."""
+    """Model-bundle releases, the ``[models] bundle`` symlink and the journal of one terminal
+    (:class:`edge.fleet.software.SoftwareUpdater` is the same for the terminal's software)."""
+
+    restarts = False
+    """True when a switch takes effect only in a new process (software)."""
 
     def __init__(self, cfg: EdgeConfig, tls: ssl.SSLContext | None) -> None:
         self.cfg = cfg
@@ -115,9 +122,13 @@ class Updater:
 
     # -- an update ------------------------------------------------------------------------
 
+    def release_name(self, args: fleet.UpdateArgs) -> str:
+        """The folder under ``releases`` an update installs into."""
+        return args.sha256[:16]
+
     def update(self, command_id: str, args: fleet.UpdateArgs) -> Outcome:
         """Carry out a verified ``update`` command; how it ended."""
-        name = args.sha256[:16]
+        name = self.release_name(args)
         data: dict[str, Any] = {"version": args.version, "release": name}
         if self.current() == name:
             return Outcome(command_id, fleet.AckStatus.DONE, "already running it", data)
@@ -143,6 +154,9 @@ class Updater:
         files.point(self.pointer, self.releases / name)
         log.info("switched %s to release %s (was %s)", self.pointer, name, previous)
         _fault("switched")
+        if self.restarts:
+            log.info("restarting into release %s to self-test it there", name)
+            return Outcome(command_id, None, "restarting into it", data, restart=True)
         return self._test_new(command_id, args, name, previous, attempts=1)
 
     def _test_new(
@@ -165,6 +179,7 @@ class Updater:
                 fleet.AckStatus.FAILED,
                 f"self-test failed: {exc}; rolled back to {back}",
                 data | {"rolled_back": True},
+                restart=self.restarts,
             )
         self._write_journal(command_id, args, name, previous, "tested", attempts)
         _fault("tested")
@@ -232,6 +247,10 @@ class Updater:
             )
         return part
 
+    def _prepare(self, staging: Path) -> None:
+        """Check (and for software, install) what was unpacked into ``staging``."""
+        verify(staging, self._public_key())
+
     def _stage(self, archive: Path, name: str) -> None:
         staging = self.releases / f".{name}.staging"
         shutil.rmtree(staging, ignore_errors=True)
@@ -254,7 +273,7 @@ class Updater:
         except (tarfile.TarError, OSError) as exc:
             raise UpdateError(f"the archive cannot be unpacked: {exc}") from None
         files.fsync_dir(staging)
-        verify(staging, self._public_key())
+        self._prepare(staging)
         final = self.releases / name
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staging, final)
@@ -298,14 +317,21 @@ class Updater:
         data = {"version": args.version, "release": name}
         if step == "probation":
             return self._probation_start(doc, command_id, name, previous, data)
+        if step == "rolled-back":  # by the software launcher: the release kept crashing
+            self._clean(name, keep=None)
+            detail = str(doc.get("detail", f"rolled back to {previous}"))
+            return Outcome(command_id, fleet.AckStatus.FAILED, detail, data | {"rolled_back": True})
         if step == "tested" and self.current() == name:
             self._clean(name, keep=previous)
             return Outcome(command_id, fleet.AckStatus.DONE, f"running {name}", data)
         if step in ("switched", "tested") and self.current() == name:
-            if attempts >= MAX_TEST_ATTEMPTS:
+            if attempts >= MAX_TEST_ATTEMPTS or (wrong := self._not_running(args)):
                 back = self._roll_back(name, previous)
-                detail = f"self-test did not finish in {attempts} attempts; rolled back to {back}"
-                return Outcome(command_id, fleet.AckStatus.FAILED, detail, data)
+                why = wrong or f"self-test did not finish in {attempts} attempts"
+                detail = f"{why}; rolled back to {back}"
+                return Outcome(
+                    command_id, fleet.AckStatus.FAILED, detail, data, restart=self.restarts
+                )
             log.warning("an update to %s was interrupted after the switch: testing again", name)
             return self._test_new(command_id, args, name, previous, attempts + 1)
         self._clean(name, keep=None)
@@ -316,6 +342,10 @@ class Updater:
             f"interrupted at step {step} by a restart; still running {kept}",
             data,
         )
+
+    def _not_running(self, args: fleet.UpdateArgs) -> str | None:
+        """Why this process does not run the release it switched to (software), or None."""
+        return None
 
     def finished(self, outcome: Outcome) -> None:
         """The outcome was acked: forget the journal, or, after a switch to a new release,
@@ -348,7 +378,13 @@ class Updater:
                 f"restarted {starts} times within {self.cfg.fleet.probation_s:g} s of the switch "
                 f"to {name}; rolled back to {back}"
             )
-            return Outcome(command_id, fleet.AckStatus.FAILED, detail, data | {"rolled_back": True})
+            return Outcome(
+                command_id,
+                fleet.AckStatus.FAILED,
+                detail,
+                data | {"rolled_back": True},
+                restart=self.restarts,
+            )
         files.write_json(self.journal, doc | {"attempts": starts})
         log.warning("start %d within the probation of release %s", starts, name)
         return None

@@ -12,6 +12,8 @@ UNITS = Path(__file__).resolve().parents[2] / "systemd"
 SERVICES = sorted(UNITS.glob("*.service"))
 TIMERS = sorted([*UNITS.glob("*.timer"), *UNITS.glob("*.path")])
 ONESHOTS = {"lifecert-crl.service", "lifecert-crl-reload.service"}
+DATA_DIR = "/var/lib/lifecert"
+SOFTWARE_CURRENT = f"{DATA_DIR}/software/current"
 
 
 def _parse(unit: Path) -> configparser.RawConfigParser:
@@ -33,6 +35,7 @@ def verify_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for command in ("lifecert-edge", "lifecert-central", "lifecert-kiosk", "lifecert"):
             found = shutil.which(command) or str(bindir / command)
             text = text.replace(f"/usr/local/bin/{command}", found)
+            text = text.replace(f"{SOFTWARE_CURRENT}/bin/{command}", found)
         (out / unit.name).write_text(text)
     return out
 
@@ -71,6 +74,14 @@ def test_services_are_notify_with_watchdog_restart_and_hardening(unit: Path) -> 
     assert service["NoNewPrivileges"] == "yes"
     assert service["User"] != "root"
     assert "--validate-config" in service["ExecStartPre"]
+
+
+def test_the_terminal_starts_the_software_release_current_points_at() -> None:
+    """Software rollouts switch ``<data_dir>/software/current``: ExecStart goes through it."""
+    service = _parse(UNITS / "lifecert-edge.service")["Service"]
+    assert service["ExecStart"].startswith(f"{SOFTWARE_CURRENT}/bin/lifecert-edge ")
+    assert service["ExecStartPre"].startswith(f"{SOFTWARE_CURRENT}/bin/lifecert-edge ")
+    assert service["Environment"] == f"LIFECERT_EDGE__DATA_DIR={DATA_DIR}"
 
 
 def test_bad_unit_is_caught(verify_dir: Path) -> None:
