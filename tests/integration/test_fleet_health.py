@@ -108,7 +108,7 @@ def test_killed_and_unplugged_terminals_show_offline_and_are_alerted(
             )
             == len(TERMINALS)
         ),
-        30,
+        90,
         "every terminal online with telemetry",
     )
     rows = {r["device_id"]: r for r in json.loads(_cli(stack, "fleet", "status", "--json"))}
@@ -122,9 +122,9 @@ def test_killed_and_unplugged_terminals_show_offline_and_are_alerted(
         stack.kill(device_id)
     stack.signal(FROZEN, signal.SIGSTOP)
     gone = {*KILLED, FROZEN}
-    stack.wait_until(lambda: _open_offline(engine) >= set(KILLED), 15, "kill -9 alerted")
+    stack.wait_until(lambda: _open_offline(engine) >= set(KILLED), 45, "kill -9 alerted")
     killed_s = time.monotonic() - start
-    stack.wait_until(lambda: _open_offline(engine) == gone, 20, "the frozen terminal alerted")
+    stack.wait_until(lambda: _open_offline(engine) == gone, 60, "the frozen terminal alerted")
     frozen_s = time.monotonic() - start
     assert frozen_s < 120 and killed_s < frozen_s
     states = _states(engine)
@@ -148,7 +148,7 @@ def test_killed_and_unplugged_terminals_show_offline_and_are_alerted(
     dropped = 'lifecert_fleet_dropped_total{reason="%s"}'
     stack.wait_until(
         lambda: _metrics(metrics_port).get(dropped % "invalid", 0) >= 2,
-        10,
+        30,
         "garbage counted",
     )
     m = _metrics(metrics_port)
@@ -166,7 +166,7 @@ def test_killed_and_unplugged_terminals_show_offline_and_are_alerted(
     stack.signal(FROZEN, signal.SIGCONT)
     stack.start_edge(KILLED[0], extra_env={"LIFECERT_EDGE__LINK__TELEMETRY_INTERVAL_S": "1"})
     stack.wait_until(
-        lambda: _open_offline(engine) == set(KILLED[1:]), 20, "recovered terminals cleared"
+        lambda: _open_offline(engine) == set(KILLED[1:]), 60, "recovered terminals cleared"
     )
     cleared = {b["data"]["subject"] for b in hooks.delivered() if b["data"]["event"] == "cleared"}
     assert {FROZEN, KILLED[0]} <= cleared

@@ -45,6 +45,7 @@ def test_pins_are_hashed_and_checked(tmp_path: Path) -> None:
         "li-wei:" + hash_pin("4711").replace("scrypt$16384$8", "scrypt$1048576$64"),
         "li-wei:" + hash_pin("4711")[:-6] + "!!!!!!",
     ],
+    ids=["plain-pin", "no-id", "bad-cost", "huge-cost", "bad-hash"],
 )
 def test_a_malformed_staff_file_names_the_field_and_fix(tmp_path: Path, line: str) -> None:
     (tmp_path / "staff").write_text(f"# staff\n{line}\n")
