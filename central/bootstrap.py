@@ -27,6 +27,7 @@ from central.certification.ingest import Ingestor
 from central.certification.link import Link
 from central.certification.receipts import ReceiptAnswers
 from central.certification.templates import TemplateAnswers, TemplateService
+from central.certification.versions import PolicyBook
 from central.channels.answers import PhoneAnswers
 from central.channels.codes import Deliveries, PhoneCodes, mobile_gate
 from central.config import CentralConfig
@@ -96,7 +97,8 @@ class Central:
         """Verifies and applies results, trusting the fleet's devices under the policy."""
         root = self.cfg.mqtt.root if self.cfg.mqtt else topics.ROOT
         remote = frozenset(self.cfg.phone.remote_devices)
-        return Ingestor(self.engine, self.trust, self.cfg.policy, root, remote, mobile_gate)
+        book = PolicyBook(self.engine, self.cfg.policy)
+        return Ingestor(self.engine, self.trust, self.cfg.policy, root, remote, mobile_gate, book)
 
     @cached_property
     def notifiers(self) -> dict[str, Notifier]:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 
+from central.certification.versions import PolicyBook
 from central.cli.context import State, require
 from central.cli.output import emit, money
 from central.cli.params import check_id_number, check_period, check_printable
@@ -46,7 +47,9 @@ def payments_run(state: State, period: Period, as_json: bool) -> None:
     """
     cfg = state.cfg
     actor = require(state, Permission.PROPOSAL_ENTER)
-    done = runs.run(state.engine(), period, cfg.policy, actor=actor.staff_id, window=cfg.payments)
+    engine = state.engine()
+    policy = PolicyBook(engine, cfg.policy).on(period.first_day)  # its grace_days
+    done = runs.run(engine, period, policy, actor=actor.staff_id, window=cfg.payments)
     if as_json:
         emit(done.as_json() | {"period": str(period), "run_id": done.run_id}, True, [])
         return

@@ -34,6 +34,7 @@ from central.proposals.base import (
 )
 from central.proposals.payments import BankMake, BankSend
 from central.proposals.people import Certification, Hold, RetireeChange, RosterImport
+from central.proposals.policy import PolicyVersion
 from central.proposals.registry import RegistryImport
 from central.proposals.roles import check as check_role
 from central.proposals.roles import may, role_for
@@ -57,6 +58,7 @@ KINDS: dict[str, Kind] = {
         BankMake(),
         BankSend(),
         AssistedReview(),
+        PolicyVersion(),
         *_STAFF,
     )
 }
