@@ -120,7 +120,7 @@ class Proposal:
         """The role the proposal waits for (None once decided)."""
         if self.status != OPEN:
             return None
-        return role_for(self.done + 1, self.levels, staff_approver(self.payload))
+        return role_for(self.done + 1, self.levels, staff_approver(self.kind, self.payload))
 
     @property
     def next_action(self) -> str | None:
@@ -135,10 +135,12 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def staff_approver(payload: dict[str, Any]) -> Role | None:
-    """The role that decides a staff change (fixed when it was entered); None for others."""
-    value = payload.get("staff_approver") if isinstance(payload, dict) else None
-    return None if value is None else Role(value)
+def staff_approver(kind: str, payload: dict[str, Any]) -> Role | None:
+    """The role that decides a staff change (fixed when it was entered); None for other
+    kinds, whatever their payload holds."""
+    if kind not in _STAFF_NAMES:
+        return None
+    return Role(payload.get("staff_approver", Role.ADMINISTRATOR.value))
 
 
 def _not_about_self(actor: Actor, handler: Kind, target: str, proposal: str) -> None:
@@ -340,7 +342,7 @@ def _check_person(conn: Connection, actor: Actor, row: Any, level: int) -> Role:
                 f"{step.level}): each level needs a different person"
             )
     _not_about_self(actor, _kind(row.kind), row.target, f"proposal {row.id}")
-    return check_role(actor, row.kind, level, row.levels, staff_approver(row.payload))
+    return check_role(actor, row.kind, level, row.levels, staff_approver(row.kind, row.payload))
 
 
 def _decide(
@@ -560,7 +562,7 @@ def list_for(engine: Engine, actor: Actor, limit: int = 100) -> list[Proposal]:
         for row in rows:
             if row.kind in _STAFF_NAMES and row.target == actor.staff_id:
                 continue
-            if may(actor, row.done + 1, row.levels, staff_approver(row.payload)):
+            if may(actor, row.done + 1, row.levels, staff_approver(row.kind, row.payload)):
                 found.append(_proposal(conn, row))
                 if len(found) == limit:
                     break
