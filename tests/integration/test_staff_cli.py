@@ -248,3 +248,26 @@ def test_a_certificate_for_the_members_own_request(cli: Any, tmp_path: Path) -> 
     foreign = cli("staff", "cert", "issue", "root2", "--csr", str(csr), "--out", str(certs),
                   who="root")  # fmt: skip
     assert foreign.exit_code == 1 and "csr: " in foreign.output
+
+
+def test_staff_proposals_refused_through_the_cli(cli: Any, tmp_path: Path) -> None:
+    """The entrant, the member the change is about and the wrong role are refused."""
+    certs = tmp_path / "certs"
+    _admins(cli, str(certs))
+    _member(cli, tmp_path, "zhao", "--role", "auditor")
+    own = cli("staff", "deactivate", "root", who="root")
+    assert own.exit_code == 1 and "changes their own account" in own.output
+    made = cli("staff", "deactivate", "root2", who="root")
+    number = re.search(r"^proposal (\d+):", made.output, re.M)
+    assert number, made.output
+    for who, why in (
+        ("root", "root entered proposal"),
+        ("root2", "changes their own account"),
+        ("zhao", "needs the administrator role (theirs: auditor)"),
+    ):
+        refused = cli("proposals", "approve", number.group(1), who=who)
+        assert refused.exit_code == 1 and why in refused.output, refused.output
+    listed = json.loads(cli("proposals", "list", "--all", "--json", who="root").output)
+    assert {p["kind"] for p in listed} == {"staff_add", "staff_cert", "staff_active"}
+    shown = json.loads(cli("staff", "show", "root2", "--json", who="root").output)
+    assert shown["active"]
