@@ -122,7 +122,8 @@ def payments_explain(state: State, period: Period, id_number: str) -> None:
         lifecert-central payments explain 2026-04 110105195003071242
     """
     engine = state.engine()
-    click.echo(review.explain(engine, period, id_number, state.cfg.policy))
+    policy = PolicyBook(engine, state.cfg.policy).on(period.first_day)  # as the run used
+    click.echo(review.explain(engine, period, id_number, policy))
 
 
 @payments_group.command("diff")
