@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 
+from central.certification.settings import Policy
 from central.certification.versions import PolicyBook
 from central.cli.context import State, require
 from central.cli.output import emit, money
@@ -48,7 +49,7 @@ def payments_run(state: State, period: Period, as_json: bool) -> None:
     cfg = state.cfg
     actor = require(state, Permission.PROPOSAL_ENTER)
     engine = state.engine()
-    policy = PolicyBook(engine, cfg.policy).on(period.first_day)  # its grace_days
+    policy = _policy(state, period)
     done = runs.run(engine, period, policy, actor=actor.staff_id, window=cfg.payments)
     if as_json:
         emit(done.as_json() | {"period": str(period), "run_id": done.run_id}, True, [])
@@ -109,6 +110,16 @@ def payments_show(
     emit(rows, as_json, [*columns, "payable_cents", "basis_date"])
 
 
+def _policy(state: State, period: Period) -> Policy:
+    """The policy in force on ``period``'s first day (its ``grace_days``); ``[policy]`` for
+    a month that has no first day (year 0: the run refuses it with its own message)."""
+    try:
+        first = period.first_day
+    except ValueError:
+        return state.cfg.policy
+    return PolicyBook(state.engine(), state.cfg.policy).on(first)
+
+
 @payments_group.command("explain")
 @click.argument("period", callback=check_period)
 @click.argument("id_number", callback=check_id_number)
@@ -122,7 +133,7 @@ def payments_explain(state: State, period: Period, id_number: str) -> None:
         lifecert-central payments explain 2026-04 110105195003071242
     """
     engine = state.engine()
-    policy = PolicyBook(engine, state.cfg.policy).on(period.first_day)  # as the run used
+    policy = _policy(state, period)
     click.echo(review.explain(engine, period, id_number, policy))
 
 
