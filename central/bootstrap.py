@@ -27,6 +27,7 @@ from central.certification.ingest import Ingestor
 from central.certification.link import Link
 from central.certification.receipts import ReceiptAnswers
 from central.certification.templates import TemplateAnswers, TemplateService
+from central.certification.versions import PolicyBook
 from central.channels.answers import PhoneAnswers
 from central.channels.codes import Deliveries, PhoneCodes, mobile_gate
 from central.config import CentralConfig
@@ -92,11 +93,18 @@ class Central:
         return _private_key("seal.key", self.cfg.keys.seal_key, "keys.seal_key")
 
     @cached_property
+    def book(self) -> PolicyBook:
+        """The policy in force on a day: ``policy_versions``, else ``[policy]`` (cached)."""
+        return PolicyBook(self.engine, self.cfg.policy)
+
+    @cached_property
     def ingestor(self) -> Ingestor:
         """Verifies and applies results, trusting the fleet's devices under the policy."""
         root = self.cfg.mqtt.root if self.cfg.mqtt else topics.ROOT
         remote = frozenset(self.cfg.phone.remote_devices)
-        return Ingestor(self.engine, self.trust, self.cfg.policy, root, remote, mobile_gate)
+        return Ingestor(
+            self.engine, self.trust, self.cfg.policy, root, remote, mobile_gate, self.book
+        )
 
     @cached_property
     def notifiers(self) -> dict[str, Notifier]:
@@ -185,7 +193,7 @@ class Central:
             link.settings.root,
             handlers={
                 "status": StatusAnswers(self.engine, self.cfg.policy, self.site_of),
-                "receipt": ReceiptAnswers(self.engine, self.signer, self.cfg.policy),
+                "receipt": ReceiptAnswers(self.engine, self.signer, self.book),
                 **(phone.handlers() if phone else {}),
             },
         )

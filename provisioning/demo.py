@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 
 from common import idnumber
 from common.cli import friendly_errors
@@ -64,19 +66,47 @@ def _signed(folder: Path, staff_id: str) -> list[str]:
     ]
 
 
-def _staff(stack: Stack, folder: Path) -> None:
-    """A staff CA, the first administrator and the three people a proposal needs."""
-    stack.central("staff", "ca", "init", "--name", "demo")
-    stack.central(
-        "staff", "add", "admin", "--name", "Demo Admin", "--first-admin", "--out", str(folder)
+def _approved(stack: Stack, folder: Path, *args: str) -> str:
+    """Enter a staff proposal as ``admin`` and approve it as ``admin2``; the proposal's
+    number."""
+    out = stack.central(*_signed(folder, "admin"), *args)
+    number = re.search(r"^proposal (\d+):", out, re.M)
+    if number is None:
+        raise click.ClickException(f"{' '.join(args[:2])} proposed nothing: {out}")
+    stack.central(*_signed(folder, "admin2"), "proposals", "approve", number.group(1))
+    return number.group(1)
+
+
+def _certificate(stack: Stack, folder: Path, staff_id: str) -> None:
+    """``staff_id``'s own key and request, their certificate proposed, approved, fetched."""
+    key = pki.new_key()
+    pki.write_private_key(folder / f"{staff_id}.key", key)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, staff_id)])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    (folder / f"{staff_id}.csr").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    csr_path, out = str(folder / f"{staff_id}.csr"), str(folder)
+    number = _approved(
+        stack, folder, "staff", "cert", "issue", staff_id, "--csr", csr_path, "--out", out
     )
-    admin = _signed(folder, "admin")
-    for staff_id, role in STAFF:
-        stack.central(*admin, "staff", "add", staff_id, "--name", staff_id.title(), "--role", role)
-        stack.central(*admin, "staff", "cert", "issue", staff_id, "--out", str(folder))
-    for desk in DESK:  # who assists at the terminals: known to central, at their site
+    stack.central(*_signed(folder, "admin"), "staff", "cert", "fetch", number, "--out", out)
+
+
+def _staff(stack: Stack, folder: Path) -> None:
+    """A staff CA, the two first administrators (a staff change needs both) and the three
+    people a proposal needs."""
+    stack.central("staff", "ca", "init", "--name", "demo")
+    for admin in ("admin", "admin2"):
         stack.central(
-            *admin, "staff", "add", desk, "--name", desk.title(), "--role", "coordinator",
+            "staff", "add", admin, "--name", admin.title(), "--first-admin", "--out", str(folder)
+        )
+    for staff_id, role in STAFF:
+        _approved(
+            stack, folder, "staff", "add", staff_id, "--name", staff_id.title(), "--role", role
+        )
+        _certificate(stack, folder, staff_id)
+    for desk in DESK:  # who assists at the terminals: known to central, at their site
+        _approved(
+            stack, folder, "staff", "add", desk, "--name", desk.title(), "--role", "coordinator",
             *(arg for c in COMMUNITIES for arg in ("--community", c)), "--site", SITE,
         )  # fmt: skip
 

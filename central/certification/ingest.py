@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from central.certification.devices import DeviceTrust, Standing
 from central.certification.policy import certified_until
 from central.certification.settings import Policy
+from central.certification.versions import PolicyBook
 from central.staff.tables import staff as _staff
 from central.store import schema
 from central.store.db import StoreBusyError, StoreError, is_transient
@@ -274,12 +275,16 @@ class Ingestor:
         root: str = topics.ROOT,
         remote_devices: frozenset[str] = frozenset(),
         mobile_gate: MobileGate | None = None,
+        book: PolicyBook | None = None,
     ) -> None:
         """``remote_devices``: the remote terminals (``[phone] remote_devices``), the only
         devices whose results may say channel ``mobile``, and which may say nothing else;
         ``mobile_gate`` says why a ``mobile`` result must be refused (``central.channels``:
-        no one-time code checked for it), or ``None``."""
+        no one-time code checked for it), or ``None``. ``book``: the versioned policy
+        (``policy_versions``); a pass's validity and the assisted review rules are those in
+        force on its date (``policy`` alone without it)."""
         self.engine = engine
+        self.book = book
         self.remote_devices = remote_devices
         self.mobile_gate = mobile_gate
         self.trust = trust
@@ -549,8 +554,9 @@ class Ingestor:
         referred: dict[str, Any] = {}
         if r.decision is Decision.PASS:
             passed_on = r.device_time.astimezone(self._zone).date()
-            candidate = certified_until(passed_on, born, self.policy)
-            why = self._review(conn, r, born, passed_on, snap)
+            policy = self.book.on(passed_on, conn) if self.book else self.policy
+            candidate = certified_until(passed_on, born, policy)
+            why = self._review(conn, r, born, passed_on, snap, policy)
             if why is not None:  # stored unapplied: an approved assisted_review proposal
                 # (central.proposals) certifies until ``referred_until``
                 referred = {"referred": why, "referred_until": candidate.isoformat()}
@@ -624,20 +630,26 @@ class Ingestor:
         return None
 
     def _review(
-        self, conn: Connection, r: Result, born: dt.date, passed_on: dt.date, snap: _Snapshot
+        self,
+        conn: Connection,
+        r: Result,
+        born: dt.date,
+        passed_on: dt.date,
+        snap: _Snapshot,
+        policy: Policy,
     ) -> str | None:
         """Why the policy sends this pass to review instead of certifying at once (None: it
         does not): an assisted pass of a retiree at least ``assisted_review_age`` old, or
         right after another assisted pass (``assisted_review_repeat``)."""
         if r.method is not Method.ASSISTED:
             return None
-        limit = self.policy.assisted_review_age
+        limit = policy.assisted_review_age
         age = (
             passed_on.year - born.year - ((passed_on.month, passed_on.day) < (born.month, born.day))
         )
         if limit is not None and age >= limit:
             return f"age {age} >= {limit} ([policy] assisted_review_age)"
-        if self.policy.assisted_review_repeat:
+        if policy.assisted_review_repeat:
             last = snap.last_pass.get(r.retiree_id) or conn.scalar(
                 _LAST_PASS, {"b_retiree": r.retiree_id}
             )

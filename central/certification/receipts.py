@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from central.certification.policy import certified_until
 from central.certification.settings import Policy
+from central.certification.versions import PolicyBook
 from central.store import schema
 from protocol import messages, receipts, signing
 from protocol.errors import MessageError
@@ -39,12 +40,13 @@ def receipt_for(
     conn: Connection,
     result_id: uuid.UUID,
     signer: signing.Signer,
-    policy: Policy,
+    policy: Policy | PolicyBook,
     now: dt.datetime | None = None,
     device_id: str | None = None,
 ) -> str | None:
     """The receipt of applied passing result ``result_id`` (only if produced by
-    ``device_id``, when given); None when there is no such result."""
+    ``device_id``, when given); None when there is no such result. With a ``PolicyBook``,
+    the validity is the one in force on the pass's date, as ingest applied it."""
     query = (
         sa.select(_res.c.retiree_id, _res.c.device_time, _r.c.birth_date)
         .join(_r, _r.c.id_number == _res.c.retiree_id)
@@ -59,8 +61,10 @@ def receipt_for(
     row = conn.execute(query).first()
     if row is None:
         return None
-    on = row.device_time.astimezone(zoneinfo.ZoneInfo(policy.timezone)).date()
-    until = certified_until(on, row.birth_date, policy)
+    base = policy.fallback if isinstance(policy, PolicyBook) else policy
+    on = row.device_time.astimezone(zoneinfo.ZoneInfo(base.timezone)).date()
+    rules = policy.on(on, conn) if isinstance(policy, PolicyBook) else policy
+    until = certified_until(on, row.birth_date, rules)
     return receipts.issue(
         signer, result_id, row.retiree_id, on, until, now or dt.datetime.now(dt.UTC)
     )
@@ -77,7 +81,7 @@ class ReceiptRequest(messages._Strict):
 class ReceiptAnswers:
     """Answers a terminal's ``receipt`` request (a handler of the request service)."""
 
-    def __init__(self, engine: Engine, signer: signing.Signer, policy: Policy) -> None:
+    def __init__(self, engine: Engine, signer: signing.Signer, policy: Policy | PolicyBook) -> None:
         self.engine, self.signer, self.policy = engine, signer, policy
 
     def __call__(self, device_id: str, payload: bytes) -> messages.Reply:

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import click
 
+from central.certification.settings import Policy
+from central.certification.versions import PolicyBook
 from central.cli.context import State, require
 from central.cli.output import emit, money
 from central.cli.params import check_id_number, check_period, check_printable
@@ -46,7 +48,9 @@ def payments_run(state: State, period: Period, as_json: bool) -> None:
     """
     cfg = state.cfg
     actor = require(state, Permission.PROPOSAL_ENTER)
-    done = runs.run(state.engine(), period, cfg.policy, actor=actor.staff_id, window=cfg.payments)
+    engine = state.engine()
+    policy = _policy(state, period)
+    done = runs.run(engine, period, policy, actor=actor.staff_id, window=cfg.payments)
     if as_json:
         emit(done.as_json() | {"period": str(period), "run_id": done.run_id}, True, [])
         return
@@ -106,6 +110,16 @@ def payments_show(
     emit(rows, as_json, [*columns, "payable_cents", "basis_date"])
 
 
+def _policy(state: State, period: Period) -> Policy:
+    """The policy in force on ``period``'s first day (its ``grace_days``); ``[policy]`` for
+    a month that has no first day (year 0: the run refuses it with its own message)."""
+    try:
+        first = period.first_day
+    except ValueError:
+        return state.cfg.policy
+    return PolicyBook(state.engine(), state.cfg.policy).on(first)
+
+
 @payments_group.command("explain")
 @click.argument("period", callback=check_period)
 @click.argument("id_number", callback=check_id_number)
@@ -119,7 +133,8 @@ def payments_explain(state: State, period: Period, id_number: str) -> None:
         lifecert-central payments explain 2026-04 110105195003071242
     """
     engine = state.engine()
-    click.echo(review.explain(engine, period, id_number, state.cfg.policy))
+    policy = _policy(state, period)
+    click.echo(review.explain(engine, period, id_number, policy))
 
 
 @payments_group.command("diff")

@@ -11,10 +11,17 @@ from central import proposals
 from central.cli.context import State, require
 from central.cli.output import emit
 from central.proposals import Proposal
-from central.staff.permissions import Permission
+from central.proposals.staffing import STAFF_KINDS
+from central.staff.identity import Actor
+from central.staff.permissions import Permission, allowed
 from common.cli import friendly_errors
+from common.errors import LifecertError
 
-_ROLE_WORD = {"reviewer": "a reviewer", "approver": "an approver"}
+_ROLE_WORD = {
+    "reviewer": "a reviewer",
+    "approver": "an approver",
+    "administrator": "an administrator",
+}
 
 
 def _waits(p: Proposal) -> str:
@@ -26,13 +33,40 @@ def _waits(p: Proposal) -> str:
     )
 
 
-def propose(state: State, kind: str, payload: dict[str, Any]) -> Proposal:
+def propose(
+    state: State,
+    kind: str,
+    payload: dict[str, Any],
+    permission: Permission = Permission.PROPOSAL_ENTER,
+) -> Proposal:
     """Enter a proposal as the signed-in staff member and say what it waits for."""
-    actor = require(state, Permission.PROPOSAL_ENTER)
+    actor = require(state, permission)
     made = proposals.propose(state.engine(), actor, kind, payload, resources=state.central)
     click.echo(f"proposal {made.id}: {made.summary}")
     click.echo(_waits(made))
     return made
+
+
+def _reader(state: State) -> bool:
+    """Whether the signed-in member reads every proposal (``people.read``) rather than only
+    staff changes (``staff.read``: administrators)."""
+    actor = state.actor if state.signed_in else None
+    if (
+        actor
+        and not allowed(actor, Permission.PEOPLE_READ)
+        and allowed(actor, Permission.STAFF_READ)
+    ):
+        return False
+    require(state, Permission.PEOPLE_READ)
+    return True
+
+
+def _acting(state: State, proposal_id: int, permission: Permission) -> Actor:
+    """Who takes a step on ``proposal_id``: staff changes are checked per item by the
+    workflow (their approver role is configured); other kinds need ``permission``."""
+    if state.signed_in and proposals.show(state.engine(), proposal_id, 0).kind in STAFF_KINDS:
+        return state.actor
+    return require(state, permission)
 
 
 def _row(p: Proposal) -> dict[str, Any]:
@@ -78,9 +112,10 @@ def proposals_list(
     Example:
         lifecert-central proposals list --all --status open --json
     """
-    actor = require(state, Permission.PEOPLE_READ)
+    every = _reader(state)
+    actor = state.actor
     found = (
-        proposals.list_all(state.engine(), status, limit)
+        proposals.list_all(state.engine(), status, limit, None if every else STAFF_KINDS)
         if everything
         else proposals.list_for(state.engine(), actor, limit)
     )
@@ -101,8 +136,12 @@ def proposals_show(state: State, proposal_id: int, rows: int, as_json: bool) -> 
     Example:
         lifecert-central proposals show 12 --rows 100
     """
-    require(state, Permission.PEOPLE_READ)
+    every = _reader(state)
     p = proposals.show(state.engine(), proposal_id, diff_rows=rows)
+    if not every and p.kind not in STAFF_KINDS:
+        raise LifecertError(
+            f"proposal {proposal_id} is a {p.kind} proposal: administrators see staff changes only"
+        )
     if as_json:
         data = _row(p) | {
             "payload": p.payload,
@@ -137,10 +176,10 @@ def proposals_show(state: State, proposal_id: int, rows: int, as_json: bool) -> 
 def _step(state: State, action: str, proposal_id: int, reason: str) -> None:
     engine = state.engine()
     if action == "recheck":
-        actor = require(state, Permission.PROPOSAL_RECHECK)
+        actor = _acting(state, proposal_id, Permission.PROPOSAL_RECHECK)
         done = proposals.recheck(engine, actor, proposal_id, reason, resources=state.central)
     elif action == "approve":
-        actor = require(state, Permission.PROPOSAL_APPROVE)
+        actor = _acting(state, proposal_id, Permission.PROPOSAL_APPROVE)
         done = proposals.approve(engine, actor, proposal_id, reason, resources=state.central)
     else:  # a reviewer or an approver, whichever the next level needs (checked per item)
         if not state.signed_in:

@@ -39,7 +39,7 @@ def receipts_issue(state: State, result_id: uuid.UUID, png: Path | None) -> None
     """
     central = state.central
     with state.engine().connect() as conn:
-        token = receipts.receipt_for(conn, result_id, central.signer, state.cfg.policy)
+        token = receipts.receipt_for(conn, result_id, central.signer, central.book)
     if token is None:
         raise LifecertError(f"no applied passing result {result_id}: check the result id")
     click.echo(token)

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import click
 
+from central import proposals
 from central.cli.context import State, require
 from central.cli.output import emit
+from central.cli.proposals import propose
 from central.staff import accounts, ca, directory
 from central.staff.identity import Role
 from central.staff.permissions import Permission
@@ -100,7 +102,8 @@ def staff_group() -> None:
 @click.option(
     "--first-admin",
     is_flag=True,
-    help="Bootstrap: the first administrator, without signing in (only with no staff yet).",
+    help="Bootstrap: one of the first administrators ([proposals] staff_change of them), "
+    "without signing in (only while no other staff exist).",
 )
 @click.option(
     "--out",
@@ -119,7 +122,8 @@ def add(
     first_admin: bool,
     out: Path | None,
 ) -> None:
-    """Add a staff account (an administrator, signed in).
+    """Propose a staff account (an administrator, signed in): it is made when a second
+    administrator approves it (`proposals approve ID`).
 
     \b
     Example:
@@ -134,15 +138,19 @@ def add(
         if out is None:
             raise click.UsageError("--first-admin needs --out FOLDER for the certificate")
         _check_out(out, staff_id)
-        issued = ca.bootstrap(engine, state.cfg.staff, staff_id, name)
+        up_to = state.cfg.proposals.staff_change
+        issued = ca.bootstrap(engine, state.cfg.staff, staff_id, name, up_to)
         cert_path, key_path = _write_credentials(out, issued, staff_id)
         click.echo(f"added {staff_id} (administrator); certificate {cert_path}, key {key_path}")
         return
-    actor = require(state, Permission.STAFF_MANAGE)
-    account = accounts.add(
-        engine, actor, staff_id, name, [Role(r) for r in roles], communities, sites
-    )
-    click.echo(f"added {account.staff_id} ({', '.join(sorted(account.roles))})")
+    payload = {
+        "staff_id": staff_id,
+        "name": name,
+        "roles": list(roles),
+        "communities": list(communities),
+        "sites": list(sites),
+    }
+    propose(state, "staff_add", payload, Permission.STAFF_MANAGE)
 
 
 @staff_group.command("list")
@@ -191,24 +199,20 @@ def show(state: State, staff_id: str, as_json: bool) -> None:
 def _change(name: str, doc: str) -> click.Command:
     """``staff lock|unlock|deactivate|activate ID``: one account change by a signed-in
     administrator."""
-    func = {
-        "lock": accounts.lock,
-        "unlock": accounts.unlock,
-        "deactivate": lambda e, a, s: accounts.set_active(e, a, s, False),
-        "activate": lambda e, a, s: accounts.set_active(e, a, s, True),
-    }[name]
+    func = {"lock": accounts.lock, "unlock": accounts.unlock}.get(name)
 
     @click.command(name, help=doc)
     @click.argument("staff_id", callback=_check_id)
     @click.pass_obj
     @friendly_errors
     def command(state: State, staff_id: str) -> None:
+        if func is None:  # (de)activation gives or takes access: a proposal
+            payload = {"staff_id": staff_id, "active": name == "activate"}
+            propose(state, "staff_active", payload, Permission.STAFF_MANAGE)
+            return
         actor = require(state, Permission.STAFF_MANAGE)
         account = func(state.engine(), actor, staff_id)
-        state_ = "locked" if account.locked else "unlocked"
-        if name in ("deactivate", "activate"):
-            state_ = "active" if account.active else "inactive"
-        click.echo(f"{account.staff_id}: {state_}")
+        click.echo(f"{account.staff_id}: {'locked' if account.locked else 'unlocked'}")
 
     return command
 
@@ -231,7 +235,7 @@ staff_group.add_command(
 staff_group.add_command(
     _change(
         "deactivate",
-        "Deactivate the account of someone who left: it never signs in again.\n\n\b\n"
+        "Propose deactivating the account of someone who left (lock it meanwhile).\n\n\b\n"
         "Example:\n"
         "    lifecert-central --staff-cert me.pem --staff-key me.key staff deactivate wang.li",
     )
@@ -239,7 +243,7 @@ staff_group.add_command(
 staff_group.add_command(
     _change(
         "activate",
-        "Activate a deactivated account again.\n\n\b\nExample:\n"
+        "Propose activating a deactivated account again.\n\n\b\nExample:\n"
         "    lifecert-central --staff-cert me.pem --staff-key me.key staff activate wang.li",
     )
 )
@@ -252,16 +256,15 @@ staff_group.add_command(
 @click.pass_obj
 @friendly_errors
 def grant(state: State, staff_id: str, role: str, communities: tuple[str, ...]) -> None:
-    """Give a staff member a role.
+    """Propose giving a staff member a role (a second administrator approves).
 
     \b
     Example:
         lifecert-central --staff-cert me.pem --staff-key me.key \\
             staff grant wang.li coordinator --community Andingmen
     """
-    actor = require(state, Permission.STAFF_MANAGE)
-    account = accounts.grant(state.engine(), actor, staff_id, Role(role), communities)
-    click.echo(f"{account.staff_id}: {', '.join(sorted(account.roles))}")
+    payload = {"staff_id": staff_id, "role": role, "communities": list(communities)}
+    propose(state, "staff_grant", payload, Permission.STAFF_MANAGE)
 
 
 @staff_group.command("revoke-role")
@@ -270,15 +273,15 @@ def grant(state: State, staff_id: str, role: str, communities: tuple[str, ...]) 
 @click.pass_obj
 @friendly_errors
 def revoke_role(state: State, staff_id: str, role: str) -> None:
-    """Take a role from a staff member.
+    """Propose taking a role from a staff member (a second administrator approves).
 
     \b
     Example:
         lifecert-central --staff-cert me.pem --staff-key me.key staff revoke-role wang.li reviewer
     """
-    actor = require(state, Permission.STAFF_MANAGE)
-    account = accounts.revoke_role(state.engine(), actor, staff_id, Role(role))
-    click.echo(f"{account.staff_id}: {', '.join(sorted(account.roles))}")
+    propose(
+        state, "staff_revoke_role", {"staff_id": staff_id, "role": role}, Permission.STAFF_MANAGE
+    )
 
 
 @staff_group.group("ca")
@@ -348,8 +351,10 @@ def cert_group() -> None:
 @click.pass_obj
 @friendly_errors
 def cert_issue(state: State, staff_id: str, out: Path, csr: Path | None, days: int | None) -> None:
-    """Issue a certificate for a staff member: for the key in their request (--csr), or
-    with a new key written beside it (hand both over in person).
+    """Issue a certificate. Your own (a renewal): at once, for the key in your request
+    (--csr) or a new key written beside it. Someone else's: a proposal for the key in their
+    request (--csr, required), issued when a second administrator approves it; then
+    `staff cert fetch ID --out DIR` writes it.
 
     \b
     Example:
@@ -359,6 +364,19 @@ def cert_issue(state: State, staff_id: str, out: Path, csr: Path | None, days: i
             staff cert issue wang.li --csr wang.li.csr --out certs/
     """
     actor = require(state, Permission.STAFF_CERTS)
+    if staff_id != actor.staff_id:
+        if csr is None:
+            raise LifecertError(
+                f"--csr: a certificate for {staff_id} is a proposal and needs their request "
+                "(their key never passes through central)"
+            )
+        payload = {
+            "staff_id": staff_id,
+            "csr": csr.read_text(errors="replace")[:8_001],
+            "days": days or state.cfg.staff.cert_days,
+        }
+        propose(state, "staff_cert", payload, Permission.STAFF_CERTS)
+        return
     public_key = None if csr is None else ca.request_key(csr.read_bytes())
     _check_out(out, staff_id)
     issued = ca.issue(state.engine(), state.cfg.staff, actor, staff_id, days, public_key)
@@ -374,6 +392,38 @@ def cert_issue(state: State, staff_id: str, out: Path, csr: Path | None, days: i
         return
     cert_path, key_path = _write_credentials(out, issued, staff_id)
     click.echo(f"certificate {serial} for {staff_id} until {until}: {cert_path}, key {key_path}")
+
+
+@cert_group.command("fetch")
+@click.argument("proposal_id", type=click.IntRange(1))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder for STAFF_ID.pem.",
+)
+@click.pass_obj
+@friendly_errors
+def cert_fetch(state: State, proposal_id: int, out: Path) -> None:
+    """Write the certificate an approved `staff cert issue` proposal issued.
+
+    \b
+    Example:
+        lifecert-central --staff-cert me.pem --staff-key me.key staff cert fetch 7 --out certs/
+    """
+    require(state, Permission.STAFF_READ)
+    p = proposals.show(state.engine(), proposal_id, 0)
+    if p.kind != "staff_cert":
+        raise LifecertError(f"proposal {proposal_id} is a {p.kind} proposal, not a certificate")
+    if p.status != "applied" or not p.result:
+        raise LifecertError(f"proposal {proposal_id} is {p.status}: no certificate (yet)")
+    path = out / f"{p.target}.pem"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(p.result["certificate"])
+    except OSError as exc:
+        raise LifecertError(f"--out: cannot write {path}: {exc.strerror}") from None
+    click.echo(f"certificate {p.result['serial']} for {p.target}: {path}")
 
 
 @cert_group.command("list")

@@ -7,6 +7,7 @@ from typing import Any
 
 from central.proposals import KINDS, Proposal, ProposalError
 from central.proposals.roles import may
+from central.proposals.workflow import staff_approver
 from central.staff.identity import Actor
 
 MAX_PAYLOAD = 200
@@ -80,6 +81,9 @@ def next_steps(proposal: Proposal, actor: Actor) -> list[str]:
         return []
     if any(step.staff_id == actor.staff_id for step in proposal.steps):
         return []
-    if not may(actor, proposal.done + 1, proposal.levels):
+    approver = staff_approver(proposal.kind, proposal.payload)
+    if approver is not None and proposal.target == actor.staff_id:
+        return []  # a change to their own account
+    if not may(actor, proposal.done + 1, proposal.levels, approver):
         return []
     return [proposal.next_action, "reject"]

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from central.certification.settings import Policy
 from central.payments.settings import BankSettings
 from central.proposals.settings import ProposalSettings
+from central.staff.settings import StaffSettings
 from common.errors import LifecertError
 
 
@@ -54,6 +55,9 @@ class Settings(Protocol):
 
     @property
     def proposals(self) -> ProposalSettings: ...
+
+    @property
+    def staff(self) -> StaffSettings: ...
 
 
 class Resources(Protocol):
@@ -123,6 +127,11 @@ class Kind(ABC):
 
     name: ClassVar[str]
     external: ClassVar[bool] = False
+    about_staff: ClassVar[bool] = False
+    """A staff change: an administrator enters it, ``[proposals] staff_approver`` decides,
+    and nobody enters or decides a change to their own account (the ``target``)."""
+    levels_setting: ClassVar[str] = ""
+    """The ``[proposals]`` field with its number of levels (default: the kind's name)."""
 
     @abstractmethod
     def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:

@@ -5,6 +5,8 @@ it (approver) and the levels between recheck it (reviewer). Two levels: entry an
 approval; three: entry, recheck, approval.
 """
 
+from typing import Literal
+
 from pydantic import Field
 
 from common.config import Section
@@ -32,6 +34,14 @@ class ProposalSettings(Section):
     bank_send: int = _levels(3, "bank file release (SFTP send)")
     certification: int = _levels(3, "manual certification")
     assisted_review: int = _levels(2, "decision on an assisted pass sent to review")
+    policy: int = _levels(3, "policy parameter version")
+    staff_change: int = _levels(2, "staff or role change (account, role, activation, certificate)")
+    staff_approver: Literal["administrator", "approver", "reviewer"] = Field(
+        default="administrator",
+        title="staff change approver",
+        description="the role that rechecks and approves staff and role changes (an "
+        "administrator enters them; never the same person, never about their own account)",
+    )
     max_open: int = Field(
         default=10_000,
         ge=1,

@@ -11,6 +11,7 @@ closed as ``stale``). Every step is audited.
 
 import datetime as dt
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +34,13 @@ from central.proposals.base import (
 )
 from central.proposals.payments import BankMake, BankSend
 from central.proposals.people import Certification, Hold, RetireeChange, RosterImport
+from central.proposals.policy import PolicyVersion
 from central.proposals.registry import RegistryImport
 from central.proposals.roles import check as check_role
 from central.proposals.roles import may, role_for
 from central.proposals.settings import ProposalSettings
+from central.proposals.staffing import KINDS as _STAFF
+from central.proposals.staffing import STAFF_KINDS as _STAFF_NAMES
 from central.proposals.tables import proposal_rows, proposal_steps, proposals
 from central.staff import audit
 from central.staff.identity import Actor, Role
@@ -54,6 +58,8 @@ KINDS: dict[str, Kind] = {
         BankMake(),
         BankSend(),
         AssistedReview(),
+        PolicyVersion(),
+        *_STAFF,
     )
 }
 """Every kind of proposal, by name."""
@@ -112,7 +118,9 @@ class Proposal:
     @property
     def next_role(self) -> Role | None:
         """The role the proposal waits for (None once decided)."""
-        return role_for(self.done + 1, self.levels) if self.status == OPEN else None
+        if self.status != OPEN:
+            return None
+        return role_for(self.done + 1, self.levels, staff_approver(self.kind, self.payload))
 
     @property
     def next_action(self) -> str | None:
@@ -125,6 +133,22 @@ class Proposal:
 def _jsonable(value: Any) -> Any:
     """``value`` with dates and other non-JSON values as text."""
     return json.loads(json.dumps(value, default=str))
+
+
+def staff_approver(kind: str, payload: dict[str, Any]) -> Role | None:
+    """The role that decides a staff change (fixed when it was entered); None for other
+    kinds, whatever their payload holds."""
+    if kind not in _STAFF_NAMES:
+        return None
+    return Role(payload.get("staff_approver", Role.ADMINISTRATOR.value))
+
+
+def _not_about_self(actor: Actor, handler: Kind, target: str, proposal: str) -> None:
+    if handler.about_staff and actor.staff_id == target:
+        raise RefusedError(
+            f"{actor.staff_id} may not act on {proposal}: it changes their own account; "
+            "other administrators decide it"
+        )
 
 
 def _kind(name: str) -> Kind:
@@ -217,8 +241,9 @@ def propose(
     if not isinstance(payload, dict):
         raise ProposalError("payload: a JSON object")
     settings = settings or (resources.cfg.proposals if resources else ProposalSettings())
-    levels = int(getattr(settings, kind))
-    role = check_role(actor, kind, 1, levels)
+    levels = int(getattr(settings, handler.levels_setting or kind))
+    approver = Role(settings.staff_approver) if handler.about_staff else None
+    role = check_role(actor, kind, 1, levels, approver)
     ctx = Context(now, resources)
     with engine.begin() as conn:
         waiting = conn.scalar(sa.select(sa.func.count()).where(_p.c.status == OPEN)) or 0
@@ -227,6 +252,9 @@ def propose(
                 f"{waiting} proposals wait already ([proposals] max_open): decide some first"
             )
         prepared = handler.prepare(conn, payload, ctx)
+        _not_about_self(actor, handler, prepared.target, f"a {kind} proposal")
+        if approver is not None:
+            prepared.payload["staff_approver"] = approver.value
         row = enter(conn, actor, kind, prepared, levels, role.value, "enter", now)
         return _proposal(conn, row, diff_rows=0)
 
@@ -313,7 +341,8 @@ def _check_person(conn: Connection, actor: Actor, row: Any, level: int) -> Role:
                 f"{actor.staff_id} already took a step on proposal {row.id} ({step.action}, level "
                 f"{step.level}): each level needs a different person"
             )
-    return check_role(actor, row.kind, level, row.levels)
+    _not_about_self(actor, _kind(row.kind), row.target, f"proposal {row.id}")
+    return check_role(actor, row.kind, level, row.levels, staff_approver(row.kind, row.payload))
 
 
 def _decide(
@@ -531,17 +560,26 @@ def list_for(engine: Engine, actor: Actor, limit: int = 100) -> list[Proposal]:
             execution_options={"yield_per": 500},
         )
         for row in rows:
-            if may(actor, row.done + 1, row.levels):
+            if row.kind in _STAFF_NAMES and row.target == actor.staff_id:
+                continue
+            if may(actor, row.done + 1, row.levels, staff_approver(row.kind, row.payload)):
                 found.append(_proposal(conn, row))
                 if len(found) == limit:
                     break
     return found
 
 
-def list_all(engine: Engine, status: str | None = None, limit: int = 100) -> list[Proposal]:
-    """Proposals, newest first (only ``status`` when given)."""
+def list_all(
+    engine: Engine,
+    status: str | None = None,
+    limit: int = 100,
+    kinds: Collection[str] | None = None,
+) -> list[Proposal]:
+    """Proposals, newest first (only ``status`` and ``kinds`` when given)."""
     with engine.connect() as conn:
         select = sa.select(_p).order_by(_p.c.id.desc()).limit(limit)
+        if kinds is not None:
+            select = select.where(_p.c.kind.in_(sorted(kinds)))
         if status is not None:
             select = select.where(_p.c.status == status)
         return [_proposal(conn, row) for row in conn.execute(select).all()]

@@ -1,11 +1,13 @@
 """Staff accounts: who they are, their roles, where they may act, lockout.
 
 Every change is made by a signed-in actor holding ``staff.manage`` and lands in the audit
-chain in the same transaction. (Issue 14 wants staff and role changes to be proposals
-approved by others; until the proposals room takes them, an administrator makes them
-directly, audited.) Separation of duties holds across roles: an administrator or an auditor
-holds no other role (so never one that moves money or eligibility), and nobody changes
-their own roles or unlocks themself.
+chain in the same transaction. Staff and role changes that give or restore access (add,
+grant, revoke a role, activate, deactivate) reach users only as proposals approved by a
+second person (``central.proposals.staffing``: ``insert``, ``granted``, ``revoked`` and
+``change`` are what those apply); ``lock`` and ``unlock`` stay direct. Separation of
+duties holds across roles: an administrator or an auditor holds no other role (so never
+one that moves money or eligibility), and nobody changes their own roles or unlocks
+themself.
 """
 
 import datetime as dt
@@ -128,6 +130,11 @@ def need(conn: Connection, staff_id: str, for_update: bool = False) -> Account:
     return account
 
 
+def get_in(conn: Connection, staff_id: str) -> Account | None:
+    """The account ``staff_id`` in ``conn``'s transaction, or None."""
+    return _get(conn, staff_id)
+
+
 def get(engine: Engine, staff_id: str) -> Account | None:
     """The account ``staff_id``, or None."""
     with engine.connect() as conn:
@@ -140,6 +147,29 @@ def list_accounts(engine: Engine) -> list[Account]:
         return [_row_to_account(r) for r in conn.execute(sa.select(staff).order_by("staff_id"))]
 
 
+def check_new(
+    conn: Connection,
+    staff_id: str,
+    name: str,
+    roles: Iterable[Role | str],
+    communities: Iterable[str],
+    sites: Iterable[str],
+) -> str:
+    """The cleaned name if an account ``staff_id`` may be made so, else ``StaffError``."""
+    check_staff_id(staff_id)
+    name = name.strip()
+    if not 1 <= len(name) <= 100 or not name.isprintable():
+        raise StaffError("name: 1-100 printable characters")
+    wanted = frozenset(Role(r) for r in roles)
+    _check_roles(wanted)
+    communities, sites = check_names(communities, sites)
+    if Role.COORDINATOR in wanted and not communities:
+        raise StaffError("a coordinator needs at least one --community")
+    if _get(conn, staff_id) is not None:
+        raise StaffError(f"staff member {staff_id!r} already exists")
+    return name
+
+
 def _insert(
     conn: Connection,
     by: Actor,
@@ -149,15 +179,7 @@ def _insert(
     communities: frozenset[str],
     sites: frozenset[str],
 ) -> Account:
-    check_staff_id(staff_id)
-    name = name.strip()
-    if not 1 <= len(name) <= 100 or not name.isprintable():
-        raise StaffError("name: 1-100 printable characters")
-    _check_roles(roles)
-    if Role.COORDINATOR in roles and not communities:
-        raise StaffError("a coordinator needs at least one --community")
-    if _get(conn, staff_id) is not None:
-        raise StaffError(f"staff member {staff_id!r} already exists")
+    name = check_new(conn, staff_id, name, roles, communities, sites)
     now = dt.datetime.now(dt.UTC)
     conn.execute(
         staff.insert().values(
@@ -201,14 +223,19 @@ def add(
         )
 
 
-def add_first_admin(conn: Connection, staff_id: str, name: str) -> Account:
-    """The first administrator, made by whoever holds the config: only while no staff
-    account exists at all (in the caller's transaction; see ``ca.bootstrap``)."""
+def add_first_admin(conn: Connection, staff_id: str, name: str, up_to: int = 1) -> Account:
+    """One of the first ``up_to`` administrators, made by whoever holds the config (and so
+    the staff CA's key): only while every account is such an administrator and there are
+    fewer than ``up_to`` (a staff change needs ``[proposals] staff_change`` different
+    administrators, so the first ones cannot be proposals). In the caller's transaction
+    (see ``ca.bootstrap``)."""
     audit.lock(conn)  # two bootstraps at once: the second sees the first's account
-    if conn.scalar(sa.select(sa.func.count()).select_from(staff)):
+    rows = conn.execute(sa.select(staff.c.roles)).all()
+    others = any(list(r.roles) != [Role.ADMINISTRATOR.value] for r in rows)
+    if others or len(rows) >= up_to:
         raise StaffError(
-            "staff accounts exist already: an administrator adds new ones "
-            "(`staff add` signed in with --staff-cert/--staff-key)"
+            "staff accounts exist already: an administrator proposes new ones "
+            "(`staff add` signed in with --staff-cert/--staff-key; another approves)"
         )
     bootstrap = Actor("bootstrap", frozenset(), via="cli")
     return _insert(
@@ -232,23 +259,64 @@ def _not_self(by: Actor, staff_id: str, what: str) -> None:
         raise StaffError(f"nobody may {what} their own account: ask another administrator")
 
 
+def check_names(communities: Iterable[str], sites: Iterable[str]) -> tuple[frozenset[str], ...]:
+    """``communities`` and ``sites`` if well formed, else ``StaffError``."""
+    return _check_names(communities, "community"), _check_names(sites, "site", site=True)
+
+
+def insert(
+    conn: Connection,
+    by: Actor,
+    staff_id: str,
+    name: str,
+    roles: Iterable[Role],
+    communities: Iterable[str] = (),
+    sites: Iterable[str] = (),
+) -> Account:
+    """Create an account in ``conn``'s transaction (an approved proposal; no permission check)."""
+    return _insert(conn, by, staff_id, name, frozenset(roles), *check_names(communities, sites))
+
+
+def granted(account: Account, role: Role, communities: Iterable[str] = ()) -> dict[str, Any]:
+    """The roles and communities ``account`` has after being given ``role``; ``StaffError``
+    when the result breaks a rule."""
+    roles = account.roles | {role}
+    _check_roles(roles)
+    every = account.communities | _check_names(communities, "community")
+    if role is Role.COORDINATOR and not every:
+        raise StaffError("a coordinator needs at least one --community")
+    return {"roles": sorted(roles), "communities": sorted(every)}
+
+
+def revoked(account: Account, role: Role) -> dict[str, Any]:
+    """The roles and communities ``account`` has after losing ``role`` (the last role cannot
+    go: deactivate or lock the account instead)."""
+    if role not in account.roles:
+        raise StaffError(f"{account.staff_id} does not hold {role.value}")
+    roles = account.roles - {role}
+    if not roles:
+        raise StaffError(
+            f"{role.value} is {account.staff_id}'s last role: lock or deactivate the account"
+        )
+    communities = account.communities if Role.COORDINATOR in roles else frozenset()
+    return {"roles": sorted(roles), "communities": sorted(communities)}
+
+
+def change(conn: Connection, by: Actor, staff_id: str, action: str, **values: Any) -> Account:
+    """Set ``values`` on ``staff_id``'s row in ``conn``'s transaction, audited as ``action``
+    (an approved proposal; no permission check)."""
+    return _update(conn, by, need(conn, staff_id, for_update=True), action, **values)
+
+
 def grant(
     engine: Engine, by: Actor, staff_id: str, role: Role, communities: Iterable[str] = ()
 ) -> Account:
     """Give ``staff_id`` ``role`` (a coordinator's communities added too)."""
     check(by, Permission.STAFF_MANAGE)
     _not_self(by, staff_id, "change the roles of")
-    extra = _check_names(communities, "community")
     with engine.begin() as conn:
         account = need(conn, staff_id, for_update=True)
-        roles = account.roles | {role}
-        _check_roles(roles)
-        every = account.communities | extra
-        if role is Role.COORDINATOR and not every:
-            raise StaffError("a coordinator needs at least one --community")
-        return _update(
-            conn, by, account, "staff.grant", roles=sorted(roles), communities=sorted(every)
-        )
+        return _update(conn, by, account, "staff.grant", **granted(account, role, communities))
 
 
 def revoke_role(engine: Engine, by: Actor, staff_id: str, role: Role) -> Account:
@@ -257,20 +325,7 @@ def revoke_role(engine: Engine, by: Actor, staff_id: str, role: Role) -> Account
     _not_self(by, staff_id, "change the roles of")
     with engine.begin() as conn:
         account = need(conn, staff_id, for_update=True)
-        if role not in account.roles:
-            raise StaffError(f"{staff_id} does not hold {role.value}")
-        roles = account.roles - {role}
-        if not roles:
-            raise StaffError(f"{role.value} is {staff_id}'s last role: lock the account instead")
-        communities = account.communities if Role.COORDINATOR in roles else frozenset()
-        return _update(
-            conn,
-            by,
-            account,
-            "staff.revoke_role",
-            roles=sorted(roles),
-            communities=sorted(communities),
-        )
+        return _update(conn, by, account, "staff.revoke_role", **revoked(account, role))
 
 
 def lock(engine: Engine, by: Actor, staff_id: str) -> Account:

@@ -312,12 +312,29 @@ def issue(
         return _issue(conn, authority, by, staff_id, days or settings.cert_days, public_key)
 
 
-def bootstrap(engine: Engine, settings: StaffSettings, staff_id: str, name: str) -> Issued:
-    """The first administrator's account and certificate, in one transaction: only while
-    no staff account exists (``staff add --first-admin``)."""
+def issue_approved(
+    engine: Engine,
+    settings: StaffSettings,
+    by: Actor,
+    staff_id: str,
+    days: int,
+    public_key: ec.EllipticCurvePublicKey,
+) -> x509.Certificate:
+    """A certificate for ``public_key`` of ``staff_id``, issued because a proposal was
+    approved (``by`` approved it; no permission check here: the workflow made it)."""
     authority = load(engine, settings)
     with engine.begin() as conn:
-        accounts.add_first_admin(conn, staff_id, name)
+        return _issue(conn, authority, by, staff_id, days, public_key).cert
+
+
+def bootstrap(
+    engine: Engine, settings: StaffSettings, staff_id: str, name: str, up_to: int = 1
+) -> Issued:
+    """One of the first ``up_to`` administrators' account and certificate, in one
+    transaction (``staff add --first-admin``; see ``accounts.add_first_admin``)."""
+    authority = load(engine, settings)
+    with engine.begin() as conn:
+        accounts.add_first_admin(conn, staff_id, name, up_to)
         return _issue(
             conn, authority, Actor("bootstrap", frozenset()), staff_id, settings.cert_days
         )

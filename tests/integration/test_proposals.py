@@ -20,6 +20,7 @@ from central.payments import bankfile, holds, runs
 from central.payments.period import Period
 from central.people import roster
 from central.proposals.settings import ProposalSettings
+from central.proposals.staffing import STAFF_KINDS
 from central.staff import audit
 from central.staff.identity import Actor, Role
 from central.staff.tables import audit_log
@@ -263,7 +264,8 @@ def _world_for(case: Case, w: World, request: pytest.FixtureRequest) -> World:
 
 
 def test_the_kinds_are_the_cases() -> None:
-    assert set(CASES) == set(proposals.KINDS) - {"assisted_review"}  # its own test file
+    own_files = {"assisted_review", "policy"} | STAFF_KINDS
+    assert set(CASES) == set(proposals.KINDS) - own_files
 
 
 @pytest.mark.parametrize("kind", sorted(CASES))
