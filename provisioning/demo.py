@@ -226,9 +226,9 @@ def _face(
 
     why = demo_face.missing()
     if why is not None:
-        say(f"9. Face certification skipped: {why}")
+        say(f"10. Face certification skipped: {why}")
         return
-    say(f"9. {retiree} certifies alone at the {device_id} kiosk: card, face, two challenges")
+    say(f"10. {retiree} certifies alone at the {device_id} kiosk: card, face, two challenges")
     row = demo_face.face_step(stack, root / "face", device_id, retiree, free_port(), say)
     say(f"   result {row['result_id']}: method {row['method']}, decision {row['decision']}, "
         f"{row['status']} (central applied it and acked)")  # fmt: skip

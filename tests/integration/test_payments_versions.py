@@ -49,6 +49,16 @@ def enrol(engine: Any, *rows: dict[str, Any]) -> list[str]:
     return [r["id_number"] for r in rows]
 
 
+def enrol_at_0005(engine: Any, *rows: dict[str, Any]) -> list[str]:
+    """Insert ``rows`` into a database at revision 0005, in its columns (today's roster
+    code reads columns later revisions added)."""
+    stamped = [r | {"created_at": ENROLLED, "updated_at": ENROLLED} for r in rows]
+    table = sa.table("retirees", *(sa.column(c) for c in stamped[0]))
+    with engine.begin() as conn:
+        conn.execute(table.insert(), stamped)
+    return [r["id_number"] for r in rows]
+
+
 def certify(engine: Any, retiree: str, until: dt.date) -> None:
     """Move ``certified_until`` as an applied pass would (a roster never moves it)."""
     with engine.begin() as conn:
@@ -334,7 +344,7 @@ def test_arrears_rows_become_the_lines_owed_and_come_back_on_downgrade(db_url: s
     engine = db.create_engine(db_url)
     db.upgrade(engine, "0005")
     rows = [person(certified_until=dt.date(2026, 2, 28)), person()]  # the second certified
-    owes, settled = enrol(engine, *rows)
+    owes, settled = enrol_at_0005(engine, *rows)
     a, b = (r["monthly_amount_cents"] for r in rows)
     line_columns = ("run_id", "retiree_id", "decision", "reason", "amount_cents")
     lines_0005 = sa.table(
