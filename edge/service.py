@@ -136,7 +136,9 @@ class EdgeService:
                 if self.cfg.kiosk.enabled:  # the session and its page (issue 6)
                     from edge.kiosk.runner import Kiosk  # uvicorn and models: kiosk only
 
-                    kiosk.enter_context(Kiosk(self.cfg, self.stop_event, link)).start()
+                    kiosk.enter_context(
+                        Kiosk(self.cfg, self.stop_event, link, watch=self.fleet.session_ended)
+                    ).start()
                 if self.cfg.remote.enabled:  # phone sessions (issue 16)
                     from edge.remote.runner import Remote  # uvicorn and models: remote only
 

@@ -8,6 +8,8 @@ broker link, carries them out and answers, signed with the device key.
   the reference images), ``resync_templates`` (drops the cached templates: the next
   session fetches them from central), ``update`` (:mod:`edge.fleet.updates`), and
   ``renew_certificate`` when a renewal is installed in ``ACTIONS``;
+- the sessions after an update are counted (:meth:`FleetAgent.session_ended`): a release
+  whose sessions end in errors is rolled back and reported failed (:mod:`edge.fleet.probation`);
 - after every connect and every change, what the terminal runs goes retained on
   ``reported`` (config version and hash or the refusal, model release, software version).
 
@@ -103,8 +105,7 @@ class FleetAgent:
             try:
                 kind, payload = self._inbox.get(timeout=0.25)
             except queue.Empty:
-                self.updater.end_probation(time.time())
-                self.software.end_probation(time.time())
+                self._watch()
                 continue
             try:
                 if kind == "config":
@@ -118,6 +119,22 @@ class FleetAgent:
                     self._report()
             except (OSError, sqlite3.Error) as exc:
                 log.error("fleet %s message not handled: %s", kind, exc)
+
+    def session_ended(self, error: bool) -> None:
+        """A session ended (``error``: in an exception); counted against a release on
+        probation (on the session's thread, durable before it returns)."""
+        for updater in (self.software, self.updater):
+            try:
+                updater.session_ended(error)
+            except OSError as exc:
+                log.error("session not counted for the probation: %s", exc)
+
+    def _watch(self) -> None:
+        """Roll back a release whose probation sessions failed; end probations that ran out."""
+        for updater in (self.software, self.updater):
+            if (outcome := updater.check_sessions()) is not None:
+                self._finish(updater, outcome)
+            updater.end_probation(time.time())
 
     def _command(self, token: bytes) -> None:
         now = dt.datetime.now(dt.UTC)

@@ -29,6 +29,22 @@ class FleetSettings(Section):
         description="seconds after an update within which a third start of the service rolls "
         "the new release back; 0 = off",
     )
+    probation_sessions: int = Field(
+        default=10,
+        ge=0,
+        le=10000,
+        title="probation sessions",
+        description="sessions after an update whose errors judge the new release (errors "
+        "only, not honest fails); 0 = off",
+    )
+    probation_max_error_rate: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        title="probation error rate",
+        description="share of the probation sessions that may end in an error; more rolls "
+        "the new release back",
+    )
     download_timeout_s: float = Field(
         default=60.0,
         gt=0,

@@ -20,7 +20,11 @@ it, it runs the self-test again (twice at most, then rolls back).
 
 After the update is acked, the new release is on probation for ``[fleet] probation_s``:
 if the service starts a third time within it (the new models crash the terminal, or its
-sessions stop it), the release is rolled back and the update reported failed.
+sessions stop it), the release is rolled back and the update reported failed. Its first
+``[fleet] probation_sessions`` sessions are counted in the journal too
+(:mod:`edge.fleet.probation`): more errors among them than ``probation_max_error_rate``
+allows roll it back the same way, however long they take (after ``probation_s`` the
+journal's step is ``sessions``: only they are still watched).
 """
 
 import hashlib
@@ -30,6 +34,7 @@ import shutil
 import signal
 import ssl
 import tarfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -40,6 +45,7 @@ from typing import Any, Final
 from common.errors import LifecertError
 from edge.config import EdgeConfig
 from edge.fleet import files, selftest
+from edge.fleet.probation import Policy, Verdict
 from protocol import fleet
 
 log = logging.getLogger(__name__)
@@ -51,6 +57,8 @@ MAX_PROBATION_STARTS: Final = 2
 """Starts of the service within a new release's probation; one more rolls it back."""
 FAULT_ENV: Final = "LIFECERT_EDGE_FAULT_AT"
 """Fault injection for crash tests: the process kills itself (SIGKILL) at this step."""
+WATCHED: Final = ("probation", "sessions")
+"""Journal steps in which the sessions are counted."""
 STEPS: Final = ("download-half", "downloaded", "staged", "switched", "selftest", "tested")
 _CHUNK: Final = 256 * 1024
 
@@ -91,6 +99,9 @@ class Updater:
         self.pointer = cfg.models.bundle
         self.releases = cfg.data_dir / "releases"
         self.journal = cfg.data_dir / JOURNAL
+        self.policy = Policy(cfg.fleet.probation_sessions, cfg.fleet.probation_max_error_rate)
+        self._lock = threading.Lock()
+        """The session thread counts sessions in the journal the agent's thread also writes."""
 
     # -- what runs ------------------------------------------------------------------------
 
@@ -315,8 +326,12 @@ class Updater:
             self.journal.unlink(missing_ok=True)
             return None
         data = {"version": args.version, "release": name}
+        if step in WATCHED and (failed := self.check_sessions()) is not None:
+            return failed
         if step == "probation":
             return self._probation_start(doc, command_id, name, previous, data)
+        if step == "sessions":
+            return None
         if step == "rolled-back":  # by the software launcher: the release kept crashing
             self._clean(name, keep=None)
             detail = str(doc.get("detail", f"rolled back to {previous}"))
@@ -350,14 +365,16 @@ class Updater:
     def finished(self, outcome: Outcome) -> None:
         """The outcome was acked: forget the journal, or, after a switch to a new release,
         keep it as the release's probation (``[fleet] probation_s``)."""
-        doc = files.read_json(self.journal)
-        probation = self.cfg.fleet.probation_s > 0 and outcome.status is fleet.AckStatus.DONE
-        if doc is None or not probation or self.current() != doc.get("release"):
-            self.journal.unlink(missing_ok=True)
-            return
-        files.write_json(
-            self.journal, doc | {"step": "probation", "attempts": 0, "since": time.time()}
-        )
+        watch = self.cfg.fleet.probation_s > 0 or self.cfg.fleet.probation_sessions > 0
+        with self._lock:
+            doc = files.read_json(self.journal)
+            probation = watch and outcome.status is fleet.AckStatus.DONE
+            if doc is None or not probation or self.current() != doc.get("release"):
+                self.journal.unlink(missing_ok=True)
+                return
+            since = time.time()
+            step = {"step": "probation", "attempts": 0, "since": since, "sessions": 0, "errors": 0}
+            files.write_json(self.journal, doc | step)
 
     def _probation_start(
         self,
@@ -371,6 +388,10 @@ class Updater:
         starts = int(doc["attempts"]) + 1
         if self.current() != name:
             self.journal.unlink(missing_ok=True)
+            return None
+        since = doc.get("since")
+        if isinstance(since, int | float) and time.time() - since >= self.cfg.fleet.probation_s:
+            self.end_probation(time.time())  # a start after the time: only sessions watched
             return None
         if starts > MAX_PROBATION_STARTS:
             back = self._roll_back(name, previous)
@@ -390,14 +411,59 @@ class Updater:
         return None
 
     def end_probation(self, now: float) -> None:
-        """Forget a release's probation once it has run ``[fleet] probation_s``."""
-        doc = files.read_json(self.journal)
-        if doc is None or doc.get("step") != "probation":
-            return
-        since = doc.get("since")
-        if not isinstance(since, int | float) or now - since >= self.cfg.fleet.probation_s:
-            self.journal.unlink(missing_ok=True)
-            log.info("release %s passed its probation", doc.get("release"))
+        """Forget a release's probation once it has run ``[fleet] probation_s`` and its
+        probation sessions passed (until then only the sessions are watched)."""
+        with self._lock:
+            doc = files.read_json(self.journal)
+            if doc is None or doc.get("step") not in WATCHED:
+                return
+            since = doc.get("since")
+            if isinstance(since, int | float) and now - since < self.cfg.fleet.probation_s:
+                return
+            if self.policy.verdict(*_counts(doc)) is Verdict.PASSED:
+                self.journal.unlink(missing_ok=True)
+                log.info("release %s passed its probation", doc.get("release"))
+            elif doc.get("step") != "sessions":
+                files.write_json(self.journal, doc | {"step": "sessions"})
+
+    def session_ended(self, error: bool) -> None:
+        """Count a session (``error``: it ended in an exception) against a release on
+        probation; durable before it returns (the error may stop the process next)."""
+        with self._lock:
+            doc = files.read_json(self.journal)
+            if doc is None or doc.get("step") not in WATCHED:
+                return
+            sessions, errors = _counts(doc)
+            if self.policy.verdict(sessions, errors) is not Verdict.WATCHING:
+                return
+            counts = {"sessions": sessions + 1, "errors": errors + int(error)}
+            files.write_json(self.journal, doc | counts)
+
+    def check_sessions(self) -> Outcome | None:
+        """Roll back a release on probation whose sessions failed; the outcome to ack."""
+        with self._lock:
+            doc = files.read_json(self.journal)
+            if doc is None or doc.get("step") not in WATCHED:
+                return None
+            sessions, errors = _counts(doc)
+            if self.policy.verdict(sessions, errors) is not Verdict.FAILED:
+                return None
+            try:
+                args = fleet.UpdateArgs.model_validate(doc["args"])
+                command_id, name = str(doc["command_id"]), str(doc["release"])
+            except (KeyError, ValueError, TypeError) as exc:
+                log.error("unreadable %s (%s): removed", self.journal, exc)
+                self.journal.unlink(missing_ok=True)
+                return None
+            if self.current() != name:
+                self.journal.unlink(missing_ok=True)
+                return None
+            previous = doc["previous"] if isinstance(doc.get("previous"), str) else None
+            back = self._roll_back(name, previous)
+            data = {"version": args.version, "release": name, "rolled_back": True}
+            detail = f"{self.policy.reason(sessions, errors)}; rolled back to {back}"
+            # the running session holds the bad release: restart into the old one
+            return Outcome(command_id, fleet.AckStatus.FAILED, detail, data, restart=True)
 
     # -- a local install ------------------------------------------------------------------
 
@@ -435,3 +501,12 @@ def verify(folder: Path, public_key: Path) -> str:
     except BundleError as exc:
         raise UpdateError(f"the bundle does not verify: {exc}") from None
     return manifest.version
+
+
+def _counts(doc: dict[str, Any]) -> tuple[int, int]:
+    """Sessions and errors a probation journal counted (0 for a bad or missing entry)."""
+    sessions, errors = doc.get("sessions"), doc.get("errors")
+    return (
+        sessions if isinstance(sessions, int) else 0,
+        errors if isinstance(errors, int) else 0,
+    )

@@ -58,8 +58,14 @@ def web_server(
 class Kiosk:
     """The session thread and the web server; a context manager."""
 
-    def __init__(self, cfg: EdgeConfig, stop: threading.Event, link: Requester) -> None:
-        self.cfg, self.stop, self.link = cfg, stop, link
+    def __init__(
+        self,
+        cfg: EdgeConfig,
+        stop: threading.Event,
+        link: Requester,
+        watch: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.cfg, self.stop, self.link, self.watch = cfg, stop, link, watch
         self.display = KioskDisplay()
         self.session: Session | None = None
         self.ready = threading.Event()
@@ -85,6 +91,7 @@ class Kiosk:
                 ) as session,
             ):
                 session.desk = self.desk
+                session.watch = self.watch
                 self.session = session
                 self.ready.set()
                 session.serve(self.stop)

@@ -11,6 +11,7 @@ signed result stored durably → only then the "done" screen with a receipt.
 import logging
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -96,6 +97,8 @@ class Session:
         self._screen = Screen(step="idle", prompt="idle")
         self._spoken: str | None = None
         self.desk: Desk | None = None
+        self.watch: Callable[[bool], None] | None = None
+        """Told after each certification whether it ended in an error (release probation)."""
 
     # -- screen and voice -----------------------------------------------------------------
 
@@ -196,7 +199,18 @@ class Session:
                 self.wait_removed(stop, card)
                 self.wait_taken(stop, card)  # a card left on the reader does not certify
                 continue
-            self.wait_removed(stop, card, self.certify(card))
+            try:
+                outcome = self.certify(card)
+            except Exception:
+                self._ended(error=True)
+                raise
+            if outcome.decision != "none":  # a decision the models took part in
+                self._ended(error=False)
+            self.wait_removed(stop, card, outcome)
+
+    def _ended(self, error: bool) -> None:
+        if self.watch is not None:
+            self.watch(error)
 
     # -- status lookup --------------------------------------------------------------------
 

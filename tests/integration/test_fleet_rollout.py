@@ -555,10 +555,12 @@ def test_a_release_that_keeps_restarting_the_terminal_is_rolled_back(tmp_path: P
     updater.finished(back)
     assert not updater.journal.exists()
 
-    # a release that ran its probation out is kept for good
+    # a release that ran its probation out (time and sessions) is kept for good
     again = updater.install(new_source)
     doc["release"] = again
     updater.journal.write_text(json.dumps(doc | {"previous": old, "step": "tested", "attempts": 1}))
     updater.finished(updater.recover() or pytest.fail("no outcome"))
+    for _ in range(cfg.fleet.probation_sessions):
+        updater.session_ended(error=False)
     updater.end_probation(time.time() + cfg.fleet.probation_s)
     assert not updater.journal.exists() and updater.current() == again
