@@ -4,6 +4,7 @@ import datetime as dt
 import random
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -379,3 +380,27 @@ def test_new_template_becomes_the_reference() -> None:
     session, _, _, _ = build(live_script(), refs=refs)
     session.certify(card())
     assert np.array_equal(refs.faces[RETIREE], ME + KEPT_SHIFT)
+
+
+def test_the_release_probation_is_told_how_each_certification_ended() -> None:
+    stop, ended = threading.Event(), list[bool]()
+
+    def watch(error: bool) -> None:
+        ended.append(error)
+        stop.set()
+
+    session, _, recorder, _ = build(live_script(), cards=Cards(card(), None))
+    session.watch = watch
+    session.serve(stop)
+    assert ended == [False] and recorder.drafts[0].decision is Decision.PASS
+
+    class Broken(Faces):
+        def compare(self, probe: np.ndarray, reference: np.ndarray, mode: str) -> Comparison:
+            raise RuntimeError("the new model cannot run")
+
+    session, _, recorder, _ = build(live_script(), cards=Cards(card(), None))
+    session.ports = replace(session.ports, faces=Broken(session.ports.camera))  # type: ignore[arg-type]
+    session.watch = watch
+    with pytest.raises(RuntimeError, match="cannot run"):
+        session.serve(threading.Event())
+    assert ended == [False, True] and recorder.drafts == []
