@@ -462,6 +462,8 @@ class Updater:
             back = self._roll_back(name, previous)
             data = {"version": args.version, "release": name, "rolled_back": True}
             detail = f"{self.policy.reason(sessions, errors)}; rolled back to {back}"
+            # answered again after a restart if this answer does not reach central
+            files.write_json(self.journal, doc | {"step": "rolled-back", "detail": detail})
             # the running session holds the bad release: restart into the old one
             return Outcome(command_id, fleet.AckStatus.FAILED, detail, data, restart=True)
 

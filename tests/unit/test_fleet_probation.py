@@ -85,6 +85,9 @@ def test_the_window_ends_after_its_sessions_and_the_time(tmp_path: Path) -> None
     back = updater.check_sessions()
     assert back is not None and back.status is fleet.AckStatus.FAILED
     assert updater.current() == "old"
+    # the answer did not reach central: the next start answers it again
+    again = Updater(updater.cfg, None).recover()
+    assert again is not None and again.detail == back.detail and again.data["rolled_back"]
 
 
 @pytest.mark.parametrize("errors", [0, 1])
