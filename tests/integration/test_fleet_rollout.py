@@ -27,6 +27,7 @@ from central.fleet.commands_link import members
 from edge.adapters import keys as edge_keys
 from edge.config import EdgeConfig
 from edge.config import load as load_edge_config
+from edge.fleet.agent import RESTART_EXIT
 from edge.fleet.updates import Updater
 from models.bundle import load_bundle
 from protocol import fleet, messages, signing, topics
@@ -506,6 +507,45 @@ def test_garbage_from_a_terminal_never_stops_central(running: Fleet) -> None:
     # central still serves: a command to another terminal is acked
     assert running.wait_command(running.send("resync_templates", "term-r02"))["status"] == "done"
     assert stack.running("central-1")
+
+
+def test_a_release_whose_sessions_end_in_errors_is_rolled_back_by_the_terminal(
+    running: Fleet,
+) -> None:
+    """Session probation: errors in the sessions after a switch roll the release back, and
+    central turns the terminal's answer into a failure that halts the rollout."""
+    stack = running.stack
+    before = _verified_release(running, CRASHER)
+    rollout_id = _offer(running, "good", advance=False)
+    if rollouts.status(running.engine, rollout_id)[0]["sha256"][:16] == before:
+        rollout_id = _offer(running, "good2", advance=False)
+    running.advance(rollout_id)
+    stack.wait_until(
+        lambda: _states(running, rollout_id)[CRASHER] == "succeeded", 60, "the update to pass"
+    )
+    assert _verified_release(running, CRASHER) != before
+    updater = Updater(load_edge_config(stack.edge_config(CRASHER)), None)
+    wait_until(
+        lambda: json.loads(updater.journal.read_text())["step"] == "probation",
+        20,
+        "the new release to be on probation",
+    )
+    # what the terminal's session thread records when certifications end in an exception
+    for _ in range(4):  # more than 0.3 of the first 10
+        updater.session_ended(error=True)
+    stack.wait_until(
+        lambda: _states(running, rollout_id)[CRASHER] == "failed", 30, "the rollback's answer"
+    )
+    detail = rollouts.devices(running.engine, rollout_id)[0]["detail"]
+    assert "4 of the first 4 session(s) ended in an error" in detail, detail
+    assert f"rolled back to {before}" in detail
+    assert rollouts.status(running.engine, rollout_id)[0]["state"] == "halted"
+    assert _verified_release(running, CRASHER) == before
+    # it restarts into the old release (a kiosk's session held the new models)
+    stack.wait_until(lambda: not stack.running(CRASHER), 30, "the terminal to restart")
+    assert stack._procs[CRASHER].returncode == RESTART_EXIT
+    stack.start_edge(CRASHER)
+    assert not updater.journal.exists() and _leftovers(running) == []
 
 
 def test_a_release_that_keeps_restarting_the_terminal_is_rolled_back(tmp_path: Path) -> None:
