@@ -515,6 +515,8 @@ def test_a_release_whose_sessions_end_in_errors_is_rolled_back_by_the_terminal(
     """Session probation: errors in the sessions after a switch roll the release back, and
     central turns the terminal's answer into a failure that halts the rollout."""
     stack = running.stack
+    if not stack.running(CRASHER):
+        stack.start_edge(CRASHER)  # the garbage test stops it
     before = _verified_release(running, CRASHER)
     rollout_id = _offer(running, "good", advance=False)
     if rollouts.status(running.engine, rollout_id)[0]["sha256"][:16] == before:
