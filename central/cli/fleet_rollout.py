@@ -255,7 +255,7 @@ def rollout_create(
     rollout's kind follows from its manifest.
 
     \b
-    Examples:
+    Example:
         lifecert-central fleet rollout create var/models --canary canary --wave 25 --wave 100
         lifecert-central fleet rollout create dist/sw-0.2.0 --canary canary --auto
     """
