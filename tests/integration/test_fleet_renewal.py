@@ -31,6 +31,7 @@ from provisioning.fleet import Fleet
 from provisioning.renewal import Renewals
 from provisioning.stack import Stack
 from tests.fixtures.broker import FleetBroker, MqttPeer, tls_refusal
+from tests.fixtures.database import known_staff
 from tests.fixtures.ports import free_port
 from tests.fixtures.stack import central_url, count, record, synthetic_retirees
 from tests.fixtures.waiting import wait_until
@@ -83,6 +84,7 @@ def _migrate_with_retirees(config: Path, n: int) -> list[str]:
                 for i, p in enumerate(ids)
             ],
         )  # fmt: skip
+    known_staff(engine, "desk-1")  # the staff member ``record`` names
     engine.dispose()
     return ids
 
