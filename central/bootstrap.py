@@ -38,7 +38,8 @@ from central.fleet.health import FleetHealth
 from central.fleet.health_service import HealthService
 from central.fleet.rollouts_server import BundleServer, server_context
 from central.notify import adapters, outbox, reminders
-from central.notify.base import LogNotifier, Notifier
+from central.notify.adapters import MaskedLogNotifier
+from central.notify.base import Notifier
 from central.notify.webhook import WebhookNotifier
 from central.payments.status import StatusAnswers
 from central.staff import audit
@@ -203,7 +204,7 @@ class Central:
         """The fleet alert rules with the notifiers ``[alerts] notify`` names."""
         a = self.cfg.alerts
         outlets = [
-            fleet_alerts.Outlet("log", "log", LogNotifier())
+            fleet_alerts.Outlet("log", "log", MaskedLogNotifier())
             if name == "log"
             else fleet_alerts.Outlet(
                 "webhook",

@@ -45,6 +45,7 @@ PERMISSIONS: dict[str, Rule] = {
     "review_decide": Rule(frozenset({P.RESULTS_READ, P.FRAUD_READ, P.REVIEW_DECIDE})),
     "audit": Rule(frozenset({P.AUDIT_READ})),
     "assisted": Rule(frozenset({P.RESULTS_READ, P.FRAUD_READ})),
+    "reminders": Rule(frozenset({P.DASHBOARD_READ, P.PEOPLE_READ})),
     "fleet": Rule(frozenset({P.RESULTS_READ, P.FRAUD_READ})),
     "proposals": Rule(frozenset({P.PEOPLE_READ, P.PAYMENTS_READ})),
     "proposal_enter": Rule(frozenset({P.PEOPLE_READ, P.PAYMENTS_READ, P.PROPOSAL_ENTER})),

@@ -33,6 +33,7 @@ from central.console.context import Context
 from central.console.fresh import Fresh
 from central.console.server import PEER_CERT
 from central.console.settings import ConsoleSettings
+from central.notify import reminders
 from central.proposals import assisted as proposals_assisted
 from central.proposals.base import Resources
 from central.proposals.settings import ProposalSettings
@@ -586,7 +587,31 @@ def create_app(ctx: Context) -> FastAPI:
             }
         )
 
+    def _reminded(request: Request, days: int, not_reacted: bool) -> list[dict[str, Any]]:
+        since = dt.date.today() - dt.timedelta(days)
+        with ctx.reader.connect() as conn:
+            return reminders.report(
+                conn, since, not_reacted, ctx.settings.page_size, _scope(request)
+            )
+
+    @route("GET", "/api/reminders", "reminders")
+    def api_reminders(
+        request: Request, days: DaysQ = 30, not_reacted: Annotated[bool, Query()] = False
+    ) -> Response:
+        """Reminders sent in the last ``days`` days to the retirees the signed-in person
+        sees: stage, due date, delivery, and whether the retiree certified since."""
+        return web.json_response({"days": days, "rows": _reminded(request, days, not_reacted)})
+
     # -- pages --------------------------------------------------------------------------
+
+    @route("GET", "/reminders", "reminders", response_class=HTMLResponse)
+    def page_reminders(
+        request: Request, days: DaysQ = 30, not_reacted: Annotated[bool, Query()] = False
+    ) -> Response:
+        rows = _reminded(request, days, not_reacted)
+        silent = sum(not r["reacted"] for r in rows)
+        values = {"rows": rows, "days": days, "not_reacted": not_reacted, "silent": silent}
+        return _page(request, "reminders.html", values)
 
     @route("GET", "/assisted", "assisted", response_class=HTMLResponse)
     def page_assisted(request: Request, days: DaysQ = 30) -> Response:

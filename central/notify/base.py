@@ -1,10 +1,7 @@
 """The notifier contract: a message, something that delivers it, and how delivery fails."""
 
-import logging
 from dataclasses import dataclass, field
 from typing import Protocol
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,16 +35,3 @@ class Notifier(Protocol):
     """Delivers one message or raises ``DeliveryError``."""
 
     def deliver(self, message: Message) -> None: ...
-
-
-class LogNotifier:
-    """Writes each message to the log (the default, and what tests can read)."""
-
-    def deliver(self, message: Message) -> None:
-        log.info(
-            "notify %s to %s: %s (key %s)",
-            message.channel,
-            message.recipient,
-            message.subject,
-            message.key,
-        )

@@ -292,10 +292,15 @@ def run(
 
 
 def report(
-    conn: Connection, since: dt.date, not_reacted_only: bool = False, limit: int = 10_000
+    conn: Connection,
+    since: dt.date,
+    not_reacted_only: bool = False,
+    limit: int = 10_000,
+    communities: frozenset[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Reminders sent on or after ``since``: who, which stage, delivery, and whether they
-    reacted (certified since: ``certified_until`` moved past the reminder's due date)."""
+    reacted (certified since: ``certified_until`` moved past the reminder's due date);
+    only retirees of ``communities`` when given (a coordinator's)."""
     o = outbox.outbox
     reacted = sa.func.coalesce(_r.c.certified_until > reminders.c.due_date, sa.false())
     query = (
@@ -319,4 +324,6 @@ def report(
     )
     if not_reacted_only:
         query = query.where(~reacted)
+    if communities is not None:
+        query = query.where(_r.c.community.in_(sorted(communities)))
     return [dict(row._mapping) | {"reacted": bool(row.reacted)} for row in conn.execute(query)]

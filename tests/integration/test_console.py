@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 
 from central.console import access, identity
 from central.console.tables import review_decisions
+from central.notify import reminders
 from central.people import coverage as people_coverage
 from central.staff.identity import Role
 from central.store import schema
@@ -551,3 +552,47 @@ def test_systemd_hears_ready_watchdog_and_stopping(
     ready = heard.index("READY=1")
     assert heard[ready + 1] == f"STATUS=serving https://127.0.0.1:{settings.port}/"
     assert "WATCHDOG=1" in heard and heard[-1] == "STOPPING=1"
+
+
+def test_reminders_show_who_did_not_react_to_their_coordinator(console: Console) -> None:
+    """Reminders as `reminders run` records them: the coordinator sees those of their
+    communities only, and who has not certified since; the auditor sees everyone."""
+    with console.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                schema.retirees.c.id_number,
+                schema.retirees.c.community,
+                schema.retirees.c.certified_until,
+            ).order_by(schema.retirees.c.id_number)
+        ).all()
+    mine = next(r for r in rows if r.community in COMMUNITIES)
+    other = next(r for r in rows if r.community not in COMMUNITIES)
+    # due the day after they are certified until: they have not certified since (not reacted)
+    with console.engine.begin() as conn:
+        conn.execute(
+            reminders.reminders.insert(),
+            [
+                {"key": f"matrix-{r.id_number}", "retiree_id": r.id_number, "stage": "before",
+                 "due_date": (r.certified_until or dt.date.today()) + dt.timedelta(days=1),
+                 "reminded_on": dt.date.today(), "channel": "sms"}
+                for r in (mine, other)
+            ],
+        )  # fmt: skip
+    mine, other = mine.id_number, other.id_number
+    try:
+        with console.client("coordinator") as client:
+            seen = client.get("/api/reminders", params={"not_reacted": "true"}).json()["rows"]
+            assert mine in {r["retiree_id"] for r in seen}
+            assert other not in {r["retiree_id"] for r in seen}
+            page = client.get("/reminders")
+            assert page.status_code == 200 and mine in page.text and other not in page.text
+        with console.client("auditor") as client:
+            seen = client.get("/api/reminders").json()["rows"]
+            assert {mine, other} <= {r["retiree_id"] for r in seen}
+        with console.client("administrator") as client:
+            assert client.get("/api/reminders").status_code == 403
+    finally:
+        with console.engine.begin() as conn:
+            conn.execute(
+                reminders.reminders.delete().where(reminders.reminders.c.key.like("matrix-%"))
+            )

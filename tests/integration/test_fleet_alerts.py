@@ -18,7 +18,8 @@ from central.fleet.alerts import Alerts, Outlet, read_trust
 from central.fleet.health import FleetHealth, load_states
 from central.fleet.health_schema import fleet_alerts
 from central.fleet.health_settings import AlertSettings
-from central.notify.base import DeliveryError, LogNotifier, Message
+from central.notify.adapters import MaskedLogNotifier
+from central.notify.base import DeliveryError, Message
 from central.notify.webhook import WebhookNotifier
 from protocol import messages, topics
 from protocol.messages import Telemetry
@@ -181,7 +182,7 @@ def test_alerts_are_raised_once_delivered_cleared_and_acknowledged(
         webhook_url=hooks.url,  # type: ignore[arg-type]
     )
     outlets = [
-        Outlet("log", "log", LogNotifier()),
+        Outlet("log", "log", MaskedLogNotifier()),
         Outlet("webhook", hooks.url, WebhookNotifier(2, 1, 0)),
     ]
     rules = Alerts(
