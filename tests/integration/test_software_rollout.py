@@ -107,8 +107,12 @@ class Supervisor:
             self._held.discard(device_id)
 
     def running_release(self, device_id: str) -> str:
-        """The release folder whose code the terminal's process runs (its PYTHONPATH)."""
-        environ = Path(f"/proc/{self.procs[device_id].pid}/environ").read_bytes()
+        """The release folder whose code the terminal's process runs (its PYTHONPATH);
+        ``""`` between an exit and the supervisor's restart."""
+        try:
+            environ = Path(f"/proc/{self.procs[device_id].pid}/environ").read_bytes()
+        except (ProcessLookupError, FileNotFoundError):
+            return ""
         for item in environ.split(b"\0"):
             if item.startswith(b"PYTHONPATH="):
                 return Path(item.split(b"=", 1)[1].decode()).parent.name
