@@ -49,6 +49,24 @@ def mask(account: str | None) -> str | None:
     return None if account is None else "*" * max(len(account) - 4, 0) + account[-4:]
 
 
+def csv_payload(payload: dict[str, Any], what: str, file_error: type[Exception]) -> tuple[str, str]:
+    """(source, text) of a CSV proposal's payload: ``csv`` (its text, at most
+    ``MAX_CSV_CHARS``; source ``upload``) or ``path`` (a file the CLI reads; its name)."""
+    if isinstance(payload.get("csv"), str):
+        text: str = payload["csv"]
+        if len(text) > MAX_CSV_CHARS:
+            raise ProposalError(f"csv: more than {MAX_CSV_CHARS:,} characters: split the file")
+        return "upload", text
+    if isinstance(payload.get("path"), str):
+        try:
+            return Path(payload["path"]).name, Path(payload["path"]).read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise file_error(
+                f"path: cannot read {payload['path']}: {exc} (save it as UTF-8 CSV)"
+            ) from None
+    raise ProposalError(f"give path (a {what} CSV file) or csv (its text)")
+
+
 class RosterImport(Kind):
     """Add and change retirees from a roster file, shown as a diff before approval.
 
@@ -64,20 +82,7 @@ class RosterImport(Kind):
         partial = payload.get("partial", False)
         if not isinstance(partial, bool):
             raise ProposalError("partial: true or false")
-        if isinstance(payload.get("csv"), str):
-            source, data = "upload", payload["csv"]
-            if len(data) > MAX_CSV_CHARS:
-                raise ProposalError(f"csv: more than {MAX_CSV_CHARS:,} characters: split the file")
-        elif isinstance(payload.get("path"), str):
-            source = Path(payload["path"]).name
-            try:
-                data = Path(payload["path"]).read_text(encoding="utf-8-sig")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise roster.RosterFileError(
-                    f"path: cannot read {payload['path']}: {exc} (save it as UTF-8 CSV)"
-                ) from None
-        else:
-            raise ProposalError("give path (a roster CSV file) or csv (its text)")
+        source, data = csv_payload(payload, "roster", roster.RosterFileError)
         errors = roster.stage(conn, io.StringIO(data.lstrip("\ufeff"), newline=""), partial=partial)
         ignored = staging.ignored_certifications(conn)
         rows = [

@@ -4,7 +4,6 @@ retirees it would mark deceased, shown before anyone approves them."""
 import datetime as dt
 import hashlib
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,7 +12,7 @@ from sqlalchemy.engine import Connection
 from central.people import registries
 from central.people.registries import Record, RegistryKind
 from central.proposals.base import Change, Context, Kind, Prepared, ProposalError, digest
-from central.proposals.people import MAX_CSV_CHARS
+from central.proposals.people import csv_payload
 from central.proposals.tables import proposal_rows
 from central.store import schema
 
@@ -45,20 +44,7 @@ class RegistryImport(Kind):
         partial = payload.get("partial", False)
         if not isinstance(partial, bool):
             raise ProposalError("partial: true or false")
-        if isinstance(payload.get("csv"), str):
-            source, text = "upload", payload["csv"]
-            if len(text) > MAX_CSV_CHARS:
-                raise ProposalError(f"csv: more than {MAX_CSV_CHARS:,} characters: split it")
-        elif isinstance(payload.get("path"), str):
-            source = Path(payload["path"]).name
-            try:
-                text = Path(payload["path"]).read_text(encoding="utf-8-sig")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise registries.RegistryFileError(
-                    f"path: cannot read {payload['path']}: {exc} (save it as UTF-8 CSV)"
-                ) from None
-        else:
-            raise ProposalError("give path (a registry CSV file) or csv (its text)")
+        source, text = csv_payload(payload, "registry", registries.RegistryFileError)
         records, errors = registries.read(kind, text.lstrip("\ufeff"), ctx.now.date())
         if errors and (not partial or any(e.line == 1 for e in errors)):
             raise registries.RegistryError(errors)
