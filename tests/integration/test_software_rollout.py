@@ -108,10 +108,14 @@ class Supervisor:
 
     def running_release(self, device_id: str) -> str:
         """The release folder whose code the terminal's process runs (its PYTHONPATH);
-        ``""`` between an exit and the supervisor's restart."""
+        ``""`` between an exit and the supervisor's restart, and while the launcher script
+        runs before it execs the service (a zombie or the launcher has no ``-m edge``)."""
+        proc = Path(f"/proc/{self.procs[device_id].pid}")
         try:
-            environ = Path(f"/proc/{self.procs[device_id].pid}/environ").read_bytes()
+            cmdline, environ = (proc / "cmdline").read_bytes(), (proc / "environ").read_bytes()
         except (ProcessLookupError, FileNotFoundError):
+            return ""
+        if b"\0-m\0edge\0" not in cmdline:
             return ""
         for item in environ.split(b"\0"):
             if item.startswith(b"PYTHONPATH="):
