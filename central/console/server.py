@@ -1,7 +1,10 @@
 """Serving the console: HTTPS only, a staff certificate required at the handshake.
 
 The TLS context trusts the staff CA alone and checks its CRL, so a device certificate, a
-revoked or an expired one, or none, never gets an HTTP exchange. The verified peer
+revoked or an expired one, or none, never gets an HTTP exchange. The CRL file is watched:
+the first handshake after it changes (``staff cert revoke`` rewrites it) builds a fresh
+context and uses it, so a revocation is refused at the next handshake, without a restart.
+The verified peer
 certificate reaches the app in ``request.state`` (``PEER_CERT``) through a small
 subclass of uvicorn's HTTP protocol (httptools when installed, else h11).
 """
@@ -11,6 +14,7 @@ import logging
 import socket
 import ssl
 import time
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -39,7 +43,7 @@ class PeerCertProtocol(_Http):
         self.app_state = {**self.app_state, PEER_CERT: der}
 
 
-def tls_context(settings: ConsoleSettings, staff: StaffSettings) -> ssl.SSLContext:
+def _context(settings: ConsoleSettings, staff: StaffSettings) -> ssl.SSLContext:
     """Server context: TLS 1.2+, the console's certificate, staff CA + CRL, client certificate
     required (``ConfigError`` naming the file that cannot be read)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -56,6 +60,48 @@ def tls_context(settings: ConsoleSettings, staff: StaffSettings) -> ssl.SSLConte
             step()
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"{name}: cannot load ({exc}): check the file it names") from None
+    return ctx
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+class _LiveCrl:
+    """Hands every handshake the context built from the CRL file as it is now.
+
+    Called by OpenSSL right after the ClientHello (as its server-name callback, which runs
+    with or without SNI), before the client's certificate is asked for and checked. A CRL
+    that cannot be read (being replaced) keeps the last good context and is tried again
+    at the next handshake."""
+
+    def __init__(self, settings: ConsoleSettings, staff: StaffSettings) -> None:
+        self.settings, self.staff = settings, staff
+        self.stamp = _stamp(staff.crl_file)
+        self.current = _context(settings, staff)
+
+    def pick(self, conn: ssl.SSLObject, _name: str | None, _ctx: ssl.SSLContext) -> None:
+        stamp = _stamp(self.staff.crl_file)
+        if stamp != self.stamp:
+            try:
+                self.current = _context(self.settings, self.staff)
+            except ConfigError as exc:
+                log.error("console: keeping the last CRL: %s", exc)
+            else:
+                self.stamp = stamp
+                log.info("console: %s changed: the handshakes check it now", self.staff.crl_file)
+        conn.context = self.current
+
+
+def tls_context(settings: ConsoleSettings, staff: StaffSettings) -> ssl.SSLContext:
+    """The console's server context (:func:`_context`), re-reading the staff CRL at the first
+    handshake after the file changes (``ConfigError`` naming a file that cannot be read)."""
+    ctx = _context(settings, staff)
+    ctx.sni_callback = _LiveCrl(settings, staff).pick
     return ctx
 
 

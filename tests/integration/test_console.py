@@ -96,10 +96,17 @@ def test_revoking_a_certificate_ends_its_live_session(console: Console) -> None:
         try:
             gone = client.get("/api/me")
             assert gone.status_code == 401 and "revoked" in gone.json()["error"]
-            again = client.post("/api/session", json={})  # the CRL loaded at start: sign-in
+            again = client.post("/api/session", json={})  # its connection is already open
             assert again.status_code == 403 and "revoked" in again.json()["error"]
         finally:
             sessions.clock = real
+    with (  # a new handshake checks the rewritten CRL: no restart
+        httpx.Client(base_url=console.url, verify=console.tls("late"), timeout=10) as fresh,
+        pytest.raises((httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError)),
+    ):
+        fresh.post("/api/session", json={})
+    with console.client("auditor") as other:  # the rebuilt context still lets the others in
+        assert other.get("/api/me").status_code == 200
 
 
 # -- authorization: every endpoint x every role, from the one table ----------------------
