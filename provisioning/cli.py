@@ -7,7 +7,9 @@ top-level group.
 import datetime as dt
 import json
 import logging
+import os
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -16,6 +18,7 @@ from provisioning import enrolcli, pki
 from provisioning.brokerconf import BrokerOptions
 from provisioning.cliutil import command as _command
 from provisioning.cliutil import fleet_dir as _fleet_dir
+from provisioning.cliutil import script_argv as _script
 from provisioning.config import BrokerSettings
 from provisioning.demo import demo
 from provisioning.fleet import Fleet
@@ -317,6 +320,52 @@ def list_cmd(directory: Path, as_json: bool) -> None:
             f"run `lifecert fleet crl --dir {target.directory}`",
             err=True,
         )
+
+
+def _central_fleet(directory: Path, config: Path | None, args: list[str]) -> NoReturn:
+    """Run ``lifecert-central fleet ARGS`` (it keeps the fleet's health) with ``config``, else
+    the fleet's ``central/central.toml`` when there is one, else central's own default."""
+    config = config or directory / "central" / "central.toml"
+    argv = _script("lifecert-central")
+    if config.is_file():
+        argv += ["--config", str(config)]
+    os.execv(argv[0], [*argv, "fleet", *args])
+
+
+_CENTRAL_CONFIG = click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="central.toml (default: DIR/central/central.toml, else lifecert-central's default)",
+)
+
+
+@_command(fleet, "status")
+@_fleet_dir
+@_CENTRAL_CONFIG
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table")
+def status_cmd(directory: Path, config: Path | None, as_json: bool) -> None:
+    """Each terminal's health as central keeps it (``lifecert-central fleet status``).
+
+    \b
+    Example:
+        lifecert fleet status --dir fleet --json
+    """
+    _central_fleet(directory, config, ["status", *(["--json"] if as_json else [])])
+
+
+@_command(fleet, "alerts")
+@_fleet_dir
+@_CENTRAL_CONFIG
+@click.argument("options", nargs=-1, type=click.UNPROCESSED)
+def alerts_cmd(directory: Path, config: Path | None, options: tuple[str, ...]) -> None:
+    """The fleet's alerts (``lifecert-central fleet alerts``; its options pass through).
+
+    \b
+    Example:
+        lifecert fleet alerts --dir fleet --open
+    """
+    _central_fleet(directory, config, ["alerts", *options])
 
 
 @_command(fleet, "broker-config")

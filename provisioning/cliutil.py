@@ -1,6 +1,8 @@
 """Plumbing shared by the ``lifecert fleet`` command modules."""
 
 import functools
+import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,3 +53,12 @@ def command(group: click.Group, name: str) -> Callable[[F], F]:
         return group.command(name)(friendly_errors(os_errors(func)))  # type: ignore[return-value]
 
     return decorate
+
+
+def script_argv(name: str) -> list[str]:
+    """The argv prefix for one of our console scripts (falls back to ``python -m``)."""
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if found:
+        return [found]
+    module = {"lifecert-central": "central", "lifecert-edge": "edge"}[name]
+    return [sys.executable, "-m", module]

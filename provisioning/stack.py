@@ -8,11 +8,9 @@ part runs as its own process through its real entry point (``mosquitto``,
 import json
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -22,6 +20,7 @@ from typing import IO, Any, Self
 from common.errors import LifecertError
 from provisioning.broker import MosquittoProcess
 from provisioning.brokerconf import BrokerOptions
+from provisioning.cliutil import script_argv as _script
 from provisioning.fleet import Fleet
 
 log = logging.getLogger(__name__)
@@ -36,15 +35,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _command(name: str) -> list[str]:
-    """The argv prefix for one of our console scripts (falls back to ``python -m``)."""
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if found:
-        return [found]
-    module = {"lifecert-central": "central", "lifecert-edge": "edge"}[name]
-    return [sys.executable, "-m", module]
 
 
 class Stack:
@@ -106,12 +96,12 @@ class Stack:
     def central(self, *args: str, timeout: float = 120) -> str:
         """Run ``lifecert-central --config … ARGS`` to completion; its stdout."""
         return self._run(
-            [*_command("lifecert-central"), "--config", str(self.central_config), *args], timeout
+            [*_script("lifecert-central"), "--config", str(self.central_config), *args], timeout
         )
 
     def edge(self, device_id: str, *args: str, timeout: float = 60) -> str:
         """Run ``lifecert-edge --config <bundle> ARGS`` to completion; its stdout."""
-        argv = [*_command("lifecert-edge"), "--config", str(self.edge_config(device_id)), *args]
+        argv = [*_script("lifecert-edge"), "--config", str(self.edge_config(device_id)), *args]
         return self._run(argv, timeout)
 
     def _run(self, argv: list[str], timeout: float) -> str:
@@ -134,13 +124,13 @@ class Stack:
         ready_timeout: float = 60,
     ) -> None:
         """Start one consumer process (distinct MQTT client id per name); wait for READY."""
-        argv = [*_command("lifecert-central"), "--config", str(self.central_config), "run"]
+        argv = [*_script("lifecert-central"), "--config", str(self.central_config), "run"]
         argv += ["--client-id", f"lifecert-{name}"]
         self._start({name: argv}, extra_env, ready_timeout)
 
     def start_console(self, port: int, ready_timeout: float = 60) -> None:
         """Start the staff console (``lifecert-central console``) on ``port``; wait for READY."""
-        argv = [*_command("lifecert-central"), "--config", str(self.central_config), "console"]
+        argv = [*_script("lifecert-central"), "--config", str(self.central_config), "console"]
         self._start(
             {"console": argv}, {"LIFECERT_CENTRAL__CONSOLE__PORT": str(port)}, ready_timeout
         )
@@ -162,7 +152,7 @@ class Stack:
     ) -> None:
         """Start several terminals at once; wait until every one reported READY."""
         argvs = {
-            d: [*_command("lifecert-edge"), "--config", str(self.edge_config(d)), "run"]
+            d: [*_script("lifecert-edge"), "--config", str(self.edge_config(d)), "run"]
             for d in device_ids
         }
         self._start(argvs, extra_env, ready_timeout)

@@ -152,13 +152,13 @@ class Consumer:
                 if self.stop.wait(delay):
                     return False  # not PUBACKed: the broker redelivers them
                 delay = min(delay * 2, _RETRY_MAX_S)
+        self.counts.update(o.status.value for o in outcomes)  # committed: counted before
+        self.counts["batches"] += 1  # a terminal can see its ack
         self._send_acks(outcomes)
         current = self.link.generation
         for received in batch:
             if received.generation == current:  # older ones the broker will redeliver
                 self.link.ack(received.mid, 1)
-        self.counts.update(o.status.value for o in outcomes)
-        self.counts["batches"] += 1
         return True
 
     def _send_acks(self, outcomes: list[Outcome]) -> None:

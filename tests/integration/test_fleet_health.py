@@ -6,7 +6,10 @@ the metrics, recover when they come back; garbage from a terminal's login is dro
 
 import datetime as dt
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -130,6 +133,17 @@ def test_killed_and_unplugged_terminals_show_offline_and_are_alerted(
     states = _states(engine)
     assert {d for d, s in states.items() if s != "online"} == gone
     assert {states[d] for d in gone} == {"offline"}
+    operator = subprocess.run(  # the operator's own command, from the fleet directory
+        [sys.executable, "-m", "provisioning", "fleet", "status", "--json"],
+        cwd=stack.fleet.directory.parent,
+        env=os.environ | {"LIFECERT_FLEET_DIR": stack.fleet.directory.name},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    shown = {r["device_id"]: r["state"] for r in json.loads(operator.stdout)}
+    assert {d for d, s in shown.items() if s == "offline"} == gone and len(shown) == len(states)
 
     raised = {b["data"]["subject"] for b in hooks.delivered() if b["data"]["event"] == "raised"}
     assert gone <= raised
