@@ -35,6 +35,7 @@ def console_cmd(state: State, print_url: bool) -> None:
         state.cfg.proposals,
         state.central,
         state.cfg.alerts.silent_after_s,
+        (state.cfg.fleet.devices_dir, state.cfg.fleet.crl_file),
     )
     served = server.server(console, settings, context)
     click.echo(f"console at {server.url(settings)}", err=True)

@@ -8,52 +8,17 @@ import click
 from central.cli.context import State
 from central.cli.output import emit
 from central.fleet import alerts
-from central.fleet.health import load_states
+from central.fleet import status as fleet_status_rows
 from common.cli import friendly_errors
 
-STATUS_COLUMNS = [
-    "device_id", "site", "state", "since", "backlog", "oldest_s", "skew_s", "software",
-    "bundle", "disk_free_mb", "temp_c", "sessions_today", "failing", "alerts",
-]  # fmt: skip
 ALERT_COLUMNS = ["id", "rule", "subject", "raised_at", "cleared_at", "acked_by", "reason"]
 
 
 def fleet_status(state: State) -> list[dict[str, Any]]:
     """One row per terminal: enrolled (certificate in the devices folder) or ever heard."""
     cfg = state.cfg
-    engine = state.engine()
-    now = dt.datetime.now(dt.UTC)
     trust = alerts.read_trust(cfg.fleet.devices_dir, cfg.fleet.crl_file)
-    sites = {c.device_id: c.site for c in trust.certs if c.serial not in trust.revoked}
-    known = {s.device_id: s for s in load_states(engine)}
-    open_count: dict[str, int] = {}
-    for a in alerts.list_alerts(engine, open_only=True, limit=100_000):
-        open_count[a["subject"]] = open_count.get(a["subject"], 0) + 1
-    rows = []
-    for device_id in sorted(set(sites) | set(known)):
-        s = known.get(device_id)
-        t = (s.telemetry if s else None) or {}
-        since = s.since() if s else None
-        free = t.get("disk_free_bytes")
-        rows.append(
-            {
-                "device_id": device_id,
-                "site": sites.get(device_id, "(not enrolled)"),
-                "state": s.state(now, cfg.alerts.silent_after_s) if s else "unknown",
-                "since": since.strftime("%Y-%m-%d %H:%M:%S") if since else None,
-                "backlog": t.get("outbox_pending"),
-                "oldest_s": t.get("oldest_pending_s"),
-                "skew_s": s.clock_skew_s if s else None,
-                "software": t.get("software"),
-                "bundle": t.get("model_bundle"),
-                "disk_free_mb": None if free is None else free // 1_000_000,
-                "temp_c": t.get("temperature_c"),
-                "sessions_today": t.get("sessions_today"),
-                "failing": ",".join(c["name"] for c in t.get("devices", ()) if not c["ok"]),
-                "alerts": open_count.get(device_id, 0),
-            }
-        )
-    return rows
+    return fleet_status_rows.rows(state.engine(), trust, cfg.alerts.silent_after_s)
 
 
 @click.command("status")
@@ -69,7 +34,7 @@ def status(state: State, as_json: bool) -> None:
         lifecert-central fleet status --json
     """
     rows = fleet_status(state)
-    emit(rows, as_json, STATUS_COLUMNS)
+    emit(rows, as_json, fleet_status_rows.COLUMNS)
     if not as_json:
         online = sum(r["state"] == "online" for r in rows)
         click.echo(f"{online} of {len(rows)} terminal(s) online")

@@ -8,6 +8,7 @@ without a key is refused to everyone.
 
 import datetime as dt
 import json
+import pathlib
 import secrets
 from collections.abc import Callable
 from importlib import resources
@@ -33,6 +34,8 @@ from central.console.context import Context
 from central.console.fresh import Fresh
 from central.console.server import PEER_CERT
 from central.console.settings import ConsoleSettings
+from central.fleet import alerts as fleet_alerts
+from central.fleet import status as fleet_status
 from central.notify import reminders
 from central.proposals import assisted as proposals_assisted
 from central.proposals.base import Resources
@@ -602,6 +605,21 @@ def create_app(ctx: Context) -> FastAPI:
         sees: stage, due date, delivery, and whether the retiree certified since."""
         return web.json_response({"days": days, "rows": _reminded(request, days, not_reacted)})
 
+    def _terminals() -> list[dict[str, Any]]:
+        trust = (
+            fleet_alerts.read_trust(*ctx.fleet_files)
+            if ctx.fleet_files is not None
+            else fleet_alerts.Trust((), frozenset(), None)
+        )
+        return fleet_status.rows(ctx.reader, trust, ctx.silent_after_s)
+
+    @route("GET", "/api/fleet", "fleet")
+    def api_fleet() -> Response:
+        """Each terminal's health (as ``lifecert-central fleet status``) and the open fleet
+        alerts."""
+        raised = fleet_alerts.list_alerts(ctx.reader, open_only=True, limit=200)
+        return web.json_response({"terminals": _terminals(), "open_alerts": raised})
+
     # -- pages --------------------------------------------------------------------------
 
     @route("GET", "/reminders", "reminders", response_class=HTMLResponse)
@@ -612,6 +630,16 @@ def create_app(ctx: Context) -> FastAPI:
         silent = sum(not r["reacted"] for r in rows)
         values = {"rows": rows, "days": days, "not_reacted": not_reacted, "silent": silent}
         return _page(request, "reminders.html", values)
+
+    @route("GET", "/fleet", "fleet", response_class=HTMLResponse)
+    def page_fleet(request: Request) -> Response:
+        terminals = _terminals()
+        raised = fleet_alerts.list_alerts(ctx.reader, open_only=True, limit=200)
+        counts: dict[str, int] = {}
+        for t in terminals:
+            counts[t["state"]] = counts.get(t["state"], 0) + 1
+        values = {"terminals": terminals, "alerts": raised, "counts": counts}
+        return _page(request, "fleet.html", values)
 
     @route("GET", "/assisted", "assisted", response_class=HTMLResponse)
     def page_assisted(request: Request, days: DaysQ = 30) -> Response:
@@ -858,9 +886,11 @@ def build(
     proposal_settings: ProposalSettings | None = None,
     central: Resources | None = None,
     silent_after_s: float = 180.0,
+    fleet_files: tuple[pathlib.Path, pathlib.Path] | None = None,
 ) -> FastAPI:
     """The console app with its body limit, ready for ``central.console.server``;
-    ``central`` (central's config and keys) lets approvals apply the bank kinds."""
+    ``central`` (central's config and keys) lets approvals apply the bank kinds;
+    ``fleet_files`` (``[fleet] devices_dir``, ``crl_file``): the enrolled terminals."""
     templates = Jinja2Templates(
         directory=str(resources.files("central.console").joinpath("templates"))
     )
@@ -882,6 +912,7 @@ def build(
             proposal_settings or ProposalSettings(),
             central,
             silent_after_s,
+            fleet_files=fleet_files,
         )
     )
     app.add_middleware(web.BodyLimit, limit=settings.max_body_bytes)

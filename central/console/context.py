@@ -4,6 +4,7 @@ import datetime as dt
 import threading
 import zoneinfo
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Engine
@@ -32,6 +33,7 @@ class Context:
     proposals: ProposalSettings = field(default_factory=ProposalSettings)
     resources: Resources | None = None  # central's config and keys: applying bank kinds
     silent_after_s: float = 180.0  # [alerts] silent_after_s: an online terminal gone quiet
+    fleet_files: tuple[Path, Path] | None = None  # [fleet] devices_dir, crl_file
     recorded: set[dt.date] = field(default_factory=set)
     recording: threading.Lock = field(default_factory=threading.Lock)
 

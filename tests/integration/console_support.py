@@ -287,6 +287,7 @@ dashboard_cache_s = 0
         cfg.staff,
         cfg.proposals,
         Central(cfg),
+        fleet_files=(devices.root, devices.crl_file),
     )
     ctx: console_app.Context = app.state.ctx
     served = server.server(app, cfg.console, server.tls_context(cfg.console, cfg.staff))

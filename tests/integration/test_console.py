@@ -11,16 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
 from central.console import access, identity
 from central.console.tables import review_decisions
+from central.fleet.health import FleetHealth
 from central.notify import reminders
 from central.people import coverage as people_coverage
 from central.staff.identity import Role
 from central.store import schema
+from protocol import messages, topics
+from protocol.messages import Telemetry
 from tests.integration.console_support import COMMUNITIES, Console, start
 
 pytestmark = pytest.mark.integration
@@ -603,3 +607,43 @@ def test_reminders_show_who_did_not_react_to_their_coordinator(console: Console)
             conn.execute(
                 reminders.reminders.delete().where(reminders.reminders.c.key.like("matrix-%"))
             )
+
+
+# -- fleet: each terminal's health, as `fleet status` -----------------------------------
+
+
+def _mqtt(device_id: str, kind: str, payload: bytes) -> mqtt.MQTTMessage:
+    msg = mqtt.MQTTMessage(mid=1, topic=topics.device_topic(device_id, kind).encode())
+    msg.payload = payload
+    return msg
+
+
+def test_the_fleet_page_lists_each_terminal(console: Console) -> None:
+    """A terminal heard through the real status/telemetry handlers shows with its figures;
+    the page is refused to a coordinator, as the one table says."""
+    health = FleetHealth(console.engine, lambda _device: True)
+    report = Telemetry(
+        device_id="term-1",
+        device_time=dt.datetime.now(dt.UTC),
+        uptime_s=5.0,
+        software="0.1.0",
+        outbox_pending=3,
+        outbox_inflight=0,
+        oldest_pending_s=42.0,
+        sessions_today=7,
+        disk_free_bytes=5 * 10**9,
+    )
+    health.on_status(_mqtt("term-1", "status", b"online"))
+    health.on_telemetry(_mqtt("term-1", "telemetry", messages.encode(report)))
+    assert health.flush() == 2
+    with console.client(Role.AUDITOR.value) as client:
+        found = client.get("/api/fleet")
+        page = client.get("/fleet")
+    assert found.status_code == 200 and page.status_code == 200
+    row = {t["device_id"]: t for t in found.json()["terminals"]}["term-1"]
+    assert (row["state"], row["backlog"], row["oldest_s"]) == ("online", 3, 42.0)
+    assert (row["sessions_today"], row["disk_free_mb"], row["software"]) == (7, 5000, "0.1.0")
+    assert row["site"] != "(not enrolled)"  # its certificate is in the devices folder
+    assert "<td>term-1</td>" in page.text and "<td>online</td>" in page.text
+    with console.client(Role.COORDINATOR.value) as client:
+        assert client.get("/api/fleet").status_code == 403
