@@ -357,15 +357,21 @@ def status_cmd(directory: Path, config: Path | None, as_json: bool) -> None:
 @_command(fleet, "alerts")
 @_fleet_dir
 @_CENTRAL_CONFIG
-@click.argument("options", nargs=-1, type=click.UNPROCESSED)
-def alerts_cmd(directory: Path, config: Path | None, options: tuple[str, ...]) -> None:
-    """The fleet's alerts (``lifecert-central fleet alerts``; its options pass through).
+@click.option("--open", "open_only", is_flag=True, help="only alerts not cleared yet")
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table")
+def alerts_cmd(
+    directory: Path, config: Path | None, open_only: bool, limit: int, as_json: bool
+) -> None:
+    """The fleet's alerts, newest first (``lifecert-central fleet alerts``).
 
     \b
     Example:
         lifecert fleet alerts --dir fleet --open
     """
-    _central_fleet(directory, config, ["alerts", *options])
+    args = ["alerts", "--limit", str(limit)]
+    args += ["--open"] * open_only + ["--json"] * as_json
+    _central_fleet(directory, config, args)
 
 
 @_command(fleet, "broker-config")
