@@ -11,7 +11,9 @@ from central.fleet import alerts
 from central.fleet import status as fleet_status_rows
 from common.cli import friendly_errors
 
-ALERT_COLUMNS = ["id", "rule", "subject", "raised_at", "cleared_at", "acked_by", "reason"]
+ALERT_COLUMNS = [
+    "id", "rule", "subject", "raised_at", "cleared_at", "acked_by", "reason", "delivery",
+]  # fmt: skip
 
 
 def fleet_status(state: State) -> list[dict[str, Any]]:
