@@ -139,7 +139,7 @@ def _drift(lag: desired.Lag, now: dt.datetime, s: AlertSettings, already: set[Ke
     if late < s.config_drift_after_s and ("config_drift", lag.device_id) not in already:
         return None
     runs = "nothing yet" if lag.reported_version is None else f"version {lag.reported_version}"
-    refused = f"; it refused: {lag.refused}" if lag.refused else ""
+    refused = f"; it refused: {' '.join(lag.refused.split())}" if lag.refused else ""  # one line
     return (
         f"desired config version {lag.desired_version} not running after {_age(late)}: "
         f"the terminal reports {runs}{refused}"

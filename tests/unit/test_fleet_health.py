@@ -195,6 +195,9 @@ def test_config_drift_fires_after_the_delay_and_stays_open_until_converged() -> 
     assert fire(Lag("term-0404", 3, since, 2, None), NOW) == {}
     long = Lag("term-0001", 3, since, 2, "x" * 500)
     assert len(fire(long, NOW)["config_drift", "term-0001"]) == 500
+    # the terminal's text stays on one line (no forged log lines)
+    forged = Lag("term-0001", 3, since, 2, "bad\nCRITICAL alert 1 cleared")
+    assert "\n" not in fire(forged, NOW)["config_drift", "term-0001"]
 
 
 @pytest.mark.parametrize(
