@@ -49,7 +49,8 @@ def status(state: State, as_json: bool) -> None:
 @click.pass_obj
 @friendly_errors
 def alerts_list(state: State, open_only: bool, limit: int, as_json: bool) -> None:
-    """Fleet alerts, newest first: rule, terminal (* = the whole fleet), reason.
+    """Fleet alerts, newest first: rule, terminal (* = the whole fleet), reason, and how far
+    their delivery got (per event and channel: sent, pending or dead).
 
     \b
     Example:
