@@ -38,7 +38,6 @@ from central.fleet.health import FleetHealth
 from central.fleet.health_service import HealthService
 from central.fleet.rollouts_server import BundleServer, server_context
 from central.notify import adapters, outbox, reminders
-from central.notify.adapters import MaskedLogNotifier
 from central.notify.base import Notifier
 from central.notify.webhook import WebhookNotifier
 from central.payments.status import StatusAnswers
@@ -109,8 +108,20 @@ class Central:
 
     @cached_property
     def notifiers(self) -> dict[str, Notifier]:
-        """The adapter of each notify channel (``[notify] channels``)."""
-        return adapters.build(self.cfg.notify)
+        """The adapter of each notify channel (``[notify] channels``), and ``webhook``
+        posting to ``[alerts] webhook_url`` when ``[alerts] notify`` names it."""
+        notifiers = adapters.build(self.cfg.notify)
+        a = self.cfg.alerts
+        if "webhook" in a.notify:
+            if "webhook" in self.cfg.notify.channels:
+                raise ConfigError(
+                    "notify.channels.webhook: [alerts] notify = webhook delivers the webhook "
+                    "channel to [alerts] webhook_url; remove webhook from [notify] channels"
+                )
+            notifiers["webhook"] = WebhookNotifier(
+                a.webhook_timeout_s, a.webhook_attempts, url=str(a.webhook_url)
+            )
+        return notifiers
 
     def sender(self) -> outbox.Sender:
         """Delivers the outbox's due messages through ``notifiers``."""
@@ -201,24 +212,12 @@ class Central:
         return TemplateService(link, answers)
 
     def alerts(self) -> fleet_alerts.Alerts:
-        """The fleet alert rules with the notifiers ``[alerts] notify`` names."""
-        a = self.cfg.alerts
-        outlets = [
-            fleet_alerts.Outlet("log", "log", MaskedLogNotifier())
-            if name == "log"
-            else fleet_alerts.Outlet(
-                "webhook",
-                str(a.webhook_url),
-                WebhookNotifier(a.webhook_timeout_s, a.webhook_attempts),
-            )
-            for name in a.notify
-        ]
+        """The fleet alert rules (their messages go through the outbox: see ``notifiers``)."""
         fleet = self.cfg.fleet
         return fleet_alerts.Alerts(
             self.engine,
-            a,
+            self.cfg.alerts,
             self.cfg.policy.timezone,
-            outlets,
             lambda: fleet_alerts.read_trust(fleet.devices_dir, fleet.crl_file),
         )
 

@@ -11,7 +11,9 @@ from central.fleet import alerts
 from central.fleet import status as fleet_status_rows
 from common.cli import friendly_errors
 
-ALERT_COLUMNS = ["id", "rule", "subject", "raised_at", "cleared_at", "acked_by", "reason"]
+ALERT_COLUMNS = [
+    "id", "rule", "subject", "raised_at", "cleared_at", "acked_by", "reason", "delivery",
+]  # fmt: skip
 
 
 def fleet_status(state: State) -> list[dict[str, Any]]:
@@ -47,7 +49,8 @@ def status(state: State, as_json: bool) -> None:
 @click.pass_obj
 @friendly_errors
 def alerts_list(state: State, open_only: bool, limit: int, as_json: bool) -> None:
-    """Fleet alerts, newest first: rule, terminal (* = the whole fleet), reason.
+    """Fleet alerts, newest first: rule, terminal (* = the whole fleet), reason, and how far
+    their delivery got (per event and channel: sent, pending or dead).
 
     \b
     Example:

@@ -1,14 +1,14 @@
 """Alert rules over the fleet's health, alerts stored once, cleared, acknowledged, delivered.
 
-``firing`` is the pure rule set: given each terminal's state, the device certificates and
-the CRL's ``nextUpdate``, which ``(rule, subject)`` pairs fire now and why. ``Alerts.check``
-compares that with the open alerts: a new pair is stored and delivered (raised once, not
-at every check), a pair no longer firing is cleared and the clearing delivered. An
-operator acknowledges an alert by id (``lifecert-central fleet ack``); acknowledging does
-not clear it. Delivery goes through ``central.notify`` notifiers; a failure is logged and
-kept on the alert (``notify_error``) and never stops the checks; a notifier that failed
-is not tried again in the same check (a dead webhook costs its retries once, not once
-per alert).
+``firing`` is the pure rule set: given each terminal's state, the devices whose config lags
+their desired one, the device certificates and the CRL's ``nextUpdate``, which ``(rule,
+subject)`` pairs fire now and why. ``Alerts.check`` compares that with the open alerts: a
+new pair is stored (raised once, not at every check), a pair no longer firing is cleared.
+An operator acknowledges an alert by id (``lifecert-central fleet ack``); acknowledging
+does not clear it. Each raising and clearing is put in the notify outbox in the same
+transaction, one message per channel keyed ``alert:<id>:<event>:<channel>``: the outbox's
+sender delivers it at least once, retrying a dead webhook until it answers (or the message
+is a dead letter), and :func:`list_alerts` shows how far each delivery got.
 """
 
 import datetime as dt
@@ -24,16 +24,23 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from sqlalchemy.engine import Engine
 
+from central.fleet import desired
 from central.fleet.health import SILENT, UNKNOWN, DeviceState
 from central.fleet.health_schema import FLEET_WIDE, fleet_alerts
 from central.fleet.health_settings import AlertSettings
-from central.notify.base import DeliveryError, Message, Notifier
+from central.notify import outbox
+from central.notify.base import Message
 from common.errors import LifecertError
 from protocol import topics
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (rule, subject)
+EVENTS = ("raised", "cleared")
+RECIPIENTS = {"log": "log", "webhook": "[alerts] webhook_url"}
+"""The outbox recipient of each ``[alerts] notify`` channel (the webhook's URL is the
+notifier's, so that a token in it stays out of the database and a new URL takes effect
+for the messages still waiting)."""
 _DOWN = {topics.STATUS_OFFLINE, topics.STATUS_STOPPED, SILENT}
 
 
@@ -125,6 +132,20 @@ def _device_rules(
         yield ("self_test", d.device_id), f"self-check failing: {what}"[:500]
 
 
+def _drift(lag: desired.Lag, now: dt.datetime, s: AlertSettings, already: set[Key]) -> str | None:
+    """Why ``lag`` is a ``config_drift`` alert, or None: not for long enough (once raised it
+    stays open until the terminal runs its desired config, a newer desired one included)."""
+    late = (now - lag.since).total_seconds()
+    if late < s.config_drift_after_s and ("config_drift", lag.device_id) not in already:
+        return None
+    runs = "nothing yet" if lag.reported_version is None else f"version {lag.reported_version}"
+    refused = f"; it refused: {' '.join(lag.refused.split())}" if lag.refused else ""  # one line
+    return (
+        f"desired config version {lag.desired_version} not running after {_age(late)}: "
+        f"the terminal reports {runs}{refused}"
+    )[:500]
+
+
 def firing(
     devices: Sequence[DeviceState],
     trust: Trust,
@@ -132,15 +153,20 @@ def firing(
     settings: AlertSettings,
     zone: dt.tzinfo,
     already: set[Key] = frozenset(),  # type: ignore[assignment]
+    lags: Sequence[desired.Lag] = (),
 ) -> dict[Key, str]:
     """Which ``(rule, subject)`` fire at ``now`` and why (``already``: the open alerts; an
-    offline alert stays open out of hours until the terminal is back)."""
+    offline alert stays open out of hours until the terminal is back; ``lags``: the devices
+    whose reported config is not their desired one)."""
     out: dict[Key, str] = {}
     is_open = settings.is_open(now.astimezone(zone))
     enrolled = {c.device_id for c in trust.certs if c.serial not in trust.revoked}
     for d in devices:
         if d.device_id in enrolled:  # a revoked or removed terminal is no longer watched
             out.update(_device_rules(d, now, settings, is_open, already))
+    for lag in lags:
+        if lag.device_id in enrolled and (why := _drift(lag, now, settings, already)):
+            out["config_drift", lag.device_id] = why
     horizon = now + dt.timedelta(days=settings.cert_expiry_days)
     newest: dict[str, DeviceCert] = {}
     for c in trust.certs:
@@ -166,13 +192,38 @@ def firing(
     return out
 
 
+def delivery_key(alert_id: int, event: str, channel: str) -> str:
+    """The outbox key of alert ``alert_id``'s ``event`` on ``channel`` (and the webhook's
+    ``Idempotency-Key``)."""
+    return f"alert:{alert_id}:{event}:{channel}"
+
+
 def list_alerts(engine: Engine, open_only: bool = False, limit: int = 500) -> list[dict[str, Any]]:
-    """Alerts, newest first (``open_only``: not cleared)."""
+    """Alerts, newest first (``open_only``: not cleared), each with ``delivery``: how far
+    its messages got, e.g. ``raised: log sent, webhook pending (HTTP 500)``."""
     query = sa.select(fleet_alerts).order_by(fleet_alerts.c.id.desc()).limit(limit)
     if open_only:
         query = query.where(fleet_alerts.c.cleared_at.is_(None))
     with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+        keys = [delivery_key(r["id"], e, c) for r in rows for e in EVENTS for c in RECIPIENTS]
+        sent: dict[str, Any] = {}
+        for first in range(0, len(keys), 1000):
+            chunk = keys[first : first + 1000]
+            got = sa.select(outbox.outbox.c.key, outbox.outbox.c.status, outbox.outbox.c.last_error)
+            sent.update((m.key, m) for m in conn.execute(got.where(outbox.outbox.c.key.in_(chunk))))
+    for row in rows:
+        parts = []
+        for event in EVENTS:
+            done = [
+                f"{c} {m.status}" + (f" ({m.last_error})" if m.last_error else "")
+                for c in RECIPIENTS
+                if (m := sent.get(delivery_key(row["id"], event, c))) is not None
+            ]
+            if done:
+                parts.append(f"{event}: {', '.join(done)}")
+        row["delivery"] = "; ".join(parts) or row["notify_error"]
+    return rows
 
 
 def acknowledge(engine: Engine, alert_id: int, by: str, now: dt.datetime) -> dict[str, Any]:
@@ -189,61 +240,49 @@ def acknowledge(engine: Engine, alert_id: int, by: str, now: dt.datetime) -> dic
         return dict(conn.execute(sa.select(t).where(t.c.id == alert_id)).one()._mapping)
 
 
-@dataclass(frozen=True)
-class Outlet:
-    """A notifier and the recipient its messages go to (``log``, a webhook URL)."""
-
-    channel: str
-    recipient: str
-    notifier: Notifier
-
-
 class Alerts:
-    """Raises, clears and delivers alerts from the rules."""
+    """Raises and clears alerts from the rules, putting their messages in the outbox."""
 
     def __init__(
         self,
         engine: Engine,
         settings: AlertSettings,
         timezone: str,
-        outlets: Sequence[Outlet],
         trust: Callable[[], Trust],
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.zone = zoneinfo.ZoneInfo(timezone)
-        self.outlets = outlets
         self._trust = trust
 
     def check(self, devices: Sequence[DeviceState], now: dt.datetime) -> tuple[int, int]:
-        """Raise what newly fires, clear what stopped, deliver both; ``(raised, cleared)``."""
+        """Raise what newly fires, clear what stopped, enqueue both; ``(raised, cleared)``."""
         t = fleet_alerts
         with self.engine.connect() as conn:
             open_rows = conn.execute(
                 sa.select(t.c.id, t.c.rule, t.c.subject).where(t.c.cleared_at.is_(None))
             ).all()
         open_ids = {(r.rule, r.subject): r.id for r in open_rows}
-        fire = firing(devices, self._trust(), now, self.settings, self.zone, set(open_ids))
+        lags = desired.lagging(self.engine)
+        fire = firing(devices, self._trust(), now, self.settings, self.zone, set(open_ids), lags)
         try:
             raised, cleared = self._store(fire, open_ids, now)
         except sa.exc.IntegrityError:  # another central process raised one a moment ago
             log.info("alerts changed by another process meanwhile: checking again next time")
             return 0, 0
-        down: set[str] = set()
         for alert in raised:
             log.warning("alert %d raised: %s %s: %s",
                         alert["id"], alert["rule"], alert["subject"], alert["reason"])  # fmt: skip
-            self._deliver(alert, "raised", down)
         for alert in cleared:
             log.info("alert %d cleared: %s %s", alert["id"], alert["rule"], alert["subject"])
-            self._deliver(alert, "cleared", down)
         return len(raised), len(cleared)
 
     def _store(
         self, fire: dict[Key, str], open_ids: dict[Key, int], now: dt.datetime
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Insert the new alerts and clear the gone ones in one transaction (the partial
-        unique index refuses a second open alert for the same rule and subject)."""
+        """Insert the new alerts, clear the gone ones and enqueue their messages in one
+        transaction (the partial unique index refuses a second open alert for the same rule
+        and subject)."""
         t = fleet_alerts
         raised: list[dict[str, Any]] = []
         cleared: list[dict[str, Any]] = []
@@ -260,22 +299,25 @@ class Alerts:
                 cleared = [
                     dict(r._mapping) for r in conn.execute(sa.select(t).where(t.c.id.in_(gone)))
                 ]
+            for alert, event in [
+                *((a, "raised") for a in raised),
+                *((a, "cleared") for a in cleared),
+            ]:
+                for message in self._messages(alert, event):
+                    outbox.enqueue(conn, message, now)
         return raised, cleared
 
-    def _deliver(self, alert: dict[str, Any], event: str, down: set[str]) -> None:
+    def _messages(self, alert: dict[str, Any], event: str) -> list[Message]:
+        """One message per ``[alerts] notify`` channel about ``alert``'s ``event``."""
         subject = alert["subject"]
         where = "the fleet" if subject == FLEET_WIDE else subject
-        errors = []
-        for outlet in self.outlets:
-            if outlet.channel in down:  # failed earlier in this check: do not wait on it again
-                errors.append(f"{outlet.channel}: not tried (it failed earlier in this check)")
-                continue
-            message = Message(
-                channel=outlet.channel,
-                recipient=outlet.recipient,
+        return [
+            Message(
+                channel=channel,
+                recipient=RECIPIENTS[channel],
                 subject=f"lifecert alert {alert['id']} {event}: {alert['rule']} on {where}",
                 body=alert["reason"],
-                key=f"fleet-alert-{alert['id']}-{event}",
+                key=delivery_key(alert["id"], event, channel),
                 data={
                     "alert_id": str(alert["id"]),
                     "event": event,
@@ -284,17 +326,5 @@ class Alerts:
                     "reason": alert["reason"],
                 },
             )
-            try:
-                outlet.notifier.deliver(message)
-            except DeliveryError as exc:
-                log.error("alert %d (%s) not delivered by %s: %s",
-                          alert["id"], event, outlet.channel, exc)  # fmt: skip
-                errors.append(f"{outlet.channel}: {exc}")
-                down.add(outlet.channel)
-        if errors:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    fleet_alerts.update()
-                    .where(fleet_alerts.c.id == alert["id"])
-                    .values(notify_error="; ".join(errors)[:300])
-                )
+            for channel in self.settings.notify
+        ]

@@ -9,7 +9,8 @@ signed by central and published retained on its ``config`` topic by the running 
 
 Terminals report what they run on ``reported`` (retained, signed by the device): the
 config version and SHA-256 of its settings, or why they refused it. A device whose
-reported version lags its desired one for longer than ``drift_after_s`` is *drifting*.
+reported version lags its desired one for longer than ``drift_after_s`` is *drifting*
+(:func:`lagging` lists them for the ``config_drift`` alert rule).
 """
 
 import datetime as dt
@@ -271,6 +272,38 @@ def record_reported(engine: Engine, report: fleet.Reported, now: dt.datetime) ->
     with engine.begin() as conn:
         conn.execute(sa.delete(reported).where(reported.c.device_id == report.device_id))
         conn.execute(sa.insert(reported).values(device_id=report.device_id, **values))
+
+
+@dataclass(frozen=True)
+class Lag:
+    """A device whose reported config is not its desired one, since ``since`` (when the
+    desired config was issued); ``refused``: the terminal's last refusal, if any."""
+
+    device_id: str
+    desired_version: int
+    since: dt.datetime
+    reported_version: int | None
+    refused: str | None
+
+
+def lagging(engine: Engine) -> list[Lag]:
+    """Every device whose reported config differs from its desired one."""
+    query = sa.select(
+        desired.c.device_id,
+        desired.c.version,
+        desired.c.sha256,
+        desired.c.issued_at,
+        reported.c.config_version,
+        reported.c.config_sha256,
+        reported.c.config_error,
+    ).select_from(desired.outerjoin(reported, reported.c.device_id == desired.c.device_id))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        Lag(r.device_id, r.version, r.issued_at, r.config_version, r.config_error)
+        for r in rows
+        if r.config_version != r.version or r.config_sha256 != r.sha256
+    ]
 
 
 def state(

@@ -29,7 +29,7 @@ fleet_alerts = sa.Table(
     sa.Column("cleared_at", UtcDateTime, index=True),
     sa.Column("acked_at", UtcDateTime),
     sa.Column("acked_by", sa.String(64)),
-    sa.Column("notify_error", sa.String(300)),  # the last delivery failure, if any
+    sa.Column("notify_error", sa.String(300)),  # delivery failure of an alert before the outbox
     sa.Index("ix_fleet_alerts_rule_subject", "rule", "subject"),
     # one open alert per rule and subject, even with several central processes checking
     sa.Index(

@@ -77,6 +77,14 @@ class AlertSettings(Section):
         title="CRL next update",
         description="days before the CRL's nextUpdate to raise an alert (re-issue it)",
     )
+    config_drift_after_s: float = Field(
+        default=900.0,
+        ge=1,
+        le=30 * 86_400,
+        title="config drift",
+        description="seconds a terminal may run (or refuse) another config than its desired "
+        "one before an alert",
+    )
     notify: tuple[Literal["log", "webhook"], ...] = Field(
         default=("log",),
         title="notifiers",
@@ -91,7 +99,12 @@ class AlertSettings(Section):
         default=5.0, gt=0, le=60, title="webhook timeout", description="seconds per attempt"
     )
     webhook_attempts: int = Field(
-        default=3, ge=1, le=10, title="webhook attempts", description="tries per delivery"
+        default=3,
+        ge=1,
+        le=10,
+        title="webhook attempts",
+        description="HTTP tries each time the notify outbox sends an alert (it tries again "
+        "later, [notify] backoff_s)",
     )
 
     @field_validator("opening_hours")

@@ -6,9 +6,12 @@ the decision that made it. ``Sender.run_once`` takes the due messages, leasing e
 ``lease_s`` (another sender skips it meanwhile; a sender that dies mid-delivery lets the
 lease run out and the message is tried again: delivery is at least once, and adapters
 pass an idempotency key derived from ``Message.key`` so a gateway can drop the repeat).
-A failure is retried after ``backoff_s`` doubling up to ``backoff_max_s``; after
-``max_attempts`` tries, or a failure that says retrying cannot help, the message is a
-dead letter (``status`` dead) until a person retries it (``retry``).
+A failure is retried after ``backoff_s`` doubling up to ``backoff_max_s``; on a channel
+whose messages share one endpoint (``SHARED_ENDPOINT``: a webhook), the pass's other
+messages for the same recipient wait with it, untried, instead of each costing its
+timeouts on an endpoint that is down. After ``max_attempts`` tries, or a
+failure that says retrying cannot help, the message is a dead letter (``status`` dead)
+until a person retries it (``retry``).
 
 Logs carry the key, channel and masked recipient: never the body (a one-time code) nor a
 full phone number.
@@ -40,6 +43,8 @@ MAX_BODY = 4_000
 _ERROR = 300
 _BATCH_LOCK = 0x6C6E6F74  # "lnot": batches of enqueue_many, one at a time (PostgreSQL)
 _IN_CHUNK = 1_000  # keys per IN (...) probe
+SHARED_ENDPOINT = frozenset({"webhook"})
+"""Channels whose recipient is one endpoint for many messages (not a person's address)."""
 
 
 class Status(StrEnum):
@@ -151,6 +156,7 @@ class Outcome:
     sent: int = 0
     retried: int = 0
     dead: int = 0
+    deferred: int = 0  # not tried: their endpoint failed earlier in the pass
 
 
 class Sender:
@@ -191,10 +197,15 @@ class Sender:
     def run_once(self, now: dt.datetime | None = None) -> Outcome:
         """One pass: deliver every message due at ``now`` (at most ``batch``)."""
         now = now or dt.datetime.now(dt.UTC)
-        sent = retried = dead = 0
+        sent = retried = dead = deferred = 0
+        down: dict[tuple[str, str], dt.datetime] = {}  # (channel, recipient) -> next try
         for row in self._claim(now):
             attempts = row.attempts + 1
             who = mask_recipient(row.channel, row.recipient)
+            if (retry_at := down.get((row.channel, row.recipient))) is not None:
+                self._update(row.id, {"attempts": row.attempts, "next_attempt_at": retry_at})
+                deferred += 1
+                continue
             try:
                 self._deliver(row)
             except DeliveryError as exc:
@@ -209,6 +220,8 @@ class Sender:
                     )
                 else:
                     values["next_attempt_at"] = now + self.backoff(attempts)
+                    if row.channel in SHARED_ENDPOINT:
+                        down[row.channel, row.recipient] = values["next_attempt_at"]
                     retried += 1
                     log.info("notify %s to %s failed (try %d): %s", row.key, who, attempts, error)
                 self._update(row.id, values)
@@ -216,7 +229,9 @@ class Sender:
             self._update(row.id, {"status": Status.SENT.value, "sent_at": now, "last_error": None})
             sent += 1
             log.info("notify %s sent by %s to %s", row.key, row.channel, who)
-        return Outcome(sent, retried, dead)
+        if deferred:
+            log.info("notify: %d message(s) wait for an endpoint that failed", deferred)
+        return Outcome(sent, retried, dead, deferred)
 
     def _deliver(self, row: Any) -> None:
         notifier = self.notifiers.get(row.channel)

@@ -33,7 +33,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 class WebhookNotifier:
-    """POSTs each message as JSON to ``message.recipient`` (an http or https URL)."""
+    """POSTs each message as JSON to ``url``, or to ``message.recipient`` (an http or https
+    URL) when no ``url`` is given."""
 
     def __init__(
         self,
@@ -41,7 +42,9 @@ class WebhookNotifier:
         attempts: int = 3,
         backoff_s: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
+        url: str | None = None,
     ) -> None:
+        self.url = url
         self.timeout_s = timeout_s
         self.attempts = attempts
         self.backoff_s = backoff_s
@@ -50,7 +53,7 @@ class WebhookNotifier:
 
     def deliver(self, message: Message) -> None:
         """POST ``message``; ``DeliveryError`` once every attempt failed or one was refused."""
-        url = message.recipient
+        url = self.url or message.recipient
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             raise DeliveryError(f"webhook recipient is not an http(s) URL: {url[:40]!r}", False)
         body = json.dumps(

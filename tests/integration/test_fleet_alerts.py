@@ -1,30 +1,40 @@
 """Fleet health on a real database (SQLite and PostgreSQL) and webhooks to a real HTTP server.
 
 The status and telemetry handlers get real paho messages (as the link hands them over);
-the 20-terminal test with a broker is ``test_fleet_health.py``.
+alerts are checked and delivered by the parts ``lifecert-central run`` builds (bootstrap's
+``Central``: the rules, the notify outbox's sender and its webhook adapter); desired
+configs are signed by central's code and refused by the terminal's. The 20-terminal test
+with a broker is ``test_fleet_health.py``.
 """
 
 import datetime as dt
 import logging
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.engine import Engine
 
-from central.fleet import alerts
-from central.fleet.alerts import Alerts, Outlet, read_trust
+from central.bootstrap import Central
+from central.config import CentralConfig
+from central.fleet import alerts, desired
 from central.fleet.health import FleetHealth, load_states
 from central.fleet.health_schema import fleet_alerts
-from central.fleet.health_settings import AlertSettings
-from central.notify.adapters import MaskedLogNotifier
+from central.notify import outbox
 from central.notify.base import DeliveryError, Message
+from central.notify.outbox import Outcome
 from central.notify.webhook import WebhookNotifier
-from protocol import messages, topics
+from common.errors import ConfigError
+from edge.config import EdgeConfig
+from edge.fleet.desired import DesiredState
+from protocol import fleet, messages, signing, topics
 from protocol.messages import Telemetry
 from tests.fixtures.database import CentralPki
-from tests.fixtures.webhook import Hooks
+from tests.fixtures.ports import free_port
+from tests.fixtures.webhook import Hooks, serve
 
 pytestmark = pytest.mark.integration
 
@@ -103,8 +113,6 @@ def test_webhook_gives_up_and_says_whether_to_retry(hooks: Hooks) -> None:
 
 
 def _closed_port() -> int:
-    from tests.fixtures.ports import free_port
-
     return free_port()
 
 
@@ -171,27 +179,40 @@ def test_garbage_is_counted_by_reason_and_never_stored(health: FleetHealth) -> N
 # -- alerts -------------------------------------------------------------------------------
 
 
+def _central(db_url: str, pki: CentralPki, tmp_path: Path, url: str, **alert: Any) -> Central:
+    """Central's parts as ``lifecert-central run`` builds them, alerting to webhook ``url``
+    (one HTTP try per outbox attempt; the outbox waits 10 s, then 20 s ... between tries)."""
+    always = {"opening_hours": "00:00-24:00", "opening_days": [1, 2, 3, 4, 5, 6, 7]}
+    data = {
+        "database": {"url": db_url},
+        "fleet": {"ca_file": str(pki.ca_file), "crl_file": str(pki.crl_file),
+                  "devices_dir": str(pki.devices_dir)},
+        "alerts": always | {"offline_after_s": 0, "notify": ["log", "webhook"], "webhook_url": url,
+                            "webhook_timeout_s": 2, "webhook_attempts": 1} | alert,
+        "notify": {"backoff_s": 10, "max_attempts": 4},
+    }  # fmt: skip
+    return Central(CentralConfig.model_validate(data, context={"base_dir": tmp_path}))
+
+
+def _keys(alert_ids: list[int], hooks: Hooks, event: str = "raised") -> dict[str, list[str]]:
+    """Per idempotency key of these alerts' ``event``: what the webhook answered, in turn."""
+    wanted = {alerts.delivery_key(i, event, "webhook") for i in alert_ids}
+    out: dict[str, list[str]] = {}
+    for _body, headers in hooks.received:
+        if headers["idempotency-key"] in wanted:
+            out.setdefault(headers["idempotency-key"], []).append(headers["x-answer"])
+    return out
+
+
+def _delivery(engine: Engine) -> dict[tuple[str, str], str]:
+    return {(a["rule"], a["subject"]): a["delivery"] for a in alerts.list_alerts(engine)}
+
+
 def test_alerts_are_raised_once_delivered_cleared_and_acknowledged(
-    health: FleetHealth, central_pki: CentralPki, hooks: Hooks
+    health: FleetHealth, central_pki: CentralPki, hooks: Hooks, db_url: str, tmp_path: Path
 ) -> None:
-    settings = AlertSettings(
-        offline_after_s=0,
-        opening_hours="00:00-24:00",
-        opening_days=(1, 2, 3, 4, 5, 6, 7),
-        notify=("log", "webhook"),
-        webhook_url=hooks.url,  # type: ignore[arg-type]
-    )
-    outlets = [
-        Outlet("log", "log", MaskedLogNotifier()),
-        Outlet("webhook", hooks.url, WebhookNotifier(2, 1, 0)),
-    ]
-    rules = Alerts(
-        health.engine,
-        settings,
-        "UTC",
-        outlets,
-        lambda: read_trust(central_pki.devices_dir, central_pki.crl_file),
-    )
+    parts = _central(db_url, central_pki, tmp_path, hooks.url)
+    rules, sender = parts.alerts(), parts.sender()
     status = topics.device_topic(DEVICE, "status")
     health.on_status(_message(status, b"offline", qos=1))
     health.flush()
@@ -206,9 +227,16 @@ def test_alerts_are_raised_once_delivered_cleared_and_acknowledged(
         ("cert_expiring", "term-0002"),
     }
     assert (raised, cleared) == (4, 0)
-    assert len(hooks.delivered()) == 4
-    # the next check raises nothing again
+    assert hooks.received == []  # stored in the outbox with the alerts: the sender delivers
+    assert sender.run_once(now + dt.timedelta(seconds=1)) == Outcome(sent=8)  # log + webhook
+    ids = [a["id"] for a in alerts.list_alerts(health.engine, True)]
+    assert _keys(ids, hooks) == {f"alert:{i}:raised:webhook": ["200"] for i in ids}
+    body = next(b for b in hooks.delivered() if b["data"]["rule"] == "offline")
+    assert body["subject"].endswith(f"raised: offline on {DEVICE}") and body["body"]
+    assert set(_delivery(health.engine).values()) == {"raised: log sent, webhook sent"}
+    # the next check raises nothing again, and nothing more is sent
     assert rules.check(load_states(health.engine), now + dt.timedelta(seconds=2)) == (0, 0)
+    assert sender.run_once(now + dt.timedelta(seconds=2)) == Outcome()
     # a second central process checking at the same moment cannot open it twice
     with pytest.raises(sa.exc.IntegrityError), health.engine.begin() as conn:
         twice = {"rule": "offline", "subject": DEVICE, "reason": "again", "raised_at": now}
@@ -220,20 +248,181 @@ def test_alerts_are_raised_once_delivered_cleared_and_acknowledged(
         alerts.acknowledge(health.engine, offline["id"], "someone else", now)
     with pytest.raises(alerts.AlertError, match="no alert 999"):
         alerts.acknowledge(health.engine, 999, "J. Li", now)
-    # back online: cleared (and delivered), while a failing webhook is recorded on the alert
+    # back online: cleared; the webhook fails once, and the other message for it waits
     health.on_status(_message(status, b"online", qos=1))
     health.on_telemetry(_message(topics.device_topic(DEVICE, "telemetry"), _report()))
     health.flush()
     hooks.fail_next(500)
     before = len(hooks.received)
-    skew = rules.check(load_states(health.engine), dt.datetime.now(dt.UTC))
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)
+    skew = rules.check(load_states(health.engine), later)
     assert skew == (1, 1)  # clock_skew raised (the report is 120 s ahead), offline cleared
-    rows = {a["rule"]: a for a in alerts.list_alerts(health.engine) if a["subject"] == DEVICE}
-    assert rows["offline"]["cleared_at"] is not None
-    assert "HTTP 500" in (rows["clock_skew"]["notify_error"] or "")
-    # the webhook failed once in this check: the clearing was not sent to wait on it again
-    assert len(hooks.received) == before + 1
-    assert "not tried" in (rows["offline"]["notify_error"] or "")
-    assert ("offline", "cleared") not in [
-        (b["data"]["rule"], b["data"]["event"]) for b in hooks.delivered()
-    ]
+    assert sender.run_once(later) == Outcome(sent=2, retried=1, deferred=1)
+    assert len(hooks.received) == before + 1  # the clearing did not wait on a dead webhook
+    shown = _delivery(health.engine)
+    assert shown["clock_skew", DEVICE] == (
+        "raised: log sent, webhook pending (webhook http://127.0.0.1: message "
+        f"alert:{_skew_id(health.engine)}:raised:webhook not delivered after 1 attempt(s): "
+        "HTTP 500)"
+    )
+    assert shown["offline", DEVICE] == (
+        "raised: log sent, webhook sent; cleared: log sent, webhook pending"
+    )
+    assert "s3cret" not in str(shown)
+    # 10 s on: the webhook refuses the raising for good (a dead letter), takes the clearing
+    hooks.fail_next(404)
+    assert sender.run_once(later + dt.timedelta(seconds=10)) == Outcome(sent=1, dead=1)
+    assert "webhook dead" in _delivery(health.engine)["clock_skew", DEVICE]
+    dead = f"alert:{_skew_id(health.engine)}:raised:webhook"
+    with health.engine.begin() as conn:  # what ``lifecert-central notify retry KEY`` does
+        assert outbox.retry(conn, dead, later)
+    assert sender.run_once(later + dt.timedelta(seconds=11)) == Outcome(sent=1)
+    events = [(b["data"]["rule"], b["data"]["event"]) for b in hooks.delivered()]
+    assert events.count(("offline", "cleared")) == 1 and events.count(("clock_skew", "raised")) == 1
+    parts.close()
+
+
+def _skew_id(engine: Engine) -> int:
+    return next(a["id"] for a in alerts.list_alerts(engine) if a["rule"] == "clock_skew")
+
+
+def test_alert_deliveries_wait_out_a_dead_webhook_and_a_central_restart(
+    health: FleetHealth, central_pki: CentralPki, db_url: str, tmp_path: Path
+) -> None:
+    port = free_port()  # nothing listens there yet: the webhook is down
+    url = f"http://127.0.0.1:{port}/hooks/lifecert?token=s3cret"
+    first = _central(db_url, central_pki, tmp_path, url)
+    health.on_status(_message(topics.device_topic(DEVICE, "status"), b"offline", qos=1))
+    health.flush()
+    now = dt.datetime.now(dt.UTC)
+    assert first.alerts().check(load_states(health.engine), now) == (4, 0)
+    # the log gets them; the first webhook message fails, the other three wait with it
+    assert first.sender().run_once(now) == Outcome(sent=4, retried=1, deferred=3)
+    assert all("webhook pending" in d for d in _delivery(health.engine).values())
+    first.close()  # central stops with the deliveries pending
+
+    hooks = Hooks()
+    with serve(hooks, port):  # the webhook is back, answering an error at first
+        hooks.fail_next(500)
+        second = _central(db_url, central_pki, tmp_path, url)  # central restarted
+        sender = second.sender()
+        assert sender.run_once(now + dt.timedelta(seconds=9)) == Outcome()  # backing off
+        assert sender.run_once(now + dt.timedelta(seconds=10)) == Outcome(retried=1, deferred=3)
+        assert sender.run_once(now + dt.timedelta(seconds=30)) == Outcome(sent=4)
+        assert sender.run_once(now + dt.timedelta(days=1)) == Outcome()  # once, not again
+        second.close()
+    ids = [a["id"] for a in alerts.list_alerts(health.engine)]
+    answers = _keys(ids, hooks)
+    assert set(answers) == {f"alert:{i}:raised:webhook" for i in ids}
+    assert sorted(a.count("200") for a in answers.values()) == [1, 1, 1, 1]
+    assert ["500", "200"] in answers.values()  # the same key before and after the failure
+    assert {b["data"]["alert_id"] for b in hooks.delivered()} == {str(i) for i in ids}
+    assert set(_delivery(health.engine).values()) == {"raised: log sent, webhook sent"}
+
+
+def test_the_alert_webhook_channel_is_not_also_a_notify_channel(
+    db_url: str, central_pki: CentralPki, tmp_path: Path
+) -> None:
+    parts = _central(db_url, central_pki, tmp_path, "http://127.0.0.1:1/h")
+    parts.cfg.notify.channels["webhook"] = "log"
+    with pytest.raises(ConfigError, match=r"notify\.channels\.webhook"):
+        parts.sender()
+
+
+# -- config drift -------------------------------------------------------------------------
+
+
+class _Terminal:
+    """The terminal's side of desired config: its real check and apply, and its report."""
+
+    def __init__(self, tmp_path: Path, verifier: signing.Verifier) -> None:
+        self.base = EdgeConfig.model_validate(
+            {
+                "device_id": DEVICE,
+                "data_dir": str(tmp_path / "edge"),
+                "mqtt": {"tls": {"ca_file": "ca", "cert_file": "c", "key_file": "k"}},
+                "central": {"sign_pub": "s", "seal_pub": "p", "model_sign_pub": "m"},
+                "models": {"bundle": str(tmp_path / "models")},
+            }
+        )
+        self.state = DesiredState(tmp_path / "edge", DEVICE, verifier)
+
+    def receive(self, engine: Engine, now: dt.datetime) -> None:
+        """Take the retained config central would publish, report what it runs."""
+        [(_, token)] = [u for u in desired.unpublished(engine, True) if u[0] == DEVICE]
+        self.state.receive(token.encode(), self.base)
+        applied = self.state.applied
+        report = fleet.Reported(
+            device_id=DEVICE,
+            config_version=applied.version if applied else 0,
+            config_sha256=applied.sha256 if applied else None,
+            config_error=self.state.refused,
+            software_version="0.1.0",
+            at=now,
+        )
+        desired.record_reported(engine, report, now)
+
+
+def _drift(engine: Engine) -> list[dict[str, Any]]:
+    return [a for a in alerts.list_alerts(engine) if a["rule"] == "config_drift"]
+
+
+def test_a_refused_config_becomes_a_config_drift_alert_after_the_delay(
+    health: FleetHealth, central_pki: CentralPki, hooks: Hooks, db_url: str, tmp_path: Path
+) -> None:
+    parts = _central(db_url, central_pki, tmp_path, hooks.url, config_drift_after_s=600)
+    rules, sender, engine = parts.alerts(), parts.sender(), health.engine
+    key = ec.generate_private_key(ec.SECP256R1())
+    signer = signing.Signer(key, signing.key_fingerprint(key.public_key()))
+    terminal = _Terminal(tmp_path, signing.Verifier(key.public_key()))
+    members = [desired.Member(DEVICE, "default"), desired.Member("term-0002", "default")]
+
+    def operator_sets(setting: str, at: dt.datetime) -> None:  # ``fleet config set``
+        desired.set_config(engine, f"device:{DEVICE}", dict([desired.parse_setting(setting)]),
+                           [], at)  # fmt: skip
+        assert desired.refresh(engine, members, signer, at) == [DEVICE]
+
+    t0 = dt.datetime.now(dt.UTC)
+    operator_sets("log_level=DEBUG", t0)
+    terminal.receive(engine, t0)
+    rules.check(load_states(engine), t0 + dt.timedelta(hours=1))
+    assert _drift(engine) == []  # in sync
+    # a value the terminal's own schema refuses: it keeps version 1 and says why
+    t1 = t0 + dt.timedelta(hours=2)
+    operator_sets("link.telemetry_interval_s=-5", t1)
+    terminal.receive(engine, t1)
+    assert terminal.state.refused and "greater than or equal" in terminal.state.refused
+    rules.check(load_states(engine), t1 + dt.timedelta(seconds=599))
+    assert _drift(engine) == []  # not before the delay
+    rules.check(load_states(engine), t1 + dt.timedelta(seconds=600))
+    [alert] = _drift(engine)
+    assert alert["subject"] == DEVICE and alert["cleared_at"] is None
+    assert alert["reason"].startswith(
+        "desired config version 2 not running after 10 min: the terminal reports version 1; "
+        "it refused: version 2: telemetry_interval_s: Input should be greater than or "
+        "equal to 0"
+    )
+    rules.check(load_states(engine), t1 + dt.timedelta(seconds=900))
+    assert len(_drift(engine)) == 1  # raised once, not at every check
+    assert sender.run_once(t1 + dt.timedelta(seconds=900)).sent > 0
+    [hook] = [b for b in hooks.delivered() if b["data"]["rule"] == "config_drift"]
+    assert hook["data"]["event"] == "raised" and hook["body"] == alert["reason"]
+    assert alerts.acknowledge(engine, alert["id"], "J. Li", t1)["acked_by"] == "J. Li"
+    # the operator gives a value it takes: converged, the alert is cleared (and delivered)
+    t2 = t1 + dt.timedelta(hours=1)
+    operator_sets("link.telemetry_interval_s=30", t2)
+    rules.check(load_states(engine), t2 + dt.timedelta(seconds=601))
+    assert _drift(engine)[0]["cleared_at"] is None  # version 3 not running yet: still open
+    terminal.receive(engine, t2 + dt.timedelta(seconds=602))
+    rules.check(load_states(engine), t2 + dt.timedelta(seconds=603))
+    assert _drift(engine)[0]["cleared_at"] is not None
+    sender.run_once(t2 + dt.timedelta(seconds=603))
+    events = [b["data"]["event"] for b in hooks.delivered() if b["data"]["rule"] == "config_drift"]
+    assert events == ["raised", "cleared"]
+    # a terminal that never reports its config drifts too; a revoked one is not watched
+    desired.set_config(engine, "device:term-0002", {"log_level": "INFO"}, [], t2)
+    desired.refresh(engine, members, signer, t2)
+    rules.check(load_states(engine), t2 + dt.timedelta(seconds=900))
+    [never] = [a for a in _drift(engine) if a["cleared_at"] is None]
+    assert never["subject"] == "term-0002" and "reports nothing yet" in never["reason"]
+    parts.close()

@@ -48,6 +48,7 @@ def fleet(tmp_path: Path, hooks: Hooks) -> Iterator[tuple[Stack, sa.Engine, int]
             'opening_hours = "00:00-24:00"\nopening_days = [1, 2, 3, 4, 5, 6, 7]\n'
             f'notify = ["log", "webhook"]\nwebhook_url = "{hooks.url}"\n'
             f"webhook_timeout_s = 2\n\n[metrics]\nport = {metrics_port}\n"
+            "\n[notify]\ninterval_s = 1\n"  # the outbox's sender delivers the alerts
         )
     engine = db.create_engine(central_url(stack))
     db.upgrade(engine)
@@ -79,6 +80,11 @@ def _states(engine: sa.Engine) -> dict[str, str]:
 
 def _open_offline(engine: sa.Engine) -> set[str]:
     return {a["subject"] for a in alerts.list_alerts(engine, True) if a["rule"] == "offline"}
+
+
+def _hooked(hooks: Hooks, event: str) -> set[str]:
+    """The terminals whose alerts' ``event`` reached the webhook."""
+    return {b["data"]["subject"] for b in hooks.delivered() if b["data"]["event"] == event}
 
 
 def _cli(stack: Stack, *args: str) -> str:
@@ -145,8 +151,7 @@ def test_killed_and_unplugged_terminals_show_offline_and_are_alerted(
     shown = {r["device_id"]: r["state"] for r in json.loads(operator.stdout)}
     assert {d for d, s in shown.items() if s == "offline"} == gone and len(shown) == len(states)
 
-    raised = {b["data"]["subject"] for b in hooks.delivered() if b["data"]["event"] == "raised"}
-    assert gone <= raised
+    stack.wait_until(lambda: gone <= _hooked(hooks, "raised"), 10, "the alerts delivered")
     metrics = _metrics(metrics_port)
     assert metrics['lifecert_fleet_devices{state="online"}'] == len(TERMINALS) - len(gone)
     assert metrics['lifecert_fleet_devices{state="offline"}'] == len(gone)
@@ -170,7 +175,10 @@ def test_killed_and_unplugged_terminals_show_offline_and_are_alerted(
     assert stack.running("central-1")
 
     table = _cli(stack, "fleet", "alerts", "--open").splitlines()
-    assert table[0].split()[:3] == ["id", "rule", "subject"]
+    assert table[0].split()[:3] == ["id", "rule", "subject"] and "delivery" in table[0]
+    shown = json.loads(_cli(stack, "fleet", "alerts", "--open", "--json"))
+    delivered = {a["delivery"] for a in shown if a["rule"] == "offline"}
+    assert delivered == {"raised: log sent, webhook sent"}
     assert {line.split()[2] for line in table[1:] if line.split()[1] == "offline"} == gone
     alert_id = next(a["id"] for a in alerts.list_alerts(engine, True) if a["subject"] == FROZEN)
     said = _cli(stack, "fleet", "ack", str(alert_id), "--by", "ops on call")
@@ -182,5 +190,6 @@ def test_killed_and_unplugged_terminals_show_offline_and_are_alerted(
     stack.wait_until(
         lambda: _open_offline(engine) == set(KILLED[1:]), 60, "recovered terminals cleared"
     )
-    cleared = {b["data"]["subject"] for b in hooks.delivered() if b["data"]["event"] == "cleared"}
-    assert {FROZEN, KILLED[0]} <= cleared
+    stack.wait_until(
+        lambda: {FROZEN, KILLED[0]} <= _hooked(hooks, "cleared"), 10, "the clearings delivered"
+    )

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 
 from central import config as central_config
 from central.bootstrap import Central
+from central.fleet import alerts as central_alerts
 from central.fleet import commands as central_commands
 from central.fleet import desired, rollouts
 from central.fleet.commands_link import members
@@ -90,6 +91,17 @@ class Fleet:
         rows = desired.state(self.engine, members(self.trust), now, after)
         return {r["device_id"]: r for r in rows}
 
+    def drift_alert(self, device_id: str) -> dict[str, Any] | None:
+        """The open ``config_drift`` alert on ``device_id``, if central raised one."""
+        return next(
+            (
+                a
+                for a in central_alerts.list_alerts(self.engine, open_only=True)
+                if a["rule"] == "config_drift" and a["subject"] == device_id
+            ),
+            None,
+        )
+
     def commands(self) -> dict[str, dict[str, Any]]:
         return {r["command_id"]: r for r in central_commands.listing(self.engine, None, 500)}
 
@@ -122,7 +134,10 @@ def running(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iter
         )
     root = tmp_path_factory.mktemp("fleet")
     stack = Stack.create(root / "stack", free_port(), [*DEVICES, CRASHER])
-    env = fleet_env(selftest_dir(shared_data, root / "selftest"))
+    env = fleet_env(selftest_dir(shared_data, root / "selftest")) | {
+        "LIFECERT_CENTRAL__ALERTS__INTERVAL_S": "1",
+        "LIFECERT_CENTRAL__ALERTS__CONFIG_DRIFT_AFTER_S": "3",
+    }
     mp = pytest.MonkeyPatch()
     for name, value in env.items():
         mp.setenv(name, value)
@@ -168,6 +183,17 @@ def test_desired_config_is_applied_reported_or_refused_with_a_reason(running: Fl
     running.stack.wait_until(
         lambda: running.config_rows()["term-r01"]["state"] == "drift", 10, "drift after 2 s"
     )
+    # central's alert check turns the refusal into an alert after [alerts] config_drift_after_s
+    alert = wait_until(lambda: running.drift_alert("term-r01"), 15, "a config_drift alert")
+    assert "desired config version 2" in alert["reason"] and "reports version 1" in alert["reason"]
+    assert "greater than or equal" in alert["reason"]
+    with running.engine.connect() as conn:
+        issued = conn.execute(
+            sa.select(desired.desired.c.issued_at).where(desired.desired.c.device_id == "term-r01")
+        ).scalar_one()
+    assert (alert["raised_at"] - issued).total_seconds() >= 3  # not before the delay
+    drifting = central_alerts.list_alerts(running.engine, open_only=True)
+    assert [a["subject"] for a in drifting if a["rule"] == "config_drift"] == ["term-r01"]
     # a setting that is not remotely changeable at all
     running.set_config("device:term-r01", "mqtt.host=evil.example")
     running.stack.wait_until(

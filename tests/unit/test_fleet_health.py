@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from central.fleet.alerts import DeviceCert, Trust, firing
+from central.fleet.desired import Lag
 from central.fleet.health import DeviceState, FleetHealth
 from central.fleet.health_schema import FLEET_WIDE
 from central.fleet.health_settings import AlertSettings
@@ -166,6 +167,39 @@ def test_certificates_expiring_and_the_crl_next_update() -> None:
     assert _fire(trust=broken) == {("crl_next_update", FLEET_WIDE): broken.crl_problem}
 
 
+def test_config_drift_fires_after_the_delay_and_stays_open_until_converged() -> None:
+    since = NOW - dt.timedelta(minutes=20)
+    refused = Lag("term-0001", 3, since, 2, "version 3: log_level: Input should be 'DEBUG'")
+    never = Lag("term-0001", 1, since, None, None)
+
+    def fire(lag: Lag, at: dt.datetime, already: frozenset[Any] = frozenset(), **kw: Any) -> Any:
+        return firing([], NO_CERTS, at, AlertSettings(**kw), UTC, set(already), [lag])
+
+    assert fire(refused, NOW, config_drift_after_s=1201) == {}  # 20 min < the delay
+    fired = fire(refused, NOW)  # the default delay: 15 min
+    assert fired == {
+        ("config_drift", "term-0001"): "desired config version 3 not running after 20 min: "
+        "the terminal reports version 2; it refused: version 3: log_level: Input should be "
+        "'DEBUG'"
+    }
+    assert "reports nothing yet" in fire(never, NOW)["config_drift", "term-0001"]
+    # a newer desired config issued meanwhile keeps an open alert open (still not running)
+    newer = Lag("term-0001", 4, NOW, 2, None)
+    assert fire(newer, NOW) == {}
+    assert list(fire(newer, NOW, frozenset({("config_drift", "term-0001")}))) == [
+        ("config_drift", "term-0001")
+    ]
+    # a revoked or unknown terminal is not watched; a very long refusal is cut
+    revoked = Trust(NO_CERTS.certs, frozenset({1}), NO_CERTS.crl_next_update)
+    assert firing([], revoked, NOW, AlertSettings(), UTC, set(), [refused]) == {}
+    assert fire(Lag("term-0404", 3, since, 2, None), NOW) == {}
+    long = Lag("term-0001", 3, since, 2, "x" * 500)
+    assert len(fire(long, NOW)["config_drift", "term-0001"]) == 500
+    # the terminal's text stays on one line (no forged log lines)
+    forged = Lag("term-0001", 3, since, 2, "bad\nCRITICAL alert 1 cleared")
+    assert "\n" not in fire(forged, NOW)["config_drift", "term-0001"]
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
@@ -175,6 +209,8 @@ def test_certificates_expiring_and_the_crl_next_update() -> None:
         ({"notify": ["webhook"]}, "webhook_url"),
         ({"notify": ["pager"]}, "notify"),
         ({"webhook_url": "ftp://x"}, "webhook_url"),
+        ({"config_drift_after_s": 0}, "config_drift_after_s"),
+        ({"config_drift_after_s": "soon"}, "config_drift_after_s"),
     ],
 )
 def test_alert_settings_refuse_bad_values(fields: dict[str, Any], message: str) -> None:
