@@ -244,9 +244,7 @@ def proposals_reject(state: State, proposal_id: int, reason: str) -> None:
 
 @proposals_group.command("resume")
 @click.argument("proposal_id", type=click.IntRange(1), required=False)
-@click.option(
-    "--all", "every", is_flag=True, help="Every applying proposal whose lease ran out."
-)
+@click.option("--all", "every", is_flag=True, help="Every applying proposal whose lease ran out.")
 @click.pass_obj
 @friendly_errors
 def proposals_resume(state: State, proposal_id: int | None, every: bool) -> None:
@@ -260,7 +258,7 @@ def proposals_resume(state: State, proposal_id: int | None, every: bool) -> None
         lifecert-central proposals resume 12
         lifecert-central proposals resume --all
     """
-    if (proposal_id is None) == every:
+    if (proposal_id is not None) == every:
         raise click.UsageError("give a PROPOSAL_ID or --all (not both)")
     engine = state.engine()
     if proposal_id is not None:

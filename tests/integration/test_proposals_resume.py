@@ -8,8 +8,11 @@ import datetime as dt
 import hashlib
 import multiprocessing
 import os
+import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +21,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import tomli_w
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from central import proposals
 from central.config import CentralConfig
@@ -27,6 +32,7 @@ from central.payments.period import Period
 from central.staff.identity import Actor, Role
 from central.store import db, schema
 from tests.fixtures.bank import Bank
+from tests.fixtures.proposals import staff_cli
 from tests.integration.test_proposals import (
     ADMIN,
     APPROVER,
@@ -297,3 +303,79 @@ def test_two_resumers_at_the_same_moment_apply_once(world: World) -> None:
     assert len(outcomes) == 2 and len(applied) == 1 and applied[0].status == "applied"
     assert [e.action for e in _audit(w.engine)].count("proposal.resume") == 1
     assert [f.name for f in out.iterdir()] == [FILE]
+
+
+def test_the_cli_resumes_an_approval_killed_while_it_filed(
+    migrated_url: str, tmp_path: Path
+) -> None:
+    """``proposals approve`` in a real process, SIGKILLed while it writes the bank file;
+    then ``proposals resume`` as signed-in staff (lease: 1 s)."""
+    key = tmp_path / "sign.key"
+    key.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    res = _resources(tmp_path, None)
+    config = tmp_path / "central.toml"
+    config.write_text(
+        tomli_w.dumps(
+            {
+                "database": {"url": migrated_url},
+                "keys": {"sign_key": str(key)},
+                "bank": {
+                    "out_dir": str(res.cfg.bank.out_dir),
+                    "encrypt_pub": str(res.cfg.bank.encrypt_pub),
+                },
+                "proposals": {"apply_lease_s": 1},
+            }
+        )
+    )
+    engine = db.create_engine(migrated_url)
+    w = World(engine, _people(engine), res, tmp_path)
+    cli = staff_cli(config, migrated_url, tmp_path / "staff")
+    try:
+        _run(w)
+        assert cli("bank", "make", APRIL, who="clerk").exit_code == 0
+        assert cli("proposals", "recheck", "1", who="reviewer").exit_code == 0
+        out = res.cfg.bank.out_dir
+        out.mkdir(parents=True)
+        os.mkfifo(out / f"LIFECERT-{APRIL}.part")  # the write blocks: nobody reads it
+        cert, signing_key = cli.certs["approver"]
+        approving = subprocess.Popen(
+            [sys.executable, "-m", "central", "--config", str(config), "--staff-cert",
+             str(cert), "--staff-key", str(signing_key), "proposals", "approve", "1"],
+            env=os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while _peek(engine, 1) != "applying":
+                assert approving.poll() is None, approving.stderr and approving.stderr.read()
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            time.sleep(0.5)
+        finally:
+            approving.kill()
+            approving.wait(10)
+        assert approving.returncode == -signal.SIGKILL
+        (out / f"LIFECERT-{APRIL}.part").unlink()
+        shown = cli("proposals", "show", "1", who="approver").output
+        assert "applying: by approver, lease until" in shown
+        time.sleep(1.1)  # the lease runs out
+        for who, why in (("clerk", "may not proposal.approve"), ("reviewer", "may not")):
+            refused = cli("proposals", "resume", "1", who=who)
+            assert refused.exit_code == 1 and why in refused.output, refused.output
+        assert cli("proposals", "resume").exit_code != 0  # an id or --all
+        done = cli("proposals", "resume", "--all", who="approver")
+        assert done.exit_code == 0, done.output
+        assert done.output == "proposal 1: applied\n"
+        assert [f.name for f in out.iterdir()] == [FILE]
+        assert _status(engine, APRIL) == "filed"
+        again = cli("proposals", "resume", "1", who="approver")
+        assert again.exit_code == 1 and "applied: nothing to resume" in again.output
+    finally:
+        engine.dispose()
