@@ -396,6 +396,9 @@ def create_app(ctx: Context) -> FastAPI:
         if not access.same_token(request.cookies.get(SIGNIN_COOKIE), csrf_token):
             raise RefusedError(403, "CSRF token missing or wrong: reload the sign-in page")
         session = _sign_in(request, "console")
+        home = next == "/" and not access.allowed(session.actor, "dashboard")
+        if home and access.allowed(session.actor, "proposals"):
+            next = "/proposals"  # an administrator's page: the staff proposals
         response = RedirectResponse(_local(next), 303)
         _set_session_cookie(response, session, ctx)
         response.delete_cookie(SIGNIN_COOKIE, secure=True, httponly=True, samesite="strict")

@@ -538,6 +538,11 @@ def test_the_proposal_routes_by_kind_from_the_one_table(console: Console) -> Non
 
 def test_an_administrator_decides_a_staff_proposal_in_the_console(console: Console) -> None:
     money, staff = _open_pair(console, "api")
+    with console.client("admin-2", signed_in=False) as browser:
+        form = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/signin").text)
+        assert form is not None
+        landed = browser.post("/signin", data={"csrf_token": form.group(1)})
+        assert landed.headers["location"] == "/proposals"  # no dashboard for them
     try:
         with console.client("admin-2") as admin2, console.client("administrator") as admin:
             listed = admin2.get("/api/proposals").json()
