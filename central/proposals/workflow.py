@@ -549,6 +549,8 @@ def resume(
     applied if its change is already made, else makes it (failed, with why, otherwise)."""
     now = now or dt.datetime.now(dt.UTC)
     ctx = Context(now, resources)
+    if resources is None:  # checked before the lease is taken: every external kind needs it
+        raise ProposalError("resuming a proposal needs central's config and keys (resources)")
     with engine.begin() as conn:
         row = _load(conn, proposal_id, lock=True)
         if row.status != APPLYING:
