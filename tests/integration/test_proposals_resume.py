@@ -1,7 +1,8 @@
-"""A bank proposal whose applying process was killed (SIGKILL, in a child process blocked
-at its apply step) is finished by ``resume`` exactly once, on SQLite and PostgreSQL: one
-bank file, one upload to the real SFTP server; a resumer while the lease is held, a
-second resumer at the same moment and the wrong people are refused."""
+"""A bank or certificate proposal whose applying process was killed (SIGKILL, in a child
+process blocked at its apply step) is finished by ``resume`` exactly once, on SQLite and
+PostgreSQL: one bank file, one upload to the real SFTP server, one certificate; a resumer
+while the lease is held, a second resumer at the same moment and the wrong people are
+refused."""
 
 import contextlib
 import datetime as dt
@@ -22,17 +23,20 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import tomli_w
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from central import proposals
 from central.config import CentralConfig
 from central.payments import bankfile, sftp
 from central.payments.period import Period
+from central.staff import ca
 from central.staff.identity import Actor, Role
 from central.store import db, schema
 from tests.fixtures.bank import Bank
 from tests.fixtures.proposals import staff_cli
+from tests.fixtures.staff import StaffPki
 from tests.integration.test_proposals import (
     ADMIN,
     APPROVER,
@@ -81,12 +85,15 @@ def _hanging(res: Resources, server: socket.socket) -> Resources:
     return Resources(cfg, res.sign_key)
 
 
-def _approve(url: str, cfg: dict[str, Any], key_pem: bytes, proposal_id: int) -> None:
-    """The child: approve ``proposal_id`` as ``APPROVER`` (it blocks where it applies)."""
+def _approve(
+    url: str, cfg: dict[str, Any], key_pem: bytes, proposal_id: int, who: str, roles: list[str]
+) -> None:
+    """The child: approve ``proposal_id`` as ``who`` (it blocks where it applies)."""
     engine = db.create_engine(url, busy_timeout_s=10)
     key = serialization.load_pem_private_key(key_pem, None)
     res = Resources(CentralConfig.model_validate(cfg), key)  # type: ignore[arg-type]
-    proposals.approve(engine, APPROVER, proposal_id, resources=res, now=NOW)
+    actor = Actor(who, frozenset(Role(r) for r in roles))
+    proposals.approve(engine, actor, proposal_id, resources=res, now=NOW)
 
 
 def _peek(engine: Any, proposal_id: int) -> str:
@@ -99,7 +106,9 @@ def _peek(engine: Any, proposal_id: int) -> str:
     return proposals.show(engine, proposal_id).status
 
 
-def _crash_approving(w: World, res: Resources, proposal_id: int) -> None:
+def _crash_approving(
+    engine: Any, res: Resources, proposal_id: int, approver: Actor = APPROVER
+) -> None:
     """Approve ``proposal_id`` in a child process with ``res`` (where applying blocks) and
     kill it with SIGKILL once the approval is committed and it is applying."""
     key_pem = res.sign_key.private_bytes(
@@ -108,16 +117,18 @@ def _crash_approving(w: World, res: Resources, proposal_id: int) -> None:
     child = multiprocessing.get_context("spawn").Process(
         target=_approve,
         args=(
-            w.engine.url.render_as_string(hide_password=False),
+            engine.url.render_as_string(hide_password=False),
             res.cfg.model_dump(mode="json"),
             key_pem,
             proposal_id,
+            approver.staff_id,
+            sorted(approver.roles),
         ),
     )
     child.start()
     try:
         deadline = time.monotonic() + 60
-        while _peek(w.engine, proposal_id) != "applying":
+        while _peek(engine, proposal_id) != "applying":
             assert child.is_alive(), "the approval ended before it applied"
             assert time.monotonic() < deadline, "the approval never reached applying"
             time.sleep(0.05)
@@ -149,7 +160,7 @@ def _make_crashed(w: World) -> tuple[int, Path]:
     out.mkdir(parents=True, exist_ok=True)
     fifo = out / f"LIFECERT-{APRIL}.part"
     os.mkfifo(fifo)
-    _crash_approving(w, w.res, number)
+    _crash_approving(w.engine, w.res, number)
     fifo.unlink()
     assert proposals.show(w.engine, number).status == "applying"
     assert _status(w.engine, APRIL) == "computed" and list(out.iterdir()) == []
@@ -217,7 +228,7 @@ def test_a_crashed_release_is_resumed_with_one_upload(
     assert w.bank is not None
     _make(w)
     number = _entered(w, "bank_send")
-    _crash_approving(w, _hanging(w.res, silent), number)
+    _crash_approving(w.engine, _hanging(w.res, silent), number)
     assert list(w.bank.incoming.iterdir()) == []
     local = w.res.cfg.bank.out_dir / FILE
     if crashed_after != "approval":  # the dead approver uploaded (and marked it sent)
@@ -244,7 +255,7 @@ def test_a_second_resumer_is_refused_while_the_first_holds_the_lease(
     assert w.bank is not None
     _make(w)
     number = _entered(w, "bank_send")
-    _crash_approving(w, _hanging(w.res, silent), number)
+    _crash_approving(w.engine, _hanging(w.res, silent), number)
     first: list[BaseException] = []
 
     def hangs() -> None:
@@ -379,3 +390,53 @@ def test_the_cli_resumes_an_approval_killed_while_it_filed(
         assert again.exit_code == 1 and "applied: nothing to resume" in again.output
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("crashed_after", ["approval", "issue"])
+def test_a_crashed_certificate_is_issued_once_or_the_proposal_fails(
+    staff_pki: StaffPki, crashed_after: str
+) -> None:
+    """``staff_cert``: the approver dies reading the CA's key (a FIFO); resuming issues the
+    certificate, or, if one was issued meanwhile, fails instead of issuing a second."""
+    pki, engine = staff_pki, staff_pki.engine
+    admin2 = pki.actor(pki.member("admin2", [Role.ADMINISTRATOR]))
+    admin3 = pki.actor(pki.member("admin3", [Role.ADMINISTRATOR]))
+    pki.member("clerk", [Role.ENTRY_CLERK])
+    cfg = CentralConfig.model_validate({}, context={"base_dir": pki.root})
+    res = Resources(cfg, ec.generate_private_key(ec.SECP256R1()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "clerk")])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    payload = {
+        "staff_id": "clerk",
+        "csr": csr.public_bytes(serialization.Encoding.PEM).decode(),
+        "days": 30,
+    }
+    entered = proposals.propose(engine, pki.admin, "staff_cert", payload, resources=res)
+    fifo = pki.root / "ca-key.fifo"
+    os.mkfifo(fifo)
+    staff = cfg.staff.model_copy(update={"ca_key": fifo})
+    _crash_approving(engine, Resources(cfg.model_copy(update={"staff": staff}), res.sign_key),
+                     entered.id, admin2)  # fmt: skip
+    fifo.unlink()
+    if crashed_after == "issue":  # what the dead approver would have done
+        ca.issue_approved(engine, cfg.staff, admin2, "clerk", 30, key.public_key())
+    issued = len(ca.list_certs(engine, "clerk"))
+    for who, why in (
+        (pki.admin, "entered proposal"),
+        (Actor("clerk", frozenset({Role.ADMINISTRATOR})), "their own account"),
+        (APPROVER, "administrator role"),
+    ):
+        with pytest.raises(proposals.RefusedError, match=why):
+            proposals.resume(engine, who, entered.id, resources=res, now=LATER)
+    if crashed_after == "issue":
+        with pytest.raises(proposals.StaleError, match="changed since"):
+            proposals.resume(engine, admin3, entered.id, resources=res, now=LATER)
+        assert proposals.show(engine, entered.id).status == "failed"
+        assert len(ca.list_certs(engine, "clerk")) == issued
+    else:
+        done = proposals.resume(engine, admin3, entered.id, resources=res, now=LATER)
+        assert done.status == "applied" and done.result is not None
+        cert = x509.load_pem_x509_certificate(done.result["certificate"].encode())
+        assert cert.public_key() == key.public_key()
+        assert len(ca.list_certs(engine, "clerk")) == issued + 1
