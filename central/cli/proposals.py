@@ -1,4 +1,4 @@
-"""Commands of central's proposals room: ``proposals list/show/recheck/approve/reject``, and
+"""Commands of central's proposals room: ``proposals list/show/recheck/approve/reject/resume``, and
 ``propose``, which the changing commands of the other rooms call (``roster import``,
 ``holds``, ``retirees change/certify``, ``bank make/send``)."""
 
@@ -25,6 +25,8 @@ _ROLE_WORD = {
 
 
 def _waits(p: Proposal) -> str:
+    if p.status == "applying" and p.apply_until is not None:
+        return f"applying: by {p.apply_by}, lease until {p.apply_until:%Y-%m-%d %H:%M:%S} UTC"
     if p.next_action is None or p.next_role is None:
         return f"{p.status}" + (f": {p.reason}" if p.reason else "")
     return (
@@ -238,6 +240,44 @@ def proposals_reject(state: State, proposal_id: int, reason: str) -> None:
         lifecert-central proposals reject 12 --reason "the form is not signed"
     """
     _step(state, "reject", proposal_id, reason)
+
+
+@proposals_group.command("resume")
+@click.argument("proposal_id", type=click.IntRange(1), required=False)
+@click.option("--all", "every", is_flag=True, help="Every applying proposal whose lease ran out.")
+@click.pass_obj
+@friendly_errors
+def proposals_resume(state: State, proposal_id: int | None, every: bool) -> None:
+    """Finish a proposal left applying by a crash (approver), once its lease ran out.
+
+    A bank file already filed, or already sent, is recorded, not made or sent again;
+    otherwise it is made or sent now. Exits 1 when any was refused or failed.
+
+    \b
+    Example:
+        lifecert-central proposals resume 12
+        lifecert-central proposals resume --all
+    """
+    if (proposal_id is not None) == every:
+        raise click.UsageError("give a PROPOSAL_ID or --all (not both)")
+    engine = state.engine()
+    if proposal_id is not None:
+        actor = _acting(state, proposal_id, Permission.PROPOSAL_APPROVE)
+        done = proposals.resume(engine, actor, proposal_id, resources=state.central)
+        click.echo(f"proposal {done.id}: resumed by {actor.staff_id}; {_waits(done)}")
+        click.echo(f"result: {json.dumps(done.result, default=str)}")
+        return
+    if not state.signed_in:
+        require(state, Permission.PROPOSAL_APPROVE)  # the message: sign in
+    failed = 0
+    for number, outcome in proposals.resume_due(engine, state.actor, resources=state.central):
+        if isinstance(outcome, Proposal):
+            click.echo(f"proposal {number}: {_waits(outcome)}")
+        else:
+            failed += 1
+            click.echo(f"proposal {number}: not resumed: {outcome}")
+    if failed:
+        raise LifecertError(f"{failed} proposal(s) not resumed (above)")
 
 
 COMMANDS = (proposals_group,)

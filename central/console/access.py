@@ -2,7 +2,9 @@
 
 Every route names its entry of ``PERMISSIONS`` and is checked on the server; the tests
 build the whole endpoint x role matrix from this table. A coordinator who is nothing else
-sees only their communities (``scope``).
+sees only their communities (``scope``). The proposals endpoints also admit, through
+``staff_only``, administrators, who see and decide staff proposals only (``staff_only``;
+the routes refuse them every other kind).
 """
 
 import datetime as dt
@@ -29,6 +31,8 @@ class Rule:
     needs: frozenset[Permission] = frozenset()
     session: bool = True
     any_of: frozenset[Permission] = frozenset()  # and at least one of these, when given
+    staff_only: frozenset[Permission] = frozenset()
+    """Or all of these, for staff proposals only (``central.proposals.staffing``)."""
 
 
 PERMISSIONS: dict[str, Rule] = {
@@ -47,11 +51,14 @@ PERMISSIONS: dict[str, Rule] = {
     "assisted": Rule(frozenset({P.RESULTS_READ, P.FRAUD_READ})),
     "reminders": Rule(frozenset({P.DASHBOARD_READ, P.PEOPLE_READ})),
     "fleet": Rule(frozenset({P.RESULTS_READ, P.FRAUD_READ})),
-    "proposals": Rule(frozenset({P.PEOPLE_READ, P.PAYMENTS_READ})),
+    "proposals": Rule(
+        frozenset({P.PEOPLE_READ, P.PAYMENTS_READ}), staff_only=frozenset({P.STAFF_READ})
+    ),
     "proposal_enter": Rule(frozenset({P.PEOPLE_READ, P.PAYMENTS_READ, P.PROPOSAL_ENTER})),
     "proposal_decide": Rule(
         frozenset({P.PEOPLE_READ, P.PAYMENTS_READ}),
         any_of=frozenset({P.PROPOSAL_RECHECK, P.PROPOSAL_APPROVE}),
+        staff_only=frozenset({P.STAFF_READ, P.STAFF_MANAGE}),
     ),
 }
 """Endpoint -> the permissions it needs: the one table every route is authorised from
@@ -61,9 +68,14 @@ WIDE = frozenset({Role.ENTRY_CLERK, Role.REVIEWER, Role.APPROVER, Role.AUDITOR})
 """Roles that see every community."""
 
 
-def _holds(rule: Rule, roles: frozenset[Role]) -> bool:
+def _fully(rule: Rule, roles: frozenset[Role]) -> bool:
     held = permissions.permissions(roles)
     return bool(roles) and rule.needs <= held and (not rule.any_of or bool(rule.any_of & held))
+
+
+def _holds(rule: Rule, roles: frozenset[Role]) -> bool:
+    held = permissions.permissions(roles)
+    return _fully(rule, roles) or (bool(rule.staff_only) and rule.staff_only <= held)
 
 
 def roles_for(endpoint: str) -> frozenset[Role]:
@@ -76,6 +88,13 @@ def allowed(actor: Actor, endpoint: str) -> bool:
     """Whether ``actor`` may call ``endpoint`` (an unknown endpoint: nobody)."""
     rule = PERMISSIONS.get(endpoint)
     return rule is not None and _holds(rule, actor.roles)
+
+
+def staff_only(actor: Actor, endpoint: str) -> bool:
+    """Whether ``actor`` may call ``endpoint`` for staff proposals only (an administrator
+    on the proposals pages: every other kind is refused)."""
+    rule = PERMISSIONS.get(endpoint)
+    return rule is not None and _holds(rule, actor.roles) and not _fully(rule, actor.roles)
 
 
 def scope(actor: Actor) -> frozenset[str] | None:

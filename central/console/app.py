@@ -40,6 +40,7 @@ from central.notify import reminders
 from central.proposals import assisted as proposals_assisted
 from central.proposals.base import Resources
 from central.proposals.settings import ProposalSettings
+from central.proposals.staffing import STAFF_KINDS
 from central.staff import audit
 from central.staff.identity import Actor
 from central.staff.settings import StaffSettings
@@ -395,6 +396,9 @@ def create_app(ctx: Context) -> FastAPI:
         if not access.same_token(request.cookies.get(SIGNIN_COOKIE), csrf_token):
             raise RefusedError(403, "CSRF token missing or wrong: reload the sign-in page")
         session = _sign_in(request, "console")
+        home = next == "/" and not access.allowed(session.actor, "dashboard")
+        if home and access.allowed(session.actor, "proposals"):
+            next = "/proposals"  # an administrator's page: the staff proposals
         response = RedirectResponse(_local(next), 303)
         _set_session_cookie(response, session, ctx)
         response.delete_cookie(SIGNIN_COOKIE, secure=True, httponly=True, samesite="strict")
@@ -536,8 +540,7 @@ def create_app(ctx: Context) -> FastAPI:
         """Proposals waiting for a step the signed-in person may take (oldest first), and
         the latest proposals (``status`` only, when given)."""
         actor = _actor(request)
-        waiting = proposals.list_for(ctx.engine, actor, limit)
-        latest = proposals.list_all(ctx.engine, status, limit)
+        waiting, latest = _proposals(ctx, actor, status, limit, limit)
         return web.json_response(
             {
                 "waiting": [proposing.as_json(p, actor) for p in waiting],
@@ -548,7 +551,7 @@ def create_app(ctx: Context) -> FastAPI:
     @route("GET", "/api/proposals/{proposal_id}", "proposals")
     def api_proposal(request: Request, proposal_id: ProposalP) -> Response:
         """One proposal with its steps and diff (the first ``page_size`` rows)."""
-        found = proposals.show(ctx.engine, proposal_id, ctx.settings.page_size)
+        found = _shown(ctx, _actor(request), proposal_id, "proposals")
         return web.json_response(proposing.as_json(found, _actor(request)))
 
     @route("POST", "/api/proposals", "proposal_enter", status_code=201)
@@ -650,14 +653,11 @@ def create_app(ctx: Context) -> FastAPI:
     @route("GET", "/proposals", "proposals", response_class=HTMLResponse)
     def page_proposals(request: Request) -> Response:
         actor = _actor(request)
+        waiting, latest = _proposals(ctx, actor, None, ctx.settings.page_size, 20)
         return _page(
             request,
             "proposals.html",
-            {
-                "waiting": proposals.list_for(ctx.engine, actor, ctx.settings.page_size),
-                "latest": proposals.list_all(ctx.engine, None, 20),
-                "kinds": proposing.PAYLOAD_HELP,
-            },
+            {"waiting": waiting, "latest": latest, "kinds": proposing.PAYLOAD_HELP},
         )
 
     @route("POST", "/proposals", "proposal_enter")
@@ -690,7 +690,7 @@ def create_app(ctx: Context) -> FastAPI:
 
     @route("GET", "/proposals/{proposal_id}", "proposals", response_class=HTMLResponse)
     def page_proposal(request: Request, proposal_id: ProposalP) -> Response:
-        found = proposals.show(ctx.engine, proposal_id, ctx.settings.page_size)
+        found = _shown(ctx, _actor(request), proposal_id, "proposals")
         return _page(
             request,
             "proposal.html",
@@ -865,7 +865,34 @@ def create_app(ctx: Context) -> FastAPI:
     return app
 
 
+def _proposals(
+    ctx: Context, actor: Actor, status: str | None, waiting: int, latest: int
+) -> tuple[list[Any], list[Any]]:
+    """What waits for ``actor`` and the latest proposals (``status`` only, when given):
+    staff proposals only for an administrator."""
+    kinds = STAFF_KINDS if access.staff_only(actor, "proposals") else None
+    mine = proposals.list_for(ctx.engine, actor, waiting)
+    if kinds is not None:
+        mine = [p for p in mine if p.kind in kinds]
+    return mine, proposals.list_all(ctx.engine, status, latest, kinds)
+
+
+def _shown(ctx: Context, actor: Actor, proposal_id: int, endpoint: str) -> Any:
+    """Proposal ``proposal_id`` (its diff's first ``page_size`` rows), if ``actor`` may use
+    ``endpoint`` on it: an administrator only on staff proposals (403 otherwise)."""
+    found = proposals.show(ctx.engine, proposal_id, ctx.settings.page_size)
+    if access.staff_only(actor, endpoint) and found.kind not in STAFF_KINDS:
+        raise RefusedError(
+            403,
+            f"proposal {proposal_id} is a {found.kind} proposal: {actor.staff_id} sees and "
+            "decides staff proposals only",
+            field="proposal_id",
+        )
+    return found
+
+
 def _step(ctx: Context, actor: Actor, proposal_id: int, action: str, reason: str) -> Any:
+    _shown(ctx, actor, proposal_id, "proposal_decide")
     if action == "reject":
         return proposals.reject(ctx.engine, actor, proposal_id, reason)
     step = proposals.approve if action == "approve" else proposals.recheck

@@ -220,12 +220,14 @@ def make(
     bank_key: PublicKey,
     now: dt.datetime | None = None,
 ) -> Made:
-    """Write the sealed payment file of a computed run and freeze the run (status ``filed``)."""
+    """Write the sealed payment file of a computed run and freeze the run (status ``filed``;
+    its summary keeps the sealed file's SHA-256, ``file.sealed_sha256``). The run's row is
+    locked meanwhile, so two makers never both file it."""
     now = now or dt.datetime.now(dt.UTC)
     records: list[Record] = []
     withheld: list[dict[str, str]] = []
     with engine.begin() as conn:
-        run = runs.get_run(conn, period)
+        run = runs.get_run(conn, period, lock=True)
         if run.status != "computed":
             raise runs.RunError(f"the run for {period} is already {run.status}")
         every = runs.run_lines(run)  # name and account as the run read them
@@ -266,7 +268,12 @@ def make(
         digest = hashlib.sha256(data).hexdigest()
         total = sum(r.amount_cents for r in records)
         summary = dict(run.summary) | {
-            "file": {"count": len(records), "total_cents": total, "withheld": withheld}
+            "file": {
+                "count": len(records),
+                "total_cents": total,
+                "withheld": withheld,
+                "sealed_sha256": hashlib.sha256(token.encode()).hexdigest(),
+            }
         }
         conn.execute(
             _runs.update()

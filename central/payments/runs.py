@@ -653,9 +653,12 @@ def run(
     return RunSummary(**{**summary.__dict__, "recomputed": old is not None})
 
 
-def get_run(conn: Connection, period: Period) -> Any:
-    """The ``payment_runs`` row of ``period``; ``RunError`` when there is none."""
-    row = conn.execute(sa.select(_runs).where(_runs.c.period == str(period))).first()
+def get_run(conn: Connection, period: Period, lock: bool = False) -> Any:
+    """The ``payment_runs`` row of ``period`` (``lock``: locked for this transaction on
+    PostgreSQL; SQLite's transactions here are serialised anyway); ``RunError`` when there
+    is none."""
+    select = sa.select(_runs).where(_runs.c.period == str(period))
+    row = conn.execute(select.with_for_update() if lock else select).first()
     if row is None:
         raise RunError(f"no payment run for {period}: run `lifecert-central payments run {period}`")
     return row

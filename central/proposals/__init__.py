@@ -7,6 +7,7 @@ The API (``central.proposals.workflow``, re-exported here)::
     recheck(engine, reviewer, p.id, "checked the letter")
     approve(engine, approver, p.id)          # applies it
     reject(engine, someone, p.id, "why")     # closes it, nothing changes
+    resume(engine, approver, p.id)           # finishes one left applying by a crash
     list_for(engine, actor)                  # what waits for this person's role
     show(engine, p.id)                       # with steps and diff
 
@@ -32,6 +33,8 @@ from central.proposals.workflow import (
     propose,
     recheck,
     reject,
+    resume,
+    resume_due,
     show,
 )
 
@@ -52,5 +55,7 @@ __all__ = [
     "propose",
     "recheck",
     "reject",
+    "resume",
+    "resume_due",
     "show",
 ]

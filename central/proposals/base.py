@@ -4,7 +4,9 @@ A kind checks and normalises what is proposed (``prepare``), says what data the
 proposal depends on (``fingerprint``: if that changed since, approving it is refused
 as stale) and makes the change on the last approval (``apply``). Kinds whose change
 leaves the database (a file, an upload) or runs its own transaction are ``external``:
-they are applied after the approving transaction commits.
+they are applied after the approving transaction commits, under a lease; a proposal left
+``applying`` by a crash is finished by ``resume``, which asks the kind whether its change is
+already made (``finished``) before making it.
 """
 
 import datetime as dt
@@ -150,3 +152,9 @@ class Kind(ABC):
     ) -> dict[str, Any]:
         """Make the change after the approval is committed (``external`` kinds)."""
         raise NotImplementedError
+
+    def finished(self, engine: Engine, proposal: Any, ctx: Context) -> dict[str, Any] | None:
+        """What ``apply_outside`` returned if its change is already made (a resumed
+        proposal whose applier died after the change, before recording it); None when it is
+        not made; ``ProposalError`` when the data is neither (``external`` kinds)."""
+        return None

@@ -4,10 +4,13 @@ role may make and remake; filing it is the step that is reviewed, against the ve
 the approvers saw (a recomputed run makes the proposal stale).
 
 These are ``external``: they run in their own transaction or leave the database, after
-the last approval is committed; a failure marks the proposal ``failed`` with the error.
+the last approval is committed; a failure marks the proposal ``failed`` with the error. A
+resumed one (``proposals resume``) is recorded ``applied`` without acting again when the
+run shows it done: filed with its sealed file on disk as recorded, or sent.
 """
 
 import hashlib
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,17 @@ def _state(conn: Connection, period: Period) -> Any:
     if row is None:
         return None
     return [row.id, row.status, row.roster_revision, row.summary, row.file_sha256]
+
+
+def _approved_run(conn: Connection, period: Period, proposal: Any) -> Any:
+    """The run of ``period``; ``ProposalError`` unless it is the run ``proposal`` was about."""
+    run = _run(conn, period)
+    if run.id != proposal.payload["run_id"]:
+        raise ProposalError(
+            f"period: the run for {period} is run {run.id} now, not run "
+            f"{proposal.payload['run_id']} that was approved: check it (`payments show`)"
+        )
+    return run
 
 
 def _totals(run: Any) -> str:
@@ -95,6 +109,30 @@ class BankMake(Kind):
             "withheld": made.withheld,
         }
 
+    def finished(self, engine: Engine, proposal: Any, ctx: Context) -> dict[str, Any] | None:
+        bank = ctx.need(self.name).cfg.bank
+        period = Period.parse(proposal.payload["period"])
+        with engine.connect() as conn:
+            run = _approved_run(conn, period, proposal)
+        if run.status == "computed":
+            return None
+        path = bank.out_dir / f"{bank.payer}-{period}.jwe"
+        file = run.summary.get("file", {})
+        sealed = file.get("sealed_sha256")
+        if sealed is None or _file_sha(path) != sealed:
+            raise ProposalError(
+                f"period: run {run.id} of {period} is {run.status}, but {path} is missing or "
+                "not the file it was filed with: find the file (the SHA-256 the run recorded "
+                f"is {sealed}) before anything is sent"
+            )
+        return {
+            "path": str(path),
+            "count": file.get("count"),
+            "total_cents": file.get("total_cents"),
+            "sha256": run.file_sha256,
+            "withheld": file.get("withheld", []),
+        }
+
 
 def _file_sha(path: Path) -> str | None:
     try:
@@ -146,3 +184,13 @@ class BankSend(Kind):
         remote = sftp.upload(cfg.bank.sftp, Path(proposal.payload["path"]))
         bankfile.mark_sent(engine, Period.parse(proposal.payload["period"]))
         return {"remote": remote, "host": cfg.bank.sftp.host}
+
+    def finished(self, engine: Engine, proposal: Any, ctx: Context) -> dict[str, Any] | None:
+        settings = ctx.need(self.name).cfg.bank.sftp
+        period = Period.parse(proposal.payload["period"])
+        with engine.connect() as conn:
+            run = _approved_run(conn, period, proposal)
+        if run.status not in ("sent", "reconciled"):
+            return None
+        name = Path(proposal.payload["path"]).name
+        return {"remote": posixpath.join(settings.remote_dir, name), "host": settings.host}

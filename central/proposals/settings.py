@@ -42,6 +42,15 @@ class ProposalSettings(Section):
         description="the role that rechecks and approves staff and role changes (an "
         "administrator enters them; never the same person, never about their own account)",
     )
+    apply_lease_s: int = Field(
+        default=900,
+        ge=1,
+        le=86_400,
+        title="apply lease (seconds)",
+        description="how long applying a bank or certificate proposal may take before "
+        "`proposals resume` may finish it instead (longer than writing the largest bank "
+        "file or an SFTP upload's timeout)",
+    )
     max_open: int = Field(
         default=10_000,
         ge=1,

@@ -1,4 +1,5 @@
-"""The proposals room's tables, on ``central.store.schema.metadata`` (migration 0015).
+"""The proposals room's tables, on ``central.store.schema.metadata`` (migration 0015;
+the apply lease: 0050).
 
 ``proposals`` holds one change to money or eligibility and where it stands;
 ``proposal_steps`` one row per person who acted on it (unique per proposal and person,
@@ -29,6 +30,10 @@ proposals = sa.Table(
     sa.Column("decided_at", UtcDateTime),
     sa.Column("reason", sa.String(500)),  # why rejected
     sa.Column("result", sa.JSON),  # what applying it did
+    # while ``applying`` (migration 0050): the lease of whoever applies it, until when
+    sa.Column("apply_token", sa.String(32)),
+    sa.Column("apply_by", sa.String(100)),
+    sa.Column("apply_until", UtcDateTime),
 )
 
 proposal_steps = sa.Table(

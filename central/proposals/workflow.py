@@ -7,10 +7,18 @@ checks, in one transaction, that the proposal is open, that this step is the one
 waits for, that the person did not enter it nor act on it before, that they hold the
 level's role, and that the data it was made against is unchanged (else the proposal is
 closed as ``stale``). Every step is audited.
+
+Kinds that act outside the database (a bank file, an upload, a certificate) are applied
+after the approval commits, under a lease (``[proposals] apply_lease_s``): the proposal is
+``applying``, held by the approver until the lease ends. A process killed meanwhile leaves
+it so; ``resume`` (an approver, once the lease ran out) takes the lease over and finishes
+it exactly once: recorded as applied when the change is already made, else made.
 """
 
 import datetime as dt
 import json
+import logging
+import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -44,8 +52,10 @@ from central.proposals.staffing import STAFF_KINDS as _STAFF_NAMES
 from central.proposals.tables import proposal_rows, proposal_steps, proposals
 from central.staff import audit
 from central.staff.identity import Actor, Role
+from common.errors import LifecertError
 
 _p, _s, _rows = proposals, proposal_steps, proposal_rows
+log = logging.getLogger(__name__)
 
 KINDS: dict[str, Kind] = {
     k.name: k
@@ -114,6 +124,8 @@ class Proposal:
     result: dict[str, Any] | None
     steps: tuple[Step, ...]
     diff: Diff | None = None
+    apply_by: str | None = None  # while applying: who holds the lease, until when
+    apply_until: dt.datetime | None = None
 
     @property
     def next_role(self) -> Role | None:
@@ -214,6 +226,8 @@ def _proposal(conn: Connection, row: Any, diff_rows: int | None = None) -> Propo
         result=row.result,
         steps=_steps(conn, row.id),
         diff=None if diff_rows is None else _diff(conn, row.id, diff_rows),
+        apply_by=row.apply_by,
+        apply_until=row.apply_until,
     )
 
 
@@ -408,7 +422,7 @@ def _decide(
             values: dict[str, Any] = {"done": level}
             if level == row.levels:
                 if handler.external:
-                    values |= {"status": APPLYING}
+                    values |= {"status": APPLYING} | _lease(actor, resources, now)
                 else:
                     result = handler.apply(conn, row, actor.staff_id, ctx)
                     values |= {
@@ -423,58 +437,193 @@ def _decide(
                 f"proposal.{action}",
                 f"proposal:{proposal_id}",
                 _snapshot(row),
-                {**_snapshot(row), **values},
+                _jsonable({**_snapshot(row), **values} | {"apply_token": None}),
                 at=now,
             )
     if stale is not None:
         raise stale
     if level == row.levels and handler.external:
-        _apply_outside(engine, actor, proposal_id, handler, ctx)
+        _apply_outside(engine, actor, proposal_id, handler, ctx, values["apply_token"])
     with engine.connect() as conn:
         return _proposal(conn, _load(conn, proposal_id), diff_rows=0)
 
 
+def _lease(actor: Actor, resources: Resources | None, now: dt.datetime) -> dict[str, Any]:
+    """A new lease on applying a proposal, held by ``actor`` (the lease columns' values)."""
+    settings = resources.cfg.proposals if resources else ProposalSettings()
+    return {
+        "apply_token": secrets.token_hex(16),
+        "apply_by": actor.staff_id,
+        "apply_until": now + dt.timedelta(seconds=settings.apply_lease_s),
+    }
+
+
 def _apply_outside(
-    engine: Engine, actor: Actor, proposal_id: int, handler: Kind, ctx: Context
+    engine: Engine,
+    actor: Actor,
+    proposal_id: int,
+    handler: Kind,
+    ctx: Context,
+    token: str,
+    resumed: bool = False,
 ) -> None:
-    """Apply an external kind after its approval; mark it applied, or failed with the error."""
+    """Apply an external kind under the lease ``token``; mark it applied, or failed with the
+    error. ``resumed``: first ask the kind whether the change is already made, and make it
+    only if the data is still what was approved."""
     with engine.connect() as conn:
         row = _load(conn, proposal_id)
     try:
-        result = handler.apply_outside(engine, row, actor.staff_id, ctx)
+        result = handler.finished(engine, row, ctx) if resumed else None
+        if result is not None:
+            result |= {"resumed": "already done: recorded, not done again"}
+        else:
+            if resumed:
+                with engine.connect() as conn:
+                    if handler.fingerprint(conn, row) != row.fingerprint:
+                        raise StaleError(
+                            f"proposal {proposal_id}: the data it was approved on changed "
+                            "since, and its change is not made: check it and propose it again"
+                        )
+            result = handler.apply_outside(engine, row, actor.staff_id, ctx)
     except Exception as exc:
         problem = f"{type(exc).__name__}: {exc}"[:500]
-        with engine.begin() as conn:
-            conn.execute(
-                _p.update()
-                .where(_p.c.id == proposal_id)
-                .values(status=FAILED, decided_at=ctx.now, reason=problem)
-            )
-            audit.record(
-                conn,
-                actor,
-                "proposal.failed",
-                f"proposal:{proposal_id}",
-                {"status": APPLYING},
-                {"status": FAILED, "error": problem},
-                at=ctx.now,
-            )
+        _finish(engine, actor, proposal_id, token, ctx.now, {"status": FAILED, "reason": problem})
         raise
+    _finish(
+        engine, actor, proposal_id, token, ctx.now, {"status": APPLIED, "result": _jsonable(result)}
+    )
+
+
+def _finish(
+    engine: Engine,
+    actor: Actor,
+    proposal_id: int,
+    token: str,
+    now: dt.datetime,
+    values: dict[str, Any],
+) -> None:
+    """Record how applying ended, if the lease ``token`` is still ours (else whoever took
+    it over records it), audited."""
     with engine.begin() as conn:
-        conn.execute(
+        done = conn.execute(
             _p.update()
-            .where(_p.c.id == proposal_id)
-            .values(status=APPLIED, decided_at=ctx.now, result=_jsonable(result))
-        )
+            .where(_p.c.id == proposal_id, _p.c.status == APPLYING, _p.c.apply_token == token)
+            .values(decided_at=now, apply_token=None, apply_by=None, apply_until=None, **values)
+        ).rowcount
+        if done != 1:
+            log.warning(
+                "proposal %s: the lease ran out and was taken over before it was %s here",
+                proposal_id,
+                values["status"],
+            )
+            return
+        after = {"status": values["status"]}
+        if "result" in values:
+            after["result"] = values["result"]
+        else:
+            after["error"] = values["reason"]
         audit.record(
             conn,
             actor,
-            "proposal.applied",
+            f"proposal.{values['status']}",
             f"proposal:{proposal_id}",
             {"status": APPLYING},
-            {"status": APPLIED, "result": _jsonable(result)},
-            at=ctx.now,
+            after,
+            at=now,
         )
+
+
+def resume(
+    engine: Engine,
+    actor: Actor,
+    proposal_id: int,
+    *,
+    resources: Resources | None = None,
+    now: dt.datetime | None = None,
+) -> Proposal:
+    """Finish a proposal left ``applying`` (its applier died), once its lease ran out.
+
+    Needs the role of its last level (an approver; for a staff change the configured
+    ``staff_approver``), never the person who entered it or the one it is about. Takes
+    the lease over (two resumers: the second is refused), audits that, then records it
+    applied if its change is already made, else makes it (failed, with why, otherwise)."""
+    now = now or dt.datetime.now(dt.UTC)
+    ctx = Context(now, resources)
+    if resources is None:  # checked before the lease is taken: every external kind needs it
+        raise ProposalError("resuming a proposal needs central's config and keys (resources)")
+    with engine.begin() as conn:
+        row = _load(conn, proposal_id, lock=True)
+        if row.status != APPLYING:
+            raise ClosedError(
+                f"proposal {proposal_id} is {row.status}: nothing to resume (only an "
+                "applying proposal is)"
+            )
+        handler = _kind(row.kind)
+        if actor.staff_id == row.created_by:
+            raise RefusedError(
+                f"{actor.staff_id} entered proposal {proposal_id}: another approver resumes it"
+            )
+        _not_about_self(actor, handler, row.target, f"proposal {proposal_id}")
+        check_role(actor, row.kind, row.levels, row.levels, staff_approver(row.kind, row.payload))
+        if row.apply_until is not None and row.apply_until > now:
+            raise RefusedError(
+                f"proposal {proposal_id} is being applied by {row.apply_by} until "
+                f"{row.apply_until:%Y-%m-%d %H:%M:%S} UTC ([proposals] apply_lease_s): resume "
+                "it after that if it is still applying"
+            )
+        lease = _lease(actor, resources, now)
+        held = (
+            _p.c.apply_token.is_(None)
+            if row.apply_token is None
+            else _p.c.apply_token == row.apply_token
+        )
+        taken = conn.execute(
+            _p.update().where(_p.c.id == proposal_id, _p.c.status == APPLYING, held).values(**lease)
+        ).rowcount
+        if taken != 1:
+            raise RefusedError(f"proposal {proposal_id} was just taken over by someone else")
+        audit.record(
+            conn,
+            actor,
+            "proposal.resume",
+            f"proposal:{proposal_id}",
+            _jsonable({"status": APPLYING, "by": row.apply_by, "until": row.apply_until}),
+            _jsonable({"status": APPLYING, "by": actor.staff_id, "until": lease["apply_until"]}),
+            at=now,
+        )
+    _apply_outside(engine, actor, proposal_id, handler, ctx, lease["apply_token"], resumed=True)
+    with engine.connect() as conn:
+        return _proposal(conn, _load(conn, proposal_id), diff_rows=0)
+
+
+def resume_due(
+    engine: Engine,
+    actor: Actor,
+    *,
+    resources: Resources | None = None,
+    now: dt.datetime | None = None,
+) -> list[tuple[int, Proposal | LifecertError | OSError]]:
+    """``resume`` every applying proposal whose lease ran out (oldest first): each one's
+    proposal, or the error that refused or failed it."""
+    now = now or dt.datetime.now(dt.UTC)
+    with engine.connect() as conn:
+        due = conn.scalars(
+            sa.select(_p.c.id)
+            .where(
+                _p.c.status == APPLYING,
+                sa.or_(_p.c.apply_until.is_(None), _p.c.apply_until <= now),
+            )
+            .order_by(_p.c.id)
+        ).all()
+    done: list[tuple[int, Proposal | LifecertError | OSError]] = []
+    for proposal_id in due:
+        try:
+            done.append(
+                (proposal_id, resume(engine, actor, proposal_id, resources=resources, now=now))
+            )
+        except (LifecertError, OSError) as exc:
+            done.append((proposal_id, exc))
+    return done
 
 
 def recheck(

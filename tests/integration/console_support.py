@@ -92,7 +92,8 @@ def staff_certificates(
     engine: Any, settings: StaffSettings, out: Path
 ) -> dict[str, tuple[Path, Path]]:
     """The staff CA, one account per role (the coordinator with ``COMMUNITIES``), one with
-    two roles, a revoked and an expired certificate, and a locked account's."""
+    two roles, a revoked and an expired certificate, a locked account's, and a second
+    administrator."""
     out.mkdir(parents=True, exist_ok=True)
     ca.init(engine, settings)
     certs: dict[str, tuple[Path, Path]] = {}
@@ -107,6 +108,7 @@ def staff_certificates(
     people["expired"] = ({Role.REVIEWER}, ())
     people["locked"] = ({Role.REVIEWER}, ())
     people["late"] = ({Role.AUDITOR}, ())  # revoked while the console runs
+    people["admin-2"] = ({Role.ADMINISTRATOR}, ())  # decides what "admin" enters
     for staff_id, (roles, communities) in people.items():
         accounts.add(engine, ADMIN, staff_id, staff_id.title(), roles, communities)
         issued = ca.issue(engine, settings, ADMIN, staff_id)

@@ -16,18 +16,24 @@ import pytest
 import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
+from central import proposals
 from central.console import access, identity
 from central.console.tables import review_decisions
 from central.fleet.health import FleetHealth
 from central.notify import reminders
 from central.people import coverage as people_coverage
-from central.staff.identity import Role
+from central.proposals.staffing import STAFF_KINDS
+from central.staff import accounts
+from central.staff.identity import Actor, Role
 from central.store import schema
 from protocol import messages, topics
 from protocol.messages import Telemetry
-from tests.integration.console_support import COMMUNITIES, Console, start
+from tests.integration.console_support import ADMIN, COMMUNITIES, Console, start
 
 pytestmark = pytest.mark.integration
+
+ADMIN_2 = Actor("admin-2", frozenset({Role.ADMINISTRATOR}))
+APPROVER = Actor("approver", frozenset({Role.APPROVER}))
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -87,7 +93,6 @@ def test_a_locked_account_is_refused_at_sign_in(console: Console) -> None:
 
 def test_revoking_a_certificate_ends_its_live_session(console: Console) -> None:
     from central.staff import ca
-    from tests.integration.console_support import ADMIN
 
     sessions = console.ctx.sessions
     with console.client("late") as client:
@@ -462,6 +467,114 @@ def test_a_payment_run_is_filed_by_three_people_through_the_api(console: Console
             sa.select(schema.payment_runs.c.status).where(schema.payment_runs.c.period == period)
         )
     assert status == "filed"
+
+
+def _open_pair(console: Console, tag: str) -> tuple[Any, Any]:
+    """A money proposal (a hold, entered by the entry clerk) and a staff proposal (a new
+    account, entered by the administrator ``admin``), both open."""
+    with console.engine.connect() as conn:
+        retiree = conn.scalar(sa.select(schema.retirees.c.id_number).limit(1))
+    clerk = Actor("entry_clerk", frozenset({Role.ENTRY_CLERK}))
+    hold = {"retiree_id": retiree, "action": "place", "note": "bank letter returned"}
+    money = proposals.propose(console.engine, clerk, "hold", hold, settings=console.ctx.proposals)
+    newcomer = {"staff_id": f"new-{tag}", "name": "New Clerk", "roles": ["entry_clerk"]}
+    staff = proposals.propose(
+        console.engine, ADMIN, "staff_add", newcomer, settings=console.ctx.proposals
+    )
+    return money, staff
+
+
+def _close(console: Console, *found: Any) -> None:
+    """Reject what is still open (as a reviewer or an administrator, whoever may)."""
+    for p in found:
+        if proposals.show(console.engine, p.id, 0).status == "open":
+            who = ADMIN_2 if p.kind in STAFF_KINDS else APPROVER
+            proposals.reject(console.engine, who, p.id, "test over")
+
+
+def test_the_proposal_routes_by_kind_from_the_one_table(console: Console) -> None:
+    """Each proposal route with an id x role x (money, staff) proposal, generated from
+    ``access.PERMISSIONS`` and its ``staff_only``: an administrator reads and decides
+    staff proposals only; the rest as the matrix above. A decision is a reject without
+    its reason: allowed -> 422 (the reason), refused -> 403; nothing changes."""
+    money, staff = _open_pair(console, "matrix")
+    checked = 0
+    try:
+        with contextlib.ExitStack() as stack:
+            clients = {r.value: stack.enter_context(console.client(r.value)) for r in Role}
+            for route in _routes(console):
+                if "{proposal_id}" not in route.path:
+                    continue
+                key = route.openapi_extra["x-permission"]  # type: ignore[index]
+                for role in Role:
+                    limited = access.staff_only(Actor("x", frozenset({role})), key)
+                    for p in (money, staff):
+                        allowed = role in access.roles_for(key) and (
+                            p.kind in STAFF_KINDS or not limited
+                        )
+                        client = clients[role.value]
+                        path = route.path.replace("{proposal_id}", str(p.id))
+                        path = path.replace("{action}", "reject")
+                        if "POST" in route.methods:
+                            body: dict[str, Any] = (
+                                {"json": {"reason": ""}}
+                                if path.startswith("/api/")
+                                else {"data": {"csrf_token": client.headers["x-csrf-token"]}}
+                            )
+                            reply = client.post(path, **body)
+                            expected = 422 if allowed else 403
+                        else:
+                            reply = client.get(path)
+                            expected = 200 if allowed else 403
+                        assert reply.status_code == expected, (path, role, p.kind, reply.text)
+                        checked += 1
+        assert checked == 4 * len(Role) * 2
+        for p in (money, staff):
+            shown = proposals.show(console.engine, p.id, 0)
+            assert (shown.status, len(shown.steps)) == ("open", 1)
+    finally:
+        _close(console, money, staff)
+
+
+def test_an_administrator_decides_a_staff_proposal_in_the_console(console: Console) -> None:
+    money, staff = _open_pair(console, "api")
+    with console.client("admin-2", signed_in=False) as browser:
+        form = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/signin").text)
+        assert form is not None
+        landed = browser.post("/signin", data={"csrf_token": form.group(1)})
+        assert landed.headers["location"] == "/proposals"  # no dashboard for them
+    try:
+        with console.client("admin-2") as admin2, console.client("administrator") as admin:
+            listed = admin2.get("/api/proposals").json()
+            assert staff.id in [p["id"] for p in listed["waiting"]]
+            assert {p["kind"] for p in listed["waiting"] + listed["latest"]} <= STAFF_KINDS
+            mine = next(p for p in listed["waiting"] if p["id"] == staff.id)
+            assert mine["you_may"] == ["approve", "reject"]
+            page = admin2.get("/proposals")
+            assert page.status_code == 200 and "add staff new-api" in page.text
+            assert money.summary not in page.text
+            shown = admin2.get(f"/proposals/{staff.id}")
+            assert shown.status_code == 200 and 'action="/proposals/' in shown.text
+            for action in ("approve", "recheck", "reject"):  # money: refused at the API
+                refused = admin2.post(
+                    f"/api/proposals/{money.id}/{action}", json={"reason": "mine now"}
+                )
+                assert refused.status_code == 403, refused.text
+                assert "staff proposals only" in refused.json()["error"]
+            own = admin.post(f"/api/proposals/{staff.id}/approve", json={})
+            assert own.status_code == 403 and "entered proposal" in own.json()["error"]
+            done = admin2.post(
+                f"/proposals/{staff.id}/approve",
+                data={"reason": "form 7", "csrf_token": admin2.headers["x-csrf-token"]},
+            )
+            assert done.status_code == 303, done.text
+        applied = proposals.show(console.engine, staff.id, 0)
+        assert applied.status == "applied" and applied.steps[-1].staff_id == "admin-2"
+        assert accounts.get(console.engine, "new-api") is not None
+        held = proposals.show(console.engine, money.id, 0)
+        assert (held.status, len(held.steps)) == ("open", 1)
+    finally:
+        _close(console, money, staff)
 
 
 # -- audit -------------------------------------------------------------------------

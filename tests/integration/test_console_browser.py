@@ -1,7 +1,8 @@
 """The console in Chromium with client certificates: a coordinator's morning (sign in,
 dashboard, drill-down, CSV download), an approver's review decision, three people filing
 and releasing a bank file (three browser contexts, three certificates, a real SFTP
-server), a roster import's diff, and no certificate -> no page.
+server), a roster import's diff, an administrator approving a staff proposal, and no
+certificate -> no page.
 ``LIFECERT_CONSOLE_SCREENSHOTS=docs/img`` keeps the screenshots for the docs."""
 
 import csv
@@ -14,8 +15,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from central import proposals
+from central.staff import accounts
 from central.store import schema
-from tests.integration.console_support import COMMUNITIES, Console, start
+from tests.integration.console_support import ADMIN, COMMUNITIES, Console, start
 
 pytestmark = pytest.mark.integration
 CHROMIUM = Path("/usr/bin/chromium")
@@ -228,3 +231,26 @@ def test_a_roster_import_shows_its_diff(browser: Any, console: Console) -> None:
             )
         )
     assert amount == row.monthly_amount_cents
+
+
+def test_an_administrator_approves_a_staff_proposal(browser: Any, console: Console) -> None:
+    """The second administrator signs in, lands on the proposals page and approves the
+    account the first one proposed."""
+    wanted = {"staff_id": "new-browser", "name": "New Reviewer", "roles": ["reviewer"]}
+    staff = proposals.propose(
+        console.engine, ADMIN, "staff_add", wanted, settings=console.ctx.proposals
+    )
+    context = _context(browser, console, "admin-2")
+    try:
+        page = context.new_page()
+        page.goto(console.url)
+        page.get_by_role("button", name="Sign in with this certificate").click()
+        page.wait_for_url("**/proposals")
+        waiting = page.locator("table").first
+        waiting.get_by_role("link", name=str(staff.id), exact=True).click()
+        page.get_by_role("button", name="Approve", exact=True).click()
+        page.wait_for_url(f"**/proposals/{staff.id}")
+        assert "staff_add · applied" in page.inner_text("main")
+    finally:
+        context.close()
+    assert accounts.get(console.engine, "new-browser") is not None

@@ -60,12 +60,16 @@ def test_scope_is_wide_for_wide_roles_and_own_communities_for_a_coordinator() ->
     assert access.scope(coordinator) == {"A"}
     assert access.scope(both) is None
     admin = Actor("a", frozenset({Role.ADMINISTRATOR}))
-    assert not any(
-        access.allowed(admin, key)
+    reached = {
+        key
         for key, rule in access.PERMISSIONS.items()
-        if rule.session
-        if key not in ("me", "openapi", "signout")
-    )
+        if rule.session and access.allowed(admin, key)
+    }
+    assert reached == {"me", "openapi", "signout", "proposals", "proposal_decide"}
+    assert access.staff_only(admin, "proposals") and access.staff_only(admin, "proposal_decide")
+    auditor = Actor("u", frozenset({Role.AUDITOR}))
+    assert access.allowed(auditor, "proposals") and not access.staff_only(auditor, "proposals")
+    assert not access.allowed(auditor, "proposal_decide")
     assert not access.allowed(coordinator, "no-such-endpoint")
 
 
