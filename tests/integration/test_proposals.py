@@ -21,12 +21,13 @@ from central.payments.period import Period
 from central.people import roster
 from central.proposals.settings import ProposalSettings
 from central.proposals.staffing import STAFF_KINDS
-from central.staff import audit
+from central.staff import accounts, audit, otp
 from central.staff.identity import Actor, Role
 from central.staff.tables import audit_log
 from central.store import schema
 from common import idnumber
 from tests.fixtures.bank import Bank
+from tests.fixtures.otp import Phones
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +56,26 @@ class World:
     ids: list[str]
     res: Resources
     tmp: Path
+    phones: Phones
     bank: Bank | None = None
+
+    def acting(self, actor: Actor, now: dt.datetime = NOW) -> dict[str, Any]:
+        """Keywords for ``actor``'s step at ``now``: central's resources and their current
+        code (bank kinds need it; other kinds ignore it)."""
+        return {"resources": self.res, "now": now, "code": self.phones.code(actor.staff_id, now)}
+
+
+SETUP = Actor("setup", frozenset({Role.ADMINISTRATOR}))
+
+
+def _staff(engine: Any, key_file: Path) -> Phones:
+    """Accounts for the people who decide, each with an enrolled second factor."""
+    phones = Phones()
+    for actor in (CLERK, REVIEWER, APPROVER, BOTH, EVERYTHING):
+        with engine.begin() as conn:
+            accounts.insert(conn, SETUP, actor.staff_id, actor.staff_id, actor.roles)
+        phones.enrol(engine, key_file, actor, NOW - dt.timedelta(hours=1))
+    return phones
 
 
 def _people(engine: Any) -> list[str]:
@@ -252,7 +272,10 @@ CASES: dict[str, Case] = {
 
 @pytest.fixture
 def world(migrated_engine: Any, tmp_path: Path) -> World:
-    return World(migrated_engine, _people(migrated_engine), _resources(tmp_path, None), tmp_path)
+    res = _resources(tmp_path, None)
+    otp.write_key(res.cfg.staff.otp_key_file)
+    phones = _staff(migrated_engine, res.cfg.staff.otp_key_file)
+    return World(migrated_engine, _people(migrated_engine), res, tmp_path, phones)
 
 
 def _world_for(case: Case, w: World, request: pytest.FixtureRequest) -> World:
@@ -283,11 +306,13 @@ def test_each_kind_passes_all_its_levels_and_only_then_takes_effect(
     if levels == 3:
         assert [p.id for p in proposals.list_for(w.engine, REVIEWER)] == [entered.id]
         assert proposals.list_for(w.engine, APPROVER) == []
-        rechecked = proposals.recheck(w.engine, REVIEWER, entered.id, "matches the form", **kw)
+        rechecked = proposals.recheck(
+            w.engine, REVIEWER, entered.id, "matches the form", **w.acting(REVIEWER)
+        )
         assert (rechecked.status, rechecked.done) == ("open", 2)
         assert not case.applied(w)
     assert [p.id for p in proposals.list_for(w.engine, APPROVER)] == [entered.id]
-    done = proposals.approve(w.engine, APPROVER, entered.id, **kw)
+    done = proposals.approve(w.engine, APPROVER, entered.id, **w.acting(APPROVER))
     assert done.status == "applied", done.reason
     assert case.applied(w)
     assert done.result is not None
@@ -328,7 +353,7 @@ def test_each_kind_refuses_the_wrong_people_and_stale_data(
     for actor in (CLERK, APPROVER, ADMIN):
         with pytest.raises(proposals.RefusedError, match="reviewer role"):
             proposals.recheck(w.engine, actor, entered.id, **kw)
-    proposals.recheck(w.engine, BOTH, entered.id, **kw)
+    proposals.recheck(w.engine, BOTH, entered.id, **w.acting(BOTH))
     # the same person twice
     with pytest.raises(proposals.RefusedError, match="already took a step"):
         proposals.approve(w.engine, BOTH, entered.id, **kw)
@@ -338,7 +363,7 @@ def test_each_kind_refuses_the_wrong_people_and_stale_data(
     # stale: the data changed since it was entered
     case.stale(w)
     with pytest.raises(proposals.StaleError, match="stale"):
-        proposals.approve(w.engine, APPROVER, entered.id, **kw)
+        proposals.approve(w.engine, APPROVER, entered.id, **w.acting(APPROVER))
     shown = proposals.show(w.engine, entered.id)
     assert shown.status == "stale" and [s.action for s in shown.steps] == ["enter", "recheck"]
     assert not case.applied(w)
@@ -486,15 +511,20 @@ def test_a_failed_release_is_recorded_and_can_be_proposed_again(world: World, ba
         }
     )
     p = proposals.propose(w.engine, CLERK, "bank_send", {"period": APRIL}, **kw)
-    proposals.recheck(w.engine, REVIEWER, p.id, **kw)
+    proposals.recheck(w.engine, REVIEWER, p.id, **w.acting(REVIEWER))
     with pytest.raises(Exception, match="host key"):
         proposals.approve(
-            w.engine, APPROVER, p.id, resources=Resources(wrong, w.res.sign_key), now=NOW
+            w.engine,
+            APPROVER,
+            p.id,
+            resources=Resources(wrong, w.res.sign_key),
+            now=NOW,
+            code=w.phones.code(APPROVER.staff_id, NOW),
         )
     failed = proposals.show(w.engine, p.id)
     assert failed.status == "failed" and "host key" in (failed.reason or "")
     assert _status(w.engine, APRIL) == "filed"
     again = proposals.propose(w.engine, CLERK, "bank_send", {"period": APRIL}, **kw)
-    proposals.recheck(w.engine, REVIEWER, again.id, **kw)
-    assert proposals.approve(w.engine, APPROVER, again.id, **kw).status == "applied"
+    proposals.recheck(w.engine, REVIEWER, again.id, **w.acting(REVIEWER))
+    assert proposals.approve(w.engine, APPROVER, again.id, **w.acting(APPROVER)).status == "applied"
     assert _status(w.engine, APRIL) == "sent"
