@@ -12,6 +12,7 @@ codes in a row are kept apart so that signing in again does not clear them.
 
 import datetime as dt
 import hmac
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ DRIFT_STEPS = 1  # a code of the time step before or after is accepted too (cloc
 _NONCE = 12
 _CODE = re.compile(r"^[0-9]{6}$")
 MAKE_KEY = "lifecert-central staff otp init-key"
+
+log = logging.getLogger(__name__)
 
 
 class SecondFactorError(LifecertError, PermissionError):
@@ -150,6 +153,7 @@ def enrol(engine: Engine, cipher: OtpCipher, actor: Actor, now: dt.datetime) -> 
             {"second_factor": "pending"},
             at=now,
         )
+    log.info("second factor of %s pending (enrolled by themself)", actor.staff_id)
     return Enrolment(actor.staff_id, secret)
 
 
@@ -206,6 +210,7 @@ def confirm(engine: Engine, cipher: OtpCipher, actor: Actor, code: str, now: dt.
             {"second_factor": "enrolled"},
             at=now,
         )
+    log.info("second factor of %s confirmed", actor.staff_id)
 
 
 def reset(engine: Engine, by: Actor, staff_id: str) -> None:
@@ -230,6 +235,7 @@ def reset(engine: Engine, by: Actor, staff_id: str) -> None:
             {"second_factor": before},
             {"second_factor": "none"},
         )
+    log.info("second factor of %s reset by %s", staff_id, by.staff_id)
 
 
 def verify(
@@ -269,6 +275,7 @@ def verify(
 def count_wrong(engine: Engine, actor: Actor, *, limit: int, reason: str) -> bool:
     """Count a wrong code of ``actor`` (in its own transaction, after the refused step
     rolled back) toward the lockout; whether the account is now locked."""
+    log.warning("second factor of %s refused: %s", actor.staff_id, reason)
     with engine.begin() as conn:
         accounts.need(conn, actor.staff_id, for_update=True)  # the order ``verify`` locks in
         row = _row(conn, actor.staff_id, for_update=True)

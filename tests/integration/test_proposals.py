@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from central import proposals
+from central import config, proposals
 from central.config import CentralConfig
 from central.payments import bankfile, holds, runs
 from central.payments.period import Period
@@ -24,8 +24,10 @@ from central.proposals.staffing import STAFF_KINDS
 from central.staff import accounts, audit, otp
 from central.staff.identity import Actor, Role
 from central.staff.tables import audit_log
+from central.staff.tables import staff as staff_table
 from central.store import schema
 from common import idnumber
+from common.errors import ConfigError
 from tests.fixtures.bank import Bank
 from tests.fixtures.otp import Phones
 
@@ -528,3 +530,125 @@ def test_a_failed_release_is_recorded_and_can_be_proposed_again(world: World, ba
     proposals.recheck(w.engine, REVIEWER, again.id, **w.acting(REVIEWER))
     assert proposals.approve(w.engine, APPROVER, again.id, **w.acting(APPROVER)).status == "applied"
     assert _status(w.engine, APRIL) == "sent"
+
+
+# -- the second factor ([proposals] second_factor_kinds) -----------------------------------
+
+
+def _failed_logins(w: World, actor: Actor) -> tuple[int, bool]:
+    with w.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(staff_table).where(staff_table.c.staff_id == actor.staff_id)
+        ).one()
+    return row.failed_logins, row.locked
+
+
+def _waiting_for_approval(w: World, kind: str = "bank_make") -> int:
+    """A ``kind`` proposal for April, entered and rechecked (with the reviewer's code)."""
+    p = proposals.propose(w.engine, CLERK, kind, {"period": APRIL}, resources=w.res, now=NOW)
+    proposals.recheck(w.engine, REVIEWER, p.id, **w.acting(REVIEWER))
+    return p.id
+
+
+def _unchanged(w: World, pid: int, entries: int, period: str = "computed") -> None:
+    shown = proposals.show(w.engine, pid)
+    assert (shown.status, shown.done, len(shown.steps)) == ("open", 2, 2)
+    assert len(_audit(w.engine)) == entries and _status(w.engine, APRIL) == period
+
+
+def test_a_bank_approval_needs_a_current_unused_code(world: World) -> None:
+    w = world
+    _run(w)
+    pid = _waiting_for_approval(w)
+    entries = len(_audit(w.engine))
+    plain = {"resources": w.res, "now": NOW}
+    with pytest.raises(proposals.RefusedError, match=r"^otp: proposal \d+ \(bank_make\) needs"):
+        proposals.approve(w.engine, APPROVER, pid, **plain)
+    right = w.phones.code(APPROVER.staff_id, NOW)
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    with pytest.raises(proposals.RefusedError, match="otp: wrong code"):
+        proposals.approve(w.engine, APPROVER, pid, code=wrong, **plain)
+    with pytest.raises(proposals.RefusedError, match="otp: a code is 6 digits"):
+        proposals.approve(w.engine, APPROVER, pid, code="12ab56", **plain)
+    _unchanged(w, pid, entries)
+    assert _failed_logins(w, APPROVER) == (1, False)  # the wrong code only
+    # someone who never enrolled is told to
+    with w.engine.begin() as conn:
+        accounts.insert(conn, SETUP, "approver-2", "Approver Two", [Role.APPROVER])
+    newcomer = Actor("approver-2", frozenset({Role.APPROVER}))
+    with pytest.raises(proposals.RefusedError, match="has none enrolled: enrol first"):
+        proposals.approve(w.engine, newcomer, pid, code=right, **plain)
+    _unchanged(w, pid, entries)
+    done = proposals.approve(w.engine, APPROVER, pid, code=right, **plain)
+    assert done.status == "applied" and _status(w.engine, APRIL) == "filed"
+    assert _failed_logins(w, APPROVER) == (0, False)  # a good code clears the count
+    # the same code again (the same time step) is refused, and nothing changes
+    sending = _waiting_for_approval(w, "bank_send")
+    entries = len(_audit(w.engine))
+    with pytest.raises(proposals.RefusedError, match="otp: this code was used already"):
+        proposals.approve(w.engine, APPROVER, sending, code=right, **plain)
+    _unchanged(w, sending, entries, "filed")
+    assert _failed_logins(w, APPROVER) == (1, False)
+
+
+def test_only_the_listed_kinds_need_a_code(world: World) -> None:
+    w = world
+    hold = CASES["hold"].payload(w)
+    p = proposals.propose(w.engine, CLERK, "hold", hold, now=NOW)
+    assert proposals.approve(w.engine, APPROVER, p.id, resources=w.res, now=NOW).status == (
+        "applied"
+    )
+    listed = w.res.cfg.model_copy(
+        update={"proposals": ProposalSettings(second_factor_kinds=("hold",))}
+    )
+    w.res = Resources(listed, w.res.sign_key)
+    release = {**hold, "action": "release"}
+    p = proposals.propose(w.engine, CLERK, "hold", release, resources=w.res, now=NOW)
+    with pytest.raises(proposals.RefusedError, match=r"\(hold\) needs a second factor"):
+        proposals.approve(w.engine, APPROVER, p.id, resources=w.res, now=NOW)
+    assert proposals.approve(w.engine, APPROVER, p.id, **w.acting(APPROVER)).status == "applied"
+    _run(w)
+    made = proposals.propose(w.engine, CLERK, "bank_make", {"period": APRIL}, resources=w.res)
+    proposals.recheck(w.engine, REVIEWER, made.id, resources=w.res, now=NOW)
+    proposals.approve(w.engine, APPROVER, made.id, resources=w.res, now=NOW)
+    assert _status(w.engine, APRIL) == "filed"
+
+
+def test_the_listed_kinds_must_be_kinds(tmp_path: Path) -> None:
+    toml = tmp_path / "central.toml"
+    toml.write_text('[proposals]\nsecond_factor_kinds = ["bank_make", "bank_sent"]\n')
+    with pytest.raises(ConfigError, match=r"proposals\.second_factor_kinds.*bank_send"):
+        config.load(toml)
+
+
+def test_wrong_codes_lock_the_account_and_signing_in_does_not_clear_them(world: World) -> None:
+    w = world
+    cfg = w.res.cfg.model_copy(
+        update={"staff": w.res.cfg.staff.model_copy(update={"max_failed_logins": 3})}
+    )
+    w.res = Resources(cfg, w.res.sign_key)
+    _run(w)
+    pid = _waiting_for_approval(w)
+    plain = {"resources": w.res, "now": NOW}
+    right = w.phones.code(APPROVER.staff_id, NOW)
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    for _ in range(2):
+        with pytest.raises(proposals.RefusedError, match="wrong code"):
+            proposals.approve(w.engine, APPROVER, pid, code=wrong, **plain)
+    assert _failed_logins(w, APPROVER) == (2, False)
+    with w.engine.begin() as conn:  # signing in again clears failed sign-ins, not codes
+        accounts.signed_in(conn, accounts.need(conn, APPROVER.staff_id))
+    assert _failed_logins(w, APPROVER) == (0, False)
+    with pytest.raises(proposals.RefusedError, match="wrong code"):
+        proposals.approve(w.engine, APPROVER, pid, code=wrong, **plain)
+    assert _failed_logins(w, APPROVER) == (1, True)
+    with w.engine.connect() as conn:
+        out = conn.execute(
+            sa.select(audit_log).where(audit_log.c.action == "staff.locked_out")
+        ).one()
+    assert out.staff_id == APPROVER.staff_id and "second factor: otp: wrong code" in out.after
+    with pytest.raises(proposals.RefusedError, match="locked: an administrator must unlock"):
+        proposals.approve(w.engine, APPROVER, pid, code=right, **plain)
+    _unchanged(w, pid, len(_audit(w.engine)))
+    accounts.unlock(w.engine, SETUP, APPROVER.staff_id)
+    assert proposals.approve(w.engine, APPROVER, pid, code=right, **plain).status == "applied"
