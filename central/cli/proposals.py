@@ -175,14 +175,17 @@ def proposals_show(state: State, proposal_id: int, rows: int, as_json: bool) -> 
             click.echo(f"  line {r.line:<5} {r.retiree_id}  {r.change:7}  {what}")
 
 
-def _step(state: State, action: str, proposal_id: int, reason: str) -> None:
+def _step(
+    state: State, action: str, proposal_id: int, reason: str, code: str | None = None
+) -> None:
     engine = state.engine()
+    central = state.central
     if action == "recheck":
         actor = _acting(state, proposal_id, Permission.PROPOSAL_RECHECK)
-        done = proposals.recheck(engine, actor, proposal_id, reason, resources=state.central)
+        done = proposals.recheck(engine, actor, proposal_id, reason, code=code, resources=central)
     elif action == "approve":
         actor = _acting(state, proposal_id, Permission.PROPOSAL_APPROVE)
-        done = proposals.approve(engine, actor, proposal_id, reason, resources=state.central)
+        done = proposals.approve(engine, actor, proposal_id, reason, code=code, resources=central)
     else:  # a reviewer or an approver, whichever the next level needs (checked per item)
         if not state.signed_in:
             require(state, Permission.PROPOSAL_RECHECK)  # the message: sign in
@@ -195,36 +198,45 @@ def _step(state: State, action: str, proposal_id: int, reason: str) -> None:
 
 
 _REASON = click.option("--reason", default="", help="Why (kept with the step; required to reject).")
+_OTP = click.option(
+    "--otp",
+    "code",
+    metavar="CODE",
+    help="Your authenticator app's current code: needed for [proposals] second_factor_kinds "
+    "(bank make/send by default; enrol with `staff otp enrol`).",
+)
 
 
 @proposals_group.command("recheck")
 @click.argument("proposal_id", type=click.IntRange(1))
 @_REASON
+@_OTP
 @click.pass_obj
 @friendly_errors
-def proposals_recheck(state: State, proposal_id: int, reason: str) -> None:
+def proposals_recheck(state: State, proposal_id: int, reason: str, code: str | None) -> None:
     """Recheck a proposal someone else entered (reviewer).
 
     \b
     Example:
-        lifecert-central proposals recheck 12 --reason "matches the signed form"
+        lifecert-central proposals recheck 12 --reason "matches the signed form" --otp 492039
     """
-    _step(state, "recheck", proposal_id, reason)
+    _step(state, "recheck", proposal_id, reason, code)
 
 
 @proposals_group.command("approve")
 @click.argument("proposal_id", type=click.IntRange(1))
 @_REASON
+@_OTP
 @click.pass_obj
 @friendly_errors
-def proposals_approve(state: State, proposal_id: int, reason: str) -> None:
+def proposals_approve(state: State, proposal_id: int, reason: str, code: str | None) -> None:
     """Approve a rechecked proposal (approver): it takes effect now.
 
     \b
     Example:
-        lifecert-central proposals approve 12
+        lifecert-central proposals approve 12 --otp 492039
     """
-    _step(state, "approve", proposal_id, reason)
+    _step(state, "approve", proposal_id, reason, code)
 
 
 @proposals_group.command("reject")

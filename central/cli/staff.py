@@ -1,5 +1,5 @@
-"""Commands of central's staff room: ``staff`` (accounts, roles, lockout, the staff CA and
-staff certificates).
+"""Commands of central's staff room: ``staff`` (accounts, roles, lockout, the staff CA,
+staff certificates and, in ``staff_otp``, second factors).
 
 Every change acts as the signed-in staff member (``--staff-cert``/``--staff-key``) and is
 audited. Two steps work without signing in, once each: ``staff ca init`` and
@@ -15,7 +15,8 @@ from central import proposals
 from central.cli.context import State, require
 from central.cli.output import emit
 from central.cli.proposals import propose
-from central.staff import accounts, ca, directory
+from central.cli.staff_otp import otp_group
+from central.staff import accounts, ca, directory, otp
 from central.staff.identity import Role
 from central.staff.permissions import Permission
 from common.cli import friendly_errors
@@ -175,7 +176,7 @@ def list_(state: State, as_json: bool) -> None:
 @click.pass_obj
 @friendly_errors
 def show(state: State, staff_id: str, as_json: bool) -> None:
-    """Show one account and its certificates.
+    """Show one account, its second factor (enrolled, pending, none) and its certificates.
 
     \b
     Example:
@@ -187,10 +188,11 @@ def show(state: State, staff_id: str, as_json: bool) -> None:
     if account is None:
         raise LifecertError(f"no staff member {staff_id!r}: see `lifecert-central staff list`")
     certs = ca.list_certs(engine, staff_id)
+    factor = otp.status(engine, staff_id)
     if as_json:
-        emit(account.as_dict() | {"certificates": certs}, True, [])
+        emit(account.as_dict() | {"second_factor": factor, "certificates": certs}, True, [])
         return
-    emit(_row(account), False, _COLUMNS)
+    emit(_row(account) | {"second_factor": factor}, False, [*_COLUMNS, "second_factor"])
     if certs:
         click.echo("")
         emit(certs, False, ["serial", "not_after", "issued_by", "revoked_at"])
@@ -493,5 +495,7 @@ def directory_(state: State, site: str, out: Path, days: int) -> None:
         f"{out}: {len(made.staff)} staff for site {site} until {made.expires_at:%Y-%m-%d %H:%M} UTC"
     )
 
+
+staff_group.add_command(otp_group)
 
 COMMANDS = (staff_group,)

@@ -54,6 +54,7 @@ PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
 ID_AFTER = r"^[0-9X]{1,18}$"
 _SAFE = ("GET", "HEAD")
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (PostgreSQL refuses NUL)
+OTP_CODE = r"^[0-9]{6}$"  # a TOTP code (central.staff.otp)
 
 
 class RefusedError(Exception):
@@ -200,6 +201,13 @@ class StepIn(BaseModel):
     reason: str = Field(
         default="", max_length=500, pattern=PRINTABLE, description="required to reject"
     )
+    otp: str | None = Field(
+        default=None,
+        pattern=OTP_CODE,
+        description="the current 6-digit code of your authenticator app: needed to recheck "
+        "or approve the kinds in [proposals] second_factor_kinds (bank_make, bank_send by "
+        "default), ignored otherwise",
+    )
 
 
 class DecisionIn(BaseModel):
@@ -319,7 +327,8 @@ def create_app(ctx: Context) -> FastAPI:
 
     @app.exception_handler(proposals.RefusedError)
     async def proposal_refused(request: Request, exc: proposals.RefusedError) -> Response:
-        return await refused(request, RefusedError(403, str(exc)))
+        field = "otp" if str(exc).startswith("otp:") else None
+        return await refused(request, RefusedError(403, str(exc), field=field))
 
     @app.exception_handler(proposals.NotFoundError)
     async def proposal_missing(request: Request, exc: proposals.NotFoundError) -> Response:
@@ -575,7 +584,7 @@ def create_app(ctx: Context) -> FastAPI:
         request: Request, proposal_id: ProposalP, action: StepP, body: StepIn
     ) -> Response:
         """Recheck, approve (applies it after the last level) or reject (reason required)."""
-        done = _step(ctx, _actor(request), proposal_id, action, body.reason)
+        done = _step(ctx, _actor(request), proposal_id, action, body.reason, body.otp)
         return web.json_response(proposing.as_json(done, _actor(request)))
 
     @route("GET", "/api/assisted", "assisted")
@@ -694,7 +703,11 @@ def create_app(ctx: Context) -> FastAPI:
         return _page(
             request,
             "proposal.html",
-            {"p": found, "steps_you_may": proposing.next_steps(found, _actor(request))},
+            {
+                "p": found,
+                "steps_you_may": proposing.next_steps(found, _actor(request)),
+                "needs_code": found.kind in ctx.proposals.second_factor_kinds,
+            },
         )
 
     @route("POST", "/proposals/{proposal_id}/{action}", "proposal_decide")
@@ -703,8 +716,9 @@ def create_app(ctx: Context) -> FastAPI:
         proposal_id: ProposalP,
         action: StepP,
         reason: Annotated[str, Form(max_length=500)] = "",
+        otp: Annotated[str, Form(max_length=16)] = "",
     ) -> Response:
-        _step(ctx, _actor(request), proposal_id, action, reason)
+        _step(ctx, _actor(request), proposal_id, action, reason, otp or None)
         return RedirectResponse(f"/proposals/{proposal_id}", 303)
 
     @route("GET", "/audit", "audit", response_class=HTMLResponse)
@@ -891,12 +905,14 @@ def _shown(ctx: Context, actor: Actor, proposal_id: int, endpoint: str) -> Any:
     return found
 
 
-def _step(ctx: Context, actor: Actor, proposal_id: int, action: str, reason: str) -> Any:
+def _step(
+    ctx: Context, actor: Actor, proposal_id: int, action: str, reason: str, code: str | None
+) -> Any:
     _shown(ctx, actor, proposal_id, "proposal_decide")
     if action == "reject":
         return proposals.reject(ctx.engine, actor, proposal_id, reason)
     step = proposals.approve if action == "approve" else proposals.recheck
-    return step(ctx.engine, actor, proposal_id, reason, resources=ctx.resources)
+    return step(ctx.engine, actor, proposal_id, reason, code=code, resources=ctx.resources)
 
 
 def _local(target: str) -> str:

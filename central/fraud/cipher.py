@@ -1,7 +1,6 @@
 """Face templates at rest: AES-256-GCM, key from ``[duplicates] key_file``, the result id
 bound as associated data (a row moved to another result does not decrypt)."""
 
-import os
 import secrets
 import uuid
 from pathlib import Path
@@ -10,7 +9,8 @@ import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from common.errors import ConfigError, LifecertError
+from common import keyfile
+from common.errors import LifecertError
 
 _NONCE = 12
 
@@ -21,11 +21,7 @@ class TemplateStoreError(LifecertError, ValueError):
 
 def write_key(path: Path) -> Path:
     """Create a new random 32-byte template key (hex, mode 0600); refuses to overwrite."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_hex(32) + "\n")
-    return path
+    return keyfile.write_key(path)
 
 
 class TemplateCipher:
@@ -36,20 +32,9 @@ class TemplateCipher:
 
     @classmethod
     def from_file(cls, path: Path) -> "TemplateCipher":
-        try:
-            raw = path.read_bytes().strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"duplicates.key_file: cannot read {path}: {exc} "
-                "(create one: lifecert-central duplicates init-key)"
-            ) from None
-        try:
-            key = bytes.fromhex(raw.decode()) if len(raw) == 64 else raw
-        except (UnicodeDecodeError, ValueError):
-            key = raw
-        if len(key) != 32:
-            raise ConfigError(f"duplicates.key_file: {path} must hold 32 bytes (or 64 hex digits)")
-        return cls(key)
+        return cls(
+            keyfile.read_key(path, "duplicates.key_file", "lifecert-central duplicates init-key")
+        )
 
     def encrypt(self, vector: np.ndarray, result_id: uuid.UUID) -> bytes:
         nonce = secrets.token_bytes(_NONCE)

@@ -11,6 +11,24 @@ from pydantic import Field
 
 from common.config import Section
 
+KindName = Literal[
+    "roster_import",
+    "registry_import",
+    "hold",
+    "retiree_change",
+    "certification",
+    "bank_make",
+    "bank_send",
+    "assisted_review",
+    "policy",
+    "staff_add",
+    "staff_grant",
+    "staff_revoke_role",
+    "staff_active",
+    "staff_cert",
+]
+"""Every kind of proposal (``central.proposals.KINDS`` holds one handler for each)."""
+
 
 def _levels(default: int, what: str) -> int:
     return Field(
@@ -50,6 +68,12 @@ class ProposalSettings(Section):
         description="how long applying a bank or certificate proposal may take before "
         "`proposals resume` may finish it instead (longer than writing the largest bank "
         "file or an SFTP upload's timeout)",
+    )
+    second_factor_kinds: tuple[KindName, ...] = Field(
+        default=("bank_make", "bank_send"),
+        title="kinds that need a second factor",
+        description="kinds whose recheck and approval need a current TOTP code from the "
+        "person deciding (`staff otp enrol`); the money-moving steps by default",
     )
     max_open: int = Field(
         default=10_000,

@@ -50,7 +50,8 @@ from central.proposals.settings import ProposalSettings
 from central.proposals.staffing import KINDS as _STAFF
 from central.proposals.staffing import STAFF_KINDS as _STAFF_NAMES
 from central.proposals.tables import proposal_rows, proposal_steps, proposals
-from central.staff import audit
+from central.staff import audit, otp
+from central.staff.accounts import DEFAULT_MAX_FAILED
 from central.staff.identity import Actor, Role
 from common.errors import LifecertError
 
@@ -365,13 +366,52 @@ def _decide(
     proposal_id: int,
     action: str,
     reason: str,
+    code: str | None,
     resources: Resources | None,
     now: dt.datetime | None,
 ) -> Proposal:
-    """Recheck or approve (``action``) proposal ``proposal_id``."""
+    """Recheck or approve (``action``) proposal ``proposal_id`` (``code``: the person's
+    current TOTP code, for the kinds that need one)."""
     now = now or dt.datetime.now(dt.UTC)
     reason = text({"reason": reason}, "reason", 500)
     ctx = Context(now, resources)
+    try:
+        return _decide_checked(engine, actor, proposal_id, action, reason, code, ctx)
+    except otp.SecondFactorError as refused:
+        if refused.counts:
+            limit = resources.cfg.staff.max_failed_logins if resources else DEFAULT_MAX_FAILED
+            otp.count_wrong(engine, actor, limit=limit, reason=str(refused))
+        raise RefusedError(str(refused)) from None
+
+
+def _second_factor(
+    conn: Connection, actor: Actor, row: Any, code: str | None, ctx: Context
+) -> None:
+    """Check ``actor``'s code when ``row``'s kind needs one ([proposals]
+    second_factor_kinds), in ``conn``'s transaction; else nothing (a code given is unused)."""
+    settings = ctx.resources.cfg.proposals if ctx.resources else ProposalSettings()
+    if row.kind not in settings.second_factor_kinds:
+        return
+    if ctx.resources is None:
+        raise RefusedError(
+            f"proposal {row.id} ({row.kind}) needs a second factor: central's config is needed "
+            "to check it"
+        )
+    cipher = otp.OtpCipher.from_file(ctx.resources.cfg.staff.otp_key_file)
+    what = f"proposal {row.id} ({row.kind})"
+    otp.verify(conn, cipher, actor.staff_id, code, what, ctx.now)
+
+
+def _decide_checked(
+    engine: Engine,
+    actor: Actor,
+    proposal_id: int,
+    action: str,
+    reason: str,
+    code: str | None,
+    ctx: Context,
+) -> Proposal:
+    now = ctx.now
     stale: StaleError | None = None
     with engine.begin() as conn:
         row = _load(conn, proposal_id, lock=True)
@@ -385,6 +425,7 @@ def _decide(
                 f"not {action}"
             )
         role = _check_person(conn, actor, row, level)
+        _second_factor(conn, actor, row, code, ctx)
         handler = _kind(row.kind)
         if handler.fingerprint(conn, row) != row.fingerprint:
             stale = StaleError(
@@ -422,7 +463,7 @@ def _decide(
             values: dict[str, Any] = {"done": level}
             if level == row.levels:
                 if handler.external:
-                    values |= {"status": APPLYING} | _lease(actor, resources, now)
+                    values |= {"status": APPLYING} | _lease(actor, ctx.resources, now)
                 else:
                     result = handler.apply(conn, row, actor.staff_id, ctx)
                     values |= {
@@ -632,11 +673,13 @@ def recheck(
     proposal_id: int,
     reason: str = "",
     *,
+    code: str | None = None,
     resources: Resources | None = None,
     now: dt.datetime | None = None,
 ) -> Proposal:
-    """Recheck a proposal (a middle level: needs the reviewer role)."""
-    return _decide(engine, actor, proposal_id, "recheck", reason, resources, now)
+    """Recheck a proposal (a middle level: needs the reviewer role); ``code``: the
+    reviewer's current TOTP code, for the kinds in ``[proposals] second_factor_kinds``."""
+    return _decide(engine, actor, proposal_id, "recheck", reason, code, resources, now)
 
 
 def approve(
@@ -645,13 +688,15 @@ def approve(
     proposal_id: int,
     reason: str = "",
     *,
+    code: str | None = None,
     resources: Resources | None = None,
     now: dt.datetime | None = None,
 ) -> Proposal:
     """Approve a proposal (its last level: needs the approver role) and apply it.
 
-    The payment kinds need ``resources`` (central's config and keys) to apply."""
-    return _decide(engine, actor, proposal_id, "approve", reason, resources, now)
+    The payment kinds need ``resources`` (central's config and keys) to apply, and
+    ``code``, the approver's current TOTP code (``[proposals] second_factor_kinds``)."""
+    return _decide(engine, actor, proposal_id, "approve", reason, code, resources, now)
 
 
 def reject(

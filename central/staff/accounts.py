@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from central.staff import audit
 from central.staff.identity import Actor, Role
 from central.staff.permissions import Permission, check
-from central.staff.tables import staff
+from central.staff.tables import staff, staff_otp
 from common.errors import LifecertError
 from protocol import topics
 
@@ -337,11 +337,12 @@ def lock(engine: Engine, by: Actor, staff_id: str) -> Account:
 
 
 def unlock(engine: Engine, by: Actor, staff_id: str) -> Account:
-    """Unlock ``staff_id`` and clear their failed sign-ins (an administrator, not themself)."""
+    """Unlock ``staff_id`` and clear their failed sign-ins and second-factor codes (an
+    administrator, not themself)."""
     check(by, Permission.STAFF_MANAGE)
     _not_self(by, staff_id, "unlock")
     with engine.begin() as conn:
-        return _update(
+        after = _update(
             conn,
             by,
             need(conn, staff_id, for_update=True),
@@ -349,6 +350,8 @@ def unlock(engine: Engine, by: Actor, staff_id: str) -> Account:
             locked=False,
             failed_logins=0,
         )
+        conn.execute(staff_otp.update().where(staff_otp.c.staff_id == staff_id).values(failed=0))
+        return after
 
 
 def set_active(engine: Engine, by: Actor, staff_id: str, active: bool) -> Account:
@@ -396,26 +399,42 @@ def record_failed_login(
     """Count a failed sign-in of ``staff_id``; lock the account at ``limit`` failures in
     a row ([staff] max_failed_logins). Whether the account is now locked."""
     with engine.begin() as conn:
-        account = _get(conn, staff_id, for_update=True)
-        if account is None:
-            return False
-        failed = account.failed_logins + 1
-        locks = failed >= limit
-        values: dict[str, Any] = {"failed_logins": failed}
-        if locks:
-            values["locked"] = True
-        who = Actor(staff_id, account.roles, via=via, address=address)
-        _update(conn, who, account, "staff.signin_failed", **values)
-        if locks and not account.locked:
-            audit.record(
-                conn,
-                who,
-                "staff.locked_out",
-                f"staff:{staff_id}",
-                None,
-                {"failed_logins": failed, "reason": reason},
-            )
-        return locks
+        return count_failure(conn, staff_id, limit=limit, via=via, address=address, reason=reason)
+
+
+def count_failure(
+    conn: Connection,
+    staff_id: str,
+    *,
+    limit: int,
+    via: str,
+    address: str | None,
+    reason: str,
+    streak: int = 0,
+) -> bool:
+    """``record_failed_login`` in ``conn``'s transaction; ``streak``: failures of another
+    kind in a row that a good sign-in does not clear (wrong second-factor codes), which lock
+    the account at ``limit`` too. Whether the account is now locked."""
+    account = _get(conn, staff_id, for_update=True)
+    if account is None:
+        return False
+    failed = account.failed_logins + 1
+    locks = max(failed, streak) >= limit
+    values: dict[str, Any] = {"failed_logins": failed}
+    if locks:
+        values["locked"] = True
+    who = Actor(staff_id, account.roles, via=via, address=address)
+    _update(conn, who, account, "staff.signin_failed", **values)
+    if locks and not account.locked:
+        audit.record(
+            conn,
+            who,
+            "staff.locked_out",
+            f"staff:{staff_id}",
+            None,
+            {"failed_logins": failed, "reason": reason},
+        )
+    return locks
 
 
 def signed_in(conn: Connection, account: Account) -> None:

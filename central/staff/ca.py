@@ -25,6 +25,7 @@ from central.staff.identity import Actor
 from central.staff.permissions import Permission, check
 from central.staff.settings import StaffSettings
 from central.staff.tables import staff_ca, staff_certs
+from common import keyfile
 from common.errors import LifecertError
 from protocol import signing
 
@@ -154,7 +155,8 @@ def pinned(conn: Connection) -> x509.Certificate | None:
 
 
 def init(engine: Engine, settings: StaffSettings, name: str = "central") -> x509.Certificate:
-    """Make the staff CA: files under [staff], an empty CRL, the pin in the database."""
+    """Make the staff CA: files under [staff], an empty CRL, the pin in the database; and
+    the key of second factors (``otp_key_file``) unless it exists."""
     for field, path in (("staff.ca_file", settings.ca_file), ("staff.ca_key", settings.ca_key)):
         if path.exists():
             raise CaError(f"{field}: {path} exists already: the staff CA is made once")
@@ -197,9 +199,12 @@ def init(engine: Engine, settings: StaffSettings, name: str = "central") -> x509
             _write_private(settings.ca_key, key)
             _write_public(settings.ca_file, pem(cert))
             _write_public(settings.crl_file, Authority(cert, key).crl([], settings.crl_days, 1))
+            if not settings.otp_key_file.exists():
+                keyfile.write_key(settings.otp_key_file)
         except OSError as exc:
             raise CaError(
-                f"staff.ca_file / ca_key / crl_file: cannot write {exc.filename}: {exc.strerror}"
+                "staff.ca_file / ca_key / crl_file / otp_key_file: cannot write "
+                f"{exc.filename}: {exc.strerror}"
             ) from None
     return cert
 

@@ -1,4 +1,5 @@
-"""The ``[staff]`` section of ``central.toml``: the staff CA's files, lockout, sessions."""
+"""The ``[staff]`` section of ``central.toml``: the staff CA's files, lockout, second
+factors, sessions."""
 
 from pathlib import Path
 
@@ -46,6 +47,12 @@ class StaffSettings(Section):
         title="failed logins before lockout",
         description="failed sign-ins in a row that lock the account until an administrator "
         "unlocks it",
+    )
+    otp_key_file: ConfigPath = Field(
+        default=Path("staff-otp.key"),
+        title="second factor key",
+        description="32-byte AES-256-GCM key (raw or hex) that encrypts staff TOTP secrets at "
+        "rest; `staff ca init` or `staff otp init-key` writes one",
     )
     seal_interval_s: float = Field(
         default=60.0,

@@ -1,4 +1,5 @@
-"""The staff room's tables: accounts, the staff CA, staff certificates, the audit chain."""
+"""The staff room's tables: accounts, the staff CA, staff certificates, the audit chain,
+second factors."""
 
 import sqlalchemy as sa
 
@@ -68,4 +69,17 @@ audit_log = sa.Table(
     sa.Column("event_id", sa.BigInteger, unique=True),  # the ``events`` row this entry seals
     sa.Column("prev_hash", sa.String(64), nullable=False, unique=True),  # one successor each
     sa.Column("hash", sa.String(64), nullable=False),
+)
+
+staff_otp = sa.Table(
+    "staff_otp",
+    metadata,
+    # A member's TOTP second factor (otp.py): the secret AES-256-GCM-encrypted with
+    # [staff] otp_key_file, pending until a first code confirms it.
+    sa.Column("staff_id", sa.String(64), sa.ForeignKey("staff.staff_id"), primary_key=True),
+    sa.Column("secret", sa.LargeBinary, nullable=False),  # nonce || ciphertext
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("confirmed_at", UtcDateTime),  # None: pending
+    sa.Column("last_step", sa.BigInteger),  # the last time step a code was accepted for
+    sa.Column("failed", sa.Integer, nullable=False),  # wrong codes in a row
 )

@@ -35,6 +35,7 @@ from central.staff.identity import Actor, Role
 from central.staff.settings import StaffSettings
 from central.store import db, schema
 from provisioning.stack import free_port
+from tests.fixtures.otp import Phones
 from tests.integration.console_pki import Ca
 
 COMMUNITIES = ("Chaoyang", "Haidian")  # the coordinator's
@@ -52,6 +53,7 @@ class Console:
     app: Any
     staff: StaffSettings
     certs: dict[str, tuple[Path, Path]] = field(default_factory=dict)
+    phones: Phones = field(default_factory=Phones)
 
     def tls(self, who: str | None) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.web.ca_file))
@@ -280,6 +282,9 @@ dashboard_cache_s = 0
     db.upgrade(engine)
     certs = staff_certificates(engine, cfg.staff, root / "certs")
     certs["device"] = (device_pem, device_key)
+    phones = Phones()  # the reviewer and the approver decide bank kinds with a code
+    for role in (Role.REVIEWER, Role.APPROVER):
+        phones.enrol(engine, cfg.staff.otp_key_file, Actor(role.value, frozenset({role})))
     seed(engine, dt.datetime.now(dt.UTC))
     app = console_app.build(
         engine,
@@ -301,7 +306,9 @@ dashboard_cache_s = 0
             raise RuntimeError("the console did not start")
         time.sleep(0.05)
     try:
-        yield Console(root, server.url(cfg.console), engine, web, ctx, app, cfg.staff, certs)
+        yield Console(
+            root, server.url(cfg.console), engine, web, ctx, app, cfg.staff, certs, phones
+        )
     finally:
         served.should_exit = True
         thread.join(10)

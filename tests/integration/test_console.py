@@ -451,11 +451,24 @@ def test_a_payment_run_is_filed_by_three_people_through_the_api(console: Console
         assert approver.get("/api/proposals").json()["waiting"] == []
         early = approver.post(f"/api/proposals/{pid}/recheck", json={})  # an approver's role
         assert early.status_code == 403
-        checked = reviewer.post(f"/api/proposals/{pid}/recheck", json={"reason": "totals match"})
+        uncoded = reviewer.post(f"/api/proposals/{pid}/recheck", json={"reason": "totals match"})
+        assert uncoded.status_code == 403 and uncoded.json()["field"] == "otp", uncoded.text
+        assert "needs a second factor" in uncoded.json()["error"]
+        malformed = reviewer.post(f"/api/proposals/{pid}/recheck", json={"otp": "12"})
+        assert malformed.status_code == 422 and malformed.json()["field"] == "otp"
+        checked = reviewer.post(
+            f"/api/proposals/{pid}/recheck",
+            json={"reason": "totals match", "otp": console.phones.code("reviewer")},
+        )
         assert checked.status_code == 200 and checked.json()["done"] == 2
         again = reviewer.post(f"/api/proposals/{pid}/approve", json={})
         assert again.status_code == 403
-        applied = approver.post(f"/api/proposals/{pid}/approve", json={"reason": "ok"})
+        code = console.phones.code("approver")
+        wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+        refused = approver.post(f"/api/proposals/{pid}/approve", json={"otp": wrong})
+        assert refused.status_code == 403 and "otp: wrong code" in refused.json()["error"]
+        assert approver.get(f"/api/proposals/{pid}").json()["status"] == "open"
+        applied = approver.post(f"/api/proposals/{pid}/approve", json={"reason": "ok", "otp": code})
         assert applied.status_code == 200, applied.text
         assert applied.json()["status"] == "applied"
         assert Path(applied.json()["result"]["path"]).exists()

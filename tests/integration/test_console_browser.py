@@ -152,7 +152,8 @@ def test_three_people_file_and_release_the_bank_file(
     browser: Any, release_console: Console, bank: Any
 ) -> None:
     """Entry clerk, reviewer and approver, each in their own browser with their own
-    certificate: file the month's run (bank_make), then release its file (bank_send)."""
+    certificate: file the month's run (bank_make), then release its file (bank_send); the
+    reviewer and the approver each type their authenticator app's current code."""
     console = release_console
     period = console.ctx.today().strftime("%Y-%m")
     people = {
@@ -179,6 +180,9 @@ def test_three_people_file_and_release_the_bank_file(
                 page.goto(console.url + "proposals")
                 waiting = page.locator("table").first
                 waiting.get_by_role("link", name=str(pid), exact=True).click()
+                page.locator("input[name=otp]").fill(console.phones.code(who))
+                if kind == "bank_send" and who == "approver":
+                    _shot(page, "bank-approve")
                 page.get_by_role("button", name=button, exact=True).click()
                 page.wait_for_url(f"**/proposals/{pid}")
                 assert after in page.inner_text("main")

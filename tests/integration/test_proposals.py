@@ -14,19 +14,22 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from central import proposals
+from central import config, proposals
 from central.config import CentralConfig
 from central.payments import bankfile, holds, runs
 from central.payments.period import Period
 from central.people import roster
 from central.proposals.settings import ProposalSettings
 from central.proposals.staffing import STAFF_KINDS
-from central.staff import audit
+from central.staff import accounts, audit, otp
 from central.staff.identity import Actor, Role
 from central.staff.tables import audit_log
+from central.staff.tables import staff as staff_table
 from central.store import schema
 from common import idnumber
+from common.errors import ConfigError
 from tests.fixtures.bank import Bank
+from tests.fixtures.otp import Phones
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +58,26 @@ class World:
     ids: list[str]
     res: Resources
     tmp: Path
+    phones: Phones
     bank: Bank | None = None
+
+    def acting(self, actor: Actor, now: dt.datetime = NOW) -> dict[str, Any]:
+        """Keywords for ``actor``'s step at ``now``: central's resources and their current
+        code (bank kinds need it; other kinds ignore it)."""
+        return {"resources": self.res, "now": now, "code": self.phones.code(actor.staff_id, now)}
+
+
+SETUP = Actor("setup", frozenset({Role.ADMINISTRATOR}))
+
+
+def _staff(engine: Any, key_file: Path) -> Phones:
+    """Accounts for the people who decide, each with an enrolled second factor."""
+    phones = Phones()
+    for actor in (CLERK, REVIEWER, APPROVER, BOTH, EVERYTHING):
+        with engine.begin() as conn:
+            accounts.insert(conn, SETUP, actor.staff_id, actor.staff_id, actor.roles)
+        phones.enrol(engine, key_file, actor, NOW - dt.timedelta(hours=1))
+    return phones
 
 
 def _people(engine: Any) -> list[str]:
@@ -252,7 +274,10 @@ CASES: dict[str, Case] = {
 
 @pytest.fixture
 def world(migrated_engine: Any, tmp_path: Path) -> World:
-    return World(migrated_engine, _people(migrated_engine), _resources(tmp_path, None), tmp_path)
+    res = _resources(tmp_path, None)
+    otp.write_key(res.cfg.staff.otp_key_file)
+    phones = _staff(migrated_engine, res.cfg.staff.otp_key_file)
+    return World(migrated_engine, _people(migrated_engine), res, tmp_path, phones)
 
 
 def _world_for(case: Case, w: World, request: pytest.FixtureRequest) -> World:
@@ -283,11 +308,13 @@ def test_each_kind_passes_all_its_levels_and_only_then_takes_effect(
     if levels == 3:
         assert [p.id for p in proposals.list_for(w.engine, REVIEWER)] == [entered.id]
         assert proposals.list_for(w.engine, APPROVER) == []
-        rechecked = proposals.recheck(w.engine, REVIEWER, entered.id, "matches the form", **kw)
+        rechecked = proposals.recheck(
+            w.engine, REVIEWER, entered.id, "matches the form", **w.acting(REVIEWER)
+        )
         assert (rechecked.status, rechecked.done) == ("open", 2)
         assert not case.applied(w)
     assert [p.id for p in proposals.list_for(w.engine, APPROVER)] == [entered.id]
-    done = proposals.approve(w.engine, APPROVER, entered.id, **kw)
+    done = proposals.approve(w.engine, APPROVER, entered.id, **w.acting(APPROVER))
     assert done.status == "applied", done.reason
     assert case.applied(w)
     assert done.result is not None
@@ -328,7 +355,7 @@ def test_each_kind_refuses_the_wrong_people_and_stale_data(
     for actor in (CLERK, APPROVER, ADMIN):
         with pytest.raises(proposals.RefusedError, match="reviewer role"):
             proposals.recheck(w.engine, actor, entered.id, **kw)
-    proposals.recheck(w.engine, BOTH, entered.id, **kw)
+    proposals.recheck(w.engine, BOTH, entered.id, **w.acting(BOTH))
     # the same person twice
     with pytest.raises(proposals.RefusedError, match="already took a step"):
         proposals.approve(w.engine, BOTH, entered.id, **kw)
@@ -338,7 +365,7 @@ def test_each_kind_refuses_the_wrong_people_and_stale_data(
     # stale: the data changed since it was entered
     case.stale(w)
     with pytest.raises(proposals.StaleError, match="stale"):
-        proposals.approve(w.engine, APPROVER, entered.id, **kw)
+        proposals.approve(w.engine, APPROVER, entered.id, **w.acting(APPROVER))
     shown = proposals.show(w.engine, entered.id)
     assert shown.status == "stale" and [s.action for s in shown.steps] == ["enter", "recheck"]
     assert not case.applied(w)
@@ -486,15 +513,142 @@ def test_a_failed_release_is_recorded_and_can_be_proposed_again(world: World, ba
         }
     )
     p = proposals.propose(w.engine, CLERK, "bank_send", {"period": APRIL}, **kw)
-    proposals.recheck(w.engine, REVIEWER, p.id, **kw)
+    proposals.recheck(w.engine, REVIEWER, p.id, **w.acting(REVIEWER))
     with pytest.raises(Exception, match="host key"):
         proposals.approve(
-            w.engine, APPROVER, p.id, resources=Resources(wrong, w.res.sign_key), now=NOW
+            w.engine,
+            APPROVER,
+            p.id,
+            resources=Resources(wrong, w.res.sign_key),
+            now=NOW,
+            code=w.phones.code(APPROVER.staff_id, NOW),
         )
     failed = proposals.show(w.engine, p.id)
     assert failed.status == "failed" and "host key" in (failed.reason or "")
     assert _status(w.engine, APRIL) == "filed"
     again = proposals.propose(w.engine, CLERK, "bank_send", {"period": APRIL}, **kw)
-    proposals.recheck(w.engine, REVIEWER, again.id, **kw)
-    assert proposals.approve(w.engine, APPROVER, again.id, **kw).status == "applied"
+    proposals.recheck(w.engine, REVIEWER, again.id, **w.acting(REVIEWER))
+    assert proposals.approve(w.engine, APPROVER, again.id, **w.acting(APPROVER)).status == "applied"
     assert _status(w.engine, APRIL) == "sent"
+
+
+# -- the second factor ([proposals] second_factor_kinds) -----------------------------------
+
+
+def _failed_logins(w: World, actor: Actor) -> tuple[int, bool]:
+    with w.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(staff_table).where(staff_table.c.staff_id == actor.staff_id)
+        ).one()
+    return row.failed_logins, row.locked
+
+
+def _waiting_for_approval(w: World, kind: str = "bank_make") -> int:
+    """A ``kind`` proposal for April, entered and rechecked (with the reviewer's code)."""
+    p = proposals.propose(w.engine, CLERK, kind, {"period": APRIL}, resources=w.res, now=NOW)
+    proposals.recheck(w.engine, REVIEWER, p.id, **w.acting(REVIEWER))
+    return p.id
+
+
+def _unchanged(w: World, pid: int, entries: int, period: str = "computed") -> None:
+    shown = proposals.show(w.engine, pid)
+    assert (shown.status, shown.done, len(shown.steps)) == ("open", 2, 2)
+    assert len(_audit(w.engine)) == entries and _status(w.engine, APRIL) == period
+
+
+def test_a_bank_approval_needs_a_current_unused_code(world: World) -> None:
+    w = world
+    _run(w)
+    pid = _waiting_for_approval(w)
+    entries = len(_audit(w.engine))
+    plain = {"resources": w.res, "now": NOW}
+    with pytest.raises(proposals.RefusedError, match=r"^otp: proposal \d+ \(bank_make\) needs"):
+        proposals.approve(w.engine, APPROVER, pid, **plain)
+    right = w.phones.code(APPROVER.staff_id, NOW)
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    with pytest.raises(proposals.RefusedError, match="otp: wrong code"):
+        proposals.approve(w.engine, APPROVER, pid, code=wrong, **plain)
+    with pytest.raises(proposals.RefusedError, match="otp: a code is 6 digits"):
+        proposals.approve(w.engine, APPROVER, pid, code="12ab56", **plain)
+    _unchanged(w, pid, entries)
+    assert _failed_logins(w, APPROVER) == (1, False)  # the wrong code only
+    # someone who never enrolled is told to
+    with w.engine.begin() as conn:
+        accounts.insert(conn, SETUP, "approver-2", "Approver Two", [Role.APPROVER])
+    newcomer = Actor("approver-2", frozenset({Role.APPROVER}))
+    with pytest.raises(proposals.RefusedError, match="has none enrolled: enrol first"):
+        proposals.approve(w.engine, newcomer, pid, code=right, **plain)
+    _unchanged(w, pid, entries)
+    done = proposals.approve(w.engine, APPROVER, pid, code=right, **plain)
+    assert done.status == "applied" and _status(w.engine, APRIL) == "filed"
+    assert _failed_logins(w, APPROVER) == (0, False)  # a good code clears the count
+    # the same code again (the same time step) is refused, and nothing changes
+    sending = _waiting_for_approval(w, "bank_send")
+    entries = len(_audit(w.engine))
+    with pytest.raises(proposals.RefusedError, match="otp: this code was used already"):
+        proposals.approve(w.engine, APPROVER, sending, code=right, **plain)
+    _unchanged(w, sending, entries, "filed")
+    assert _failed_logins(w, APPROVER) == (1, False)
+
+
+def test_only_the_listed_kinds_need_a_code(world: World) -> None:
+    w = world
+    hold = CASES["hold"].payload(w)
+    p = proposals.propose(w.engine, CLERK, "hold", hold, now=NOW)
+    assert proposals.approve(w.engine, APPROVER, p.id, resources=w.res, now=NOW).status == (
+        "applied"
+    )
+    listed = w.res.cfg.model_copy(
+        update={"proposals": ProposalSettings(second_factor_kinds=("hold",))}
+    )
+    w.res = Resources(listed, w.res.sign_key)
+    release = {**hold, "action": "release"}
+    p = proposals.propose(w.engine, CLERK, "hold", release, resources=w.res, now=NOW)
+    with pytest.raises(proposals.RefusedError, match=r"\(hold\) needs a second factor"):
+        proposals.approve(w.engine, APPROVER, p.id, resources=w.res, now=NOW)
+    assert proposals.approve(w.engine, APPROVER, p.id, **w.acting(APPROVER)).status == "applied"
+    _run(w)
+    made = proposals.propose(w.engine, CLERK, "bank_make", {"period": APRIL}, resources=w.res)
+    proposals.recheck(w.engine, REVIEWER, made.id, resources=w.res, now=NOW)
+    proposals.approve(w.engine, APPROVER, made.id, resources=w.res, now=NOW)
+    assert _status(w.engine, APRIL) == "filed"
+
+
+def test_the_listed_kinds_must_be_kinds(tmp_path: Path) -> None:
+    toml = tmp_path / "central.toml"
+    toml.write_text('[proposals]\nsecond_factor_kinds = ["bank_make", "bank_sent"]\n')
+    with pytest.raises(ConfigError, match=r"proposals\.second_factor_kinds.*bank_send"):
+        config.load(toml)
+
+
+def test_wrong_codes_lock_the_account_and_signing_in_does_not_clear_them(world: World) -> None:
+    w = world
+    cfg = w.res.cfg.model_copy(
+        update={"staff": w.res.cfg.staff.model_copy(update={"max_failed_logins": 3})}
+    )
+    w.res = Resources(cfg, w.res.sign_key)
+    _run(w)
+    pid = _waiting_for_approval(w)
+    plain = {"resources": w.res, "now": NOW}
+    right = w.phones.code(APPROVER.staff_id, NOW)
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    for _ in range(2):
+        with pytest.raises(proposals.RefusedError, match="wrong code"):
+            proposals.approve(w.engine, APPROVER, pid, code=wrong, **plain)
+    assert _failed_logins(w, APPROVER) == (2, False)
+    with w.engine.begin() as conn:  # signing in again clears failed sign-ins, not codes
+        accounts.signed_in(conn, accounts.need(conn, APPROVER.staff_id))
+    assert _failed_logins(w, APPROVER) == (0, False)
+    with pytest.raises(proposals.RefusedError, match="wrong code"):
+        proposals.approve(w.engine, APPROVER, pid, code=wrong, **plain)
+    assert _failed_logins(w, APPROVER) == (1, True)
+    with w.engine.connect() as conn:
+        out = conn.execute(
+            sa.select(audit_log).where(audit_log.c.action == "staff.locked_out")
+        ).one()
+    assert out.staff_id == APPROVER.staff_id and "second factor: otp: wrong code" in out.after
+    with pytest.raises(proposals.RefusedError, match="locked: an administrator must unlock"):
+        proposals.approve(w.engine, APPROVER, pid, code=right, **plain)
+    _unchanged(w, pid, len(_audit(w.engine)))
+    accounts.unlock(w.engine, SETUP, APPROVER.staff_id)
+    assert proposals.approve(w.engine, APPROVER, pid, code=right, **plain).status == "applied"

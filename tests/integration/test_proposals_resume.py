@@ -31,10 +31,11 @@ from central import proposals
 from central.config import CentralConfig
 from central.payments import bankfile, sftp
 from central.payments.period import Period
-from central.staff import ca
+from central.staff import ca, otp
 from central.staff.identity import Actor, Role
 from central.store import db, schema
 from tests.fixtures.bank import Bank
+from tests.fixtures.otp import Phones
 from tests.fixtures.proposals import staff_cli
 from tests.fixtures.staff import StaffPki
 from tests.integration.test_proposals import (
@@ -51,6 +52,7 @@ from tests.integration.test_proposals import (
     _people,
     _resources,
     _run,
+    _staff,
     _status,
 )
 
@@ -63,9 +65,10 @@ FILE = f"LIFECERT-{APRIL}.jwe"
 
 @pytest.fixture
 def world(migrated_engine: Any, tmp_path: Path, bank: Bank) -> World:
-    return World(
-        migrated_engine, _people(migrated_engine), _resources(tmp_path, bank), tmp_path, bank
-    )
+    res = _resources(tmp_path, bank)
+    otp.write_key(res.cfg.staff.otp_key_file)
+    phones = _staff(migrated_engine, res.cfg.staff.otp_key_file)
+    return World(migrated_engine, _people(migrated_engine), res, tmp_path, phones, bank)
 
 
 @pytest.fixture
@@ -86,14 +89,20 @@ def _hanging(res: Resources, server: socket.socket) -> Resources:
 
 
 def _approve(
-    url: str, cfg: dict[str, Any], key_pem: bytes, proposal_id: int, who: str, roles: list[str]
+    url: str,
+    cfg: dict[str, Any],
+    key_pem: bytes,
+    proposal_id: int,
+    who: str,
+    roles: list[str],
+    code: str | None,
 ) -> None:
     """The child: approve ``proposal_id`` as ``who`` (it blocks where it applies)."""
     engine = db.create_engine(url, busy_timeout_s=10)
     key = serialization.load_pem_private_key(key_pem, None)
     res = Resources(CentralConfig.model_validate(cfg), key)  # type: ignore[arg-type]
     actor = Actor(who, frozenset(Role(r) for r in roles))
-    proposals.approve(engine, actor, proposal_id, resources=res, now=NOW)
+    proposals.approve(engine, actor, proposal_id, resources=res, now=NOW, code=code)
 
 
 def _peek(engine: Any, proposal_id: int) -> str:
@@ -107,10 +116,11 @@ def _peek(engine: Any, proposal_id: int) -> str:
 
 
 def _crash_approving(
-    engine: Any, res: Resources, proposal_id: int, approver: Actor = APPROVER
+    engine: Any, res: Resources, proposal_id: int, approver: Actor, code: str | None
 ) -> None:
-    """Approve ``proposal_id`` in a child process with ``res`` (where applying blocks) and
-    kill it with SIGKILL once the approval is committed and it is applying."""
+    """Approve ``proposal_id`` in a child process with ``res`` (where applying blocks), with
+    the approver's ``code`` (bank kinds), and kill it with SIGKILL once the approval is
+    committed and it is applying."""
     key_pem = res.sign_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -123,6 +133,7 @@ def _crash_approving(
             proposal_id,
             approver.staff_id,
             sorted(approver.roles),
+            code,
         ),
     )
     child.start()
@@ -143,7 +154,7 @@ def _crash_approving(
 def _entered(w: World, kind: str) -> int:
     kw = {"resources": w.res, "now": NOW}
     p = proposals.propose(w.engine, CLERK, kind, {"period": APRIL}, **kw)
-    proposals.recheck(w.engine, REVIEWER, p.id, "matches the run", **kw)
+    proposals.recheck(w.engine, REVIEWER, p.id, "matches the run", **w.acting(REVIEWER))
     return p.id
 
 
@@ -160,7 +171,7 @@ def _make_crashed(w: World) -> tuple[int, Path]:
     out.mkdir(parents=True, exist_ok=True)
     fifo = out / f"LIFECERT-{APRIL}.part"
     os.mkfifo(fifo)
-    _crash_approving(w.engine, w.res, number)
+    _crash_approving(w.engine, w.res, number, APPROVER, w.phones.code(APPROVER.staff_id, NOW))
     fifo.unlink()
     assert proposals.show(w.engine, number).status == "applying"
     assert _status(w.engine, APRIL) == "computed" and list(out.iterdir()) == []
@@ -228,7 +239,8 @@ def test_a_crashed_release_is_resumed_with_one_upload(
     assert w.bank is not None
     _make(w)
     number = _entered(w, "bank_send")
-    _crash_approving(w.engine, _hanging(w.res, silent), number)
+    code = w.phones.code(APPROVER.staff_id, NOW)
+    _crash_approving(w.engine, _hanging(w.res, silent), number, APPROVER, code)
     assert list(w.bank.incoming.iterdir()) == []
     local = w.res.cfg.bank.out_dir / FILE
     if crashed_after != "approval":  # the dead approver uploaded (and marked it sent)
@@ -255,7 +267,8 @@ def test_a_second_resumer_is_refused_while_the_first_holds_the_lease(
     assert w.bank is not None
     _make(w)
     number = _entered(w, "bank_send")
-    _crash_approving(w.engine, _hanging(w.res, silent), number)
+    code = w.phones.code(APPROVER.staff_id, NOW)
+    _crash_approving(w.engine, _hanging(w.res, silent), number, APPROVER, code)
     first: list[BaseException] = []
 
     def hangs() -> None:
@@ -345,19 +358,21 @@ def test_the_cli_resumes_an_approval_killed_while_it_filed(
         )
     )
     engine = db.create_engine(migrated_url)
-    w = World(engine, _people(engine), res, tmp_path)
+    w = World(engine, _people(engine), res, tmp_path, Phones())
     cli = staff_cli(config, migrated_url, tmp_path / "staff")
     try:
         _run(w)
         assert cli("bank", "make", APRIL, who="clerk").exit_code == 0
-        assert cli("proposals", "recheck", "1", who="reviewer").exit_code == 0
+        code = cli.phones.code("reviewer")
+        assert cli("proposals", "recheck", "1", "--otp", code, who="reviewer").exit_code == 0
         out = res.cfg.bank.out_dir
         out.mkdir(parents=True)
         os.mkfifo(out / f"LIFECERT-{APRIL}.part")  # the write blocks: nobody reads it
         cert, signing_key = cli.certs["approver"]
         approving = subprocess.Popen(
             [sys.executable, "-m", "central", "--config", str(config), "--staff-cert",
-             str(cert), "--staff-key", str(signing_key), "proposals", "approve", "1"],
+             str(cert), "--staff-key", str(signing_key), "proposals", "approve", "1",
+             "--otp", cli.phones.code("approver")],
             env=os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -417,7 +432,7 @@ def test_a_crashed_certificate_is_issued_once_or_the_proposal_fails(
     os.mkfifo(fifo)
     staff = cfg.staff.model_copy(update={"ca_key": fifo})
     _crash_approving(engine, Resources(cfg.model_copy(update={"staff": staff}), res.sign_key),
-                     entered.id, admin2)  # fmt: skip
+                     entered.id, admin2, None)  # fmt: skip
     fifo.unlink()
     if crashed_after == "issue":  # what the dead approver would have done
         ca.issue_approved(engine, cfg.staff, admin2, "clerk", 30, key.public_key())
