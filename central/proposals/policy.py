@@ -17,7 +17,15 @@ from sqlalchemy.engine import Connection
 
 from central.certification import versions
 from central.certification.settings import Policy
-from central.proposals.base import Context, Kind, Prepared, ProposalError, digest, text
+from central.proposals.base import (
+    Context,
+    Kind,
+    PayloadField,
+    Prepared,
+    ProposalError,
+    digest,
+    text,
+)
 
 
 def _fallback(ctx: Context) -> Policy:
@@ -50,6 +58,29 @@ class PolicyVersion(Kind):
     """A new version of the versioned ``[policy]`` parameters."""
 
     name = "policy"
+    fields = (
+        PayloadField("effective_from", "In force from", "date", "today or later"),
+        *(
+            PayloadField(
+                name,
+                label,
+                "boolean" if name == "assisted_review_repeat" else "number",
+                "leave empty to keep the value in force; "
+                + str(Policy.model_fields[name].description or ""),
+                (("true", "yes"), ("false", "no")) if name == "assisted_review_repeat" else (),
+                required=False,
+                group="params",
+            )
+            for name, label in {
+                "validity_months": "Validity (months)",
+                "grace_days": "Grace (days)",
+                "assisted_review_age": "Review assisted passes from age",
+                "assisted_review_repeat": "Review a repeated assisted pass",
+            }.items()
+        ),
+        PayloadField("note", "Why", "textarea", required=False, max_length=500),
+    )
+    """One optional field per ``versions.VERSIONED`` parameter (checked by the tests)."""
 
     def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:
         fallback = _fallback(ctx)
