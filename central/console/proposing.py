@@ -74,6 +74,8 @@ def _value(field: PayloadField, given: list[str]) -> Any:
     """One field's value from what the browser sent (``None``: leave it out). Values that do
     not convert are passed on as typed, for the kind's ``prepare`` to refuse by name."""
     first = given[0] if given else ""
+    if field.type not in ("textarea", "pem", "list"):
+        first = first.strip()  # one line: spaces around it are no part of the value
     match field.type:
         case "checkbox":
             return bool(given)
@@ -85,7 +87,7 @@ def _value(field: PayloadField, given: list[str]) -> Any:
         case _ if first == "" and not field.required:
             return None
         case "number":
-            return int(first) if _WHOLE.match(first.strip()) else first
+            return int(first) if _WHOLE.match(first) else first
         case "boolean":
             return {"true": True, "false": False}.get(first, first)
         case "textarea":
