@@ -359,7 +359,12 @@ def create_app(ctx: Context) -> FastAPI:
         return ctx.templates.TemplateResponse(
             request,
             name,
-            {"session": session, "allowed": access.allowed, **values},
+            {
+                "session": session,
+                "allowed": access.allowed,
+                "may_enter": proposing.may_enter,
+                **values,
+            },
             status_code=status,
         )
 
@@ -711,13 +716,19 @@ def create_app(ctx: Context) -> FastAPI:
             str | None, Query(min_length=1, max_length=32, pattern=r"^[a-z_]+$")
         ] = None,
     ) -> Response:
-        """The kinds the signed-in person may enter, and ``kind``'s form."""
+        """The kinds the signed-in person may enter, and ``kind``'s form, filled in from the
+        query's values of its fields (``&result_id=...``: a link from another page)."""
         if kind is None:
             return _page(
                 request, "proposal_new.html", {"kind": None, "kinds": _menu(_actor(request))}
             )
         _enterable(_actor(request), kind)
-        return _entry_form(request, kind, {}, {})
+        given = {
+            name: request.query_params.getlist(name)[:100]
+            for name in map(proposing.input_name, proposals.KINDS[kind].fields)
+            if name in request.query_params
+        }
+        return _entry_form(request, kind, given, {})
 
     async def _form(request: Request) -> FormData:
         return await request.form()

@@ -664,7 +664,7 @@ def _referred(console: Console, retiree: str) -> str:
             schema.results.insert().values(
                 result_id=result,
                 device_id="term-forms",
-                seq=1,
+                seq=result.int % 2**31,  # unique per terminal
                 kid="0" * 64,
                 retiree_id=retiree,
                 method="assisted",
@@ -910,6 +910,21 @@ def test_a_good_form_enters_what_the_api_would(console: Console) -> None:
                 )
             finally:
                 _drop(console, form_id)
+
+
+def test_the_assisted_page_links_each_referral_to_its_form_filled_in(console: Console) -> None:
+    with console.engine.connect() as conn:
+        retiree = conn.scalar(
+            sa.select(schema.retirees.c.id_number).order_by(schema.retirees.c.id_number).limit(1)
+        )
+    result = _referred(console, retiree)
+    with console.client("entry_clerk") as clerk, console.client("reviewer") as reviewer:
+        link = f"/proposals/new?kind=assisted_review&amp;result_id={result}"
+        assert link in clerk.get("/assisted").text
+        assert link not in reviewer.get("/assisted").text  # not theirs to enter
+        form = clerk.get(link.replace("&amp;", "&"))
+        assert form.status_code == 200
+        assert f'name="result_id" id="result_id" value="{result}"' in form.text
 
 
 @pytest.mark.parametrize(

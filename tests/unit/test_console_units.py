@@ -155,8 +155,8 @@ def test_a_form_becomes_the_payload_the_kinds_read() -> None:
     pem = "-----BEGIN X-----\r\nAAA\r\n-----END X-----\r\n"
     cert = {"staff_id": ["x"], "csr": [pem], "days": ["30"]}
     assert proposing.payload_from_form("staff_cert", cert, None)["csr"] == pem.replace("\r", "")
-    roster = proposing.payload_from_form("roster_import", {}, "id_number\n")
-    assert roster == {"csv": "id_number\n", "partial": False}
+    roster = proposing.payload_from_form("roster_import", {"path": ["/etc/passwd"]}, "id_number\n")
+    assert roster == {"csv": "id_number\n", "partial": False}  # only the kind's fields
     with pytest.raises(ProposalError, match="control characters"):
         proposing.payload_from_form("hold", {"note": ["a\x00b"]}, None)
 
