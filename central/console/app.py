@@ -7,7 +7,6 @@ without a key is refused to everyone.
 """
 
 import datetime as dt
-import json
 import pathlib
 import secrets
 from collections.abc import Callable
@@ -580,7 +579,7 @@ def create_app(ctx: Context) -> FastAPI:
     def api_propose(request: Request, body: ProposalIn) -> Response:
         """Enter a proposal (its first level); a roster import's CSV goes in ``payload.csv``
         (administrators: staff kinds only)."""
-        payload = proposing.payload_from(body.kind, json.dumps(body.payload), None)
+        payload = proposing.payload_from(body.kind, body.payload)
         _staff_kind_only(_actor(request), body.kind)
         made = proposals.propose(
             ctx.engine,

@@ -3,7 +3,6 @@ one, what it may do next, who may enter which kind, payloads checked for what a 
 send, and the per-kind forms made from each kind's ``fields``."""
 
 import dataclasses
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -19,25 +18,16 @@ MAX_PAYLOAD = 200
 """Most characters of a payload's text fields shown in lists."""
 
 
-def payload_from(kind: str, text: str, csv_text: str | None) -> dict[str, Any]:
-    """The payload a person entered: a JSON object, plus the uploaded CSV for a roster
-    import. A server path is refused: the console never reads files its users name."""
+def payload_from(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """An API client's payload, checked for what a browser may send: a known kind, no
+    control characters, no server path (the console never reads files its users name: a
+    roster's or a registry's CSV comes as ``csv``, its text)."""
     if kind not in KINDS:
         raise ProposalError(f"kind: {kind!r} is not a kind: use one of {', '.join(KINDS)}")
-    try:
-        payload = json.loads(text or "{}")
-    except json.JSONDecodeError as exc:
-        raise ProposalError(f"payload: not JSON ({exc.msg} at character {exc.pos})") from None
-    if not isinstance(payload, dict):
-        raise ProposalError("payload: a JSON object of the kind's fields (docs/proposals.md)")
     if _has_control(payload):
         raise ProposalError("payload: control characters (such as NUL) are not allowed")
     if "path" in payload:
         raise ProposalError("payload.path: upload the file's content instead of naming a path")
-    if csv_text is not None:
-        if kind != "roster_import":
-            raise ProposalError("csv: only a roster import takes a file")
-        payload["csv"] = csv_text
     return payload
 
 
