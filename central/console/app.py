@@ -698,7 +698,7 @@ def create_app(ctx: Context) -> FastAPI:
             {
                 "kind": kind,
                 "title": proposing.title(kind),
-                "about": (handler.__doc__ or "").strip().split("\n\n")[0],
+                "about": proposing.about(kind),
                 "fields": [(proposing.input_name(f), f) for f in handler.fields],
                 "values": values,
                 "errors": errors,

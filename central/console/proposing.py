@@ -52,6 +52,12 @@ def title(kind: str) -> str:
     return kind.replace("_", " ").capitalize()
 
 
+def about(kind: str) -> str:
+    """What a kind does, for its form: its docstring's first paragraph up to ``Payload:``."""
+    text = (KINDS[kind].__doc__ or "").strip().split("\n\n")[0].split("Payload:")[0]
+    return " ".join(text.replace("``", "").split())
+
+
 def input_name(field: PayloadField) -> str:
     """The form input's name: ``params.grace_days`` for a field of a group."""
     return f"{field.group}.{field.name}" if field.group else field.name

@@ -60,27 +60,43 @@ class PolicyVersion(Kind):
     name = "policy"
     fields = (
         PayloadField("effective_from", "In force from", "date", "today or later"),
-        *(
-            PayloadField(
-                name,
-                label,
-                "boolean" if name == "assisted_review_repeat" else "number",
-                "leave empty to keep the value in force; "
-                + str(Policy.model_fields[name].description or ""),
-                (("true", "yes"), ("false", "no")) if name == "assisted_review_repeat" else (),
-                required=False,
-                group="params",
-            )
-            for name, label in {
-                "validity_months": "Validity (months)",
-                "grace_days": "Grace (days)",
-                "assisted_review_age": "Review assisted passes from age",
-                "assisted_review_repeat": "Review a repeated assisted pass",
-            }.items()
+        PayloadField(
+            "validity_months",
+            "Validity (months)",
+            "number",
+            "how long a pass certifies, 1-60; empty: as in force",
+            required=False,
+            group="params",
+        ),
+        PayloadField(
+            "grace_days",
+            "Grace (days)",
+            "number",
+            "days after certified_until before a payment run holds payment, 0-366; empty: as "
+            "in force",
+            required=False,
+            group="params",
+        ),
+        PayloadField(
+            "assisted_review_age",
+            "Review assisted passes from age",
+            "number",
+            "an assisted pass of a retiree this old goes to review, 0-150; empty: as in force",
+            required=False,
+            group="params",
+        ),
+        PayloadField(
+            "assisted_review_repeat",
+            "Review a repeated assisted pass",
+            "boolean",
+            "an assisted pass right after another one of the same retiree goes to review",
+            (("true", "yes"), ("false", "no")),
+            required=False,
+            group="params",
         ),
         PayloadField("note", "Why", "textarea", required=False, max_length=500),
     )
-    """One optional field per ``versions.VERSIONED`` parameter (checked by the tests)."""
+    """One optional field per ``versions.VERSIONED`` parameter (a unit test checks that)."""
 
     def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:
         fallback = _fallback(ctx)
