@@ -3,8 +3,8 @@
 Every route names its entry of ``PERMISSIONS`` and is checked on the server; the tests
 build the whole endpoint x role matrix from this table. A coordinator who is nothing else
 sees only their communities (``scope``). The proposals endpoints also admit, through
-``staff_only``, administrators, who see and decide staff proposals only (``staff_only``;
-the routes refuse them every other kind).
+``staff_only``, administrators, who see, enter and decide staff proposals only (the routes
+refuse them every other kind).
 """
 
 import datetime as dt
@@ -54,7 +54,10 @@ PERMISSIONS: dict[str, Rule] = {
     "proposals": Rule(
         frozenset({P.PEOPLE_READ, P.PAYMENTS_READ}), staff_only=frozenset({P.STAFF_READ})
     ),
-    "proposal_enter": Rule(frozenset({P.PEOPLE_READ, P.PAYMENTS_READ, P.PROPOSAL_ENTER})),
+    "proposal_enter": Rule(
+        frozenset({P.PEOPLE_READ, P.PAYMENTS_READ, P.PROPOSAL_ENTER}),
+        staff_only=frozenset({P.STAFF_READ, P.STAFF_MANAGE}),
+    ),
     "proposal_decide": Rule(
         frozenset({P.PEOPLE_READ, P.PAYMENTS_READ}),
         any_of=frozenset({P.PROPOSAL_RECHECK, P.PROPOSAL_APPROVE}),

@@ -7,7 +7,6 @@ without a key is refused to everyone.
 """
 
 import datetime as dt
-import json
 import pathlib
 import secrets
 from collections.abc import Callable
@@ -17,13 +16,14 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from cryptography import x509
-from fastapi import Depends, FastAPI, File, Form, Path, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, Form, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
+from starlette.datastructures import FormData, UploadFile
 from starlette.responses import StreamingResponse
 
 from central import proposals
@@ -37,6 +37,8 @@ from central.console.settings import ConsoleSettings
 from central.fleet import alerts as fleet_alerts
 from central.fleet import status as fleet_status
 from central.notify import reminders
+from central.people.registries import RegistryError
+from central.people.roster import RosterError
 from central.proposals import assisted as proposals_assisted
 from central.proposals.base import Resources
 from central.proposals.settings import ProposalSettings
@@ -342,6 +344,11 @@ def create_app(ctx: Context) -> FastAPI:
     async def proposal_closed(request: Request, exc: proposals.ClosedError) -> Response:
         return await refused(request, RefusedError(409, str(exc)))
 
+    @app.exception_handler(RosterError)
+    @app.exception_handler(RegistryError)
+    async def csv_invalid(request: Request, exc: RosterError | RegistryError) -> Response:
+        return await refused(request, RefusedError(422, f"csv: {exc}", field="csv"))
+
     @app.exception_handler(reviews.ReviewError)
     async def review_refused(request: Request, exc: reviews.ReviewError) -> Response:
         return await refused(request, RefusedError(exc.status, str(exc), field=exc.field))
@@ -351,7 +358,12 @@ def create_app(ctx: Context) -> FastAPI:
         return ctx.templates.TemplateResponse(
             request,
             name,
-            {"session": session, "allowed": access.allowed, **values},
+            {
+                "session": session,
+                "allowed": access.allowed,
+                "may_enter": proposing.may_enter,
+                **values,
+            },
             status_code=status,
         )
 
@@ -565,8 +577,10 @@ def create_app(ctx: Context) -> FastAPI:
 
     @route("POST", "/api/proposals", "proposal_enter", status_code=201)
     def api_propose(request: Request, body: ProposalIn) -> Response:
-        """Enter a proposal (its first level); a roster import's CSV goes in ``payload.csv``."""
-        payload = proposing.payload_from(body.kind, json.dumps(body.payload), None)
+        """Enter a proposal (its first level); a roster import's CSV goes in ``payload.csv``
+        (administrators: staff kinds only)."""
+        payload = proposing.payload_from(body.kind, body.payload)
+        _staff_kind_only(_actor(request), body.kind)
         made = proposals.propose(
             ctx.engine,
             _actor(request),
@@ -666,36 +680,109 @@ def create_app(ctx: Context) -> FastAPI:
         return _page(
             request,
             "proposals.html",
-            {"waiting": waiting, "latest": latest, "kinds": proposing.PAYLOAD_HELP},
+            {"waiting": waiting, "latest": latest, "kinds": _menu(actor)},
         )
 
-    @route("POST", "/proposals", "proposal_enter")
-    def page_propose(
+    def _entry_form(
         request: Request,
-        kind: Annotated[str, Form(min_length=1, max_length=32)],
-        payload: Annotated[str, Form(max_length=4000)] = "",
-        csv_file: Annotated[UploadFile | None, File()] = None,
-        csv_token: Annotated[str, Form(alias="csv_token", max_length=100)] = "",
+        kind: str,
+        values: dict[str, list[str]],
+        errors: dict[str, str],
+        status: int = 200,
     ) -> Response:
-        del csv_token
-        text = None
-        if csv_file is not None and csv_file.filename:
-            raw = csv_file.file.read(ctx.settings.max_body_bytes + 1)
-            try:
-                text = raw.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                raise RefusedError(
-                    422, "csv: not UTF-8 text: save it as UTF-8 CSV", "csv"
-                ) from None
-        made = proposals.propose(
-            ctx.engine,
-            _actor(request),
-            kind,
-            proposing.payload_from(kind, payload, text),
-            settings=ctx.proposals,
-            resources=ctx.resources,
+        """The kind's form (``values`` kept, ``errors`` by input name, ``""``: the form's)."""
+        handler = proposals.KINDS[kind]
+        return _page(
+            request,
+            "proposal_new.html",
+            {
+                "kind": kind,
+                "title": proposing.title(kind),
+                "about": proposing.about(kind),
+                "fields": [(proposing.input_name(f), f) for f in handler.fields],
+                "values": values,
+                "errors": errors,
+                "kinds": _menu(_actor(request)),
+            },
+            status,
         )
+
+    # before /proposals/{proposal_id}: "new" is no proposal id
+    @route("GET", "/proposals/new", "proposal_enter", response_class=HTMLResponse)
+    def page_new_proposal(
+        request: Request,
+        kind: Annotated[
+            str | None, Query(min_length=1, max_length=32, pattern=r"^[a-z_]+$")
+        ] = None,
+    ) -> Response:
+        """The kinds the signed-in person may enter, and ``kind``'s form, filled in from the
+        query's values of its fields (``&result_id=...``: a link from another page)."""
+        if kind is None:
+            return _page(
+                request, "proposal_new.html", {"kind": None, "kinds": _menu(_actor(request))}
+            )
+        _enterable(_actor(request), kind)
+        given = {
+            name: request.query_params.getlist(name)[:100]
+            for name in map(proposing.input_name, proposals.KINDS[kind].fields)
+            if name in request.query_params
+        }
+        return _entry_form(request, kind, given, {})
+
+    async def _form(request: Request) -> FormData:
+        return await request.form()
+
+    @route("POST", "/proposals", "proposal_enter")
+    def page_propose(request: Request, form: Annotated[FormData, Depends(_form)]) -> Response:
+        """A kind's form entered: the proposal, or the form again with the values kept and
+        the message next to the field it names (nothing is entered then)."""
+        kind = form.get("proposal_kind")  # not "kind": a registry import has a "kind" field
+        if not isinstance(kind, str) or not kind:
+            raise RefusedError(422, "proposal_kind: choose the kind", field="proposal_kind")
+        actor = _actor(request)
+        _enterable(actor, kind)
+        values = {
+            name: [v for v in form.getlist(name) if isinstance(v, str)]
+            for name in form
+            if name not in ("csrf_token", "proposal_kind")
+        }
+        try:
+            csv_text = _upload(form)
+            payload = proposing.payload_from_form(kind, values, csv_text)
+            made = proposals.propose(
+                ctx.engine,
+                actor,
+                kind,
+                payload,
+                settings=ctx.proposals,
+                resources=ctx.resources,
+            )
+        except (RosterError, RegistryError) as exc:
+            return _entry_form(request, kind, values, {"csv": f"csv: {exc}"}, 422)
+        except proposals.ProposalError as exc:
+            return _fix(request, kind, values, str(exc), 422)
+        except proposals.RefusedError as exc:
+            return _fix(request, kind, values, str(exc), 403)
+        except RefusedError as exc:
+            return _fix(request, kind, values, exc.message, exc.status)
         return RedirectResponse(f"/proposals/{made.id}", 303)
+
+    def _fix(
+        request: Request, kind: str, values: dict[str, list[str]], message: str, status: int
+    ) -> Response:
+        field = proposing.field_of(kind, message)
+        return _entry_form(request, kind, values, {field or "": message}, status)
+
+    def _upload(form: FormData) -> str | None:
+        """The uploaded CSV's text (None: no file chosen)."""
+        upload = form.get("csv")
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            return None
+        raw = upload.file.read(ctx.settings.max_body_bytes + 1)
+        try:
+            return raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise RefusedError(422, "csv: not UTF-8 text: save it as UTF-8 CSV", "csv") from None
 
     @route("GET", "/proposals/{proposal_id}", "proposals", response_class=HTMLResponse)
     def page_proposal(request: Request, proposal_id: ProposalP) -> Response:
@@ -877,6 +964,33 @@ def create_app(ctx: Context) -> FastAPI:
         return RedirectResponse("/reviews", 303)
 
     return app
+
+
+def _staff_kind_only(actor: Actor, kind: str) -> None:
+    """Refuse an administrator (``staff_only`` on ``proposal_enter``) any kind but staff."""
+    if access.staff_only(actor, "proposal_enter") and kind not in STAFF_KINDS:
+        raise RefusedError(
+            403,
+            f"kind: {actor.staff_id} enters staff proposals only, not {kind}",
+            field="kind",
+        )
+
+
+def _enterable(actor: Actor, kind: str) -> None:
+    """Refuse a kind that is none (422) or that ``actor`` may not enter (403)."""
+    if kind not in proposals.KINDS:
+        raise RefusedError(
+            422, f"kind: {kind!r} is not a kind: use one of {', '.join(proposals.KINDS)}", "kind"
+        )
+    _staff_kind_only(actor, kind)
+    if not proposing.may_enter(actor, kind):
+        roles = ", ".join(sorted(actor.roles))
+        raise RefusedError(403, f"kind: {actor.staff_id} ({roles}) may not enter {kind}", "kind")
+
+
+def _menu(actor: Actor) -> list[tuple[str, str]]:
+    """(kind, title) of the kinds ``actor`` may enter."""
+    return [(kind, proposing.title(kind)) for kind in proposing.enterable(actor)]
 
 
 def _proposals(

@@ -16,7 +16,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from central.proposals.base import Change, Context, Kind, Prepared, ProposalError, digest, text
+from central.proposals.base import (
+    Change,
+    Context,
+    Kind,
+    PayloadField,
+    Prepared,
+    ProposalError,
+    digest,
+    pick,
+    text,
+)
 from central.proposals.tables import proposals
 from central.store import schema
 
@@ -73,6 +83,13 @@ class AssistedReview(Kind):
     when the retiree's certification or status changed since, or the result was applied."""
 
     name = KIND
+    fields = (
+        PayloadField(
+            "result_id", "Result", help="the referred pass's id (the Assisted page)", max_length=36
+        ),
+        PayloadField("decision", "Decision", "select", choices=pick("certify", "refuse")),
+        PayloadField("reason", "Reason", "textarea", max_length=500),
+    )
 
     def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:
         result_id = _uuid(payload.get("result_id"))

@@ -14,7 +14,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.engine import Connection, Engine
@@ -124,10 +124,55 @@ def text(payload: dict[str, Any], name: str, limit: int, least: int = 0) -> str:
     return value
 
 
+FieldType = Literal[
+    "text",
+    "textarea",
+    "pem",
+    "number",
+    "decimal",
+    "date",
+    "month",
+    "select",
+    "boolean",
+    "checkbox",
+    "checkboxes",
+    "list",
+    "file",
+]
+"""How a person enters a value: one line, a paragraph (its line breaks become spaces), a PEM
+block (kept as typed), a whole number, an amount, a date, a month (YYYY-MM), one of
+``choices``, yes/no (``choices`` "true"/"false" with labels: a JSON boolean), a tick (a JSON
+boolean), several of ``choices`` (a list), names separated by commas (a list), or an
+uploaded CSV file (the payload's ``csv`` text)."""
+
+
+@dataclass(frozen=True)
+class PayloadField:
+    """One field of a kind's payload as a person enters it: the console's per-kind forms are
+    made from these. They only shape the entry; ``prepare`` still checks every value."""
+
+    name: str
+    label: str
+    type: FieldType = "text"
+    help: str = ""
+    choices: tuple[tuple[str, str], ...] = ()  # (value, label)
+    required: bool = True
+    max_length: int | None = None
+    group: str = ""
+    """Nested under ``payload[group]`` (the policy's ``params``)."""
+
+
+def pick(*values: str) -> tuple[tuple[str, str], ...]:
+    """Choices labelled by their values."""
+    return tuple((v, v) for v in values)
+
+
 class Kind(ABC):
     """One kind of change to money or eligibility."""
 
     name: ClassVar[str]
+    fields: ClassVar[tuple[PayloadField, ...]] = ()
+    """The payload's fields, as a person enters them (the console's form)."""
     external: ClassVar[bool] = False
     about_staff: ClassVar[bool] = False
     """A staff change: an administrator enters it, ``[proposals] staff_approver`` decides,

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from central.payments import bankfile, runs, sftp
 from central.payments.period import Period, PeriodError
-from central.proposals.base import Context, Kind, Prepared, ProposalError, digest
+from central.proposals.base import Context, Kind, PayloadField, Prepared, ProposalError, digest
 from central.store import schema
 
 _runs = schema.payment_runs
@@ -72,6 +72,7 @@ class BankMake(Kind):
 
     name = "bank_make"
     external = True
+    fields = (PayloadField("period", "Month", "month", "YYYY-MM: the payment run's month"),)
 
     def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:
         period = _period(payload)
@@ -148,6 +149,7 @@ class BankSend(Kind):
 
     name = "bank_send"
     external = True
+    fields = (PayloadField("period", "Month", "month", "YYYY-MM: the payment run's month"),)
 
     def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:
         period = _period(payload)

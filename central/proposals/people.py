@@ -15,7 +15,17 @@ from sqlalchemy.engine import Connection
 from central.certification.settings import Policy
 from central.payments import holds
 from central.people import roster, staging
-from central.proposals.base import Change, Context, Kind, Prepared, ProposalError, digest, text
+from central.proposals.base import (
+    Change,
+    Context,
+    Kind,
+    PayloadField,
+    Prepared,
+    ProposalError,
+    digest,
+    pick,
+    text,
+)
 from central.proposals.tables import proposal_rows
 from central.store import schema
 from common import idnumber
@@ -26,6 +36,14 @@ _CHUNK = 2_000
 MAX_CSV_CHARS = 256 * 1024 * 1024
 """The largest roster text a proposal takes (about 2 million rows)."""
 _ALIVE = (schema.RetireeStatus.ACTIVE.value, schema.RetireeStatus.SUSPENDED.value)
+RETIREE = PayloadField("retiree_id", "Retiree's ID number", help="18 characters", max_length=18)
+PARTIAL = PayloadField(
+    "partial",
+    "Import the good rows even if some are bad",
+    "checkbox",
+    help="unticked: one bad row refuses the whole file",
+    required=False,
+)
 
 
 def _retiree(conn: Connection, payload: dict[str, Any], lock: bool = False) -> Any:
@@ -77,6 +95,16 @@ class RosterImport(Kind):
     any retiree it touches changed since."""
 
     name = "roster_import"
+    fields = (
+        PayloadField(
+            "csv",
+            "Roster file",
+            "file",
+            help="UTF-8 CSV: id_number, name, sex, birth_date, community, monthly_amount, "
+            "bank_account, account_name (certified_until optional)",
+        ),
+        PARTIAL,
+    )
 
     def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:
         partial = payload.get("partial", False)
@@ -166,6 +194,11 @@ class Hold(Kind):
     Payload: ``retiree_id``, ``action`` (``place`` or ``release``), ``note`` (why)."""
 
     name = "hold"
+    fields = (
+        RETIREE,
+        PayloadField("action", "Action", "select", choices=pick("place", "release")),
+        PayloadField("note", "Why", "textarea", max_length=500),
+    )
 
     def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:
         found = _retiree(conn, payload)
@@ -199,6 +232,17 @@ class RetireeChange(Kind):
     ``bank_account`` (6-34 digits), ``account_name``; ``note`` (why)."""
 
     name = "retiree_change"
+    fields = (
+        RETIREE,
+        PayloadField(
+            "monthly_amount", "New monthly amount", "decimal", "e.g. 3200.50", required=False
+        ),
+        PayloadField(
+            "bank_account", "New bank account", help="6-34 digits", required=False, max_length=40
+        ),
+        PayloadField("account_name", "New account holder's name", required=False, max_length=100),
+        PayloadField("note", "Why", "textarea", max_length=500),
+    )
     _FIELDS = ("monthly_amount_cents", "bank_account", "account_name")
 
     def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:
@@ -275,6 +319,17 @@ class Certification(Kind):
     at most ``[policy] validity_months`` ahead), ``reason``, ``evidence``."""
 
     name = "certification"
+    fields = (
+        RETIREE,
+        PayloadField(
+            "certified_until",
+            "Certified until",
+            "date",
+            "after the stored date, at most [policy] validity_months ahead",
+        ),
+        PayloadField("reason", "Reason", "textarea", max_length=500),
+        PayloadField("evidence", "Evidence", help="e.g. letter 2026/118", max_length=200),
+    )
 
     def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:
         found = _retiree(conn, payload)

@@ -17,7 +17,15 @@ from sqlalchemy.engine import Connection
 
 from central.certification import versions
 from central.certification.settings import Policy
-from central.proposals.base import Context, Kind, Prepared, ProposalError, digest, text
+from central.proposals.base import (
+    Context,
+    Kind,
+    PayloadField,
+    Prepared,
+    ProposalError,
+    digest,
+    text,
+)
 
 
 def _fallback(ctx: Context) -> Policy:
@@ -50,6 +58,45 @@ class PolicyVersion(Kind):
     """A new version of the versioned ``[policy]`` parameters."""
 
     name = "policy"
+    fields = (
+        PayloadField("effective_from", "In force from", "date", "today or later"),
+        PayloadField(
+            "validity_months",
+            "Validity (months)",
+            "number",
+            "how long a pass certifies, 1-60; empty: as in force",
+            required=False,
+            group="params",
+        ),
+        PayloadField(
+            "grace_days",
+            "Grace (days)",
+            "number",
+            "days after certified_until before a payment run holds payment, 0-366; empty: as "
+            "in force",
+            required=False,
+            group="params",
+        ),
+        PayloadField(
+            "assisted_review_age",
+            "Review assisted passes from age",
+            "number",
+            "an assisted pass of a retiree this old goes to review, 0-150; empty: as in force",
+            required=False,
+            group="params",
+        ),
+        PayloadField(
+            "assisted_review_repeat",
+            "Review a repeated assisted pass",
+            "boolean",
+            "an assisted pass right after another one of the same retiree goes to review",
+            (("true", "yes"), ("false", "no")),
+            required=False,
+            group="params",
+        ),
+        PayloadField("note", "Why", "textarea", required=False, max_length=500),
+    )
+    """One optional field per ``versions.VERSIONED`` parameter (a unit test checks that)."""
 
     def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:
         fallback = _fallback(ctx)

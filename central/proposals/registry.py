@@ -11,8 +11,17 @@ from sqlalchemy.engine import Connection
 
 from central.people import registries
 from central.people.registries import Record, RegistryKind
-from central.proposals.base import Change, Context, Kind, Prepared, ProposalError, digest
-from central.proposals.people import csv_payload
+from central.proposals.base import (
+    Change,
+    Context,
+    Kind,
+    PayloadField,
+    Prepared,
+    ProposalError,
+    digest,
+    pick,
+)
+from central.proposals.people import PARTIAL, csv_payload
 from central.proposals.tables import proposal_rows
 from central.store import schema
 
@@ -35,6 +44,17 @@ class RegistryImport(Kind):
     Payload: ``kind`` (death or prison), ``path`` (CLI only) or ``csv``, ``partial``."""
 
     name = "registry_import"
+    fields = (
+        PayloadField("kind", "Registry", "select", choices=pick(*(k.value for k in RegistryKind))),
+        PayloadField(
+            "csv",
+            "Registry file",
+            "file",
+            help="UTF-8 CSV: id_number, birth_date and death_date (death) or start_date "
+            "(prison, release_date optional); name optional",
+        ),
+        PARTIAL,
+    )
 
     def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:
         try:

@@ -14,10 +14,30 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.engine import Connection, Engine
 
-from central.proposals.base import Context, Kind, Prepared, ProposalError, digest, text
+from central.proposals.base import (
+    Context,
+    Kind,
+    PayloadField,
+    Prepared,
+    ProposalError,
+    digest,
+    pick,
+    text,
+)
 from central.staff import accounts, ca
 from central.staff.identity import Actor, Role
 from central.staff.tables import staff_certs
+
+STAFF_ID = PayloadField("staff_id", "Staff id", help="the member's login name", max_length=100)
+ROLE = PayloadField("role", "Role", "select", choices=pick(*(r.value for r in Role)))
+COMMUNITIES = PayloadField(
+    "communities",
+    "Communities",
+    "list",
+    "a coordinator's, separated by commas",
+    required=False,
+    max_length=2000,
+)
 
 
 def _staff_id(payload: dict[str, Any]) -> str:
@@ -89,6 +109,15 @@ class StaffAdd(_StaffKind):
     ``sites``."""
 
     name = "staff_add"
+    fields = (
+        STAFF_ID,
+        PayloadField("name", "Name", max_length=100),
+        PayloadField("roles", "Roles", "checkboxes", choices=ROLE.choices),
+        COMMUNITIES,
+        PayloadField(
+            "sites", "Sites", "list", "separated by commas", required=False, max_length=2000
+        ),
+    )
 
     def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:
         staff_id = _staff_id(payload)
@@ -126,6 +155,7 @@ class StaffGrant(_StaffKind):
     """Give a role. Payload: ``staff_id``, ``role``, ``communities`` (a coordinator's)."""
 
     name = "staff_grant"
+    fields = (STAFF_ID, ROLE, COMMUNITIES)
 
     def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:
         staff_id, role = _staff_id(payload), _role(payload)
@@ -152,6 +182,7 @@ class StaffRevokeRole(_StaffKind):
     """Take a role away. Payload: ``staff_id``, ``role``."""
 
     name = "staff_revoke_role"
+    fields = (STAFF_ID, ROLE)
 
     def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:
         staff_id, role = _staff_id(payload), _role(payload)
@@ -177,6 +208,12 @@ class StaffActive(_StaffKind):
     """Deactivate or activate an account. Payload: ``staff_id``, ``active`` (true/false)."""
 
     name = "staff_active"
+    fields = (
+        STAFF_ID,
+        PayloadField(
+            "active", "Account", "boolean", choices=(("false", "deactivate"), ("true", "activate"))
+        ),
+    )
 
     def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:
         staff_id, active = _staff_id(payload), payload.get("active")
@@ -205,6 +242,18 @@ class StaffCert(_StaffKind):
 
     name = "staff_cert"
     external = True
+    fields = (
+        STAFF_ID,
+        PayloadField(
+            "csr",
+            "Certificate request",
+            "pem",
+            "the member's request (PEM: -----BEGIN CERTIFICATE REQUEST-----); their key "
+            "stays with them",
+            max_length=8000,
+        ),
+        PayloadField("days", "Valid for (days)", "number", "1-825"),
+    )
 
     def prepare(self, conn: Connection, payload: dict[str, Any], ctx: Context) -> Prepared:
         staff_id = _staff_id(payload)

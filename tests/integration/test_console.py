@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,23 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from fastapi.routing import APIRoute
 
 from central import proposals
-from central.console import access, identity
+from central.certification.settings import Policy
+from central.console import access, identity, proposing
 from central.console.tables import review_decisions
 from central.fleet.health import FleetHealth
 from central.notify import reminders
+from central.payments import bankfile, runs
+from central.payments.period import Period
 from central.people import coverage as people_coverage
 from central.proposals.staffing import STAFF_KINDS
+from central.proposals.tables import proposals as proposal_table
 from central.staff import accounts
 from central.staff.identity import Actor, Role
 from central.store import schema
@@ -588,6 +597,451 @@ def test_an_administrator_decides_a_staff_proposal_in_the_console(console: Conso
         assert (held.status, len(held.steps)) == ("open", 1)
     finally:
         _close(console, money, staff)
+
+
+# -- per-kind proposal forms ---------------------------------------------------------------
+
+
+CLOSER = Actor("closer", frozenset({Role.REVIEWER, Role.APPROVER}))
+
+
+def _drop(console: Console, proposal_id: int) -> None:
+    """Reject an open proposal whatever step it waits for (a reviewer's or an approver's,
+    or the second administrator's)."""
+    found = proposals.show(console.engine, proposal_id, 0)
+    if found.status == "open":
+        who = ADMIN_2 if found.kind in STAFF_KINDS else CLOSER
+        proposals.reject(console.engine, who, proposal_id, "form test over")
+
+
+def _proposal_count(console: Console) -> int:
+    with console.engine.connect() as conn:
+        return int(conn.scalar(sa.select(sa.func.count()).select_from(proposal_table)) or 0)
+
+
+def _enters(role: Role, kind: str) -> bool:
+    """From the table: ``proposal_enter``'s roles; those it admits by ``staff_only`` enter
+    the staff kinds only, the others every kind but those."""
+    limited = access.staff_only(Actor("x", frozenset({role})), "proposal_enter")
+    return role in access.roles_for("proposal_enter") and (kind in STAFF_KINDS) == limited
+
+
+def test_each_kinds_form_renders_for_those_who_may_enter_it(console: Console) -> None:
+    with contextlib.ExitStack() as stack:
+        clients = {r: stack.enter_context(console.client(r.value)) for r in Role}
+        for role, client in clients.items():
+            listed = client.get("/proposals")
+            for kind, handler in proposals.KINDS.items():
+                page = client.get("/proposals/new", params={"kind": kind})
+                if not _enters(role, kind):
+                    assert page.status_code == 403, (role, kind, page.status_code)
+                    assert f'?kind={kind}"' not in listed.text
+                    continue
+                assert page.status_code == 200, (role, kind, page.text)
+                assert f'name="proposal_kind" value="{kind}"' in page.text
+                for field in handler.fields:
+                    name = proposing.input_name(field)
+                    assert f'name="{name}"' in page.text, (kind, name)
+                    assert field.label.replace("'", "&#39;") in page.text, (kind, field.label)
+                assert f'href="/proposals/new?kind={kind}"' in listed.text
+    assert {k for k in proposals.KINDS if _enters(Role.ENTRY_CLERK, k)} == (
+        set(proposals.KINDS) - STAFF_KINDS
+    )
+    assert {k for k in proposals.KINDS if _enters(Role.ADMINISTRATOR, k)} == STAFF_KINDS
+    assert all(
+        not _enters(r, k)
+        for r in set(Role) - {Role.ENTRY_CLERK, Role.ADMINISTRATOR}
+        for k in proposals.KINDS
+    )
+
+
+def _referred(console: Console, retiree: str) -> str:
+    """An assisted pass ingest referred to review (as ``central.certification`` stores it)."""
+    result = uuid.uuid4()
+    now = dt.datetime.now(dt.UTC)
+    with console.engine.begin() as conn:
+        conn.execute(
+            schema.results.insert().values(
+                result_id=result,
+                device_id="term-forms",
+                seq=result.int % 2**31,  # unique per terminal
+                kid="0" * 64,
+                retiree_id=retiree,
+                method="assisted",
+                decision="pass",
+                channel="desk",
+                device_time=now,
+                received_at=now,
+                applied=False,
+                evidence={"assisted": {"staff_id": "desk-7"}},
+            )
+        )
+        conn.execute(
+            schema.events.insert().values(
+                at=now,
+                kind="certification_referred",
+                retiree_id=retiree,
+                result_id=result,
+                device_id="term-forms",
+                actor="ingest",
+                detail={
+                    "referred": "assisted pass of a repeat",
+                    "referred_until": (now.date() + dt.timedelta(days=360)).isoformat(),
+                },
+            )
+        )
+    return str(result)
+
+
+def _runs(console: Console) -> tuple[str, str]:
+    """This month's payment run filed (to send; the API test before files it too) and the
+    next month's computed (to file): runs follow each other, at most a month ahead."""
+    resources = console.ctx.resources
+    assert resources is not None
+    bank = resources.cfg.bank
+    second = Period.of(console.ctx.today())
+    first = second.shift(1)
+
+    def status(period: Period) -> str | None:
+        with console.engine.connect() as conn:
+            return conn.scalar(
+                sa.select(schema.payment_runs.c.status).where(
+                    schema.payment_runs.c.period == str(period)
+                )
+            )
+
+    for period in (second, first):
+        if status(period) is None:
+            runs.run(console.engine, period, Policy())
+    if status(second) == "computed":
+        key = bankfile.load_public_key(bank.encrypt_pub, "bank.encrypt_pub")
+        bankfile.make(console.engine, second, bank.payer, bank.out_dir, resources.sign_key, key)
+    return str(first), str(second)
+
+
+def _csr(staff_id: str) -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    request = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, staff_id)]))
+        .sign(key, hashes.SHA256())
+    )
+    return request.public_bytes(serialization.Encoding.PEM).decode()
+
+
+FormCase = tuple[str, str, dict[str, Any], dict[str, Any], str | None]
+"""(who, kind, the API's payload, the form's fields, the uploaded CSV)."""
+
+
+def _good_forms(console: Console) -> list[FormCase]:
+    """A good entry of every kind, as the API's JSON and as the form's fields."""
+    today = console.ctx.today()
+    with console.engine.connect() as conn:
+        people = conn.execute(
+            sa.select(schema.retirees)
+            .where(
+                schema.retirees.c.status == "active",
+                schema.retirees.c.certified_until < today,
+            )
+            .order_by(schema.retirees.c.id_number)
+            .limit(2)
+        ).all()
+    one, two = people
+    roster_csv = (
+        "id_number,name,sex,birth_date,community,monthly_amount,bank_account,account_name\n"
+        f"{one.id_number},{one.name},{one.sex},{one.birth_date},{one.community},"
+        f"{(one.monthly_amount_cents + 5_000) / 100:.2f},{one.bank_account},{one.account_name}\n"
+    )
+    death_csv = f"id_number,birth_date,death_date\n{two.id_number},{two.birth_date},{today}\n"
+    to_file, to_send = _runs(console)
+    result = _referred(console, two.id_number)
+    until = (today + dt.timedelta(days=60)).isoformat()
+    later = (today + dt.timedelta(days=40)).isoformat()
+    csr = _csr("auditor")
+    clerk, admin = "entry_clerk", "administrator"
+    return [
+        (clerk, "roster_import", {"csv": roster_csv}, {}, roster_csv),
+        (
+            clerk,
+            "registry_import",
+            {"kind": "death", "csv": death_csv, "partial": False},
+            {"kind": "death"},
+            death_csv,
+        ),
+        (
+            clerk,
+            "hold",
+            {"retiree_id": one.id_number, "action": "place", "note": "bank letter returned"},
+            {"retiree_id": one.id_number, "action": "place", "note": "bank letter\r\nreturned"},
+            None,
+        ),
+        (
+            clerk,
+            "retiree_change",
+            {"retiree_id": one.id_number, "monthly_amount": "2345.67", "note": "court order"},
+            {
+                "retiree_id": f" {one.id_number} ",
+                "monthly_amount": "2345.67",
+                "bank_account": "",
+                "account_name": "",
+                "note": "court order",
+            },
+            None,
+        ),
+        (
+            clerk,
+            "certification",
+            {
+                "retiree_id": one.id_number,
+                "certified_until": until,
+                "reason": "home visit",
+                "evidence": "letter 2026/118",
+            },
+            {
+                "retiree_id": one.id_number,
+                "certified_until": until,
+                "reason": "home visit",
+                "evidence": "letter 2026/118",
+            },
+            None,
+        ),
+        (clerk, "bank_make", {"period": to_file}, {"period": to_file}, None),
+        (clerk, "bank_send", {"period": to_send}, {"period": to_send}, None),
+        (
+            clerk,
+            "assisted_review",
+            {"result_id": result, "decision": "certify", "reason": "seen at the desk"},
+            {"result_id": result, "decision": "certify", "reason": "seen at the desk"},
+            None,
+        ),
+        (
+            clerk,
+            "policy",
+            {
+                "effective_from": later,
+                "params": {"grace_days": 7, "assisted_review_repeat": False},
+                "note": "the new decree",
+            },
+            {
+                "effective_from": later,
+                "params.validity_months": "",
+                "params.grace_days": "7",
+                "params.assisted_review_age": "",
+                "params.assisted_review_repeat": "false",
+                "note": "the new decree",
+            },
+            None,
+        ),
+        (
+            admin,
+            "staff_add",
+            {"staff_id": "form-new", "name": "Form Newcomer", "roles": ["entry_clerk"]},
+            {
+                "staff_id": "form-new",
+                "name": "Form Newcomer",
+                "roles": ["entry_clerk"],
+                "communities": "",
+                "sites": "",
+            },
+            None,
+        ),
+        (
+            admin,
+            "staff_grant",
+            {"staff_id": "reviewer", "role": "coordinator", "communities": ["Chaoyang"]},
+            {"staff_id": "reviewer", "role": "coordinator", "communities": "Chaoyang"},
+            None,
+        ),
+        (
+            admin,
+            "staff_revoke_role",
+            {"staff_id": "two-roles", "role": "reviewer"},
+            {"staff_id": "two-roles", "role": "reviewer"},
+            None,
+        ),
+        (
+            admin,
+            "staff_active",
+            {"staff_id": "locked", "active": False},
+            {"staff_id": "locked", "active": "false"},
+            None,
+        ),
+        (
+            admin,
+            "staff_cert",
+            {"staff_id": "auditor", "csr": csr, "days": 30},
+            {"staff_id": "auditor", "csr": csr.replace("\n", "\r\n"), "days": "30"},
+            None,
+        ),
+    ]
+
+
+def _post_form(
+    client: httpx.Client, kind: str, fields: dict[str, Any], csv_text: str | None
+) -> httpx.Response:
+    files = {"csv": ("upload.csv", csv_text.encode(), "text/csv")} if csv_text else None
+    return client.post("/proposals", data={"proposal_kind": kind, **fields}, files=files)
+
+
+def _stored(console: Console, proposal_id: int) -> tuple[str, str, str, dict[str, Any]]:
+    found = proposals.show(console.engine, proposal_id, 0)
+    return found.kind, found.target, found.summary, found.payload
+
+
+def test_a_good_form_enters_what_the_api_would(console: Console) -> None:
+    """Every kind entered through its form is the proposal the API makes of the same values
+    (kind, target, summary and the stored payload)."""
+    cases = _good_forms(console)
+    assert {kind for _, kind, *_ in cases} == set(proposals.KINDS)
+    with console.client("entry_clerk") as clerk, console.client("administrator") as admin:
+        for who, kind, api_payload, fields, csv_text in cases:
+            client = clerk if who == "entry_clerk" else admin
+            made = client.post("/api/proposals", json={"kind": kind, "payload": api_payload})
+            assert made.status_code == 201, (kind, made.text)
+            by_api = proposals.show(console.engine, made.json()["id"], 0)
+            _drop(console, by_api.id)  # a second open one of some kinds is refused
+            entered = _post_form(client, kind, fields, csv_text)
+            assert entered.status_code == 303, (kind, entered.text)
+            form_id = int(entered.headers["location"].rsplit("/", 1)[1])
+            try:
+                assert _stored(console, form_id) == _stored(console, by_api.id), kind
+                assert proposals.show(console.engine, form_id, 0).created_by == (
+                    "admin" if who == "administrator" else "entry_clerk"
+                )
+            finally:
+                _drop(console, form_id)
+
+
+def test_the_assisted_page_links_each_referral_to_its_form_filled_in(console: Console) -> None:
+    with console.engine.connect() as conn:
+        retiree = conn.scalar(
+            sa.select(schema.retirees.c.id_number).order_by(schema.retirees.c.id_number).limit(1)
+        )
+    result = _referred(console, retiree)
+    with console.client("entry_clerk") as clerk, console.client("reviewer") as reviewer:
+        link = f"/proposals/new?kind=assisted_review&amp;result_id={result}"
+        assert link in clerk.get("/assisted").text
+        assert link not in reviewer.get("/assisted").text  # not theirs to enter
+        form = clerk.get(link.replace("&amp;", "&"))
+        assert form.status_code == 200
+        assert f'name="result_id" id="result_id" value="{result}"' in form.text
+
+
+@pytest.mark.parametrize(
+    ("who", "kind", "fields", "csv_text", "field", "kept"),
+    [
+        (
+            "entry_clerk",
+            "hold",
+            {"retiree_id": "12345", "action": "place", "note": "returned letter"},
+            None,
+            "retiree_id",
+            "returned letter",
+        ),
+        ("entry_clerk", "bank_make", {"period": "2026-13"}, None, "period", "2026-13"),
+        (
+            "entry_clerk",
+            "policy",
+            {"effective_from": "2099-01-01", "params.grace_days": "400", "note": "decree 9"},
+            None,
+            "params.grace_days",
+            "decree 9",
+        ),
+        (
+            "entry_clerk",
+            "certification",
+            {"retiree_id": "", "certified_until": "soon", "reason": "x", "evidence": "y"},
+            None,
+            "retiree_id",
+            'value="soon"',
+        ),
+        (
+            "entry_clerk",
+            "roster_import",
+            {"partial": "true"},
+            "id_number,name\nnot-a-number,Nobody\n",
+            "csv",
+            "choose the file again",
+        ),
+        (
+            "administrator",
+            "staff_cert",
+            {"staff_id": "auditor", "csr": "not a request", "days": "30"},
+            None,
+            "csr",
+            "not a request",
+        ),
+        (
+            "administrator",
+            "staff_add",
+            {"staff_id": "form-bad", "name": "Bad Roles", "roles": ["entry_clerk", "auditor"]},
+            None,
+            "staff_id",
+            "Bad Roles",
+        ),
+    ],
+)
+def test_a_bad_form_is_shown_again_with_its_message(
+    console: Console,
+    who: str,
+    kind: str,
+    fields: dict[str, Any],
+    csv_text: str | None,
+    field: str,
+    kept: str,
+) -> None:
+    """The kind's ``prepare`` refuses: the form again (422), the values kept, the message
+    next to the field it names; nothing is entered."""
+    before = _proposal_count(console)
+    with console.client(who) as client:
+        page = _post_form(client, kind, fields, csv_text)
+        assert page.status_code == 422, page.text
+        shown = re.search(
+            rf'<span class="problem" role="alert" id="{re.escape(field)}-error">([^<]*)', page.text
+        )
+        assert shown is not None, page.text
+        assert shown.group(1).startswith(field.rsplit(".", maxsplit=1)[-1] + ":"), shown.group(1)
+        assert kept in page.text.replace("&#34;", '"')
+        assert f'name="proposal_kind" value="{kind}"' in page.text
+        token = client.headers.pop("x-csrf-token")  # and without the session's token: refused
+        unsafe = _post_form(client, kind, fields, csv_text)
+        assert unsafe.status_code == 403 and "CSRF" in unsafe.text
+        client.headers["x-csrf-token"] = token
+    assert _proposal_count(console) == before
+
+
+def test_an_administrator_enters_staff_proposals_by_form_only(console: Console) -> None:
+    """The administrator enters a new account through its form; a money kind is refused at
+    the page, the form and the API; an entry clerk is refused the staff form."""
+    with console.engine.connect() as conn:
+        retiree = conn.scalar(sa.select(schema.retirees.c.id_number).limit(1))
+    hold = {"retiree_id": retiree, "action": "place", "note": "mine now"}
+    before = _proposal_count(console)
+    with console.client("administrator") as admin, console.client("entry_clerk") as clerk:
+        listed = admin.get("/proposals").text
+        assert 'href="/proposals/new?kind=staff_add"' in listed
+        assert 'href="/proposals/new?kind=hold"' not in listed
+        page = admin.get("/proposals/new", params={"kind": "hold"})
+        assert page.status_code == 403 and "staff proposals only" in page.text
+        form = _post_form(admin, "hold", hold, None)
+        assert form.status_code == 403 and "staff proposals only" in form.text
+        api = admin.post("/api/proposals", json={"kind": "hold", "payload": hold})
+        assert api.status_code == 403 and api.json()["field"] == "kind", api.text
+        assert _proposal_count(console) == before
+        newcomer = {"staff_id": "form-admin", "name": "Form Admin", "roles": ["reviewer"]}
+        refused = _post_form(clerk, "staff_add", newcomer, None)
+        assert refused.status_code == 403
+        assert _proposal_count(console) == before
+        entered = _post_form(admin, "staff_add", newcomer, None)
+        assert entered.status_code == 303, entered.text
+        shown = admin.get(entered.headers["location"])
+        assert shown.status_code == 200 and "add staff form-admin" in shown.text
+    made = proposals.show(console.engine, int(entered.headers["location"].rsplit("/", 1)[1]), 0)
+    try:
+        assert (made.kind, made.created_by, made.status) == ("staff_add", "admin", "open")
+        assert made.payload["roles"] == ["reviewer"]
+    finally:
+        _close(console, made)
 
 
 # -- audit -------------------------------------------------------------------------

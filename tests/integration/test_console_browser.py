@@ -1,8 +1,8 @@
 """The console in Chromium with client certificates: a coordinator's morning (sign in,
 dashboard, drill-down, CSV download), an approver's review decision, three people filing
 and releasing a bank file (three browser contexts, three certificates, a real SFTP
-server), a roster import's diff, an administrator approving a staff proposal, and no
-certificate -> no page.
+server), a roster import's diff, an entry clerk's hold through its form, an administrator
+approving a staff proposal, and no certificate -> no page.
 ``LIFECERT_CONSOLE_SCREENSHOTS=docs/img`` keeps the screenshots for the docs."""
 
 import csv
@@ -166,8 +166,8 @@ def test_three_people_file_and_release_the_bank_file(
         for kind, done in (("bank_make", "filed"), ("bank_send", "sent")):
             clerk = pages["entry_clerk"]
             clerk.goto(console.url + "proposals")
-            clerk.locator("select[name=kind]").select_option(kind)
-            clerk.locator("textarea[name=payload]").fill(f'{{"period": "{period}"}}')
+            clerk.get_by_role("link", name=kind.replace("_", " ").capitalize()).click()
+            clerk.get_by_label("Month").fill(period)
             clerk.get_by_role("button", name="Enter").click()
             clerk.wait_for_url("**/proposals/*")
             assert "next: recheck by the reviewer role" in clerk.inner_text("main")
@@ -215,9 +215,8 @@ def test_a_roster_import_shows_its_diff(browser: Any, console: Console) -> None:
     try:
         page = context.new_page()
         _sign_in(page, console)
-        page.goto(console.url + "proposals")
-        page.locator("select[name=kind]").select_option("roster_import")
-        page.locator("input[name=csv_file]").set_input_files(
+        page.goto(console.url + "proposals/new?kind=roster_import")
+        page.get_by_label("Roster file").set_input_files(
             files=[{"name": "roster.csv", "mimeType": "text/csv", "buffer": csv_text.encode()}]
         )
         page.get_by_role("button", name="Enter").click()
@@ -235,6 +234,46 @@ def test_a_roster_import_shows_its_diff(browser: Any, console: Console) -> None:
             )
         )
     assert amount == row.monthly_amount_cents
+
+
+def test_an_entry_clerk_enters_a_hold_through_its_form(browser: Any, console: Console) -> None:
+    """The hold's form: a mistyped ID number comes back with the message by its field and
+    the other values kept; corrected, it is entered and waits for the next person."""
+    with console.engine.connect() as conn:
+        retiree = conn.scalar(
+            sa.select(schema.retirees.c.id_number).order_by(schema.retirees.c.id_number.desc())
+        )
+    context = _context(browser, console, "entry_clerk")
+    try:
+        page = context.new_page()
+        _sign_in(page, console)
+        page.get_by_role("link", name="Proposals", exact=True).click()
+        page.get_by_role("link", name="Hold", exact=True).click()
+        page.wait_for_url("**/proposals/new?kind=hold")
+        page.get_by_label("Retiree's ID number").fill(retiree[:-1])
+        page.get_by_label("Action").select_option("place")
+        page.get_by_label("Why").fill("the bank returned\nthe letter")
+        page.get_by_role("button", name="Enter").click()
+        problem = page.locator("#retiree_id-error")
+        assert problem.inner_text().startswith("retiree_id:")
+        assert page.get_by_label("Why").input_value() == "the bank returned\nthe letter"
+        _shot(page, "proposal-form")
+        page.get_by_label("Retiree's ID number").fill(retiree)
+        page.get_by_role("button", name="Enter").click()
+        page.wait_for_url("**/proposals/*")
+        main = page.inner_text("main")
+        assert f"place manual hold on {retiree}" in main
+        assert "the bank returned the letter" in main
+        assert "hold · open" in main and "Steps: 1 of" in main
+    finally:
+        context.close()
+    with console.engine.connect() as conn:  # nothing held before the approvals
+        held = conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(schema.holds)
+            .where(schema.holds.c.retiree_id == retiree)
+        )
+    assert held == 0
 
 
 def test_an_administrator_approves_a_staff_proposal(browser: Any, console: Console) -> None:

@@ -1,12 +1,18 @@
-"""The console's pure parts: the permission table, sessions, freshness, charts."""
+"""The console's pure parts: the permission table, sessions, freshness, charts, the
+proposal forms' fields and their payloads."""
 
 import datetime as dt
 import threading
 import time
 from pathlib import Path
 
-from central.console import access, charts
+import pytest
+
+from central.certification import versions
+from central.console import access, charts, proposing
 from central.console.fresh import Fresh
+from central.proposals import KINDS, ProposalError
+from central.proposals.staffing import STAFF_KINDS
 from central.staff.identity import Actor, Role
 
 
@@ -65,11 +71,14 @@ def test_scope_is_wide_for_wide_roles_and_own_communities_for_a_coordinator() ->
         for key, rule in access.PERMISSIONS.items()
         if rule.session and access.allowed(admin, key)
     }
-    assert reached == {"me", "openapi", "signout", "proposals", "proposal_decide"}
-    assert access.staff_only(admin, "proposals") and access.staff_only(admin, "proposal_decide")
+    assert reached == {"me", "openapi", "signout", "proposals", "proposal_enter", "proposal_decide"}
+    assert all(
+        access.staff_only(admin, key) for key in ("proposals", "proposal_enter", "proposal_decide")
+    )
     auditor = Actor("u", frozenset({Role.AUDITOR}))
     assert access.allowed(auditor, "proposals") and not access.staff_only(auditor, "proposals")
     assert not access.allowed(auditor, "proposal_decide")
+    assert not access.allowed(auditor, "proposal_enter")  # staff.read without staff.manage
     assert not access.allowed(coordinator, "no-such-endpoint")
 
 
@@ -97,3 +106,73 @@ def test_the_docs_table_of_permissions_is_the_codes() -> None:
     assert shown.keys() == access.PERMISSIONS.keys()
     for key, roles in shown.items():
         assert roles == {r.value for r in access.roles_for(key)}, key
+
+
+def test_every_kind_has_a_form_and_the_policy_form_every_versioned_parameter() -> None:
+    for kind, handler in KINDS.items():
+        assert handler.fields, f"{kind} has no fields: no form"
+        names = [proposing.input_name(f) for f in handler.fields]
+        assert len(names) == len(set(names)), kind
+        assert "proposal_kind" not in names and "csrf_token" not in names
+        for field in handler.fields:
+            assert field.label and (bool(field.choices) == (field.type in _CHOOSE)), field
+    params = {f.name for f in KINDS["policy"].fields if f.group == "params"}
+    assert params == set(versions.VERSIONED)
+
+
+_CHOOSE = ("select", "boolean", "checkboxes")
+
+
+def test_a_form_becomes_the_payload_the_kinds_read() -> None:
+    """Values convert to the JSON types ``prepare`` reads; what does not convert is passed on
+    as typed (``prepare`` refuses it by name); empty optional fields are left out."""
+    form = {
+        "effective_from": ["2027-01-01"],
+        "params.grace_days": ["7"],
+        "params.validity_months": [""],
+        "params.assisted_review_age": ["ninety"],
+        "params.assisted_review_repeat": ["false"],
+        "note": ["the new\r\n  decree "],
+    }
+    assert proposing.payload_from_form("policy", form, None) == {
+        "effective_from": "2027-01-01",
+        "params": {
+            "grace_days": 7,
+            "assisted_review_age": "ninety",
+            "assisted_review_repeat": False,
+        },
+        "note": "the new decree",
+    }
+    staff = {"staff_id": [" x.y "], "name": ["X"], "roles": ["auditor", "reviewer"], "sites": [""]}
+    assert proposing.payload_from_form(
+        "staff_add", staff | {"communities": ["A, B,\nC"]}, None
+    ) == {
+        "staff_id": "x.y",
+        "name": "X",
+        "roles": ["auditor", "reviewer"],
+        "communities": ["A", "B", "C"],
+    }
+    pem = "-----BEGIN X-----\r\nAAA\r\n-----END X-----\r\n"
+    cert = {"staff_id": ["x"], "csr": [pem], "days": ["30"]}
+    assert proposing.payload_from_form("staff_cert", cert, None)["csr"] == pem.replace("\r", "")
+    roster = proposing.payload_from_form("roster_import", {"path": ["/etc/passwd"]}, "id_number\n")
+    assert roster == {"csv": "id_number\n", "partial": False}  # only the kind's fields
+    with pytest.raises(ProposalError, match="control characters"):
+        proposing.payload_from_form("hold", {"note": ["a\x00b"]}, None)
+
+
+def test_an_error_is_shown_by_the_field_it_names() -> None:
+    assert proposing.field_of("bank_make", "period: 2026-13 is not a month") == "period"
+    assert proposing.field_of("policy", "grace_days: at most 366") == "params.grace_days"
+    assert proposing.field_of("hold", "3 proposals wait already: decide some") is None
+
+
+def test_who_may_enter_which_kind() -> None:
+    clerk = Actor("c", frozenset({Role.ENTRY_CLERK}))
+    admin = Actor("a", frozenset({Role.ADMINISTRATOR}))
+    both = Actor("b", frozenset({Role.ENTRY_CLERK, Role.ADMINISTRATOR}))
+    assert set(proposing.enterable(clerk)) == set(KINDS) - STAFF_KINDS
+    assert set(proposing.enterable(admin)) == STAFF_KINDS
+    assert set(proposing.enterable(both)) == set(KINDS)
+    for role in (Role.REVIEWER, Role.APPROVER, Role.AUDITOR, Role.COORDINATOR):
+        assert proposing.enterable(Actor("o", frozenset({role}))) == []
