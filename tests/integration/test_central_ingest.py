@@ -505,5 +505,7 @@ def test_when_not_even_quarantine_can_be_written_the_batch_is_not_applied(
         conn.execute(sa.text("ALTER TABLE quarantine RENAME TO quarantine_gone"))
     before = _state(engine)
     with pytest.raises(StoreError):
-        world["ingest"].apply_batch([Inbound(a.topic(), a.sign(a.result(BOB)), NOW)])
+        world["ingest"].apply_batch(
+            [Inbound(a.topic(), a.sign(a.result(BOB)), dt.datetime.now(dt.UTC))]
+        )
     assert _state(engine) == before

@@ -24,7 +24,7 @@ from tests.fixtures.database import CentralPki, Terminal, known_staff
 
 pytestmark = pytest.mark.integration
 
-NOW = dt.datetime.now(dt.UTC)
+NOW = dt.datetime.now(dt.UTC)  # the roster's date; results are received at the clock's now
 OLD = idnumber.make("110105", dt.date(1930, 3, 7), 124)  # 96 years old
 YOUNG = idnumber.make("310104", dt.date(1950, 11, 30), 31)
 CLERK = Actor("clerk-1", frozenset({Role.ENTRY_CLERK}))
@@ -55,7 +55,7 @@ def world(migrated_engine: Any, central_pki: CentralPki) -> dict[str, Any]:
 
 def _send(ingestor: Ingestor, term: Terminal, retiree: str) -> Any:
     result = term.result(retiree)
-    return ingestor.apply(Inbound(term.topic(), term.sign(result), NOW)), result
+    return ingestor.apply(Inbound(term.topic(), term.sign(result), dt.datetime.now(dt.UTC))), result
 
 
 def _until(engine: Any, retiree: str) -> dt.date | None:
@@ -155,7 +155,7 @@ def test_an_assisted_result_names_staff_known_at_the_terminals_site(
         ("desk-far", "staff_not_at_site", "may not assist at site 'default'"),
     ]:
         result = term.result(YOUNG, assisted={"staff_id": staff_id, "document": "id_card"})
-        outcome = ingestor.apply(Inbound(term.topic(), term.sign(result), NOW))
+        outcome = ingestor.apply(Inbound(term.topic(), term.sign(result), dt.datetime.now(dt.UTC)))
         assert outcome.status is Status.REJECTED and outcome.reason is not None
         assert outcome.reason.value == reason and detail in outcome.detail
         assert outcome.ack is not None and outcome.ack.reason == reason
@@ -168,7 +168,9 @@ def test_an_assisted_result_names_staff_known_at_the_terminals_site(
     # allowed at the site of the terminal's certificate (its OU): certifies
     riverside = central_pki.terminal("term-0099", site="riverside")
     result = riverside.result(YOUNG, assisted={"staff_id": "desk-far", "document": "id_card"})
-    outcome = ingestor.apply(Inbound(riverside.topic(), riverside.sign(result), NOW))
+    outcome = ingestor.apply(
+        Inbound(riverside.topic(), riverside.sign(result), dt.datetime.now(dt.UTC))
+    )
     assert outcome.status is Status.APPLIED and _until(engine, YOUNG) is not None
 
 
@@ -179,7 +181,8 @@ def test_the_assisted_share_per_staff_member_and_terminal(world: dict[str, Any])
     _send(ingestor, term, YOUNG)  # staff-7: applied
     _send(ingestor, term, OLD)  # staff-7: referred (age)
     other = term.result(YOUNG, assisted={"staff_id": "desk-2", "document": "id_card"})
-    ingestor.apply(Inbound(term.topic(), term.sign(other), NOW))  # desk-2: referred (repeat)
+    # desk-2: referred (repeat)
+    ingestor.apply(Inbound(term.topic(), term.sign(other), dt.datetime.now(dt.UTC)))
     found = share.report(engine, NOW - dt.timedelta(days=1))
     assert found.staff == [
         {"staff_id": "staff-7", "assisted": 2, "share_pct": 66.7, "terminals": 1, "referred": 1},
