@@ -73,8 +73,8 @@ def _cert_file(fleet: Fleet, device_id: str, serial: str | None = None) -> Path:
 class Batch:
     """Renewal steps applied to one read of the registry, under its lock, committed together.
 
-    New certificate files are written and fsynced as each step runs; :meth:`commit`
-    re-issues the CRL (when a step revoked something), then writes the registry, then
+    New certificate files are written as each step runs; :meth:`commit` fsyncs them all
+    together, re-issues the CRL (when a step revoked something), writes the registry, then
     puts renewed certificates in place as ``<id>.pem`` and removes abandoned ones. A crash
     before the registry is written leaves only unreferenced files; after it, only moves
     that :func:`repair` completes.
@@ -84,7 +84,7 @@ class Batch:
         self.fleet, self.registry = fleet, reg
         self._records = reg.by_id()
         self._authority: pki.Authority | None = None
-        self._written = False
+        self._written: list[Path] = []
         self.revocations = 0  # certificates this batch revoked (the CRL to re-issue)
         self._moves: dict[str, Path] = {}  # device id -> its renewed certificate, to be <id>.pem
         self._removals: list[Path] = []
@@ -102,8 +102,8 @@ class Batch:
         return self._moves.get(device_id) or _cert_file(self.fleet, device_id)
 
     def _write(self, path: Path, data: bytes) -> None:
-        durable.write_atomic(path, data, sync_folder=False)
-        self._written = True
+        durable.write_atomic(path, data, sync=False)  # fsynced together at commit
+        self._written.append(path)
 
     def issue(
         self, device_id: str, request_id: str, key: ec.EllipticCurvePublicKey
@@ -185,6 +185,7 @@ class Batch:
         """Make the batch durable: new files, the CRL, the registry, then file moves."""
         devices = self.fleet.paths.devices
         if self._written:
+            durable.sync_files(self._written)
             durable.sync_dir(devices)
         if self.revocations:
             self.fleet.write_crl(self.registry)
