@@ -230,12 +230,16 @@ def repair(fleet: Fleet) -> list[str]:
         names = {e.name for e in os.scandir(fleet.paths.devices)}
         for record in registry.read(fleet.paths.registry).devices:
             if f"{record.id}.{record.serial}.pem" not in names:
-                continue
-            renewed = _cert_file(fleet, record.id, record.serial)
-            if signing.cert_fingerprint(pki.load_cert(renewed)) != record.fingerprint:
-                continue
-            renewed.replace(_cert_file(fleet, record.id))
-            done.append(record.id)
+                continue  # the usual case: the current certificate is only <id>.pem
+            renewed, current = (
+                _cert_file(fleet, record.id, record.serial),
+                _cert_file(fleet, record.id),
+            )
+            if _fingerprint(current) == record.fingerprint:
+                continue  # a copy made before a registry write that did not happen
+            if _fingerprint(renewed) == record.fingerprint:
+                renewed.replace(current)
+                done.append(record.id)
         if done:
             durable.sync_dir(fleet.paths.devices)
     for device_id in done:
@@ -243,6 +247,13 @@ def repair(fleet: Fleet) -> list[str]:
             "renewal of %s completed after a crash: its certificate moved in place", device_id
         )
     return done
+
+
+def _fingerprint(path: Path) -> str | None:
+    try:
+        return signing.cert_fingerprint(pki.load_cert(path))
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
