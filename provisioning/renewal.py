@@ -16,6 +16,10 @@ keeps the old one as ``devices/<id>.<old serial>.pem``, lists it in the CRL and 
 the broker. A renewal left unconfirmed for :data:`RESEND_AFTER` may be replaced by a new
 request (the abandoned certificate is revoked too): at most a few certificates per hour
 per device, whatever its key asks.
+
+Messages queued together (a fleet renewing at once) are applied as one :class:`Batch`: one
+registry read and write, one CRL re-issue, one broker reload; each message is verified
+and answered on its own, and the answers go out once the batch is on disk.
 """
 
 import datetime as dt
