@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from common import durable
 from provisioning.errors import ProvisioningError
 
 Key = ec.EllipticCurvePrivateKey
@@ -207,11 +208,9 @@ def write_cert(path: Path, cert: x509.Certificate) -> None:
 
 
 def write_crl(path: Path, crl: x509.CertificateRevocationList) -> None:
-    """Write a CRL as PEM, atomically (readers never see half a file)."""
+    """Write a CRL as PEM, atomically and durably (readers never see half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
-    tmp.replace(path)
+    durable.write_atomic(path, crl.public_bytes(serialization.Encoding.PEM))
 
 
 def load_cert(path: Path) -> x509.Certificate:

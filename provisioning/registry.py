@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from common import durable
 from provisioning.dynsec import PasswordHash
 
 Status = Literal["active", "revoked"]
@@ -77,6 +78,10 @@ class Registry(BaseModel):
         """The record for ``device_id``, if enrolled."""
         return next((d for d in self.devices if d.id == device_id), None)
 
+    def by_id(self) -> dict[str, DeviceRecord]:
+        """Every record by device id (for many look-ups in one pass)."""
+        return {d.id: d for d in self.devices}
+
     def revoked(self) -> list[DeviceRecord]:
         """Records of revoked devices."""
         return [d for d in self.devices if d.status == "revoked"]
@@ -103,22 +108,26 @@ def read(path: Path) -> Registry:
 
 
 def write(path: Path, registry: Registry) -> None:
-    """Replace the registry file atomically."""
+    """Replace the registry file atomically and durably (fsynced, folder too)."""
     registry.devices.sort(key=lambda d: d.id)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(registry.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    durable.write_atomic(path, (registry.model_dump_json(indent=2) + "\n").encode("utf-8"))
+
+
+@contextmanager
+def lock(path: Path) -> Iterator[None]:
+    """Hold the registry's exclusive lock (read and write it inside)."""
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextmanager
 def locked(path: Path) -> Iterator[Registry]:
     """Read the registry under an exclusive lock, yield it, write it back on success."""
-    lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with lock(path):
         registry = read(path)
         yield registry
         write(path, registry)
-    finally:
-        os.close(fd)

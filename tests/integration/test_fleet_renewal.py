@@ -6,7 +6,9 @@ before the switch and with the new key after it are all applied, none quarantine
 old certificate is revoked only once the terminal runs on the new one.
 """
 
+import contextlib
 import datetime as dt
+import os
 import shutil
 import subprocess
 import sys
@@ -26,6 +28,7 @@ from central.store import schema
 from common import idnumber
 from edge.enrolment import make_csr
 from protocol import enrolment, signing, topics
+from protocol.enrolment import RenewalReply
 from provisioning import pki, registry
 from provisioning.fleet import Fleet
 from provisioning.renewal import Renewals
@@ -202,3 +205,101 @@ def test_forged_and_bad_renewals_get_nothing(broker: FleetBroker) -> None:
     too_big = b"a" * (enrolment.MAX_RENEWAL_BYTES + 1)
     assert renewals.handle(topics.device_topic(A, "csr"), too_big).reply is None
     assert len(_record(fleet, A).superseded) == 0 and _record(fleet, A).status == "active"
+
+
+def _service(fleet: Fleet, log: Path) -> subprocess.Popen[bytes]:
+    """``lifecert fleet renewal-service`` for ``fleet``, once connected to the broker."""
+    connected = (log.read_text() if log.exists() else "").count("renewal service connected") + 1
+    service = subprocess.Popen(
+        [sys.executable, "-m", "provisioning", "fleet", "renewal-service",
+         "--dir", str(fleet.directory)],
+        stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    wait_until(lambda: log.read_text().count("renewal service connected") >= connected, 20, "it")
+    return service
+
+
+def _answers(peers: dict[str, MqttPeer], ca: signing.Verifier) -> dict[str, RenewalReply]:
+    """The next reply on each terminal's ``cert`` topic."""
+    out = {}
+    for device_id, peer in peers.items():
+        got = peer.expect(30)
+        assert got is not None, f"{device_id} got no answer"
+        out[device_id] = RenewalReply.model_validate_json(ca.verify(bytes(got.payload)))
+    return out
+
+
+def test_fifty_renewals_at_once_are_answered_in_batches(
+    broker: FleetBroker, tmp_path: Path
+) -> None:
+    fleet, port, log = broker.fleet, broker.port, tmp_path / "renewal.log"
+    ids = [f"term-mass{i:02d}" for i in range(50)]
+    bundles = {d: fleet.enrol(d).bundle for d in ids}
+    first = {d: _record(fleet, d) for d in ids}
+    ca_key = fleet.authority().cert.public_key()
+    assert isinstance(ca_key, ec.EllipticCurvePublicKey)
+    ca = signing.Verifier(ca_key)
+    _service(fleet, log).terminate()  # its session at the broker keeps what arrives now
+
+    new_keys = {d: ec.generate_private_key(ec.SECP256R1()) for d in ids}
+    bad = ids[7]  # asks for another terminal's name: refused, the others unaffected
+    with contextlib.ExitStack() as stack:
+        peers = {d: stack.enter_context(MqttPeer(bundles[d], port)) for d in ids}
+        for d, peer in peers.items():
+            assert not peer.subscribe(topics.device_topic(d, "cert")).is_failure
+        for d, peer in peers.items():
+            body = enrolment.RenewalRequest(
+                device_id=d,
+                request_id=f"req-{d}",
+                csr=make_csr(new_keys[d], ids[8] if d == bad else d),
+                sent_at=dt.datetime.now(dt.UTC),
+            )
+            kid = signing.cert_fingerprint(pki.load_cert(bundles[d] / "device.pem"))
+            signer = signing.Signer(signing.load_private_key(bundles[d] / "device.key"), kid)
+            assert not peer.publish(
+                topics.device_topic(d, "csr"), signer.sign(body.model_dump_json().encode())
+            ).is_failure
+        service = _service(fleet, log)
+        try:
+            issued = _answers(peers, ca)
+            assert issued[bad].certificate is None
+            assert f"CN '{ids[8]}' differs" in (issued[bad].error or "")
+            for d in ids:
+                if d == bad:
+                    continue
+                pem = issued[d].certificate
+                assert issued[d].error is None and pem is not None
+                cert = x509.load_pem_x509_certificate(pem.encode())
+                assert cert.public_key() == new_keys[d].public_key()
+                assert cert.subject.rfc4514_string().startswith(f"CN={d},")
+                done = enrolment.RenewalDone(device_id=d, request_id=f"req-{d}")
+                signer = signing.Signer(new_keys[d], signing.cert_fingerprint(cert))
+                assert (
+                    not peers[d]
+                    .publish(
+                        topics.device_topic(d, "csr"), signer.sign(done.model_dump_json().encode())
+                    )
+                    .is_failure
+                )
+            finished = _answers({d: p for d, p in peers.items() if d != bad}, ca)
+            assert all(r.finished and r.error is None for r in finished.values())
+        finally:
+            service.terminate()
+            service.wait(10)
+
+    text = log.read_text()
+    assert "renewal batch:" in text  # queued messages were applied together
+    assert text.count("sent SIGHUP to mosquitto") < len(ids) - 1  # one reload per batch
+    crl = {r.serial_number for r in pki.load_crl(fleet.paths.crl)}
+    for d in ids:
+        now = _record(fleet, d)
+        if d == bad:
+            assert now == first[d]
+            continue
+        assert now.renewal is None and [o.serial for o in now.superseded] == [first[d].serial]
+        assert int(first[d].serial, 16) in crl and int(now.serial, 16) not in crl
+        current = pki.load_cert(fleet.paths.devices / f"{d}.pem")
+        assert signing.cert_fingerprint(current) == now.fingerprint
+    refused = wait_until(lambda: tls_refusal(port, bundles[ids[0]]), 10, "refusal")
+    assert "revoked" in (refused or "")
