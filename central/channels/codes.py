@@ -1,8 +1,11 @@
 """One-time codes for the phone channel: send one to the roster's phone, check it.
 
-The answer and the work are the same whether or not an ID number is on the roster (or has
-a phone): a code row is written either way, the text message goes out on a worker thread
-after the answer, and a check of a code nobody received fails like a wrong one. Codes are
+The answer and the database work are the same whether or not an ID number is on the
+roster (or has a phone): the same statements run (a per-phone count and log row under a
+key standing in for a missing phone), a code row is written either way, the text message
+goes out on a worker thread after the answer, and a check of a code nobody received fails
+like a wrong one. The remote terminal also answers no sooner than ``[remote]
+code_answer_ms`` (bench/bench_code_timing.py measures both over HTTP). Codes are
 kept as an HMAC (key derived from central's sealing key: six digits would fall to a plain
 hash), never logged. Limits: codes per ID number (any ID number, so refusals reveal
 nothing), per phone (silently not sent) and requests per client address.
@@ -132,11 +135,13 @@ class PhoneCodes:
                 return "rate_limited"
             contact: Contact | None = contact_of(conn, retiree_id)
             phone = contact.phone if contact is not None else None
-            if phone is not None:
-                keys["phone"] = self._mac("phone", phone)
-                if self._count(conn, "phone", keys["phone"], now - _DAY) >= s.per_phone_per_day:
-                    log.warning("codes to %s: daily limit reached, not sent", mask_phone(phone))
-                    phone = None
+            # the same statements with or without a phone: a key standing in for none
+            key = ("phone", phone) if phone is not None else ("no-phone", retiree_id)
+            keys["phone"] = self._mac(*key)
+            over = self._count(conn, "phone", keys["phone"], now - _DAY) >= s.per_phone_per_day
+            if phone is not None and over:
+                log.warning("codes to %s: daily limit reached, not sent", mask_phone(phone))
+                phone = None
             self._log(conn, now, keys)
             conn.execute(phone_code_log.delete().where(phone_code_log.c.at < now - _DAY))
             conn.execute(phone_codes.delete().where(phone_codes.c.id_number == retiree_id))

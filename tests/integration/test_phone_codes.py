@@ -142,6 +142,28 @@ def test_unknown_id_and_no_phone_answer_like_a_known_one(setup: Setup) -> None:
     assert max(timings.values()) < 5 * min(timings.values()) + 0.05, timings
 
 
+def test_a_code_request_runs_the_same_statements_for_every_id_number(setup: Setup) -> None:
+    """What central does for an ID number with a phone, without one and unknown: the same
+    SQL, with the same number of rows each (bench/bench_code_timing.py times it)."""
+    codes, _texts, _clock, engine = setup
+    seen: list[tuple[str, int]] = []
+
+    def statement(conn: object, cursor: object, sql: str, params: object, *rest: object) -> None:
+        seen.append((sql, len(params) if isinstance(params, list) else 1))
+
+    traces = {}
+    sa.event.listen(engine, "before_cursor_execute", statement)
+    try:
+        for who in (KNOWN, NO_PHONE, UNKNOWN):
+            seen.clear()
+            assert codes.send(who, "10.0.0.5") == "sent"
+            traces[who] = list(seen)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", statement)
+    assert traces[KNOWN], "no statements traced"
+    assert traces[NO_PHONE] == traces[KNOWN] and traces[UNKNOWN] == traces[KNOWN], traces
+
+
 def test_expired_and_too_many_tries(setup: Setup) -> None:
     codes, texts, clock, _engine = setup
     codes.send(KNOWN, "10.0.0.3")
