@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from central.channels.answers import PhoneAnswers
-from central.channels.codes import Deliveries, PhoneCodes, mobile_gate
+from central.channels.codes import SEND_AFTER_S, Deliveries, PhoneCodes, mobile_gate
 from central.channels.settings import PhoneSettings
 from central.channels.tables import phone_code_log, phone_codes, phone_verifications
 from central.notify.base import Message
@@ -162,6 +162,24 @@ def test_a_code_request_runs_the_same_statements_for_every_id_number(setup: Setu
         sa.event.remove(engine, "before_cursor_execute", statement)
     assert traces[KNOWN], "no statements traced"
     assert traces[NO_PHONE] == traces[KNOWN] and traces[UNKNOWN] == traces[KNOWN], traces
+
+
+def test_a_text_leaves_only_after_its_answer_is_out() -> None:
+    """Sending at once competed with the answer for the CPU (bench/bench_code_timing.py)."""
+    delivered: list[float] = []
+
+    class Clocked:
+        def deliver(self, message: Message) -> None:
+            delivered.append(time.monotonic())
+
+    message = Message(channel="sms", recipient=PHONE, subject="code", body="x", key="k")
+    with Deliveries(Clocked()) as deliveries:
+        queued = time.monotonic()
+        for _ in range(10):
+            deliveries.put(message)
+        wait_until(lambda: len(delivered) == 10, 5, "the texts")
+    assert all(at - queued >= SEND_AFTER_S for at in delivered), (queued, delivered)
+    assert delivered[-1] - queued < 9 * SEND_AFTER_S  # queued together: not one delay each
 
 
 def test_expired_and_too_many_tries(setup: Setup) -> None:
