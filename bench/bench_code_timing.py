@@ -18,6 +18,8 @@ Every ID number is asked for once (fresh ID numbers, so the per-ID-number and pe
 limits keep their defaults); the per-address limits (``[remote] codes_per_address``,
 ``[phone] per_client_per_hour``) and the remote terminal's request budget at central
 (``[requests]``) are raised in this bench only, so that one client can ask 1000 times.
+``--code-answer-ms`` sets the remote terminal's floor on the answer's time (its default,
+250 ms; 0 shows central's own time).
 Reported per kind: median, p95, mean; per pair: the difference of medians (with a
 bootstrap 95% interval), Mann-Whitney U and Kolmogorov-Smirnov p-values; and whether the
 answers (status, headers but ``date``, body) are byte-identical across kinds. Raw samples
@@ -84,7 +86,9 @@ def id_numbers(n: int, seed: int) -> list[str]:
     return rng.sample(sorted(found), n)
 
 
-def build(root: Path, samples: int, warmup: int, seed: int, url: str | None) -> dict[str, Any]:
+def build(
+    root: Path, samples: int, warmup: int, seed: int, url: str | None, answer_ms: int
+) -> dict[str, Any]:
     """The stack on disk: fleet, roster (with and without phones), configs; not started."""
     from bench.bench_models_pipeline import _key
     from central.people import roster
@@ -139,6 +143,7 @@ def build(root: Path, samples: int, warmup: int, seed: int, url: str | None) -> 
         edge.read_text()
         + f'\n[models]\nbundle = "{models}"\n'
         + f"[remote]\nenabled = true\nport = {http_port}\ncodes_per_address = 10000\n"
+        + f"code_answer_ms = {answer_ms}\n"
     )
     return {"stack": stack, "kinds": kinds, "spare": spare, "sms_port": sms_port, "port": http_port}
 
@@ -251,6 +256,13 @@ def main() -> None:
     parser.add_argument(
         "--gap-ms", type=float, default=50.0, help="mean pause between requests (default 50)"
     )
+    parser.add_argument(
+        "--code-answer-ms",
+        type=int,
+        default=250,
+        help="the remote terminal's [remote] code_answer_ms (default 250, its default; "
+        "0: central's own time shows)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="ID numbers and order (default 1)")
     parser.add_argument(
         "--database-url", help="central's database (default: SQLite in the temporary folder)"
@@ -269,7 +281,9 @@ def main() -> None:
 
     ctx = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp:
-        setup = build(Path(tmp), args.samples, args.warmup, args.seed, args.database_url)
+        setup = build(
+            Path(tmp), args.samples, args.warmup, args.seed, args.database_url, args.code_answer_ms
+        )
         stack = setup["stack"]
         ready, stop, got = ctx.Event(), ctx.Event(), ctx.Queue()
         sms = ctx.Process(target=gateway, args=(setup["sms_port"], ready, stop, got))
@@ -296,6 +310,11 @@ def main() -> None:
     print(
         f"{len(rows)} requests in {elapsed:.0f} s; load after {load[0]:.2f} {load[1]:.2f} "
         f"{load[2]:.2f}; texts at the gateway: {texts} (expected {args.samples})"
+    )
+    over = Counter(r["kind"] for r in rows if r["us"] > args.code_answer_ms * 1000 + 50_000)
+    print(
+        f"[remote] code_answer_ms = {args.code_answer_ms}; answers later than it + 50 ms: "
+        f"{dict(over) or 'none'}"
     )
     statuses = Counter((r["kind"], r["status"]) for r in rows)
     answers = {k: {r["answer"] for r in rows if r["kind"] == k} for k in KINDS}
