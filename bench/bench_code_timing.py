@@ -1,7 +1,7 @@
 """Does the phone page's "send me a code" answer tell known ID numbers from unknown ones by time?
 
-    python bench/bench_code_timing.py [--samples 300] [--gap-ms 50] [--database-url URL]
-                                      [--out bench/out]
+    python bench/bench_code_timing.py [--samples 300] [--code-answer-ms 250] [--gap-ms 50]
+                                      [--database-url URL] [--out bench/out]
 
 An outside attacker's view: a real stack (Mosquitto with mutual TLS and per-device logins,
 ``lifecert-central run`` on SQLite or ``--database-url``, a remote terminal
