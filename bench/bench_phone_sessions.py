@@ -220,6 +220,7 @@ def main() -> None:
             hosts=frozenset({f"127.0.0.1:{port}"}),
             frame_max_bytes=256 * 1024,
             frame_max_px=1280,
+            code_answer_s=0,
         )
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)

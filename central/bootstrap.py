@@ -26,7 +26,7 @@ from central.certification.devices import DeviceTrust
 from central.certification.ingest import Ingestor
 from central.certification.link import Link
 from central.certification.receipts import ReceiptAnswers
-from central.certification.templates import TemplateAnswers, TemplateService
+from central.certification.templates import Limits, TemplateAnswers, TemplateService
 from central.certification.versions import PolicyBook
 from central.channels.answers import PhoneAnswers
 from central.channels.codes import Deliveries, PhoneCodes, mobile_gate
@@ -203,6 +203,7 @@ class Central:
             self.seal_key,
             self.signer,
             link.settings.root,
+            Limits(self.cfg.requests.burst, self.cfg.requests.per_minute),
             handlers={
                 "status": StatusAnswers(self.engine, self.cfg.policy, self.site_of),
                 "receipt": ReceiptAnswers(self.engine, self.signer, self.book),

@@ -11,7 +11,13 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from central.certification.settings import CentralMqtt, FleetFiles, IngestSettings, Policy
+from central.certification.settings import (
+    CentralMqtt,
+    FleetFiles,
+    IngestSettings,
+    Policy,
+    RequestSettings,
+)
 from central.channels.settings import PhoneSettings
 from central.console.settings import ConsoleSettings
 from central.fleet.health_settings import AlertSettings, MetricsSettings
@@ -65,6 +71,11 @@ class CentralConfig(Section):
     keys: KeyFiles = Field(default=_EMPTY, title="keys", description="a [keys] table")
     policy: Policy = Field(default=_EMPTY, title="policy", description="a [policy] table")
     ingest: IngestSettings = Field(default=_EMPTY, title="ingest", description="an [ingest] table")
+    requests: RequestSettings = Field(
+        default=_EMPTY,
+        title="terminal requests",
+        description="a [requests] table (each terminal's request budget)",
+    )
     payments: PaymentSettings = Field(
         default=_EMPTY, title="payments", description="a [payments] table"
     )

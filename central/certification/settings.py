@@ -1,4 +1,5 @@
-"""The ``[mqtt]``, ``[fleet]``, ``[policy]`` and ``[ingest]`` sections of ``central.toml``."""
+"""The ``[mqtt]``, ``[fleet]``, ``[policy]``, ``[ingest]`` and ``[requests]`` sections of
+``central.toml``."""
 
 import zoneinfo
 from pathlib import Path
@@ -158,4 +159,20 @@ class IngestSettings(Section):
         le=10_000,
         title="batch wait",
         description="milliseconds to wait for a batch to fill before applying it",
+    )
+
+
+class RequestSettings(Section):
+    """Each terminal's budget of requests on its ``req`` topic (templates, status, receipts,
+    one-time codes): a token bucket per device."""
+
+    burst: int = Field(
+        default=20, ge=1, le=10_000, title="burst", description="requests a device may make at once"
+    )
+    per_minute: float = Field(
+        default=30.0,
+        gt=0,
+        le=100_000,
+        title="refill",
+        description="requests a minute a device may keep up, e.g. 30",
     )

@@ -1,8 +1,9 @@
 """The phone page's server: ask for a code, check it, then certify with the phone's camera.
 
 * ``POST /api/code`` ``{id_number}``: central texts a code to the roster's phone for that
-  ID number; the answer is the same whether or not the ID number exists (central answers
-  both alike, in about the same time).
+  ID number; the answer is the same whether or not the ID number exists (central does the
+  same work for both), and goes out no sooner than ``code_answer_s`` after the request
+  arrived, so its time does not tell them apart either.
 * ``POST /api/verify`` ``{id_number, code[, purpose]}``: central checks the code; on success
   this terminal asks central for the retiree's last certified template (none: the first
   certification stays in person) and starts a session; its token is an HttpOnly cookie.
@@ -22,6 +23,7 @@ import asyncio
 import io
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -145,10 +147,12 @@ def create_app(
     hosts: frozenset[str],
     frame_max_bytes: int,
     frame_max_px: int,
+    code_answer_s: float,
     secure_cookie: bool = False,
 ) -> Starlette:
     """The Starlette app; ``fetch`` asks central for a retiree's last certified template,
-    ``status`` for where a retiree stands."""
+    ``status`` for where a retiree stands; code requests are answered ``code_answer_s``
+    after they arrived at the soonest."""
     central, polls = CapacityLimiter(_CENTRAL), CapacityLimiter(_POLLS)
 
     def client(request: Request) -> str:
@@ -175,10 +179,15 @@ def create_app(
         return FileResponse(STATIC / "index.html")
 
     async def send_code(request: Request) -> Response:
+        arrived = time.monotonic()
         body = await _json(request)
         retiree = _id_number(body)
         limited(request)
-        if await ask(codes.send, retiree, client(request)) == "rate_limited":
+        try:
+            sent = await ask(codes.send, retiree, client(request))
+        finally:  # whatever central did or said, the answer's time is the same
+            await asyncio.sleep(code_answer_s - (time.monotonic() - arrived))
+        if sent == "rate_limited":
             raise RefusedError(429, "too many codes for this ID number or phone", "too_many")
         return JSONResponse({"sent": True, "message": MESSAGES["code_sent"]})
 

@@ -102,6 +102,7 @@ class Remote:
             hosts=frozenset(hosts),
             frame_max_bytes=remote.frame_max_bytes,
             frame_max_px=remote.frame_max_px,
+            code_answer_s=remote.code_answer_ms / 1000,
             secure_cookie=remote.tls_cert_file is not None or bool(remote.forwarded_allow_ips),
         )
         self.server = uvicorn.Server(

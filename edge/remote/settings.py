@@ -81,6 +81,14 @@ class RemoteSettings(Section):
         title="central's answer",
         description="seconds to wait for central to send or check a code",
     )
+    code_answer_ms: int = Field(
+        default=250,
+        ge=0,
+        le=5000,
+        title="code answer time",
+        description="a code request is answered no sooner than this many ms after it arrived, "
+        "so its time says nothing about the ID number (0: at once)",
+    )
     codes_per_address: int = Field(
         default=10,
         ge=1,

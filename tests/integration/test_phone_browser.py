@@ -15,6 +15,7 @@ Refusals go through the page's own API: unknown ID numbers, wrong codes, too man
 no template yet, huge uploads: a clear message each, and nothing changed.
 """
 
+import datetime as dt
 import json
 import threading
 from collections.abc import Iterator
@@ -374,6 +375,8 @@ def test_refusals_are_clear_and_change_nothing(installation: Phone) -> None:
     nobody = http.post("/api/code", json={"id_number": unknown})
     assert known.status_code == nobody.status_code == 200
     assert known.json() == nobody.json()
+    # ... no sooner than [remote] code_answer_ms (250) after it arrived, whatever central did
+    assert min(known.elapsed, nobody.elapsed) >= dt.timedelta(milliseconds=250)
     app.gateway.code(phone(4))
     assert len(app.gateway.messages) == texts + 1
     wrong = http.post("/api/verify", json={"id_number": unknown, "code": "123456"})

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from central.channels.answers import PhoneAnswers
-from central.channels.codes import Deliveries, PhoneCodes, mobile_gate
+from central.channels.codes import SEND_AFTER_S, Deliveries, PhoneCodes, mobile_gate
 from central.channels.settings import PhoneSettings
 from central.channels.tables import phone_code_log, phone_codes, phone_verifications
 from central.notify.base import Message
@@ -140,6 +140,46 @@ def test_unknown_id_and_no_phone_answer_like_a_known_one(setup: Setup) -> None:
     assert len(_tables(engine)) == 3  # a code row for each: they behave alike
     # same work either way: no answer takes much longer than another (generous for CI)
     assert max(timings.values()) < 5 * min(timings.values()) + 0.05, timings
+
+
+def test_a_code_request_runs_the_same_statements_for_every_id_number(setup: Setup) -> None:
+    """What central does for an ID number with a phone, without one and unknown: the same
+    SQL, with the same number of rows each (bench/bench_code_timing.py times it)."""
+    codes, _texts, _clock, engine = setup
+    seen: list[tuple[str, int]] = []
+
+    def statement(conn: object, cursor: object, sql: str, params: object, *rest: object) -> None:
+        seen.append((sql, len(params) if isinstance(params, list) else 1))
+
+    traces = {}
+    sa.event.listen(engine, "before_cursor_execute", statement)
+    try:
+        for who in (KNOWN, NO_PHONE, UNKNOWN):
+            seen.clear()
+            assert codes.send(who, "10.0.0.5") == "sent"
+            traces[who] = list(seen)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", statement)
+    assert traces[KNOWN], "no statements traced"
+    assert traces[NO_PHONE] == traces[KNOWN] and traces[UNKNOWN] == traces[KNOWN], traces
+
+
+def test_a_text_leaves_only_after_its_answer_is_out() -> None:
+    """Sending at once competed with the answer for the CPU (bench/bench_code_timing.py)."""
+    delivered: list[float] = []
+
+    class Clocked:
+        def deliver(self, message: Message) -> None:
+            delivered.append(time.monotonic())
+
+    message = Message(channel="sms", recipient=PHONE, subject="code", body="x", key="k")
+    with Deliveries(Clocked()) as deliveries:
+        queued = time.monotonic()
+        for _ in range(10):
+            deliveries.put(message)
+        wait_until(lambda: len(delivered) == 10, 5, "the texts")
+    assert all(at - queued >= SEND_AFTER_S for at in delivered), (queued, delivered)
+    assert delivered[-1] - queued < 9 * SEND_AFTER_S  # queued together: not one delay each
 
 
 def test_expired_and_too_many_tries(setup: Setup) -> None:

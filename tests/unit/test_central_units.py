@@ -28,6 +28,7 @@ def test_sqlite_url_resolves_next_to_the_config(tmp_path: Path) -> None:
     cfg = config.load(path, environ={})
     assert cfg.database.url == f"sqlite:///{tmp_path}/state/c.sqlite"
     assert cfg.policy.validity_months == 12 and cfg.ingest.batch_size == 200
+    assert (cfg.requests.burst, cfg.requests.per_minute) == (20, 30.0)  # each terminal's
     assert cfg.fleet.ca_file == tmp_path / "../ca/ca.pem"
 
 
@@ -47,6 +48,8 @@ def test_postgres_url_gets_psycopg_driver() -> None:
         ("[payments]\nmonths_ahead = -1\n", "payments.months_ahead"),
         ("[payments]\nmonths_back = 601\n", "payments.months_back"),
         ("[payments]\nmonths = 3\n", "payments.months: unknown field"),
+        ("[requests]\nburst = 0\n", "requests.burst"),
+        ("[requests]\nper_minute = -1\n", "requests.per_minute"),
     ],
 )
 def test_bad_config_names_the_field(tmp_path: Path, toml: str, needle: str) -> None:
