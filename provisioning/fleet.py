@@ -639,10 +639,13 @@ class Fleet:
         return None
 
     def write_crl(self, reg: registry.Registry) -> x509.CertificateRevocationList:
-        """Re-issue the CRL from ``reg`` (call with the registry locked)."""
+        """Re-issue the CRL from ``reg`` (call with the registry locked); replaced
+        certificates expired for longer than ``pki.crl_keep_expired_days`` are left out
+        (they stay in the registry)."""
+        now = dt.datetime.now(dt.UTC)
         previous = pki.crl_number(pki.load_crl(self.paths.crl)) if self.paths.crl.exists() else 0
         crl = self.authority().crl(
-            reg.revoked_serials(),
+            reg.revoked_serials(now, self.settings.pki.crl_keep_expired),
             self.settings.pki.crl_days,
             number=previous + 1,
         )
