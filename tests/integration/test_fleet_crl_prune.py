@@ -91,15 +91,39 @@ def test_expired_replaced_certificates_leave_the_crl_revoked_ones_stay_refused(
     assert refusal is not None and "certificate revoked" in refusal, refusal
 
 
+def _forget_expiry(fleet: Fleet) -> None:
+    """Drop the first device's replaced certificate's ``not_after`` from ``registry.json``,
+    as a registry written before expiries were recorded has it."""
+    data = json.loads(fleet.paths.registry.read_text())
+    (entry,) = data["devices"][0]["superseded"]
+    del entry["not_after"]
+    fleet.paths.registry.write_text(json.dumps(data))
+
+
+def test_an_old_registrys_entry_learns_its_expiry_from_the_kept_certificate(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet.enrol(OLD)
+    _expired(fleet, OLD, days_ago=30)
+    old = _renew(fleet, OLD, tmp_path / OLD)
+    _forget_expiry(fleet)
+    fleet.refresh_crl()
+    assert not _listed(fleet, old)
+    (entry,) = registry.read(fleet.paths.registry).by_id()[OLD].superseded
+    assert entry.not_after is not None and entry.not_after < dt.datetime.now(dt.UTC)
+
+
 def test_an_entry_of_unknown_expiry_stays(fleet: Fleet, tmp_path: Path) -> None:
     fleet.enrol(OLD)
     _expired(fleet, OLD, days_ago=30)
     old = _renew(fleet, OLD, tmp_path / OLD)
     assert not _listed(fleet, old)
-    data = json.loads(fleet.paths.registry.read_text())
-    (entry,) = data["devices"][0]["superseded"]
-    del entry["not_after"]  # a registry written before expiries were recorded
-    fleet.paths.registry.write_text(json.dumps(data))
+    _forget_expiry(fleet)
+    kept = fleet.paths.devices / f"{OLD}.{old:x}.pem"
+    kept.write_bytes((fleet.paths.devices / f"{OLD}.pem").read_bytes())  # another certificate
+    fleet.refresh_crl()
+    assert _listed(fleet, old)
+    kept.unlink()  # no file at all
     fleet.refresh_crl()
     assert _listed(fleet, old)
 
