@@ -7,6 +7,10 @@ fleet audit over a broker log.
   messages per ``Renewals.handle_batch`` (verify, CSR checks, issue, CRL, registry write,
   fsyncs), or one at a time through ``Renewals.handle`` with ``--batch 1`` (the code
   before batches had only that);
+- CRL: after a mass renewal every one of ``--devices`` terminals has one superseded
+  certificate; the CRL re-issued (``Fleet.write_crl``) while they are valid, then once
+  they expired more than ``pki.crl_keep_expired_days`` ago (their recorded expiry moved
+  back: the years are not waited for);
 - audit: ``brokerlog.events`` + ``broker_findings`` over ``--log-lines`` connection lines
   of ``--devices`` terminals reconnecting.
 
@@ -139,6 +143,32 @@ def bench_renewal(root: Path, devices: int, at_once: int, batch: int) -> None:
     )
 
 
+def bench_crl(root: Path, devices: int) -> None:
+    fleet, _ = _fleet(root, devices, 1)
+    now = dt.datetime.now(dt.UTC)
+    for label, not_after in (
+        ("valid", now + dt.timedelta(days=1000)),
+        ("expired", now - fleet.settings.pki.crl_keep_expired - dt.timedelta(days=1)),
+    ):
+        with registry.locked(fleet.paths.registry) as reg:
+            for i, record in enumerate(reg.devices):
+                old = registry.OldCert(
+                    serial=format(devices + i + 1, "x"),
+                    fingerprint=record.fingerprint,
+                    revoked_at=now,
+                    not_after=not_after,
+                )
+                record.superseded = [old]
+            start = time.perf_counter()
+            crl = fleet.write_crl(reg)
+            took = time.perf_counter() - start
+        print(
+            f"CRL after renewing {devices} terminals, old certificates {label}: "
+            f"{len(crl)} entries, {fleet.paths.crl.stat().st_size:,} bytes, "
+            f"built, signed and written in {took * 1e3:.0f} ms"
+        )
+
+
 def bench_audit(devices: int, lines: int) -> None:
     start_at = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
     text = []
@@ -173,6 +203,8 @@ def main() -> None:
     print(_machine())
     with tempfile.TemporaryDirectory() as tmp:
         bench_renewal(Path(tmp), args.devices, args.at_once, args.batch)
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_crl(Path(tmp), args.devices)
     bench_audit(args.devices, args.log_lines)
 
 

@@ -306,7 +306,10 @@ def list_cmd(directory: Path, as_json: bool) -> None:
     for row in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     crl = pki.load_crl(target.paths.crl)
-    click.echo(f"{len(devices)} device(s); CRL next update {crl.next_update_utc:%Y-%m-%d} UTC")
+    click.echo(
+        f"{len(devices)} device(s); CRL of {len(crl)} revoked certificate(s), "
+        f"next update {crl.next_update_utc:%Y-%m-%d} UTC"
+    )
     if lacking := [d.id for d in devices if d.status == "active" and d.broker_password is None]:
         click.echo(
             f"warning: {len(lacking)} active device(s) have no broker password and cannot "

@@ -71,6 +71,13 @@ class PkiSettings(Section):
         description="`lifecert fleet crl --renew-if-due` re-issues the CRL once fewer days than "
         "this remain before its nextUpdate; default a third of crl_days",
     )
+    crl_keep_expired_days: int = Field(
+        default=7,
+        ge=0,
+        title="CRL entries kept past expiry",
+        description="days a certificate a renewal replaced stays in the CRL after it expired "
+        "(a margin for clock skew); revoked devices' own certificates stay for good",
+    )
 
     @model_validator(mode="after")
     def _margin_inside_validity(self) -> "PkiSettings":
@@ -84,6 +91,11 @@ class PkiSettings(Section):
         if self.crl_renew_days is not None:
             return dt.timedelta(days=self.crl_renew_days)
         return dt.timedelta(days=self.crl_days) / 3
+
+    @property
+    def crl_keep_expired(self) -> dt.timedelta:
+        """How long an expired replaced certificate stays in the CRL."""
+        return dt.timedelta(days=self.crl_keep_expired_days)
 
 
 class FleetSettings(Section):

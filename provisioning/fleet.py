@@ -639,15 +639,34 @@ class Fleet:
         return None
 
     def write_crl(self, reg: registry.Registry) -> x509.CertificateRevocationList:
-        """Re-issue the CRL from ``reg`` (call with the registry locked)."""
+        """Re-issue the CRL from ``reg`` (call with the registry locked); replaced
+        certificates expired for longer than ``pki.crl_keep_expired_days`` are left out
+        (they stay in the registry)."""
+        now = dt.datetime.now(dt.UTC)
+        self._learn_expiries(reg)
         previous = pki.crl_number(pki.load_crl(self.paths.crl)) if self.paths.crl.exists() else 0
         crl = self.authority().crl(
-            reg.revoked_serials(),
+            reg.revoked_serials(now, self.settings.pki.crl_keep_expired),
             self.settings.pki.crl_days,
             number=previous + 1,
         )
         pki.write_crl(self.paths.crl, crl)
         return crl
+
+    def _learn_expiries(self, reg: registry.Registry) -> None:
+        """Fill in the expiry of replaced certificates recorded without one (registries
+        written before expiries were kept) from their kept ``devices/<id>.<serial>.pem``
+        when its fingerprint is the recorded one; without it the expiry stays unknown."""
+        for d in reg.devices:
+            for old in d.superseded:
+                if old.not_after is not None:
+                    continue
+                try:
+                    cert = pki.load_cert(self.paths.devices / f"{d.id}.{old.serial}.pem")
+                except (OSError, ValueError):
+                    continue
+                if cert_fingerprint(cert) == old.fingerprint:
+                    old.not_after = cert.not_valid_after_utc
 
     # -- broker logins and sessions ---------------------------------------------------------------
 

@@ -29,7 +29,8 @@ class PendingCert(BaseModel):
 
 
 class OldCert(BaseModel):
-    """A certificate a renewal replaced (or abandoned): revoked, listed in the CRL."""
+    """A certificate a renewal replaced (or abandoned): revoked, listed in the CRL until it
+    has expired (kept here for good)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -37,6 +38,10 @@ class OldCert(BaseModel):
     fingerprint: str
     revoked_at: dt.datetime
     reason: str = "superseded"
+    not_after: dt.datetime | None = Field(
+        default=None,
+        description="its expiry (none: recorded before expiries were kept; it stays in the CRL)",
+    )
 
 
 class DeviceRecord(BaseModel):
@@ -86,17 +91,32 @@ class Registry(BaseModel):
         """Records of revoked devices."""
         return [d for d in self.devices if d.status == "revoked"]
 
-    def revoked_serials(self) -> list[tuple[int, dt.datetime]]:
+    def revoked_serials(
+        self, now: dt.datetime, keep_expired: dt.timedelta
+    ) -> list[tuple[int, dt.datetime]]:
         """Every serial the CRL must list, with its revocation time: revoked devices'
-        certificates (a renewal they had pending too) and certificates renewals replaced."""
+        certificates (a renewal they had pending too) and certificates renewals replaced.
+
+        A replaced or pending certificate leaves once it has been expired for longer than
+        ``keep_expired`` at ``now`` (RFC 5280 5.1.2.6: it is refused for its expiry anyway);
+        one of unknown expiry stays. A revoked device's own certificate always stays: central
+        reads its entry as the device's revocation (fleet status, alerts)."""
+
+        def listed(not_after: dt.datetime | None) -> bool:
+            return not_after is None or now - not_after <= keep_expired
+
         out: list[tuple[int, dt.datetime]] = []
         for d in self.devices:
             if d.status == "revoked":
-                when = d.revoked_at or dt.datetime.now(dt.UTC)
+                when = d.revoked_at or now
                 out.append((int(d.serial, 16), when))
-                if d.renewal is not None:
+                if d.renewal is not None and listed(d.renewal.not_after):
                     out.append((int(d.renewal.serial, 16), when))
-            out += [(int(old.serial, 16), old.revoked_at) for old in d.superseded]
+            out += [
+                (int(old.serial, 16), old.revoked_at)
+                for old in d.superseded
+                if listed(old.not_after)
+            ]
         return out
 
 

@@ -133,6 +133,7 @@ class Batch:
                     fingerprint=pending.fingerprint,
                     revoked_at=now,
                     reason=f"renewal {pending.request_id} abandoned",
+                    not_after=pending.not_after,
                 )
             )
             self._removals.append(_cert_file(fleet, device_id, pending.serial))
@@ -167,6 +168,7 @@ class Batch:
             fingerprint=record.fingerprint,
             revoked_at=_now(),
             reason=f"superseded by renewal {request_id}",
+            not_after=record.not_after,
         )
         current = self.current_file(device_id)
         if current.exists():  # kept as <id>.<old serial>.pem

@@ -63,6 +63,10 @@ PERMISSIONS: dict[str, Rule] = {
         any_of=frozenset({P.PROPOSAL_RECHECK, P.PROPOSAL_APPROVE}),
         staff_only=frozenset({P.STAFF_READ, P.STAFF_MANAGE}),
     ),
+    "proposal_resume": Rule(
+        frozenset({P.PEOPLE_READ, P.PAYMENTS_READ, P.PROPOSAL_APPROVE}),
+        staff_only=frozenset({P.STAFF_READ, P.STAFF_MANAGE}),
+    ),
 }
 """Endpoint -> the permissions it needs: the one table every route is authorised from
 (roles hold permissions by ``central.staff.permissions.GRANTS``)."""

@@ -593,6 +593,14 @@ def create_app(ctx: Context) -> FastAPI:
         reply.status_code = 201
         return reply
 
+    # before /api/proposals/{proposal_id}/{action}: "resume" is no step
+    @route("POST", "/api/proposals/{proposal_id}/resume", "proposal_resume")
+    def api_proposal_resume(request: Request, proposal_id: ProposalP) -> Response:
+        """Finish a proposal left ``applying`` past its lease (its applier died): by its last
+        level's role, never its entrant; refused while the lease runs."""
+        done = _resume(ctx, _actor(request), proposal_id)
+        return web.json_response(proposing.as_json(done, _actor(request)))
+
     @route("POST", "/api/proposals/{proposal_id}/{action}", "proposal_decide")
     def api_proposal_step(
         request: Request, proposal_id: ProposalP, action: StepP, body: StepIn
@@ -793,9 +801,15 @@ def create_app(ctx: Context) -> FastAPI:
             {
                 "p": found,
                 "steps_you_may": proposing.next_steps(found, _actor(request)),
+                "may_resume": proposing.may_resume(found, _actor(request), dt.datetime.now(dt.UTC)),
                 "needs_code": found.kind in ctx.proposals.second_factor_kinds,
             },
         )
+
+    @route("POST", "/proposals/{proposal_id}/resume", "proposal_resume")
+    def page_proposal_resume(request: Request, proposal_id: ProposalP) -> Response:
+        _resume(ctx, _actor(request), proposal_id)
+        return RedirectResponse(f"/proposals/{proposal_id}", 303)
 
     @route("POST", "/proposals/{proposal_id}/{action}", "proposal_decide")
     def page_proposal_step(
@@ -1027,6 +1041,11 @@ def _step(
         return proposals.reject(ctx.engine, actor, proposal_id, reason)
     step = proposals.approve if action == "approve" else proposals.recheck
     return step(ctx.engine, actor, proposal_id, reason, code=code, resources=ctx.resources)
+
+
+def _resume(ctx: Context, actor: Actor, proposal_id: int) -> Any:
+    _shown(ctx, actor, proposal_id, "proposal_resume")
+    return proposals.resume(ctx.engine, actor, proposal_id, resources=ctx.resources)
 
 
 def _local(target: str) -> str:

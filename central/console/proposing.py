@@ -3,6 +3,7 @@ one, what it may do next, who may enter which kind, payloads checked for what a 
 send, and the per-kind forms made from each kind's ``fields``."""
 
 import dataclasses
+import datetime as dt
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -140,7 +141,8 @@ def _has_control(value: Any) -> bool:
 
 
 def as_json(proposal: Proposal, actor: Actor) -> dict[str, Any]:
-    """A proposal for the API: its fields, steps, diff and what ``actor`` may do next."""
+    """A proposal for the API: its fields, steps, diff and what ``actor`` may do next
+    (``you_may``: its next step and ``reject``, or ``resume``)."""
     data = dataclasses.asdict(proposal)
     data["payload"] = {
         k: (v if not isinstance(v, str) or len(v) <= MAX_PAYLOAD else v[:MAX_PAYLOAD] + "…")
@@ -148,7 +150,9 @@ def as_json(proposal: Proposal, actor: Actor) -> dict[str, Any]:
     }
     data["next_role"] = proposal.next_role.value if proposal.next_role else None
     data["next_action"] = proposal.next_action
-    data["you_may"] = next_steps(proposal, actor)
+    data["you_may"] = next_steps(proposal, actor) + (
+        ["resume"] if may_resume(proposal, actor, dt.datetime.now(dt.UTC)) else []
+    )
     return data
 
 
@@ -165,3 +169,17 @@ def next_steps(proposal: Proposal, actor: Actor) -> list[str]:
     if not may(actor, proposal.done + 1, proposal.levels, approver):
         return []
     return [proposal.next_action, "reject"]
+
+
+def may_resume(proposal: Proposal, actor: Actor, now: dt.datetime) -> bool:
+    """Whether ``actor`` may resume ``proposal`` now (``central.proposals.resume``): it is
+    left applying past its lease, and they hold its last level's role, did not enter it and
+    are not the one it is about."""
+    if proposal.status != "applying" or proposal.created_by == actor.staff_id:
+        return False
+    if proposal.apply_until is not None and proposal.apply_until > now:
+        return False
+    approver = staff_approver(proposal.kind, proposal.payload)
+    if approver is not None and proposal.target == actor.staff_id:
+        return False
+    return may(actor, proposal.levels, proposal.levels, approver)

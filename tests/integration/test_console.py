@@ -518,7 +518,8 @@ def test_the_proposal_routes_by_kind_from_the_one_table(console: Console) -> Non
     """Each proposal route with an id x role x (money, staff) proposal, generated from
     ``access.PERMISSIONS`` and its ``staff_only``: an administrator reads and decides
     staff proposals only; the rest as the matrix above. A decision is a reject without
-    its reason: allowed -> 422 (the reason), refused -> 403; nothing changes."""
+    its reason: allowed -> 422 (the reason), refused -> 403; a resume of an open proposal:
+    allowed -> 409 (nothing to resume); nothing changes."""
     money, staff = _open_pair(console, "matrix")
     checked = 0
     try:
@@ -544,13 +545,16 @@ def test_the_proposal_routes_by_kind_from_the_one_table(console: Console) -> Non
                                 else {"data": {"csrf_token": client.headers["x-csrf-token"]}}
                             )
                             reply = client.post(path, **body)
-                            expected = 422 if allowed else 403
+                            # a resume: nothing to resume (it is open) -> 409
+                            expected = (
+                                (409 if path.endswith("/resume") else 422) if allowed else 403
+                            )
                         else:
                             reply = client.get(path)
                             expected = 200 if allowed else 403
                         assert reply.status_code == expected, (path, role, p.kind, reply.text)
                         checked += 1
-        assert checked == 4 * len(Role) * 2
+        assert checked == 6 * len(Role) * 2
         for p in (money, staff):
             shown = proposals.show(console.engine, p.id, 0)
             assert (shown.status, len(shown.steps)) == ("open", 1)

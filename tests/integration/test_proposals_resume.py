@@ -96,13 +96,14 @@ def _approve(
     who: str,
     roles: list[str],
     code: str | None,
+    now: dt.datetime,
 ) -> None:
-    """The child: approve ``proposal_id`` as ``who`` (it blocks where it applies)."""
+    """The child: approve ``proposal_id`` as ``who`` at ``now`` (it blocks where it applies)."""
     engine = db.create_engine(url, busy_timeout_s=10)
     key = serialization.load_pem_private_key(key_pem, None)
     res = Resources(CentralConfig.model_validate(cfg), key)  # type: ignore[arg-type]
     actor = Actor(who, frozenset(Role(r) for r in roles))
-    proposals.approve(engine, actor, proposal_id, resources=res, now=NOW, code=code)
+    proposals.approve(engine, actor, proposal_id, resources=res, now=now, code=code)
 
 
 def _peek(engine: Any, proposal_id: int) -> str:
@@ -116,11 +117,16 @@ def _peek(engine: Any, proposal_id: int) -> str:
 
 
 def _crash_approving(
-    engine: Any, res: Resources, proposal_id: int, approver: Actor, code: str | None
+    engine: Any,
+    res: Resources,
+    proposal_id: int,
+    approver: Actor,
+    code: str | None,
+    now: dt.datetime = NOW,
 ) -> None:
-    """Approve ``proposal_id`` in a child process with ``res`` (where applying blocks), with
-    the approver's ``code`` (bank kinds), and kill it with SIGKILL once the approval is
-    committed and it is applying."""
+    """Approve ``proposal_id`` at ``now`` in a child process with ``res`` (where applying
+    blocks), with the approver's ``code`` (bank kinds), and kill it with SIGKILL once the
+    approval is committed and it is applying."""
     key_pem = res.sign_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -134,6 +140,7 @@ def _crash_approving(
             approver.staff_id,
             sorted(approver.roles),
             code,
+            now,
         ),
     )
     child.start()

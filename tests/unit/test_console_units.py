@@ -71,14 +71,14 @@ def test_scope_is_wide_for_wide_roles_and_own_communities_for_a_coordinator() ->
         for key, rule in access.PERMISSIONS.items()
         if rule.session and access.allowed(admin, key)
     }
-    assert reached == {"me", "openapi", "signout", "proposals", "proposal_enter", "proposal_decide"}
-    assert all(
-        access.staff_only(admin, key) for key in ("proposals", "proposal_enter", "proposal_decide")
-    )
+    staff = {"proposals", "proposal_enter", "proposal_decide", "proposal_resume"}
+    assert reached == {"me", "openapi", "signout"} | staff
+    assert all(access.staff_only(admin, key) for key in staff)
     auditor = Actor("u", frozenset({Role.AUDITOR}))
     assert access.allowed(auditor, "proposals") and not access.staff_only(auditor, "proposals")
     assert not access.allowed(auditor, "proposal_decide")
     assert not access.allowed(auditor, "proposal_enter")  # staff.read without staff.manage
+    assert not access.allowed(auditor, "proposal_resume")
     assert not access.allowed(coordinator, "no-such-endpoint")
 
 

@@ -11,7 +11,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from protocol import signing
-from provisioning import pki
+from provisioning import pki, registry
 from provisioning.fleet import Fleet
 
 
@@ -108,6 +108,41 @@ def test_crl_lists_revoked_serials_and_is_signed_by_the_ca(fleet: Fleet) -> None
     now = dt.datetime.now(dt.UTC)
     assert crl.last_update_utc <= now < crl.next_update_utc
     assert crl.next_update_utc - now > dt.timedelta(days=fleet.settings.pki.crl_days - 1)
+
+
+def test_the_crl_lists_replaced_certificates_until_their_margin_past_expiry() -> None:
+    now = dt.datetime(2030, 1, 10, tzinfo=dt.UTC)
+    day, keep = dt.timedelta(days=1), dt.timedelta(days=7)
+
+    def old(serial: str, not_after: dt.datetime | None) -> registry.OldCert:
+        return registry.OldCert(serial=serial, fingerprint="f", revoked_at=now, not_after=not_after)
+
+    active = registry.DeviceRecord(
+        id="term-a",
+        serial="a0",
+        fingerprint="f",
+        enrolled_at=now,
+        not_after=now + day,
+        superseded=[old("a1", now - keep - day), old("a2", now - keep), old("a3", None)],
+    )
+    revoked = registry.DeviceRecord(
+        id="term-b",
+        serial="b0",
+        fingerprint="f",
+        status="revoked",
+        revoked_at=now,
+        enrolled_at=now,
+        not_after=now - 400 * day,  # its own certificate: listed for good
+        renewal=registry.PendingCert(
+            serial="b1",
+            fingerprint="f",
+            not_after=now - keep - day,  # a pending renewal: like a replaced one
+            request_id="r",
+            issued_at=now,
+        ),
+    )
+    listed = registry.Registry(devices=[active, revoked]).revoked_serials(now, keep)
+    assert sorted(format(serial, "x") for serial, _ in listed) == ["a2", "a3", "b0"]
 
 
 def test_refresh_keeps_revocations_and_moves_next_update(fleet: Fleet) -> None:
