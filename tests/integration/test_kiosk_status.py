@@ -12,7 +12,9 @@ import io
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -43,19 +45,25 @@ DEVICE = "term-q01"
 UNTIL = "2027-01-31"
 QR_LOADED = (
     "() => { const i = document.getElementById('qr');"
-    " return !i.hidden && i.complete && i.naturalWidth > 0; }"
+    " return !document.getElementById('qr-box').hidden && !i.hidden && i.complete"
+    " && i.naturalWidth > 0; }"
 )
 
 
-def _qr_token(png: bytes) -> str:
-    """The text of the QR code in a screenshot (OpenCV's detectors, as ``verify-receipt``)."""
+def _qr_token(page: Any, within_s: float = 15) -> str:
+    """The text of the QR code on the page's screenshot (OpenCV's detectors, as
+    ``verify-receipt``), read within ``within_s`` (the page may still be swapping it in)."""
     cv2 = pytest.importorskip("cv2")
-    gray = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
-    for detector in (cv2.QRCodeDetector(), cv2.QRCodeDetectorAruco()):
-        text, _, _ = detector.detectAndDecode(gray)
-        if text:
-            return str(text)
-    raise AssertionError("no QR code read from the screenshot")
+    deadline = time.monotonic() + within_s
+    while True:
+        gray = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("L"))
+        for detector in (cv2.QRCodeDetector(), cv2.QRCodeDetectorAruco()):
+            text, _, _ = detector.detectAndDecode(gray)
+            if text:
+                return str(text)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no QR code read from the screenshots in {within_s} s")
+        time.sleep(0.25)
 
 
 def test_status_then_a_pass_with_its_receipt_then_central_down(
@@ -157,7 +165,7 @@ def test_status_then_a_pass_with_its_receipt_then_central_down(
             page.wait_for_function(QR_LOADED, timeout=30_000)
             check_accessible(page)
             shot(page, "8-receipt")
-            token = _qr_token(page.screenshot())
+            token = _qr_token(page)
             keys = receipts.published_keys([signing.load_public_key(key)])
             found = receipts.verify(token, keys)
             assert found.masked_id.endswith(retiree[-4:]) and found.result_id
@@ -175,7 +183,7 @@ def test_status_then_a_pass_with_its_receipt_then_central_down(
             check_status("这是您的认证状态")
             assert "自助终端" in page.inner_text("#status-rows")
             page.wait_for_function(QR_LOADED)
-            again = receipts.verify(_qr_token(page.screenshot()), keys)
+            again = receipts.verify(_qr_token(page), keys)
             assert again.result_id == found.result_id  # re-issued, same result
             card("remove")
             page.wait_for_selector("body[data-step=idle]")
