@@ -33,10 +33,11 @@ def sync_files(paths: Iterable[Path]) -> None:
 
 
 def write_atomic(path: Path, data: bytes, *, sync: bool = True) -> None:
-    """Replace ``path`` with ``data``: readers see the old file or the whole new one, and
-    after a crash it is one of the two. ``sync=False`` leaves the fsyncs to the caller
-    (:func:`sync_files` and :func:`sync_dir` for many files)."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Replace ``path`` with ``data`` (its folder made if missing): readers see the old file
+    or the whole new one, and after a crash it is one of the two. ``sync=False`` leaves the
+    fsyncs to the caller (:func:`sync_files` and :func:`sync_dir` for many files)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("wb") as out:
         out.write(data)
         if sync:

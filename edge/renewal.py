@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
+from common import durable
 from common.errors import ConfigError
 from edge.adapters import cache
 from edge.adapters import keys as edge_keys
@@ -92,14 +93,6 @@ def files(cfg: EdgeConfig) -> Files:
     return Files(edge_keys.device_key_path(cfg), cfg.mqtt.tls.cert_file)
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _public_key(path: Path) -> ec.EllipticCurvePublicKey | None:
     try:
         key = x509.load_pem_x509_certificate(path.read_bytes()).public_key()
@@ -129,7 +122,7 @@ def recover(cfg: EdgeConfig) -> str | None:
     else:
         f.next_cert.unlink()
         return f"dropped {f.next_cert}: it matches no key here"
-    _fsync_dir(f.cert.parent)
+    durable.sync_dir(f.cert.parent)
     return f"finished switching to the renewed certificate in {f.cert}"
 
 
@@ -355,7 +348,7 @@ class Renewer:
         write_public(self.files.next_cert, pem.encode("ascii"))
         self.files.next_key.replace(self.files.key)
         self.files.next_cert.replace(self.files.cert)
-        _fsync_dir(self.files.cert.parent)
+        durable.sync_dir(self.files.cert.parent)
         log.info(
             "switched to the renewed certificate (serial %x): reconnecting", cert.serial_number
         )
