@@ -13,44 +13,20 @@ import sqlalchemy as sa
 from central.certification.devices import DeviceTrust
 from central.certification.ingest import Inbound, Ingestor
 from central.certification.settings import Policy
-from central.people import roster
 from central.store import db, schema
 from common import idnumber
 from tests.fixtures.database import CentralPki, known_staff
-from tests.fixtures.proposals import StaffCli, staff_cli
+from tests.fixtures.proposals import WANG, StaffCli, wang_cli
 
 pytestmark = pytest.mark.integration
 
-WANG = idnumber.make("110105", dt.date(1950, 3, 7), 124)
 LI = idnumber.make("310104", dt.date(1948, 11, 30), 31)
 HEADER = "id_number,name,sex,birth_date,monthly_amount,certified_until\n"
 
 
 @pytest.fixture
 def cli(migrated_url: str, tmp_path: Path) -> StaffCli:
-    db_url = migrated_url
-    config = tmp_path / "central.toml"
-    config.write_text(f'[database]\nurl = "{db_url}"\n')
-    engine = db.create_engine(db_url)
-    roster.upsert(  # setting up: a database restored with one retiree
-        engine,
-        [
-            {
-                "id_number": WANG,
-                "name": "Wang Fang",
-                "sex": "F",
-                "birth_date": dt.date(1950, 3, 7),
-                "monthly_amount_cents": 320_050,
-                "certified_until": dt.date(2026, 12, 31),
-            }
-        ],
-        "setup",
-        dt.datetime.now(dt.UTC),
-    )
-    engine.dispose()
-    made = staff_cli(config, db_url, tmp_path / "staff")
-    made.url = db_url  # type: ignore[attr-defined]
-    return made
+    return wang_cli(migrated_url, tmp_path)
 
 
 def _retiree(url: str, number: str) -> Any:

@@ -185,6 +185,16 @@ def _make_crashed(w: World) -> tuple[int, Path]:
     return number, out
 
 
+def _crashed_release(w: World, silent: socket.socket) -> int:
+    """A filed run's ``bank_send`` proposal whose approver died uploading to the ``silent``
+    SFTP server: nothing reached the bank."""
+    _make(w)
+    number = _entered(w, "bank_send")
+    code = w.phones.code(APPROVER.staff_id, NOW)
+    _crash_approving(w.engine, _hanging(w.res, silent), number, APPROVER, code)
+    return number
+
+
 def test_a_crashed_filing_is_resumed_once_by_an_approver_after_its_lease(world: World) -> None:
     w = world
     number, out = _make_crashed(w)
@@ -244,10 +254,7 @@ def test_a_crashed_release_is_resumed_with_one_upload(
 ) -> None:
     w = world
     assert w.bank is not None
-    _make(w)
-    number = _entered(w, "bank_send")
-    code = w.phones.code(APPROVER.staff_id, NOW)
-    _crash_approving(w.engine, _hanging(w.res, silent), number, APPROVER, code)
+    number = _crashed_release(w, silent)
     assert list(w.bank.incoming.iterdir()) == []
     local = w.res.cfg.bank.out_dir / FILE
     if crashed_after != "approval":  # the dead approver uploaded (and marked it sent)
@@ -272,10 +279,7 @@ def test_a_second_resumer_is_refused_while_the_first_holds_the_lease(
 ) -> None:
     w = world
     assert w.bank is not None
-    _make(w)
-    number = _entered(w, "bank_send")
-    code = w.phones.code(APPROVER.staff_id, NOW)
-    _crash_approving(w.engine, _hanging(w.res, silent), number, APPROVER, code)
+    number = _crashed_release(w, silent)
     first: list[BaseException] = []
 
     def hangs() -> None:

@@ -3,7 +3,6 @@ PostgreSQL: enrol (a QR code, the otpauth URI, one code to confirm), a reset by 
 administrator, a proposal of a listed kind approved only with a current code; the secret
 never reaches the audit export, the logs or the database in clear."""
 
-import datetime as dt
 import logging
 import stat
 from pathlib import Path
@@ -12,16 +11,13 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 
-from central.people import roster
 from central.staff.identity import Role
 from central.staff.tables import staff_otp
 from central.store import db
-from common import idnumber
-from tests.fixtures.proposals import StaffCli, staff_cli
+from tests.fixtures.proposals import WANG, StaffCli, wang_cli
 
 pytestmark = pytest.mark.integration
 
-WANG = idnumber.make("110105", dt.date(1950, 3, 7), 124)
 PEOPLE = {
     "clerk": Role.ENTRY_CLERK,
     "reviewer": Role.REVIEWER,
@@ -32,30 +28,7 @@ PEOPLE = {
 
 @pytest.fixture
 def cli(migrated_url: str, tmp_path: Path) -> StaffCli:
-    config = tmp_path / "central.toml"
-    config.write_text(
-        f'[database]\nurl = "{migrated_url}"\n[proposals]\nsecond_factor_kinds = ["hold"]\n'
-    )
-    engine = db.create_engine(migrated_url)
-    roster.upsert(
-        engine,
-        [
-            {
-                "id_number": WANG,
-                "name": "Wang Fang",
-                "sex": "F",
-                "birth_date": dt.date(1950, 3, 7),
-                "monthly_amount_cents": 320_050,
-                "certified_until": dt.date(2026, 12, 31),
-            }
-        ],
-        "setup",
-        dt.datetime.now(dt.UTC),
-    )
-    engine.dispose()
-    made = staff_cli(config, migrated_url, tmp_path / "staff", PEOPLE)
-    made.url = migrated_url  # type: ignore[attr-defined]
-    return made
+    return wang_cli(migrated_url, tmp_path, '[proposals]\nsecond_factor_kinds = ["hold"]\n', PEOPLE)
 
 
 def _wrong(code: str) -> str:
