@@ -543,9 +543,7 @@ def create_app(ctx: Context) -> FastAPI:
     def api_audit_csv() -> StreamingResponse:
         """The whole audit chain as CSV, in chain order (hashes included: verify offline)."""
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        return web.csv_response(
-            audit.export(ctx.reader), figures.AUDIT_COLUMNS, f"audit-{stamp}.csv"
-        )
+        return web.csv_response(audit.export(ctx.reader), list(audit.COLUMNS), f"audit-{stamp}.csv")
 
     @route("GET", "/api/audit/verify", "audit")
     def api_audit_verify() -> dict[str, Any]:

@@ -78,24 +78,6 @@ def _dashboard(ctx: Context, actor: Actor, as_of: dt.date) -> dict[str, Any]:
     return data
 
 
-AUDIT_COLUMNS = [
-    "id",
-    "at",
-    "staff_id",
-    "roles",
-    "action",
-    "target",
-    "before",
-    "after",
-    "address",
-    "cert_serial",
-    "via",
-    "event_id",
-    "prev_hash",
-    "hash",
-]
-
-
 def audit_rows(conn: Any, after: int, limit: int) -> list[dict[str, Any]]:
     rows = conn.execute(
         sa.select(audit_log).where(audit_log.c.id > after).order_by(audit_log.c.id).limit(limit)
