@@ -33,6 +33,21 @@ from common import idnumber
 _r = schema.retirees
 _rows = proposal_rows
 _CHUNK = 2_000
+
+
+def stored_rows(conn: Connection, proposal_id: int, size: int) -> Iterator[Sequence[Any]]:
+    """A proposal's stored rows (``proposal_rows``) in line order, ``size`` at a time."""
+    last = -1
+    while rows := conn.execute(
+        sa.select(_rows)
+        .where(_rows.c.proposal_id == proposal_id, _rows.c.line > last)
+        .order_by(_rows.c.line)
+        .limit(size)
+    ).all():
+        last = rows[-1].line
+        yield rows
+
+
 MAX_CSV_CHARS = 256 * 1024 * 1024
 """The largest roster text a proposal takes (about 2 million rows)."""
 _ALIVE = (schema.RetireeStatus.ACTIVE.value, schema.RetireeStatus.SUSPENDED.value)
@@ -148,22 +163,11 @@ class RosterImport(Kind):
             rows,
         )
 
-    def _chunks(self, conn: Connection, proposal: Any) -> Iterator[Sequence[Any]]:
-        last = -1
-        while rows := conn.execute(
-            sa.select(_rows)
-            .where(_rows.c.proposal_id == proposal.id, _rows.c.line > last)
-            .order_by(_rows.c.line)
-            .limit(_CHUNK)
-        ).all():
-            last = rows[-1].line
-            yield rows
-
     def fingerprint(self, conn: Connection, proposal: Any) -> str:
         """The touched retirees' changed fields as they are now (added ones: whether they
         exist now)."""
         running = hashlib.sha256()
-        for chunk in self._chunks(conn, proposal):
+        for chunk in stored_rows(conn, proposal.id, _CHUNK):
             now = {
                 row.id_number: row._mapping
                 for row in conn.execute(
@@ -182,7 +186,7 @@ class RosterImport(Kind):
 
     def apply(self, conn: Connection, proposal: Any, actor: str, ctx: Context) -> dict[str, Any]:
         report = roster.ImportReport()
-        for chunk in self._chunks(conn, proposal):
+        for chunk in stored_rows(conn, proposal.id, _CHUNK):
             values = [roster.from_json(r.after) | {"id_number": r.retiree_id} for r in chunk]
             roster.write(conn, values, actor, ctx.now, report)
         return {"added": report.added, "updated": report.updated}

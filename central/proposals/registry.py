@@ -3,7 +3,7 @@ retirees it would mark deceased, shown before anyone approves them."""
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +21,7 @@ from central.proposals.base import (
     digest,
     pick,
 )
-from central.proposals.people import PARTIAL, csv_payload
+from central.proposals.people import PARTIAL, csv_payload, stored_rows
 from central.proposals.tables import proposal_rows
 from central.store import schema
 
@@ -136,21 +136,10 @@ class RegistryImport(Kind):
                     found.append(person.id_number)
         return sorted(found)
 
-    def _chunks(self, conn: Connection, proposal: Any) -> Iterator[Sequence[Any]]:
-        last = -1
-        while rows := conn.execute(
-            sa.select(_rows)
-            .where(_rows.c.proposal_id == proposal.id, _rows.c.line > last)
-            .order_by(_rows.c.line)
-            .limit(_CHUNK)
-        ).all():
-            last = rows[-1].line
-            yield rows
-
     def fingerprint(self, conn: Connection, proposal: Any) -> str:
         """The stored records these rows add or change, and the statuses of their retirees."""
         running = hashlib.sha256()
-        for chunk in self._chunks(conn, proposal):
+        for chunk in stored_rows(conn, proposal.id, _CHUNK):
             ids = {r.retiree_id for r in chunk}
             stored = {
                 (row.kind, row.id_number, row.start_date.isoformat()): [
@@ -182,7 +171,7 @@ class RegistryImport(Kind):
                 row.after["end_date"] and dt.date.fromisoformat(row.after["end_date"]),
                 row.after["name"],
             )
-            for chunk in self._chunks(conn, proposal)
+            for chunk in stored_rows(conn, proposal.id, _CHUNK)
             for row in chunk
         ]
         report = registries.store_in(conn, records, proposal.payload["source"], ctx.now)
