@@ -12,7 +12,7 @@
 Every answer carries headers that keep it out of other pages' frames and resources.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -43,16 +43,24 @@ def authorities(host: str, port: int) -> frozenset[str]:
 class Guard:
     """ASGI middleware applying the rules above in front of ``app``."""
 
+    headers: Mapping[str, str] = HEADERS
+    unknown_host = "unknown Host: open the kiosk at its configured address"
+
     def __init__(self, app: ASGIApp, hosts: Iterable[str], max_body: int = 4096) -> None:
         self.app = app
         self.hosts = frozenset(h.lower() for h in hosts)
         self.origins = frozenset(f"http://{h}" for h in self.hosts)
         self.max_body = max_body
 
+    def _body_rule(self, scope: Scope) -> tuple[str, int, str]:
+        """The media type a state-changing request must send, its most bytes, and the
+        answer to a larger one."""
+        return "application/json", self.max_body, f"body larger than {self.max_body} bytes"
+
     def _refusal(self, scope: Scope) -> tuple[int, str] | None:
         headers = Headers(scope=scope)
         if headers.get("host", "").lower() not in self.hosts:
-            return 400, "unknown Host: open the kiosk at its configured address"
+            return 400, self.unknown_host
         if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
             return 403, "requests from other sites are refused"
         if scope["method"] in SAFE_METHODS:
@@ -64,13 +72,14 @@ class Guard:
         if origin is None or origin.lower() not in self.origins:
             return 403, "requests from other origins are refused"
         media = headers.get("content-type", "").partition(";")[0].strip().lower()
-        if media != "application/json":
-            return 415, "send Content-Type: application/json"
+        wanted, limit, too_large = self._body_rule(scope)
+        if media != wanted:
+            return 415, f"send Content-Type: {wanted}"
         length = headers.get("content-length", "")
         if not length.isdigit():
             return 411, "send a Content-Length"
-        if int(length) > self.max_body:
-            return 413, f"body larger than {self.max_body} bytes"
+        if int(length) > limit:
+            return 413, too_large
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -80,7 +89,7 @@ class Guard:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).update(HEADERS)
+                MutableHeaders(scope=message).update(self.headers)
             await send(message)
 
         refusal = self._refusal(scope)

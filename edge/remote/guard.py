@@ -11,14 +11,11 @@ Like the kiosk's guard (``edge.kiosk.guard``), for a page on the public internet
 """
 
 from collections.abc import Iterable
-from urllib.parse import urlsplit
 
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
-from edge.kiosk.guard import HEADERS, SAFE_METHODS
+from edge.kiosk.guard import HEADERS, Guard
 
 FRAME_PATH = "/api/frame"
 _HEADERS = {
@@ -43,61 +40,27 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-class PhoneGuard:
-    """ASGI middleware applying the rules above in front of ``app``."""
+class PhoneGuard(Guard):
+    """ASGI middleware applying the rules above in front of ``app`` (the kiosk's guard with
+    the phone page's names, headers and bodies)."""
+
+    headers = _HEADERS
+    unknown_host = "unknown Host: open the page at its published address"
 
     def __init__(
         self, app: ASGIApp, hosts: Iterable[str], max_frame: int, max_json: int = 4096
     ) -> None:
-        self.app = app
-        self.hosts = frozenset(h.lower() for h in hosts)
+        super().__init__(app, hosts, max_json)
         self.origins = frozenset(f"{s}://{h}" for h in self.hosts for s in ("http", "https"))
         self.max_frame, self.max_json = max_frame, max_json
 
-    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
-        headers = Headers(scope=scope)
-        if headers.get("host", "").lower() not in self.hosts:
-            return 400, "unknown Host: open the page at its published address"
-        if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-            return 403, "requests from other sites are refused"
-        if scope["method"] in SAFE_METHODS:
-            return None
-        origin = headers.get("origin")
-        if origin is None and "referer" in headers:
-            parts = urlsplit(headers["referer"])
-            origin = f"{parts.scheme}://{parts.netloc}"
-        if origin is None or origin.lower() not in self.origins:
-            return 403, "requests from other origins are refused"
-        media = headers.get("content-type", "").partition(";")[0].strip().lower()
+    def _body_rule(self, scope: Scope) -> tuple[str, int, str]:
         frame = scope["path"] == FRAME_PATH
         wanted, limit = (
             ("image/jpeg", self.max_frame) if frame else ("application/json", self.max_json)
         )
-        if media != wanted:
-            return 415, f"send Content-Type: {wanted}"
-        length = headers.get("content-length", "")
-        if not length.isdigit():
-            return 411, "send a Content-Length"
-        if int(length) > limit:
-            return (
-                413,
-                f"body larger than {limit} bytes: send a smaller {'image' if frame else 'request'}",
-            )
-        return None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).update(_HEADERS)
-            await send(message)
-
-        refusal = self._refusal(scope)
-        if refusal is not None:
-            status, error = refusal
-            await JSONResponse({"error": error}, status)(scope, receive, send_with_headers)
-            return
-        await self.app(scope, receive, send_with_headers)
+        return (
+            wanted,
+            limit,
+            f"body larger than {limit} bytes: send a smaller {'image' if frame else 'request'}",
+        )
