@@ -8,24 +8,23 @@ screenshot with OpenCV and verified with central's public key (``lifecert verify
 the status again (last certification and the QR code), then central down: a clear message.
 """
 
-import io
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from PIL import Image
 
 from common import idnumber
 from edge.config import load as load_edge
 from protocol import receipts, signing
 from provisioning.cli import main as lifecert
+from provisioning.receipts import ReceiptInputError, token_of
 from tests.fixtures.ports import free_port
 from tests.fixtures.stack import central_url, make_stack
 from tests.integration.test_kiosk_browser import CHROMIUM, FLAGS, check_accessible, shot
@@ -51,18 +50,22 @@ QR_LOADED = (
 
 
 def _qr_token(page: Any, within_s: float = 15) -> str:
-    """The text of the QR code on the page's screenshot (OpenCV's detectors, as
-    ``verify-receipt``), read within ``within_s`` (the page may still be swapping it in)."""
-    cv2 = pytest.importorskip("cv2")
+    """The text of the QR code on screen, read as ``verify-receipt`` reads a photo of it
+    (``provisioning.receipts.token_of``) from screenshots of the code's box, within
+    ``within_s`` (the page may still be swapping it in). On failure the message gives the
+    kiosk's state and where the last screenshot was saved."""
+    pytest.importorskip("cv2")
     deadline = time.monotonic() + within_s
     while True:
-        gray = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("L"))
-        for detector in (cv2.QRCodeDetector(), cv2.QRCodeDetectorAruco()):
-            text, _, _ = detector.detectAndDecode(gray)
-            if text:
-                return str(text)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no QR code read from the screenshots in {within_s} s")
+        image = page.locator("#qr-box").screenshot()
+        try:
+            return token_of(image)
+        except ReceiptInputError as exc:
+            if time.monotonic() > deadline:
+                saved = Path(tempfile.mkdtemp(prefix="kiosk-qr-")) / "qr-box.png"
+                saved.write_bytes(image)
+                state = page.evaluate("fetch('/api/state').then((r) => r.text())")
+                raise AssertionError(f"{exc} in {within_s} s ({saved}); state: {state}") from exc
         time.sleep(0.25)
 
 
