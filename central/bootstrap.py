@@ -37,7 +37,7 @@ from central.fleet.commands_link import FleetLink
 from central.fleet.health import FleetHealth
 from central.fleet.health_service import HealthService
 from central.fleet.rollouts_server import BundleServer, server_context
-from central.notify import adapters, outbox, reminders
+from central.notify import adapters, outbox, reminders, signature
 from central.notify.base import Notifier
 from central.notify.webhook import WebhookNotifier
 from central.payments.status import StatusAnswers
@@ -109,7 +109,8 @@ class Central:
     @cached_property
     def notifiers(self) -> dict[str, Notifier]:
         """The adapter of each notify channel (``[notify] channels``), and ``webhook``
-        posting to ``[alerts] webhook_url`` when ``[alerts] notify`` names it."""
+        posting to ``[alerts] webhook_url`` when ``[alerts] notify`` names it (signed with
+        ``webhook_secret_file``'s secret; without one a warning, once per process)."""
         notifiers = adapters.build(self.cfg.notify)
         a = self.cfg.alerts
         if "webhook" in a.notify:
@@ -118,8 +119,17 @@ class Central:
                     "notify.channels.webhook: [alerts] notify = webhook delivers the webhook "
                     "channel to [alerts] webhook_url; remove webhook from [notify] channels"
                 )
+            signer = None
+            if a.webhook_secret_file is None:
+                log.warning(
+                    "[alerts] webhook_secret_file is not set: alert webhooks go unsigned "
+                    "(make a secret: %s)", signature.MAKE
+                )  # fmt: skip
+            else:
+                secret = signature.read_secret(a.webhook_secret_file, "alerts.webhook_secret_file")
+                signer = signature.Signer(secret)
             notifiers["webhook"] = WebhookNotifier(
-                a.webhook_timeout_s, a.webhook_attempts, url=str(a.webhook_url)
+                a.webhook_timeout_s, a.webhook_attempts, url=str(a.webhook_url), signer=signer
             )
         return notifiers
 

@@ -1,17 +1,19 @@
-"""Commands of central's notify room: ``notify`` (the outbox)."""
+"""Commands of central's notify room: ``notify`` (the outbox, webhook secrets)."""
+
+from pathlib import Path
 
 import click
 
 from central.cli.context import State
 from central.cli.output import emit
-from central.notify import outbox
+from central.notify import outbox, signature
 from common.cli import friendly_errors
 from common.errors import LifecertError
 
 
 @click.group("notify")
 def notify_group() -> None:
-    """The notifier's outbox: counts, dead letters, a send pass.
+    """The notifier's outbox: counts, dead letters, a send pass; webhook secrets.
 
     \b
     Example:
@@ -84,6 +86,28 @@ def notify_send(state: State) -> None:
     state.engine()
     done = state.central.sender().run_once()
     click.echo(f"{done.sent} sent, {done.retried} to retry, {done.dead} dead")
+
+
+@notify_group.command("webhook-secret")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@friendly_errors
+def notify_webhook_secret(file: Path) -> None:
+    """Write a new webhook signing secret (whsec_..., Standard Webhooks) to FILE, mode 0600.
+
+    Name FILE in [alerts] webhook_secret_file and give the receiver the same secret; the
+    secret is never printed.
+
+    \b
+    Example:
+        lifecert-central notify webhook-secret /etc/lifecert/webhook.secret
+    """
+    try:
+        signature.write_secret(file)
+    except FileExistsError:
+        raise LifecertError(f"{file} exists: keep it, or remove it to make a new one") from None
+    except OSError as exc:
+        raise LifecertError(f"cannot create {file}: {exc.strerror}") from None
+    click.echo(f'wrote {file} (set [alerts] webhook_secret_file = "{file}")')
 
 
 COMMANDS = (notify_group,)

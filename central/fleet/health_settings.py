@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, HttpUrl, field_validator, model_validator
 
-from common.config import Section
+from common.config import ConfigPath, Section
 
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
@@ -94,6 +94,12 @@ class AlertSettings(Section):
         default=None,
         title="webhook URL",
         description="http(s) URL alerts are POSTed to as JSON (needed by notify = webhook)",
+    )
+    webhook_secret_file: ConfigPath | None = Field(
+        default=None,
+        title="webhook secret file",
+        description="file holding the whsec_ secret webhook POSTs are signed with (Standard "
+        "Webhooks; make one: lifecert-central notify webhook-secret FILE); none: unsigned",
     )
     webhook_timeout_s: float = Field(
         default=5.0, gt=0, le=60, title="webhook timeout", description="seconds per attempt"

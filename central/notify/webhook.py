@@ -1,7 +1,10 @@
 """Deliver messages as an HTTP POST of JSON to the message's recipient URL.
 
 The body is the message's fields as one JSON object; ``Idempotency-Key`` carries
-``Message.key`` so a receiver can drop a repeat. Each attempt has a timeout; a connection
+``Message.key`` so a receiver can drop a repeat. With a ``signer`` each attempt is signed
+anew (Standard Webhooks: ``webhook-id`` = the key, ``webhook-timestamp`` = that attempt's
+time, ``webhook-signature``; see :mod:`central.notify.signature`), so a retry carries a
+fresh timestamp a receiver's replay window accepts. Each attempt has a timeout; a connection
 error, a timeout, 408, 429 or a 5xx is tried again after a doubling pause, up to
 ``attempts``; any other status is final (``DeliveryError(retryable=False)``). Logs name
 only the URL's scheme and host (a webhook path or query often holds a token).
@@ -16,6 +19,7 @@ import urllib.request
 from collections.abc import Callable
 
 from central.notify.base import DeliveryError, Message
+from central.notify.signature import Signer
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +38,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 class WebhookNotifier:
     """POSTs each message as JSON to ``url``, or to ``message.recipient`` (an http or https
-    URL) when no ``url`` is given."""
+    URL) when no ``url`` is given; signed when a ``signer`` is given (timestamps from
+    ``clock``, unix seconds)."""
 
     def __init__(
         self,
@@ -43,8 +48,12 @@ class WebhookNotifier:
         backoff_s: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         url: str | None = None,
+        signer: Signer | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
+        self.signer = signer
+        self._clock = clock
         self.timeout_s = timeout_s
         self.attempts = attempts
         self.backoff_s = backoff_s
@@ -70,7 +79,10 @@ class WebhookNotifier:
         headers = {"Content-Type": "application/json", "Idempotency-Key": message.key}
         last = ""
         for attempt in range(1, self.attempts + 1):
-            request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+            signed = headers
+            if self.signer is not None:
+                signed = headers | self.signer.headers(message.key, int(self._clock()), body)
+            request = urllib.request.Request(url, data=body, headers=signed, method="POST")
             try:
                 with self._opener.open(request, timeout=self.timeout_s) as response:
                     response.read(1024)

@@ -7,8 +7,12 @@ configs are signed by central's code and refused by the terminal's. The 20-termi
 with a broker is ``test_fleet_health.py``.
 """
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +21,17 @@ import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.engine import Engine
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from central.bootstrap import Central
 from central.config import CentralConfig
 from central.fleet import alerts, desired
 from central.fleet.health import FleetHealth, load_states
 from central.fleet.health_schema import fleet_alerts
-from central.notify import outbox
+from central.notify import outbox, signature
 from central.notify.base import DeliveryError, Message
 from central.notify.outbox import Outcome
+from central.notify.signature import Signer, new_secret
 from central.notify.webhook import WebhookNotifier
 from common.errors import ConfigError
 from edge.config import EdgeConfig
@@ -114,6 +120,82 @@ def test_webhook_gives_up_and_says_whether_to_retry(hooks: Hooks) -> None:
 
 def _closed_port() -> int:
     return free_port()
+
+
+def _hmac_check(secret: str, raw: bytes, headers: dict[str, str]) -> bool:
+    """The Standard Webhooks check written out with the standard library (not the package
+    central signs with): HMAC-SHA256 of "{id}.{timestamp}.{body}", key = the base64 after
+    ``whsec_``."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + raw
+    expected = "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return any(hmac.compare_digest(expected, s) for s in headers["webhook-signature"].split())
+
+
+def test_a_signed_webhook_verifies_and_tampering_does_not(hooks: Hooks) -> None:
+    secret = new_secret()
+    hooks.secret = secret  # the receiver checks every request's signature
+    notifier = WebhookNotifier(timeout_s=2, attempts=1, signer=Signer(secret))
+    notifier.deliver(_hook_message(hooks.url))
+    [(body, headers)], [raw] = hooks.received, hooks.raw
+    assert headers["x-answer"] == "200" and body["key"] == "k-1"
+    assert headers["webhook-id"] == "k-1" == headers["idempotency-key"]
+    assert abs(int(headers["webhook-timestamp"]) - time.time()) < 5
+    assert headers["webhook-signature"].startswith("v1,") and _hmac_check(secret, raw, headers)
+    assert Webhook(secret).verify(raw, headers) == body
+    # what a receiver's check catches: another body, another secret, another id
+    tampered = raw.replace(b"offline for 5 min", b"offline for 6 min")
+    assert tampered != raw and not _hmac_check(secret, tampered, headers)
+    other = new_secret()
+    for data, key, got in [
+        (tampered, secret, headers),
+        (raw, other, headers),
+        (raw, secret, headers | {"webhook-id": "k-2"}),
+    ]:
+        with pytest.raises(WebhookVerificationError, match="No matching signature"):
+            Webhook(key).verify(data, got)
+    assert not _hmac_check(other, raw, headers)
+    # an unsigned sender, or one with the wrong secret, is refused by the receiver (final)
+    for wrong in (WebhookNotifier(timeout_s=2), WebhookNotifier(timeout_s=2, signer=Signer(other))):
+        with pytest.raises(DeliveryError, match="HTTP 401") as refused:
+            wrong.deliver(_hook_message(hooks.url))
+        assert not refused.value.retryable
+    assert [h.get("x-refused") for _, h in hooks.received[1:]] == [
+        "Missing required headers",
+        "No matching signature found",
+    ]
+
+
+def test_an_old_timestamp_is_refused_as_a_replay(hooks: Hooks) -> None:
+    secret = new_secret()
+    hooks.secret = secret
+    past = time.time() - 6 * 60  # a request captured 6 minutes ago and sent again
+    replayed = WebhookNotifier(timeout_s=2, signer=Signer(secret), clock=lambda: past)
+    with pytest.raises(DeliveryError, match="HTTP 401"):
+        replayed.deliver(_hook_message(hooks.url))
+    [(_, headers)], [raw] = hooks.received, hooks.raw
+    assert headers["x-refused"] == "Message timestamp too old"
+    assert _hmac_check(secret, raw, headers)  # the signature itself is right: only its age is not
+
+
+def test_each_retry_is_signed_again_with_a_fresh_timestamp(hooks: Hooks) -> None:
+    secret = new_secret()
+    hooks.secret = secret
+    pauses: list[float] = []
+    start = time.time()
+    notifier = WebhookNotifier(
+        timeout_s=2, attempts=4, backoff_s=1, sleep=pauses.append, signer=Signer(secret),
+        clock=lambda: start + sum(pauses),  # the sender's clock moves on with each pause
+    )  # fmt: skip
+    hooks.fail_next(503, 0, 429)
+    notifier.deliver(_hook_message(hooks.url))
+    tries = [h for _, h in hooks.received]
+    assert [h["x-answer"] for h in tries] == ["503", "0", "429", "200"]  # none refused as forged
+    stamps = [int(h["webhook-timestamp"]) for h in tries]
+    assert [s - stamps[0] for s in stamps] == [0, 1, 3, 7]
+    assert {h["webhook-id"] for h in tries} == {"k-1"}
+    assert len({h["webhook-signature"] for h in tries}) == 4
+    assert all(_hmac_check(secret, raw, h) for raw, h in zip(hooks.raw, tries, strict=True))
 
 
 # -- state from status and telemetry ------------------------------------------------------
@@ -318,6 +400,70 @@ def test_alert_deliveries_wait_out_a_dead_webhook_and_a_central_restart(
     assert ["500", "200"] in answers.values()  # the same key before and after the failure
     assert {b["data"]["alert_id"] for b in hooks.delivered()} == {str(i) for i in ids}
     assert set(_delivery(health.engine).values()) == {"raised: log sent, webhook sent"}
+
+
+def test_alert_webhooks_are_signed_with_the_secret_file(
+    health: FleetHealth, central_pki: CentralPki, hooks: Hooks, db_url: str, tmp_path: Path
+) -> None:
+    secret_file = signature.write_secret(tmp_path / "webhook.secret")
+    hooks.secret = secret_file.read_text().strip()
+    parts = _central(db_url, central_pki, tmp_path, hooks.url, webhook_secret_file="webhook.secret")
+    now = dt.datetime.now(dt.UTC)
+    assert parts.alerts().check(load_states(health.engine), now) == (3, 0)  # CRL, certificates
+    assert parts.sender().run_once(now) == Outcome(sent=6)
+    assert [h["x-answer"] for _, h in hooks.received] == ["200"] * 3  # each one verified
+    assert "whsec_" not in repr(parts.notifiers["webhook"].__dict__)
+    parts.close()
+
+
+def test_an_unsigned_alert_webhook_is_warned_about_once(
+    central_pki: CentralPki, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    parts = _central(db_url, central_pki, tmp_path, "http://127.0.0.1:1/h")
+    with caplog.at_level(logging.WARNING):
+        parts.sender()
+        parts.sender()
+    unsigned = [r for r in caplog.records if "go unsigned" in r.getMessage()]
+    assert len(unsigned) == 1
+    assert "webhook_secret_file" in unsigned[0].getMessage()
+    assert "notify webhook-secret" in unsigned[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "cannot read .*No such file or directory"),
+        (b"\xff\xfe whsec_", "cannot read .*not UTF-8"),
+        (b"", "must hold whsec_"),
+        (b"s3cret-token-of-some-length-000000000000", "must hold whsec_"),
+        (b"whsec_not base64!", "must hold whsec_"),
+        (b"whsec_" + base64.b64encode(b"x" * 23), "at least 24 random bytes"),
+    ],
+)
+def test_a_bad_webhook_secret_file_is_a_clear_error(
+    central_pki: CentralPki, db_url: str, tmp_path: Path, content: bytes | None, problem: str
+) -> None:
+    path = tmp_path / "webhook.secret"
+    if content is not None:
+        path.write_bytes(content)
+    parts = _central(db_url, central_pki, tmp_path, "http://127.0.0.1:1/h",
+                     webhook_secret_file="webhook.secret")  # fmt: skip
+    with pytest.raises(ConfigError, match=problem) as bad:
+        _ = parts.notifiers  # built at the start of ``run`` and by --validate-config
+    said = str(bad.value)
+    assert said.startswith("alerts.webhook_secret_file: ")
+    assert "(make one: lifecert-central notify webhook-secret FILE)" in said
+    assert content is None or len(content) < 12 or content.decode("latin-1") not in said
+
+
+def test_a_directory_as_webhook_secret_file_is_a_clear_error(
+    central_pki: CentralPki, db_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "secrets").mkdir()
+    parts = _central(db_url, central_pki, tmp_path, "http://127.0.0.1:1/h",
+                     webhook_secret_file="secrets")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"alerts\.webhook_secret_file: cannot read .*directory"):
+        _ = parts.notifiers
 
 
 def test_the_alert_webhook_channel_is_not_also_a_notify_channel(

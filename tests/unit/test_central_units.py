@@ -1,5 +1,6 @@
 """Central's pure parts: config, calendar arithmetic, roster parsing, device trust, CLI docs."""
 
+import base64
 import datetime as dt
 import io
 import re
@@ -14,6 +15,7 @@ from central import config
 from central.certification.devices import DeviceTrust, Standing
 from central.certification.policy import add_months
 from central.cli import main
+from central.notify import signature
 from central.people import roster
 from common import idnumber
 from common.errors import ConfigError
@@ -184,3 +186,19 @@ def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Com
 def test_every_command_help_has_an_example(name: str, command: click.Command) -> None:
     assert command.help and "Example:" in command.help, name
     assert "lifecert-central" in command.help.split("Example:")[1], name
+
+
+def test_webhook_secret_command_writes_a_private_secret_once(tmp_path: Path) -> None:
+    path = tmp_path / "webhook.secret"
+    made = CliRunner().invoke(main, ["notify", "webhook-secret", str(path)])
+    assert made.exit_code == 0, made.output
+    secret = path.read_text().strip()
+    assert path.stat().st_mode & 0o777 == 0o600 and secret not in made.output
+    assert signature.read_secret(path, "alerts.webhook_secret_file") == secret
+    assert len(base64.b64decode(secret.removeprefix("whsec_"))) == 32
+    again = CliRunner().invoke(main, ["notify", "webhook-secret", str(path)])
+    assert again.exit_code == 1 and "exists" in again.output
+    assert path.read_text().strip() == secret  # kept, not overwritten
+    other = tmp_path / "other.secret"
+    assert CliRunner().invoke(main, ["notify", "webhook-secret", str(other)]).exit_code == 0
+    assert other.read_text() != path.read_text()
