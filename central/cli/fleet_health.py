@@ -66,7 +66,8 @@ def alerts_list(state: State, open_only: bool, limit: int, as_json: bool) -> Non
 @click.pass_obj
 @friendly_errors
 def ack(state: State, alert_id: int, by: str) -> None:
-    """Acknowledge an alert: someone is on it (it stays open until the cause is fixed).
+    """Acknowledge an alert: someone is on it (it stays open until the cause is fixed); the
+    acknowledgement goes to the alert channels ([alerts] notify) like a raised alert.
 
     \b
     Example:
@@ -75,7 +76,8 @@ def ack(state: State, alert_id: int, by: str) -> None:
     name = by.strip()
     if not name or len(name) > 64 or not name.isprintable():
         raise click.BadParameter("give 1-64 printable characters", param_hint="--by")
-    row = alerts.acknowledge(state.engine(), alert_id, name, dt.datetime.now(dt.UTC))
+    now = dt.datetime.now(dt.UTC)
+    row = alerts.acknowledge(state.engine(), alert_id, name, now, state.cfg.alerts.notify)
     click.echo(f"alert {row['id']} ({row['rule']} on {row['subject']}) acknowledged by {name}")
 
 

@@ -5,10 +5,10 @@ their desired one, the device certificates and the CRL's ``nextUpdate``, which `
 subject)`` pairs fire now and why. ``Alerts.check`` compares that with the open alerts: a
 new pair is stored (raised once, not at every check), a pair no longer firing is cleared.
 An operator acknowledges an alert by id (``lifecert-central fleet ack``); acknowledging
-does not clear it. Each raising and clearing is put in the notify outbox in the same
-transaction, one message per channel keyed ``alert:<id>:<event>:<channel>``: the outbox's
-sender delivers it at least once, retrying a dead webhook until it answers (or the message
-is a dead letter), and :func:`list_alerts` shows how far each delivery got.
+does not clear it. Each raising, acknowledgement and clearing is put in the notify outbox
+in the same transaction, one message per channel keyed ``alert:<id>:<event>:<channel>``:
+the outbox's sender delivers it at least once, retrying a dead webhook until it answers (or
+the message is a dead letter), and :func:`list_alerts` shows how far each delivery got.
 """
 
 import datetime as dt
@@ -36,7 +36,7 @@ from protocol import topics
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (rule, subject)
-EVENTS = ("raised", "cleared")
+EVENTS = ("raised", "acked", "cleared")
 RECIPIENTS = {"log": "log", "webhook": "[alerts] webhook_url"}
 """The outbox recipient of each ``[alerts] notify`` channel (the webhook's URL is the
 notifier's, so that a token in it stays out of the database and a new URL takes effect
@@ -198,6 +198,35 @@ def delivery_key(alert_id: int, event: str, channel: str) -> str:
     return f"alert:{alert_id}:{event}:{channel}"
 
 
+def messages(alert: dict[str, Any], event: str, channels: Sequence[str]) -> list[Message]:
+    """One message per channel about ``alert``'s ``event``; an ``acked`` one names who
+    acknowledged it (``acked_by``)."""
+    subject = alert["subject"]
+    where = "the fleet" if subject == FLEET_WIDE else subject
+    data = {
+        "alert_id": str(alert["id"]),
+        "event": event,
+        "rule": alert["rule"],
+        "subject": subject,
+        "reason": alert["reason"],
+    }
+    body = alert["reason"]
+    if event == "acked":
+        data["acked_by"] = alert["acked_by"]
+        body = f"acknowledged by {alert['acked_by']}: {body}"
+    return [
+        Message(
+            channel=channel,
+            recipient=RECIPIENTS[channel],
+            subject=f"lifecert alert {alert['id']} {event}: {alert['rule']} on {where}",
+            body=body,
+            key=delivery_key(alert["id"], event, channel),
+            data=data,
+        )
+        for channel in channels
+    ]
+
+
 def list_alerts(engine: Engine, open_only: bool = False, limit: int = 500) -> list[dict[str, Any]]:
     """Alerts, newest first (``open_only``: not cleared), each with ``delivery``: how far
     its messages got, e.g. ``raised: log sent, webhook pending (HTTP 500)``."""
@@ -226,8 +255,12 @@ def list_alerts(engine: Engine, open_only: bool = False, limit: int = 500) -> li
     return rows
 
 
-def acknowledge(engine: Engine, alert_id: int, by: str, now: dt.datetime) -> dict[str, Any]:
-    """Mark alert ``alert_id`` acknowledged by ``by``; the alert as it is now."""
+def acknowledge(
+    engine: Engine, alert_id: int, by: str, now: dt.datetime, channels: Sequence[str]
+) -> dict[str, Any]:
+    """Mark alert ``alert_id`` acknowledged by ``by`` and enqueue its ``acked`` message on
+    each of ``channels`` (``[alerts] notify``) in the same transaction; the alert as it is
+    now."""
     t = fleet_alerts
     with engine.begin() as conn:
         row = conn.execute(sa.select(t).where(t.c.id == alert_id)).one_or_none()
@@ -237,7 +270,10 @@ def acknowledge(engine: Engine, alert_id: int, by: str, now: dt.datetime) -> dic
             when = f"{row.acked_at:%Y-%m-%d %H:%M} UTC"
             raise AlertError(f"alert {alert_id} was acknowledged by {row.acked_by} at {when}")
         conn.execute(t.update().where(t.c.id == alert_id).values(acked_at=now, acked_by=by))
-        return dict(conn.execute(sa.select(t).where(t.c.id == alert_id)).one()._mapping)
+        alert = dict(conn.execute(sa.select(t).where(t.c.id == alert_id)).one()._mapping)
+        for message in messages(alert, "acked", channels):
+            outbox.enqueue(conn, message, now)
+        return alert
 
 
 class Alerts:
@@ -303,28 +339,6 @@ class Alerts:
                 *((a, "raised") for a in raised),
                 *((a, "cleared") for a in cleared),
             ]:
-                for message in self._messages(alert, event):
+                for message in messages(alert, event, self.settings.notify):
                     outbox.enqueue(conn, message, now)
         return raised, cleared
-
-    def _messages(self, alert: dict[str, Any], event: str) -> list[Message]:
-        """One message per ``[alerts] notify`` channel about ``alert``'s ``event``."""
-        subject = alert["subject"]
-        where = "the fleet" if subject == FLEET_WIDE else subject
-        return [
-            Message(
-                channel=channel,
-                recipient=RECIPIENTS[channel],
-                subject=f"lifecert alert {alert['id']} {event}: {alert['rule']} on {where}",
-                body=alert["reason"],
-                key=delivery_key(alert["id"], event, channel),
-                data={
-                    "alert_id": str(alert["id"]),
-                    "event": event,
-                    "rule": alert["rule"],
-                    "subject": subject,
-                    "reason": alert["reason"],
-                },
-            )
-            for channel in self.settings.notify
-        ]

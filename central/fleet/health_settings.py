@@ -88,7 +88,7 @@ class AlertSettings(Section):
     notify: tuple[Literal["log", "webhook"], ...] = Field(
         default=("log",),
         title="notifiers",
-        description="where raised and cleared alerts go: log and/or webhook",
+        description="where raised, acknowledged and cleared alerts go: log and/or webhook",
     )
     webhook_url: HttpUrl | None = Field(
         default=None,

@@ -324,12 +324,14 @@ def test_alerts_are_raised_once_delivered_cleared_and_acknowledged(
         twice = {"rule": "offline", "subject": DEVICE, "reason": "again", "raised_at": now}
         conn.execute(fleet_alerts.insert().values(**twice))
     offline = next(a for a in alerts.list_alerts(health.engine) if a["rule"] == "offline")
-    acked = alerts.acknowledge(health.engine, offline["id"], "J. Li", now)
+    channels = parts.cfg.alerts.notify
+    acked = alerts.acknowledge(health.engine, offline["id"], "J. Li", now, channels)
     assert acked["acked_by"] == "J. Li" and acked["cleared_at"] is None
     with pytest.raises(alerts.AlertError, match=r"acknowledged by J\. Li"):
-        alerts.acknowledge(health.engine, offline["id"], "someone else", now)
+        alerts.acknowledge(health.engine, offline["id"], "someone else", now, channels)
     with pytest.raises(alerts.AlertError, match="no alert 999"):
-        alerts.acknowledge(health.engine, 999, "J. Li", now)
+        alerts.acknowledge(health.engine, 999, "J. Li", now, channels)
+    assert sender.run_once(now) == Outcome(sent=2)  # the acknowledgement: log + webhook
     # back online: cleared; the webhook fails once, and the other message for it waits
     health.on_status(_message(status, b"online", qos=1))
     health.on_telemetry(_message(topics.device_topic(DEVICE, "telemetry"), _report()))
@@ -348,7 +350,8 @@ def test_alerts_are_raised_once_delivered_cleared_and_acknowledged(
         "HTTP 500)"
     )
     assert shown["offline", DEVICE] == (
-        "raised: log sent, webhook sent; cleared: log sent, webhook pending"
+        "raised: log sent, webhook sent; acked: log sent, webhook sent; "
+        "cleared: log sent, webhook pending"
     )
     assert "s3cret" not in str(shown)
     # 10 s on: the webhook refuses the raising for good (a dead letter), takes the clearing
@@ -400,6 +403,34 @@ def test_alert_deliveries_wait_out_a_dead_webhook_and_a_central_restart(
     assert ["500", "200"] in answers.values()  # the same key before and after the failure
     assert {b["data"]["alert_id"] for b in hooks.delivered()} == {str(i) for i in ids}
     assert set(_delivery(health.engine).values()) == {"raised: log sent, webhook sent"}
+
+
+def test_an_acknowledgement_is_delivered_once_naming_who_acked(
+    health: FleetHealth, central_pki: CentralPki, hooks: Hooks, db_url: str, tmp_path: Path
+) -> None:
+    parts = _central(db_url, central_pki, tmp_path, hooks.url)
+    sender = parts.sender()
+    health.on_status(_message(topics.device_topic(DEVICE, "status"), b"offline", qos=1))
+    health.flush()
+    now = dt.datetime.now(dt.UTC)
+    parts.alerts().check(load_states(health.engine), now)
+    sender.run_once(now)
+    offline = next(a for a in alerts.list_alerts(health.engine) if a["rule"] == "offline")
+    channels = parts.cfg.alerts.notify
+    alerts.acknowledge(health.engine, offline["id"], "J. Li", now, channels)
+    with pytest.raises(alerts.AlertError):  # a second acknowledgement changes nothing
+        alerts.acknowledge(health.engine, offline["id"], "K. Wu", now, channels)
+    assert sender.run_once(now) == Outcome(sent=2)  # log + webhook
+    assert sender.run_once(now + dt.timedelta(days=1)) == Outcome()  # once, not again
+    [acked] = [b for b in hooks.delivered() if b["data"]["event"] == "acked"]
+    assert acked["key"] == f"alert:{offline['id']}:acked:webhook"
+    assert acked["data"]["acked_by"] == "J. Li" and acked["data"]["rule"] == "offline"
+    assert acked["subject"] == f"lifecert alert {offline['id']} acked: offline on {DEVICE}"
+    assert acked["body"] == f"acknowledged by J. Li: {offline['reason']}"
+    assert _delivery(health.engine)["offline", DEVICE] == (
+        "raised: log sent, webhook sent; acked: log sent, webhook sent"
+    )
+    parts.close()
 
 
 def test_alert_webhooks_are_signed_with_the_secret_file(
@@ -553,7 +584,8 @@ def test_a_refused_config_becomes_a_config_drift_alert_after_the_delay(
     assert sender.run_once(t1 + dt.timedelta(seconds=900)).sent > 0
     [hook] = [b for b in hooks.delivered() if b["data"]["rule"] == "config_drift"]
     assert hook["data"]["event"] == "raised" and hook["body"] == alert["reason"]
-    assert alerts.acknowledge(engine, alert["id"], "J. Li", t1)["acked_by"] == "J. Li"
+    acked = alerts.acknowledge(engine, alert["id"], "J. Li", t1, parts.cfg.alerts.notify)
+    assert acked["acked_by"] == "J. Li"
     # the operator gives a value it takes: converged, the alert is cleared (and delivered)
     t2 = t1 + dt.timedelta(hours=1)
     operator_sets("link.telemetry_interval_s=30", t2)
@@ -564,7 +596,7 @@ def test_a_refused_config_becomes_a_config_drift_alert_after_the_delay(
     assert _drift(engine)[0]["cleared_at"] is not None
     sender.run_once(t2 + dt.timedelta(seconds=603))
     events = [b["data"]["event"] for b in hooks.delivered() if b["data"]["rule"] == "config_drift"]
-    assert events == ["raised", "cleared"]
+    assert events == ["raised", "acked", "cleared"]
     # a terminal that never reports its config drifts too; a revoked one is not watched
     desired.set_config(engine, "device:term-0002", {"log_level": "INFO"}, [], t2)
     desired.refresh(engine, members, signer, t2)

@@ -1,6 +1,6 @@
 """A fleet of 20 real terminal processes, a real Mosquitto (the fleet's mTLS + dynsec
 config) and a real ``lifecert-central run``: terminals killed (``kill -9``) or frozen
-(SIGSTOP: no packets, like a pulled cable) show offline, are alerted through a webhook and
+(SIGSTOP: no packets, like a pulled cable) show offline, are alerted through a signed webhook and
 the metrics, recover when they come back; garbage from a terminal's login is dropped.
 """
 
@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from central.cli import main
 from central.fleet import alerts
 from central.fleet.health import load_states
+from central.notify import signature
 from central.store import db
 from protocol import topics
 from provisioning.stack import Stack
@@ -42,11 +43,14 @@ KEEPALIVE_S = 5  # the broker drops a silent client after 1.5 x keepalive
 def fleet(tmp_path: Path, hooks: Hooks) -> Iterator[tuple[Stack, sa.Engine, int]]:
     stack = Stack.create(tmp_path, free_port(), TERMINALS)
     metrics_port = free_port()
+    secret_file = signature.write_secret(tmp_path / "webhook.secret")
+    hooks.secret = secret_file.read_text().strip()  # the receiver checks every signature
     with stack.central_config.open("a") as toml:
         toml.write(
             "\n[alerts]\ninterval_s = 1\noffline_after_s = 0\n"
             'opening_hours = "00:00-24:00"\nopening_days = [1, 2, 3, 4, 5, 6, 7]\n'
             f'notify = ["log", "webhook"]\nwebhook_url = "{hooks.url}"\n'
+            f'webhook_secret_file = "{secret_file}"\n'
             f"webhook_timeout_s = 2\n\n[metrics]\nport = {metrics_port}\n"
             "\n[notify]\ninterval_s = 1\n"  # the outbox's sender delivers the alerts
         )
@@ -183,6 +187,7 @@ def test_killed_and_unplugged_terminals_show_offline_and_are_alerted(
     alert_id = next(a["id"] for a in alerts.list_alerts(engine, True) if a["subject"] == FROZEN)
     said = _cli(stack, "fleet", "ack", str(alert_id), "--by", "ops on call")
     assert f"alert {alert_id} (offline on {FROZEN}) acknowledged by ops on call" in said
+    stack.wait_until(lambda: _hooked(hooks, "acked") == {FROZEN}, 10, "the ack delivered")
 
     # back: the frozen one resumes, a killed one restarts; their alerts clear
     stack.signal(FROZEN, signal.SIGCONT)
@@ -193,3 +198,4 @@ def test_killed_and_unplugged_terminals_show_offline_and_are_alerted(
     stack.wait_until(
         lambda: {FROZEN, KILLED[0]} <= _hooked(hooks, "cleared"), 10, "the clearings delivered"
     )
+    assert not [h for _, h in hooks.received if "x-refused" in h]  # every one signed right
