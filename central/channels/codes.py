@@ -187,7 +187,7 @@ class PhoneCodes:
         s, now = self.settings, self._clock()
         client_key = self._mac("client", client)
         mac = self._mac("code", retiree_id, code)
-        stand_in = self._mac("no-code", retiree_id)  # what no code's HMAC is
+        stand_in = self._mac("no-code", retiree_id)  # compared when there is no code
         t = phone_codes
         with self.engine.begin() as conn:
             if self._count(conn, "check", client_key, now - _HOUR) >= s.per_client_per_hour:
