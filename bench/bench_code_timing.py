@@ -1,25 +1,39 @@
-"""Does the phone page's "send me a code" answer tell known ID numbers from unknown ones by time?
+"""Do the phone page's code answers tell ID numbers apart by time (or by content)?
 
-    python bench/bench_code_timing.py [--samples 300] [--code-answer-ms 250] [--gap-ms 50]
+    python bench/bench_code_timing.py [--endpoint code|verify] [--samples 300]
+                                      [--code-answer-ms 250] [--gap-ms 50]
                                       [--database-url URL] [--out bench/out]
 
 An outside attacker's view: a real stack (Mosquitto with mutual TLS and per-device logins,
 ``lifecert-central run`` on SQLite or ``--database-url``, a remote terminal
 ``lifecert-edge run`` with ``[remote] enabled`` serving the phone page over HTTP, central
 texting codes through reach's HTTP SMS adapter to a local gateway in another process),
-and a client that POSTs ``/api/code`` ``{id_number}`` one request at a time, timing each
-round trip, for three kinds of ID numbers interleaved in random order:
+and a client that POSTs one request at a time, timing each round trip, for kinds of ID
+numbers interleaved in random order.
+
+``--endpoint code`` (the default): "send me a code", ``/api/code`` ``{id_number}``:
 
 - ``phone``: on the roster with a phone number (a code is texted after the answer);
 - ``no_phone``: on the roster without a phone number;
 - ``unknown``: valid ID numbers (check digit, birth date, region) not on the roster.
 
-Every ID number is asked for once (fresh ID numbers, so the per-ID-number and per-phone
-limits keep their defaults); the per-address limits (``[remote] codes_per_address``,
-``[phone] per_client_per_hour``) and the remote terminal's request budget at central
-(``[requests]``) are raised in this bench only, so that one client can ask 1000 times.
-``--code-answer-ms`` sets the remote terminal's floor on the answer's time (its default,
-250 ms; 0 shows central's own time).
+``--endpoint verify``: a guessed (wrong) code, ``/api/verify`` ``{id_number, code}``:
+
+- ``active``: on the roster, with a code that has not expired;
+- ``expired``: on the roster, with a code that expired 5 minutes ago;
+- ``no_code``: on the roster, no code asked for;
+- ``unknown``: not on the roster, no code asked for.
+
+The codes are written into central's database before it starts (an HMAC of a code nobody
+knows, as a code request leaves it): the attacker never has the code, so checking it is
+the same work as for a texted one, without the texts.
+
+Every ID number is asked about once (fresh ID numbers, so the per-ID-number and
+per-phone limits and the tries per code keep their defaults); the per-address limits
+(``[remote] codes_per_address``, ``[phone] per_client_per_hour``) and the remote terminal's
+request budget at central (``[requests]``) are raised in this bench only, so that one
+client can ask 1000 times. ``--code-answer-ms`` sets the remote terminal's floor on the
+answer's time (its default, 250 ms; 0 shows central's own time).
 Reported per kind: median, p95, mean; per pair: the difference of medians (with a
 bootstrap 95% interval), Mann-Whitney U and Kolmogorov-Smirnov p-values; and whether the
 answers (status, headers but ``date``, body) are byte-identical across kinds. Raw samples
@@ -37,6 +51,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -44,9 +59,54 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 REMOTE = "remote-t01"
-KINDS = ("phone", "no_phone", "unknown")
-PAIRS = (("phone", "unknown"), ("no_phone", "unknown"), ("phone", "no_phone"))
 ALPHA = 0.01
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What one ``--endpoint`` times: its path, its kinds of ID numbers and how each is set up."""
+
+    path: str
+    kinds: tuple[str, ...]
+    pairs: tuple[tuple[str, str], ...]
+    phones: tuple[str, ...]
+    """kinds on the roster with a phone number"""
+    no_phones: tuple[str, ...] = ()
+    """kinds on the roster without one"""
+    codes: tuple[tuple[str, dt.timedelta], ...] = ()
+    """kinds with a code in central's database, and when it expires (from now)"""
+    texted: tuple[str, ...] = ()
+    """kinds that are texted a code"""
+
+    def body(self, id_number: str, rng: random.Random) -> dict[str, str]:
+        """The request's JSON: the ID number (and for a check, a guessed code)."""
+        if self.path == "/api/verify":
+            return {"id_number": id_number, "code": f"{rng.randrange(10**6):06d}"}
+        return {"id_number": id_number}
+
+
+ENDPOINTS = {
+    "code": Endpoint(
+        "/api/code",
+        ("phone", "no_phone", "unknown"),
+        (("phone", "unknown"), ("no_phone", "unknown"), ("phone", "no_phone")),
+        phones=("phone",),
+        no_phones=("no_phone",),
+        texted=("phone",),
+    ),
+    "verify": Endpoint(
+        "/api/verify",
+        ("active", "expired", "no_code", "unknown"),
+        (
+            ("active", "unknown"),
+            ("no_code", "unknown"),
+            ("active", "no_code"),
+            ("expired", "active"),
+        ),
+        phones=("active", "expired", "no_code"),
+        codes=(("active", dt.timedelta(hours=2)), ("expired", dt.timedelta(minutes=-5))),
+    ),
+}
 
 
 def gateway(port: int, ready: Any, stop: Any, out: Any) -> None:
@@ -87,27 +147,36 @@ def id_numbers(n: int, seed: int) -> list[str]:
 
 
 def build(
-    root: Path, samples: int, warmup: int, seed: int, url: str | None, answer_ms: int
+    root: Path,
+    what: Endpoint,
+    samples: int,
+    warmup: int,
+    seed: int,
+    url: str | None,
+    answer_ms: int,
 ) -> dict[str, Any]:
-    """The stack on disk: fleet, roster (with and without phones), configs; not started."""
+    """The stack on disk: fleet, roster (with and without phones), codes, configs; not
+    started."""
     from bench.bench_models_pipeline import _key
+    from central.channels.tables import phone_codes
     from central.people import roster
     from central.store import db
     from common import idnumber
     from models.bundle import read_manifest, write_manifest
     from provisioning.stack import Stack, free_port
 
-    ids = id_numbers(3 * samples + warmup, seed)
-    kinds = {k: ids[i * samples : (i + 1) * samples] for i, k in enumerate(KINDS)}
-    spare = ids[3 * samples :]  # warm-up: unknown ID numbers, not counted
+    ids = id_numbers(len(what.kinds) * samples + warmup, seed)
+    kinds = {k: ids[i * samples : (i + 1) * samples] for i, k in enumerate(what.kinds)}
+    spare = ids[len(what.kinds) * samples :]  # warm-up: unknown ID numbers, not counted
     stack = Stack.create(root / "stack", free_port(), [REMOTE], database_url=url)
     stack.central("db", "upgrade")
     people = root / "roster.csv"
+    listed = [(n, True) for k in what.phones for n in kinds[k]]
+    listed += [(n, False) for k in what.no_phones for n in kinds[k]]
     with people.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id_number", "name", "sex", "birth_date", "community", "phone", "language"])
-        for i, n in enumerate(kinds["phone"] + kinds["no_phone"]):
-            with_phone = i < samples
+        for i, (n, with_phone) in enumerate(listed):
             w.writerow(
                 [n, f"Retiree {i}", idnumber.sex(n), idnumber.birth_date(n), f"C{i % 7}"]
                 + ([f"+86138{i:08d}", "zh"] if with_phone else ["", ""])
@@ -115,9 +184,24 @@ def build(
     engine = db.create_engine(
         stack.database_url or f"sqlite:///{stack.fleet.paths.central}/central.sqlite"
     )
+    now = dt.datetime.now(dt.UTC)
     try:
         report = roster.import_csv(engine, people, actor="bench")
-        assert report.added == 2 * samples, report
+        assert report.added == len(listed), report
+        rows = [
+            {
+                "id_number": n,
+                "code_mac": random.Random(n).randbytes(32).hex(),  # a code nobody knows
+                "tries": 0,
+                "created_at": now + expires - dt.timedelta(minutes=5),
+                "expires_at": now + expires,
+            }
+            for k, expires in what.codes
+            for n in kinds[k]
+        ]
+        if rows:
+            with engine.begin() as conn:
+                conn.execute(phone_codes.insert(), rows)
     finally:
         engine.dispose()
 
@@ -149,21 +233,24 @@ def build(
 
 
 def measure(
-    port: int, order: list[tuple[str, str]], gap_s: float, warm: list[str]
+    what: Endpoint, port: int, order: list[tuple[str, str]], gap_s: float, warm: list[str]
 ) -> list[dict[str, Any]]:
-    """POST ``/api/code`` for each ``(kind, id_number)`` in turn: the round trip and answer."""
+    """POST ``what.path`` for each ``(kind, id_number)`` in turn: the round trip and answer."""
     import httpx
     from tqdm import tqdm
 
     base = f"http://127.0.0.1:{port}"
+    rng = random.Random(port)
     rows: list[dict[str, Any]] = []
     with httpx.Client(base_url=base, headers={"Origin": base}, timeout=20) as client:
         for n in warm:
-            client.post("/api/code", json={"id_number": n}).raise_for_status()
+            r = client.post(what.path, json=what.body(n, rng))
+            assert r.status_code in (200, 403), r.text
             time.sleep(gap_s)
-        for kind, n in tqdm(order, desc="code requests", unit="req", mininterval=2):
+        for kind, n in tqdm(order, desc=what.path, unit="req", mininterval=2):
+            body = what.body(n, rng)
             t = time.perf_counter()
-            r = client.post("/api/code", json={"id_number": n})
+            r = client.post(what.path, json=body)
             took = time.perf_counter() - t
             headers = tuple((k, v) for k, v in r.headers.items() if k.lower() != "date")
             rows.append(
@@ -178,6 +265,22 @@ def measure(
     return rows
 
 
+def lockout(what: Endpoint, port: int, kinds: dict[str, list[str]], n: int) -> dict[str, str]:
+    """The statuses of ``n`` more guesses at one (already guessed) ID number of each kind:
+    whether and when the tries run out."""
+    import httpx
+
+    base = f"http://127.0.0.1:{port}"
+    rng = random.Random(port + 1)
+    seen: dict[str, str] = {}
+    with httpx.Client(base_url=base, headers={"Origin": base}, timeout=20) as client:
+        for kind in what.kinds:
+            n_id = kinds[kind][0]
+            codes = [client.post(what.path, json=what.body(n_id, rng)) for _ in range(n)]
+            seen[kind] = " ".join(str(r.status_code) for r in codes)
+    return seen
+
+
 def up(url: str) -> bool:
     import httpx
 
@@ -187,13 +290,13 @@ def up(url: str) -> bool:
         return False
 
 
-def analyse(rows: list[dict[str, Any]], seed: int) -> tuple[str, bool]:
+def analyse(what: Endpoint, rows: list[dict[str, Any]], seed: int) -> tuple[str, bool]:
     """The tables (as text) and whether any pair differs detectably."""
     import numpy as np
     from scipy import stats
 
     rng = np.random.default_rng(seed)
-    by = {k: np.array([r["us"] for r in rows if r["kind"] == k]) for k in KINDS}
+    by = {k: np.array([r["us"] for r in rows if r["kind"] == k]) for k in what.kinds}
     lines = ["kind        n   median µs   p95 µs   mean µs", "-" * 46]
     for k, v in by.items():
         lines.append(
@@ -205,7 +308,7 @@ def analyse(rows: list[dict[str, Any]], seed: int) -> tuple[str, bool]:
         "-" * 76,
     ]
     detected = False
-    for a, b in PAIRS:
+    for a, b in what.pairs:
         x, y = by[a], by[b]
         diff = float(np.median(x) - np.median(y))
         boot = [
@@ -224,7 +327,7 @@ def analyse(rows: list[dict[str, Any]], seed: int) -> tuple[str, bool]:
     return "\n".join(lines), detected
 
 
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
+def plot(what: Endpoint, rows: list[dict[str, Any]], path: Path) -> None:
     """ECDFs of the round trips per kind."""
     import matplotlib
 
@@ -233,10 +336,10 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import numpy as np
 
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=110)
-    for k in KINDS:
+    for k in what.kinds:
         v = np.sort([r["us"] / 1000 for r in rows if r["kind"] == k])
         ax.step(v, np.arange(1, len(v) + 1) / len(v), where="post", label=f"{k} (n={len(v)})")
-    ax.set_xlabel("POST /api/code round trip (ms)")
+    ax.set_xlabel(f"POST {what.path} round trip (ms)")
     ax.set_ylabel("share of requests")
     ax.set_xlim(right=float(np.percentile([r["us"] / 1000 for r in rows], 99)))
     ax.legend()
@@ -249,7 +352,13 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0],
-        epilog="Example: python bench/bench_code_timing.py --samples 300 --out bench/out",
+        epilog="Example: python bench/bench_code_timing.py --endpoint verify --samples 200",
+    )
+    parser.add_argument(
+        "--endpoint",
+        choices=sorted(ENDPOINTS),
+        default="code",
+        help="code: time code requests (/api/code); verify: code checks (/api/verify)",
     )
     parser.add_argument("--samples", type=int, default=300, help="requests per kind (default 300)")
     parser.add_argument("--warmup", type=int, default=30, help="uncounted requests first")
@@ -260,8 +369,8 @@ def main() -> None:
         "--code-answer-ms",
         type=int,
         default=250,
-        help="the remote terminal's [remote] code_answer_ms (default 250, its default; "
-        "0: central's own time shows)",
+        help="the remote terminal's [remote] code_answer_ms, for code requests and checks "
+        "(default 250, its default; 0: central's own time shows)",
     )
     parser.add_argument("--seed", type=int, default=1, help="ID numbers and order (default 1)")
     parser.add_argument(
@@ -269,6 +378,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out", help="CSV and PNG")
     args = parser.parse_args()
+    what = ENDPOINTS[args.endpoint]
     if args.samples < 20:
         parser.error("--samples: at least 20 per kind")
     if not (REPO / "var" / "models" / "manifest.jws").is_file():
@@ -282,14 +392,20 @@ def main() -> None:
     ctx = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp:
         setup = build(
-            Path(tmp), args.samples, args.warmup, args.seed, args.database_url, args.code_answer_ms
+            Path(tmp),
+            what,
+            args.samples,
+            args.warmup,
+            args.seed,
+            args.database_url,
+            args.code_answer_ms,
         )
         stack = setup["stack"]
         ready, stop, got = ctx.Event(), ctx.Event(), ctx.Queue()
         sms = ctx.Process(target=gateway, args=(setup["sms_port"], ready, stop, got))
         sms.start()
         ready.wait(30)
-        order = [(k, n) for k in KINDS for n in setup["kinds"][k]]
+        order = [(k, n) for k in what.kinds for n in setup["kinds"][k]]
         random.Random(args.seed).shuffle(order)
         try:
             with stack:
@@ -299,8 +415,13 @@ def main() -> None:
                 url = f"http://127.0.0.1:{setup['port']}/"
                 wait_until(lambda: up(url), 60, "the phone page")
                 started = time.monotonic()
-                rows = measure(setup["port"], order, args.gap_ms / 1000, setup["spare"])
+                rows = measure(what, setup["port"], order, args.gap_ms / 1000, setup["spare"])
                 elapsed = time.monotonic() - started
+                tries = (
+                    lockout(what, setup["port"], setup["kinds"], 5)
+                    if what.path == "/api/verify"
+                    else {}
+                )
                 time.sleep(2)  # the last texts leave central's worker
         finally:
             stop.set()
@@ -309,7 +430,8 @@ def main() -> None:
     load = os.getloadavg()
     print(
         f"{len(rows)} requests in {elapsed:.0f} s; load after {load[0]:.2f} {load[1]:.2f} "
-        f"{load[2]:.2f}; texts at the gateway: {texts} (expected {args.samples})"
+        f"{load[2]:.2f}; texts at the gateway: {texts} "
+        f"(expected {args.samples * len(what.texted)})"
     )
     over = Counter(r["kind"] for r in rows if r["us"] > args.code_answer_ms * 1000 + 50_000)
     print(
@@ -317,14 +439,17 @@ def main() -> None:
         f"{dict(over) or 'none'}"
     )
     statuses = Counter((r["kind"], r["status"]) for r in rows)
-    answers = {k: {r["answer"] for r in rows if r["kind"] == k} for k in KINDS}
+    answers = {k: {r["answer"] for r in rows if r["kind"] == k} for k in what.kinds}
     identical = len(set().union(*answers.values())) == 1
     print(f"statuses: {dict(statuses)}")
     print(
         "answers (status, headers but date, body) byte-identical across kinds: "
         + ("yes" if identical else f"NO: {answers}")
     )
-    table, detected = analyse(rows, args.seed)
+    if tries:
+        print("5 more wrong codes for one ID number of each kind (5 tries a code):")
+        print("\n".join(f"  {kind:9s} {statuses}" for kind, statuses in tries.items()))
+    table, detected = analyse(what, rows, args.seed)
     print()
     print(table)
     print(
@@ -332,12 +457,13 @@ def main() -> None:
         f"(p < {ALPHA} and a 95% interval of Δ median excluding 0)"
     )
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    with (args.out / f"code_timing_{stamp}.csv").open("w", newline="") as f:
+    name = f"{args.endpoint}_timing_{stamp}"
+    with (args.out / f"{name}.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["seq", "kind", "round_trip_us", "status"])
         w.writerows((i, r["kind"], f"{r['us']:.1f}", r["status"]) for i, r in enumerate(rows))
-    plot(rows, args.out / f"code_timing_{stamp}.png")
-    print(f"samples and plot: {args.out}/code_timing_{stamp}.{{csv,png}}")
+    plot(what, rows, args.out / f"{name}.png")
+    print(f"samples and plot: {args.out}/{name}.{{csv,png}}")
 
 
 if __name__ == "__main__":

@@ -3,13 +3,15 @@
 The answer and the database work are the same whether or not an ID number is on the
 roster (or has a phone): the same statements run (a per-phone count and log row under a
 key standing in for a missing phone), a code row is written either way, the text message
-goes out on a worker thread ``SEND_AFTER_S`` after the request, once the answer is out,
-and a check of a code nobody received fails like a wrong one. The remote terminal also
-answers no sooner than ``[remote] code_answer_ms`` (bench/bench_code_timing.py measures
-it over HTTP). Codes are kept as an HMAC (key derived from central's sealing key: six
-digits would fall to a plain hash), never logged. Limits: codes per ID number (any ID
-number, so refusals reveal nothing), per phone (silently not sent) and requests per
-client address.
+goes out on a worker thread ``SEND_AFTER_S`` after the request, once the answer is out.
+A check runs the same statements too, with or without a code for the ID number: without
+one, the guess is compared with a stand-in no code matches and the wrong try is counted on
+a row written for it (expired at once), so it answers and locks like a wrong code. The
+remote terminal also answers both no sooner than ``[remote] code_answer_ms``
+(bench/bench_code_timing.py measures both over HTTP). Codes are kept as an HMAC (key
+derived from central's sealing key: six digits would fall to a plain hash), never logged.
+Limits: codes per ID number (any ID number, so refusals reveal nothing), per phone
+(silently not sent) and requests and checks per client address.
 """
 
 import datetime as dt
@@ -22,9 +24,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from central.channels.settings import PhoneSettings
@@ -180,10 +183,11 @@ class PhoneCodes:
 
     def check(self, retiree_id: str, code: str, client: str, device_id: str) -> Checked:
         """``ok`` (the code is used up, and ``device_id`` may now send a ``mobile`` result for
-        ``retiree_id``), ``wrong`` (or expired), ``locked`` (too many tries)."""
+        ``retiree_id``), ``wrong`` (or expired, or no code), ``locked`` (too many tries)."""
         s, now = self.settings, self._clock()
         client_key = self._mac("client", client)
         mac = self._mac("code", retiree_id, code)
+        stand_in = self._mac("no-code", retiree_id)  # compared when there is no code
         t = phone_codes
         with self.engine.begin() as conn:
             if self._count(conn, "check", client_key, now - _HOUR) >= s.per_client_per_hour:
@@ -194,11 +198,10 @@ class PhoneCodes:
                 .where(t.c.id_number == retiree_id)
                 .with_for_update()
             ).first()
-            if row is None:
-                return "wrong"
-            if row.tries >= s.max_tries:
+            stored, tries, expires = row if row is not None else (stand_in, 0, now)
+            if tries >= s.max_tries:
                 return "locked"
-            if hmac.compare_digest(row.code_mac, mac) and row.expires_at > now:
+            if hmac.compare_digest(stored, mac) and expires > now:
                 conn.execute(t.delete().where(t.c.id_number == retiree_id))
                 conn.execute(
                     phone_verifications.insert().values(
@@ -206,8 +209,21 @@ class PhoneCodes:
                     )
                 )
                 return "ok"
-            conn.execute(t.update().where(t.c.id_number == retiree_id).values(tries=t.c.tries + 1))
+            conn.execute(_wrong_try(conn, retiree_id, stand_in, now))
             return "wrong"
+
+
+def _wrong_try(conn: Connection, retiree_id: str, stand_in: str, now: dt.datetime) -> Any:
+    """One more wrong try on ``retiree_id``'s code; without a code, on a row written for it
+    (the stand-in's HMAC, expired at once): one statement either way."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    t = phone_codes
+    new = dict(id_number=retiree_id, code_mac=stand_in, tries=1, created_at=now, expires_at=now)
+    return (
+        dialect.insert(t)
+        .values(**new)
+        .on_conflict_do_update(index_elements=[t.c.id_number], set_={"tries": t.c.tries + 1})
+    )
 
 
 SESSION_WINDOW = dt.timedelta(minutes=30)

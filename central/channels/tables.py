@@ -1,7 +1,8 @@
 """The phone channel's tables (on central's one schema, created by migration 0035).
 
 ``phone_codes``: the current code of each ID number asked for, as an HMAC only, with its
-expiry and wrong tries (rows for ID numbers nobody holds too: they behave alike).
+expiry and wrong tries (rows for ID numbers nobody holds too, and for ID numbers checked
+without a code: a stand-in no code matches, expired; they all behave alike).
 ``phone_verifications``: every code a remote terminal checked right (ID number, device,
 time), kept as the audit trail ingest checks a ``mobile`` result against.
 ``phone_code_log``: one row per code sent or checked, per ID number, phone and client

@@ -4,7 +4,9 @@
   ID number; the answer is the same whether or not the ID number exists (central does the
   same work for both), and goes out no sooner than ``code_answer_s`` after the request
   arrived, so its time does not tell them apart either.
-* ``POST /api/verify`` ``{id_number, code[, purpose]}``: central checks the code; on success
+* ``POST /api/verify`` ``{id_number, code[, purpose]}``: central checks the code (the same
+  work, and the same answer, for a wrong code, an expired one and none at all; no sooner
+  than ``code_answer_s`` after the request arrived either); on success
   this terminal asks central for the retiree's last certified template (none: the first
   certification stays in person) and starts a session; its token is an HttpOnly cookie.
   With ``purpose: "status"`` it asks central for the retiree's status instead (certified
@@ -151,8 +153,8 @@ def create_app(
     secure_cookie: bool = False,
 ) -> Starlette:
     """The Starlette app; ``fetch`` asks central for a retiree's last certified template,
-    ``status`` for where a retiree stands; code requests are answered ``code_answer_s``
-    after they arrived at the soonest."""
+    ``status`` for where a retiree stands; code requests and checks are answered
+    ``code_answer_s`` after they arrived at the soonest."""
     central, polls = CapacityLimiter(_CENTRAL), CapacityLimiter(_POLLS)
 
     def client(request: Request) -> str:
@@ -169,6 +171,13 @@ def create_app(
             log.warning("central could not answer a phone request: %s", exc)
             raise RefusedError(503, "central: not reachable", "unavailable") from None
 
+    async def floored(arrived: float, call: Callable[..., Any], *args: Any) -> Any:
+        """``ask``, answered no sooner than ``code_answer_s`` after ``arrived``."""
+        try:
+            return await ask(call, *args)
+        finally:  # whatever central did or said, the answer's time is the same
+            await asyncio.sleep(code_answer_s - (time.monotonic() - arrived))
+
     def session_of(request: Request) -> PhoneSession:
         phone = sessions.get(request.cookies.get(COOKIE))
         if phone is None:
@@ -183,15 +192,13 @@ def create_app(
         body = await _json(request)
         retiree = _id_number(body)
         limited(request)
-        try:
-            sent = await ask(codes.send, retiree, client(request))
-        finally:  # whatever central did or said, the answer's time is the same
-            await asyncio.sleep(code_answer_s - (time.monotonic() - arrived))
+        sent = await floored(arrived, codes.send, retiree, client(request))
         if sent == "rate_limited":
             raise RefusedError(429, "too many codes for this ID number or phone", "too_many")
         return JSONResponse({"sent": True, "message": MESSAGES["code_sent"]})
 
     async def verify(request: Request) -> Response:
+        arrived = time.monotonic()
         body = await _json(request)
         retiree, code, language = _id_number(body), _code(body), _language(body)
         purpose = body.get("purpose", "certify")
@@ -200,7 +207,7 @@ def create_app(
         limited(request)
         if purpose == "certify" and sessions.running() >= sessions.max_sessions:
             raise RefusedError(503, "sessions: all taken", "busy")
-        outcome = await ask(codes.check, retiree, code, client(request))
+        outcome = await floored(arrived, codes.check, retiree, code, client(request))
         if outcome == "locked":
             raise RefusedError(429, "code: too many wrong tries", "code_locked")
         if outcome != "ok":

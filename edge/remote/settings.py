@@ -86,8 +86,8 @@ class RemoteSettings(Section):
         ge=0,
         le=5000,
         title="code answer time",
-        description="a code request is answered no sooner than this many ms after it arrived, "
-        "so its time says nothing about the ID number (0: at once)",
+        description="a code request or check is answered no sooner than this many ms after "
+        "it arrived, so its time says nothing about the ID number (0: at once)",
     )
     codes_per_address: int = Field(
         default=10,

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from PIL import Image
 
 from central.people import roster
+from common import idnumber
 from edge.adapters.devices import PipelineFaces
 from edge.adapters.keys import load as load_keys
 from edge.adapters.recorder import Recorder
@@ -365,6 +366,11 @@ def test_a_still_photo_and_another_persons_recording_are_not_certified(
     assert colin_said["match"]["score"] > colin_said["match"]["threshold"]  # not Tony
 
 
+def answer(r: httpx.Response) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers but ``date``, and body: what must not tell ID numbers apart."""
+    return r.status_code, [(k, v) for k, v in r.headers.items() if k != "date"], r.content
+
+
 def test_refusals_are_clear_and_change_nothing(installation: Phone) -> None:
     app, http = installation, installation.http
     before = app.results()
@@ -381,6 +387,13 @@ def test_refusals_are_clear_and_change_nothing(installation: Phone) -> None:
     assert len(app.gateway.messages) == texts + 1
     wrong = http.post("/api/verify", json={"id_number": unknown, "code": "123456"})
     assert wrong.status_code == 403 and "wrong or has expired" in wrong.json()["message"]["en"]
+    # ... the very answer of an ID number nobody asked a code for (and of a wrong code for a
+    # known one, below), each no sooner than code_answer_ms either
+    never = idnumber.make("510107", dt.date(1944, 8, 8), 5)
+    assert never not in app.ids
+    nocode = http.post("/api/verify", json={"id_number": never, "code": "123456"})
+    assert answer(nocode) == answer(wrong)
+    assert min(wrong.elapsed, nocode.elapsed) >= dt.timedelta(milliseconds=250)
     # a bad ID number or code names the field
     bad = http.post("/api/code", json={"id_number": "12345"})
     assert bad.status_code == 400 and bad.json()["error"].startswith("id_number:")
@@ -391,7 +404,8 @@ def test_refusals_are_clear_and_change_nothing(installation: Phone) -> None:
     other = f"{(int(code) + 1) % 10**6:06d}"
     for _ in range(5):
         r = http.post("/api/verify", json={"id_number": app.ids[4], "code": other})
-        assert r.status_code == 403, r.text
+        assert answer(r) == answer(wrong), r.text
+        assert r.elapsed >= dt.timedelta(milliseconds=250)
     locked = http.post("/api/verify", json={"id_number": app.ids[4], "code": code})
     assert locked.status_code == 429 and "Too many tries" in locked.json()["message"]["en"]
     # the right code, but no certified template yet: the first one is in person

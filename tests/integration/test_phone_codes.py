@@ -10,7 +10,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -142,26 +142,86 @@ def test_unknown_id_and_no_phone_answer_like_a_known_one(setup: Setup) -> None:
     assert max(timings.values()) < 5 * min(timings.values()) + 0.05, timings
 
 
-def test_a_code_request_runs_the_same_statements_for_every_id_number(setup: Setup) -> None:
-    """What central does for an ID number with a phone, without one and unknown: the same
-    SQL, with the same number of rows each (bench/bench_code_timing.py times it)."""
-    codes, _texts, _clock, engine = setup
+def _traced(engine: sa.Engine, calls: dict[str, Callable[[], object]]) -> dict[str, object]:
+    """Each call's SQL statements, with the number of parameter sets each ran with."""
     seen: list[tuple[str, int]] = []
 
     def statement(conn: object, cursor: object, sql: str, params: object, *rest: object) -> None:
         seen.append((sql, len(params) if isinstance(params, list) else 1))
 
-    traces = {}
+    traces: dict[str, object] = {}
     sa.event.listen(engine, "before_cursor_execute", statement)
     try:
-        for who in (KNOWN, NO_PHONE, UNKNOWN):
+        for name, call in calls.items():
             seen.clear()
-            assert codes.send(who, "10.0.0.5") == "sent"
-            traces[who] = list(seen)
+            traces[name] = (call(), list(seen))
     finally:
         sa.event.remove(engine, "before_cursor_execute", statement)
-    assert traces[KNOWN], "no statements traced"
+    return traces
+
+
+def test_a_code_request_runs_the_same_statements_for_every_id_number(setup: Setup) -> None:
+    """What central does for an ID number with a phone, without one and unknown: the same
+    SQL, with the same number of rows each (bench/bench_code_timing.py times it)."""
+    codes, _texts, _clock, engine = setup
+    traces = _traced(
+        engine,
+        {who: lambda who=who: codes.send(who, "10.0.0.5") for who in (KNOWN, NO_PHONE, UNKNOWN)},
+    )
+    outcome, statements = traces[KNOWN]  # type: ignore[misc]
+    assert outcome == "sent" and statements, traces
     assert traces[NO_PHONE] == traces[KNOWN] and traces[UNKNOWN] == traces[KNOWN], traces
+
+
+def test_a_code_check_runs_the_same_statements_with_or_without_a_code(setup: Setup) -> None:
+    """A wrong code, an expired one and none at all (on the roster or not): the same SQL,
+    the same answer (bench/bench_code_timing.py --endpoint verify times it)."""
+    codes, texts, clock, engine = setup
+    codes.send(NO_PHONE, "10.0.0.6")  # expires before the checks
+    clock.now += dt.timedelta(seconds=301)
+    codes.send(KNOWN, "10.0.0.6")
+    wrong = f"{(int(_code(texts)) + 1) % 10**6:06d}"
+    later = idnumber.make("510107", dt.date(1944, 8, 8), 5)  # on no list, never asked
+    traces = _traced(
+        engine,
+        {
+            name: lambda who=who: codes.check(who, wrong, "10.0.0.6", "remote-01")
+            for name, who in (
+                ("wrong", KNOWN),
+                ("expired", NO_PHONE),
+                ("no code", UNKNOWN),
+                ("never asked", later),
+            )
+        },
+    )
+    outcome, statements = traces["wrong"]  # type: ignore[misc]
+    assert outcome == "wrong" and statements, traces
+    assert all(trace == traces["wrong"] for trace in traces.values()), traces
+
+
+def test_no_code_answers_and_locks_like_a_wrong_one_and_a_new_code_opens(setup: Setup) -> None:
+    """Tries count alike with or without a code (a lock says nothing either), and a code
+    asked for afterwards starts afresh: the right one opens, wrong ones count."""
+    codes, texts, _clock, engine = setup
+    codes.send(KNOWN, "10.0.0.7")
+    right = _code(texts)
+    wrong = f"{(int(right) + 1) % 10**6:06d}"
+    answers = {
+        who: [codes.check(who, wrong, "10.0.0.7", "remote-01") for _ in range(6)]
+        for who in (KNOWN, NO_PHONE, UNKNOWN)
+    }
+    assert answers[KNOWN] == ["wrong"] * 5 + ["locked"], answers
+    assert answers[NO_PHONE] == answers[UNKNOWN] == answers[KNOWN], answers
+    assert codes.check(KNOWN, right, "10.0.0.7", "remote-01") == "locked"
+    for who in (KNOWN, UNKNOWN):
+        codes.send(who, "10.0.0.7")
+    right = _code(texts, 2)
+    assert codes.check(UNKNOWN, right, "10.0.0.7", "remote-01") == "wrong"  # not its code
+    assert codes.check(KNOWN, wrong, "10.0.0.7", "remote-01") == "wrong"
+    assert codes.check(KNOWN, right, "10.0.0.7", "remote-01") == "ok"
+    with engine.connect() as conn:
+        tries = dict(conn.execute(sa.select(phone_codes.c.id_number, phone_codes.c.tries)).all())
+    assert tries == {NO_PHONE: 5, UNKNOWN: 1}  # KNOWN's code is used up
 
 
 def test_a_text_leaves_only_after_its_answer_is_out() -> None:
