@@ -12,6 +12,7 @@ from central.cli.context import State, require
 from central.cli.output import emit
 from central.proposals import Proposal
 from central.proposals.staffing import STAFF_KINDS
+from central.staff import otp
 from central.staff.identity import Actor
 from central.staff.permissions import Permission, allowed
 from common.cli import friendly_errors
@@ -193,6 +194,11 @@ def _step(
         done = proposals.reject(engine, actor, proposal_id, reason)
     past = {"recheck": "rechecked", "approve": "approved", "reject": "rejected"}[action]
     click.echo(f"proposal {done.id}: {past} by {actor.staff_id}; {_waits(done)}")
+    if done.recovery_codes_left is not None:
+        click.echo(f"a recovery code was used: {done.recovery_codes_left} left")
+        low = otp.low_note(actor.staff_id, done.recovery_codes_left)
+        if low:
+            click.echo(f"warning: {low}")
     if done.result:
         click.echo(f"result: {json.dumps(done.result, default=str)}")
 
@@ -202,8 +208,8 @@ _OTP = click.option(
     "--otp",
     "code",
     metavar="CODE",
-    help="Your authenticator app's current code: needed for [proposals] second_factor_kinds "
-    "(bank make/send by default; enrol with `staff otp enrol`).",
+    help="Your authenticator app's current code, or one of your recovery codes: needed for "
+    "[proposals] second_factor_kinds (bank make/send by default; enrol with `staff otp enrol`).",
 )
 
 

@@ -8,6 +8,7 @@ audited. Two steps work without signing in, once each: ``staff ca init`` and
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -176,7 +177,8 @@ def list_(state: State, as_json: bool) -> None:
 @click.pass_obj
 @friendly_errors
 def show(state: State, staff_id: str, as_json: bool) -> None:
-    """Show one account, its second factor (enrolled, pending, none) and its certificates.
+    """Show one account, its second factor (enrolled, pending, none), how many recovery
+    codes it has left and its certificates.
 
     \b
     Example:
@@ -188,11 +190,14 @@ def show(state: State, staff_id: str, as_json: bool) -> None:
     if account is None:
         raise LifecertError(f"no staff member {staff_id!r}: see `lifecert-central staff list`")
     certs = ca.list_certs(engine, staff_id)
-    factor = otp.status(engine, staff_id)
+    factor: dict[str, Any] = {
+        "second_factor": otp.status(engine, staff_id),
+        "recovery_codes": otp.recovery_left(engine, staff_id),
+    }
     if as_json:
-        emit(account.as_dict() | {"second_factor": factor, "certificates": certs}, True, [])
+        emit(account.as_dict() | factor | {"certificates": certs}, True, [])
         return
-    emit(_row(account) | {"second_factor": factor}, False, [*_COLUMNS, "second_factor"])
+    emit(_row(account) | factor, False, [*_COLUMNS, *factor])
     if certs:
         click.echo("")
         emit(certs, False, ["serial", "not_after", "issued_by", "revoked_at"])

@@ -1,8 +1,8 @@
 """``staff otp``: a staff member's second factor (TOTP codes from an authenticator app).
 
-``enrol`` and ``confirm`` act on the signed-in member themself; ``reset`` is an
-administrator's, for someone else (a lost phone). The secret is shown once, to its
-member, and is never logged.
+``enrol``, ``confirm`` and ``recovery-codes`` act on the signed-in member themself;
+``reset`` is an administrator's, for someone else (a lost phone). The secret and the
+recovery codes are shown once, to their member, and are never logged.
 """
 
 import datetime as dt
@@ -111,8 +111,52 @@ def otp_confirm(state: State, code: str) -> None:
     """
     actor = state.actor
     cipher = otp.OtpCipher.from_file(state.cfg.staff.otp_key_file)
-    otp.confirm(state.engine(), cipher, actor, code, dt.datetime.now(dt.UTC))
+    codes = otp.confirm(state.engine(), cipher, actor, code, dt.datetime.now(dt.UTC))
     click.echo(f"second factor of {actor.staff_id} enrolled")
+    _show_codes(actor.staff_id, codes)
+
+
+def _show_codes(staff_id: str, codes: list[str]) -> None:
+    click.echo(
+        f"\nrecovery codes of {staff_id}: each works once instead of a code from the app "
+        "(a lost phone).\nKeep them on paper or in a password manager, away from the "
+        "phone; they are not shown again.\n"
+    )
+    for code in codes:
+        click.echo(f"  {code}")
+
+
+@otp_group.command("recovery-codes")
+@click.argument("staff_id", callback=_id)
+@click.option(
+    "--otp",
+    "code",
+    metavar="CODE",
+    help="Your authenticator app's current code, or one of your recovery codes.",
+)
+@click.pass_obj
+@friendly_errors
+def otp_recovery_codes(state: State, staff_id: str, code: str | None) -> None:
+    """Issue yourself a new set of recovery codes (the old set stops working); needs a
+    current code. A wrong code counts toward the lockout.
+
+    \b
+    Example:
+        lifecert-central --staff-cert wang.pem --staff-key wang.key \\
+            staff otp recovery-codes wang.li --otp 492039
+    """
+    actor = state.actor
+    cipher = otp.OtpCipher.from_file(state.cfg.staff.otp_key_file)
+    codes = otp.renew_recovery(
+        state.engine(),
+        cipher,
+        actor,
+        staff_id,
+        code,
+        dt.datetime.now(dt.UTC),
+        limit=state.cfg.staff.max_failed_logins,
+    )
+    _show_codes(staff_id, codes)
 
 
 @otp_group.command("reset")
@@ -120,7 +164,8 @@ def otp_confirm(state: State, code: str) -> None:
 @click.pass_obj
 @friendly_errors
 def otp_reset(state: State, staff_id: str) -> None:
-    """Remove someone's second factor (a lost phone) so they can enrol again (administrator).
+    """Remove someone's second factor and recovery codes (a lost phone) so they can enrol
+    again (administrator).
 
     \b
     Example:
@@ -128,4 +173,7 @@ def otp_reset(state: State, staff_id: str) -> None:
     """
     actor = require(state, Permission.STAFF_MANAGE)
     otp.reset(state.engine(), actor, staff_id)
-    click.echo(f"second factor of {staff_id} reset: they enrol again with `staff otp enrol`")
+    click.echo(
+        f"second factor and recovery codes of {staff_id} reset: they enrol again with "
+        "`staff otp enrol`"
+    )

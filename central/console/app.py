@@ -43,7 +43,7 @@ from central.proposals import assisted as proposals_assisted
 from central.proposals.base import Resources
 from central.proposals.settings import ProposalSettings
 from central.proposals.staffing import STAFF_KINDS
-from central.staff import audit
+from central.staff import audit, otp, recovery
 from central.staff.identity import Actor
 from central.staff.settings import StaffSettings
 from central.staff.tables import audit_log
@@ -56,7 +56,7 @@ PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
 ID_AFTER = r"^[0-9X]{1,18}$"
 _SAFE = ("GET", "HEAD")
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (PostgreSQL refuses NUL)
-OTP_CODE = r"^[0-9]{6}$"  # a TOTP code (central.staff.otp)
+OTP_CODE = r"^[0-9A-Za-z -]{6,20}$"  # a TOTP code or a recovery code (central.staff.otp)
 
 
 class RefusedError(Exception):
@@ -206,9 +206,10 @@ class StepIn(BaseModel):
     otp: str | None = Field(
         default=None,
         pattern=OTP_CODE,
-        description="the current 6-digit code of your authenticator app: needed to recheck "
-        "or approve the kinds in [proposals] second_factor_kinds (bank_make, bank_send by "
-        "default), ignored otherwise",
+        description="the current 6-digit code of your authenticator app, or one of your "
+        "recovery codes (ABCDE-FGHJK; case, dashes and spaces do not matter): needed to "
+        "recheck or approve the kinds in [proposals] second_factor_kinds (bank_make, "
+        "bank_send by default), ignored otherwise",
     )
 
 
@@ -791,7 +792,13 @@ def create_app(ctx: Context) -> FastAPI:
             raise RefusedError(422, "csv: not UTF-8 text: save it as UTF-8 CSV", "csv") from None
 
     @route("GET", "/proposals/{proposal_id}", "proposals", response_class=HTMLResponse)
-    def page_proposal(request: Request, proposal_id: ProposalP) -> Response:
+    def page_proposal(
+        request: Request,
+        proposal_id: ProposalP,
+        recovery_left: Annotated[int | None, Query(ge=0, le=recovery.COUNT)] = None,
+    ) -> Response:
+        """A proposal, its steps and yours; ``recovery_left``: your step just took a
+        recovery code, and this many are left."""
         found = _shown(ctx, _actor(request), proposal_id, "proposals")
         return _page(
             request,
@@ -801,6 +808,8 @@ def create_app(ctx: Context) -> FastAPI:
                 "steps_you_may": proposing.next_steps(found, _actor(request)),
                 "may_resume": proposing.may_resume(found, _actor(request), dt.datetime.now(dt.UTC)),
                 "needs_code": found.kind in ctx.proposals.second_factor_kinds,
+                "recovery_left": recovery_left,
+                "recovery_low": otp.low_note(_actor(request).staff_id, recovery_left),
             },
         )
 
@@ -815,10 +824,12 @@ def create_app(ctx: Context) -> FastAPI:
         proposal_id: ProposalP,
         action: StepP,
         reason: Annotated[str, Form(max_length=500)] = "",
-        otp: Annotated[str, Form(max_length=16)] = "",
+        otp: Annotated[str, Form(max_length=20)] = "",
     ) -> Response:
-        _step(ctx, _actor(request), proposal_id, action, reason, otp or None)
-        return RedirectResponse(f"/proposals/{proposal_id}", 303)
+        done = _step(ctx, _actor(request), proposal_id, action, reason, otp or None)
+        left = done.recovery_codes_left
+        shown = "" if left is None else f"?recovery_left={left}"
+        return RedirectResponse(f"/proposals/{proposal_id}{shown}", 303)
 
     @route("GET", "/audit", "audit", response_class=HTMLResponse)
     def page_audit(

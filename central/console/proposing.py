@@ -13,6 +13,7 @@ from central.proposals import KINDS, Proposal, ProposalError
 from central.proposals.base import PayloadField
 from central.proposals.roles import may
 from central.proposals.workflow import staff_approver
+from central.staff import otp
 from central.staff.identity import Actor, Role
 
 MAX_PAYLOAD = 200
@@ -142,7 +143,8 @@ def _has_control(value: Any) -> bool:
 
 def as_json(proposal: Proposal, actor: Actor) -> dict[str, Any]:
     """A proposal for the API: its fields, steps, diff and what ``actor`` may do next
-    (``you_may``: its next step and ``reject``, or ``resume``)."""
+    (``you_may``: its next step and ``reject``, or ``resume``); after ``actor``'s step
+    took a recovery code, ``recovery_codes_left`` and, when few are, a ``warning``."""
     data = dataclasses.asdict(proposal)
     data["payload"] = {
         k: (v if not isinstance(v, str) or len(v) <= MAX_PAYLOAD else v[:MAX_PAYLOAD] + "…")
@@ -153,6 +155,9 @@ def as_json(proposal: Proposal, actor: Actor) -> dict[str, Any]:
     data["you_may"] = next_steps(proposal, actor) + (
         ["resume"] if may_resume(proposal, actor, dt.datetime.now(dt.UTC)) else []
     )
+    low = otp.low_note(actor.staff_id, proposal.recovery_codes_left)
+    if low:
+        data["warning"] = low
     return data
 
 

@@ -20,7 +20,7 @@ import json
 import logging
 import secrets
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -127,6 +127,7 @@ class Proposal:
     diff: Diff | None = None
     apply_by: str | None = None  # while applying: who holds the lease, until when
     apply_until: dt.datetime | None = None
+    recovery_codes_left: int | None = None  # this step took a recovery code: how many left
 
     @property
     def next_role(self) -> Role | None:
@@ -386,12 +387,13 @@ def _decide(
 
 def _second_factor(
     conn: Connection, actor: Actor, row: Any, code: str | None, ctx: Context
-) -> None:
+) -> int | None:
     """Check ``actor``'s code when ``row``'s kind needs one ([proposals]
-    second_factor_kinds), in ``conn``'s transaction; else nothing (a code given is unused)."""
+    second_factor_kinds), in ``conn``'s transaction; else nothing (a code given is unused).
+    How many recovery codes are left when the code was one."""
     settings = ctx.resources.cfg.proposals if ctx.resources else ProposalSettings()
     if row.kind not in settings.second_factor_kinds:
-        return
+        return None
     if ctx.resources is None:
         raise RefusedError(
             f"proposal {row.id} ({row.kind}) needs a second factor: central's config is needed "
@@ -399,7 +401,7 @@ def _second_factor(
         )
     cipher = otp.OtpCipher.from_file(ctx.resources.cfg.staff.otp_key_file)
     what = f"proposal {row.id} ({row.kind})"
-    otp.verify(conn, cipher, actor.staff_id, code, what, ctx.now)
+    return otp.verify(conn, cipher, actor, code, what, ctx.now)
 
 
 def _decide_checked(
@@ -425,7 +427,7 @@ def _decide_checked(
                 f"not {action}"
             )
         role = _check_person(conn, actor, row, level)
-        _second_factor(conn, actor, row, code, ctx)
+        recovery_left = _second_factor(conn, actor, row, code, ctx)
         handler = _kind(row.kind)
         if handler.fingerprint(conn, row) != row.fingerprint:
             stale = StaleError(
@@ -486,7 +488,8 @@ def _decide_checked(
     if level == row.levels and handler.external:
         _apply_outside(engine, actor, proposal_id, handler, ctx, values["apply_token"])
     with engine.connect() as conn:
-        return _proposal(conn, _load(conn, proposal_id), diff_rows=0)
+        decided = _proposal(conn, _load(conn, proposal_id), diff_rows=0)
+    return replace(decided, recovery_codes_left=recovery_left)
 
 
 def _lease(actor: Actor, resources: Resources | None, now: dt.datetime) -> dict[str, Any]:
@@ -678,7 +681,8 @@ def recheck(
     now: dt.datetime | None = None,
 ) -> Proposal:
     """Recheck a proposal (a middle level: needs the reviewer role); ``code``: the
-    reviewer's current TOTP code, for the kinds in ``[proposals] second_factor_kinds``."""
+    reviewer's current TOTP code or a recovery code, for the kinds in ``[proposals]
+    second_factor_kinds``."""
     return _decide(engine, actor, proposal_id, "recheck", reason, code, resources, now)
 
 
@@ -695,7 +699,9 @@ def approve(
     """Approve a proposal (its last level: needs the approver role) and apply it.
 
     The payment kinds need ``resources`` (central's config and keys) to apply, and
-    ``code``, the approver's current TOTP code (``[proposals] second_factor_kinds``)."""
+    ``code``, the approver's current TOTP code or a recovery code (``[proposals]
+    second_factor_kinds``; ``recovery_codes_left`` of the answer: a recovery code was
+    used)."""
     return _decide(engine, actor, proposal_id, "approve", reason, code, resources, now)
 
 

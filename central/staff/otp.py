@@ -8,6 +8,12 @@ is never logged or audited. ``verify`` checks a code inside the caller's transac
 each time step is accepted once per person (the last used step is kept); a wrong code
 counts toward the account's lockout (``count_wrong``) like a failed sign-in, and wrong
 codes in a row are kept apart so that signing in again does not clear them.
+
+Confirming the enrolment issues a set of recovery codes (``central.staff.recovery``),
+which ``verify`` takes instead of a TOTP code, each once; ``renew_recovery`` issues a
+new set (the member themself, with a code); ``reset`` deletes them. The codes are shown
+once and never logged or audited: the audit says a set was issued or a code used, and
+how many are left.
 """
 
 import datetime as dt
@@ -25,7 +31,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Connection, Engine
 
-from central.staff import accounts, audit
+from central.staff import accounts, audit, recovery
 from central.staff.identity import Actor
 from central.staff.permissions import Permission, check
 from central.staff.tables import staff_otp
@@ -55,6 +61,7 @@ class OtpCipher:
 
     def __init__(self, key: bytes) -> None:
         self._aead = AESGCM(key)
+        self.recovery_key = recovery.derive_key(key)
 
     @classmethod
     def from_file(cls, path: Path) -> "OtpCipher":
@@ -120,6 +127,12 @@ def status(engine: Engine, staff_id: str) -> str:
         return status_in(conn, staff_id)
 
 
+def recovery_left(engine: Engine, staff_id: str) -> int:
+    """How many unused recovery codes ``staff_id`` has."""
+    with engine.connect() as conn:
+        return recovery.left(conn, staff_id)
+
+
 def enrol(engine: Engine, cipher: OtpCipher, actor: Actor, now: dt.datetime) -> Enrolment:
     """A new secret for ``actor`` themself, pending until ``confirm``; refused while a
     confirmed one exists (someone holding the member's certificate must not swap it: an
@@ -168,19 +181,57 @@ def _match(secret: str, code: str, now: dt.datetime) -> int | None:
 
 
 def _clean(code: str | None, what: str) -> str:
+    """A 6-digit TOTP code, or a normalised recovery code; else ``SecondFactorError``."""
     code = (code or "").replace(" ", "")
     if not code:
         raise SecondFactorError(
             f"otp: {what} needs a second factor: give the current 6-digit code from your "
-            "authenticator app (--otp CODE in the CLI)"
+            "authenticator app, or one of your recovery codes (--otp CODE in the CLI)"
         )
-    if not _CODE.match(code):
-        raise SecondFactorError("otp: a code is 6 digits, from your authenticator app")
-    return code
+    if _CODE.match(code):
+        return code
+    plain = recovery.normalise(code)
+    if plain is None:
+        raise SecondFactorError(
+            "otp: a code is 6 digits, from your authenticator app, or a recovery code of "
+            f"{recovery.LENGTH} letters and digits (like ABCDE-FGHJK)"
+        )
+    return plain
 
 
-def confirm(engine: Engine, cipher: OtpCipher, actor: Actor, code: str, now: dt.datetime) -> None:
-    """Confirm ``actor``'s pending secret with one valid code: from now on it counts."""
+def _issue(
+    conn: Connection, cipher: OtpCipher, actor: Actor, now: dt.datetime, before: int
+) -> list[str]:
+    """A new set of recovery codes for ``actor``, audited without the codes."""
+    codes = recovery.issue(conn, cipher.recovery_key, actor.staff_id, now)
+    audit.record(
+        conn,
+        actor,
+        "staff.otp_recovery_issue",
+        f"staff:{actor.staff_id}",
+        {"recovery_codes": before},
+        {"recovery_codes": len(codes)},
+        at=now,
+    )
+    return codes
+
+
+def low_note(staff_id: str, left: int | None) -> str | None:
+    """What to tell ``staff_id`` after using a recovery code, ``left`` remaining: a
+    warning when few are left (None: no recovery code used, or enough left)."""
+    if left is None or left > recovery.LOW:
+        return None
+    return (
+        f"only {left} recovery code(s) of {staff_id} left: issue a new set with "
+        f"`lifecert-central staff otp recovery-codes {staff_id} --otp CODE`"
+    )
+
+
+def confirm(
+    engine: Engine, cipher: OtpCipher, actor: Actor, code: str, now: dt.datetime
+) -> list[str]:
+    """Confirm ``actor``'s pending secret with one valid code: from now on it counts. The
+    member's recovery codes (shown once: they are stored as hashes only)."""
     code = _clean(code, "confirming the enrolment")
     with engine.begin() as conn:
         row = _row(conn, actor.staff_id, for_update=True)
@@ -210,7 +261,39 @@ def confirm(engine: Engine, cipher: OtpCipher, actor: Actor, code: str, now: dt.
             {"second_factor": "enrolled"},
             at=now,
         )
-    log.info("second factor of %s confirmed", actor.staff_id)
+        codes = _issue(conn, cipher, actor, now, recovery.left(conn, actor.staff_id))
+    log.info("second factor of %s confirmed, %d recovery codes issued", actor.staff_id, len(codes))
+    return codes
+
+
+def renew_recovery(
+    engine: Engine,
+    cipher: OtpCipher,
+    actor: Actor,
+    staff_id: str,
+    code: str | None,
+    now: dt.datetime,
+    *,
+    limit: int,
+) -> list[str]:
+    """A new set of recovery codes for ``actor`` themself (``staff_id``), replacing the
+    old one; needs a current code (TOTP or recovery: a stolen certificate alone must not
+    mint codes). A wrong code counts toward the lockout (``limit``)."""
+    if actor.staff_id != staff_id:
+        raise accounts.StaffError(
+            f"only {staff_id} may issue their recovery codes, signed in as themself (an "
+            "administrator resets a lost second factor: `staff otp reset`)"
+        )
+    try:
+        with engine.begin() as conn:
+            verify(conn, cipher, actor, code, "issuing new recovery codes", now)
+            codes = _issue(conn, cipher, actor, now, recovery.left(conn, staff_id))
+    except SecondFactorError as refused:
+        if refused.counts:
+            count_wrong(engine, actor, limit=limit, reason=str(refused))
+        raise
+    log.info("%d new recovery codes issued for %s", len(codes), staff_id)
+    return codes
 
 
 def reset(engine: Engine, by: Actor, staff_id: str) -> None:
@@ -226,14 +309,16 @@ def reset(engine: Engine, by: Actor, staff_id: str) -> None:
         before = status_in(conn, staff_id)
         if before == "none":
             raise SecondFactorError(f"{staff_id} has no second factor to reset")
+        codes = recovery.left(conn, staff_id)
+        recovery.delete(conn, staff_id)
         conn.execute(staff_otp.delete().where(staff_otp.c.staff_id == staff_id))
         audit.record(
             conn,
             by,
             "staff.otp_reset",
             f"staff:{staff_id}",
-            {"second_factor": before},
-            {"second_factor": "none"},
+            {"second_factor": before, "recovery_codes": codes},
+            {"second_factor": "none", "recovery_codes": 0},
         )
     log.info("second factor of %s reset by %s", staff_id, by.staff_id)
 
@@ -241,14 +326,17 @@ def reset(engine: Engine, by: Actor, staff_id: str) -> None:
 def verify(
     conn: Connection,
     cipher: OtpCipher,
-    staff_id: str,
+    actor: Actor,
     code: str | None,
     what: str,
     now: dt.datetime,
-) -> None:
-    """Check ``staff_id``'s ``code`` for ``what`` in ``conn``'s transaction (it commits
-    with the step it guards), or ``SecondFactorError``: not enrolled, no code, a locked
-    account, a wrong code or one of a time step already used (these two count)."""
+) -> int | None:
+    """Check ``actor``'s ``code`` (TOTP or recovery) for ``what`` in ``conn``'s
+    transaction (it commits with the step it guards), or ``SecondFactorError``: not
+    enrolled, no code, a locked account, a wrong code, one of a time step already used or
+    a recovery code used already (these three count). How many recovery codes are left
+    when one was used (its use audited), else None."""
+    staff_id = actor.staff_id
     account = accounts.need(conn, staff_id, for_update=True)
     if account.locked:
         raise SecondFactorError(f"{staff_id}'s account is locked: an administrator must unlock it")
@@ -259,6 +347,8 @@ def verify(
             "first (`lifecert-central staff otp enrol`, then `staff otp confirm CODE`)"
         )
     code = _clean(code, what)
+    if not _CODE.match(code):
+        return _use_recovery(conn, cipher, actor, account, code, what, now)
     step = _match(cipher.decrypt(row.secret, staff_id), code, now)
     if step is None:
         raise SecondFactorError("otp: wrong code (it counts toward the lockout)", counts=True)
@@ -270,6 +360,38 @@ def verify(
         staff_otp.update().where(staff_otp.c.staff_id == staff_id).values(last_step=step, failed=0)
     )
     accounts.signed_in(conn, account)
+    return None
+
+
+def _use_recovery(
+    conn: Connection,
+    cipher: OtpCipher,
+    actor: Actor,
+    account: Any,
+    code: str,
+    what: str,
+    now: dt.datetime,
+) -> int:
+    """Use ``actor``'s recovery ``code`` (``verify``'s locks held): how many are left."""
+    left = recovery.use(conn, cipher.recovery_key, actor.staff_id, code)
+    if left is None:
+        raise SecondFactorError(
+            "otp: wrong recovery code, or one used already (it counts toward the lockout)",
+            counts=True,
+        )
+    conn.execute(staff_otp.update().where(staff_otp.c.staff_id == actor.staff_id).values(failed=0))
+    accounts.signed_in(conn, account)
+    audit.record(
+        conn,
+        actor,
+        "staff.otp_recovery_use",
+        f"staff:{actor.staff_id}",
+        {"recovery_codes": left + 1},
+        {"recovery_codes": left, "for": what},
+        at=now,
+    )
+    log.info("recovery code of %s used for %s: %d left", actor.staff_id, what, left)
+    return left
 
 
 def count_wrong(engine: Engine, actor: Actor, *, limit: int, reason: str) -> bool:

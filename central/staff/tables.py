@@ -1,5 +1,5 @@
 """The staff room's tables: accounts, the staff CA, staff certificates, the audit chain,
-second factors."""
+second factors and their recovery codes."""
 
 import sqlalchemy as sa
 
@@ -82,4 +82,14 @@ staff_otp = sa.Table(
     sa.Column("confirmed_at", UtcDateTime),  # None: pending
     sa.Column("last_step", sa.BigInteger),  # the last time step a code was accepted for
     sa.Column("failed", sa.Integer, nullable=False),  # wrong codes in a row
+)
+
+staff_otp_recovery = sa.Table(
+    "staff_otp_recovery",
+    metadata,
+    # A member's unused recovery codes (recovery.py): only their keyed hashes, one row each;
+    # a code used is deleted.
+    sa.Column("staff_id", sa.String(64), sa.ForeignKey("staff.staff_id"), primary_key=True),
+    sa.Column("code_hash", sa.String(64), primary_key=True),  # HMAC-SHA256, hex
+    sa.Column("created_at", UtcDateTime, nullable=False),
 )

@@ -32,7 +32,7 @@ from central.payments.period import Period
 from central.people import coverage as people_coverage
 from central.proposals.staffing import STAFF_KINDS
 from central.proposals.tables import proposals as proposal_table
-from central.staff import accounts
+from central.staff import accounts, otp
 from central.staff.identity import Actor, Role
 from central.store import schema
 from protocol import messages, topics
@@ -465,11 +465,19 @@ def test_a_payment_run_is_filed_by_three_people_through_the_api(console: Console
         assert "needs a second factor" in uncoded.json()["error"]
         malformed = reviewer.post(f"/api/proposals/{pid}/recheck", json={"otp": "12"})
         assert malformed.status_code == 422 and malformed.json()["field"] == "otp"
+        # the reviewer has lost their phone: a recovery code (typed loosely) rechecks, and
+        # the answer warns that two are left (seven were used before)
+        codes = console.phones.recovery["reviewer"]
+        _use_recovery_codes(console, "reviewer", codes[:7])
         checked = reviewer.post(
             f"/api/proposals/{pid}/recheck",
-            json={"reason": "totals match", "otp": console.phones.code("reviewer")},
+            json={"reason": "totals match", "otp": codes[7].lower().replace("-", " ")},
         )
-        assert checked.status_code == 200 and checked.json()["done"] == 2
+        assert checked.status_code == 200 and checked.json()["done"] == 2, checked.text
+        assert checked.json()["recovery_codes_left"] == 2
+        assert "only 2 recovery code(s) of reviewer left" in checked.json()["warning"]
+        shown = reviewer.get(f"/api/proposals/{pid}").json()
+        assert shown["recovery_codes_left"] is None and "warning" not in shown
         again = reviewer.post(f"/api/proposals/{pid}/approve", json={})
         assert again.status_code == 403
         code = console.phones.code("approver")
@@ -477,9 +485,13 @@ def test_a_payment_run_is_filed_by_three_people_through_the_api(console: Console
         refused = approver.post(f"/api/proposals/{pid}/approve", json={"otp": wrong})
         assert refused.status_code == 403 and "otp: wrong code" in refused.json()["error"]
         assert approver.get(f"/api/proposals/{pid}").json()["status"] == "open"
+        reused = approver.post(f"/api/proposals/{pid}/approve", json={"otp": codes[7]})
+        assert reused.status_code == 403 and reused.json()["field"] == "otp"  # not theirs
+        assert "wrong recovery code" in reused.json()["error"]
         applied = approver.post(f"/api/proposals/{pid}/approve", json={"reason": "ok", "otp": code})
         assert applied.status_code == 200, applied.text
         assert applied.json()["status"] == "applied"
+        assert applied.json()["recovery_codes_left"] is None and "warning" not in applied.json()
         assert Path(applied.json()["result"]["path"]).exists()
         closed = approver.post(f"/api/proposals/{pid}/reject", json={"reason": "late"})
         assert closed.status_code == 409
@@ -489,6 +501,15 @@ def test_a_payment_run_is_filed_by_three_people_through_the_api(console: Console
             sa.select(schema.payment_runs.c.status).where(schema.payment_runs.c.period == period)
         )
     assert status == "filed"
+
+
+def _use_recovery_codes(console: Console, who: str, codes: list[str]) -> None:
+    """``who`` uses up ``codes`` (recovery codes) for something else."""
+    cipher = otp.OtpCipher.from_file(console.staff.otp_key_file)
+    actor = Actor(who, frozenset({Role(who)}))
+    for code in codes:
+        with console.engine.begin() as conn:
+            otp.verify(conn, cipher, actor, code, "a test", dt.datetime.now(dt.UTC))
 
 
 def _open_pair(console: Console, tag: str) -> tuple[Any, Any]:

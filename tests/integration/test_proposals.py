@@ -1,9 +1,11 @@
 """Proposals: every kind through all its levels, and every refusal (the person who entered
 it, the same person twice, the wrong role, the wrong step, stale data), on SQLite and
-PostgreSQL; a roster never moves ``certified_until``."""
+PostgreSQL; a roster never moves ``certified_until``; the second factor, with TOTP and
+recovery codes (one used twice at once approves once)."""
 
 import datetime as dt
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ from central.payments.period import Period
 from central.people import roster
 from central.proposals.settings import ProposalSettings
 from central.proposals.staffing import STAFF_KINDS
-from central.staff import accounts, audit, otp
+from central.staff import accounts, audit, otp, recovery
 from central.staff.identity import Actor, Role
 from central.staff.tables import audit_log
 from central.staff.tables import staff as staff_table
@@ -652,3 +654,93 @@ def test_wrong_codes_lock_the_account_and_signing_in_does_not_clear_them(world: 
     _unchanged(w, pid, len(_audit(w.engine)))
     accounts.unlock(w.engine, SETUP, APPROVER.staff_id)
     assert proposals.approve(w.engine, APPROVER, pid, code=right, **plain).status == "applied"
+
+
+# -- recovery codes in place of a TOTP code -------------------------------------------------
+
+
+def _holds_waiting(w: World, count: int) -> list[int]:
+    """``count`` holds (on different retirees) waiting for approval, with ``hold`` listed
+    in ``[proposals] second_factor_kinds``."""
+    listed = w.res.cfg.model_copy(
+        update={"proposals": ProposalSettings(second_factor_kinds=("hold",))}
+    )
+    w.res = Resources(listed, w.res.sign_key)
+    return [
+        proposals.propose(
+            w.engine,
+            CLERK,
+            "hold",
+            {"retiree_id": retiree, "action": "place", "note": "letter returned"},
+            now=NOW,
+        ).id
+        for retiree in w.ids[:count]
+    ]
+
+
+def _recovery_left(w: World, actor: Actor) -> int:
+    with w.engine.connect() as conn:
+        return recovery.left(conn, actor.staff_id)
+
+
+def test_one_recovery_code_used_twice_at_once_approves_once(world: World) -> None:
+    w = world
+    pids = _holds_waiting(w, 2)
+    code = w.phones.recovery[APPROVER.staff_id][0]
+    start = threading.Barrier(2)
+    outcomes: dict[int, Any] = {}
+
+    def approve(pid: int) -> Callable[[], None]:
+        def run() -> None:
+            start.wait()
+            try:
+                outcomes[pid] = proposals.approve(
+                    w.engine, APPROVER, pid, code=code, resources=w.res, now=NOW
+                )
+            except proposals.RefusedError as refused:
+                outcomes[pid] = refused
+
+        return run
+
+    threads = [threading.Thread(target=approve(pid)) for pid in pids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    done = [o for o in outcomes.values() if isinstance(o, proposals.Proposal)]
+    refused = [o for o in outcomes.values() if isinstance(o, proposals.RefusedError)]
+    assert len(done) == 1 and len(refused) == 1, outcomes
+    assert done[0].status == "applied" and done[0].recovery_codes_left == 9
+    assert "wrong recovery code, or one used already" in str(refused[0])
+    assert _recovery_left(w, APPROVER) == 9
+    assert _failed_logins(w, APPROVER) == (1, False)
+    with w.engine.connect() as conn:
+        used = conn.execute(
+            sa.select(audit_log).where(audit_log.c.action == "staff.otp_recovery_use")
+        ).all()
+    assert [json.loads(u.after)["recovery_codes"] for u in used] == [9]
+    assert code not in used[0].after and code.replace("-", "") not in used[0].after
+
+
+def test_wrong_recovery_codes_lock_the_account_and_a_locked_one_keeps_its_codes(
+    world: World,
+) -> None:
+    w = world
+    cfg = w.res.cfg.model_copy(
+        update={"staff": w.res.cfg.staff.model_copy(update={"max_failed_logins": 3})}
+    )
+    w.res = Resources(cfg, w.res.sign_key)
+    (pid,) = _holds_waiting(w, 1)
+    plain = {"resources": w.res, "now": NOW}
+    for guess in ("ABCDE-FGHJK", "abcde fghjm", "ZZZZZZZZZZ"):
+        with pytest.raises(proposals.RefusedError, match="wrong recovery code"):
+            proposals.approve(w.engine, APPROVER, pid, code=guess, **plain)
+    assert _failed_logins(w, APPROVER) == (3, True)
+    good = w.phones.recovery[APPROVER.staff_id][0]
+    with pytest.raises(proposals.RefusedError, match="locked: an administrator must unlock"):
+        proposals.approve(w.engine, APPROVER, pid, code=good, **plain)
+    assert _recovery_left(w, APPROVER) == 10  # refused while locked: not used up
+    accounts.unlock(w.engine, SETUP, APPROVER.staff_id)
+    done = proposals.approve(w.engine, APPROVER, pid, code=good, **plain)
+    assert done.status == "applied" and done.recovery_codes_left == 9
+    assert _failed_logins(w, APPROVER) == (0, False)

@@ -1,9 +1,14 @@
 """Second factors through the CLI, as signed-in staff with real certificates, on SQLite and
 PostgreSQL: enrol (a QR code, the otpauth URI, one code to confirm), a reset by another
 administrator, a proposal of a listed kind approved only with a current code; the secret
-never reaches the audit export, the logs or the database in clear."""
+never reaches the audit export, the logs or the database in clear. Recovery codes: given
+at the enrolment, each used once instead of a code, renewed by their member with a code,
+deleted by a reset, never stored, logged or audited."""
 
+import datetime as dt
+import json
 import logging
+import re
 import stat
 from pathlib import Path
 
@@ -11,10 +16,11 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 
-from central.staff.identity import Role
-from central.staff.tables import staff_otp
+from central.staff import otp
+from central.staff.identity import Actor, Role
+from central.staff.tables import staff_otp, staff_otp_recovery
 from central.store import db
-from tests.fixtures.proposals import WANG, StaffCli, wang_cli
+from tests.fixtures.proposals import WANG, StaffCli, recovery_codes, wang_cli
 
 pytestmark = pytest.mark.integration
 
@@ -103,3 +109,113 @@ def test_enrol_reset_and_approve_with_a_code_that_stays_secret(
     for each in secrets:
         assert each not in audit_text and each not in caplog.text
         assert not any(each.encode() in blob for blob in stored)
+
+
+def _hold(cli: StaffCli, action: str) -> str:
+    """A hold on Wang Fang (place or release) entered by the clerk: its number."""
+    if action == "place":
+        made = cli("holds", "place", WANG, "--note", "letter returned", who="clerk")
+    else:
+        made = cli("holds", "release", WANG, "--note", "she wrote back", who="clerk")
+    assert made.exit_code == 0, made.output
+    return made.output.split(":")[0].split()[-1]
+
+
+def _streak(cli: StaffCli, who: str) -> int:
+    engine = db.create_engine(cli.url)  # type: ignore[attr-defined]
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.scalar(sa.select(staff_otp.c.failed).where(staff_otp.c.staff_id == who))
+            )
+    finally:
+        engine.dispose()
+
+
+def test_recovery_codes_stand_in_for_a_lost_phone_once_each(
+    cli: StaffCli, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    first = cli.phones.recovery["approver"]  # what `staff otp confirm` printed
+    assert len(first) == 10 and len(set(first)) == 10
+    assert all(re.fullmatch(r"[2-9A-HJKMNP-TV-Z]{5}-[2-9A-HJKMNP-TV-Z]{5}", c) for c in first)
+    shown = json.loads(cli("staff", "show", "approver", "--json", who="admin").output)
+    assert (shown["second_factor"], shown["recovery_codes"]) == ("enrolled", 10)
+
+    # a recovery code approves a hold, typed in lower case with a space for the dash
+    placing = _hold(cli, "place")
+    typed = first[0].lower().replace("-", " ")
+    done = cli("proposals", "approve", placing, "--otp", typed, who="approver")
+    assert done.exit_code == 0, done.output
+    assert "a recovery code was used: 9 left" in done.output and "warning" not in done.output
+    # ... once: used again it is refused and counts, like a wrong one
+    releasing = _hold(cli, "release")
+    again = cli("proposals", "approve", releasing, "--otp", first[0], who="approver")
+    assert again.exit_code == 1 and "wrong recovery code, or one used already" in again.output
+    assert _streak(cli, "approver") == 1
+    odd = cli("proposals", "approve", releasing, "--otp", "ABCD-1234-0O", who="approver")
+    assert odd.exit_code == 1 and "or a recovery code of 10 letters" in odd.output
+    assert "Traceback" not in again.output + odd.output
+
+    # a new set: only for oneself, only with a code; the old set stops working
+    other = cli("staff", "otp", "recovery-codes", "reviewer", "--otp", "123456", who="approver")
+    assert other.exit_code == 1 and "only reviewer may issue their recovery codes" in other.output
+    anonymous = cli("staff", "otp", "recovery-codes", "approver")
+    assert anonymous.exit_code == 1 and "--staff-cert" in anonymous.output
+    bare = cli("staff", "otp", "recovery-codes", "approver", who="approver")
+    assert bare.exit_code == 1 and "issuing new recovery codes needs a second factor" in bare.output
+    code = cli.phones.code("approver")
+    wrong = cli("staff", "otp", "recovery-codes", "approver", "--otp", _wrong(code), who="approver")
+    assert wrong.exit_code == 1 and "otp: wrong code" in wrong.output
+    assert _streak(cli, "approver") == 2
+    renewed = cli("staff", "otp", "recovery-codes", "approver", "--otp", code, who="approver")
+    assert renewed.exit_code == 0, renewed.output
+    second = recovery_codes(renewed.output)
+    assert len(second) == 10 and not set(second) & set(first)
+    assert _streak(cli, "approver") == 0
+    stale = cli("proposals", "approve", releasing, "--otp", first[1], who="approver")
+    assert stale.exit_code == 1 and "wrong recovery code" in stale.output
+
+    # the answer warns once two or fewer are left
+    engine = db.create_engine(cli.url)  # type: ignore[attr-defined]
+    cipher = otp.OtpCipher.from_file(tmp_path / "staff-otp.key")
+    approver = Actor("approver", frozenset({Role.APPROVER}))
+    try:
+        for each in second[:7]:
+            with engine.begin() as conn:
+                assert otp.verify(conn, cipher, approver, each, "a test", dt.datetime.now(dt.UTC))
+    finally:
+        engine.dispose()
+    low = cli("proposals", "approve", releasing, "--otp", second[7], who="approver")
+    assert low.exit_code == 0, low.output
+    assert "a recovery code was used: 2 left" in low.output
+    assert (
+        "warning: only 2 recovery code(s) of approver left: issue a new set with "
+        "`lifecert-central staff otp recovery-codes approver --otp CODE`" in low.output
+    )
+
+    # an administrator's reset deletes them: after enrolling again, the old ones fail
+    assert cli("staff", "otp", "reset", "approver", who="admin").exit_code == 0
+    shown = json.loads(cli("staff", "show", "approver", "--json", who="admin").output)
+    assert (shown["second_factor"], shown["recovery_codes"]) == ("none", 0)
+    cli.enrol("approver")
+    placing = _hold(cli, "place")
+    gone = cli("proposals", "approve", placing, "--otp", second[8], who="approver")
+    assert gone.exit_code == 1 and "wrong recovery code" in gone.output
+
+    # the audit says a set was issued and a code used (how many are left), never a code
+    exported = tmp_path / "audit.csv"
+    assert cli("audit", "export", "--out", str(exported), who="auditor").exit_code == 0
+    audit_text = exported.read_text()
+    assert audit_text.count("staff.otp_recovery_issue") == 4  # the reviewer, the approver x3
+    assert audit_text.count("staff.otp_recovery_use") == 9
+    engine = db.create_engine(cli.url)  # type: ignore[attr-defined]
+    try:
+        with engine.connect() as conn:
+            stored = " ".join(str(r) for r in conn.execute(sa.select(staff_otp_recovery)))
+    finally:
+        engine.dispose()
+    every = first + second + cli.phones.recovery["approver"] + cli.phones.recovery["reviewer"]
+    for each in every:
+        for form in (each, each.replace("-", "")):
+            assert form not in audit_text and form not in caplog.text and form not in stored
