@@ -73,9 +73,11 @@ class SoftwareUpdater(Updater):
     def _check_kept(self, release: Path) -> None:
         """A kept release must verify and still hold its installed code and launcher."""
         try:
-            software.verify_bundle(release, self._public_key())
+            manifest = software.verify_bundle(release, self._public_key(), installed=True)
         except software.SoftwareBundleError as exc:
             raise UpdateError(f"the release before it does not verify: {exc}") from None
+        if manifest.version != release.name:
+            raise UpdateError(f"{release} holds version {manifest.version}")
         if not (release / "bin" / "lifecert-edge").is_file() or not (release / "lib").is_dir():
             raise UpdateError(f"the release before it, {release.name}, is incomplete")
 

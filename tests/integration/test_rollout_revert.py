@@ -13,11 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from central.fleet import desired, rollouts
+from edge.config import EdgeConfig
 from edge.config import load as load_edge_config
 from edge.fleet.updates import Updater
 from models.bundle import load_bundle
+from protocol import fleet, signing
 from provisioning.stack import Stack
 from tests.fixtures.ports import free_port
 from tests.fixtures.rollout import (
@@ -185,3 +188,50 @@ def test_a_revert_is_refused_when_the_terminal_moved_on_or_lost_the_release_befo
     assert running.release("term-v02") == kept
     (row,) = rollouts.status(running.engine, first)
     assert row["waves"] == [{"wave": "100%", "revert-failed": 1}]
+
+
+def test_a_kept_release_that_no_longer_verifies_is_not_switched_back_to(tmp_path: Path) -> None:
+    """In process: the terminal's own checks before it points the symlink back."""
+    built = built_bundle()
+    if built is None:
+        pytest.skip("no built model bundle")
+    source, key = built
+    pub = tmp_path / "pub.pem"
+    pub.write_bytes(
+        signing.load_private_key(key)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    cfg = EdgeConfig.model_validate(
+        {
+            "device_id": "term-v09",
+            "data_dir": str(tmp_path / "var"),
+            "mqtt": {"tls": {"ca_file": "ca", "cert_file": "c", "key_file": "k"}},
+            "central": {"sign_pub": "s", "seal_pub": "p", "model_sign_pub": str(pub)},
+            "models": {"bundle": str(tmp_path / "models")},
+        }
+    )
+    updater = Updater(cfg, None)
+    old = updater.install(source)
+    other = tmp_path / "other"
+    shutil.copytree(source, other)
+    (other / "manifest.jws").write_text((source / "manifest.jws").read_text() + "\n")
+    new = updater.install(other)
+    args = fleet.RevertArgs(rollout_id="r1", release=new, previous=old)
+    model = next((updater.releases / old).glob("*.tflite"))
+    good = model.read_bytes()
+    model.write_bytes(good[:-1] + bytes([good[-1] ^ 0xFF]))
+    refused = updater.revert("c1", args)
+    assert refused.status is fleet.AckStatus.REFUSED
+    assert "does not verify" in refused.detail and "nothing switched" in refused.detail
+    assert updater.current() == new
+
+    model.write_bytes(good)
+    done = updater.revert("c2", args)
+    assert (done.status, done.detail) == (
+        fleet.AckStatus.DONE,
+        f"switched back from {new} to {old}",
+    )
+    assert updater.current() == old and not (updater.releases / new).exists()
+    again = updater.revert("c3", args)  # e.g. asked again after an answer was lost
+    assert (again.status, again.detail) == (fleet.AckStatus.DONE, f"already running {old}")
