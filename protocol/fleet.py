@@ -75,6 +75,7 @@ class Action(StrEnum):
     RESYNC_TEMPLATES = "resync_templates"
     RENEW_CERTIFICATE = "renew_certificate"
     UPDATE = "update"
+    REVERT = "revert"
 
 
 class UpdateArgs(_Strict):
@@ -87,6 +88,19 @@ class UpdateArgs(_Strict):
     sha256: str = Field(pattern=_SHA256)
     size: int = Field(ge=1, le=512 * 1024 * 1024)
     version: Name
+
+
+class RevertArgs(_Strict):
+    """A ``revert`` command's arguments: switch from the release a rollout installed back
+    to the one the terminal ran before it (which the terminal kept and named in its
+    ``done`` answer to the update)."""
+
+    rollout_id: Name
+    kind: Literal["model", "software"] = "model"
+    release: Name
+    """The release the rollout installed: the terminal must still run it."""
+    previous: Name
+    """The release to switch back to: still on the terminal, verifying."""
 
 
 class Command(_Strict):

@@ -320,7 +320,8 @@ def rollout_advance(state: State, rollout_id: str) -> None:
 @click.pass_obj
 @friendly_errors
 def rollout_status(state: State, rollout_id: str | None, devices: bool, as_json: bool) -> None:
-    """Rollouts with their waves' counts (pending, offered, succeeded, failed).
+    """Rollouts with their waves' counts (pending, offered, succeeded, failed; after
+    `abort --revert`: reverting, reverted, revert-failed).
 
     \b
     Example:
@@ -349,17 +350,37 @@ def rollout_status(state: State, rollout_id: str | None, devices: bool, as_json:
 
 @rollout.command("abort")
 @click.argument("rollout_id")
+@click.option(
+    "--revert",
+    is_flag=True,
+    help="Also switch the terminals that took the release back to the one they ran before "
+    "(any rollout, even a done or aborted one; again: retries the failed reverts).",
+)
 @click.pass_obj
 @friendly_errors
-def rollout_abort(state: State, rollout_id: str) -> None:
+def rollout_abort(state: State, rollout_id: str, revert: bool) -> None:
     """Stop a rollout: no further wave; offers not sent yet are withdrawn.
 
     \b
     Example:
         lifecert-central fleet rollout abort r20261206-1a2b3c
+        lifecert-central fleet rollout abort r20261206-1a2b3c --revert
     """
-    rollouts.abort(state.engine(), rollout_id, _now())
-    click.echo(f"{rollout_id}: aborted")
+    if not revert:
+        rollouts.abort(state.engine(), rollout_id, _now())
+        click.echo(f"{rollout_id}: aborted")
+        return
+    ttl = dt.timedelta(seconds=state.cfg.rollout.update_ttl_s)
+    counts = rollouts.revert(state.engine(), state.central.signer, rollout_id, ttl, _now())
+    click.echo(
+        f"{rollout_id}: aborted; {counts['queued']} terminal(s) asked to switch back"
+        + (
+            f", {counts['impossible']} with no release from before to go back to"
+            if counts["impossible"]
+            else ""
+        )
+    )
+    click.echo(f"follow it: lifecert-central fleet rollout status {rollout_id} --devices")
 
 
 COMMANDS = (group, config, cmd, rollout)

@@ -149,10 +149,12 @@ class FleetLink:
         if sent:
             commands.mark_sent(self.engine, sent)
         rollouts.expire_offers(self.engine, now)
+        update_ttl = dt.timedelta(seconds=self.settings.update_ttl_s)
+        for rollout_id in rollouts.revert_late(self.engine, self.signer, update_ttl, now):
+            log.info("rollout %s: a terminal that took it after the revert is reverted", rollout_id)
         if self.settings.bundle_port or self.settings.bundle_url:
-            ttl = dt.timedelta(seconds=self.settings.update_ttl_s)
             for rollout_id in rollouts.auto_advance(
-                self.engine, self.signer, base_url(self.settings), ttl, now
+                self.engine, self.signer, base_url(self.settings), update_ttl, now
             ):
                 log.info("rollout %s: next wave started by itself", rollout_id)
 

@@ -14,6 +14,12 @@ server, its SHA-256 and size. Terminals download it over mutual TLS, verify, sta
 switch, self-test and answer ``done`` or ``failed`` (rolled back). A wave whose failures
 pass ``max_failure_rate`` of its devices *halts* the rollout: no later wave starts.
 ``advance`` also refuses while the current wave still has devices that have not answered.
+
+``revert`` aborts a rollout and switches its terminals back: each device that answered
+``done`` gets a signed ``revert`` command naming the rollout's release and the one the
+device ran before (from its own signed ``done`` answer); the terminal switches back to that
+kept release, or refuses when it no longer runs the rollout's release or the kept one is
+gone. The service queues the same for devices whose ``done`` arrives later.
 """
 
 import datetime as dt
@@ -64,13 +70,16 @@ targets = sa.Table(
     sa.Column("rollout_id", sa.String(40), primary_key=True),
     sa.Column("device_id", sa.String(63), primary_key=True),
     sa.Column("wave", sa.Integer, nullable=False),
-    sa.Column("state", sa.String(20), nullable=False),  # pending offered succeeded failed
+    # pending offered succeeded failed; after a revert: reverting reverted revert-failed
+    sa.Column("state", sa.String(20), nullable=False),
     sa.Column("detail", sa.String(500), nullable=False, default=""),
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
 
 CREATED, RUNNING, HALTED, ABORTED, DONE = "created", "running", "halted", "aborted", "done"
+REVERTED = "reverted"  # aborted, and its terminals are switched back
 PENDING, OFFERED, SUCCEEDED, FAILED = "pending", "offered", "succeeded", "failed"
+REVERTING, REVERT_DONE, REVERT_FAILED = "reverting", "reverted", "revert-failed"
 
 
 class RolloutError(LifecertError, ValueError):
@@ -332,9 +341,23 @@ def _count(conn: Connection, rollout_id: str, wave: int, states: tuple[str, ...]
 
 def on_answer(engine: Engine, row: dict[str, Any], now: dt.datetime) -> None:
     """A terminal answered (or let expire) its ``update``: record it, halt on failures,
-    finish the rollout when its last wave has answered (one transaction)."""
+    finish the rollout when its last wave has answered (one transaction). An answer to a
+    ``revert`` only records whether the terminal switched back."""
     rollout_id = row["rollout_id"]
-    state = SUCCEEDED if row["status"] == fleet.AckStatus.DONE.value else FAILED
+    done = row["status"] == fleet.AckStatus.DONE.value
+    if row["action"] == fleet.Action.REVERT.value:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.update(targets)
+                .where(targets.c.rollout_id == rollout_id, targets.c.device_id == row["device_id"])
+                .values(
+                    state=REVERT_DONE if done else REVERT_FAILED,
+                    detail=row["detail"][:500],
+                    updated_at=now,
+                )
+            )
+        return
+    state = SUCCEEDED if done else FAILED
     with engine.begin() as conn:
         conn.execute(
             sa.update(targets)
@@ -394,43 +417,154 @@ def auto_advance(
 
 
 def expire_offers(engine: Engine, now: dt.datetime) -> None:
-    """Count offers whose ``update`` command expired unanswered as failures."""
+    """Count offers whose ``update`` command, and reverts whose ``revert`` command, expired
+    unanswered as failures."""
     c = commands.commands
+    waiting = sa.or_(
+        sa.and_(c.c.action == fleet.Action.UPDATE.value, targets.c.state == OFFERED),
+        sa.and_(c.c.action == fleet.Action.REVERT.value, targets.c.state == REVERTING),
+    )
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(c.c.rollout_id, c.c.device_id, c.c.detail)
+            sa.select(c.c.rollout_id, c.c.device_id, c.c.action, c.c.detail)
             .join(
                 targets,
                 sa.and_(
                     targets.c.rollout_id == c.c.rollout_id, targets.c.device_id == c.c.device_id
                 ),
             )
-            .where(c.c.status == "expired", targets.c.state == OFFERED)
+            .where(c.c.status == "expired", waiting)
         ).all()
     for r in rows:
         row = {"rollout_id": r.rollout_id, "device_id": r.device_id, "status": "expired"}
-        on_answer(engine, row | {"detail": r.detail}, now)
+        on_answer(engine, row | {"action": r.action, "detail": r.detail}, now)
 
 
 def abort(engine: Engine, rollout_id: str, now: dt.datetime) -> None:
     """Stop a rollout: no further wave; offers not yet answered are withdrawn (expired)."""
     with engine.begin() as conn:
         row = _get(conn, rollout_id)
-        if row.state in (ABORTED, DONE):
+        if row.state in (ABORTED, DONE, REVERTED):
             raise RolloutError(f"rollout {rollout_id} is already {row.state}")
-        conn.execute(
-            sa.update(rollouts)
-            .where(rollouts.c.rollout_id == rollout_id)
-            .values(state=ABORTED, detail="aborted by an operator", updated_at=now)
+        _stop(conn, rollout_id, ABORTED, "aborted by an operator", now)
+
+
+def _stop(conn: Connection, rollout_id: str, state: str, detail: str, now: dt.datetime) -> None:
+    conn.execute(
+        sa.update(rollouts)
+        .where(rollouts.c.rollout_id == rollout_id)
+        .values(state=state, detail=detail, updated_at=now)
+    )
+    conn.execute(
+        sa.update(commands.commands)
+        .where(
+            commands.commands.c.rollout_id == rollout_id,
+            commands.commands.c.action == fleet.Action.UPDATE.value,
+            commands.commands.c.status == commands.QUEUED,
         )
-        conn.execute(
-            sa.update(commands.commands)
-            .where(
-                commands.commands.c.rollout_id == rollout_id,
-                commands.commands.c.status == commands.QUEUED,
+        .values(status="withdrawn", detail="rollout aborted before it was sent")
+    )
+
+
+def revert(
+    engine: Engine,
+    signer: signing.Signer,
+    rollout_id: str,
+    ttl: dt.timedelta,
+    now: dt.datetime,
+) -> dict[str, int]:
+    """Abort a rollout (in any state) and switch its terminals back: a signed ``revert`` for
+    each device that took the release, and again for those whose revert failed (a retry);
+    counts of ``queued`` and ``impossible`` (no release from before to go back to)."""
+    with engine.begin() as conn:
+        row = _get(conn, rollout_id)
+        _stop(conn, rollout_id, REVERTED, "aborted by an operator, reverting", now)
+        return _queue_reverts(conn, signer, row, (SUCCEEDED, REVERT_FAILED), ttl, now)
+
+
+def revert_late(
+    engine: Engine, signer: signing.Signer, ttl: dt.timedelta, now: dt.datetime
+) -> list[str]:
+    """Queue reverts for devices of reverted rollouts that answered ``done`` after the
+    revert (their offer was already on its way); the rollouts concerned."""
+    with engine.connect() as conn:
+        due = (
+            conn.execute(
+                sa.select(rollouts.c.rollout_id)
+                .join(targets, targets.c.rollout_id == rollouts.c.rollout_id)
+                .where(rollouts.c.state == REVERTED, targets.c.state == SUCCEEDED)
+                .distinct()
             )
-            .values(status="withdrawn", detail="rollout aborted before it was sent")
+            .scalars()
+            .all()
         )
+    for rollout_id in due:
+        with engine.begin() as conn:
+            _queue_reverts(conn, signer, _get(conn, rollout_id), (SUCCEEDED,), ttl, now)
+    return list(due)
+
+
+def _queue_reverts(
+    conn: Connection,
+    signer: signing.Signer,
+    roll: Any,
+    states: tuple[str, ...],
+    ttl: dt.timedelta,
+    now: dt.datetime,
+) -> dict[str, int]:
+    c = commands.commands
+    rows = conn.execute(
+        sa.select(targets.c.device_id, c.c.ack_data)
+        .join(
+            c,
+            sa.and_(c.c.rollout_id == targets.c.rollout_id, c.c.device_id == targets.c.device_id),
+        )
+        .where(
+            targets.c.rollout_id == roll.rollout_id,
+            targets.c.state.in_(states),
+            c.c.action == fleet.Action.UPDATE.value,
+            c.c.status == fleet.AckStatus.DONE.value,
+        )
+    ).all()
+    counts = {"queued": 0, "impossible": 0}
+    for device_id, data in rows:
+        where = sa.and_(targets.c.rollout_id == roll.rollout_id, targets.c.device_id == device_id)
+        try:
+            args = fleet.RevertArgs.model_validate(
+                {
+                    "rollout_id": roll.rollout_id,
+                    "kind": roll.kind,
+                    "release": (data or {}).get("release"),
+                    "previous": (data or {}).get("previous"),
+                }
+            ).model_dump()
+        except ValueError:
+            detail = "its answer to the update named no release from before to switch back to"
+            conn.execute(
+                sa.update(targets)
+                .where(where)
+                .values(state=REVERT_FAILED, detail=detail, updated_at=now)
+            )
+            counts["impossible"] += 1
+            continue
+        conn.execute(  # a retry: the expired revert before it no longer counts
+            sa.update(c)
+            .where(
+                c.c.rollout_id == roll.rollout_id,
+                c.c.device_id == device_id,
+                c.c.action == fleet.Action.REVERT.value,
+                c.c.status == "expired",
+            )
+            .values(status="superseded")
+        )
+        commands.queue_command(
+            conn, signer, device_id, fleet.Action.REVERT, now, ttl, args, roll.rollout_id
+        )
+        conn.execute(
+            sa.update(targets).where(where).values(state=REVERTING, detail="", updated_at=now)
+        )
+        counts["queued"] += 1
+    return counts
 
 
 def status(engine: Engine, rollout_id: str | None) -> list[dict[str, Any]]:
@@ -490,4 +624,4 @@ def may_download(engine: Engine, rollout_id: str, device_id: str) -> bool:
             .join(rollouts, rollouts.c.rollout_id == targets.c.rollout_id)
             .where(targets.c.rollout_id == rollout_id, targets.c.device_id == device_id)
         ).first()
-    return row is not None and row.state == OFFERED and row.rollout_state != ABORTED
+    return row is not None and row.state == OFFERED and row.rollout_state not in (ABORTED, REVERTED)

@@ -6,7 +6,7 @@ broker link, carries them out and answers, signed with the device key.
   :class:`protocol.fleet.CommandAck` on ``cmdack``: ``restart`` (the service stops with
   ``RESTART_EXIT`` for systemd to start it again), ``self_test`` (the current bundle on
   the reference images), ``resync_templates`` (drops the cached templates: the next
-  session fetches them from central), ``update`` (:mod:`edge.fleet.updates`), and
+  session fetches them from central), ``update`` and ``revert`` (:mod:`edge.fleet.updates`), and
   ``renew_certificate`` when a renewal is installed in ``ACTIONS``;
 - the sessions after an update are counted (:meth:`FleetAgent.session_ended`): a release
   whose sessions end in errors is rolled back and reported failed (:mod:`edge.fleet.probation`);
@@ -156,6 +156,15 @@ class FleetAgent:
             updater = self.software if args.kind == "software" else self.updater
             self._finish(updater, updater.update(cid, args))
             return
+        if command.action is fleet.Action.REVERT:
+            try:
+                back = fleet.RevertArgs.model_validate(command.args)
+            except ValueError as exc:
+                self._ack(cid, fleet.AckStatus.REFUSED, f"bad revert arguments: {exc}", {})
+                return
+            updater = self.software if back.kind == "software" else self.updater
+            self._finish(updater, updater.revert(cid, back), settles=False)
+            return
         status, detail = self._run(command)
         self._ack(cid, status, detail, {})
         if command.action is fleet.Action.RESTART and status is fleet.AckStatus.DONE:
@@ -183,9 +192,13 @@ class FleetAgent:
             ).fetchone()
             return db.execute("DELETE FROM template_cache").rowcount if exists else 0
 
-    def _finish(self, updater: Updater, outcome: Outcome) -> None:
-        if outcome.status is not None and self._ack(
-            outcome.command_id, outcome.status, outcome.detail, outcome.data
+    def _finish(self, updater: Updater, outcome: Outcome, settles: bool = True) -> None:
+        """Answer, report, restart if need be; ``settles``: the outcome is an update's, whose
+        journal it ends or turns into probation (a revert leaves another update's alone)."""
+        if (
+            outcome.status is not None
+            and self._ack(outcome.command_id, outcome.status, outcome.detail, outcome.data)
+            and settles
         ):
             updater.finished(outcome)
         self._report()

@@ -12,6 +12,7 @@ version, at its start, checks that it is the one running, runs the self-test and
 ``failed … rolled back``. A release that crashes before it can do so is rolled back by the
 launcher after ``launcher.MAX_LAUNCHES`` starts. The journal (``software/update.json``)
 makes every step survive a kill -9: the service runs either the old or the new release.
+A ``revert`` points ``current`` back at the release kept from before and restarts into it.
 """
 
 import os
@@ -68,6 +69,17 @@ class SoftwareUpdater(Updater):
         if previous is not None and (self.releases / previous).is_dir():
             files.point(self.pointer, self.releases / previous)
         return previous or name
+
+    def _check_kept(self, release: Path) -> None:
+        """A kept release must verify and still hold its installed code and launcher."""
+        try:
+            manifest = software.verify_bundle(release, self._public_key(), installed=True)
+        except software.SoftwareBundleError as exc:
+            raise UpdateError(f"the release before it does not verify: {exc}") from None
+        if manifest.version != release.name:
+            raise UpdateError(f"{release} holds version {manifest.version}")
+        if not (release / "bin" / "lifecert-edge").is_file() or not (release / "lib").is_dir():
+            raise UpdateError(f"the release before it, {release.name}, is incomplete")
 
     def _prepare(self, staging: Path) -> None:
         """Verify the bundle, install its wheel into ``lib``, add the launcher."""

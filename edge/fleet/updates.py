@@ -25,6 +25,10 @@ sessions stop it), the release is rolled back and the update reported failed. It
 (:mod:`edge.fleet.probation`): more errors among them than ``probation_max_error_rate``
 allows roll it back the same way, however long they take (after ``probation_s`` the
 journal's step is ``sessions``: only they are still watched).
+
+A ``revert`` (an operator aborted the rollout) points the symlink back at the release kept
+from before the update (the ``previous`` a ``done`` answer names), after checking that the
+terminal still runs the rollout's release and that the kept one verifies; else it refuses.
 """
 
 import hashlib
@@ -196,7 +200,43 @@ class Updater:
         _fault("tested")
         self._clean(name, keep=previous)
         log.info("release %s passed its self-test: %s", name, summary)
-        return Outcome(command_id, fleet.AckStatus.DONE, f"running {name}: {summary}", data)
+        detail = f"running {name}: {summary}"
+        return Outcome(command_id, fleet.AckStatus.DONE, detail, _kept(data, previous))
+
+    # -- a revert -------------------------------------------------------------------------
+
+    def revert(self, command_id: str, args: fleet.RevertArgs) -> Outcome:
+        """Carry out a verified ``revert`` command: switch from the release its rollout
+        installed back to the one kept from before, or refuse when that no longer fits."""
+        data = {"release": args.previous, "reverted_from": args.release}
+        current = self.current()
+        if current == args.previous:
+            return Outcome(command_id, fleet.AckStatus.DONE, f"already running {current}", data)
+        refused = fleet.AckStatus.REFUSED
+        if current != args.release:
+            why = (
+                f"runs {current or 'no release'}, not {args.release} that rollout "
+                f"{args.rollout_id} installed (it has moved on): nothing switched"
+            )
+            return Outcome(command_id, refused, why, data)
+        back = self.releases / args.previous
+        if not back.is_dir() or back.is_symlink():
+            why = f"the release before it, {args.previous}, is no longer on this terminal"
+            return Outcome(command_id, refused, f"{why}: nothing switched", data)
+        try:
+            self._check_kept(back)
+        except UpdateError as exc:
+            return Outcome(command_id, refused, f"{exc}: nothing switched", data)
+        with self._lock:  # the release left is on probation no more
+            self.journal.unlink(missing_ok=True)
+        self._roll_back(args.release, args.previous)
+        detail = f"switched back from {args.release} to {args.previous}"
+        log.info("rollout %s reverted: %s", args.rollout_id, detail)
+        return Outcome(command_id, fleet.AckStatus.DONE, detail, data, restart=self.restarts)
+
+    def _check_kept(self, release: Path) -> None:
+        """``UpdateError`` unless a kept release is complete and verifies."""
+        verify(release, self._public_key())
 
     def _roll_back(self, name: str, previous: str | None) -> str:
         if previous is not None and (self.releases / previous).is_dir():
@@ -338,7 +378,8 @@ class Updater:
             return Outcome(command_id, fleet.AckStatus.FAILED, detail, data | {"rolled_back": True})
         if step == "tested" and self.current() == name:
             self._clean(name, keep=previous)
-            return Outcome(command_id, fleet.AckStatus.DONE, f"running {name}", data)
+            detail = f"running {name}"
+            return Outcome(command_id, fleet.AckStatus.DONE, detail, _kept(data, previous))
         if step in ("switched", "tested") and self.current() == name:
             if attempts >= MAX_TEST_ATTEMPTS or (wrong := self._not_running(args)):
                 back = self._roll_back(name, previous)
@@ -503,6 +544,12 @@ def verify(folder: Path, public_key: Path) -> str:
     except BundleError as exc:
         raise UpdateError(f"the bundle does not verify: {exc}") from None
     return manifest.version
+
+
+def _kept(data: dict[str, Any], previous: str | None) -> dict[str, Any]:
+    """A ``done`` answer's data with the release kept from before (what a revert returns
+    to), if there was one."""
+    return data if previous is None else data | {"previous": previous}
 
 
 def _counts(doc: dict[str, Any]) -> tuple[int, int]:

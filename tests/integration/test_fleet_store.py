@@ -5,9 +5,12 @@ and the CLI call)."""
 import datetime as dt
 import hashlib
 import json
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -153,4 +156,113 @@ def test_fleet_tables_on_both_engines(db_url: str, tmp_path: Path) -> None:
         rollouts.advance(engine, signer, rid, "https://c:1", ttl, NOW)
     rollouts.abort(engine, rid, NOW)
     assert rollouts.status(engine, rid)[0]["state"] == "aborted"
+    engine.dispose()
+
+
+def _answer(
+    engine: sa.engine.Engine, command: dict[str, Any], ok: bool, detail: str, **data: str
+) -> None:
+    """What central does with a terminal's signed ack: record it, move the rollout."""
+    ack = fleet.CommandAck(
+        command_id=command["command_id"],
+        device_id=command["device_id"],
+        status=fleet.AckStatus.DONE if ok else fleet.AckStatus.REFUSED,
+        detail=detail,
+        data=data,
+        at=NOW,
+    )
+    row = commands.record_ack(engine, ack, NOW)
+    assert row is not None
+    rollouts.on_answer(engine, row, NOW)
+
+
+def test_abort_revert_asks_each_terminal_that_took_the_release_to_switch_back(
+    db_url: str, tmp_path: Path
+) -> None:
+    engine = db.create_engine(db_url)
+    db.upgrade(engine)
+    key = ec.generate_private_key(ec.SECP256R1())
+    signer = signing.Signer(key, signing.key_fingerprint(key.public_key()))
+    pub = _bundle(tmp_path / "bundle")
+    rid = rollouts.create(
+        engine,
+        MEMBERS,
+        tmp_path / "bundle",
+        pub,
+        tmp_path / "store",
+        canary=[],
+        percents=[100],
+        max_failure_rate=0.9,
+        max_bytes=10**6,
+        now=NOW,
+    )
+    rollouts.advance(engine, signer, rid, "https://c:1", dt.timedelta(hours=1), NOW)
+    release = rollouts.status(engine, rid)[0]["sha256"][:16]
+
+    def open_commands(action: str) -> dict[str, dict[str, Any]]:
+        return {
+            c["device_id"]: c
+            for c in commands.listing(engine, None, 100)
+            if c["rollout_id"] == rid and c["action"] == action and c["status"] == "queued"
+        }
+
+    offers = open_commands("update")
+    commands.mark_sent(engine, [uuid.UUID(c["command_id"]) for c in offers.values()])  # published
+    _answer(engine, offers["term-s00"], True, "running", release=release, previous="local-aa")
+    _answer(engine, offers["term-s01"], True, "running", release=release, previous="local-bb")
+    _answer(engine, offers["term-s02"], True, "running", release=release)  # names no previous
+    _answer(engine, offers["term-s03"], False, "self-test failed; rolled back")
+    # term-s04 has not answered yet: its offer is on its way
+
+    ttl = dt.timedelta(hours=1)
+    assert rollouts.revert(engine, signer, rid, ttl, NOW) == {"queued": 2, "impossible": 1}
+    assert rollouts.status(engine, rid)[0]["state"] == "reverted"
+    assert not rollouts.may_download(engine, rid, "term-s04")
+    reverts = open_commands("revert")
+    assert set(reverts) == {"term-s00", "term-s01"}  # not the one that rolled back itself
+    with engine.connect() as conn:
+        token = conn.execute(
+            sa.select(commands.commands.c.token).where(
+                commands.commands.c.command_id == uuid.UUID(reverts["term-s00"]["command_id"])
+            )
+        ).scalar_one()
+    signed = json.loads(signing.Verifier(key.public_key()).verify(token))
+    assert signed["device_id"] == "term-s00" and signed["action"] == "revert"
+    assert signed["args"] == {
+        "rollout_id": rid,
+        "kind": "model",
+        "release": release,
+        "previous": "local-aa",
+    }
+
+    _answer(engine, reverts["term-s00"], True, f"switched back from {release} to local-aa")
+    _answer(engine, reverts["term-s01"], False, "runs 0123, not ... (it has moved on)")
+    states = {d["device_id"]: (d["state"], d["detail"]) for d in rollouts.devices(engine, rid)}
+    assert states["term-s00"][0] == "reverted"
+    assert states["term-s01"] == ("revert-failed", "runs 0123, not ... (it has moved on)")
+    assert (
+        states["term-s02"][0] == "revert-failed"
+        and "no release from before" in states["term-s02"][1]
+    )
+    assert states["term-s03"][0] == "failed"
+    (wave,) = rollouts.status(engine, rid)[0]["waves"]
+    assert (wave["reverted"], wave["revert-failed"], wave["failed"]) == (1, 2, 1)
+
+    # the offer that was on its way is taken after the revert: the service reverts it too
+    _answer(engine, offers["term-s04"], True, "running", release=release, previous="local-ee")
+    assert rollouts.revert_late(engine, signer, ttl, NOW) == [rid]
+    assert rollouts.revert_late(engine, signer, ttl, NOW) == []
+    late = open_commands("revert")["term-s04"]
+    # it stays away past the command's lifetime: a failed revert; again: asked again
+    assert commands.queued(engine, NOW + 2 * ttl) == []
+    rollouts.expire_offers(engine, NOW + 2 * ttl)
+    assert {d["device_id"]: d["state"] for d in rollouts.devices(engine, rid)}["term-s04"] == (
+        "revert-failed"
+    )
+    again = rollouts.revert(engine, signer, rid, ttl, NOW + 2 * ttl)
+    assert again == {"queued": 2, "impossible": 1}  # s01 (refused) and s04 (expired) again
+    rollouts.expire_offers(engine, NOW + 2 * ttl)  # the expired one no longer counts
+    states2 = {d["device_id"]: d["state"] for d in rollouts.devices(engine, rid)}
+    assert states2["term-s04"] == states2["term-s01"] == "reverting"
+    assert open_commands("revert")["term-s04"]["command_id"] != late["command_id"]
     engine.dispose()

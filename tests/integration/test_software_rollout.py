@@ -388,3 +388,34 @@ def test_kill_9_during_the_switch_leaves_the_old_or_the_new_release(sw: Fleet) -
         assert cfg.central.model_sign_pub is not None
         software.verify_bundle(releases / runs, cfg.central.model_sign_pub, installed=True)
     assert f"fault injection: killing myself at {step}" in sw.stack.log_tail(CRASHER, 200)
+
+
+def test_abort_revert_puts_the_terminals_back_on_the_version_they_ran_before(
+    sw: Fleet,
+) -> None:
+    """The good rollout of the first test, reverted: each terminal switches `current` back,
+    answers and restarts into the version it ran before (kept since the update)."""
+    (rollout_id,) = [
+        r["rollout_id"]
+        for r in rollouts.status(sw.engine, None)
+        if r["version"] == GOOD and set(sw.states(r["rollout_id"])) == set(DEVICES)
+    ]
+    assert {sw.sup.running_release(d) for d in DEVICES} == {GOOD}
+    out = sw.stack.central("fleet", "rollout", "abort", rollout_id, "--revert")
+    assert f"{len(DEVICES)} terminal(s) asked to switch back" in out, out
+    sw.stack.wait_until(
+        lambda: set(sw.states(rollout_id).values()) == {"reverted"}, 60, "every revert's answer"
+    )
+    for device_id in DEVICES:
+        assert sw.details(rollout_id)[device_id] == f"switched back from {GOOD} to {BASE}"
+    sw.stack.wait_until(
+        lambda: {sw.sup.running_release(d) for d in DEVICES} == {BASE},
+        60,
+        f"the restarts into {BASE}",
+    )
+    sw.stack.wait_until(
+        lambda: {sw.versions()[d] for d in DEVICES} == {BASE}, 30, f"reports of {BASE}"
+    )
+    for device_id in DEVICES:
+        current = sw.sup.data_dir(device_id) / "software" / "current"
+        assert current.resolve().name == BASE
