@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from cryptography.hazmat.primitives import serialization
 
 from central import config as central_config
 from central.bootstrap import Central
@@ -26,7 +25,6 @@ from central.fleet import commands as central_commands
 from central.fleet import desired, rollouts
 from central.fleet.commands_link import members
 from edge.adapters import keys as edge_keys
-from edge.config import EdgeConfig
 from edge.config import load as load_edge_config
 from edge.fleet.agent import RESTART_EXIT
 from edge.fleet.updates import Updater
@@ -42,6 +40,7 @@ from tests.fixtures.rollout import (
     model_bundles,
     pointer,
     selftest_dir,
+    two_releases,
 )
 from tests.fixtures.waiting import wait_until
 
@@ -578,31 +577,7 @@ def test_a_release_whose_sessions_end_in_errors_is_rolled_back_by_the_terminal(
 
 def test_a_release_that_keeps_restarting_the_terminal_is_rolled_back(tmp_path: Path) -> None:
     """Probation: the third start within ``[fleet] probation_s`` of a switch rolls back."""
-    built = built_bundle()
-    if built is None:
-        pytest.skip("no built model bundle")
-    source, key = built
-    pub = tmp_path / "pub.pem"
-    pub.write_bytes(
-        signing.load_private_key(key)
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    cfg = EdgeConfig.model_validate(
-        {
-            "device_id": "term-p01",
-            "data_dir": str(tmp_path / "var"),
-            "mqtt": {"tls": {"ca_file": "ca", "cert_file": "c", "key_file": "k"}},
-            "central": {"sign_pub": "s", "seal_pub": "p", "model_sign_pub": str(pub)},
-            "models": {"bundle": str(tmp_path / "models")},
-        }
-    )
-    updater = Updater(cfg, None)
-    old = updater.install(source)
-    new_source = tmp_path / "new"
-    shutil.copytree(source, new_source)
-    (new_source / "manifest.jws").write_text((source / "manifest.jws").read_text() + "\n")
-    new = updater.install(new_source)
+    updater, old, new = two_releases(tmp_path, "term-p01")
     args = fleet.UpdateArgs(
         rollout_id="r1", url="https://x/r1.tar", sha256="0" * 64, size=1, version="v"
     )
@@ -624,11 +599,11 @@ def test_a_release_that_keeps_restarting_the_terminal_is_rolled_back(tmp_path: P
     assert not updater.journal.exists()
 
     # a release that ran its probation out (time and sessions) is kept for good
-    again = updater.install(new_source)
+    again = updater.install(tmp_path / "other")  # the second release, installed anew
     doc["release"] = again
     updater.journal.write_text(json.dumps(doc | {"previous": old, "step": "tested", "attempts": 1}))
     updater.finished(updater.recover() or pytest.fail("no outcome"))
-    for _ in range(cfg.fleet.probation_sessions):
+    for _ in range(updater.cfg.fleet.probation_sessions):
         updater.session_ended(error=False)
-    updater.end_probation(time.time() + cfg.fleet.probation_s)
+    updater.end_probation(time.time() + updater.cfg.fleet.probation_s)
     assert not updater.journal.exists() and updater.current() == again

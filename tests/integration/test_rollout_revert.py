@@ -13,14 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from central.fleet import desired, rollouts
-from edge.config import EdgeConfig
 from edge.config import load as load_edge_config
 from edge.fleet.updates import Updater
 from models.bundle import load_bundle
-from protocol import fleet, signing
+from protocol import fleet
 from provisioning.stack import Stack
 from tests.fixtures.ports import free_port
 from tests.fixtures.rollout import (
@@ -30,6 +28,7 @@ from tests.fixtures.rollout import (
     model_bundles,
     pointer,
     selftest_dir,
+    two_releases,
 )
 from tests.fixtures.waiting import wait_until
 
@@ -192,31 +191,7 @@ def test_a_revert_is_refused_when_the_terminal_moved_on_or_lost_the_release_befo
 
 def test_a_kept_release_that_no_longer_verifies_is_not_switched_back_to(tmp_path: Path) -> None:
     """In process: the terminal's own checks before it points the symlink back."""
-    built = built_bundle()
-    if built is None:
-        pytest.skip("no built model bundle")
-    source, key = built
-    pub = tmp_path / "pub.pem"
-    pub.write_bytes(
-        signing.load_private_key(key)
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    cfg = EdgeConfig.model_validate(
-        {
-            "device_id": "term-v09",
-            "data_dir": str(tmp_path / "var"),
-            "mqtt": {"tls": {"ca_file": "ca", "cert_file": "c", "key_file": "k"}},
-            "central": {"sign_pub": "s", "seal_pub": "p", "model_sign_pub": str(pub)},
-            "models": {"bundle": str(tmp_path / "models")},
-        }
-    )
-    updater = Updater(cfg, None)
-    old = updater.install(source)
-    other = tmp_path / "other"
-    shutil.copytree(source, other)
-    (other / "manifest.jws").write_text((source / "manifest.jws").read_text() + "\n")
-    new = updater.install(other)
+    updater, old, new = two_releases(tmp_path, "term-v09")
     args = fleet.RevertArgs(rollout_id="r1", release=new, previous=old)
     model = next((updater.releases / old).glob("*.tflite"))
     good = model.read_bytes()
