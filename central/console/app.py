@@ -43,7 +43,7 @@ from central.proposals import assisted as proposals_assisted
 from central.proposals.base import Resources
 from central.proposals.settings import ProposalSettings
 from central.proposals.staffing import STAFF_KINDS
-from central.staff import audit, otp, recovery
+from central.staff import audit, otp
 from central.staff.identity import Actor
 from central.staff.settings import StaffSettings
 from central.staff.tables import audit_log
@@ -795,11 +795,14 @@ def create_app(ctx: Context) -> FastAPI:
     def page_proposal(
         request: Request,
         proposal_id: ProposalP,
-        recovery_left: Annotated[int | None, Query(ge=0, le=recovery.COUNT)] = None,
+        recovery_used: Annotated[bool, Query()] = False,
     ) -> Response:
-        """A proposal, its steps and yours; ``recovery_left``: your step just took a
-        recovery code, and this many are left."""
-        found = _shown(ctx, _actor(request), proposal_id, "proposals")
+        """A proposal, its steps and yours; ``recovery_used``: your step just took a
+        recovery code (the page says how many you have left, read from the database, so a
+        made-up link cannot show a made-up count)."""
+        actor = _actor(request)
+        found = _shown(ctx, actor, proposal_id, "proposals")
+        left = otp.recovery_left(ctx.engine, actor.staff_id) if recovery_used else None
         return _page(
             request,
             "proposal.html",
@@ -808,8 +811,8 @@ def create_app(ctx: Context) -> FastAPI:
                 "steps_you_may": proposing.next_steps(found, _actor(request)),
                 "may_resume": proposing.may_resume(found, _actor(request), dt.datetime.now(dt.UTC)),
                 "needs_code": found.kind in ctx.proposals.second_factor_kinds,
-                "recovery_left": recovery_left,
-                "recovery_low": otp.low_note(_actor(request).staff_id, recovery_left),
+                "recovery_left": left,
+                "recovery_low": otp.low_note(actor.staff_id, left),
             },
         )
 
@@ -827,9 +830,8 @@ def create_app(ctx: Context) -> FastAPI:
         otp: Annotated[str, Form(max_length=20)] = "",
     ) -> Response:
         done = _step(ctx, _actor(request), proposal_id, action, reason, otp or None)
-        left = done.recovery_codes_left
-        shown = "" if left is None else f"?recovery_left={left}"
-        return RedirectResponse(f"/proposals/{proposal_id}{shown}", 303)
+        used = "" if done.recovery_codes_left is None else "?recovery_used=true"
+        return RedirectResponse(f"/proposals/{proposal_id}{used}", 303)
 
     @route("GET", "/audit", "audit", response_class=HTMLResponse)
     def page_audit(
